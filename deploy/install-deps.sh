@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# install-deps.sh - install every Debian 12 package sluice needs to build and test.
+#
+# Idempotent; safe to run again. Must run as root (or through sudo).
+# The list is the single source of truth: README, .ci/run and docs/ point here.
+set -euo pipefail
+
+build_pkgs=(
+    build-essential cmake pkg-config git
+    libevent-dev          # event loop of the frontend (and evhttp later)
+    libzmq3-dev           # broker/worker/frontend transport
+    libczmq-dev           # zauth/zcert helpers for CURVE (cluster issues)
+    libhiredis-dev        # Redis client (0.14 API, libevent adapter)
+    libsodium-dev         # random ids, CURVE keys, quarantine encryption
+    libprotobuf-c-dev protobuf-c-compiler   # wire format between roles
+    libgmime-3.0-dev      # MIME parsing in workers
+    libyaml-dev           # configuration parser (line/column for errors)
+    libcmocka-dev         # unit tests
+)
+test_pkgs=(
+    postfix               # the real origin MTA, smtp-source, smtp-sink
+    redis-server          # shared state
+    swaks                 # scripted SMTP/LMTP client for end-to-end tests
+    procps iproute2 netcat-openbsd
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo -E "$0" "$@"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Postfix asks what kind of mail system this is; the tests run their own
+# instances with their own config_directory, so the system one stays unconfigured.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string localhost" | debconf-set-selections
+
+missing=()
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian starts redis-server from the package; the tests run their own instances.
+if command -v service >/dev/null 2>&1; then
+    service redis-server stop >/dev/null 2>&1 || true
+    service postfix stop >/dev/null 2>&1 || true
+fi
+echo "install-deps: all packages present"

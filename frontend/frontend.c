@@ -1,0 +1,251 @@
+/* frontend.c - the frontend role: listener, client ACL, origins and their
+ * concurrency, the table of jobs waiting for a verdict.
+ *
+ * The protocol itself lives in session.c; this file only decides who may
+ * talk to us and routes verdicts from the broker to the waiting session. */
+#include "frontend.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "frontend_int.h"
+#include "util/sl_addr.h"
+#include "util/sl_log.h"
+
+struct fe_job_entry {
+    char id[SL_ID_LEN + 1];
+    struct session *session;
+    struct fe_job_entry *next;
+};
+
+static size_t
+job_hash(const struct frontend *fe, const char *id)
+{
+    /* ids are random already: a few bytes are as good as any hash */
+    size_t h = 5381;
+    for (const char *p = id; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    return h & (fe->jobs_size - 1);
+}
+
+void
+frontend_job_register(struct frontend *fe, struct session *s, const char *job_id)
+{
+    struct fe_job_entry *e = sl_calloc(1, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%s", job_id);
+    e->session = s;
+    size_t h = job_hash(fe, job_id);
+    e->next = fe->jobs[h];
+    fe->jobs[h] = e;
+    fe->n_jobs++;
+}
+
+void
+frontend_job_unregister(struct frontend *fe, const char *job_id)
+{
+    for (struct fe_job_entry **pp = &fe->jobs[job_hash(fe, job_id)]; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, job_id) == 0) {
+            struct fe_job_entry *e = *pp;
+            *pp = e->next;
+            free(e);
+            fe->n_jobs--;
+            return;
+        }
+    }
+}
+
+static void
+frontend_on_verdict(void *ctx, const Sluice__Verdict *verdict)
+{
+    struct frontend *fe = ctx;
+    const char *id = verdict->job_id;
+
+    for (struct fe_job_entry *e = fe->jobs[job_hash(fe, id)]; e; e = e->next) {
+        if (strcmp(e->id, id) == 0) {
+            session_on_verdict(e->session, verdict);
+            return;
+        }
+    }
+    /* The session gave up (deadline, client gone) before the verdict came:
+     * its recipients already got their 4xx, so the verdict must not be used. */
+    sl_info("%s: verdict arrived after the job was abandoned; ignored", id);
+}
+
+struct fe_origin *
+frontend_origin_for(struct frontend *fe, const char *ip)
+{
+    const struct sl_origin_config *oc = sl_config_origin_for(fe->config, ip);
+    for (size_t i = 0; i < fe->n_origins; i++)
+        if (fe->origins[i].config == oc)
+            return &fe->origins[i];
+    SL_BUG_ON("origin not in table");
+    return NULL;
+}
+
+static void
+frontend_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,
+                   int socklen, void *ctx)
+{
+    struct frontend *fe = ctx;
+    (void)listener;
+    (void)socklen;
+    session_accept(fe, fd, sa);
+}
+
+static void
+frontend_on_accept_error(struct evconnlistener *listener, void *ctx)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)ctx;
+    /* EMFILE and friends: keep the listener; the backlog holds clients
+     * until a session ends. Postfix sees a slow connect, not a refusal. */
+    sl_warn("accept: %s", evutil_socket_error_to_string(err));
+    (void)listener;
+}
+
+/* The FQDN, as amavisd-new wants it for its greeting and Received: lines;
+ * inside containers there may be none, so the short name is the fallback. */
+static char *
+system_hostname(void)
+{
+    char name[256];
+    if (gethostname(name, sizeof(name)) != 0)
+        return sl_strdup("localhost");
+    name[sizeof(name) - 1] = '\0';
+    if (strchr(name, '.') == NULL) {
+        struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *res = NULL;
+        if (getaddrinfo(name, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
+            strchr(res->ai_canonname, '.')) {
+            char *fqdn = sl_strdup(res->ai_canonname);
+            freeaddrinfo(res);
+            return fqdn;
+        }
+        if (res)
+            freeaddrinfo(res);
+    }
+    return sl_strdup(name);
+}
+
+static int
+frontend_listen(struct frontend *fe, char **error_r)
+{
+    char *host;
+    unsigned port;
+    const char *listen = fe->config->frontend.listen;
+
+    if (sl_hostport_parse(listen, &host, &port) != 0) {
+        *error_r = sl_asprintf("frontend.listen: bad address \"%s\"", listen);
+        return -1;
+    }
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%u", port);
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, portbuf, &hints, &res);
+    if (gai != 0) {
+        *error_r = sl_asprintf("frontend.listen %s: %s", listen, gai_strerror(gai));
+        free(host);
+        return -1;
+    }
+    fe->listener = evconnlistener_new_bind(
+        fe->base, frontend_on_accept, fe,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        res->ai_addr, (int)res->ai_addrlen);
+    int err = errno;
+    freeaddrinfo(res);
+    free(host);
+    if (fe->listener == NULL) {
+        *error_r = sl_asprintf("cannot listen on %s: %s", listen, strerror(err));
+        return -1;
+    }
+    evconnlistener_set_error_cb(fe->listener, frontend_on_accept_error);
+    fe->listen_port = port;
+    return 0;
+}
+
+struct frontend *
+frontend_new(struct event_base *base, void *zctx, const struct sl_config *config,
+             char *const *endpoints, size_t n_endpoints, char **error_r)
+{
+    struct frontend *fe = sl_calloc(1, sizeof(*fe));
+    fe->base = base;
+    fe->config = config;
+    fe->hostname = config->frontend.hostname && *config->frontend.hostname
+                       ? sl_strdup(config->frontend.hostname)
+                       : system_hostname();
+    fe->jobs_size = 1024;
+    fe->jobs = sl_calloc(fe->jobs_size, sizeof(*fe->jobs));
+    fe->n_origins = config->n_origins;
+    fe->origins = sl_calloc(fe->n_origins, sizeof(*fe->origins));
+    for (size_t i = 0; i < fe->n_origins; i++)
+        fe->origins[i].config = &config->origins[i];
+
+    if (frontend_listen(fe, error_r) != 0)
+        goto fail;
+    fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, frontend_on_verdict, fe,
+                                  error_r);
+    if (fe->link == NULL)
+        goto fail;
+    fe->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
+    sl_info("frontend listening on %s (%s), hostname %s", config->frontend.listen,
+            "LMTP and SMTP", fe->hostname);
+    return fe;
+fail:
+    frontend_destroy(&fe);
+    return NULL;
+}
+
+void
+frontend_session_gone(struct frontend *fe)
+{
+    if (fe->shutting_down && fe->n_sessions == 0 && fe->shutdown_done) {
+        void (*cb)(void *) = fe->shutdown_done;
+        fe->shutdown_done = NULL;
+        cb(fe->shutdown_ctx);
+    }
+}
+
+void
+frontend_shutdown(struct frontend *fe, void (*done_cb)(void *ctx), void *ctx)
+{
+    if (fe->shutting_down)
+        return;
+    fe->shutting_down = true;
+    fe->shutdown_done = done_cb;
+    fe->shutdown_ctx = ctx;
+    if (fe->listener)
+        evconnlistener_disable(fe->listener);
+    sl_info("shutting down: %u session(s), %u message(s) in flight", fe->n_sessions,
+            fe->n_jobs);
+    session_shutdown_all(fe);
+    frontend_session_gone(fe);
+}
+
+void
+frontend_destroy(struct frontend **fep)
+{
+    struct frontend *fe = *fep;
+    if (fe == NULL)
+        return;
+    *fep = NULL;
+    session_destroy_all(fe);
+    if (fe->listener)
+        evconnlistener_free(fe->listener);
+    fe_reinjector_destroy(&fe->reinjector);
+    fe_broker_link_destroy(&fe->link);
+    for (size_t i = 0; i < fe->jobs_size; i++) {
+        for (struct fe_job_entry *e = fe->jobs[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    }
+    free(fe->jobs);
+    free(fe->origins);
+    free(fe->hostname);
+    free(fe);
+}

@@ -1,0 +1,32 @@
+/* frontend.h - the frontend role: the LMTP/SMTP server on port 10024.
+ *
+ * Accepts connections from the origin Postfix instances, receives each
+ * message, hands it to the broker as a job, and holds the connection open
+ * until the verdict came back and the reinjector has delivered the message
+ * to the origin's :10025. Only then does it answer the final ".", one reply
+ * per recipient (LMTP, RFC 2033) carrying the next hop's own reply. Any
+ * failure on the way is a 4xx, so Postfix keeps the mail queued.
+ *
+ * Runs entirely inside one libevent loop (the caller's). */
+#ifndef SLUICE_FRONTEND_H
+#define SLUICE_FRONTEND_H
+
+#include <stdbool.h>
+#include <event2/event.h>
+
+struct sl_config;
+struct frontend;
+
+/* Binds frontend.listen and connects to the brokers in endpoints. The
+ * config must outlive the frontend. NULL with *error_r (malloc'ed). */
+struct frontend *frontend_new(struct event_base *base, void *zctx,
+                              const struct sl_config *config, char *const *endpoints,
+                              size_t n_endpoints, char **error_r);
+
+/* Graceful stop (SIGTERM): closes the listener, says 421 to idle sessions,
+ * lets messages in flight finish. done_cb(ctx) runs once nothing is left. */
+void frontend_shutdown(struct frontend *fe, void (*done_cb)(void *ctx), void *ctx);
+
+void frontend_destroy(struct frontend **fep);
+
+#endif

@@ -1,0 +1,27 @@
+/* reply_map.h - what the frontend tells Postfix about one recipient, given
+ * what the reinjection MTA answered (or how reaching it failed). The words
+ * follow amavisd-new (REFERENCE.md section 2) so that Postfix logs, and the
+ * operators' log parsers, read the same:
+ *
+ *   250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X (id=JOB)
+ *   550 5.1.1 id=JOB, Rejected by next-hop MTA on relaying, from MTA(...) during fwd-rcpt-to: 550 5.1.1 ...
+ *   451 4.5.0 id=JOB, Temporary MTA failure on relaying, from MTA(...) during fwd-connect (Connection refused)
+ *
+ * Never a 2xx that the next hop did not give: a local failure is always 4xx. */
+#ifndef SLUICE_FRONTEND_REPLY_MAP_H
+#define SLUICE_FRONTEND_REPLY_MAP_H
+
+#include <stddef.h>
+#include "reinject.h"
+
+/* Writes the reply line (without CRLF) for one recipient into out. */
+void fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
+                       const struct fe_reinject_rcpt_result *r, char *out, size_t len);
+
+/* SMTP (EHLO) sessions get one reply for all recipients. A split outcome
+ * cannot be told in one reply, so anything but "all accepted" or "all
+ * refused" becomes a 4xx: Postfix retries (at-least-once), never loses. */
+void fe_reply_combined(const char *job_id, const struct fe_reinject_result *res, char *out,
+                       size_t len);
+
+#endif

@@ -1,0 +1,416 @@
+/* sl_message.c - header edits and dot-stuffing for reinjection
+ * (RFC 5321 4.5.2, RFC 5322 2.2 and 2.2.3). See sl_message.h.
+ *
+ * Lines are split on CRLF, and also on a bare LF or a bare CR: the SMTP
+ * parser already normalises those, but this is the last place before bytes
+ * go to the next MTA, so a stray one that got here another way still
+ * leaves as CRLF (REFERENCE.md 6: never forward bare CR/LF).
+ *
+ * Header edits come from a worker on another node, i.e. from outside: an
+ * edit whose name is not a valid field name (RFC 5322 3.6.8: printable
+ * ASCII except ':') is skipped, and control characters in a value are
+ * turned into spaces, so an edit can never inject a line or a header.
+ */
+#include "mail/sl_message.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FOLD_COLUMNS 78     /* RFC 5322 2.1.1 "SHOULD be no more than 78" */
+
+/* ---- line iterator ---- */
+
+struct line_iter {
+    const char *msg;
+    size_t len, off;
+    const char *next_lf;    /* cached: many bare CRs before one LF stay O(n) */
+    bool lf_searched;
+};
+
+/* Sets *line_r and *len_r to the next line without its terminator; *term_r to
+ * whether it had one. Returns false at the end of the message. */
+static bool
+line_next(struct line_iter *it, const char **line_r, size_t *len_r, bool *term_r)
+{
+    if (it->off >= it->len)
+        return false;
+    const char *s = it->msg + it->off;
+    const char *end = it->msg + it->len;
+    if (!it->lf_searched || (it->next_lf != NULL && it->next_lf < s)) {
+        it->next_lf = memchr(s, '\n', (size_t)(end - s));
+        it->lf_searched = true;
+    }
+    const char *lf = it->next_lf;
+    const char *stop = lf != NULL ? lf : end;
+    const char *cr = memchr(s, '\r', (size_t)(stop - s));
+
+    *line_r = s;
+    if (cr != NULL) {
+        *len_r = (size_t)(cr - s);
+        *term_r = true;
+        /* CRLF, or a bare CR (also one at the very end of the message) */
+        it->off = (size_t)(cr - it->msg) + (cr + 1 == lf ? 2 : 1);
+    } else if (lf != NULL) {
+        *len_r = (size_t)(lf - s);
+        *term_r = true;
+        it->off = (size_t)(lf - it->msg) + 1;
+    } else {
+        *len_r = (size_t)(end - s);
+        *term_r = false;
+        it->off = it->len;
+    }
+    return true;
+}
+
+/* ---- header section ---- */
+
+struct hdr {
+    size_t start, end;      /* byte range in msg: the field and its continuation lines */
+    const char *name;       /* NULL if the first line is not "name:" */
+    size_t namelen;
+};
+
+struct hdr_section {
+    struct hdr *h;
+    size_t n, cap;
+    size_t body_off;        /* where the empty line (or the end) is */
+};
+
+static bool
+is_wsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static void
+header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
+{
+    struct line_iter it = { .msg = msg, .len = len };
+    const char *line;
+    size_t n;
+    bool term;
+
+    memset(hs, 0, sizeof(*hs));
+    hs->body_off = len;
+    for (;;) {
+        size_t line_off = it.off;
+        if (!line_next(&it, &line, &n, &term))
+            break;
+        if (n == 0) {
+            hs->body_off = line_off;    /* RFC 5322 2.1: the empty line */
+            break;
+        }
+        if (is_wsp(line[0]) && hs->n > 0) {
+            hs->h[hs->n - 1].end = it.off;      /* RFC 5322 2.2.3 folding */
+            continue;
+        }
+        if (hs->n == hs->cap) {
+            hs->cap = hs->cap ? hs->cap * 2 : 32;
+            hs->h = sl_realloc(hs->h, hs->cap * sizeof(*hs->h));
+        }
+        struct hdr *h = &hs->h[hs->n++];
+        h->start = line_off;
+        h->end = it.off;
+        h->name = NULL;
+        h->namelen = 0;
+        const char *colon = memchr(line, ':', n);
+        if (colon != NULL && colon > line && !is_wsp(line[0])) {
+            size_t nl = (size_t)(colon - line);
+            while (nl > 0 && is_wsp(line[nl - 1]))      /* obs-optional "Name :" */
+                nl--;
+            h->name = line;
+            h->namelen = nl;
+        }
+    }
+}
+
+static bool
+hdr_name_is(const struct hdr *h, const char *name)
+{
+    return h->name != NULL && strlen(name) == h->namelen &&
+           strncasecmp(h->name, name, h->namelen) == 0;
+}
+
+char *
+sl_message_header(const char *msg, size_t len, const char *name)
+{
+    struct hdr_section hs;
+    char *result = NULL;
+
+    header_section_parse(msg, len, &hs);
+    for (size_t i = 0; i < hs.n && result == NULL; i++) {
+        const struct hdr *h = &hs.h[i];
+        if (!hdr_name_is(h, name))
+            continue;
+        /* Unfold (RFC 5322 2.2.3): drop the line breaks, keep the WSP. */
+        struct sl_buf v;
+        struct line_iter it = { .msg = msg, .len = h->end, .off = h->start };
+        const char *line;
+        size_t n;
+        bool term, first = true;
+        sl_buf_init(&v);
+        while (line_next(&it, &line, &n, &term)) {
+            if (first) {
+                const char *colon = memchr(line, ':', n);
+                n -= (size_t)(colon + 1 - line);
+                line = colon + 1;
+                first = false;
+            }
+            sl_buf_append(&v, line, n);
+        }
+        sl_buf_append(&v, "", 0);
+        size_t a = 0, b = v.len;
+        while (a < b && is_wsp(v.data[a]))
+            a++;
+        while (b > a && is_wsp(v.data[b - 1]))
+            b--;
+        result = sl_strndup(v.data + a, b - a);
+        sl_buf_free(&v);
+    }
+    free(hs.h);
+    return result;
+}
+
+/* ---- output ---- */
+
+/* One output line: dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated. */
+static void
+emit_line(struct sl_buf *out, const char *s, size_t n)
+{
+    if (n > 0 && s[0] == '.')
+        sl_buf_append(out, ".", 1);
+    sl_buf_append(out, s, n);
+    sl_buf_append(out, "\r\n", 2);
+}
+
+/* Copies msg[start, end) line by line. Lines that need no change (CRLF,
+ * no leading dot: nearly all of them) are copied in runs, one append per
+ * run rather than per line. */
+static void
+emit_range(struct sl_buf *out, const char *msg, size_t start, size_t end)
+{
+    struct line_iter it = { .msg = msg, .len = end, .off = start };
+    size_t run = start;
+    const char *line;
+    size_t n;
+    bool term;
+
+    while (line_next(&it, &line, &n, &term)) {
+        size_t line_off = (size_t)(line - msg);
+        bool crlf = term && it.off - line_off == n + 2;
+        if (crlf && (n == 0 || line[0] != '.'))
+            continue;
+        sl_buf_append(out, msg + run, line_off - run);
+        emit_line(out, line, n);
+        run = it.off;
+    }
+    sl_buf_append(out, msg + run, end - run);
+}
+
+static bool
+edit_name_ok(const char *name)
+{
+    if (name == NULL || *name == '\0')
+        return false;
+    for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+        if (*s <= 32 || *s >= 127 || *s == ':')
+            return false;
+    }
+    return true;
+}
+
+/* The value with control characters made harmless: CR/LF runs (someone
+ * passed a folded value) collapse into at most one space, others become
+ * spaces; leading and trailing whitespace go. */
+static char *
+edit_value_clean(const char *value)
+{
+    struct sl_buf v;
+    bool pending_space = false;
+
+    sl_buf_init(&v);
+    sl_buf_append(&v, "", 0);
+    for (const unsigned char *s = (const unsigned char *)(value ? value : ""); *s; s++) {
+        unsigned char c = *s;
+        if (c == '\r' || c == '\n') {
+            pending_space = true;
+            continue;
+        }
+        if (c != '\t' && (c < 32 || c == 127))
+            c = ' ';
+        if (pending_space && !is_wsp((char)c) && v.len > 0 && !is_wsp(v.data[v.len - 1]))
+            sl_buf_append(&v, " ", 1);
+        pending_space = false;
+        sl_buf_append(&v, &c, 1);
+    }
+    size_t a = 0, b = v.len;
+    while (a < b && is_wsp(v.data[a]))
+        a++;
+    while (b > a && is_wsp(v.data[b - 1]))
+        b--;
+    char *r = sl_strndup(v.data + a, b - a);
+    sl_buf_free(&v);
+    return r;
+}
+
+/* "Name: value", folded before whitespace so lines stay within 78
+ * columns where the value's spaces allow (RFC 5322 2.2.3); the whitespace
+ * at a fold point becomes CRLF TAB. A word longer than a line stays whole. */
+static void
+emit_header(struct sl_buf *out, const char *name, const char *value)
+{
+    struct sl_buf line;
+    sl_buf_init(&line);
+    sl_buf_append_str(&line, name);
+    sl_buf_append(&line, ":", 1);
+    size_t col = line.len;
+    bool first = true;
+    const char *s = value;
+
+    while (*s != '\0') {
+        const char *ws = s;
+        while (is_wsp(*s))
+            s++;
+        size_t wslen = (size_t)(s - ws);
+        const char *word = s;
+        while (*s != '\0' && !is_wsp(*s))
+            s++;
+        size_t wordlen = (size_t)(s - word);
+        if (first) {
+            /* never fold right after the colon: value cleaned, no lead WSP */
+            sl_buf_append(&line, " ", 1);
+            sl_buf_append(&line, word, wordlen);
+            col += 1 + wordlen;
+            first = false;
+        } else if (col + wslen + wordlen <= FOLD_COLUMNS) {
+            sl_buf_append(&line, ws, wslen + wordlen);
+            col += wslen + wordlen;
+        } else {
+            emit_line(out, line.data, line.len);
+            sl_buf_reset(&line);
+            sl_buf_append(&line, "\t", 1);
+            sl_buf_append(&line, word, wordlen);
+            col = 1 + wordlen;
+        }
+    }
+    emit_line(out, line.data ? line.data : "", line.len);
+    sl_buf_free(&line);
+}
+
+/* The header list after edits: an original field or a new one. */
+struct out_hdr {
+    const struct hdr *orig;     /* NULL for an added field */
+    const char *name;           /* added: points into the edit */
+    char *value;                /* added: cleaned copy, owned */
+    bool prepended;
+    bool deleted;
+};
+
+struct out_list {
+    struct out_hdr *v;
+    size_t n, cap;
+};
+
+static struct out_hdr *
+out_insert(struct out_list *l, size_t at)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 32;
+        l->v = sl_realloc(l->v, l->cap * sizeof(*l->v));
+    }
+    memmove(&l->v[at + 1], &l->v[at], (l->n - at) * sizeof(*l->v));
+    l->n++;
+    memset(&l->v[at], 0, sizeof(l->v[at]));
+    return &l->v[at];
+}
+
+static bool
+out_name_is(const struct out_hdr *o, const char *name)
+{
+    if (o->deleted)
+        return false;
+    if (o->orig != NULL)
+        return hdr_name_is(o->orig, name);
+    return strcasecmp(o->name, name) == 0;
+}
+
+static void
+apply_edit(struct out_list *l, const struct sl_header_edit *e)
+{
+    struct out_hdr *o;
+    size_t at;
+
+    switch (e->op) {
+    case SL_HDR_PREPEND:
+        /* after earlier prepends, so they end up in the order given */
+        for (at = 0; at < l->n && l->v[at].prepended; at++)
+            ;
+        o = out_insert(l, at);
+        o->prepended = true;
+        break;
+    case SL_HDR_APPEND:
+        o = out_insert(l, l->n);
+        break;
+    case SL_HDR_REPLACE:
+        o = NULL;
+        for (size_t i = 0; i < l->n; i++) {
+            if (!out_name_is(&l->v[i], e->name))
+                continue;
+            if (o == NULL) {
+                o = &l->v[i];
+                free(o->value);
+                o->orig = NULL;     /* keeps its place and prepended flag */
+            } else {
+                l->v[i].deleted = true;
+            }
+        }
+        if (o == NULL)
+            o = out_insert(l, l->n);
+        break;
+    case SL_HDR_DELETE:
+        for (size_t i = 0; i < l->n; i++) {
+            if (out_name_is(&l->v[i], e->name))
+                l->v[i].deleted = true;
+        }
+        return;
+    default:
+        return;     /* unknown op from a peer: ignore it, keep the mail */
+    }
+    o->name = e->name;
+    o->value = edit_value_clean(e->value);
+}
+
+void
+sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
+                         size_t n_edits, struct sl_buf *out)
+{
+    struct hdr_section hs;
+    struct out_list l = { NULL, 0, 0 };
+
+    header_section_parse(msg, len, &hs);
+    sl_buf_reserve(out, len + len / 64 + 256);
+
+    for (size_t i = 0; i < hs.n; i++)
+        out_insert(&l, l.n)->orig = &hs.h[i];
+    for (size_t i = 0; i < n_edits; i++) {
+        if (edit_name_ok(edits[i].name))
+            apply_edit(&l, &edits[i]);
+    }
+
+    for (size_t i = 0; i < l.n; i++) {
+        const struct out_hdr *o = &l.v[i];
+        if (o->deleted)
+            ;
+        else if (o->orig != NULL)
+            emit_range(out, msg, o->orig->start, o->orig->end);
+        else
+            emit_header(out, o->name, o->value);
+        free(o->value);
+    }
+    emit_range(out, msg, hs.body_off, len);
+
+    free(l.v);
+    free(hs.h);
+}

@@ -1,0 +1,250 @@
+/* sl_wire.c - packing and validating Frames (docs/protocol-wire.md).
+ *
+ * Validation is deliberately strict about what ends up in mail headers or
+ * log lines: no string may carry CR, LF, NUL or another control character
+ * (a HELO name with CRLF in it would otherwise become a header injection
+ * in the worker's Received: line). Bytes >= 0x80 are allowed (SMTPUTF8). */
+#include "net/sl_wire.h"
+
+#include <string.h>
+#include "util/sl_id.h"
+
+/* protobuf-c leaves unset strings pointing at protobuf_c_empty_string, but a
+ * frame built by hand may hold NULL: treat it as "". */
+static const char *
+str_or_empty(const char *s)
+{
+    return s == NULL ? "" : s;
+}
+
+/* length within [min, max], no control characters except TAB */
+static bool
+str_ok(const char *s, size_t min, size_t max)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)str_or_empty(s); *p != '\0'; p++, n++) {
+        if (n >= max)
+            return false;
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    }
+    return n >= min;
+}
+
+bool
+sl_wire_job_id_valid(const char *id)
+{
+    size_t n = 0;
+
+    if (id == NULL)
+        return false;
+    for (; id[n] != '\0'; n++) {
+        char c = id[n];
+        if (n >= SL_ID_LEN)
+            return false;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return n == SL_ID_LEN;
+}
+
+/* RFC 5322 3.6.8: printable US-ASCII except ':' */
+static bool
+header_name_ok(const char *s)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)str_or_empty(s); *p != '\0'; p++, n++)
+        if (n >= SL_WIRE_MAX_HEADER_NAME || *p < 33 || *p > 126 || *p == ':')
+            return false;
+    return n > 0;
+}
+
+/* Each check returns the field's name (a static string) on failure. */
+#define CHECK(cond, msg)                                                                       \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            *error_r = (msg);                                                                  \
+            return -1;                                                                         \
+        }                                                                                      \
+    } while (0)
+#define CHECK_STR(s, min, max, name) CHECK(str_ok((s), (min), (max)), name ": bad length or control characters")
+
+static int
+check_xforward(const Sluice__Xforward *x, const char **error_r)
+{
+    CHECK_STR(x->name, 0, SL_WIRE_MAX_STR, "job.xforward.name");
+    CHECK_STR(x->addr, 0, SL_WIRE_MAX_STR, "job.xforward.addr");
+    CHECK_STR(x->port, 0, SL_WIRE_MAX_STR, "job.xforward.port");
+    CHECK_STR(x->proto, 0, SL_WIRE_MAX_STR, "job.xforward.proto");
+    CHECK_STR(x->helo, 0, SL_WIRE_MAX_STR, "job.xforward.helo");
+    CHECK_STR(x->ident, 0, SL_WIRE_MAX_STR, "job.xforward.ident");
+    CHECK_STR(x->source, 0, SL_WIRE_MAX_STR, "job.xforward.source");
+    CHECK_STR(x->domain, 0, SL_WIRE_MAX_STR, "job.xforward.domain");
+    return 0;
+}
+
+static int
+check_job(const Sluice__Job *j, const char **error_r)
+{
+    CHECK(j != NULL, "job: missing");
+    CHECK(j->job_id != NULL && j->job_id[0] != '\0', "job.job_id: missing");
+    CHECK(sl_wire_job_id_valid(j->job_id), "job.job_id: not 12 base64url characters");
+    CHECK_STR(j->origin, 0, SL_WIRE_MAX_STR, "job.origin");
+    CHECK_STR(j->client_addr, 0, SL_WIRE_MAX_STR, "job.client_addr");
+    CHECK(j->deadline_ms != 0, "job.deadline_ms: missing");
+    CHECK_STR(j->mail_from, 0, SL_WIRE_MAX_STR, "job.mail_from");
+    CHECK_STR(j->ret, 0, SL_WIRE_MAX_STR, "job.ret");
+    CHECK_STR(j->envid, 0, SL_WIRE_MAX_STR, "job.envid");
+    CHECK_STR(j->body_type, 0, SL_WIRE_MAX_STR, "job.body_type");
+    CHECK(j->n_rcpts > 0, "job.rcpts: no recipients");
+    CHECK(j->n_rcpts <= SL_WIRE_MAX_RCPTS, "job.rcpts: too many recipients");
+    CHECK(j->rcpts != NULL, "job.rcpts: missing");
+    for (size_t i = 0; i < j->n_rcpts; i++) {
+        const Sluice__Recipient *r = j->rcpts[i];
+        CHECK(r != NULL, "job.rcpts: missing element");
+        CHECK_STR(r->address, 1, SL_WIRE_MAX_STR, "job.rcpts.address");
+        CHECK_STR(r->notify, 0, SL_WIRE_MAX_STR, "job.rcpts.notify");
+        CHECK_STR(r->orcpt, 0, SL_WIRE_MAX_STR, "job.rcpts.orcpt");
+    }
+    if (j->xforward != NULL && check_xforward(j->xforward, error_r) < 0)
+        return -1;
+    CHECK(j->attempt <= SL_WIRE_MAX_ATTEMPT, "job.attempt: out of range");
+    CHECK_STR(j->helo, 0, SL_WIRE_MAX_STR, "job.helo");
+    CHECK_STR(j->proto, 0, SL_WIRE_MAX_STR, "job.proto");
+    CHECK_STR(j->by_host, 0, SL_WIRE_MAX_STR, "job.by_host");
+    CHECK(j->by_port <= 65535, "job.by_port: out of range");
+    return 0;
+}
+
+static int
+check_verdict(const Sluice__Verdict *v, const char **error_r)
+{
+    CHECK(v != NULL, "verdict: missing");
+    CHECK(v->job_id != NULL && v->job_id[0] != '\0', "verdict.job_id: missing");
+    CHECK(sl_wire_job_id_valid(v->job_id), "verdict.job_id: not 12 base64url characters");
+    if (v->ok)
+        CHECK_STR(v->category, 1, 64, "verdict.category");
+    else
+        CHECK_STR(v->error, 1, SL_WIRE_MAX_STR, "verdict.error");
+    CHECK_STR(v->error, 0, SL_WIRE_MAX_STR, "verdict.error");
+    CHECK_STR(v->category, 0, 64, "verdict.category");
+    CHECK(v->n_edits <= SL_WIRE_MAX_EDITS, "verdict.edits: too many");
+    CHECK(v->n_edits == 0 || v->edits != NULL, "verdict.edits: missing");
+    for (size_t i = 0; i < v->n_edits; i++) {
+        const Sluice__HeaderEdit *e = v->edits[i];
+        CHECK(e != NULL, "verdict.edits: missing element");
+        CHECK((unsigned)e->op <= SLUICE__HEADER_EDIT__OP__DELETE, "verdict.edits.op: unknown");
+        CHECK(header_name_ok(e->name), "verdict.edits.name: not a header field name");
+        CHECK_STR(e->value, 0, SL_WIRE_MAX_HEADER_VALUE, "verdict.edits.value");
+    }
+    CHECK_STR(v->message_id, 0, SL_WIRE_MAX_STR, "verdict.message_id");
+    CHECK_STR(v->worker, 0, SL_WIRE_MAX_WORKER_ID, "verdict.worker");
+    return 0;
+}
+
+static int
+check_ready(const Sluice__Ready *r, const char **error_r)
+{
+    CHECK(r != NULL, "ready: missing");
+    CHECK_STR(r->worker_id, 1, SL_WIRE_MAX_WORKER_ID, "ready.worker_id");
+    CHECK(r->slots >= 1 && r->slots <= SL_WIRE_MAX_SLOTS, "ready.slots: out of range");
+    return 0;
+}
+
+int
+sl_wire_check(const Sluice__Frame *frame, const char **error_r)
+{
+    CHECK(frame->version == SL_WIRE_VERSION, "frame.version: not 1");
+    switch (frame->kind_case) {
+    case SLUICE__FRAME__KIND_READY:
+        return check_ready(frame->ready, error_r);
+    case SLUICE__FRAME__KIND_JOB:
+        return check_job(frame->job, error_r);
+    case SLUICE__FRAME__KIND_VERDICT:
+        return check_verdict(frame->verdict, error_r);
+    case SLUICE__FRAME__KIND_HEARTBEAT:
+        CHECK(frame->heartbeat != NULL, "heartbeat: missing");
+        return 0;
+    case SLUICE__FRAME__KIND_DISCONNECT:
+        CHECK(frame->disconnect != NULL, "disconnect: missing");
+        return 0;
+    case SLUICE__FRAME__KIND__NOT_SET:
+    default:
+        *error_r = "frame.kind: not set or unknown";
+        return -1;
+    }
+}
+
+int
+sl_wire_pack(Sluice__Frame *frame, zmq_msg_t *msg_r, const char **error_r)
+{
+    size_t len;
+
+    frame->version = SL_WIRE_VERSION;
+    if (sl_wire_check(frame, error_r) < 0)
+        return -1;
+    len = sluice__frame__get_packed_size(frame);
+    CHECK(len <= SL_WIRE_FRAME_MAX, "frame: larger than 64 KiB");
+    if (zmq_msg_init_size(msg_r, len) != 0)
+        sl_bug(__FILE__, __LINE__, "zmq_msg_init_size: out of memory");
+    size_t packed = sluice__frame__pack(frame, zmq_msg_data(msg_r));
+    SL_BUG_ON(packed != len);
+    return 0;
+}
+
+int
+sl_wire_unpack(const void *data, size_t len, Sluice__Frame **frame_r, const char **error_r)
+{
+    Sluice__Frame *frame;
+
+    *frame_r = NULL;
+    CHECK(len <= SL_WIRE_FRAME_MAX, "frame: larger than 64 KiB");
+    /* protobuf-c rejects truncated input, bad wire types and lengths that
+     * run past the end; it returns NULL also when out of memory, which we
+     * cannot tell apart and report as the peer's fault. */
+    frame = sluice__frame__unpack(NULL, len, data);
+    CHECK(frame != NULL, "frame: not a valid protobuf Frame");
+    if (sl_wire_check(frame, error_r) < 0) {
+        sluice__frame__free_unpacked(frame, NULL);
+        return -1;
+    }
+    *frame_r = frame;
+    return 0;
+}
+
+int
+sl_wire_unpack_msg(zmq_msg_t *msg, Sluice__Frame **frame_r, const char **error_r)
+{
+    return sl_wire_unpack(zmq_msg_data(msg), zmq_msg_size(msg), frame_r, error_r);
+}
+
+void
+sl_wire_frame_free(Sluice__Frame **framep)
+{
+    if (*framep != NULL)
+        sluice__frame__free_unpacked(*framep, NULL);
+    *framep = NULL;
+}
+
+const char *
+sl_wire_kind_name(const Sluice__Frame *frame)
+{
+    switch (frame->kind_case) {
+    case SLUICE__FRAME__KIND_READY:
+        return "ready";
+    case SLUICE__FRAME__KIND_JOB:
+        return "job";
+    case SLUICE__FRAME__KIND_VERDICT:
+        return "verdict";
+    case SLUICE__FRAME__KIND_HEARTBEAT:
+        return "heartbeat";
+    case SLUICE__FRAME__KIND_DISCONNECT:
+        return "disconnect";
+    case SLUICE__FRAME__KIND__NOT_SET:
+    default:
+        return "unset";
+    }
+}

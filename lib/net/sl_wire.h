@@ -1,0 +1,69 @@
+/* sl_wire.h - the wire format between frontend, broker and worker
+ * (proto/sluice.proto, docs/protocol-wire.md).
+ *
+ * Every ZeroMQ message between roles is a protobuf Frame, optionally
+ * followed by one raw body frame (with Job only). This module packs a Frame
+ * into a zmq_msg_t and unpacks + validates one received from another node.
+ *
+ * Frames come from the network: nothing here asserts on their contents.
+ * Invalid input gives -1 and a static error string ("job.job_id: not 12
+ * base64url characters"), which the caller logs and counts (STYLE.md, 3).
+ *
+ * The same validation runs on the sending side (sl_wire_pack), so a sender
+ * learns at once that a peer would drop its frame (e.g. a Job whose
+ * recipients do not fit in SL_WIRE_FRAME_MAX) and can tempfail instead of
+ * waiting for a deadline. */
+#ifndef SL_WIRE_H
+#define SL_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <zmq.h>
+#include "sluice.pb-c.h"
+#include "util/sl_util.h"
+
+#define SL_WIRE_VERSION 1               /* SLUICE__VERSION__VERSION_1 */
+#define SL_WIRE_FRAME_MAX (64 * 1024)   /* bytes of the packed Frame (not the body) */
+
+/* Validation limits; docs/protocol-wire.md, "Validation". */
+#define SL_WIRE_MAX_RCPTS 100000
+#define SL_WIRE_MAX_EDITS 1000
+#define SL_WIRE_MAX_STR 1024            /* any string field not listed below */
+#define SL_WIRE_MAX_WORKER_ID 128
+#define SL_WIRE_MAX_HEADER_NAME 76      /* RFC 5322 2.1.1: a name must fit a 78-char line */
+#define SL_WIRE_MAX_HEADER_VALUE 16384
+#define SL_WIRE_MAX_SLOTS 1024          /* per Ready */
+#define SL_WIRE_MAX_ATTEMPT 1000
+
+/* Majordomo-style liveness (docs/protocol-wire.md, "Heartbeats"). */
+#define SL_WIRE_HEARTBEAT_MS 1000
+#define SL_WIRE_HEARTBEAT_LIVENESS 3    /* intervals of silence before a peer is dead */
+#define SL_WIRE_MAX_FAILURES 3          /* workers a job may take down before it fails */
+
+/* Sets frame->version = SL_WIRE_VERSION, validates the frame exactly as
+ * sl_wire_unpack() would on the other side, and packs it into *msg_r
+ * (initialised here; the caller sends or closes it). -1 with *error_r (a
+ * static string) if the frame is invalid or packs to more than
+ * SL_WIRE_FRAME_MAX bytes; *msg_r is then not initialised. */
+SL_WARN_UNUSED int sl_wire_pack(Sluice__Frame *frame, zmq_msg_t *msg_r, const char **error_r);
+
+/* Unpacks and validates len bytes received from a peer. 0 and *frame_r
+ * (owned by the caller: sl_wire_frame_free), or -1 with *error_r (static). */
+SL_WARN_UNUSED int sl_wire_unpack(const void *data, size_t len, Sluice__Frame **frame_r,
+                                  const char **error_r);
+/* The same on a received message part; msg is not closed. */
+SL_WARN_UNUSED int sl_wire_unpack_msg(zmq_msg_t *msg, Sluice__Frame **frame_r,
+                                      const char **error_r);
+/* Frees a frame from sl_wire_unpack*() and clears *framep; may be NULL. */
+void sl_wire_frame_free(Sluice__Frame **framep);
+
+/* Validates a frame (also one built locally). 0, or -1 with *error_r. */
+SL_WARN_UNUSED int sl_wire_check(const Sluice__Frame *frame, const char **error_r);
+
+/* True if id is exactly SL_ID_LEN characters of [A-Za-z0-9_-]. */
+bool sl_wire_job_id_valid(const char *id);
+
+/* "ready", "job", ... for log lines; "unset" if none. */
+const char *sl_wire_kind_name(const Sluice__Frame *frame);
+
+#endif

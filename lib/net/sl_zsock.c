@@ -1,0 +1,100 @@
+/* sl_zsock.c - ZeroMQ socket helpers. */
+#include "net/sl_zsock.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include "net/sl_wire.h"
+
+void
+sl_zsock_set_int(void *sock, int option, int value)
+{
+    int ret = zmq_setsockopt(sock, option, &value, sizeof(value));
+    SL_BUG_ON(ret != 0);
+}
+
+void
+sl_zsock_set_common(void *sock, size_t max_body)
+{
+    int64_t cap = (int64_t)max_body + SL_WIRE_FRAME_MAX;
+    int ret;
+
+    sl_zsock_set_int(sock, ZMQ_LINGER, SL_ZSOCK_LINGER_MS);
+    sl_zsock_set_int(sock, ZMQ_SNDHWM, SL_ZSOCK_HWM);
+    sl_zsock_set_int(sock, ZMQ_RCVHWM, SL_ZSOCK_HWM);
+    /* ZMTP 3.1 PING/PONG: a tcp peer that vanished without a FIN (power
+     * loss, partition) is dropped and reconnected; the application-level
+     * heartbeats then take care of the jobs. */
+    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_IVL, 1000);
+    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3000);
+    sl_zsock_set_int(sock, ZMQ_RECONNECT_IVL, 100);
+    sl_zsock_set_int(sock, ZMQ_RECONNECT_IVL_MAX, 2000);
+    ret = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &cap, sizeof(cap));
+    SL_BUG_ON(ret != 0);
+}
+
+int
+sl_zsock_send_frame(void *sock, Sluice__Frame *frame, int flags, const char **error_r)
+{
+    zmq_msg_t msg;
+
+    if (sl_wire_pack(frame, &msg, error_r) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (zmq_msg_send(&msg, sock, flags) < 0) {
+        int saved = errno;
+        zmq_msg_close(&msg);
+        *error_r = zmq_strerror(saved);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int
+sl_zsock_send_bytes(void *sock, const void *data, size_t len, int flags)
+{
+    return zmq_send(sock, data, len, flags) < 0 ? -1 : 0;
+}
+
+bool
+sl_zsock_more(void *sock)
+{
+    int more = 0;
+    size_t len = sizeof(more);
+
+    if (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) != 0)
+        return false;
+    return more != 0;
+}
+
+size_t
+sl_zsock_drain_more(void *sock)
+{
+    size_t n = 0;
+
+    while (sl_zsock_more(sock)) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        /* The rest of a message is delivered atomically with its first
+         * part, so this never waits. */
+        if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        zmq_msg_close(&part);
+        n++;
+    }
+    return n;
+}
+
+bool
+sl_zsock_readable(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof(events);
+
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) != 0)
+        return false;
+    return (events & ZMQ_POLLIN) != 0;
+}

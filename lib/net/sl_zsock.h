@@ -1,0 +1,48 @@
+/* sl_zsock.h - ZeroMQ socket helpers shared by frontend, broker and worker.
+ *
+ * Options every role sets the same way, sending a Frame in one call, and
+ * the multipart bookkeeping that is easy to get wrong (a malformed message
+ * must be drained to its last part, or the next recv starts mid-message). */
+#ifndef SL_ZSOCK_H
+#define SL_ZSOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <zmq.h>
+#include "sluice.pb-c.h"
+#include "util/sl_util.h"
+
+#define SL_ZSOCK_HWM 10000          /* messages; a job (frame + body) counts as one */
+#define SL_ZSOCK_LINGER_MS 200      /* a Disconnect can still leave; shutdown stays quick */
+
+/* Sets LINGER, SNDHWM/RCVHWM, TCP-level heartbeats (dead peers behind a
+ * silent network) and ZMQ_MAXMSGSIZE = max_body + SL_WIRE_FRAME_MAX.
+ * max_body is the largest body frame this socket may receive
+ * (frontend.max_message_size); 0 for a socket that receives no bodies.
+ * (ZMQ_MAXMSGSIZE applies to tcp:// only; inproc:// peers are trusted
+ * threads of the same process.) */
+void sl_zsock_set_common(void *sock, size_t max_body);
+
+/* setsockopt for an int option; a failure is a programming error. */
+void sl_zsock_set_int(void *sock, int option, int value);
+
+/* Packs frame (sl_wire_pack) and sends it as one part with flags (as
+ * zmq_msg_send: ZMQ_SNDMORE, ZMQ_DONTWAIT). 0, or -1 with errno (EAGAIN,
+ * EHOSTUNREACH..., EINVAL for an invalid frame) and *error_r (static). */
+SL_WARN_UNUSED int sl_zsock_send_frame(void *sock, Sluice__Frame *frame, int flags,
+                                       const char **error_r);
+
+/* Sends len bytes as one part (a ROUTER identity). 0 or -1 with errno. */
+SL_WARN_UNUSED int sl_zsock_send_bytes(void *sock, const void *data, size_t len, int flags);
+
+/* True if the part last received on sock has more parts after it. */
+bool sl_zsock_more(void *sock);
+
+/* Receives and discards the rest of the current multipart message.
+ * Returns how many parts were discarded. */
+size_t sl_zsock_drain_more(void *sock);
+
+/* ZMQ_EVENTS has ZMQ_POLLIN: a whole message can be received now. */
+bool sl_zsock_readable(void *sock);
+
+#endif

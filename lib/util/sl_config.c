@@ -1,0 +1,1317 @@
+/* sl_config.c - the YAML configuration file, -o overrides, printing.
+ *
+ * One schema table lists every key: its dotted name, type, default (as the
+ * text a user would write) and where it lives in struct sl_config. The
+ * defaults, the file and the -o overrides all go through the same setter,
+ * so a default can never be something the file could not say.
+ *
+ * The file is read with libyaml's document API (one document, its nodes
+ * carry their line numbers) and walked into dotted keys: frontend.listen,
+ * origins.o2.match. Every error names where it comes from ("file:line" or
+ * "-o key=value") and the dotted key:
+ *   /etc/sluice/sluice.yaml:12: frontend.listne: unknown key (did you mean frontend.listen?)
+ *
+ * Only the first error is kept: the operator fixes it and runs again, as
+ * with postfix check. */
+#include "util/sl_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <yaml.h>
+
+#define DEFAULT_ORIGIN "default"
+#define ORIGIN_NAME_MAX 64
+/* Postfix's lmtp_data_done_timeout in the seed's master.cf. */
+#define POSTFIX_DATA_DONE_TIMEOUT 1200
+
+enum key_type {
+    KT_HOSTPORT,  /* "host:port", "[v6]:port" */
+    KT_HOSTNAME,  /* "" or a DNS name */
+    KT_ENDPOINT,  /* a ZeroMQ endpoint */
+    KT_ENDPOINTS, /* a list of ZeroMQ endpoints */
+    KT_CIDR,      /* a list of networks */
+    KT_SIZE,      /* bytes, k/M/G suffixes */
+    KT_DURATION,  /* seconds, s/m/h suffixes */
+    KT_UINT,      /* plain number */
+    KT_ENUM,      /* one of choices */
+    KT_REDIS_URL, /* "" or redis://... or unix://... */
+    KT_REINJECT,  /* "client:PORT" or "host:port" (origin keys only) */
+};
+
+struct key_def {
+    const char *name; /* dotted, or the leaf for origin keys */
+    enum key_type type;
+    const char *def;             /* default, as it would be written */
+    size_t off;                  /* the value's field */
+    size_t off2;                 /* KT_CIDR: the text; KT_ENDPOINTS: the count */
+    unsigned long long min, max; /* numbers */
+    const char *const *choices;  /* KT_ENUM, NULL-terminated */
+};
+
+static const char *const log_targets[] = {"stderr", "syslog", NULL};
+/* syslog(3)'s level names, most to least severe. */
+static const char *const log_levels[] = {"emerg",  "alert", "crit",  "err", "warning",
+                                         "notice", "info",  "debug", NULL};
+
+#define G(field) offsetof(struct sl_config, field)
+#define O(field) offsetof(struct sl_origin_config, field)
+
+/* Sections appear in this order when printing. */
+static const struct key_def global_keys[] = {
+    {"frontend.listen", KT_HOSTPORT, "127.0.0.1:10024", G(frontend.listen), 0, 0, 0, NULL},
+    {"frontend.acl", KT_CIDR, "127.0.0.0/8, ::1", G(frontend.acl), G(frontend.acl_text), 0, 0,
+     NULL},
+    {"frontend.hostname", KT_HOSTNAME, "", G(frontend.hostname), 0, 0, 0, NULL},
+    {"frontend.max_message_size", KT_SIZE, "52428800", G(frontend.max_message_size), 0, 1, SIZE_MAX,
+     NULL},
+    {"frontend.recipient_limit", KT_UINT, "1100", G(frontend.recipient_limit), 0, 1, 100000, NULL},
+    {"frontend.timeout", KT_DURATION, "480", G(frontend.timeout_s), 0, 1, 86400, NULL},
+    {"job.timeout", KT_DURATION, "480", G(job.timeout_s), 0, 1, POSTFIX_DATA_DONE_TIMEOUT - 1,
+     NULL},
+    {"broker.listen", KT_ENDPOINT, "inproc://sluice-broker", G(broker.listen), 0, 0, 0, NULL},
+    {"broker.endpoints", KT_ENDPOINTS, "inproc://sluice-broker", G(broker.endpoints),
+     G(broker.n_endpoints), 0, 0, NULL},
+    {"workers.count", KT_UINT, "0", G(workers.count), 0, 0, 10000, NULL},
+    {"reinject.timeout", KT_DURATION, "300", G(reinject.timeout_s), 0, 1, 86400, NULL},
+    {"log.target", KT_ENUM, "stderr", G(log.target), 0, 0, 0, log_targets},
+    {"log.level", KT_ENUM, "info", G(log.level), 0, 0, 0, log_levels},
+    {"redis.url", KT_REDIS_URL, "", G(redis.url), 0, 0, 0, NULL},
+};
+
+/* Under origins.<name>. */
+static const struct key_def origin_keys[] = {
+    {"match", KT_CIDR, "", O(match), O(match_text), 0, 0, NULL},
+    {"reinject", KT_REINJECT, "client:10025", O(reinject), 0, 0, 0, NULL},
+    {"concurrency", KT_UINT, "2", O(concurrency), 0, 1, 1000, NULL},
+};
+
+static const char *const sections[] = {"frontend", "job", "broker", "workers",
+                                       "reinject", "log", "redis",  "origins"};
+
+/* Where a value came from: a file line, or one -o argument. */
+struct where {
+    const char *file;
+    size_t line;          /* 1-based */
+    const char *override; /* non-NULL for -o */
+};
+
+struct loader {
+    struct sl_config *config;
+    char **origin_where; /* parallel to config->origins: where each was created */
+    char *error;         /* the first error, malloc'ed */
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static char *
+where_str(const struct where *w)
+{
+    if (w->override != NULL)
+        return sl_asprintf("-o %s", w->override);
+    return sl_asprintf("%s:%zu", w->file, w->line);
+}
+
+static int fail_at(struct loader *ld, const char *wstr, const char *key, const char *fmt, ...)
+    SL_PRINTF(4, 5);
+
+static int
+fail_at(struct loader *ld, const char *wstr, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    if (ld->error != NULL)
+        return -1;
+    va_start(ap, fmt);
+    msg = sl_vasprintf(fmt, ap);
+    va_end(ap);
+    if (key != NULL)
+        ld->error = sl_asprintf("%s: %s: %s", wstr, key, msg);
+    else
+        ld->error = sl_asprintf("%s: %s", wstr, msg);
+    free(msg);
+    return -1;
+}
+
+static int fail(struct loader *ld, const struct where *w, const char *key, const char *fmt, ...)
+    SL_PRINTF(4, 5);
+
+static int
+fail(struct loader *ld, const struct where *w, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg, *wstr;
+
+    if (ld->error != NULL)
+        return -1;
+    va_start(ap, fmt);
+    msg = sl_vasprintf(fmt, ap);
+    va_end(ap);
+    wstr = where_str(w);
+    fail_at(ld, wstr, key, "%s", msg);
+    free(wstr);
+    free(msg);
+    return -1;
+}
+
+static bool
+is_sep(char c)
+{
+    return c == ',' || isspace((unsigned char)c);
+}
+
+static void *
+field(void *base, size_t off)
+{
+    return (char *)base + off;
+}
+
+static const void *
+cfield(const void *base, size_t off)
+{
+    return (const char *)base + off;
+}
+
+/* Optimal string alignment distance (Levenshtein plus transpositions),
+ * for "did you mean". Short strings only. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t d[65][65];
+
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+/* Best candidate close to key, or NULL. "Close" scales with the length of
+ * the key's last component, the part the user typed wrong. */
+static const char *
+suggest(const char *key, const char *const *cands, size_t n)
+{
+    const char *last = strrchr(key, '.');
+    size_t len = strlen(last != NULL ? last + 1 : key);
+    size_t limit = len / 3 < 1 ? 1 : len / 3 > 3 ? 3 : len / 3;
+    size_t best = SIZE_MAX;
+    const char *found = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(key, cands[i]);
+        if (d <= limit && d < best) {
+            best = d;
+            found = cands[i];
+        }
+    }
+    return found;
+}
+
+static int
+fail_unknown(struct loader *ld, const struct where *w, const char *key, const char *what,
+             const char *origin_name)
+{
+    const char
+        *cands[SL_N_ELEMENTS(global_keys) + SL_N_ELEMENTS(sections) + SL_N_ELEMENTS(origin_keys)];
+    char *origin_cands[SL_N_ELEMENTS(origin_keys)] = {NULL};
+    size_t n = 0;
+    const char *hint;
+    int ret;
+
+    for (size_t i = 0; i < SL_N_ELEMENTS(sections); i++)
+        cands[n++] = sections[i];
+    for (size_t i = 0; i < SL_N_ELEMENTS(global_keys); i++)
+        cands[n++] = global_keys[i].name;
+    if (origin_name != NULL) {
+        for (size_t i = 0; i < SL_N_ELEMENTS(origin_keys); i++) {
+            origin_cands[i] = sl_asprintf("origins.%s.%s", origin_name, origin_keys[i].name);
+            cands[n++] = origin_cands[i];
+        }
+    }
+    hint = suggest(key, cands, n);
+    if (hint != NULL)
+        ret = fail(ld, w, key, "unknown %s (did you mean %s?)", what, hint);
+    else
+        ret = fail(ld, w, key, "unknown %s", what);
+    for (size_t i = 0; i < SL_N_ELEMENTS(origin_keys); i++)
+        free(origin_cands[i]);
+    return ret;
+}
+
+static const struct key_def *
+find_key(const struct key_def *table, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+static bool
+is_section(const char *name)
+{
+    for (size_t i = 0; i < SL_N_ELEMENTS(sections); i++)
+        if (strcmp(sections[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* ---- value parsing ---------------------------------------------------- */
+
+/* Digits, then for sizes and durations an optional one-letter unit.
+ * Returns 0, or -1 with *why_r naming the expected form. */
+static int
+parse_number(const char *s, enum key_type type, unsigned long long *v_r, const char **why_r)
+{
+    unsigned long long v = 0, mult = 1;
+    const char *p = s;
+
+    *why_r = type == KT_SIZE       ? "is not a size (bytes, or a number with a k, M or G suffix)"
+             : type == KT_DURATION ? "is not a duration (seconds, or a number with an s, m or h "
+                                     "suffix)"
+                                   : "is not a number";
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned digit = (unsigned)(*p - '0');
+        if (v > (ULLONG_MAX - digit) / 10) {
+            *why_r = "is too large";
+            return -1;
+        }
+        v = v * 10 + digit;
+    }
+    if (*p != '\0') {
+        if (type == KT_SIZE) {
+            switch (*p) {
+            case 'k':
+            case 'K':
+                mult = 1024ULL;
+                break;
+            case 'm':
+            case 'M':
+                mult = 1024ULL * 1024;
+                break;
+            case 'g':
+            case 'G':
+                mult = 1024ULL * 1024 * 1024;
+                break;
+            default:
+                return -1;
+            }
+        } else if (type == KT_DURATION) {
+            switch (*p) {
+            case 's':
+                mult = 1;
+                break;
+            case 'm':
+                mult = 60;
+                break;
+            case 'h':
+                mult = 3600;
+                break;
+            default:
+                return -1;
+            }
+        } else {
+            return -1;
+        }
+        if (p[1] != '\0')
+            return -1;
+    }
+    if (v > ULLONG_MAX / mult) {
+        *why_r = "is too large";
+        return -1;
+    }
+    *v_r = v * mult;
+    return 0;
+}
+
+static bool
+hostname_valid(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0)
+        return true;
+    if (len > 253 || s[0] == '.' || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.'))
+            return false;
+        if (*p == '.' && p[1] == '.')
+            return false;
+    }
+    return true;
+}
+
+/* tcp://host:port (host may be * or an interface), ipc://path, inproc://name. */
+static bool
+endpoint_valid(const char *s)
+{
+    const char *rest;
+
+    if ((rest = sl_strcase_prefix(s, "inproc://")) != NULL ||
+        (rest = sl_strcase_prefix(s, "ipc://")) != NULL)
+        return *rest != '\0';
+    if ((rest = sl_strcase_prefix(s, "tcp://")) != NULL) {
+        const char *colon = strrchr(rest, ':');
+        char *end;
+        unsigned long port;
+        if (colon == NULL || colon == rest)
+            return false;
+        if (strcmp(colon + 1, "*") == 0)
+            return true;
+        if (!isdigit((unsigned char)colon[1]))
+            return false;
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+        return errno == 0 && *end == '\0' && port >= 1 && port <= 65535;
+    }
+    return false;
+}
+
+static bool
+redis_url_valid(const char *s)
+{
+    const char *rest;
+
+    if (*s == '\0')
+        return true;
+    if ((rest = sl_strcase_prefix(s, "redis://")) != NULL ||
+        (rest = sl_strcase_prefix(s, "unix://")) != NULL)
+        return *rest != '\0';
+    return false;
+}
+
+static bool
+enum_lookup(const char *const *choices, const char *s, const char **canon_r)
+{
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        if (strcasecmp(choices[i], s) == 0) {
+            *canon_r = choices[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static char *
+enum_list(const char *const *choices)
+{
+    char *s = sl_strdup("");
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        char *t = sl_asprintf("%s%s%s", s, i ? ", " : "", choices[i]);
+        free(s);
+        s = t;
+    }
+    return s;
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Frees whatever def's fields hold in base and clears them. */
+static void
+value_free(const struct key_def *def, void *base)
+{
+    switch (def->type) {
+    case KT_CIDR:
+        sl_cidr_list_free(field(base, def->off));
+        sl_free_and_clear(field(base, def->off2));
+        break;
+    case KT_ENDPOINTS:
+        free_strv(*(char ***)field(base, def->off), *(size_t *)field(base, def->off2));
+        *(char ***)field(base, def->off) = NULL;
+        *(size_t *)field(base, def->off2) = 0;
+        break;
+    case KT_REINJECT: {
+        struct sl_origin_config *o = base;
+        sl_free_and_clear(&o->reinject);
+        sl_free_and_clear(&o->reinject_host);
+        o->reinject_to_client = false;
+        o->reinject_port = 0;
+        break;
+    }
+    case KT_SIZE:
+    case KT_DURATION:
+    case KT_UINT:
+        break;
+    default:
+        sl_free_and_clear(field(base, def->off));
+        break;
+    }
+}
+
+/* Checks value against def and stores it in base, replacing what was
+ * there. key is the full dotted name, for messages. */
+static int
+value_set(struct loader *ld, const struct where *w, const char *key, const struct key_def *def,
+          void *base, const char *value)
+{
+    switch (def->type) {
+    case KT_HOSTPORT: {
+        char *host;
+        unsigned port;
+        if (sl_hostport_parse(value, &host, &port) < 0)
+            return fail(ld, w, key,
+                        "expected host:port (127.0.0.1:10024, [::1]:10024, name:10024; "
+                        "port 1..65535), not \"%s\"",
+                        value);
+        free(host);
+        break;
+    }
+    case KT_HOSTNAME:
+        if (!hostname_valid(value))
+            return fail(ld, w, key, "\"%s\" is not a valid host name", value);
+        break;
+    case KT_ENDPOINT:
+        if (!endpoint_valid(value))
+            return fail(ld, w, key,
+                        "\"%s\" is not a ZeroMQ endpoint (tcp://host:port, ipc://path, "
+                        "inproc://name)",
+                        value);
+        break;
+    case KT_ENDPOINTS: {
+        char **v = NULL;
+        size_t n = 0;
+        const char *p = value;
+        while (*p != '\0') {
+            size_t len = 0;
+            while (is_sep(*p))
+                p++;
+            if (*p == '\0')
+                break;
+            while (p[len] != '\0' && !is_sep(p[len]))
+                len++;
+            v = sl_realloc(v, (n + 1) * sizeof(*v));
+            v[n] = sl_strndup(p, len);
+            if (!endpoint_valid(v[n])) {
+                fail(ld, w, key,
+                     "\"%s\" is not a ZeroMQ endpoint (tcp://host:port, ipc://path, "
+                     "inproc://name)",
+                     v[n]);
+                free_strv(v, n + 1);
+                return -1;
+            }
+            n++;
+            p += len;
+        }
+        if (n == 0)
+            return fail(ld, w, key, "needs at least one endpoint");
+        value_free(def, base);
+        *(char ***)field(base, def->off) = v;
+        *(size_t *)field(base, def->off2) = n;
+        return 0;
+    }
+    case KT_CIDR: {
+        struct sl_cidr_list list;
+        char *error;
+        if (sl_cidr_list_parse(value, &list, &error) < 0) {
+            fail(ld, w, key, "%s", error);
+            free(error);
+            return -1;
+        }
+        value_free(def, base);
+        *(struct sl_cidr_list *)field(base, def->off) = list;
+        *(char **)field(base, def->off2) = sl_strdup(value);
+        return 0;
+    }
+    case KT_SIZE:
+    case KT_DURATION:
+    case KT_UINT: {
+        unsigned long long v;
+        const char *why;
+        if (parse_number(value, def->type, &v, &why) < 0)
+            return fail(ld, w, key, "\"%s\" %s", value, why);
+        if (strcmp(def->name, "job.timeout") == 0 && v > def->max)
+            return fail(ld, w, key,
+                        "%s (%llu s) must be less than %d s: Postfix's "
+                        "lmtp_data_done_timeout (%d in the seed's master.cf) must outlast "
+                        "the per-message deadline, or Postfix gives up, retries and the "
+                        "message is delivered twice",
+                        value, v, POSTFIX_DATA_DONE_TIMEOUT, POSTFIX_DATA_DONE_TIMEOUT);
+        if (v < def->min || v > def->max)
+            return fail(ld, w, key, "%s is out of range (%llu..%llu)", value, def->min, def->max);
+        if (def->type == KT_SIZE)
+            *(size_t *)field(base, def->off) = (size_t)v;
+        else
+            *(unsigned *)field(base, def->off) = (unsigned)v;
+        return 0;
+    }
+    case KT_ENUM: {
+        const char *canon;
+        if (!enum_lookup(def->choices, value, &canon)) {
+            char *list = enum_list(def->choices);
+            fail(ld, w, key, "\"%s\" is not one of: %s", value, list);
+            free(list);
+            return -1;
+        }
+        value_free(def, base);
+        *(char **)field(base, def->off) = sl_strdup(canon);
+        return 0;
+    }
+    case KT_REDIS_URL:
+        if (!redis_url_valid(value))
+            return fail(ld, w, key,
+                        "\"%s\" is not a Redis URL (redis://host:port[/db], unix:///path, "
+                        "or \"\" for none)",
+                        value);
+        break;
+    case KT_REINJECT: {
+        struct sl_origin_config *o = base;
+        const char *port_text = sl_strcase_prefix(value, "client:");
+        char *host = NULL;
+        unsigned port = 0;
+        bool to_client = port_text != NULL;
+        if (to_client) {
+            /* Reuse the host:port parser for the port rules. */
+            char *tmp = sl_asprintf("client:%s", port_text);
+            int r = sl_hostport_parse(tmp, &host, &port);
+            free(tmp);
+            sl_free_and_clear(&host);
+            if (r < 0)
+                port = 0;
+        } else if (sl_hostport_parse(value, &host, &port) < 0) {
+            port = 0;
+        }
+        if (port == 0)
+            return fail(ld, w, key,
+                        "expected client:PORT (the connecting Postfix's own address) or "
+                        "host:port, not \"%s\"",
+                        value);
+        value_free(def, base);
+        o->reinject = sl_strdup(value);
+        o->reinject_to_client = to_client;
+        o->reinject_host = host;
+        o->reinject_port = port;
+        return 0;
+    }
+    }
+    /* The plain string types. */
+    value_free(def, base);
+    *(char **)field(base, def->off) = sl_strdup(value);
+    return 0;
+}
+
+/* ---- origins ---------------------------------------------------------- */
+
+static bool
+origin_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > ORIGIN_NAME_MAX || !isalnum((unsigned char)name[0]))
+        return false;
+    for (const char *p = name; *p != '\0'; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+static ssize_t
+origin_find(const struct sl_config *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_origins; i++)
+        if (strcmp(config->origins[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void
+origin_defaults(struct loader *ld, struct sl_origin_config *o)
+{
+    static const struct where w = {"(built-in default)", 0, NULL};
+    for (size_t i = 0; i < SL_N_ELEMENTS(origin_keys); i++) {
+        int r = value_set(ld, &w, origin_keys[i].name, &origin_keys[i], o, origin_keys[i].def);
+        SL_BUG_ON(r < 0);
+    }
+}
+
+/* Index of the origin called name, created with defaults if new; -1 on a
+ * bad name. Pointers into config->origins go stale when this creates one. */
+static ssize_t
+origin_get(struct loader *ld, const struct where *w, const char *name)
+{
+    struct sl_config *c = ld->config;
+    ssize_t i = origin_find(c, name);
+
+    if (i >= 0)
+        return i;
+    if (!origin_name_valid(name)) {
+        char *key = sl_asprintf("origins.%s", name);
+        fail(ld, w, key,
+             "origin names are 1..%d letters, digits, '-' and '_', starting with a letter "
+             "or digit",
+             ORIGIN_NAME_MAX);
+        free(key);
+        return -1;
+    }
+    c->origins = sl_realloc(c->origins, (c->n_origins + 1) * sizeof(*c->origins));
+    ld->origin_where = sl_realloc(ld->origin_where, (c->n_origins + 1) * sizeof(char *));
+    memset(&c->origins[c->n_origins], 0, sizeof(c->origins[0]));
+    c->origins[c->n_origins].name = sl_strdup(name);
+    ld->origin_where[c->n_origins] = where_str(w);
+    origin_defaults(ld, &c->origins[c->n_origins]);
+    return (ssize_t)c->n_origins++;
+}
+
+/* Sets origins.<name>.<leaf>; creates the origin. */
+static int
+origin_set(struct loader *ld, const struct where *w, const char *name, const char *leaf,
+           const char *value)
+{
+    const struct key_def *def = find_key(origin_keys, SL_N_ELEMENTS(origin_keys), leaf);
+    char *key = sl_asprintf("origins.%s.%s", name, leaf);
+    ssize_t i;
+    int ret = -1;
+
+    if (def == NULL) {
+        if (origin_name_valid(name))
+            fail_unknown(ld, w, key, "key", name);
+        else
+            (void)origin_get(ld, w, name); /* reports the bad name */
+        goto out;
+    }
+    if ((i = origin_get(ld, w, name)) < 0)
+        goto out;
+    if (value_set(ld, w, key, def, &ld->config->origins[i], value) < 0)
+        goto out;
+    if (strcmp(name, DEFAULT_ORIGIN) == 0 && ld->config->origins[i].match.n > 0) {
+        fail(ld, w, key,
+             "the default origin takes every client that no other origin matches: leave its "
+             "match empty and give those clients a named origin");
+        goto out;
+    }
+    ret = 0;
+out:
+    free(key);
+    return ret;
+}
+
+/* ---- the YAML file ---------------------------------------------------- */
+
+static bool
+node_is_null(const yaml_node_t *n)
+{
+    const char *s;
+
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    s = (const char *)n->data.scalar.value;
+    return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
+}
+
+static const char *
+node_kind(const yaml_node_t *n)
+{
+    return n->type == YAML_MAPPING_NODE    ? "a map"
+           : n->type == YAML_SEQUENCE_NODE ? "a list"
+                                           : "a value";
+}
+
+/* The value of a leaf key as text; a sequence is joined with ", " (only
+ * for list types). Returns malloc'ed text or NULL after an error. */
+static char *
+leaf_text(struct loader *ld, yaml_document_t *doc, const struct where *w, const char *key,
+          const struct key_def *def, yaml_node_t *value)
+{
+    if (value->type == YAML_SCALAR_NODE)
+        return sl_strdup(node_is_null(value) ? "" : (const char *)value->data.scalar.value);
+    if (value->type == YAML_MAPPING_NODE || (def->type != KT_CIDR && def->type != KT_ENDPOINTS)) {
+        fail(ld, w, key, "expected a single value, not %s", node_kind(value));
+        return NULL;
+    }
+    char *text = sl_strdup("");
+    for (yaml_node_item_t *it = value->data.sequence.items.start;
+         it < value->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        struct where iw = {w->file, item->start_mark.line + 1, NULL};
+        const char *s;
+        if (item->type != YAML_SCALAR_NODE) {
+            fail(ld, &iw, key, "list items must be single values, not %s", node_kind(item));
+            free(text);
+            return NULL;
+        }
+        s = (const char *)item->data.scalar.value;
+        /* Check each item on its own so that an error points at its line. */
+        if (def->type == KT_CIDR) {
+            struct sl_cidr_list list;
+            char *error;
+            if (sl_cidr_list_parse(s, &list, &error) < 0) {
+                fail(ld, &iw, key, "%s", error);
+                free(error);
+                free(text);
+                return NULL;
+            }
+            sl_cidr_list_free(&list);
+        }
+        char *t = sl_asprintf("%s%s%s", text, *text ? ", " : "", s);
+        free(text);
+        text = t;
+    }
+    return text;
+}
+
+/* Walks one mapping. prefix: "" (top level), a section ("frontend"),
+ * "origins", or "origins.<name>". */
+static int
+walk_map(struct loader *ld, yaml_document_t *doc, const char *file, yaml_node_t *map,
+         const char *prefix)
+{
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
+        struct where w = {file, kn->start_mark.line + 1, NULL};
+        const char *name;
+        char *key;
+        int ret = 0;
+
+        if (kn->type != YAML_SCALAR_NODE)
+            return fail(ld, &w, *prefix ? prefix : NULL, "keys must be plain names, not %s",
+                        node_kind(kn));
+        name = (const char *)kn->data.scalar.value;
+        key = *prefix ? sl_asprintf("%s.%s", prefix, name) : sl_strdup(name);
+
+        /* Duplicates: libyaml keeps both, a silent last-wins would hide a
+         * mistake. */
+        for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < pair; prev++) {
+            yaml_node_t *pk = yaml_document_get_node(doc, prev->key);
+            if (pk->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)pk->data.scalar.value, name) == 0) {
+                fail(ld, &w, key, "duplicate key (first at line %zu)",
+                     (size_t)pk->start_mark.line + 1);
+                free(key);
+                return -1;
+            }
+        }
+
+        bool want_map = false;
+        const char *next_prefix = key;
+        const struct key_def *def = NULL;
+        const char *origin_name = NULL;
+
+        if (*prefix == '\0') {
+            if (!is_section(name)) {
+                if (find_key(global_keys, SL_N_ELEMENTS(global_keys), name) != NULL)
+                    ret = fail(ld, &w, key,
+                               "write nested maps in the file (\"%.*s:\" then \"%s:\"); the "
+                               "dotted form is for -o",
+                               (int)(strchr(name, '.') - name), name, strchr(name, '.') + 1);
+                else
+                    ret = fail_unknown(ld, &w, key, "section", NULL);
+                goto next;
+            }
+            want_map = true;
+        } else if (strcmp(prefix, "origins") == 0) {
+            ssize_t i = origin_get(ld, &w, name);
+            if (i < 0) {
+                ret = -1;
+                goto next;
+            }
+            want_map = true;
+        } else if (strncmp(prefix, "origins.", 8) == 0) {
+            origin_name = prefix + 8;
+            def = find_key(origin_keys, SL_N_ELEMENTS(origin_keys), name);
+            if (def == NULL) {
+                ret = fail_unknown(ld, &w, key, "key", origin_name);
+                goto next;
+            }
+        } else {
+            def = find_key(global_keys, SL_N_ELEMENTS(global_keys), key);
+            if (def == NULL) {
+                ret = fail_unknown(ld, &w, key, "key", NULL);
+                goto next;
+            }
+        }
+
+        if (want_map) {
+            if (node_is_null(vn))
+                goto next; /* "frontend:" with everything commented out */
+            if (vn->type != YAML_MAPPING_NODE) {
+                ret = fail(ld, &w, key, "expected a map of keys, not %s", node_kind(vn));
+                goto next;
+            }
+            ret = walk_map(ld, doc, file, vn, next_prefix);
+            goto next;
+        }
+
+        char *text = leaf_text(ld, doc, &w, key, def, vn);
+        if (text == NULL) {
+            ret = -1;
+            goto next;
+        }
+        if (origin_name != NULL)
+            ret = origin_set(ld, &w, origin_name, name, text);
+        else
+            ret = value_set(ld, &w, key, def, ld->config, text);
+        free(text);
+    next:
+        free(key);
+        if (ret < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Line number of a byte offset, for reader errors (bad UTF-8), which
+ * libyaml reports by offset only. */
+static size_t
+line_of_offset(FILE *fp, size_t offset)
+{
+    size_t line = 1;
+    int c;
+
+    rewind(fp);
+    for (size_t i = 0; i < offset && (c = getc(fp)) != EOF; i++)
+        if (c == '\n')
+            line++;
+    return line;
+}
+
+static int
+fail_yaml(struct loader *ld, const char *file, FILE *fp, const yaml_parser_t *parser)
+{
+    char *wstr;
+    int ret;
+
+    if (parser->error == YAML_READER_ERROR) {
+        wstr = sl_asprintf("%s:%zu", file, line_of_offset(fp, parser->problem_offset));
+        ret = fail_at(ld, wstr, NULL, "cannot read the file: %s (byte %zu)",
+                      parser->problem ? parser->problem : "unknown error", parser->problem_offset);
+    } else if (parser->error == YAML_MEMORY_ERROR) {
+        sl_bug(__FILE__, __LINE__, "libyaml: out of memory");
+    } else {
+        wstr = sl_asprintf("%s:%zu:%zu", file, (size_t)parser->problem_mark.line + 1,
+                           (size_t)parser->problem_mark.column + 1);
+        if (parser->context != NULL)
+            ret = fail_at(ld, wstr, NULL, "YAML syntax error: %s (%s at line %zu)",
+                          parser->problem ? parser->problem : "unknown error", parser->context,
+                          (size_t)parser->context_mark.line + 1);
+        else
+            ret = fail_at(ld, wstr, NULL, "YAML syntax error: %s",
+                          parser->problem ? parser->problem : "unknown error");
+    }
+    free(wstr);
+    return ret;
+}
+
+static int
+load_file(struct loader *ld, const char *file, bool optional)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    struct stat st;
+    FILE *fp;
+    int ret = -1;
+
+    fp = fopen(file, "r");
+    if (fp == NULL) {
+        if (optional && errno == ENOENT)
+            return 0;
+        int e = errno;
+        ld->error = sl_asprintf("%s: cannot open: %s", file, strerror(e));
+        return -1;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        ld->error = sl_asprintf("%s: cannot open: %s", file, strerror(EISDIR));
+        fclose(fp);
+        return -1;
+    }
+    ld->config->path = sl_strdup(file);
+
+    if (!yaml_parser_initialize(&parser))
+        sl_bug(__FILE__, __LINE__, "yaml_parser_initialize");
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc)) {
+        fail_yaml(ld, file, fp, &parser);
+        goto out;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root != NULL && !node_is_null(root)) {
+        if (root->type != YAML_MAPPING_NODE) {
+            struct where w = {file, root->start_mark.line + 1, NULL};
+            fail(ld, &w, NULL, "expected a map of sections (frontend:, origins:, ...), not %s",
+                 node_kind(root));
+        } else {
+            (void)walk_map(ld, &doc, file, root, "");
+        }
+    }
+    yaml_document_delete(&doc);
+    if (ld->error != NULL)
+        goto out;
+    if (root != NULL) {
+        /* A second document would be ignored silently: refuse it. */
+        if (!yaml_parser_load(&parser, &doc)) {
+            fail_yaml(ld, file, fp, &parser);
+            goto out;
+        }
+        root = yaml_document_get_root_node(&doc);
+        if (root != NULL) {
+            struct where w = {file, doc.start_mark.line + 1, NULL};
+            fail(ld, &w, NULL, "only one YAML document is allowed");
+        }
+        yaml_document_delete(&doc);
+        if (ld->error != NULL)
+            goto out;
+    }
+    ret = 0;
+out:
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return ret;
+}
+
+/* ---- overrides -------------------------------------------------------- */
+
+static int
+apply_override(struct loader *ld, const char *ov)
+{
+    struct where w = {NULL, 0, ov};
+    const char *eq = strchr(ov, '=');
+    char *key, *dot1, *dot2;
+    int ret;
+
+    if (eq == NULL || eq == ov)
+        return fail(ld, &w, NULL, "expected key=value, e.g. frontend.listen=127.0.0.1:10024");
+    key = sl_strndup(ov, (size_t)(eq - ov));
+    const char *value = eq + 1;
+    const struct key_def *def = find_key(global_keys, SL_N_ELEMENTS(global_keys), key);
+
+    if (def != NULL) {
+        ret = value_set(ld, &w, key, def, ld->config, value);
+        goto out;
+    }
+    dot1 = strchr(key, '.');
+    if (strncmp(key, "origins.", 8) == 0 && (dot2 = strchr(key + 8, '.')) != NULL &&
+        strchr(dot2 + 1, '.') == NULL) {
+        char *name = sl_strndup(key + 8, (size_t)(dot2 - (key + 8)));
+        ret = origin_set(ld, &w, name, dot2 + 1, value);
+        free(name);
+        goto out;
+    }
+    if (is_section(key) ||
+        (strncmp(key, "origins.", 8) == 0 && dot1 != NULL && strchr(dot1 + 1, '.') == NULL)) {
+        ret = fail(ld, &w, key, "is a section; -o sets one key, e.g. frontend.listen=...");
+        goto out;
+    }
+    ret = fail_unknown(ld, &w, key, "key", NULL);
+out:
+    free(key);
+    return ret;
+}
+
+/* ---- load, destroy ---------------------------------------------------- */
+
+static void
+config_defaults(struct loader *ld)
+{
+    static const struct where w = {"(built-in default)", 0, NULL};
+
+    for (size_t i = 0; i < SL_N_ELEMENTS(global_keys); i++) {
+        int r =
+            value_set(ld, &w, global_keys[i].name, &global_keys[i], ld->config, global_keys[i].def);
+        SL_BUG_ON(r < 0);
+    }
+    SL_BUG_ON(origin_get(ld, &w, DEFAULT_ORIGIN) != 0);
+}
+
+/* Checks that involve more than one key, after everything is read. */
+static int
+config_check(struct loader *ld)
+{
+    const struct sl_config *c = ld->config;
+
+    for (size_t i = 0; i < c->n_origins; i++) {
+        const struct sl_origin_config *o = &c->origins[i];
+        if (strcmp(o->name, DEFAULT_ORIGIN) != 0 && o->match.n == 0) {
+            char *key = sl_asprintf("origins.%s.match", o->name);
+            fail_at(ld, ld->origin_where[i], key,
+                    "required: an origin other than default needs the client addresses of "
+                    "its Postfix (e.g. 127.0.0.2)");
+            free(key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+loader_done(struct loader *ld)
+{
+    if (ld->origin_where != NULL) {
+        for (size_t i = 0; i < ld->config->n_origins; i++)
+            free(ld->origin_where[i]);
+        free(ld->origin_where);
+    }
+    ld->origin_where = NULL;
+}
+
+struct sl_config *
+sl_config_load(const char *path, char *const *overrides, size_t n_overrides, char **error_r)
+{
+    struct loader ld = {NULL, NULL, NULL};
+    const char *env = getenv("SLUICE_CONFIG");
+    bool optional = false;
+
+    *error_r = NULL;
+    ld.config = sl_calloc(1, sizeof(*ld.config));
+    config_defaults(&ld);
+    if (path == NULL && env != NULL && *env != '\0')
+        path = env;
+    if (path == NULL) {
+        path = SL_CONFIG_DEFAULT_PATH;
+        optional = true;
+    }
+    if (load_file(&ld, path, optional) < 0)
+        goto fail;
+    for (size_t i = 0; i < n_overrides; i++)
+        if (apply_override(&ld, overrides[i]) < 0)
+            goto fail;
+    if (config_check(&ld) < 0)
+        goto fail;
+    loader_done(&ld);
+    return ld.config;
+
+fail:
+    SL_BUG_ON(ld.error == NULL);
+    *error_r = ld.error;
+    loader_done(&ld);
+    sl_config_destroy(&ld.config);
+    return NULL;
+}
+
+void
+sl_config_destroy(struct sl_config **configp)
+{
+    struct sl_config *c = *configp;
+
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < SL_N_ELEMENTS(global_keys); i++)
+        value_free(&global_keys[i], c);
+    for (size_t i = 0; i < c->n_origins; i++) {
+        for (size_t k = 0; k < SL_N_ELEMENTS(origin_keys); k++)
+            value_free(&origin_keys[k], &c->origins[i]);
+        free(c->origins[i].name);
+    }
+    free(c->origins);
+    free(c->path);
+    free(c);
+    *configp = NULL;
+}
+
+/* ---- printing --------------------------------------------------------- */
+
+static void
+print_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static bool
+value_equal(const struct key_def *def, const void *a, const void *b)
+{
+    switch (def->type) {
+    case KT_CIDR: {
+        const struct sl_cidr_list *la = cfield(a, def->off), *lb = cfield(b, def->off);
+        if (la->n != lb->n)
+            return false;
+        for (size_t i = 0; i < la->n; i++)
+            if (la->items[i].family != lb->items[i].family ||
+                la->items[i].prefix != lb->items[i].prefix ||
+                memcmp(la->items[i].addr, lb->items[i].addr, 16) != 0)
+                return false;
+        return true;
+    }
+    case KT_ENDPOINTS: {
+        char *const *va = *(char *const *const *)cfield(a, def->off);
+        char *const *vb = *(char *const *const *)cfield(b, def->off);
+        size_t na = *(const size_t *)cfield(a, def->off2);
+        if (na != *(const size_t *)cfield(b, def->off2))
+            return false;
+        for (size_t i = 0; i < na; i++)
+            if (strcmp(va[i], vb[i]) != 0)
+                return false;
+        return true;
+    }
+    case KT_REINJECT: {
+        const struct sl_origin_config *oa = a, *ob = b;
+        return oa->reinject_to_client == ob->reinject_to_client &&
+               oa->reinject_port == ob->reinject_port &&
+               (oa->reinject_to_client || strcmp(oa->reinject_host, ob->reinject_host) == 0);
+    }
+    case KT_SIZE:
+        return *(const size_t *)cfield(a, def->off) == *(const size_t *)cfield(b, def->off);
+    case KT_DURATION:
+    case KT_UINT:
+        return *(const unsigned *)cfield(a, def->off) == *(const unsigned *)cfield(b, def->off);
+    default:
+        return strcmp(*(char *const *)cfield(a, def->off), *(char *const *)cfield(b, def->off)) ==
+               0;
+    }
+}
+
+static void
+value_print(FILE *out, const struct key_def *def, const void *base)
+{
+    switch (def->type) {
+    case KT_CIDR:
+        print_quoted(out, *(char *const *)cfield(base, def->off2));
+        break;
+    case KT_ENDPOINTS: {
+        char *const *v = *(char *const *const *)cfield(base, def->off);
+        size_t n = *(const size_t *)cfield(base, def->off2);
+        fputc('[', out);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                fputs(", ", out);
+            print_quoted(out, v[i]);
+        }
+        fputc(']', out);
+        break;
+    }
+    case KT_SIZE:
+        fprintf(out, "%zu", *(const size_t *)cfield(base, def->off));
+        break;
+    case KT_DURATION:
+    case KT_UINT:
+        fprintf(out, "%u", *(const unsigned *)cfield(base, def->off));
+        break;
+    default:
+        print_quoted(out, *(char *const *)cfield(base, def->off));
+        break;
+    }
+}
+
+void
+sl_config_print(const struct sl_config *config, FILE *out, bool only_changed)
+{
+    struct loader ld = {NULL, NULL, NULL};
+    const struct sl_origin_config *def_origin;
+
+    ld.config = sl_calloc(1, sizeof(*ld.config));
+    config_defaults(&ld);
+    loader_done(&ld);
+    def_origin = &ld.config->origins[0];
+
+    fprintf(out, "# sluice configuration%s%s",
+            only_changed ? " (values that differ from the defaults)" : "",
+            config->path ? ", read from " : " (no file read)");
+    /* A newline in the path must not end the comment. */
+    for (const char *p = config->path ? config->path : ""; *p != '\0'; p++)
+        fputc(iscntrl((unsigned char)*p) ? '?' : *p, out);
+    fputc('\n', out);
+    for (size_t i = 0; i < SL_N_ELEMENTS(global_keys);) {
+        const char *dot = strchr(global_keys[i].name, '.');
+        size_t slen = (size_t)(dot - global_keys[i].name);
+        size_t end = i;
+        bool any = false;
+
+        while (end < SL_N_ELEMENTS(global_keys) &&
+               strncmp(global_keys[end].name, global_keys[i].name, slen + 1) == 0) {
+            if (!only_changed || !value_equal(&global_keys[end], config, ld.config))
+                any = true;
+            end++;
+        }
+        if (any) {
+            fprintf(out, "%.*s:\n", (int)slen, global_keys[i].name);
+            for (size_t k = i; k < end; k++) {
+                if (only_changed && value_equal(&global_keys[k], config, ld.config))
+                    continue;
+                fprintf(out, "  %s: ", global_keys[k].name + slen + 1);
+                value_print(out, &global_keys[k], config);
+                fputc('\n', out);
+            }
+        }
+        i = end;
+    }
+
+    bool header = false;
+    for (size_t i = 0; i < config->n_origins; i++) {
+        const struct sl_origin_config *o = &config->origins[i];
+        bool is_default = strcmp(o->name, DEFAULT_ORIGIN) == 0;
+        bool any = !only_changed || !is_default;
+        for (size_t k = 0; !any && k < SL_N_ELEMENTS(origin_keys); k++)
+            any = !value_equal(&origin_keys[k], o, def_origin);
+        if (!any)
+            continue;
+        if (!header)
+            fputs("origins:\n", out);
+        header = true;
+        fprintf(out, "  %s:\n", o->name);
+        for (size_t k = 0; k < SL_N_ELEMENTS(origin_keys); k++) {
+            const struct key_def *def = &origin_keys[k];
+            /* A named origin always shows its match: it cannot load without. */
+            bool show = !only_changed || (!is_default && def->type == KT_CIDR) ||
+                        !value_equal(def, o, def_origin);
+            if (!show)
+                continue;
+            fprintf(out, "    %s: ", def->name);
+            if (def->type == KT_REINJECT)
+                print_quoted(out, o->reinject);
+            else
+                value_print(out, def, o);
+            fputc('\n', out);
+        }
+    }
+    sl_config_destroy(&ld.config);
+}
+
+const struct sl_origin_config *
+sl_config_origin_for(const struct sl_config *config, const char *ip)
+{
+    const struct sl_origin_config *fallback = NULL;
+
+    for (size_t i = 0; i < config->n_origins; i++) {
+        const struct sl_origin_config *o = &config->origins[i];
+        if (strcmp(o->name, DEFAULT_ORIGIN) == 0) {
+            fallback = o;
+            continue;
+        }
+        if (ip != NULL && sl_cidr_list_match_text(&o->match, ip))
+            return o;
+    }
+    SL_BUG_ON(fallback == NULL);
+    return fallback;
+}

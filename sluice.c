@@ -1,0 +1,314 @@
+/* sluice.c - the one binary: parses the command line and configuration,
+ * then wires up the roles asked for. No protocol logic lives here.
+ *
+ * SYNOPSIS
+ *   sluice [-c file] [-o key=value]... [-v] all|frontend|broker|worker
+ *   sluice [-c file] [-o key=value]... config [-n]
+ *   sluice version | help
+ *
+ * DIAGNOSTICS
+ *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
+ *   for a bad command line, 78 (EX_CONFIG) for a configuration error
+ *   (the message names file, line and key), 71 (EX_OSERR) when a socket
+ *   cannot be bound, 70 (EX_SOFTWARE) for an internal failure. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <zmq.h>
+#include "broker.h"
+#include "frontend.h"
+#include "util/sl_config.h"
+#include "util/sl_log.h"
+#include "worker.h"
+
+static const char usage_text[] =
+    "Usage: sluice [-c FILE] [-o KEY=VALUE]... [-v] COMMAND\n"
+    "\n"
+    "sluice is a clustered content filter for Postfix that replaces amavisd-new.\n"
+    "Postfix hands it mail over LMTP (or SMTP) on port 10024; sluice holds the\n"
+    "connection while the message is scanned and returned to Postfix's :10025,\n"
+    "and only then answers, one reply per recipient. Nothing is lost: any failure\n"
+    "is a 4xx and the mail stays in Postfix's queue.\n"
+    "\n"
+    "Commands:\n"
+    "  all          run every role in one process (frontend, broker, workers,\n"
+    "               reinjector). With no configuration this serves the standard\n"
+    "               Postfix/amavisd-new setup: listen 127.0.0.1:10024, reinject to\n"
+    "               the connecting Postfix's port 10025, 2 concurrent messages.\n"
+    "  frontend     run the LMTP/SMTP frontend and reinjector only\n"
+    "  broker       run a broker only (binds broker.listen)\n"
+    "  worker       run scanner workers only (connect to broker.endpoints)\n"
+    "  config [-n]  print the effective configuration as YAML; -n prints only\n"
+    "               the values that differ from the defaults (like postconf -n)\n"
+    "  version      print the version and exit\n"
+    "  help         print this text and exit\n"
+    "\n"
+    "Options:\n"
+    "  -c FILE      configuration file (default " SL_CONFIG_DEFAULT_PATH " if it\n"
+    "               exists, else $SLUICE_CONFIG, else built-in defaults)\n"
+    "  -o KEY=VALUE override one setting, like Postfix's -o; repeatable, e.g.\n"
+    "               -o origins.default.concurrency=10\n"
+    "  -v           verbose: log at level debug\n"
+    "  -h, --help   print this text\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT stop gracefully (messages in flight finish;\n"
+    "a second signal stops at once, Postfix retries what was not answered).\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 70 internal error, 71 cannot bind,\n"
+    "78 configuration error.\n"
+    "\n"
+    "See docs/configuration.md for every key and docs/architecture.md for the design.\n";
+
+struct cli {
+    const char *config_path;
+    char **overrides;
+    size_t n_overrides;
+    bool verbose;
+    bool only_changed;
+    const char *command;
+};
+
+static int
+cli_parse(int argc, char **argv, struct cli *cli)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    cli->overrides = calloc((size_t)argc, sizeof(char *));
+    /* options may come before and after the command ("sluice config -n") */
+    while (optind < argc) {
+        if ((c = getopt_long(argc, argv, "+c:o:vnh", longopts, NULL)) != -1) {
+            switch (c) {
+            case 'c':
+                cli->config_path = optarg;
+                break;
+            case 'o':
+                if (strchr(optarg, '=') == NULL) {
+                    fprintf(stderr, "sluice: -o %s: expected KEY=VALUE\n", optarg);
+                    return EX_USAGE;
+                }
+                cli->overrides[cli->n_overrides++] = optarg;
+                break;
+            case 'v':
+                cli->verbose = true;
+                break;
+            case 'n':
+                cli->only_changed = true;
+                break;
+            case 'h':
+                cli->command = "help";
+                return 0;
+            case 'V':
+                cli->command = "version";
+                return 0;
+            default:
+                fprintf(stderr, "Try 'sluice --help'.\n");
+                return EX_USAGE;
+            }
+        } else if (cli->command == NULL) {
+            cli->command = argv[optind++];
+        } else {
+            fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
+                    argv[optind]);
+            return EX_USAGE;
+        }
+    }
+    if (cli->command == NULL) {
+        fputs(usage_text, stderr);
+        return EX_USAGE;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- roles */
+
+struct run {
+    struct sl_config *config;
+    struct event_base *base;
+    void *zctx;
+    struct broker *broker;
+    struct worker_pool *workers;
+    struct frontend *frontend;
+    int signals_seen;
+};
+
+static unsigned
+workers_wanted(const struct sl_config *config)
+{
+    if (config->workers.count)
+        return config->workers.count;
+    /* Auto: one worker slot per message Postfix may send at once, so the
+     * operator never hand-matches maxproc and $max_servers again. */
+    unsigned sum = 0;
+    for (size_t i = 0; i < config->n_origins; i++)
+        sum += config->origins[i].concurrency;
+    return sum ? sum : 2;
+}
+
+static void
+on_shutdown_done(void *ctx)
+{
+    struct run *run = ctx;
+    event_base_loopexit(run->base, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *ctx)
+{
+    struct run *run = ctx;
+    (void)what;
+    if (sig == SIGHUP) {
+        sl_notice("SIGHUP: configuration changes take effect at the next restart");
+        return;
+    }
+    if (++run->signals_seen > 1 || run->frontend == NULL) {
+        sl_notice("%s again: stopping now", strsignal((int)sig));
+        event_base_loopbreak(run->base);
+        return;
+    }
+    sl_notice("%s: stopping after the messages in flight", strsignal((int)sig));
+    frontend_shutdown(run->frontend, on_shutdown_done, run);
+}
+
+static int
+run_roles(struct run *run, bool want_broker, bool want_workers, bool want_frontend)
+{
+    const struct sl_config *cfg = run->config;
+    char *error = NULL;
+    int rc = 0;
+
+    run->zctx = zmq_ctx_new();
+    if (run->zctx == NULL) {
+        sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
+        return EX_SOFTWARE;
+    }
+    if (want_broker) {
+        run->broker = broker_start(run->zctx, cfg, cfg->broker.listen, &error);
+        if (run->broker == NULL) {
+            sl_fatal("broker: %s", error);
+            rc = EX_OSERR;
+            goto out;
+        }
+    }
+    if (want_workers) {
+        unsigned n = workers_wanted(cfg);
+        run->workers = worker_pool_start(run->zctx, cfg, cfg->broker.endpoints,
+                                         cfg->broker.n_endpoints, n, &error);
+        if (run->workers == NULL) {
+            sl_fatal("workers: %s", error);
+            rc = EX_SOFTWARE;
+            goto out;
+        }
+    }
+
+    run->base = event_base_new();
+    if (want_frontend) {
+        run->frontend = frontend_new(run->base, run->zctx, cfg, cfg->broker.endpoints,
+                                     cfg->broker.n_endpoints, &error);
+        if (run->frontend == NULL) {
+            sl_fatal("frontend: %s", error);
+            rc = EX_OSERR;
+            goto out;
+        }
+    }
+    struct event *sigs[3];
+    const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(run->base, signums[i], on_signal, run);
+        evsignal_add(sigs[i], NULL);
+    }
+    sl_notice("sluice %s started: %s%s%s", SLUICE_VERSION, want_frontend ? "frontend " : "",
+              want_broker ? "broker " : "", want_workers ? "workers" : "");
+    event_base_dispatch(run->base);
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+    sl_notice("sluice stopped");
+out:
+    free(error);
+    frontend_destroy(&run->frontend);
+    worker_pool_stop(&run->workers);
+    broker_stop(&run->broker);
+    if (run->base)
+        event_base_free(run->base);
+    zmq_ctx_term(run->zctx);
+    return rc;
+}
+
+static void
+print_version(void)
+{
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    printf("sluice %s (libzmq %d.%d.%d, libevent %s)\n", SLUICE_VERSION, major, minor, patch,
+           event_get_version());
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    int rc = cli_parse(argc, argv, &cli);
+    if (rc != 0)
+        return rc;
+
+    const char *cmd = cli.command;
+    if (strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0) {
+        print_version();
+        return 0;
+    }
+    bool is_all = strcmp(cmd, "all") == 0, is_fe = strcmp(cmd, "frontend") == 0,
+         is_broker = strcmp(cmd, "broker") == 0, is_worker = strcmp(cmd, "worker") == 0,
+         is_config = strcmp(cmd, "config") == 0;
+    if (!is_all && !is_fe && !is_broker && !is_worker && !is_config) {
+        fprintf(stderr, "sluice: unknown command '%s'\nTry 'sluice --help'.\n", cmd);
+        return EX_USAGE;
+    }
+
+    char *error = NULL;
+    struct run run = {0};
+    run.config = sl_config_load(cli.config_path, cli.overrides, cli.n_overrides, &error);
+    if (run.config == NULL) {
+        fprintf(stderr, "sluice: fatal: %s\n", error);
+        free(error);
+        return EX_CONFIG;
+    }
+    if (is_config) {
+        sl_config_print(run.config, stdout, cli.only_changed);
+        sl_config_destroy(&run.config);
+        free(cli.overrides);
+        return 0;
+    }
+
+    int level = sl_log_level_from_name(run.config->log.level);
+    if (cli.verbose)
+        level = LOG_DEBUG;
+    sl_log_open("sluice", strcmp(run.config->log.target, "syslog") == 0 ? SL_LOG_SYSLOG
+                                                                         : SL_LOG_STDERR,
+                level < 0 ? LOG_INFO : level);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    if (run.config->path)
+        sl_info("configuration from %s", run.config->path);
+    else
+        sl_info("no configuration file: built-in defaults (the seed's single node)");
+
+    rc = run_roles(&run, is_all || is_broker, is_all || is_worker, is_all || is_fe);
+    sl_config_destroy(&run.config);
+    free(cli.overrides);
+    sl_log_close();
+    return rc;
+}

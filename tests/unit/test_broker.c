@@ -1,0 +1,659 @@
+/* test_broker.c - frontend link + broker + worker pool in one process over
+ * inproc:// (the `sluice all` layout), driven by a real libevent loop.
+ *
+ *   load:          2000 jobs submitted back to back; every verdict must come
+ *                  back exactly once, CLEAN, with the Received: and
+ *                  X-Virus-Scanned edits (the edge-triggered ZMQ_FD trap
+ *                  shows up here as a loop that stops short of 2000);
+ *   pool_restart:  a pool stopped mid-run, a new one finishes the work;
+ *   hung_worker:   a worker that takes jobs and goes silent; its jobs are
+ *                  requeued after 3 missed heartbeats (attempt 2);
+ *   poison:        a job whose workers die 3 times gets a failure verdict;
+ *   deadline:      a queued job past its deadline is dropped, not run.
+ * Every wait is bounded; a stuck test fails instead of hanging. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <zmq.h>
+
+#include "broker/broker.h"
+#include "frontend/broker_link.h"
+#include "net/sl_wire.h"
+#include "net/sl_zsock.h"
+#include "util/sl_body.h"
+#include "util/sl_config.h"
+#include "util/sl_log.h"
+#include "util/sl_util.h"
+#include "workers/worker.h"
+
+#define MAX_JOBS 2000
+
+/* ---- fixture ---------------------------------------------------------- */
+
+struct harness {
+    void *zctx;
+    struct sl_config config;
+    char endpoint[64];
+    char *endpoints[1];
+    struct broker *broker;
+    struct event_base *base;
+    struct fe_broker_link *link;
+    struct worker_pool *pool;       /* stopped by teardown if a test failed */
+    void *fake;                     /* a raw worker socket, ditto */
+
+    /* verdict bookkeeping */
+    unsigned n_jobs;                /* submitted */
+    unsigned seen[MAX_JOBS];        /* verdicts per job index */
+    unsigned n_rcpts[MAX_JOBS];
+    unsigned long long received_ms[MAX_JOBS];
+    bool ok[MAX_JOBS];
+    char error[MAX_JOBS][128];
+    unsigned n_verdicts;
+    unsigned n_bad;                 /* verdicts that failed a check */
+    char first_bad[512];
+    unsigned break_at;              /* loopbreak when n_verdicts reaches it */
+    bool check_clean;               /* verdicts must be CLEAN with edits */
+    bool abort_run;                 /* a callback failed: run_until() gives up */
+    struct sl_body *bodies[MAX_JOBS];
+};
+
+static unsigned harness_serial;
+
+static void
+bad(struct harness *h, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (h->n_bad++ > 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(h->first_bad, sizeof(h->first_bad), fmt, ap);
+    va_end(ap);
+}
+
+/* job ids are "job" + 9 digits: valid base64url, and the index is in them */
+static int
+job_index(const char *id)
+{
+    unsigned idx;
+    if (sscanf(id, "job%9u", &idx) != 1 || idx >= MAX_JOBS)
+        return -1;
+    return (int)idx;
+}
+
+/* Checks the RFC 5322 date after "; " against received_ms. */
+static bool
+date_matches(const char *date, unsigned long long received_ms)
+{
+    struct tm tm;
+    const char *end;
+
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    if (end == NULL || (*end != '\0' && *end != ' '))
+        return false;
+    return (long long)timegm(&tm) - tm.tm_gmtoff == (long long)(received_ms / 1000);
+}
+
+static void
+check_clean_verdict(struct harness *h, int idx, const Sluice__Verdict *v)
+{
+    char expect[512];
+    const char *value;
+
+    if (!v->ok || strcmp(v->category, "CLEAN") != 0) {
+        bad(h, "%s: not ok/CLEAN: ok=%d category=%s error=%s", v->job_id, v->ok, v->category,
+            v->error);
+        return;
+    }
+    if (v->n_edits != 2) {
+        bad(h, "%s: %zu edits", v->job_id, v->n_edits);
+        return;
+    }
+    if (v->edits[0]->op != SLUICE__HEADER_EDIT__OP__PREPEND ||
+        strcmp(v->edits[0]->name, "Received") != 0) {
+        bad(h, "%s: first edit is not PREPEND Received", v->job_id);
+        return;
+    }
+    if (h->n_rcpts[idx] == 1)
+        snprintf(expect, sizeof(expect),
+                 "from mx.example.org ([192.0.2.1]) by filter.example.org (sluice %s, port "
+                 "10024) with LMTP id %s for <user%d@example.org>; ",
+                 SLUICE_VERSION, v->job_id, idx);
+    else
+        snprintf(expect, sizeof(expect),
+                 "from mx.example.org ([192.0.2.1]) by filter.example.org (sluice %s, port "
+                 "10024) with LMTP id %s; ",
+                 SLUICE_VERSION, v->job_id);
+    value = v->edits[0]->value;
+    if (strncmp(value, expect, strlen(expect)) != 0) {
+        bad(h, "%s: Received is \"%s\", expected prefix \"%s\"", v->job_id, value, expect);
+        return;
+    }
+    if (!date_matches(value + strlen(expect), h->received_ms[idx])) {
+        bad(h, "%s: Received date \"%s\" is not received_ms", v->job_id, value + strlen(expect));
+        return;
+    }
+    if (v->edits[1]->op != SLUICE__HEADER_EDIT__OP__APPEND ||
+        strcmp(v->edits[1]->name, "X-Virus-Scanned") != 0 ||
+        strcmp(v->edits[1]->value, "sluice at filter.example.org") != 0) {
+        bad(h, "%s: second edit is not APPEND X-Virus-Scanned", v->job_id);
+        return;
+    }
+    snprintf(expect, sizeof(expect), "msg%d@example.org", idx);
+    if (strcmp(v->message_id, expect) != 0 || v->mime_parts != 3 || v->worker[0] == '\0') {
+        bad(h, "%s: message_id=%s parts=%u worker=%s", v->job_id, v->message_id,
+            (unsigned)v->mime_parts, v->worker);
+        return;
+    }
+}
+
+static void
+on_verdict(void *ctx, const Sluice__Verdict *v)
+{
+    struct harness *h = ctx;
+    int idx = job_index(v->job_id);
+
+    if (idx < 0 || (unsigned)idx >= h->n_jobs) {
+        bad(h, "verdict for unknown job %s", v->job_id);
+        return;
+    }
+    h->seen[idx]++;
+    h->ok[idx] = v->ok;
+    snprintf(h->error[idx], sizeof(h->error[idx]), "%s", v->error);
+    if (h->seen[idx] > 1)
+        bad(h, "%s: verdict %u times", v->job_id, h->seen[idx]);
+    if (h->check_clean)
+        check_clean_verdict(h, idx, v);
+    h->n_verdicts++;
+    if (h->break_at != 0 && h->n_verdicts >= h->break_at)
+        event_base_loopbreak(h->base);
+}
+
+static int
+setup(void **state)
+{
+    struct harness *h = calloc(1, sizeof(*h));
+    char *error = NULL;
+
+    h->zctx = zmq_ctx_new();
+    h->config.frontend.max_message_size = 10 * 1024 * 1024;
+    snprintf(h->endpoint, sizeof(h->endpoint), "inproc://test-broker-%u", ++harness_serial);
+    h->endpoints[0] = h->endpoint;
+    h->broker = broker_start(h->zctx, &h->config, h->endpoint, &error);
+    if (h->broker == NULL)
+        fail_msg("broker_start: %s", error);
+    h->base = event_base_new();
+    h->link = fe_broker_link_new(h->base, h->zctx, h->endpoints, 1, on_verdict, h, &error);
+    if (h->link == NULL)
+        fail_msg("fe_broker_link_new: %s", error);
+    h->check_clean = true;
+    *state = h;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct harness *h = *state;
+
+    worker_pool_stop(&h->pool);
+    if (h->fake != NULL)
+        zmq_close(h->fake);
+    fe_broker_link_destroy(&h->link);
+    broker_stop(&h->broker);
+    event_base_free(h->base);
+    zmq_ctx_term(h->zctx);
+    /* every reference ZeroMQ took on a body has been dropped again */
+    for (unsigned i = 0; i < h->n_jobs; i++) {
+        if (h->bodies[i] != NULL)
+            assert_int_equal(__atomic_load_n(&h->bodies[i]->refs, __ATOMIC_ACQUIRE), 1);
+        sl_body_unref(&h->bodies[i]);
+    }
+    unsetenv("SLUICE_TEST_WORKER_DELAY_MS");
+    free(h);
+    return 0;
+}
+
+static struct sl_body *
+make_body(unsigned i)
+{
+    char *text = sl_asprintf(
+        "From: Alice <alice@example.net>\r\n"
+        "To: <user%u@example.org>\r\n"
+        "Subject: test %u\r\n"
+        "Message-ID: <msg%u@example.org>\r\n"
+        "Date: Tue, 21 Nov 2023 10:04:13 +0100\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=\"=_b%u\"\r\n"
+        "\r\n"
+        "--=_b%u\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n"
+        "\r\n"
+        "Hello %u.\r\n"
+        "--=_b%u\r\n"
+        "Content-Type: text/html; charset=us-ascii\r\n"
+        "\r\n"
+        "<p>Hello %u.</p>\r\n"
+        "--=_b%u--\r\n",
+        i, i, i, i, i, i, i, i, i);
+    return sl_body_new(text, strlen(text));
+}
+
+/* Submits job i (1 recipient, or 2 for every 10th) on link. 0 or -1 as
+ * fe_broker_link_submit(). */
+static int
+submit_link(struct harness *h, struct fe_broker_link *link, unsigned i,
+            unsigned long long deadline_ms)
+{
+    Sluice__Job job = SLUICE__JOB__INIT;
+    Sluice__Recipient r1 = SLUICE__RECIPIENT__INIT, r2 = SLUICE__RECIPIENT__INIT;
+    Sluice__Recipient *rp[2] = { &r1, &r2 };
+    char id[16], a1[64];
+
+    assert_true(i < MAX_JOBS);
+    snprintf(id, sizeof(id), "job%09u", i);
+    snprintf(a1, sizeof(a1), "user%u@example.org", i);
+    r1.address = a1;
+    r2.address = "other@example.org";
+    job.job_id = id;
+    job.origin = "default";
+    job.client_addr = "192.0.2.1";
+    job.deadline_ms = deadline_ms != 0 ? deadline_ms : sl_now_wall_ms() + 120000;
+    job.mail_from = "alice@example.net";
+    job.n_rcpts = i % 10 == 9 ? 2 : 1;
+    job.rcpts = rp;
+    job.helo = "mx.example.org";
+    job.proto = "LMTP";
+    job.received_ms = sl_now_wall_ms() - 1000ULL * (i % 7);
+    job.by_host = "filter.example.org";
+    job.by_port = 10024;
+    h->n_rcpts[i] = (unsigned)job.n_rcpts;
+    h->received_ms[i] = job.received_ms;
+    if (h->bodies[i] == NULL)
+        h->bodies[i] = make_body(i);
+    if (i >= h->n_jobs)
+        h->n_jobs = i + 1;
+    return fe_broker_link_submit(link, &job, h->bodies[i]);
+}
+
+static int
+submit(struct harness *h, unsigned i, unsigned long long deadline_ms)
+{
+    return submit_link(h, h->link, i, deadline_ms);
+}
+
+static int
+submit_on(struct harness *h, struct fe_broker_link *link, unsigned i)
+{
+    return submit_link(h, link, i, 0);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* Runs the loop until break_at verdicts or timeout_ms. false on timeout. */
+static bool
+run_until(struct harness *h, unsigned break_at, unsigned timeout_ms)
+{
+    bool timed_out = false;
+    struct event *timer = evtimer_new(h->base, on_timeout, &timed_out);
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+
+    if (h->n_verdicts >= break_at) {
+        event_free(timer);
+        return true;
+    }
+    h->break_at = break_at;
+    evtimer_add(timer, &tv);
+    /* the timer callback only sets the flag: stop the loop there too */
+    while (!timed_out && !h->abort_run && h->n_verdicts < break_at)
+        event_base_loop(h->base, EVLOOP_ONCE);
+    event_free(timer);
+    h->break_at = 0;
+    return !timed_out && !h->abort_run;
+}
+
+/* Runs the loop for ms (late or duplicate verdicts would show up). */
+static void
+run_for(struct harness *h, unsigned ms)
+{
+    (void)run_until(h, UINT32_MAX, ms);
+}
+
+static void
+assert_all_once(struct harness *h, unsigned n)
+{
+    if (h->n_bad > 0)
+        fail_msg("%u bad verdict(s), first: %s", h->n_bad, h->first_bad);
+    for (unsigned i = 0; i < n; i++)
+        if (h->seen[i] != 1)
+            fail_msg("job%09u: %u verdict(s)", i, h->seen[i]);
+    assert_int_equal(h->n_verdicts, n);
+}
+
+/* ---- a raw worker the test controls ----------------------------------- */
+
+static void *
+fake_worker_new(struct harness *h, unsigned slots)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Ready ready = SLUICE__READY__INIT;
+    void *sock = zmq_socket(h->zctx, ZMQ_DEALER);
+    const char *error;
+
+    sl_zsock_set_common(sock, h->config.frontend.max_message_size);
+    assert_int_equal(zmq_connect(sock, h->endpoint), 0);
+    ready.worker_id = "fake";
+    ready.slots = slots;
+    frame.kind_case = SLUICE__FRAME__KIND_READY;
+    frame.ready = &ready;
+    assert_int_equal(sl_zsock_send_frame(sock, &frame, 0, &error), 0);
+    return sock;
+}
+
+/* Waits up to timeout_ms for a job on a fake worker, skipping heartbeats.
+ * Returns the job index and its attempt, or -1. */
+static int
+fake_worker_take(void *sock, unsigned timeout_ms, unsigned *attempt_r)
+{
+    unsigned long long end = sl_now_mono_ms() + timeout_ms;
+
+    for (;;) {
+        unsigned long long now = sl_now_mono_ms();
+        zmq_pollitem_t item = { .socket = sock, .events = ZMQ_POLLIN };
+        zmq_msg_t msg;
+        Sluice__Frame *frame;
+        const char *error;
+        int idx = -1;
+
+        if (now >= end)
+            return -1;
+        if (zmq_poll(&item, 1, (long)(end - now)) <= 0)
+            continue;
+        zmq_msg_init(&msg);
+        assert_true(zmq_msg_recv(&msg, sock, 0) >= 0);
+        assert_int_equal(sl_wire_unpack_msg(&msg, &frame, &error), 0);
+        zmq_msg_close(&msg);
+        if (frame->kind_case == SLUICE__FRAME__KIND_JOB) {
+            assert_true(sl_zsock_more(sock));
+            idx = job_index(frame->job->job_id);
+            *attempt_r = frame->job->attempt;
+        }
+        sl_zsock_drain_more(sock);
+        sl_wire_frame_free(&frame);
+        if (idx >= 0)
+            return idx;
+    }
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void
+load_run(struct harness *h, const char *name)
+{
+    unsigned long long start = sl_now_mono_ms();
+
+    if (!run_until(h, MAX_JOBS, 60000))
+        fail_msg("timeout: %u of %u verdicts, %u submitted (edge-triggered ZMQ_FD not drained?)",
+                 h->n_verdicts, MAX_JOBS, h->n_jobs);
+    sl_notice("%s: %u verdicts in %llu ms", name, h->n_verdicts, sl_now_mono_ms() - start);
+    run_for(h, 300);
+    worker_pool_stop(&h->pool);
+    assert_all_once(h, MAX_JOBS);
+}
+
+/* All jobs sent before the loop runs: the verdicts pile up unread. */
+static void
+test_load_2000_burst(void **state)
+{
+    struct harness *h = *state;
+    char *error = NULL;
+
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 2, &error);
+    if (h->pool == NULL)
+        fail_msg("worker_pool_start: %s", error);
+    for (unsigned i = 0; i < MAX_JOBS; i++)
+        if (submit(h, i, 0) != 0)
+            fail_msg("submit %u refused", i);
+    load_run(h, "load burst");
+}
+
+/* Jobs sent from another event (as LMTP sessions do) while verdicts
+ * stream in: a send can swallow the ZMQ_FD edge of a waiting verdict,
+ * which only the ZMQ_EVENTS check after the send recovers. */
+struct submitter {
+    struct harness *h;
+    struct event *ev;
+    unsigned next;
+    bool refused;
+};
+
+static void
+on_submit_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct submitter *s = arg;
+
+    (void)fd;
+    (void)what;
+    for (unsigned k = 0; k < 2 && s->next < MAX_JOBS; k++, s->next++)
+        if (submit(s->h, s->next, 0) != 0) {
+            s->refused = true;
+            s->h->abort_run = true;
+            return;
+        }
+    if (s->next < MAX_JOBS) {
+        struct timeval tv = { 0, 20 };     /* let the loop breathe: verdicts arrive meanwhile */
+        evtimer_add(s->ev, &tv);
+    }
+}
+
+static void
+test_load_2000_interleaved(void **state)
+{
+    struct harness *h = *state;
+    struct submitter s = { .h = h };
+    char *error = NULL;
+
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 2, &error);
+    if (h->pool == NULL)
+        fail_msg("worker_pool_start: %s", error);
+    s.ev = evtimer_new(h->base, on_submit_event, &s);
+    event_active(s.ev, EV_TIMEOUT, 0);
+    load_run(h, "load interleaved");
+    assert_false(s.refused);    /* (a refusal also fails load_run) */
+    assert_int_equal(s.next, MAX_JOBS);
+    event_free(s.ev);
+}
+
+/* The trap in its smallest form, against a raw ROUTER the test drives: a
+ * verdict arrives (ZMQ_FD fires), then, before the loop looks, a submit
+ * runs; its send processes ZeroMQ's command mailbox and swallows the
+ * signal. Only the ZMQ_EVENTS check after the send gets the verdict read;
+ * without it the loop sleeps with the verdict waiting. */
+static void
+test_link_send_swallows_edge(void **state)
+{
+    struct harness *h = *state;
+    char endpoint[96], *error = NULL, *eps[1] = { endpoint };
+    void *router = zmq_socket(h->zctx, ZMQ_ROUTER);
+    struct fe_broker_link *link;
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Verdict v = SLUICE__VERDICT__INIT;
+    zmq_msg_t ident, part;
+    const char *werror;
+    struct timespec pause = { 0, 20 * 1000000L };   /* > ZeroMQ's 1 ms command throttle */
+
+    h->check_clean = false;
+    snprintf(endpoint, sizeof(endpoint), "%s-edge", h->endpoint);
+    assert_int_equal(zmq_bind(router, endpoint), 0);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, on_verdict, h, &error);
+    assert_non_null(link);
+    run_for(h, 50);
+
+    /* job 0 reaches the "broker" */
+    assert_int_equal(submit_on(h, link, 0), 0);
+    zmq_msg_init(&ident);
+    assert_true(zmq_msg_recv(&ident, router, 0) >= 0);
+    assert_int_equal(sl_zsock_drain_more(router), 2);     /* frame + body */
+
+    /* its verdict comes back while nobody runs the loop */
+    v.job_id = "job000000000";
+    v.ok = 0;
+    v.error = "test";
+    frame.kind_case = SLUICE__FRAME__KIND_VERDICT;
+    frame.verdict = &v;
+    zmq_msg_init(&part);
+    zmq_msg_copy(&part, &ident);
+    assert_true(zmq_msg_send(&part, router, ZMQ_SNDMORE) >= 0);
+    assert_int_equal(sl_zsock_send_frame(router, &frame, 0, &werror), 0);
+    nanosleep(&pause, NULL);
+
+    /* another session submits first */
+    assert_int_equal(submit_on(h, link, 1), 0);
+    nanosleep(&pause, NULL);
+    assert_int_equal(submit_on(h, link, 2), 0);
+
+    if (!run_until(h, 1, 2000))
+        fail_msg("verdict waiting in the socket was not read: ZMQ_FD edge lost after a send");
+    assert_int_equal(h->seen[0], 1);
+    fe_broker_link_destroy(&link);
+    zmq_msg_close(&ident);
+    zmq_close(router);
+}
+
+static void
+test_pool_restart(void **state)
+{
+    struct harness *h = *state;
+    char *error = NULL;
+    const unsigned n = 200;
+
+    setenv("SLUICE_TEST_WORKER_DELAY_MS", "10", 1);
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 2, &error);
+    assert_non_null(h->pool);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(submit(h, i, 0), 0);
+    assert_true(run_until(h, 20, 20000));
+    worker_pool_stop(&h->pool);
+    assert_true(h->n_verdicts < n);     /* really stopped mid-run */
+
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 2, &error);
+    assert_non_null(h->pool);
+    if (!run_until(h, n, 30000))
+        fail_msg("timeout: %u of %u verdicts after the pool restart", h->n_verdicts, n);
+    run_for(h, 200);
+    worker_pool_stop(&h->pool);
+    assert_all_once(h, n);
+}
+
+static void
+test_hung_worker_requeued(void **state)
+{
+    struct harness *h = *state;
+    char *error = NULL;
+    const unsigned n = 50, held = 5;
+    int held_idx[5];
+    unsigned attempt = 0;
+    unsigned long long hung_at;
+
+    h->fake = fake_worker_new(h, held);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(submit(h, i, 0), 0);
+    for (unsigned k = 0; k < held; k++) {
+        held_idx[k] = fake_worker_take(h->fake, 5000, &attempt);
+        assert_true(held_idx[k] >= 0);
+        assert_int_equal(attempt, 1);
+    }
+    hung_at = sl_now_mono_ms();
+    /* from here the fake worker neither answers nor heartbeats */
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 2, &error);
+    assert_non_null(h->pool);
+    if (!run_until(h, n, 20000))
+        fail_msg("timeout: %u of %u verdicts (held jobs not requeued?)", h->n_verdicts, n);
+    /* the held jobs needed the 3-heartbeat expiry */
+    assert_true(sl_now_mono_ms() - hung_at >=
+                (unsigned long long)SL_WIRE_HEARTBEAT_MS * (SL_WIRE_HEARTBEAT_LIVENESS - 1));
+    for (unsigned k = 0; k < held; k++)
+        assert_int_equal(h->seen[held_idx[k]], 1);
+    run_for(h, 200);
+    worker_pool_stop(&h->pool);
+    zmq_close(h->fake);
+    h->fake = NULL;
+    assert_all_once(h, n);
+}
+
+static void
+test_poison_job_fails(void **state)
+{
+    struct harness *h = *state;
+    unsigned attempt = 0;
+
+    h->check_clean = false;
+    assert_int_equal(submit(h, 0, 0), 0);
+    for (unsigned round = 1; round <= SL_WIRE_MAX_FAILURES; round++) {
+        h->fake = fake_worker_new(h, 1);
+        int idx = fake_worker_take(h->fake, 10000, &attempt);
+        assert_int_equal(idx, 0);
+        assert_int_equal(attempt, round);
+        zmq_close(h->fake);     /* the worker "crashes" holding the job */
+        h->fake = NULL;
+    }
+    if (!run_until(h, 1, 10000))
+        fail_msg("no failure verdict for the poison job");
+    assert_int_equal(h->seen[0], 1);
+    assert_false(h->ok[0]);
+    assert_string_equal(h->error[0], "job failed on 3 workers (poison message?)");
+    run_for(h, 200);
+    assert_int_equal(h->n_verdicts, 1);
+}
+
+static void
+test_deadline_drops_queued_job(void **state)
+{
+    struct harness *h = *state;
+    char *error = NULL;
+
+    /* no worker yet: job 0 waits in the queue past its deadline */
+    assert_int_equal(submit(h, 0, sl_now_wall_ms() + 200), 0);
+    run_for(h, 1500);
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 1, &error);
+    assert_non_null(h->pool);
+    assert_int_equal(submit(h, 1, 0), 0);
+    assert_true(run_until(h, 1, 10000));
+    run_for(h, 300);
+    worker_pool_stop(&h->pool);
+    assert_int_equal(h->seen[0], 0);
+    assert_int_equal(h->seen[1], 1);
+    assert_int_equal(h->n_bad, 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_2000_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_2000_interleaved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_send_swallows_edge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hung_worker_requeued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_job_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
+    };
+
+    sl_log_open("test_broker", SL_LOG_STDERR, LOG_NOTICE);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

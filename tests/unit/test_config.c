@@ -1,0 +1,710 @@
+/* test_config.c - the YAML configuration: defaults, a full file, every
+ * error class (with its file:line and key), -o overrides, print -> load
+ * round trips, -n printing and origin matching. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/sl_config.h"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Writes text to a new temporary file; returns its malloc'ed path. */
+static char *
+write_temp(const char *text, size_t len)
+{
+    char tmpl[] = "/tmp/sluice-test-config.XXXXXX";
+    int fd = mkstemp(tmpl);
+
+    if (fd < 0)
+        fail_msg("mkstemp: %s", strerror(errno));
+    if (write(fd, text, len) != (ssize_t)len)
+        fail_msg("write: %s", strerror(errno));
+    close(fd);
+    return sl_strdup(tmpl);
+}
+
+/* Loads text as a file with overrides; *path_r gets the (removed) path. */
+static struct sl_config *
+load_text(const char *text, char *const *ov, size_t n_ov, char **error_r, char **path_r)
+{
+    char *path = write_temp(text, strlen(text));
+    struct sl_config *c = sl_config_load(path, ov, n_ov, error_r);
+
+    unlink(path);
+    if (path_r != NULL)
+        *path_r = path;
+    else
+        free(path);
+    return c;
+}
+
+static struct sl_config *
+load_ok(const char *text, char *const *ov, size_t n_ov)
+{
+    char *error = NULL;
+    struct sl_config *c = load_text(text, ov, n_ov, &error, NULL);
+
+    if (c == NULL)
+        fail_msg("unexpected error: %s", error);
+    assert_null(error);
+    return c;
+}
+
+static char *
+print_to_string(const struct sl_config *c, bool only_changed)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    assert_non_null(f);
+    sl_config_print(c, f, only_changed);
+    fclose(f);
+    return buf;
+}
+
+static const struct sl_origin_config *
+origin(const struct sl_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_origins; i++)
+        if (strcmp(c->origins[i].name, name) == 0)
+            return &c->origins[i];
+    return NULL;
+}
+
+static void
+assert_cidr_equal(const struct sl_cidr_list *a, const struct sl_cidr_list *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->items[i].family, b->items[i].family);
+        assert_int_equal(a->items[i].prefix, b->items[i].prefix);
+        assert_memory_equal(a->items[i].addr, b->items[i].addr, 16);
+    }
+}
+
+/* Every field except path. */
+static void
+assert_config_equal(const struct sl_config *a, const struct sl_config *b)
+{
+    assert_string_equal(a->frontend.listen, b->frontend.listen);
+    assert_cidr_equal(&a->frontend.acl, &b->frontend.acl);
+    assert_string_equal(a->frontend.hostname, b->frontend.hostname);
+    assert_int_equal(a->frontend.max_message_size, b->frontend.max_message_size);
+    assert_int_equal(a->frontend.recipient_limit, b->frontend.recipient_limit);
+    assert_int_equal(a->frontend.timeout_s, b->frontend.timeout_s);
+    assert_int_equal(a->job.timeout_s, b->job.timeout_s);
+    assert_string_equal(a->broker.listen, b->broker.listen);
+    assert_int_equal(a->broker.n_endpoints, b->broker.n_endpoints);
+    for (size_t i = 0; i < a->broker.n_endpoints; i++)
+        assert_string_equal(a->broker.endpoints[i], b->broker.endpoints[i]);
+    assert_int_equal(a->workers.count, b->workers.count);
+    assert_int_equal(a->reinject.timeout_s, b->reinject.timeout_s);
+    assert_string_equal(a->log.target, b->log.target);
+    assert_string_equal(a->log.level, b->log.level);
+    assert_string_equal(a->redis.url, b->redis.url);
+    assert_int_equal(a->n_origins, b->n_origins);
+    for (size_t i = 0; i < a->n_origins; i++) {
+        const struct sl_origin_config *oa = &a->origins[i], *ob = &b->origins[i];
+        assert_string_equal(oa->name, ob->name);
+        assert_cidr_equal(&oa->match, &ob->match);
+        assert_string_equal(oa->reinject, ob->reinject);
+        assert_int_equal(oa->reinject_to_client, ob->reinject_to_client);
+        if (!oa->reinject_to_client)
+            assert_string_equal(oa->reinject_host, ob->reinject_host);
+        assert_int_equal(oa->reinject_port, ob->reinject_port);
+        assert_int_equal(oa->concurrency, ob->concurrency);
+    }
+}
+
+static void
+assert_defaults(const struct sl_config *c)
+{
+    assert_string_equal(c->frontend.listen, "127.0.0.1:10024");
+    assert_string_equal(c->frontend.acl_text, "127.0.0.0/8, ::1");
+    assert_int_equal(c->frontend.acl.n, 2);
+    assert_true(sl_cidr_list_match_text(&c->frontend.acl, "127.0.0.1"));
+    assert_true(sl_cidr_list_match_text(&c->frontend.acl, "::1"));
+    assert_false(sl_cidr_list_match_text(&c->frontend.acl, "192.0.2.1"));
+    assert_string_equal(c->frontend.hostname, "");
+    assert_int_equal(c->frontend.max_message_size, 52428800);
+    assert_int_equal(c->frontend.recipient_limit, 1100);
+    assert_int_equal(c->frontend.timeout_s, 480);
+    assert_int_equal(c->job.timeout_s, 480);
+    assert_string_equal(c->broker.listen, "inproc://sluice-broker");
+    assert_int_equal(c->broker.n_endpoints, 1);
+    assert_string_equal(c->broker.endpoints[0], "inproc://sluice-broker");
+    assert_int_equal(c->workers.count, 0);
+    assert_int_equal(c->reinject.timeout_s, 300);
+    assert_string_equal(c->log.target, "stderr");
+    assert_string_equal(c->log.level, "info");
+    assert_string_equal(c->redis.url, "");
+    assert_int_equal(c->n_origins, 1);
+    assert_string_equal(c->origins[0].name, "default");
+    assert_int_equal(c->origins[0].match.n, 0);
+    assert_string_equal(c->origins[0].match_text, "");
+    assert_string_equal(c->origins[0].reinject, "client:10025");
+    assert_true(c->origins[0].reinject_to_client);
+    assert_null(c->origins[0].reinject_host);
+    assert_int_equal(c->origins[0].reinject_port, 10025);
+    assert_int_equal(c->origins[0].concurrency, 2);
+}
+
+/* ---- defaults --------------------------------------------------------- */
+
+static void
+test_defaults_no_file(void **state)
+{
+    char *error = NULL;
+    struct sl_config *c;
+
+    unsetenv("SLUICE_CONFIG");
+    if (access(SL_CONFIG_DEFAULT_PATH, F_OK) == 0) {
+        print_message("skipping: %s exists on this machine, so path NULL loads it\n",
+                      SL_CONFIG_DEFAULT_PATH);
+        skip();
+    }
+    c = sl_config_load(NULL, NULL, 0, &error);
+    if (c == NULL)
+        fail_msg("%s", error);
+    assert_null(c->path);
+    assert_defaults(c);
+    assert_ptr_equal(sl_config_origin_for(c, "127.0.0.1"), &c->origins[0]);
+    sl_config_destroy(&c);
+    assert_null(c);
+    sl_config_destroy(&c); /* NULL is fine */
+}
+
+static void
+test_empty_and_comment_only_files(void **state)
+{
+    static const char *const texts[] = {
+        "",
+        "# nothing but a comment\n",
+        "---\n",
+        "frontend:\n  # listen: 1.2.3.4:25\nlog:\n",
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct sl_config *c = load_ok(texts[i], NULL, 0);
+        assert_non_null(c->path);
+        assert_defaults(c);
+        sl_config_destroy(&c);
+    }
+}
+
+static void
+test_env_sluice_config(void **state)
+{
+    char *path = write_temp("workers:\n  count: 7\n", 20);
+    char *error = NULL;
+    struct sl_config *c;
+
+    setenv("SLUICE_CONFIG", path, 1);
+    c = sl_config_load(NULL, NULL, 0, &error);
+    if (c == NULL)
+        fail_msg("%s", error);
+    assert_string_equal(c->path, path);
+    assert_int_equal(c->workers.count, 7);
+    sl_config_destroy(&c);
+
+    /* An explicit path wins over the environment. */
+    char *other = write_temp("workers:\n  count: 9\n", 20);
+    c = sl_config_load(other, NULL, 0, &error);
+    assert_non_null(c);
+    assert_int_equal(c->workers.count, 9);
+    sl_config_destroy(&c);
+    unlink(other);
+    free(other);
+
+    /* A file named by SLUICE_CONFIG must exist. */
+    unlink(path);
+    c = sl_config_load(NULL, NULL, 0, &error);
+    assert_null(c);
+    char *want = sl_asprintf("%s: cannot open: %s", path, strerror(ENOENT));
+    assert_string_equal(error, want);
+    free(want);
+    free(error);
+    unsetenv("SLUICE_CONFIG");
+    free(path);
+}
+
+/* ---- a full file ------------------------------------------------------ */
+
+static const char full_yaml[] = "# two Postfix instances on one box\n"
+                                "frontend:\n"
+                                "  listen: \"[::1]:10024\"\n"
+                                "  acl:\n"
+                                "    - 127.0.0.0/8\n"
+                                "    - ::1\n"
+                                "    - 10.0.0.0/8\n"
+                                "  hostname: filter.example.com\n"
+                                "  max_message_size: 20M\n"
+                                "  recipient_limit: 500\n"
+                                "  timeout: 5m\n"
+                                "job:\n"
+                                "  timeout: 10m\n"
+                                "broker:\n"
+                                "  listen: tcp://*:5555\n"
+                                "  endpoints: tcp://10.0.0.1:5555, tcp://10.0.0.2:5555\n"
+                                "workers:\n"
+                                "  count: 12\n"
+                                "reinject:\n"
+                                "  timeout: 2m\n"
+                                "log:\n"
+                                "  target: syslog\n"
+                                "  level: debug\n"
+                                "redis:\n"
+                                "  url: redis://127.0.0.1:6379/2\n"
+                                "origins:\n"
+                                "  default:\n"
+                                "    concurrency: 10\n"
+                                "  o2:\n"
+                                "    match: 127.0.0.2\n"
+                                "    reinject: 127.0.0.2:10025\n"
+                                "    concurrency: 4\n"
+                                "  backup:\n"
+                                "    match: [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"
+                                "    reinject: \"[2001:db8::25]:10025\"\n";
+
+static void
+test_full_file(void **state)
+{
+    struct sl_config *c = load_ok(full_yaml, NULL, 0);
+    const struct sl_origin_config *o;
+
+    assert_string_equal(c->frontend.listen, "[::1]:10024");
+    assert_int_equal(c->frontend.acl.n, 3);
+    assert_string_equal(c->frontend.acl_text, "127.0.0.0/8, ::1, 10.0.0.0/8");
+    assert_true(sl_cidr_list_match_text(&c->frontend.acl, "10.9.8.7"));
+    assert_string_equal(c->frontend.hostname, "filter.example.com");
+    assert_int_equal(c->frontend.max_message_size, 20 * 1024 * 1024);
+    assert_int_equal(c->frontend.recipient_limit, 500);
+    assert_int_equal(c->frontend.timeout_s, 300);
+    assert_int_equal(c->job.timeout_s, 600);
+    assert_string_equal(c->broker.listen, "tcp://*:5555");
+    assert_int_equal(c->broker.n_endpoints, 2);
+    assert_string_equal(c->broker.endpoints[0], "tcp://10.0.0.1:5555");
+    assert_string_equal(c->broker.endpoints[1], "tcp://10.0.0.2:5555");
+    assert_int_equal(c->workers.count, 12);
+    assert_int_equal(c->reinject.timeout_s, 120);
+    assert_string_equal(c->log.target, "syslog");
+    assert_string_equal(c->log.level, "debug");
+    assert_string_equal(c->redis.url, "redis://127.0.0.1:6379/2");
+
+    assert_int_equal(c->n_origins, 3);
+    assert_string_equal(c->origins[0].name, "default");
+    assert_string_equal(c->origins[1].name, "o2");
+    assert_string_equal(c->origins[2].name, "backup");
+    o = origin(c, "default");
+    assert_int_equal(o->concurrency, 10);
+    assert_true(o->reinject_to_client);
+    o = origin(c, "o2");
+    assert_false(o->reinject_to_client);
+    assert_string_equal(o->reinject_host, "127.0.0.2");
+    assert_int_equal(o->reinject_port, 10025);
+    assert_int_equal(o->concurrency, 4);
+    assert_string_equal(o->match_text, "127.0.0.2");
+    o = origin(c, "backup");
+    assert_string_equal(o->reinject_host, "2001:db8::25");
+    assert_int_equal(o->concurrency, 2);
+    assert_int_equal(o->match.n, 2);
+    sl_config_destroy(&c);
+}
+
+static void
+test_value_forms(void **state)
+{
+    struct sl_config *c;
+
+    c = load_ok("frontend:\n  max_message_size: 1k\n  timeout: 2h\njob:\n  timeout: 1199\n"
+                "log:\n  level: WARNING\n",
+                NULL, 0);
+    assert_int_equal(c->frontend.max_message_size, 1024);
+    assert_int_equal(c->frontend.timeout_s, 7200);
+    assert_int_equal(c->job.timeout_s, 1199);
+    assert_string_equal(c->log.level, "warning"); /* stored in canonical case */
+    sl_config_destroy(&c);
+
+    c = load_ok("frontend:\n  max_message_size: 1G\n  timeout: 30s\n  hostname: ''\n", NULL, 0);
+    assert_int_equal(c->frontend.max_message_size, 1024ULL * 1024 * 1024);
+    assert_int_equal(c->frontend.timeout_s, 30);
+    assert_string_equal(c->frontend.hostname, "");
+    sl_config_destroy(&c);
+
+    /* YAML anchors and aliases are plain YAML: allowed. */
+    c = load_ok("origins:\n  a:\n    match: &net 127.0.0.3\n  b:\n    match: *net\n", NULL, 0);
+    assert_int_equal(c->n_origins, 3);
+    assert_string_equal(origin(c, "b")->match_text, "127.0.0.3");
+    sl_config_destroy(&c);
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+struct error_case {
+    const char *yaml;
+    const char *expect; /* the error must be "<path>" followed by this */
+};
+
+static const struct error_case error_cases[] = {
+    /* unknown keys and sections, with a suggestion when one is close */
+    {"frontend:\n  listen: 127.0.0.1:10024\n  listne: 1\n",
+     ":3: frontend.listne: unknown key (did you mean frontend.listen?)"},
+    {"frontend:\n  colour: blue\n", ":2: frontend.colour: unknown key"},
+    {"frontnd:\n  listen: 1.2.3.4:5\n", ":1: frontnd: unknown section (did you mean frontend?)"},
+    {"amavis:\n  x: 1\n", ":1: amavis: unknown section"},
+    {"origins:\n  o2:\n    match: 127.0.0.2\n    concurency: 3\n",
+     ":4: origins.o2.concurency: unknown key (did you mean origins.o2.concurrency?)"},
+    {"frontend.listen: 1.2.3.4:25\n", ":1: frontend.listen: write nested maps"},
+    /* numbers, sizes, durations, ranges */
+    {"origins:\n  default:\n    concurrency: abc\n",
+     ":3: origins.default.concurrency: \"abc\" is not a number"},
+    {"origins:\n  default:\n    concurrency: 0\n",
+     ":3: origins.default.concurrency: 0 is out of range (1..1000)"},
+    {"origins:\n  default:\n    concurrency: 1001\n",
+     ":3: origins.default.concurrency: 1001 is out of range (1..1000)"},
+    {"origins:\n  default:\n    concurrency: -1\n",
+     ":3: origins.default.concurrency: \"-1\" is not a number"},
+    {"frontend:\n  recipient_limit: 10k\n",
+     ":2: frontend.recipient_limit: \"10k\" is not a number"},
+    {"frontend:\n  max_message_size: 10x\n",
+     ":2: frontend.max_message_size: \"10x\" is not a size"},
+    {"frontend:\n  max_message_size: 10MB\n",
+     ":2: frontend.max_message_size: \"10MB\" is not a size"},
+    {"frontend:\n  max_message_size: 99999999999999999999G\n",
+     ":2: frontend.max_message_size: \"99999999999999999999G\" is too large"},
+    {"frontend:\n  max_message_size: 0\n", ":2: frontend.max_message_size: 0 is out of range"},
+    {"frontend:\n  timeout: 5d\n", ":2: frontend.timeout: \"5d\" is not a duration"},
+    {"reinject:\n  timeout: ''\n", ":2: reinject.timeout: \"\" is not a duration"},
+    {"workers:\n  count: 3.5\n", ":2: workers.count: \"3.5\" is not a number"},
+    /* the Postfix cross-check */
+    {"job:\n  timeout: 1200\n", ":2: job.timeout: 1200 (1200 s) must be less than 1200 s: "
+                                "Postfix's lmtp_data_done_timeout"},
+    {"job:\n  timeout: 20m\n", ":2: job.timeout: 20m (1200 s) must be less than 1200 s"},
+    /* addresses */
+    {"frontend:\n  listen: foo\n", ":2: frontend.listen: expected host:port"},
+    {"frontend:\n  listen: 127.0.0.1:0\n", ":2: frontend.listen: expected host:port"},
+    {"frontend:\n  acl: 127.0.0.0/8, 10.0.0.0/33\n",
+     ":2: frontend.acl: \"10.0.0.0/33\": prefix length must be 0..32"},
+    {"frontend:\n  acl:\n    - 127.0.0.0/8\n    - nonsense\n",
+     ":4: frontend.acl: \"nonsense\": not an IPv4 or IPv6 address"},
+    {"frontend:\n  acl:\n    - [127.0.0.1]\n",
+     ":3: frontend.acl: list items must be single values, not a list"},
+    {"frontend:\n  hostname: \"bad name\"\n",
+     ":2: frontend.hostname: \"bad name\" is not a valid host name"},
+    {"broker:\n  listen: 127.0.0.1:5555\n",
+     ":2: broker.listen: \"127.0.0.1:5555\" is not a ZeroMQ"},
+    {"broker:\n  endpoints: [tcp://a:1, tcp://b]\n",
+     ":2: broker.endpoints: \"tcp://b\" is not a ZeroMQ endpoint"},
+    {"broker:\n  endpoints: []\n", ":2: broker.endpoints: needs at least one endpoint"},
+    {"redis:\n  url: http://x\n", ":2: redis.url: \"http://x\" is not a Redis URL"},
+    {"origins:\n  o2:\n    match: 127.0.0.2\n    reinject: client:0\n",
+     ":4: origins.o2.reinject: expected client:PORT"},
+    {"origins:\n  o2:\n    match: 127.0.0.2\n    reinject: nohost\n",
+     ":4: origins.o2.reinject: expected client:PORT"},
+    /* enums */
+    {"log:\n  target: file\n", ":2: log.target: \"file\" is not one of: stderr, syslog"},
+    {"log:\n  level: verbose\n", ":2: log.level: \"verbose\" is not one of: emerg, alert, crit, "
+                                 "err, warning, notice, info, debug"},
+    /* origins */
+    {"origins:\n  o2:\n    concurrency: 3\n",
+     ":2: origins.o2.match: required: an origin other than default"},
+    {"origins:\n  o2:\n", ":2: origins.o2.match: required"},
+    {"origins:\n  default:\n    match: 127.0.0.1\n", ":3: origins.default.match: the default "
+                                                     "origin takes every client"},
+    {"origins:\n  \"o 2\":\n    match: 127.0.0.2\n", ":2: origins.o 2: origin names are"},
+    {"origins:\n  o.2:\n    match: 127.0.0.2\n", ":2: origins.o.2: origin names are"},
+    /* structure */
+    {"frontend:\n  listen: a:1\n  listen: b:2\n",
+     ":3: frontend.listen: duplicate key (first at line 2)"},
+    {"log:\n  level: info\nfrontend: {}\nlog:\n  target: syslog\n",
+     ":4: log: duplicate key (first at line 1)"},
+    {"origins:\n  o2: {match: 127.0.0.2}\n  o2: {match: 127.0.0.3}\n",
+     ":3: origins.o2: duplicate key (first at line 2)"},
+    {"frontend: 5\n", ":1: frontend: expected a map of keys, not a value"},
+    {"frontend:\n  - listen\n", ":1: frontend: expected a map of keys, not a list"},
+    {"origins: default\n", ":1: origins: expected a map of keys, not a value"},
+    {"origins:\n  o2: 127.0.0.2\n", ":2: origins.o2: expected a map of keys, not a value"},
+    {"frontend:\n  listen:\n    host: 127.0.0.1\n",
+     ":2: frontend.listen: expected a single value, not a map"},
+    {"log:\n  level: [info, debug]\n", ":2: log.level: expected a single value, not a list"},
+    {"- frontend\n", ":1: expected a map of sections"},
+    {"just text\n", ":1: expected a map of sections"},
+    {"frontend:\n  ? [a, b]\n  : c\n", ":2: frontend: keys must be plain names, not a list"},
+    {"frontend: {}\n---\nlog: {}\n", ":2: only one YAML document is allowed"},
+    /* YAML syntax: libyaml's problem with line and column */
+    {"frontend:\n  listen: [\n", ":3:1: YAML syntax error: did not find expected node content"},
+    {"frontend:\n  listen: a:1\n   bad: x\n",
+     ":3:7: YAML syntax error: mapping values are not allowed in this context"},
+    {"frontend:\n\tlisten: a:1\n",
+     ":2:1: YAML syntax error: found character that cannot start any token"},
+    {"log:\n  level: \"info\n", ":3:1: YAML syntax error: found unexpected end of stream "
+                                "(while scanning a quoted scalar at line 2)"},
+    {"log:\n  level: info\n  bad: \xff\n", ":3: cannot read the file: invalid leading UTF-8"},
+};
+
+static void
+test_errors(void **state)
+{
+    for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+        const struct error_case *e = &error_cases[i];
+        char *error = NULL, *path = NULL;
+        struct sl_config *c = load_text(e->yaml, NULL, 0, &error, &path);
+        char *want = sl_asprintf("%s%s", path, e->expect);
+
+        if (c != NULL)
+            fail_msg("case %zu loaded: %s", i, e->yaml);
+        assert_non_null(error);
+        if (strncmp(error, want, strlen(want)) != 0)
+            fail_msg("case %zu:\n  got  %s\n  want %s...", i, error, want);
+        free(want);
+        free(error);
+        free(path);
+    }
+}
+
+static void
+test_open_errors(void **state)
+{
+    char *error = NULL;
+    char *want;
+    struct sl_config *c;
+
+    c = sl_config_load("/nonexistent/sluice.yaml", NULL, 0, &error);
+    assert_null(c);
+    want = sl_asprintf("/nonexistent/sluice.yaml: cannot open: %s", strerror(ENOENT));
+    assert_string_equal(error, want);
+    free(want);
+    free(error);
+
+    c = sl_config_load("/tmp", NULL, 0, &error);
+    assert_null(c);
+    want = sl_asprintf("/tmp: cannot open: %s", strerror(EISDIR));
+    assert_string_equal(error, want);
+    free(want);
+    free(error);
+}
+
+/* ---- overrides -------------------------------------------------------- */
+
+static void
+test_overrides(void **state)
+{
+    char *ov[] = {
+        "origins.default.concurrency=10",
+        "origins.o2.match=127.0.0.2",
+        "frontend.acl=127.0.0.0/8,::1",
+        "frontend.listen=[::1]:10024",
+        "workers.count=3",
+        "workers.count=4", /* later wins, as with postconf -o */
+        "broker.endpoints=tcp://a:1 tcp://b:2",
+        "frontend.hostname=",
+    };
+    struct sl_config *c = load_ok("workers:\n  count: 1\nfrontend:\n  hostname: x.example\n", ov,
+                                  sizeof(ov) / sizeof(ov[0]));
+    const struct sl_origin_config *o2;
+
+    assert_int_equal(origin(c, "default")->concurrency, 10);
+    o2 = origin(c, "o2");
+    assert_non_null(o2);
+    assert_string_equal(o2->match_text, "127.0.0.2");
+    assert_int_equal(o2->concurrency, 2); /* the origin defaults */
+    assert_true(o2->reinject_to_client);
+    assert_int_equal(o2->reinject_port, 10025);
+    assert_ptr_equal(sl_config_origin_for(c, "127.0.0.2"), o2);
+    assert_int_equal(c->frontend.acl.n, 2);
+    assert_string_equal(c->frontend.acl_text, "127.0.0.0/8,::1");
+    assert_string_equal(c->frontend.listen, "[::1]:10024");
+    assert_int_equal(c->workers.count, 4);
+    assert_int_equal(c->broker.n_endpoints, 2);
+    assert_string_equal(c->broker.endpoints[1], "tcp://b:2");
+    assert_string_equal(c->frontend.hostname, "");
+    sl_config_destroy(&c);
+}
+
+struct override_error {
+    const char *ov;
+    const char *expect; /* the whole message must start with this */
+};
+
+static const struct override_error override_errors[] = {
+    {"frontend.listen=foo", "-o frontend.listen=foo: frontend.listen: expected host:port"},
+    {"frontend.listne=1",
+     "-o frontend.listne=1: frontend.listne: unknown key (did you mean frontend.listen?)"},
+    {"frontend", "-o frontend: expected key=value"},
+    {"=1", "-o =1: expected key=value"},
+    {"frontend=1", "-o frontend=1: frontend: is a section"},
+    {"origins.o3=1", "-o origins.o3=1: origins.o3: is a section"},
+    {"origins.default.concurrency=x",
+     "-o origins.default.concurrency=x: origins.default.concurrency: \"x\" is not a number"},
+    {"origins.o3.concurrency=4", "-o origins.o3.concurrency=4: origins.o3.match: required"},
+    {"origins.o3.mtch=4",
+     "-o origins.o3.mtch=4: origins.o3.mtch: unknown key (did you mean origins.o3.match?)"},
+    {"origins.o 3.match=1.2.3.4", "-o origins.o 3.match=1.2.3.4: origins.o 3: origin names"},
+    {"origins.a.b.c=1", "-o origins.a.b.c=1: origins.a.b.c: unknown key"},
+    {"job.timeout=1h", "-o job.timeout=1h: job.timeout: 1h (3600 s) must be less than 1200"},
+    {"frontend.acl=::1/200", "-o frontend.acl=::1/200: frontend.acl: \"::1/200\": prefix"},
+};
+
+static void
+test_override_errors(void **state)
+{
+    for (size_t i = 0; i < sizeof(override_errors) / sizeof(override_errors[0]); i++) {
+        const struct override_error *e = &override_errors[i];
+        char *ov[] = {(char *)e->ov};
+        char *error = NULL;
+        struct sl_config *c = load_text("", ov, 1, &error, NULL);
+
+        if (c != NULL)
+            fail_msg("-o %s was accepted", e->ov);
+        if (strncmp(error, e->expect, strlen(e->expect)) != 0)
+            fail_msg("-o %s:\n  got  %s\n  want %s...", e->ov, error, e->expect);
+        free(error);
+    }
+}
+
+/* An origin created by the file can be completed by -o, and the file's
+ * error for a missing match is then gone. */
+static void
+test_override_completes_origin(void **state)
+{
+    char *ov[] = {"origins.o2.match=127.0.0.2"};
+    struct sl_config *c = load_ok("origins:\n  o2:\n    concurrency: 5\n", ov, 1);
+
+    assert_int_equal(origin(c, "o2")->concurrency, 5);
+    assert_int_equal(origin(c, "o2")->match.n, 1);
+    sl_config_destroy(&c);
+}
+
+/* ---- printing --------------------------------------------------------- */
+
+/* print -> load -> print must give the same configuration and the same
+ * text (apart from the first comment line, which names the file). */
+static void
+round_trip(const struct sl_config *c, bool only_changed)
+{
+    char *text = print_to_string(c, only_changed);
+    struct sl_config *back = load_ok(text, NULL, 0);
+    char *again = print_to_string(back, only_changed);
+
+    assert_config_equal(c, back);
+    assert_string_equal(strchr(text, '\n'), strchr(again, '\n'));
+    sl_config_destroy(&back);
+    free(text);
+    free(again);
+}
+
+static void
+test_round_trip(void **state)
+{
+    char *ov[] = {
+        "redis.url=redis://:p\"a\\ss\tw@127.0.0.1:6379/2", /* quote, backslash, tab */
+        "broker.endpoints=ipc:///run/sluice/b#1,tcp://[::1]:5555",
+        "origins.yes.match=127.0.0.9", /* YAML 1.1 would call it true */
+        "origins.123.match=::1",
+    };
+    struct sl_config *c = load_ok(full_yaml, ov, sizeof(ov) / sizeof(ov[0]));
+    round_trip(c, false);
+    round_trip(c, true);
+    sl_config_destroy(&c);
+
+    c = load_ok("", NULL, 0);
+    round_trip(c, false);
+    round_trip(c, true);
+    sl_config_destroy(&c);
+}
+
+static void
+test_print_only_changed(void **state)
+{
+    struct sl_config *c = load_ok("", NULL, 0);
+    char *text = print_to_string(c, true);
+
+    /* Nothing but the comment line. */
+    assert_non_null(strchr(text, '\n'));
+    assert_string_equal(strchr(text, '\n'), "\n");
+    assert_int_equal(text[0], '#');
+    free(text);
+    sl_config_destroy(&c);
+
+    char *ov[] = {"frontend.timeout=60", "origins.default.concurrency=10",
+                  "origins.o2.match=127.0.0.2", "frontend.acl=127.0.0.0/8 ::1"};
+    c = load_ok("", ov, sizeof(ov) / sizeof(ov[0]));
+    text = print_to_string(c, true);
+    const char *body = strchr(text, '\n') + 1;
+    assert_string_equal(body, "frontend:\n"
+                              "  timeout: 60\n"
+                              "origins:\n"
+                              "  default:\n"
+                              "    concurrency: 10\n"
+                              "  o2:\n"
+                              "    match: \"127.0.0.2\"\n");
+    free(text);
+
+    /* The full print has every key. */
+    text = print_to_string(c, false);
+    assert_non_null(strstr(text, "  listen: \"127.0.0.1:10024\"\n"));
+    assert_non_null(strstr(text, "  acl: \"127.0.0.0/8 ::1\"\n"));
+    assert_non_null(strstr(text, "  max_message_size: 52428800\n"));
+    assert_non_null(strstr(text, "  endpoints: [\"inproc://sluice-broker\"]\n"));
+    assert_non_null(strstr(text, "  o2:\n    match: \"127.0.0.2\"\n    reinject: \"client:10025\"\n"
+                                 "    concurrency: 2\n"));
+    free(text);
+    sl_config_destroy(&c);
+}
+
+/* ---- origin matching -------------------------------------------------- */
+
+static void
+test_origin_for(void **state)
+{
+    /* o3 comes first in the file and overlaps o2: file order decides. */
+    struct sl_config *c = load_ok("origins:\n"
+                                  "  o3:\n    match: 127.0.0.0/29, 10.0.0.0/8\n"
+                                  "  default:\n    concurrency: 3\n"
+                                  "  o2:\n    match: 127.0.0.2, 127.0.0.10, 2001:db8::/32\n",
+                                  NULL, 0);
+    const struct sl_origin_config *def = origin(c, "default");
+
+    assert_string_equal(sl_config_origin_for(c, "127.0.0.2")->name, "o3");
+    assert_string_equal(sl_config_origin_for(c, "10.1.1.1")->name, "o3");
+    assert_string_equal(sl_config_origin_for(c, "::ffff:127.0.0.2")->name, "o3");
+    assert_string_equal(sl_config_origin_for(c, "127.0.0.10")->name, "o2");
+    assert_string_equal(sl_config_origin_for(c, "::ffff:127.0.0.10")->name, "o2");
+    assert_string_equal(sl_config_origin_for(c, "2001:db8::1")->name, "o2");
+    assert_ptr_equal(sl_config_origin_for(c, "127.0.0.11"), def);
+    assert_ptr_equal(sl_config_origin_for(c, "::1"), def);
+    assert_ptr_equal(sl_config_origin_for(c, "garbage"), def);
+    assert_ptr_equal(sl_config_origin_for(c, NULL), def);
+    assert_int_equal(def->concurrency, 3);
+    sl_config_destroy(&c);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_no_file),
+        cmocka_unit_test(test_empty_and_comment_only_files),
+        cmocka_unit_test(test_env_sluice_config),
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_value_forms),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_override_errors),
+        cmocka_unit_test(test_override_completes_origin),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_print_only_changed),
+        cmocka_unit_test(test_origin_for),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

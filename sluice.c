@@ -4,6 +4,7 @@
  * SYNOPSIS
  *   sluice [-c file] [-o key=value]... [-v] all|frontend|broker|worker
  *   sluice [-c file] [-o key=value]... config [-n]
+ *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice version | help
  *
  * DIAGNOSTICS
@@ -18,12 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <zmq.h>
 #include "broker.h"
 #include "frontend.h"
+#include "net/sl_redis.h"
+#include "net/sl_registry.h"
+#include "net/sl_status.h"
 #include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "worker.h"
@@ -47,6 +52,11 @@ static const char usage_text[] =
     "  worker       run scanner workers only (connect to broker.endpoints)\n"
     "  config [-n]  print the effective configuration as YAML; -n prints only\n"
     "               the values that differ from the defaults (like postconf -n)\n"
+    "  status [--json]\n"
+    "               the cluster as registered in Redis (redis.url): nodes alive\n"
+    "               or gone, queue depth and oldest age, sessions per origin,\n"
+    "               worker slots and any provisioning shortfall; exit 0 ok,\n"
+    "               1 degraded, 69 Redis unreachable\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -72,6 +82,7 @@ struct cli {
     size_t n_overrides;
     bool verbose;
     bool only_changed;
+    bool json;
     const char *command;
 };
 
@@ -81,6 +92,7 @@ cli_parse(int argc, char **argv, struct cli *cli)
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"json", no_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -111,6 +123,9 @@ cli_parse(int argc, char **argv, struct cli *cli)
             case 'V':
                 cli->command = "version";
                 return 0;
+            case 'J':
+                cli->json = true;
+                break;
             default:
                 fprintf(stderr, "Try 'sluice --help'.\n");
                 return EX_USAGE;
@@ -139,8 +154,122 @@ struct run {
     struct broker *broker;
     struct worker_pool *workers;
     struct frontend *frontend;
+    struct sl_registry *registry;
+    unsigned n_workers;
+    char host[256];
     int signals_seen;
 };
+
+/* ------------------------------------------------------------ registry */
+
+static void
+registry_fill_frontend(void *ctx, struct sl_registry_rec *rec)
+{
+    struct run *run = ctx;
+    struct frontend_stats st;
+
+    if (run->frontend == NULL)
+        return;
+    frontend_stats(run->frontend, &st);
+    sl_registry_put(rec, "sessions", "%u", st.n_sessions);
+    sl_registry_put(rec, "jobs_waiting", "%u", st.n_jobs);
+    sl_registry_put(rec, "brokers", "%u", st.link.n_brokers);
+    sl_registry_put(rec, "brokers_alive", "%u", st.link.n_alive);
+    sl_registry_put(rec, "jobs_held", "%u", st.link.held);
+    sl_registry_put(rec, "jobs_pending", "%u", st.link.pending);
+    sl_registry_put(rec, "jobs", "%llu", st.link.n_jobs);
+    sl_registry_put(rec, "resubmitted", "%llu", st.link.n_resubmitted);
+    sl_registry_put(rec, "duplicate_verdicts", "%llu", st.link.n_duplicate_verdicts);
+    for (size_t i = 0; i < st.n_origins; i++) {
+        char key[160];
+        snprintf(key, sizeof(key), "origin.%s.sessions", st.origins[i].name);
+        sl_registry_put(rec, key, "%u", st.origins[i].active);
+        /* The provisioning sum counts the named origins (one per Postfix);
+         * the catch-all "default" counts only when it is the only one (the
+         * seed's single node): beside named origins it is for stray
+         * clients, and counting it would report a shortfall nobody has. */
+        if (strcmp(st.origins[i].name, "default") == 0 && st.n_origins > 1)
+            continue;
+        snprintf(key, sizeof(key), "origin.%s.concurrency", st.origins[i].name);
+        sl_registry_put(rec, key, "%u", st.origins[i].concurrency);
+    }
+}
+
+static void
+registry_fill_broker(void *ctx, struct sl_registry_rec *rec)
+{
+    struct run *run = ctx;
+    struct broker_stats st;
+
+    if (run->broker == NULL)
+        return;
+    broker_stats(run->broker, &st);
+    sl_registry_put(rec, "instance", "%s", st.instance);
+    sl_registry_put(rec, "queue_depth", "%zu", st.depth);
+    sl_registry_put(rec, "oldest_age_ms", "%llu", st.oldest_age_ms);
+    sl_registry_put(rec, "inflight", "%zu", st.inflight);
+    sl_registry_put(rec, "workers", "%u", st.n_workers);
+    sl_registry_put(rec, "slots_free", "%u", st.slots_free);
+    sl_registry_put(rec, "frontends", "%u", st.n_clients);
+    sl_registry_put(rec, "origins", "%u", st.n_origins);
+    sl_registry_put(rec, "jobs", "%llu", st.n_jobs);
+    sl_registry_put(rec, "verdicts", "%llu", st.n_verdicts);
+    sl_registry_put(rec, "requeued", "%llu", st.n_requeued);
+    sl_registry_put(rec, "expired", "%llu", st.n_expired);
+    sl_registry_put(rec, "failed", "%llu", st.n_failed);
+    sl_registry_put(rec, "resubmitted_duplicates", "%llu", st.n_duplicates);
+}
+
+static void
+registry_fill_worker(void *ctx, struct sl_registry_rec *rec)
+{
+    struct run *run = ctx;
+
+    sl_registry_put(rec, "slots", "%u", run->n_workers);
+    sl_registry_put(rec, "brokers", "%zu", run->config->broker.n_endpoints);
+}
+
+/* Nodes are "role:host:pid": unique on a host, and readable in status. */
+static void
+registry_start(struct run *run, bool want_broker, bool want_workers, bool want_frontend)
+{
+    const struct sl_config *cfg = run->config;
+    struct sl_redis_url url;
+    char *error = NULL, *id, *addr;
+
+    if (cfg->redis.url == NULL || cfg->redis.url[0] == '\0')
+        return;
+    if (sl_redis_url_parse(cfg->redis.url, &url, &error) < 0) {
+        /* checked at start-up (main); cannot fail here */
+        sl_error("%s", error);
+        free(error);
+        return;
+    }
+    if (gethostname(run->host, sizeof(run->host)) != 0)
+        snprintf(run->host, sizeof(run->host), "localhost");
+    run->host[sizeof(run->host) - 1] = '\0';
+    run->registry = sl_registry_new(run->base, &url);
+    sl_redis_url_free(&url);
+    if (want_frontend) {
+        id = sl_asprintf("frontend:%s:%ld", run->host, (long)getpid());
+        sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
+                             registry_fill_frontend, run);
+        free(id);
+    }
+    if (want_broker) {
+        id = sl_asprintf("broker:%s:%ld", run->host, (long)getpid());
+        sl_registry_add_node(run->registry, "broker", id, cfg->broker.listen,
+                             registry_fill_broker, run);
+        free(id);
+    }
+    if (want_workers) {
+        id = sl_asprintf("worker:%s:%ld", run->host, (long)getpid());
+        addr = sl_asprintf("%s pid %ld", run->host, (long)getpid());
+        sl_registry_add_node(run->registry, "worker", id, addr, registry_fill_worker, run);
+        free(addr);
+        free(id);
+    }
+}
 
 static unsigned
 workers_wanted(const struct sl_config *config)
@@ -202,6 +331,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
     }
     if (want_workers) {
         unsigned n = workers_wanted(cfg);
+        run->n_workers = n;
         run->workers = worker_pool_start(run->zctx, cfg, cfg->broker.endpoints,
                                          cfg->broker.n_endpoints, n, &error);
         if (run->workers == NULL) {
@@ -221,6 +351,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
             goto out;
         }
     }
+    registry_start(run, want_broker, want_workers, want_frontend);
     struct event *sigs[3];
     const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -235,6 +366,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
     sl_notice("sluice stopped");
 out:
     free(error);
+    sl_registry_destroy(&run->registry);
     frontend_destroy(&run->frontend);
     worker_pool_stop(&run->workers);
     broker_stop(&run->broker);
@@ -242,6 +374,33 @@ out:
         event_base_free(run->base);
     zmq_ctx_term(run->zctx);
     return rc;
+}
+
+/* Each LMTP session holds a descriptor, and so does each connection to
+ * :10025 and each ZeroMQ socket. Distributions start services with a soft
+ * limit of 1024 and a far higher hard limit (systemd: 1024:524288), so the
+ * soft limit goes up to the hard one, as nginx's worker_rlimit_nofile
+ * would; the frontend also survives reaching it (frontend.c pauses
+ * accepting). */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        sl_info("file descriptor limit: unlimited");
+    else if (rl.rlim_cur != was)
+        sl_info("file descriptor limit raised from %llu to %llu (the hard limit)",
+                (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+    else
+        sl_info("file descriptor limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
 static void
@@ -272,8 +431,8 @@ main(int argc, char **argv)
     }
     bool is_all = strcmp(cmd, "all") == 0, is_fe = strcmp(cmd, "frontend") == 0,
          is_broker = strcmp(cmd, "broker") == 0, is_worker = strcmp(cmd, "worker") == 0,
-         is_config = strcmp(cmd, "config") == 0;
-    if (!is_all && !is_fe && !is_broker && !is_worker && !is_config) {
+         is_config = strcmp(cmd, "config") == 0, is_status = strcmp(cmd, "status") == 0;
+    if (!is_all && !is_fe && !is_broker && !is_worker && !is_config && !is_status) {
         fprintf(stderr, "sluice: unknown command '%s'\nTry 'sluice --help'.\n", cmd);
         return EX_USAGE;
     }
@@ -292,6 +451,31 @@ main(int argc, char **argv)
         free(cli.overrides);
         return 0;
     }
+    if (run.config->redis.url != NULL && run.config->redis.url[0] != '\0') {
+        struct sl_redis_url url;
+        if (sl_redis_url_parse(run.config->redis.url, &url, &error) < 0) {
+            fprintf(stderr, "sluice: fatal: %s\n", error);
+            free(error);
+            sl_config_destroy(&run.config);
+            free(cli.overrides);
+            return EX_CONFIG;
+        }
+        if (is_status) {
+            char *desc = sl_redis_url_describe(&url);     /* no password in the output */
+            rc = sl_status_run(&url, desc, cli.json, stdout);
+            free(desc);
+        }
+        sl_redis_url_free(&url);
+    } else if (is_status) {
+        fprintf(stderr, "sluice: status reads the cluster registry in Redis: set redis.url "
+                        "(e.g. -o redis.url=redis://127.0.0.1:6379)\n");
+        rc = EX_CONFIG;
+    }
+    if (is_status) {
+        sl_config_destroy(&run.config);
+        free(cli.overrides);
+        return rc;
+    }
 
     int level = sl_log_level_from_name(run.config->log.level);
     if (cli.verbose)
@@ -301,6 +485,7 @@ main(int argc, char **argv)
                 level < 0 ? LOG_INFO : level);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
+    raise_fd_limit();
     if (run.config->path)
         sl_info("configuration from %s", run.config->path);
     else

@@ -21,7 +21,28 @@ test_pkgs=(
     postfix               # the real origin MTA, smtp-source, smtp-sink
     redis-server          # shared state
     swaks                 # scripted SMTP/LMTP client for end-to-end tests
+    python3               # tests/dialogue/run.py, the dialogue test runner
     procps iproute2 netcat-openbsd
+)
+# Scanners (issue 4): libraries the worker's built-in checks and scanner
+# clients link, and the real daemons the scanner tests start on loopback.
+# Debian ships clamd without signatures: the tests write their own EICAR
+# .ndb; spamd runs with -L (offline) and rspamd with a temp config dir.
+scanner_pkgs=(
+    libarchive-dev        # archives inside mail (zip, 7z, rar, tar, gz...) for banned checks
+    libmagic-dev          # real file type vs the declared one (one magic_t per thread)
+    libpcre2-dev          # banned-name patterns
+    libjansson-dev        # rspamd's JSON replies (docs/architecture.md, dependencies)
+    clamav-daemon         # clamd, zINSTREAM
+    clamav-testfiles      # clam.exe, clam.zip ... (harmless test samples)
+    spamassassin spamd    # spamd -L, SPAMC/1.5
+    rspamd                # /checkv2 over HTTP
+)
+# Fuzzing (tests/fuzz, docs/fuzzing.md): clang and libFuzzer's runtime for
+# the `fuzz` preset that tests/run.sh builds; ASan/UBSan come with gcc.
+fuzz_pkgs=(
+    clang                 # clang-14 on Debian 12
+    libclang-rt-14-dev    # libFuzzer + sanitizer runtimes for clang-14 (-fsanitize=fuzzer)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,7 +56,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "postfix postfix/mailname string localhost" | debconf-set-selections
 
 missing=()
-for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${scanner_pkgs[@]}" "${fuzz_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,5 +67,9 @@ fi
 if command -v service >/dev/null 2>&1; then
     service redis-server stop >/dev/null 2>&1 || true
     service postfix stop >/dev/null 2>&1 || true
+    # Likewise clamd, spamd and rspamd: tests start their own on loopback.
+    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd; do
+        service "$svc" stop >/dev/null 2>&1 || true
+    done
 fi
 echo "install-deps: all packages present"

@@ -1,4 +1,22 @@
-/* broker_link.c - the frontend's DEALER towards the broker(s) (broker_link.h).
+/* broker_link.c - the frontend's DEALERs towards the broker(s) (broker_link.h).
+ *
+ * One DEALER per broker endpoint, not one connected to all: the link must
+ * know which broker holds which job, so that when one dies its jobs (and
+ * only its jobs) go to another (active-active brokers with resubmission,
+ * docs/cluster.md). Per connection:
+ *   - the link sends Heartbeat{client} every second; a broker answers with
+ *     Heartbeat{instance} every second (and at once to a new frontend);
+ *   - anything received proves the broker alive; a connection that was
+ *     heard from, or holds jobs, and stays silent for 3 s is presumed dead:
+ *     its socket is replaced (a new routing id, so a broker that was only
+ *     frozen cannot deliver to the old one) and its jobs are resubmitted;
+ *   - a changed instance id means the broker restarted with an empty
+ *     queue: the jobs sent to it are resubmitted (a broker that still holds
+ *     a job recognises it by id and keeps a single copy).
+ * Jobs are spread round-robin over the brokers heard from recently, then
+ * over the others ZeroMQ has a connection to (ZMQ_IMMEDIATE); a job nobody
+ * takes waits in the link (retried every tick) until a broker returns or
+ * the session's deadline makes the caller forget it.
  *
  * The edge-triggered trap (DESIGN-NOTES.md): ZMQ_FD only signals that the
  * socket's state *changed*, and any zmq call on the socket (a send, a
@@ -8,78 +26,506 @@
  *     readable, the read event is activated by hand (event_active), so the
  *     drain runs from the loop and on_verdict is never called from inside
  *     fe_broker_link_submit() (callers need not be re-entrant);
- *   - a drain that stops early (batch limit) re-activates itself.
- *
- * One DEALER connected to every endpoint: jobs are spread round-robin over
- * the brokers with a live connection (ZMQ_IMMEDIATE: with none, a submit
- * fails at once and the caller tempfails instead of queueing into the
- * void); verdicts come back from whichever broker took the job. */
+ *   - a drain that stops early (batch limit) re-activates itself. */
 #include "broker_link.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
+#include "util/sl_id.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
 #define LINK_DRAIN_BATCH 256    /* messages per wake-up before other events get a turn */
+#define LINK_TICK_MS 200        /* heartbeats, liveness, pending jobs */
+#define LINK_JOB_BUCKETS 4096   /* power of two */
+#define LINK_DEADLINE_GRACE_MS 5000     /* caller forgets at the deadline; this is a backstop */
+#define LINK_LIVENESS_MS ((unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
+
+struct fe_broker_link;
+
+struct link_conn {
+    struct fe_broker_link *link;
+    int index;
+    char *endpoint;
+    void *sock;                 /* DEALER, owned */
+    struct event *ev;           /* ZMQ_FD, EV_READ | EV_PERSIST */
+    unsigned long long opened_ms;       /* monotonic */
+    unsigned long long heard_ms;        /* last message from the broker, 0: never */
+    unsigned long long next_heartbeat_ms;
+    char instance[SL_ID_LEN + 1];       /* the broker's, "" until heard */
+    unsigned n_jobs;            /* jobs held by this broker (as far as we know) */
+    void *mon;                  /* PAIR on the socket's monitor (ZMQ_EVENT_DISCONNECTED) */
+    struct event *mon_ev;
+    bool dropped;               /* the connection went away: fail over at the next tick */
+};
+
+struct link_job {
+    struct link_job *hnext;     /* bucket chain */
+    struct link_job *prev, *next;       /* all jobs */
+    char id[SL_ID_LEN + 1];
+    zmq_msg_t frame;            /* the packed Job frame */
+    struct sl_body *body;       /* our reference */
+    int conn;                   /* index of the broker holding it; -1: not sent */
+    unsigned submits;
+    unsigned long long deadline_wall_ms;
+};
 
 struct fe_broker_link {
     struct event_base *base;
-    void *sock;                 /* DEALER, owned */
-    struct event *ev;           /* ZMQ_FD, EV_READ | EV_PERSIST */
+    void *zctx;
+    struct link_conn *conns;
+    size_t n_conns;
+    size_t rr;                  /* round-robin start */
+    struct event *tick;
     fe_verdict_fn *on_verdict;
     void *ctx;
-    bool draining;              /* inside on_verdict: destroy must wait */
+    fe_origin_weight_fn *weight_fn;
+    void *weight_ctx;
+    unsigned draining;          /* inside on_verdict: destroy must wait */
     bool destroy_pending;
-    unsigned long long n_jobs, n_verdicts, n_bad;
+
+    struct link_job **buckets;
+    struct link_job *jobs;      /* list head */
+    unsigned n_held, n_pending;
+    unsigned long long next_purge_ms;
+    unsigned long long n_jobs, n_verdicts, n_resubmitted, n_duplicate_verdicts, n_bad;
 };
 
-static void
-link_free(struct fe_broker_link *link)
+/* ---- the job table ---------------------------------------------------- */
+
+static size_t
+job_bucket(const char *id)
 {
-    sl_info("frontend: broker link closed: %llu job(s) sent, %llu verdict(s), %llu bad frame(s)",
-            link->n_jobs, link->n_verdicts, link->n_bad);
-    event_free(link->ev);
-    zmq_close(link->sock);
-    free(link);
+    size_t h = 5381;
+    for (const char *p = id; *p != '\0'; p++)
+        h = h * 33 + (unsigned char)*p;
+    return h & (LINK_JOB_BUCKETS - 1);
+}
+
+static struct link_job *
+job_find(struct fe_broker_link *link, const char *id)
+{
+    for (struct link_job *j = link->buckets[job_bucket(id)]; j != NULL; j = j->hnext)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+/* Unlinks and frees j, dropping its body reference. */
+static void
+job_remove(struct fe_broker_link *link, struct link_job *j)
+{
+    for (struct link_job **pp = &link->buckets[job_bucket(j->id)]; *pp != NULL;
+         pp = &(*pp)->hnext)
+        if (*pp == j) {
+            *pp = j->hnext;
+            break;
+        }
+    if (j->prev != NULL)
+        j->prev->next = j->next;
+    else
+        link->jobs = j->next;
+    if (j->next != NULL)
+        j->next->prev = j->prev;
+    if (j->conn >= 0) {
+        SL_BUG_ON(link->conns[j->conn].n_jobs == 0);
+        link->conns[j->conn].n_jobs--;
+        link->n_held--;
+    } else {
+        link->n_pending--;
+    }
+    zmq_msg_close(&j->frame);
+    sl_body_unref(&j->body);
+    free(j);
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+static void link_on_event(evutil_socket_t fd, short what, void *arg);
+
+static bool
+conn_alive(const struct link_conn *c, unsigned long long now)
+{
+    return c->heard_ms != 0 && now < c->heard_ms + LINK_LIVENESS_MS;
 }
 
 /* After any operation on the socket: if a message is waiting, make sure
  * the loop comes back for it even though the fd may never fire again. */
 static void
-link_rearm(struct fe_broker_link *link)
+conn_rearm(struct link_conn *c)
 {
-    if (sl_zsock_readable(link->sock))
-        event_active(link->ev, EV_READ, 0);
+    if (c->sock != NULL && sl_zsock_readable(c->sock))
+        event_active(c->ev, EV_READ, 0);
 }
 
 static void
-link_recv_one(struct fe_broker_link *link)
+conn_close(struct link_conn *c)
 {
+    if (c->mon_ev != NULL)
+        event_free(c->mon_ev);
+    c->mon_ev = NULL;
+    if (c->mon != NULL)
+        zmq_close(c->mon);
+    c->mon = NULL;
+    if (c->sock != NULL)
+        zmq_socket_monitor(c->sock, NULL, 0);
+    if (c->ev != NULL)
+        event_free(c->ev);
+    c->ev = NULL;
+    if (c->sock != NULL)
+        zmq_close(c->sock);
+    c->sock = NULL;
+}
+
+/* Monitor events: [uint16 event, uint32 value][endpoint]. A broker killed
+ * outright (its TCP connection reset) is noticed here at once instead of
+ * after 3 s of silence; the tick does the fail-over (never from inside a
+ * callback of the socket being replaced). */
+static void
+link_on_monitor(evutil_socket_t fd, short what, void *arg)
+{
+    struct link_conn *c = arg;
+    zmq_msg_t msg;
+
+    (void)fd;
+    (void)what;
+    while (c->mon != NULL && sl_zsock_readable(c->mon)) {
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, c->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            break;
+        }
+        if (zmq_msg_size(&msg) >= 2) {
+            uint16_t event;
+            memcpy(&event, zmq_msg_data(&msg), sizeof(event));
+            if (event == ZMQ_EVENT_DISCONNECTED && !c->dropped) {
+                c->dropped = true;
+                sl_info("frontend: connection to broker %s lost", c->endpoint);
+            }
+        }
+        zmq_msg_close(&msg);
+        sl_zsock_drain_more(c->mon);
+    }
+}
+
+static void
+conn_monitor(struct link_conn *c)
+{
+    char name[96];
+    int fd;
+    size_t fd_len = sizeof(fd);
+
+    snprintf(name, sizeof(name), "inproc://sluice-link-monitor-%p", (void *)c);
+    if (zmq_socket_monitor(c->sock, name, ZMQ_EVENT_DISCONNECTED) != 0)
+        return;     /* only an optimisation: heartbeats still decide */
+    c->mon = zmq_socket(c->link->zctx, ZMQ_PAIR);
+    SL_BUG_ON(c->mon == NULL);
+    sl_zsock_set_int(c->mon, ZMQ_LINGER, 0);
+    if (zmq_connect(c->mon, name) != 0) {
+        zmq_close(c->mon);
+        c->mon = NULL;
+        zmq_socket_monitor(c->sock, NULL, 0);
+        return;
+    }
+    if (zmq_getsockopt(c->mon, ZMQ_FD, &fd, &fd_len) != 0)
+        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
+    c->mon_ev = event_new(c->link->base, fd, EV_READ | EV_PERSIST, link_on_monitor, c);
+    SL_BUG_ON(c->mon_ev == NULL);
+    event_add(c->mon_ev, NULL);
+    event_active(c->mon_ev, EV_READ, 0);
+}
+
+/* A fresh socket (a new routing id), connected; -1 with *error_r. */
+static int
+conn_open(struct link_conn *c, char **error_r)
+{
+    int fd;     /* ZMQ_FD is an int on POSIX */
+    size_t fd_len = sizeof(fd);
+
+    SL_BUG_ON(c->sock != NULL);
+    c->sock = zmq_socket(c->link->zctx, ZMQ_DEALER);
+    if (c->sock == NULL) {
+        *error_r = sl_asprintf("frontend: zmq_socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    /* Only Verdict and Heartbeat frames come back: no body allowance. */
+    sl_zsock_set_common(c->sock, 0);
+    /* Sends fail at once (EAGAIN) while there is no connection, instead
+     * of queueing into the void: the job goes to another broker. */
+    sl_zsock_set_int(c->sock, ZMQ_IMMEDIATE, 1);
+    if (zmq_connect(c->sock, c->endpoint) != 0) {
+        *error_r = sl_asprintf("frontend: cannot connect to broker %s: %s", c->endpoint,
+                               zmq_strerror(errno));
+        zmq_close(c->sock);
+        c->sock = NULL;
+        return -1;
+    }
+    if (zmq_getsockopt(c->sock, ZMQ_FD, &fd, &fd_len) != 0)
+        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
+    c->ev = event_new(c->link->base, fd, EV_READ | EV_PERSIST, link_on_event, c);
+    SL_BUG_ON(c->ev == NULL);
+    if (event_add(c->ev, NULL) != 0)
+        sl_bug(__FILE__, __LINE__, "event_add(broker link)");
+    /* start with a drain: ZMQ_FD may have been signalled before we looked */
+    event_active(c->ev, EV_READ, 0);
+    conn_monitor(c);
+    c->dropped = false;
+    c->opened_ms = sl_now_mono_ms();
+    c->heard_ms = 0;
+    /* The first heartbeat waits a tick: a broker learns of us from our
+     * first job or heartbeat, whichever comes first. */
+    c->next_heartbeat_ms = c->opened_ms + SL_WIRE_HEARTBEAT_MS;
+    return 0;
+}
+
+static void
+conn_send_heartbeat(struct link_conn *c)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
+    const char *error;
+
+    hb.client = 1;
+    frame.kind_case = SLUICE__FRAME__KIND_HEARTBEAT;
+    frame.heartbeat = &hb;
+    /* EAGAIN: no connection yet; liveness decides */
+    if (sl_zsock_send_frame(c->sock, &frame, ZMQ_DONTWAIT, &error) < 0 && errno != EAGAIN)
+        sl_warn("frontend: heartbeat to broker %s: %s", c->endpoint, error);
+}
+
+/* [frame][body] on c. 0, or -1 if ZeroMQ cannot take it now. */
+static int
+conn_send_job(struct link_conn *c, struct link_job *j)
+{
+    zmq_msg_t fmsg, bmsg;
+
+    zmq_msg_init(&fmsg);
+    zmq_msg_copy(&fmsg, &j->frame);     /* shares the bytes */
+    if (zmq_msg_send(&fmsg, c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        int saved = errno;
+        zmq_msg_close(&fmsg);
+        if (saved != EAGAIN)
+            sl_error("%s: cannot send job to broker %s: %s", j->id, c->endpoint,
+                     zmq_strerror(saved));
+        conn_rearm(c);
+        return -1;
+    }
+    if (j->body->len == 0) {
+        zmq_msg_init(&bmsg);
+    } else if (zmq_msg_init_data(&bmsg, j->body->data, j->body->len, sl_body_zmq_free,
+                                 sl_body_ref(j->body)) != 0) {
+        sl_bug(__FILE__, __LINE__, "zmq_msg_init_data: out of memory");
+    }
+    /* The first part was accepted, so the high-water mark cannot refuse
+     * the rest of the message. */
+    if (zmq_msg_send(&bmsg, c->sock, ZMQ_DONTWAIT) < 0) {
+        sl_error("%s: cannot send job body to broker %s: %s", j->id, c->endpoint,
+                 zmq_strerror(errno));
+        zmq_msg_close(&bmsg);   /* drops the reference it took */
+        conn_rearm(c);
+        return -1;
+    }
+    conn_rearm(c);
+    return 0;
+}
+
+/* Sends a job that no broker holds (j->conn == -1): brokers heard from
+ * recently first, then the others, the one at index avoid last. 0 if
+ * sent; -1 if it stays pending. */
+static int
+job_dispatch(struct fe_broker_link *link, struct link_job *j, int avoid)
+{
+    unsigned long long now = sl_now_mono_ms();
+
+    SL_BUG_ON(j->conn >= 0);
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t k = 0; k < link->n_conns; k++) {
+            size_t i = (link->rr + k) % link->n_conns;
+            struct link_conn *c = &link->conns[i];
+            bool alive = conn_alive(c, now);
+
+            if (c->sock == NULL)
+                continue;
+            bool eligible;
+
+            if ((int)i == avoid)
+                eligible = pass == 2;
+            else if (pass == 0)
+                eligible = alive;
+            else if (pass == 1)
+                eligible = !alive;
+            else
+                eligible = false;
+            if (!eligible)
+                continue;
+            if (conn_send_job(c, j) < 0)
+                continue;
+            j->conn = (int)i;
+            c->n_jobs++;
+            link->n_pending--;
+            link->n_held++;
+            link->rr = i + 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The job goes out again with Job.submit + 1 (for the brokers' logs). */
+static void
+job_bump_submit(struct link_job *j)
+{
+    Sluice__Frame *frame = NULL;
+    const char *error;
+    zmq_msg_t msg;
+
+    if (sl_wire_unpack_msg(&j->frame, &frame, &error) < 0)
+        sl_bug(__FILE__, __LINE__, "a frame we packed does not unpack");
+    if (frame->job->submit < SL_WIRE_MAX_ATTEMPT)
+        frame->job->submit++;
+    j->submits = frame->job->submit;
+    if (sl_wire_pack(frame, &msg, &error) < 0)
+        sl_bug(__FILE__, __LINE__, "a frame we packed does not pack again");
+    sl_wire_frame_free(&frame);
+    zmq_msg_close(&j->frame);
+    zmq_msg_init(&j->frame);
+    if (zmq_msg_move(&j->frame, &msg) != 0)
+        sl_bug(__FILE__, __LINE__, "zmq_msg_move");
+    zmq_msg_close(&msg);
+}
+
+/* Every job held by conns[index] goes to another broker (or waits). */
+static void
+conn_resubmit_jobs(struct fe_broker_link *link, int index, const char *why)
+{
+    struct link_conn *c = &link->conns[index];
+    unsigned n = 0, waiting = 0;
+
+    for (struct link_job *j = link->jobs; j != NULL; j = j->next) {
+        if (j->conn != index)
+            continue;
+        j->conn = -1;
+        c->n_jobs--;
+        link->n_held--;
+        link->n_pending++;
+        job_bump_submit(j);
+        n++;
+        link->n_resubmitted++;
+        if (job_dispatch(link, j, index) < 0)
+            waiting++;
+        else
+            sl_info("%s: resubmitted to broker %s (submission %u): broker %s %s", j->id,
+                    link->conns[j->conn].endpoint, j->submits, c->endpoint, why);
+    }
+    if (n > 0)
+        sl_warn("frontend: broker %s %s: %u job(s) resubmitted, %u waiting for a broker",
+                c->endpoint, why, n, waiting);
+}
+
+/* Jobs that no broker took yet: try again. */
+static void
+link_flush_pending(struct fe_broker_link *link)
+{
+    for (struct link_job *j = link->jobs; j != NULL && link->n_pending > 0; j = j->next)
+        if (j->conn < 0 && job_dispatch(link, j, -1) == 0)
+            sl_info("%s: sent to broker %s after waiting for one", j->id,
+                    link->conns[j->conn].endpoint);
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+static void
+link_free(struct fe_broker_link *link)
+{
+    sl_info("frontend: broker link closed: %llu job(s), %llu verdict(s), %llu resubmission(s), "
+            "%llu duplicate or late verdict(s) dropped, %llu bad frame(s)",
+            link->n_jobs, link->n_verdicts, link->n_resubmitted, link->n_duplicate_verdicts,
+            link->n_bad);
+    while (link->jobs != NULL)
+        job_remove(link, link->jobs);
+    for (size_t i = 0; i < link->n_conns; i++) {
+        conn_close(&link->conns[i]);
+        free(link->conns[i].endpoint);
+    }
+    if (link->tick != NULL)
+        event_free(link->tick);
+    free(link->conns);
+    free(link->buckets);
+    free(link);
+}
+
+static void
+conn_on_heartbeat(struct link_conn *c, const Sluice__Heartbeat *hb)
+{
+    const char *inst = hb->instance != NULL ? hb->instance : "";
+
+    if (inst[0] == '\0')
+        return;
+    if (c->instance[0] != '\0' && strcmp(c->instance, inst) != 0) {
+        sl_warn("frontend: broker %s restarted (instance %s, was %s)", c->endpoint, inst,
+                c->instance);
+        snprintf(c->instance, sizeof(c->instance), "%s", inst);
+        /* its queue is gone: resend, possibly to it again (it keeps one copy) */
+        conn_resubmit_jobs(c->link, c->index, "restarted");
+        return;
+    }
+    snprintf(c->instance, sizeof(c->instance), "%s", inst);
+}
+
+static void
+conn_recv_one(struct link_conn *c)
+{
+    struct fe_broker_link *link = c->link;
     zmq_msg_t msg;
     Sluice__Frame *frame = NULL;
     const char *error;
 
     zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, link->sock, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&msg);
         return;
     }
-    if (sl_zsock_drain_more(link->sock) > 0) {
-        sl_warn("frontend: dropped a multipart message from a broker");
+    {
+        unsigned long long now = sl_now_mono_ms();
+        bool was_alive = conn_alive(c, now);
+        c->heard_ms = now;
+        if (!was_alive) {
+            sl_info("frontend: broker %s is up", c->endpoint);
+            if (link->n_pending > 0)
+                link_flush_pending(link);
+        }
+    }
+    if (sl_zsock_drain_more(c->sock) > 0) {
+        sl_warn("frontend: dropped a multipart message from broker %s", c->endpoint);
         link->n_bad++;
     } else if (sl_wire_unpack_msg(&msg, &frame, &error) < 0) {
-        sl_warn("frontend: dropped a frame from a broker: %s", error);
+        sl_warn("frontend: dropped a frame from broker %s: %s", c->endpoint, error);
         link->n_bad++;
     } else if (frame->kind_case == SLUICE__FRAME__KIND_VERDICT) {
-        link->n_verdicts++;
-        link->on_verdict(link->ctx, frame->verdict);
-    } else if (frame->kind_case != SLUICE__FRAME__KIND_HEARTBEAT) {
-        sl_warn("frontend: unexpected %s frame from a broker dropped", sl_wire_kind_name(frame));
+        struct link_job *j = job_find(link, frame->verdict->job_id);
+        if (j == NULL) {
+            /* a second verdict for a resubmitted job, or one for a job the
+             * session gave up on: never used twice */
+            link->n_duplicate_verdicts++;
+            sl_info("%s: duplicate or late verdict from broker %s dropped",
+                    frame->verdict->job_id, c->endpoint);
+        } else {
+            job_remove(link, j);
+            link->n_verdicts++;
+            link->on_verdict(link->ctx, frame->verdict);
+        }
+    } else if (frame->kind_case == SLUICE__FRAME__KIND_HEARTBEAT) {
+        conn_on_heartbeat(c, frame->heartbeat);
+    } else {
+        sl_warn("frontend: unexpected %s frame from broker %s dropped", sl_wire_kind_name(frame),
+                c->endpoint);
         link->n_bad++;
     }
     sl_wire_frame_free(&frame);
@@ -87,38 +533,109 @@ link_recv_one(struct fe_broker_link *link)
 }
 
 static void
-link_drain(struct fe_broker_link *link)
+link_on_event(evutil_socket_t fd, short what, void *arg)
 {
+    struct link_conn *c = arg;
+    struct fe_broker_link *link = c->link;
+    void *sock = c->sock;
     unsigned n = 0;
 
-    link->draining = true;
-    while (!link->destroy_pending && sl_zsock_readable(link->sock)) {
+    (void)fd;
+    (void)what;
+    link->draining++;
+    /* stop if the socket was replaced meanwhile (conn_fail from a callback) */
+    while (!link->destroy_pending && c->sock == sock && sl_zsock_readable(c->sock)) {
         if (n++ == LINK_DRAIN_BATCH) {
-            event_active(link->ev, EV_READ, 0);
+            event_active(c->ev, EV_READ, 0);
             break;
         }
-        link_recv_one(link);
+        conn_recv_one(c);
     }
-    link->draining = false;
-    if (link->destroy_pending)
+    link->draining--;
+    if (link->destroy_pending && link->draining == 0)
         link_free(link);
 }
 
+/* ---- the tick --------------------------------------------------------- */
+
+/* The broker behind conns[index] is presumed dead: new socket, its jobs
+ * to the others. */
 static void
-link_on_event(evutil_socket_t fd, short what, void *arg)
+conn_fail(struct fe_broker_link *link, int index, const char *why)
 {
+    struct link_conn *c = &link->conns[index];
+    char *error = NULL;
+
+    sl_warn("frontend: broker %s %s, presumed dead; reconnecting", c->endpoint, why);
+    conn_close(c);
+    if (conn_open(c, &error) < 0) {
+        /* the endpoint was valid at start: out of sockets or memory */
+        sl_error("%s", error);
+        free(error);
+    }
+    conn_resubmit_jobs(link, index, why);
+}
+
+static void
+link_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct fe_broker_link *link = arg;
+    unsigned long long now = sl_now_mono_ms();
+
     (void)fd;
     (void)what;
-    link_drain(arg);
+    for (size_t i = 0; i < link->n_conns; i++) {
+        struct link_conn *c = &link->conns[i];
+        unsigned long long since = c->heard_ms > c->opened_ms ? c->heard_ms : c->opened_ms;
+
+        if (c->sock == NULL) {      /* a reopen failed: try again */
+            char *error = NULL;
+            if (conn_open(c, &error) < 0) {
+                free(error);
+                continue;
+            }
+        }
+        if (now >= c->next_heartbeat_ms) {
+            conn_send_heartbeat(c);
+            c->next_heartbeat_ms = now + SL_WIRE_HEARTBEAT_MS;
+        }
+        if (c->dropped && c->n_jobs > 0) {
+            conn_fail(link, (int)i, "connection lost");
+            continue;
+        }
+        c->dropped = false;     /* holds nothing: ZeroMQ reconnects by itself */
+        /* A broker that never answered and holds nothing is simply down:
+         * ZeroMQ keeps reconnecting; nothing to do until it answers. */
+        if (now >= since + LINK_LIVENESS_MS && (c->heard_ms != 0 || c->n_jobs > 0))
+            conn_fail(link, (int)i, c->heard_ms != 0 ? "silent for 3 heartbeats"
+                                                     : "never answered");
+        conn_rearm(c);
+    }
+    if (link->n_pending > 0)
+        link_flush_pending(link);
+    if (now >= link->next_purge_ms) {
+        unsigned long long wall = sl_now_wall_ms();
+        struct link_job *j = link->jobs, *next;
+
+        link->next_purge_ms = now + SL_WIRE_HEARTBEAT_MS;
+        for (; j != NULL; j = next) {
+            next = j->next;
+            if (j->deadline_wall_ms + LINK_DEADLINE_GRACE_MS > wall)
+                continue;
+            sl_info("%s: deadline passed without a verdict; dropped from the broker link", j->id);
+            job_remove(link, j);
+        }
+    }
 }
+
+/* ---- API -------------------------------------------------------------- */
 
 struct fe_broker_link *
 fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, size_t n_endpoints,
                    fe_verdict_fn *on_verdict, void *ctx, char **error_r)
 {
     struct fe_broker_link *link;
-    int fd;     /* ZMQ_FD is an int on POSIX */
-    size_t fd_len = sizeof(fd);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = LINK_TICK_MS * 1000};
 
     SL_BUG_ON(base == NULL || zctx == NULL || on_verdict == NULL);
     if (n_endpoints == 0) {
@@ -127,33 +644,26 @@ fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, 
     }
     link = sl_calloc(1, sizeof(*link));
     link->base = base;
+    link->zctx = zctx;
     link->on_verdict = on_verdict;
     link->ctx = ctx;
-    link->sock = zmq_socket(zctx, ZMQ_DEALER);
-    if (link->sock == NULL) {
-        *error_r = sl_asprintf("frontend: zmq_socket: %s", zmq_strerror(errno));
-        free(link);
-        return NULL;
+    link->buckets = sl_calloc(LINK_JOB_BUCKETS, sizeof(*link->buckets));
+    link->n_conns = n_endpoints;
+    link->conns = sl_calloc(n_endpoints, sizeof(*link->conns));
+    for (size_t i = 0; i < n_endpoints; i++) {
+        struct link_conn *c = &link->conns[i];
+        c->link = link;
+        c->index = (int)i;
+        c->endpoint = sl_strdup(endpoints[i]);
     }
-    /* Only Verdict frames come back: no body allowance in the size cap. */
-    sl_zsock_set_common(link->sock, 0);
-    sl_zsock_set_int(link->sock, ZMQ_IMMEDIATE, 1);
     for (size_t i = 0; i < n_endpoints; i++)
-        if (zmq_connect(link->sock, endpoints[i]) != 0) {
-            *error_r = sl_asprintf("frontend: cannot connect to broker %s: %s", endpoints[i],
-                                   zmq_strerror(errno));
-            zmq_close(link->sock);
-            free(link);
+        if (conn_open(&link->conns[i], error_r) < 0) {
+            link_free(link);
             return NULL;
         }
-    if (zmq_getsockopt(link->sock, ZMQ_FD, &fd, &fd_len) != 0)
-        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
-    link->ev = event_new(base, fd, EV_READ | EV_PERSIST, link_on_event, link);
-    SL_BUG_ON(link->ev == NULL);
-    if (event_add(link->ev, NULL) != 0)
-        sl_bug(__FILE__, __LINE__, "event_add(broker link)");
-    /* start with a drain: ZMQ_FD may have been signalled before we looked */
-    event_active(link->ev, EV_READ, 0);
+    link->tick = event_new(base, -1, EV_PERSIST, link_on_tick, link);
+    SL_BUG_ON(link->tick == NULL);
+    event_add(link->tick, &tv);
     return link;
 }
 
@@ -165,55 +675,88 @@ fe_broker_link_destroy(struct fe_broker_link **linkp)
     if (link == NULL)
         return;
     *linkp = NULL;
-    if (link->draining) {   /* called from on_verdict: free when the drain unwinds */
+    if (link->draining > 0) {   /* called from on_verdict: free when the drain unwinds */
         link->destroy_pending = true;
         return;
     }
     link_free(link);
 }
 
+void
+fe_broker_link_set_weight_fn(struct fe_broker_link *link, fe_origin_weight_fn *weight_fn,
+                             void *ctx)
+{
+    link->weight_fn = weight_fn;
+    link->weight_ctx = ctx;
+}
+
 int
 fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struct sl_body *body)
 {
-    Sluice__Job copy = *job;    /* shallow: only to fill in size */
+    Sluice__Job copy = *job;    /* shallow: only to fill in size, weight, submission */
     Sluice__Frame frame = SLUICE__FRAME__INIT;
     const char *id = sl_wire_job_id_valid(job->job_id) ? job->job_id : "-";
     const char *error;
-    zmq_msg_t fmsg, bmsg;
+    struct link_job *j;
 
     SL_BUG_ON(link->destroy_pending);
     copy.size = body->len;
+    copy.submit = 1;
+    if (link->weight_fn != NULL)
+        copy.origin_concurrency = link->weight_fn(link->weight_ctx, job->origin);
     frame.kind_case = SLUICE__FRAME__KIND_JOB;
     frame.job = &copy;
-    if (sl_wire_pack(&frame, &fmsg, &error) < 0) {
+    j = sl_calloc(1, sizeof(*j));
+    if (sl_wire_pack(&frame, &j->frame, &error) < 0) {
         sl_error("%s: cannot send job to broker: %s", id, error);
+        free(j);
         return -1;
     }
-    if (zmq_msg_send(&fmsg, link->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        int saved = errno;
-        zmq_msg_close(&fmsg);
-        if (saved == EAGAIN)
-            sl_warn("%s: no broker can take the job now (none connected or queue full)", id);
-        else
-            sl_error("%s: cannot send job to broker: %s", id, zmq_strerror(saved));
-        link_rearm(link);
-        return -1;
-    }
-    if (body->len == 0) {
-        zmq_msg_init(&bmsg);
-    } else if (zmq_msg_init_data(&bmsg, body->data, body->len, sl_body_zmq_free,
-                                 sl_body_ref(body)) != 0) {
-        sl_bug(__FILE__, __LINE__, "zmq_msg_init_data: out of memory");
-    }
-    /* The first part was accepted, so the high-water mark cannot refuse
-     * the rest of the message. */
-    if (zmq_msg_send(&bmsg, link->sock, ZMQ_DONTWAIT) < 0) {
-        sl_error("%s: cannot send job body to broker: %s", id, zmq_strerror(errno));
-        zmq_msg_close(&bmsg);   /* drops our body reference */
-        link_rearm(link);
-        return -1;
-    }
+    /* ids are random and fresh (sl_id_new): a clash is our bug */
+    SL_BUG_ON(job_find(link, job->job_id) != NULL);
+    snprintf(j->id, sizeof(j->id), "%s", job->job_id);
+    j->body = sl_body_ref(body);
+    j->conn = -1;
+    j->submits = 1;
+    j->deadline_wall_ms = job->deadline_ms;
+    size_t h = job_bucket(j->id);
+    j->hnext = link->buckets[h];
+    link->buckets[h] = j;
+    j->next = link->jobs;
+    if (link->jobs != NULL)
+        link->jobs->prev = j;
+    link->jobs = j;
+    link->n_pending++;
     link->n_jobs++;
-    link_rearm(link);
+    if (job_dispatch(link, j, -1) < 0)
+        sl_warn("%s: no broker can take the job now; it waits for one (until its deadline)", id);
     return 0;
+}
+
+void
+fe_broker_link_forget(struct fe_broker_link *link, const char *job_id)
+{
+    struct link_job *j = job_find(link, job_id);
+
+    if (j != NULL)
+        job_remove(link, j);
+}
+
+void
+fe_broker_link_stats(const struct fe_broker_link *link, struct fe_broker_link_stats *stats_r)
+{
+    unsigned long long now = sl_now_mono_ms();
+
+    memset(stats_r, 0, sizeof(*stats_r));
+    stats_r->n_brokers = (unsigned)link->n_conns;
+    for (size_t i = 0; i < link->n_conns; i++)
+        if (conn_alive(&link->conns[i], now))
+            stats_r->n_alive++;
+    stats_r->held = link->n_held;
+    stats_r->pending = link->n_pending;
+    stats_r->n_jobs = link->n_jobs;
+    stats_r->n_verdicts = link->n_verdicts;
+    stats_r->n_resubmitted = link->n_resubmitted;
+    stats_r->n_duplicate_verdicts = link->n_duplicate_verdicts;
+    stats_r->n_bad = link->n_bad;
 }

@@ -1,5 +1,15 @@
-/* broker_link.h - the frontend's connection to the broker(s): a DEALER
- * socket driven by the frontend's libevent loop.
+/* broker_link.h - the frontend's connections to the broker(s): one DEALER
+ * socket per broker endpoint, driven by the frontend's libevent loop.
+ *
+ * The link keeps every job it was given until its verdict came back or the
+ * caller forgets it (fe_broker_link_forget): it holds a reference on the
+ * body anyway. Brokers heartbeat the link every second; a broker silent for
+ * 3 s, or one whose instance id changed (it restarted and lost its queue),
+ * has its jobs resubmitted through another broker (docs/cluster.md). A job
+ * no broker can take waits in the link until one can, or until the caller
+ * gives up at its deadline. Verdicts are matched by job id; a second
+ * verdict for a resubmitted job, or one for a job already forgotten, is
+ * dropped here and counted.
  *
  * ZeroMQ's ZMQ_FD is edge-triggered: after every send and receive, and on
  * every wake-up, ZMQ_EVENTS is checked and the socket drained until nothing
@@ -14,18 +24,42 @@
 
 struct fe_broker_link;
 
-/* Called for each verdict that arrives; verdict is valid during the call. */
+/* Called for each verdict that arrives for a job the link holds (at most
+ * once per job); verdict is valid during the call. */
 typedef void fe_verdict_fn(void *ctx, const Sluice__Verdict *verdict);
+/* Returns the weight (origins.<name>.concurrency) to put in a job. */
+typedef unsigned fe_origin_weight_fn(void *ctx, const char *origin);
+
+struct fe_broker_link_stats {
+    unsigned n_brokers;             /* endpoints */
+    unsigned n_alive;               /* brokers heard within the last 3 s */
+    unsigned held;                  /* jobs sent, verdict pending */
+    unsigned pending;               /* jobs no broker has taken yet */
+    unsigned long long n_jobs, n_verdicts, n_resubmitted, n_duplicate_verdicts, n_bad;
+};
 
 struct fe_broker_link *fe_broker_link_new(struct event_base *base, void *zctx,
                                           char *const *endpoints, size_t n_endpoints,
                                           fe_verdict_fn *on_verdict, void *ctx, char **error_r);
+/* Releases every held job's body reference and closes the sockets. */
 void fe_broker_link_destroy(struct fe_broker_link **linkp);
 
-/* Queues a job for the broker; the body goes zero-copy (a reference is
- * taken and dropped when ZeroMQ is done with it). Returns 0, or -1 if the
- * job could not be queued (the caller tempfails its recipients). */
+/* Jobs sent from now on carry weight_fn(ctx, job->origin) as
+ * Job.origin_concurrency (fair scheduling in the brokers). */
+void fe_broker_link_set_weight_fn(struct fe_broker_link *link, fe_origin_weight_fn *weight_fn,
+                                  void *ctx);
+
+/* Takes a job: sends it to a broker now if one can take it, else keeps it
+ * until one can; the body goes zero-copy (a reference is held until the
+ * verdict or fe_broker_link_forget). Returns 0, or -1 if the job can never
+ * be sent (it does not pass sl_wire_check; the caller tempfails). */
 int fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job,
                           struct sl_body *body);
+
+/* The caller no longer wants a verdict for job_id (deadline, client gone):
+ * the link drops the job, and any later verdict for it. No-op if unknown. */
+void fe_broker_link_forget(struct fe_broker_link *link, const char *job_id);
+
+void fe_broker_link_stats(const struct fe_broker_link *link, struct fe_broker_link_stats *stats_r);
 
 #endif

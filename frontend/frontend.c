@@ -53,6 +53,8 @@ frontend_job_unregister(struct frontend *fe, const char *job_id)
             *pp = e->next;
             free(e);
             fe->n_jobs--;
+            /* the link holds the job for resubmission until now */
+            fe_broker_link_forget(fe->link, job_id);
             return;
         }
     }
@@ -73,6 +75,35 @@ frontend_on_verdict(void *ctx, const Sluice__Verdict *verdict)
     /* The session gave up (deadline, client gone) before the verdict came:
      * its recipients already got their 4xx, so the verdict must not be used. */
     sl_info("%s: verdict arrived after the job was abandoned; ignored", id);
+}
+
+/* Job.origin_concurrency: the brokers share workers among origins in
+ * proportion to it (docs/cluster.md). */
+static unsigned
+frontend_origin_weight(void *ctx, const char *origin)
+{
+    const struct frontend *fe = ctx;
+    for (size_t i = 0; i < fe->n_origins; i++)
+        if (origin != NULL && strcmp(fe->origins[i].config->name, origin) == 0)
+            return fe->origins[i].config->concurrency;
+    return 1;
+}
+
+void
+frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
+{
+    memset(stats_r, 0, sizeof(*stats_r));
+    stats_r->n_sessions = fe->n_sessions;
+    stats_r->n_jobs = fe->n_jobs;
+    stats_r->n_origins = fe->n_origins < FRONTEND_STATS_ORIGINS ? fe->n_origins
+                                                                 : FRONTEND_STATS_ORIGINS;
+    for (size_t i = 0; i < stats_r->n_origins; i++) {
+        stats_r->origins[i].name = fe->origins[i].config->name;
+        stats_r->origins[i].active = fe->origins[i].active;
+        stats_r->origins[i].concurrency = fe->origins[i].config->concurrency;
+    }
+    if (fe->link != NULL)
+        fe_broker_link_stats(fe->link, &stats_r->link);
 }
 
 struct fe_origin *
@@ -96,15 +127,56 @@ frontend_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct s
     session_accept(fe, fd, sa);
 }
 
+#define FE_ACCEPT_PAUSE_MS 1000   /* retry accept() after running out of descriptors */
+
+static void
+frontend_accept_resume(struct frontend *fe)
+{
+    if (!fe->accept_paused)
+        return;
+    fe->accept_paused = false;
+    evtimer_del(fe->accept_timer);
+    if (!fe->shutting_down && fe->listener)
+        evconnlistener_enable(fe->listener);
+}
+
+static void
+frontend_on_accept_timer(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd;
+    (void)what;
+    frontend_accept_resume(ctx);
+}
+
+/* Out of descriptors (EMFILE, ENFILE) or kernel memory: the connection
+ * stays in the listen backlog and the socket stays readable, so libevent
+ * would call accept() again at once, for ever, at 100% CPU while the
+ * sessions we already have starve. Instead the listener pauses until a
+ * session ends or FE_ACCEPT_PAUSE_MS pass; the waiting clients see a slow
+ * connect, not a refusal (which Postfix would take for a dead filter). */
 static void
 frontend_on_accept_error(struct evconnlistener *listener, void *ctx)
 {
+    struct frontend *fe = ctx;
     int err = EVUTIL_SOCKET_ERROR();
-    (void)ctx;
-    /* EMFILE and friends: keep the listener; the backlog holds clients
-     * until a session ends. Postfix sees a slow connect, not a refusal. */
-    sl_warn("accept: %s", evutil_socket_error_to_string(err));
-    (void)listener;
+    unsigned long long now = sl_now_mono_ms();
+    bool resource = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+
+    if (now - fe->accept_warned_ms >= 10000 || fe->accept_warned_ms == 0) {
+        fe->accept_warned_ms = now;
+        sl_warn("accept: %s (%u sessions open)%s", evutil_socket_error_to_string(err),
+                fe->n_sessions,
+                resource ? "; not accepting until a session ends; raise the file descriptor "
+                           "limit (LimitNOFILE=) if this persists"
+                         : "");
+    }
+    if (!resource || fe->accept_paused)
+        return;
+    fe->accept_paused = true;
+    evconnlistener_disable(listener);
+    struct timeval tv = {.tv_sec = FE_ACCEPT_PAUSE_MS / 1000,
+                         .tv_usec = (FE_ACCEPT_PAUSE_MS % 1000) * 1000};
+    evtimer_add(fe->accept_timer, &tv);
 }
 
 /* The FQDN, as amavisd-new wants it for its greeting and Received: lines;
@@ -164,6 +236,8 @@ frontend_listen(struct frontend *fe, char **error_r)
         return -1;
     }
     evconnlistener_set_error_cb(fe->listener, frontend_on_accept_error);
+    fe->accept_timer = evtimer_new(fe->base, frontend_on_accept_timer, fe);
+    SL_BUG_ON(fe->accept_timer == NULL);
     fe->listen_port = port;
     return 0;
 }
@@ -191,6 +265,7 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
                                   error_r);
     if (fe->link == NULL)
         goto fail;
+    fe_broker_link_set_weight_fn(fe->link, frontend_origin_weight, fe);
     fe->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
     sl_info("frontend listening on %s (%s), hostname %s", config->frontend.listen,
             "LMTP and SMTP", fe->hostname);
@@ -203,6 +278,7 @@ fail:
 void
 frontend_session_gone(struct frontend *fe)
 {
+    frontend_accept_resume(fe);     /* a descriptor is free again */
     if (fe->shutting_down && fe->n_sessions == 0 && fe->shutdown_done) {
         void (*cb)(void *) = fe->shutdown_done;
         fe->shutdown_done = NULL;
@@ -236,6 +312,8 @@ frontend_destroy(struct frontend **fep)
     session_destroy_all(fe);
     if (fe->listener)
         evconnlistener_free(fe->listener);
+    if (fe->accept_timer)
+        event_free(fe->accept_timer);
     fe_reinjector_destroy(&fe->reinjector);
     fe_broker_link_destroy(&fe->link);
     for (size_t i = 0; i < fe->jobs_size; i++) {

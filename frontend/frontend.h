@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <event2/event.h>
+#include "broker_link.h"
 
 struct sl_config;
 struct frontend;
@@ -28,5 +29,21 @@ struct frontend *frontend_new(struct event_base *base, void *zctx,
 void frontend_shutdown(struct frontend *fe, void (*done_cb)(void *ctx), void *ctx);
 
 void frontend_destroy(struct frontend **fep);
+
+/* What the registry publishes (docs/cluster.md). Names point into the
+ * configuration. */
+#define FRONTEND_STATS_ORIGINS 64
+struct frontend_stats {
+    unsigned n_sessions;        /* LMTP/SMTP connections open */
+    unsigned n_jobs;            /* messages waiting for a verdict */
+    size_t n_origins;
+    struct {
+        const char *name;
+        unsigned active;        /* transactions holding a slot */
+        unsigned concurrency;   /* origins.<name>.concurrency */
+    } origins[FRONTEND_STATS_ORIGINS];
+    struct fe_broker_link_stats link;
+};
+void frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r);
 
 #endif

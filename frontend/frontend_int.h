@@ -28,6 +28,9 @@ struct frontend {
     char *hostname;                     /* greeting, Received:, EHLO to :10025 */
     unsigned listen_port;
     struct evconnlistener *listener;
+    struct event *accept_timer;         /* resumes a listener paused on EMFILE */
+    bool accept_paused;
+    unsigned long long accept_warned_ms;
     struct fe_broker_link *link;
     struct fe_reinjector *reinjector;
 

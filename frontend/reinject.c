@@ -875,13 +875,50 @@ conn_send_hello(struct rj_conn *c, const char *verb)
     timer_arm(c, c->t->r->timeout_s);
 }
 
+static bool
+has_8bit(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    return false;
+}
+
+/* RFC 6531 3.4: a message whose envelope needs SMTPUTF8 must not go to a
+ * server that does not offer it. That server is the origin's own :10025,
+ * so this is a configuration matter (smtputf8_enable = no there, yes on the
+ * listener that took the mail): 451, never a bounce, and the mail waits in
+ * Postfix's queue until it is fixed. A request with SMTPUTF8 but an ASCII
+ * envelope goes out without the parameter, as Postfix's smtp client does.
+ * Returns false when op was finished here. */
+static bool
+op_smtputf8_ok(struct rj_conn *c, struct fe_reinject_op *op)
+{
+    bool needed = has_8bit(op->mail_from);
+    for (size_t i = 0; i < op->n_rcpts && !needed; i++)
+        needed = has_8bit(op->rcpts[i].address);
+    if (!op->smtputf8 || c->smtputf8 || !needed)
+        return true;
+    char *text = sl_asprintf("SMTPUTF8 is required, but was not offered by %s", c->t->mta);
+    sl_warn("%s: reinject: %s", op->job_id, text);
+    op_fail_unanswered(op, 451, "fwd-mail-from", text, false);
+    free(text);
+    op_finish(op);
+    return false;
+}
+
 /* Greeting and EHLO done: run the bound op, or the next queued one, or idle. */
 static int
 conn_ready(struct rj_conn *c)
 {
-    sl_debug("reinject: connected to %s:%s%s%s%s%s", c->t->mta, c->pipelining ? " PIPELINING" : "",
-             c->size ? " SIZE" : "", c->dsn ? " DSN" : "", c->eightbitmime ? " 8BITMIME" : "",
+    sl_debug("reinject: connected to %s:%s%s%s%s%s%s", c->t->mta,
+             c->pipelining ? " PIPELINING" : "", c->size ? " SIZE" : "", c->dsn ? " DSN" : "",
+             c->eightbitmime ? " 8BITMIME" : "", c->smtputf8 ? " SMTPUTF8" : "",
              c->xforward ? " XFORWARD" : "");
+    if (c->op && !op_smtputf8_ok(c, c->op)) {
+        c->state = CONN_IDLE;   /* op_finish() detached it; the caller pools c */
+        return 1;
+    }
     if (c->op) {
         conn_start_txn(c, c->op, false);
         return 0;
@@ -1260,6 +1297,8 @@ target_dispatch(struct rj_target *t)
     while ((op = TAILQ_FIRST(&t->queue)) != NULL) {
         c = TAILQ_FIRST(&t->idle);
         if (c && !op->need_fresh) {
+            if (!op_smtputf8_ok(c, op))
+                continue;   /* op_finish() took it off the queue; c stays idle */
             TAILQ_REMOVE(&t->queue, op, queue_entry);
             idle_remove(c);
             evtimer_del(c->timer);

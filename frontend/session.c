@@ -2,8 +2,11 @@
  *
  * The protocol follows amavisd-new on port 10024: LMTP (RFC 2033) or SMTP
  * (RFC 5321) on the same port, decided by LHLO versus EHLO/HELO;
- * PIPELINING (RFC 2920); XFORWARD (Postfix XFORWARD_README); DSN
- * parameters (RFC 3461) carried through to the reinjection.
+ * PIPELINING (RFC 2920); SIZE (RFC 1870); 8BITMIME (RFC 6152); DSN
+ * (RFC 3461) parameters carried through to the reinjection;
+ * ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463); SMTPUTF8 (RFC 6531);
+ * XFORWARD (Postfix XFORWARD_README). docs/protocol.md lists every reply
+ * this file sends and why.
  *
  * The rule everything here serves (DESIGN-NOTES.md): the final "." is
  * answered only after the origin's :10025 answered, one reply per recipient
@@ -12,11 +15,33 @@
  * the message. If Postfix hangs up while we wait, the job is abandoned
  * before reinjection, so its retry cannot become a duplicate.
  *
+ * Hostile input (REFERENCE.md 6) is met here and in the parser:
+ *   - bare CR/LF and NUL in a command line: 500, the line is dropped;
+ *     in message data bare CR/LF are normalised to CRLF by the parser and
+ *     the smuggling forms never end the data; NUL in data: 554, nothing
+ *     is forwarded;
+ *   - a command that RFC 2920 says must end a pipelined group (LHLO, EHLO,
+ *     HELO, DATA, NOOP, VRFY, EXPN, BDAT, STARTTLS), followed by more input
+ *     before our reply - notably message content sent before the 354 - is
+ *     answered "554 5.5.0 Error: SMTP protocol synchronization" and the
+ *     connection is closed without reading on, as Postfix >= 3.9 does
+ *     (smtpd_forbid_unauth_pipelining); in a session without LHLO/EHLO,
+ *     where PIPELINING was never offered, any command followed by more
+ *     input is;
+ *   - timeouts: frontend.timeout per read and per write (idle), and also
+ *     for a whole command line however slowly it trickles in; a DATA phase
+ *     must keep up SESSION_MIN_DATA_RATE, so one byte a minute cannot hold
+ *     a concurrency slot forever (Postfix's smtpd_per_record_deadline and
+ *     smtpd_min_data_rate);
+ *   - a client that does not read its replies: past SESSION_MAX_OUTPUT of
+ *     unsent replies we stop reading its commands until it catches up.
+ *
  * Life of a session:
  *   INIT --LHLO/EHLO--> READY --MAIL--> MAIL --RCPT..DATA--> DATA
  *   DATA --"."--> WAIT (job at the broker, then reinjection) --replies--> READY
  * The input parser (lib/mail/sl_smtp_parser) does no I/O; this file feeds
  * it and acts on what it returns. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -29,6 +54,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include "frontend_int.h"
+#include "outcome.h"
 #include "reply_map.h"
 #include "mail/sl_smtp_parser.h"
 #include "util/sl_addr.h"
@@ -40,6 +66,10 @@
 #define SESSION_MAX_ADDRESS 1024            /* longer paths get 501 */
 #define SESSION_MAX_PENDING_WHILE_WAITING (64 * 1024)
 #define SESSION_REPLY_MAX 510               /* RFC 5321 4.5.3.1.5: 512 with CRLF */
+#define SESSION_JUNK_COMMAND_LIMIT 100      /* Postfix smtpd_junk_command_limit */
+#define SESSION_MIN_DATA_RATE 500           /* bytes/s, Postfix smtpd_min_data_rate */
+#define SESSION_MAX_OUTPUT (256 * 1024)     /* unsent replies before we stop reading */
+#define SESSION_SYNC_LOG_MAX 100            /* bytes of unexpected input logged */
 
 enum session_state {
     SESSION_INIT,       /* greeting sent; waiting for LHLO/EHLO/HELO */
@@ -71,8 +101,13 @@ struct session {
     struct fe_origin *origin;
     enum session_state state;
     bool lmtp;
+    bool esmtp;                 /* LHLO or EHLO: PIPELINING was offered */
     char *helo;
     unsigned errors;
+    unsigned junk_commands;     /* NOOP, RSET, VRFY, EXPN, HELP since the last message */
+    struct event *io_timer;     /* command or DATA deadline (session_arm_command_deadline) */
+    unsigned long long data_deadline_ms;
+    bool output_blocked;        /* reading paused until the client reads its replies */
     bool holds_slot;            /* counted in origin->active */
 
     char *xforward[XF_COUNT];   /* for the next transaction */
@@ -94,6 +129,9 @@ struct session {
     unsigned long long t_start_ms;
     char *message_id;
     char *category;
+    struct fe_delivery *delivery;   /* per-recipient destinies in progress (outcome.h) */
+    char *log_category;             /* the log's "INFECTED (name)"; NULL: category */
+    char *hits;                     /* the log's Hits: (spam score); NULL: "-" */
 };
 
 static void session_process(struct session *s);
@@ -183,6 +221,8 @@ session_reset_transaction(struct session *s)
     sl_body_unref(&s->body);
     sl_free_and_clear(&s->message_id);
     sl_free_and_clear(&s->category);
+    sl_free_and_clear(&s->log_category);
+    sl_free_and_clear(&s->hits);
     s->job_id[0] = '\0';
     session_release_slot(s);
     if (s->state != SESSION_INIT && s->state != SESSION_CLOSING)
@@ -211,6 +251,42 @@ session_set_idle_timeout(struct session *s, bool on)
     bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
 }
 
+static void
+session_arm_ms(struct session *s, unsigned long long ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(s->io_timer, &tv);
+}
+
+/* The next command line must be complete within frontend.timeout, however
+ * it trickles in: the per-read timeout alone would let a client that sends
+ * a byte every (timeout - 1) s hold its session, and its concurrency slot,
+ * for ever. Re-armed after every command, not after every byte. */
+static void
+session_arm_command_deadline(struct session *s)
+{
+    session_arm_ms(s, (unsigned long long)s->fe->config->frontend.timeout_s * 1000);
+}
+
+/* DATA: frontend.timeout from the 354, plus 1 s for every
+ * SESSION_MIN_DATA_RATE bytes received (Postfix's smtpd_min_data_rate with
+ * smtpd_per_record_deadline); the per-read timeout still applies. */
+static void
+session_start_data_deadline(struct session *s)
+{
+    s->data_deadline_ms =
+        sl_now_mono_ms() + (unsigned long long)s->fe->config->frontend.timeout_s * 1000;
+    session_arm_command_deadline(s);
+}
+
+static void
+session_extend_data_deadline(struct session *s, size_t bytes)
+{
+    unsigned long long now = sl_now_mono_ms();
+    s->data_deadline_ms += (unsigned long long)bytes * 1000 / SESSION_MIN_DATA_RATE;
+    session_arm_ms(s, s->data_deadline_ms > now ? s->data_deadline_ms - now : 0);
+}
+
 /* ------------------------------------------------------------- logging */
 
 /* amavisd-new's one line per message (REFERENCE.md section 2), so
@@ -221,7 +297,7 @@ session_log_summary(struct session *s, const char *action, const char *queued_as
 {
     struct sl_buf line;
     sl_buf_init(&line);
-    const char *cat = s->category ? s->category : "CLEAN";
+    const char *cat = s->log_category ? s->log_category : s->category ? s->category : "CLEAN";
     bool passed = strstr(action, "Relayed") != NULL;
     const char *ip = s->xforward[XF_ADDR] ? s->xforward[XF_ADDR] : s->peer_ip;
     const char *port = s->xforward[XF_PORT];
@@ -233,10 +309,10 @@ session_log_summary(struct session *s, const char *action, const char *queued_as
     sl_buf_printf(&line, " <%s> ->", s->mail_from ? s->mail_from : "");
     for (size_t i = 0; i < s->n_rcpts; i++)
         sl_buf_printf(&line, "%s<%s>", i ? "," : " ", s->rcpts[i].address);
-    sl_buf_printf(&line, ", Queue-ID: %s, Message-ID: %s, mail_id: %s, Hits: -, size: %zu",
+    sl_buf_printf(&line, ", Queue-ID: %s, Message-ID: %s, mail_id: %s, Hits: %s, size: %zu",
                   s->xforward[XF_IDENT] ? s->xforward[XF_IDENT] : "-",
                   s->message_id && *s->message_id ? s->message_id : "-", s->job_id,
-                  s->body ? s->body->len : (size_t)0);
+                  s->hits ? s->hits : "-", s->body ? s->body->len : (size_t)0);
     if (queued_as)
         sl_buf_printf(&line, ", queued_as: %s", queued_as);
     if (detail)
@@ -281,6 +357,7 @@ session_transaction_done(struct session *s)
         return;
     }
     session_set_idle_timeout(s, true);
+    session_arm_command_deadline(s);
     bufferevent_enable(s->bev, EV_READ);
     /* input that arrived while we waited (pipelined or held back) */
     session_on_read(s->bev, s);
@@ -318,16 +395,28 @@ session_on_reinjected(void *ctx, const struct fe_reinject_result *res)
         temp += code >= 400 && code < 500;
         perm += code >= 500;
     }
+    /* A 421 from :10025 means that connection is closing, not ours (RFC
+     * 5321 3.8: 421 obliges the sender to close the channel): our client
+     * gets 451 with the next hop's text quoted. */
+    struct fe_reinject_rcpt_result *mapped = sl_calloc(res->n_rcpts, sizeof(*mapped));
+    for (size_t i = 0; i < res->n_rcpts; i++) {
+        mapped[i] = res->rcpts[i];
+        if (mapped[i].code == 421)
+            mapped[i].code = 451;
+    }
+    struct fe_reinject_result mres = *res;
+    mres.rcpts = mapped;
     if (s->lmtp) {
         /* RFC 2033 4.2: one reply per successful RCPT, in RCPT order */
-        for (size_t i = 0; i < res->n_rcpts; i++) {
-            fe_reply_for_rcpt(s->job_id, res, &res->rcpts[i], text, sizeof(text));
+        for (size_t i = 0; i < mres.n_rcpts; i++) {
+            fe_reply_for_rcpt(s->job_id, &mres, &mapped[i], text, sizeof(text));
             session_reply(s, "%s", text);
         }
     } else {
-        fe_reply_combined(s->job_id, res, text, sizeof(text));
+        fe_reply_combined(s->job_id, &mres, text, sizeof(text));
         session_reply(s, "%s", text);
     }
+    free(mapped);
 
     char detail[SESSION_REPLY_MAX + 64];
     const char *action;
@@ -353,6 +442,55 @@ session_reinject_wanted(void *ctx)
 {
     struct session *s = ctx;
     return session_client_connected(s);
+}
+
+/* Per-recipient destinies done (outcome.h): replies in RCPT order, the
+ * log line. */
+static void
+session_on_delivered(void *ctx, const struct fe_delivery_result *res)
+{
+    struct session *s = ctx;
+    s->delivery = NULL;
+
+    if (res->cancelled) {
+        sl_info("%s: client left during reinjection; aborted before end of data", s->job_id);
+        session_free(s);
+        return;
+    }
+    if (s->lmtp) {
+        for (size_t i = 0; i < res->n_replies; i++)
+            session_reply(s, "%s", res->replies[i]);
+    } else {
+        session_reply(s, "%s", res->combined);
+    }
+    session_log_summary(s, res->action, res->queued_as, res->detail);
+    session_transaction_done(s);
+}
+
+/* A verdict with per-recipient results: pass, discard, bounce, reject or
+ * tempfail each recipient (outcome.h). */
+static void
+session_deliver(struct session *s, const Sluice__Verdict *v, const struct fe_reinject_request *req)
+{
+    const char *error;
+    struct fe_delivery_params p = {
+        .base = s->fe->base,
+        .reinjector = s->fe->reinjector,
+        .req = req,
+        .verdict = v,
+        .lmtp = s->lmtp,
+        .hostname = s->fe->hostname,
+        .message_id = s->message_id,
+        .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - s->t_start_ms),
+    };
+
+    fe_verdict_log_parts(v, &s->log_category, &s->hits);
+    s->delivery = fe_delivery_start(&p, session_on_delivered, session_reinject_wanted, s, &error);
+    if (s->delivery == NULL) {
+        sl_warn("%s: unusable verdict from worker %s: %s", s->job_id, v->worker ? v->worker : "?",
+                error);
+        session_tempfail(s, "message could not be scanned, try again later");
+    }
 }
 
 static enum sl_header_op
@@ -433,8 +571,11 @@ session_on_verdict(struct session *s, const Sluice__Verdict *v)
         .edits = edits,
         .n_edits = v->n_edits,
     };
-    s->reinject = fe_reinject_start(s->fe->reinjector, &req, session_on_reinjected,
-                                    session_reinject_wanted, s);
+    if (v->n_rcpts > 0)
+        session_deliver(s, v, &req);        /* per-recipient destinies (issue 4) */
+    else                                    /* all pass, as before scanning existed */
+        s->reinject = fe_reinject_start(s->fe->reinjector, &req, session_on_reinjected,
+                                        session_reinject_wanted, s);
     free(edits);
     free(rcpts);
 }
@@ -460,14 +601,32 @@ session_submit(struct session *s)
 
     sl_id_new(s->job_id);
     s->t_start_ms = sl_now_mono_ms();
+    if (info->bare_lf || info->bare_cr)
+        sl_info("%s: from [%s]:%u: %u bare LF and %u bare CR in the message normalised to CRLF",
+                s->job_id, s->peer_ip, s->peer_port, info->bare_lf, info->bare_cr);
     if (info->too_big) {
-        /* RFC 1870 section 6.3 */
+        /* RFC 1870 section 6.3; one reply per recipient in LMTP */
         session_reply_all(s, "552 5.3.4 Error: message file too big");
         sl_info("%s: rejected: message size %zu exceeds frontend.max_message_size %zu",
                 s->job_id, info->size, fe->config->frontend.max_message_size);
         session_reset_transaction(s);
+        session_arm_command_deadline(s);
         return;
     }
+    if (info->nul_bytes) {
+        /* NUL is not allowed in any message (RFC 5322 3.5 "text", and RFC
+         * 2045 2.8: not even in 8bit data, so 8BITMIME does not allow it),
+         * and C-string parsers downstream would cut lines at it: an
+         * interpretation gap, so it is never forwarded. */
+        session_reply_all(s, "554 5.6.0 Error: message content contains NUL characters");
+        sl_info("%s: rejected: %u NUL byte(s) in the message from [%s]:%u", s->job_id,
+                info->nul_bytes, s->peer_ip, s->peer_port);
+        session_reset_transaction(s);
+        session_arm_command_deadline(s);
+        return;
+    }
+    s->junk_commands = 0;
+    evtimer_del(s->io_timer);
     size_t len;
     char *bytes = sl_buf_steal(&s->data, &len);
     s->body = sl_body_new(bytes, len);
@@ -508,7 +667,7 @@ session_submit(struct session *s)
     job.rcpts = rcpt_ptrs;
     job.xforward = &xf;
     job.size = len;
-    job.attempt = 1;
+    job.attempt = 0;             /* the broker numbers hand-outs from 1 */
     job.helo = s->helo;
     job.proto = s->lmtp ? "LMTP" : "ESMTP";
     job.received_ms = sl_now_wall_ms();
@@ -535,6 +694,147 @@ session_submit(struct session *s)
 
 /* ------------------------------------------------------------ commands */
 
+/* Anything >= 0x80 (RFC 6531 3.3: such addresses need SMTPUTF8). */
+static bool
+has_8bit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    return false;
+}
+
+/* Well-formed UTF-8 (RFC 3629 4): no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+static bool
+utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned char c = *s;
+        size_t n;
+        unsigned cp, min;
+        if (c < 0x80) {
+            s++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+/* RFC 3461 4: xtext = *( xchar / hexchar ); xchar is %d33-126 except "+"
+ * and "=", hexchar is "+" and two hex digits. With SMTPUTF8, RFC 6533's
+ * utf-8-addr-xtext also allows UTF-8 (checked for well-formedness). */
+static bool
+xtext_ok(const char *v, bool utf8)
+{
+    for (const unsigned char *s = (const unsigned char *)v; *s; s++) {
+        if (*s == '+') {
+            if (!isxdigit(s[1]) || !isxdigit(s[2]))
+                return false;
+            s += 2;
+        } else if (*s >= 0x80) {
+            if (!utf8)
+                return false;
+        } else if (*s < 33 || *s > 126 || *s == '=') {
+            return false;
+        }
+    }
+    return !utf8 || utf8_valid(v);
+}
+
+/* RFC 3461 4.1: NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY. */
+static bool
+notify_ok(const char *v)
+{
+    if (strcasecmp(v, "NEVER") == 0)
+        return true;
+    unsigned seen = 0;
+    const char *p = v;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        unsigned bit = n == 7 && strncasecmp(p, "SUCCESS", 7) == 0   ? 1u
+                       : n == 7 && strncasecmp(p, "FAILURE", 7) == 0 ? 2u
+                       : n == 5 && strncasecmp(p, "DELAY", 5) == 0   ? 4u
+                                                                      : 0u;
+        if (bit == 0 || (seen & bit))
+            return false;
+        seen |= bit;
+        if (p[n] == '\0')
+            return true;
+        p += n + 1;
+    }
+}
+
+/* RFC 3461 4.2: ORCPT=addr-type ";" xtext, at most 500 characters. */
+static bool
+orcpt_ok(const char *v, bool utf8)
+{
+    const char *semi = strchr(v, ';');
+    if (semi == NULL || semi == v || strlen(v) > 500 || semi[1] == '\0')
+        return false;
+    for (const char *p = v; p < semi; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-')
+            return false;
+    return xtext_ok(semi + 1, utf8);
+}
+
+/* The address checks RFC 6531 3.4 asks for; false after a reply. */
+static bool
+address_charset_ok(struct session *s, const char *address)
+{
+    if (!has_8bit(address))
+        return true;
+    if (!s->smtputf8) {
+        session_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        return false;
+    }
+    if (!utf8_valid(address)) {
+        session_reply(s, "501 5.5.2 Error: bad UTF-8 syntax in address");
+        return false;
+    }
+    return true;
+}
+
+/* RFC 5321 4.5.3.1.10 "501 Path too long"; otherwise a syntax error. */
+static void
+reply_path_error(struct session *s, bool rcpt, const char *error)
+{
+    if (strcmp(error, "address too long") == 0)
+        session_reply(s, "501 %s Path too long", rcpt ? "5.1.3" : "5.1.7");
+    else if (rcpt)
+        session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address> (%s)", error);
+    else
+        session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address> (%s)", error);
+}
+
+/* A parameter keyword given twice (RFC 3461 4: "MUST NOT appear more than
+ * once"; the same holds sensibly for SIZE, BODY, SMTPUTF8). */
+static bool
+param_duplicate(const struct sl_smtp_path *path, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(path->params[j].keyword, path->params[i].keyword) == 0)
+            return true;
+    return false;
+}
+
 static void
 cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
 {
@@ -543,24 +843,28 @@ cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
         session_error(s);
         return;
     }
+    /* RFC 5321 4.1.4: a new greeting also resets any transaction */
     session_reset_transaction(s);
     free(s->helo);
     s->helo = sl_strndup(cmd->arg, strcspn(cmd->arg, " "));
     s->lmtp = cmd->verb == SL_CMD_LHLO;
+    s->esmtp = cmd->verb != SL_CMD_HELO;
     s->state = SESSION_READY;
     const char *host = s->fe->hostname;
     if (cmd->verb == SL_CMD_HELO) {
         session_reply(s, "250 %s", host);
         return;
     }
-    /* What amavisd-new advertises on 10024, plus PORT IDENT SOURCE so
-     * Postfix passes the origin's queue id (IDENT) for log correlation. */
+    /* What amavisd-new advertises on 10024, plus SMTPUTF8 (passed on to
+     * :10025) and PORT IDENT SOURCE so Postfix passes the origin's queue id
+     * (IDENT) for log correlation. */
     session_reply(s, "250-%s", host);
     session_reply(s, "250-PIPELINING");
     session_reply(s, "250-SIZE %zu", s->fe->config->frontend.max_message_size);
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-DSN");
+    session_reply(s, "250-SMTPUTF8");
     session_reply(s, "250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
 }
 
@@ -600,36 +904,71 @@ cmd_xforward(struct session *s, const struct sl_smtp_cmd *cmd)
     session_reply(s, "250 2.0.0 Ok");
 }
 
-/* Only the parameters we advertise (RFC 5321 4.1.1.11: 555 otherwise). */
+/* Only the parameters we advertise (RFC 5321 4.1.1.11: 555 otherwise),
+ * each checked against its RFC's syntax (501 otherwise). False after a
+ * reply. */
 static bool
 mail_params_ok(struct session *s, const struct sl_smtp_path *path)
 {
+    /* SMTPUTF8 may come after the parameters it widens */
+    bool utf8;
+    (void)sl_smtp_path_param(path, "SMTPUTF8", &utf8);
     for (size_t i = 0; i < path->n_params; i++) {
         const struct sl_smtp_param *p = &path->params[i];
         const char *v = p->value;
-        if (strcmp(p->keyword, "SIZE") == 0 && v) {
-            char *end;
-            errno = 0;
-            unsigned long long size = strtoull(v, &end, 10);
-            if (*end || errno) {
-                session_reply(s, "501 5.5.4 Bad SIZE parameter");
+        if (param_duplicate(path, i)) {
+            session_reply(s, "501 5.5.4 Error: duplicate %s parameter", p->keyword);
+            return false;
+        }
+        if (strcmp(p->keyword, "SIZE") == 0) {
+            /* RFC 1870 3: size-value = 1*20DIGIT */
+            if (v == NULL || strspn(v, "0123456789") != strlen(v)) {
+                session_reply(s, "501 5.5.4 Bad message size syntax");
                 return false;
             }
-            if (size > s->fe->config->frontend.max_message_size) {
+            errno = 0;
+            unsigned long long size = strtoull(v, NULL, 10);
+            if (errno == ERANGE || size > s->fe->config->frontend.max_message_size) {
+                /* RFC 1870 6.1 */
                 session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
                 return false;
             }
-        } else if (strcmp(p->keyword, "BODY") == 0 && v &&
-                   (strcasecmp(v, "7BIT") == 0 || strcasecmp(v, "8BITMIME") == 0)) {
-            free(s->body_type);
-            s->body_type = sl_strdup(v);
-        } else if (strcmp(p->keyword, "RET") == 0 && v &&
-                   (strcasecmp(v, "FULL") == 0 || strcasecmp(v, "HDRS") == 0)) {
-            free(s->ret);
+        } else if (strcmp(p->keyword, "BODY") == 0) {
+            /* RFC 6152 2 */
+            if (v && (strcasecmp(v, "7BIT") == 0 || strcasecmp(v, "8BITMIME") == 0)) {
+                free(s->body_type);
+                s->body_type = sl_strdup(v);
+                for (char *c = s->body_type; *c; c++)
+                    *c = (char)toupper((unsigned char)*c);
+            } else if (v && strcasecmp(v, "BINARYMIME") == 0) {
+                /* RFC 3030: needs CHUNKING, which we do not offer */
+                session_reply(s, "555 5.5.4 Unsupported option: BODY=BINARYMIME");
+                return false;
+            } else {
+                session_reply(s, "501 5.5.4 Bad BODY parameter syntax");
+                return false;
+            }
+        } else if (strcmp(p->keyword, "RET") == 0) {
+            /* RFC 3461 4.3 */
+            if (v == NULL || (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)) {
+                session_reply(s, "501 5.5.4 Bad RET parameter syntax");
+                return false;
+            }
             s->ret = sl_strdup(v);
-        } else if (strcmp(p->keyword, "ENVID") == 0 && v && *v) {
-            free(s->envid);
+        } else if (strcmp(p->keyword, "ENVID") == 0) {
+            /* RFC 3461 4.4: xtext, at most 100 characters */
+            if (v == NULL || strlen(v) > 100 || !xtext_ok(v, utf8)) {
+                session_reply(s, "501 5.5.4 Bad ENVID parameter syntax");
+                return false;
+            }
             s->envid = sl_strdup(v);
+        } else if (strcmp(p->keyword, "SMTPUTF8") == 0) {
+            /* RFC 6531 3.4: no value */
+            if (v != NULL) {
+                session_reply(s, "501 5.5.4 Bad SMTPUTF8 parameter syntax");
+                return false;
+            }
+            s->smtputf8 = true;
         } else {
             session_reply(s, "555 5.5.4 Unsupported option: %s", p->keyword);
             return false;
@@ -686,11 +1025,11 @@ cmd_mail(struct session *s, const struct sl_smtp_cmd *cmd)
         return;
     }
     if (sl_smtp_parse_path(cmd->arg, "FROM:", SESSION_MAX_ADDRESS, &path, &error) != 0) {
-        session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address> (%s)", error);
+        reply_path_error(s, false, error);
         session_error(s);
         return;
     }
-    if (!mail_params_ok(s, &path)) {
+    if (!mail_params_ok(s, &path) || !address_charset_ok(s, path.address)) {
         sl_smtp_path_free(&path);
         session_reset_transaction(s);
         session_error(s);
@@ -709,6 +1048,36 @@ cmd_mail(struct session *s, const struct sl_smtp_cmd *cmd)
     session_reply(s, "250 2.1.0 Ok");
 }
 
+/* RCPT parameters: DSN's NOTIFY and ORCPT only. False after a reply. */
+static bool
+rcpt_params_ok(struct session *s, const struct sl_smtp_path *path, struct rcpt *r)
+{
+    for (size_t i = 0; i < path->n_params; i++) {
+        const struct sl_smtp_param *p = &path->params[i];
+        if (param_duplicate(path, i)) {
+            session_reply(s, "501 5.5.4 Error: duplicate %s parameter", p->keyword);
+            return false;
+        }
+        if (strcmp(p->keyword, "NOTIFY") == 0) {
+            if (p->value == NULL || !notify_ok(p->value)) {
+                session_reply(s, "501 5.5.4 Error: Bad NOTIFY parameter syntax");
+                return false;
+            }
+            r->notify = sl_strdup(p->value);
+        } else if (strcmp(p->keyword, "ORCPT") == 0) {
+            if (p->value == NULL || !orcpt_ok(p->value, s->smtputf8)) {
+                session_reply(s, "501 5.5.4 Error: Bad ORCPT parameter syntax");
+                return false;
+            }
+            r->orcpt = sl_strdup(p->value);
+        } else {
+            session_reply(s, "555 5.5.4 Unsupported option: %s", p->keyword);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void
 cmd_rcpt(struct session *s, const struct sl_smtp_cmd *cmd)
 {
@@ -721,34 +1090,23 @@ cmd_rcpt(struct session *s, const struct sl_smtp_cmd *cmd)
         return;
     }
     if (s->n_rcpts >= s->fe->config->frontend.recipient_limit) {
+        /* RFC 5321 4.5.3.1.10: the client sends the rest in another
+         * transaction; not a client error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (sl_smtp_parse_path(cmd->arg, "TO:", SESSION_MAX_ADDRESS, &path, &error) != 0 ||
-        *path.address == '\0') {
-        if (error == NULL || *error == '\0')
-            error = "empty address";
-        session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address> (%s)", error);
+    if (sl_smtp_parse_path(cmd->arg, "TO:", SESSION_MAX_ADDRESS, &path, &error) != 0) {
+        reply_path_error(s, true, error);
         session_error(s);
         return;
     }
     struct rcpt r = {0};
-    for (size_t i = 0; i < path.n_params; i++) {
-        const struct sl_smtp_param *p = &path.params[i];
-        if (strcmp(p->keyword, "NOTIFY") == 0 && p->value && *p->value) {
-            free(r.notify);
-            r.notify = sl_strdup(p->value);
-        } else if (strcmp(p->keyword, "ORCPT") == 0 && p->value && *p->value) {
-            free(r.orcpt);
-            r.orcpt = sl_strdup(p->value);
-        } else {
-            session_reply(s, "555 5.5.4 Unsupported option: %s", p->keyword);
-            free(r.notify);
-            free(r.orcpt);
-            sl_smtp_path_free(&path);
-            session_error(s);
-            return;
-        }
+    if (!rcpt_params_ok(s, &path, &r) || !address_charset_ok(s, path.address)) {
+        free(r.notify);
+        free(r.orcpt);
+        sl_smtp_path_free(&path);
+        session_error(s);
+        return;
     }
     r.address = sl_strdup(path.address);
     sl_smtp_path_free(&path);
@@ -769,7 +1127,7 @@ cmd_data(struct session *s, const struct sl_smtp_cmd *cmd)
         return;
     }
     if (s->n_rcpts == 0) {
-        /* RFC 2033 4.2 */
+        /* RFC 2033 4.2, RFC 5321 3.3 */
         session_reply(s, "503 5.5.1 Error: need RCPT command");
         session_error(s);
         return;
@@ -783,6 +1141,16 @@ cmd_data(struct session *s, const struct sl_smtp_cmd *cmd)
     sl_smtp_parser_begin_data(s->parser, &s->data);
     s->state = SESSION_DATA;
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* NOOP, RSET, VRFY, EXPN, HELP: fine now and then, but past Postfix's
+ * smtpd_junk_command_limit each one counts as an error, so a client cannot
+ * keep a session alive for ever without sending mail. */
+static void
+session_junk(struct session *s)
+{
+    if (++s->junk_commands > SESSION_JUNK_COMMAND_LIMIT)
+        session_error(s);
 }
 
 static void
@@ -810,27 +1178,52 @@ session_dispatch(struct session *s, const struct sl_smtp_cmd *cmd)
         session_submit(s);
         break;
     case SL_CMD_RSET:
+        /* RFC 5321 4.1.1.5: no arguments */
+        if (*cmd->arg) {
+            session_reply(s, "501 5.5.4 Syntax: RSET");
+            session_error(s);
+            break;
+        }
         session_reset_transaction(s);
         session_reply(s, "250 2.0.0 Ok");
+        session_junk(s);
         break;
     case SL_CMD_NOOP:
+        /* RFC 5321 4.1.1.9: an argument is allowed and ignored */
         session_reply(s, "250 2.0.0 Ok");
+        session_junk(s);
         break;
     case SL_CMD_QUIT:
         session_reply(s, "221 2.0.0 %s sluice closing transmission channel", s->fe->hostname);
         session_close_after_reply(s);
         break;
     case SL_CMD_VRFY:
+        /* RFC 5321 3.5.3: a server that cannot verify says 252; we take
+         * mail for any recipient and let :10025 decide */
+        if (*cmd->arg == '\0') {
+            session_reply(s, "501 5.5.4 Syntax: VRFY address");
+            session_error(s);
+            break;
+        }
+        session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt "
+                         "delivery");
+        session_junk(s);
+        break;
     case SL_CMD_EXPN:
+        /* RFC 5321 3.5.2/7.3: optional, and we have no lists */
         session_reply(s, "502 5.5.1 Error: command not implemented");
+        session_junk(s);
         break;
     case SL_CMD_HELP:
-        session_reply(s, "214 2.0.0 See https://www.rfc-editor.org/rfc/rfc2033 and rfc5321");
+        session_reply(s, "214 2.0.0 sluice content filter: LHLO EHLO HELO XFORWARD MAIL RCPT "
+                         "DATA RSET NOOP QUIT VRFY HELP; see RFC 2033 and RFC 5321");
+        session_junk(s);
         break;
     case SL_CMD_BDAT:
     case SL_CMD_STARTTLS:
     case SL_CMD_AUTH:
     case SL_CMD_ETRN:
+        /* recognised, never advertised (RFC 5321 4.2.4: 502) */
         session_reply(s, "502 5.5.1 Error: command not implemented");
         session_error(s);
         break;
@@ -842,6 +1235,73 @@ session_dispatch(struct session *s, const struct sl_smtp_cmd *cmd)
     }
 }
 
+/* RFC 2920 3.1: EHLO, DATA, VRFY, EXPN, TURN, QUIT and NOOP "can only
+ * appear as the last command in a group"; LHLO is EHLO's LMTP twin (RFC
+ * 2033 4.1), HELO learns nothing of PIPELINING, and after BDAT or STARTTLS
+ * (neither offered) what follows is chunk data or a TLS handshake, not
+ * commands. QUIT is left out: we close after it anyway and read nothing
+ * more. */
+static bool
+verb_ends_group(enum sl_smtp_verb verb)
+{
+    switch (verb) {
+    case SL_CMD_LHLO:
+    case SL_CMD_EHLO:
+    case SL_CMD_HELO:
+    case SL_CMD_DATA:
+    case SL_CMD_NOOP:
+    case SL_CMD_VRFY:
+    case SL_CMD_EXPN:
+    case SL_CMD_BDAT:
+    case SL_CMD_STARTTLS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Did the client send anything after the command just parsed? Asks the
+ * parser, libevent's buffer and the socket itself. Called before the
+ * command's reply is even queued, so a client that waits for replies, as
+ * RFC 2920 requires after these commands, cannot have sent anything yet. */
+static bool
+session_input_pending(struct session *s)
+{
+    if (sl_smtp_parser_pending(s->parser) > 0 ||
+        evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+        return true;
+    char c;
+    return recv(bufferevent_getfd(s->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Commands pipelined where RFC 2920 forbids it. After DATA that is message
+ * content sent before our 354, the classic way to make a server and a
+ * filter disagree on where a message ends; after LHLO/EHLO it is a client
+ * that did not wait for our extensions. Nothing more is read: the reply is
+ * the one of Postfix >= 3.9 (smtpd_forbid_unauth_pipelining = yes) and the
+ * connection closes, so no part of the unexpected input is ever acted on. */
+static void
+session_sync_error(struct session *s, const struct sl_smtp_cmd *cmd)
+{
+    char seen[SESSION_SYNC_LOG_MAX * 4 + 1];
+    size_t n = 0;
+    /* what the parser holds is what we show; escaped, for one log line */
+    const char *pending = sl_smtp_parser_pending_data(s->parser);
+    size_t len = sl_smtp_parser_pending(s->parser);
+    for (size_t i = 0; i < len && i < SESSION_SYNC_LOG_MAX; i++) {
+        unsigned char c = (unsigned char)pending[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            seen[n++] = (char)c;
+        else
+            n += (size_t)snprintf(seen + n, sizeof(seen) - n, "\\x%02x", c);
+    }
+    seen[n] = '\0';
+    sl_warn("improper command pipelining after %s from [%s]:%u: %s", cmd->verb_text,
+            s->peer_ip, s->peer_port, seen);
+    session_reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+    session_close_after_reply(s);
+}
+
 /* Runs parsed input until it is used up or the session must wait. */
 static void
 session_process(struct session *s)
@@ -851,6 +1311,13 @@ session_process(struct session *s)
     int ret;
 
     while (s->state != SESSION_WAIT && s->state != SESSION_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_MAX_OUTPUT) {
+            /* the client does not read its replies: neither do we read its
+             * commands until it has (session_on_write resumes) */
+            s->output_blocked = true;
+            bufferevent_disable(s->bev, EV_READ);
+            break;
+        }
         ret = sl_smtp_parser_next(s->parser, &cmd, &error);
         if (ret == 0)
             break;
@@ -860,7 +1327,18 @@ session_process(struct session *s)
             session_error(s);
             continue;
         }
+        if (cmd.verb != SL_CMD_DATA_END && cmd.verb != SL_CMD_QUIT &&
+            (verb_ends_group(cmd.verb) || !s->esmtp) && session_input_pending(s)) {
+            session_sync_error(s, &cmd);
+            break;
+        }
+        enum session_state before = s->state;
         session_dispatch(s, &cmd);
+        if (s->state == SESSION_DATA && before != SESSION_DATA)
+            session_start_data_deadline(s);
+        else if (s->state == SESSION_INIT || s->state == SESSION_READY ||
+                 s->state == SESSION_MAIL)
+            session_arm_command_deadline(s);
     }
 }
 
@@ -887,6 +1365,8 @@ session_on_read(struct bufferevent *bev, void *ctx)
         total += vec[i].iov_len;
     }
     evbuffer_drain(in, total);
+    if (s->state == SESSION_DATA && total > 0)
+        session_extend_data_deadline(s, total);
     if (s->state != SESSION_WAIT)
         session_process(s);
 }
@@ -895,8 +1375,45 @@ static void
 session_on_write(struct bufferevent *bev, void *ctx)
 {
     struct session *s = ctx;
-    if (s->state == SESSION_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (s->state == SESSION_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         session_free(s);
+        return;
+    }
+    if (s->output_blocked && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        /* the client caught up with its replies: on with its commands */
+        s->output_blocked = false;
+        if (s->state != SESSION_WAIT)
+            bufferevent_enable(bev, EV_READ);
+        session_on_read(bev, s);
+    }
+}
+
+/* Idle (per read), command or DATA deadline passed: RFC 5321 4.5.3.2
+ * timeouts end the session with 421; what was received of a message is
+ * dropped, nothing is forwarded, the concurrency slot is freed. */
+static void
+session_timeout(struct session *s)
+{
+    if (s->state == SESSION_CLOSING) {
+        /* even the last reply could not be written in time */
+        session_free(s);
+        return;
+    }
+    sl_info("timeout after %s from [%s]:%u%s", s->state == SESSION_DATA ? "DATA" : "command",
+            s->peer_ip, s->peer_port,
+            s->state == SESSION_DATA ? "; message dropped, not forwarded" : "");
+    session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->fe->hostname);
+    session_close_after_reply(s);
+    /* if the 421 cannot be written either, the next firing drops the line */
+    session_arm_command_deadline(s);
+}
+
+static void
+session_on_io_timer(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd;
+    (void)what;
+    session_timeout(ctx);
 }
 
 static void
@@ -906,13 +1423,13 @@ session_on_event(struct bufferevent *bev, short what, void *ctx)
     (void)bev;
 
     if (what & BEV_EVENT_TIMEOUT) {
-        sl_info("timeout after %s from [%s]:%u",
-                s->state == SESSION_DATA ? "DATA" : "command", s->peer_ip, s->peer_port);
-        session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->fe->hostname);
-        session_close_after_reply(s);
-        /* a write timeout too means the peer is stuck: drop it */
-        if (what & BEV_EVENT_WRITING)
+        /* a write timeout means the peer does not read: drop it at once */
+        if ((what & BEV_EVENT_WRITING) || s->state == SESSION_CLOSING) {
+            sl_info("timeout writing to [%s]:%u; connection dropped", s->peer_ip, s->peer_port);
             session_free(s);
+            return;
+        }
+        session_timeout(s);
         return;
     }
     /* EOF or error: the client is gone */
@@ -920,7 +1437,7 @@ session_on_event(struct bufferevent *bev, short what, void *ctx)
         if (s->job_registered)
             sl_info("%s: client disconnected while the message was scanned; abandoned "
                     "(Postfix keeps it and retries)", s->job_id);
-        else if (s->reinject)
+        else if (s->reinject || s->delivery)
             sl_info("%s: client disconnected during reinjection", s->job_id);
     } else if (s->state == SESSION_DATA) {
         sl_info("lost connection after DATA from [%s]:%u; message dropped, not forwarded",
@@ -939,8 +1456,11 @@ session_free(struct session *s)
     }
     if (s->reinject)
         fe_reinject_cancel(&s->reinject);
+    if (s->delivery)
+        fe_delivery_cancel(&s->delivery);
     if (s->deadline)
         event_free(s->deadline);
+    event_free(s->io_timer);
     session_reset_transaction(s);
     bufferevent_free(s->bev);
     sl_smtp_parser_destroy(&s->parser);
@@ -994,7 +1514,10 @@ session_accept(struct frontend *fe, evutil_socket_t fd, const struct sockaddr *s
     sl_buf_init(&s->data);
     s->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
+    s->io_timer = evtimer_new(fe->base, session_on_io_timer, s);
+    SL_BUG_ON(s->bev == NULL || s->io_timer == NULL);
     session_set_idle_timeout(s, true);
+    session_arm_command_deadline(s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 
     s->next = fe->sessions;

@@ -48,10 +48,68 @@ on_parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpo
         info->issue_mask |= 1ULL << (unsigned)code;
 }
 
+struct walk_ctx {
+    struct mime_info *info;
+    mime_leaf_fn *fn;
+    void *ctx;
+};
+
+static char *
+lower_type(GMimeContentType *ct)
+{
+    char *t = ct != NULL ? g_mime_content_type_get_mime_type(ct) : NULL;
+    char *out = sl_strdup(t != NULL ? t : "application/octet-stream");
+
+    g_free(t);
+    for (char *p = out; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return out;
+}
+
+/* Hands one part to the callback, its content decoded into memory. */
+static void
+visit_leaf(GMimeObject *obj, unsigned depth, struct walk_ctx *wc, bool encrypted)
+{
+    struct mime_leaf leaf = { .index = wc->info->parts, .depth = depth, .encrypted = encrypted };
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    char *type = lower_type(ct);
+    GByteArray *bytes = NULL;
+
+    leaf.type = type;
+    if (ct != NULL)
+        leaf.smime_type = g_mime_content_type_get_parameter(ct, "smime-type");
+    if (GMIME_IS_PART(obj)) {
+        GMimePart *part = GMIME_PART(obj);
+        GMimeDataWrapper *content = g_mime_part_get_content(part);
+        leaf.filename = g_mime_part_get_filename(part);
+        if (content != NULL) {
+            GMimeStream *mem = g_mime_stream_mem_new();
+            /* Decodes base64/quoted-printable/uuencode; the result is never
+             * larger than the encoded part, so bounded by the message. The
+             * array is taken from the stream (which would empty it). */
+            g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+            g_mime_data_wrapper_write_to_stream(content, mem);
+            bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+            g_object_unref(mem);
+            leaf.data = (const char *)bytes->data;
+            leaf.len = bytes->len;
+        }
+    }
+    if (leaf.data == NULL)
+        leaf.data = "";
+    wc->fn(wc->ctx, &leaf);
+    if (bytes != NULL)
+        g_byte_array_free(bytes, TRUE);
+    free(type);
+}
+
 /* Recursive, but bounded by MIME_CHECK_MAX_DEPTH whatever GMime built. */
 static void
-walk(GMimeObject *obj, unsigned depth, struct mime_info *info)
+walk(GMimeObject *obj, unsigned depth, struct walk_ctx *wc)
 {
+    struct mime_info *info = wc->info;
+
     if (obj == NULL)
         return;
     if (info->parts >= MIME_CHECK_MAX_PARTS || depth >= MIME_CHECK_MAX_DEPTH) {
@@ -62,12 +120,16 @@ walk(GMimeObject *obj, unsigned depth, struct mime_info *info)
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
+        if (wc->fn != NULL && GMIME_IS_MULTIPART_ENCRYPTED(obj))
+            visit_leaf(obj, depth, wc, true);
         for (int i = 0; i < n; i++)
-            walk(g_mime_multipart_get_part(mp, i), depth + 1, info);
+            walk(g_mime_multipart_get_part(mp, i), depth + 1, wc);
     } else if (GMIME_IS_MESSAGE_PART(obj)) {
         GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
         if (inner != NULL)
-            walk(g_mime_message_get_mime_part(inner), depth + 1, info);
+            walk(g_mime_message_get_mime_part(inner), depth + 1, wc);
+    } else if (wc->fn != NULL) {
+        visit_leaf(obj, depth, wc, false);
     }
 }
 
@@ -90,6 +152,14 @@ sanitize_id(const char *id)
 int
 mime_check(const char *data, size_t len, struct mime_info *info_r)
 {
+    return mime_check_walk(data, len, info_r, NULL, NULL);
+}
+
+int
+mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
+                void *ctx)
+{
+    struct walk_ctx wc = { .info = info_r, .fn = fn, .ctx = ctx };
     GMimeParserOptions *options;
     GByteArray *array;
     GMimeStream *stream;
@@ -117,7 +187,7 @@ mime_check(const char *data, size_t len, struct mime_info *info_r)
 
     if (message != NULL) {
         info_r->parsed = true;
-        walk(g_mime_message_get_mime_part(message), 0, info_r);
+        walk(g_mime_message_get_mime_part(message), 0, &wc);
         id = g_mime_message_get_message_id(message);
         if (id != NULL && id[0] != '\0')
             info_r->message_id = sanitize_id(id);

@@ -27,6 +27,20 @@ struct mime_info {
     char *message_id;       /* without <>, printable ASCII only, NULL if none; owned */
 };
 
+/* A leaf part (or an encrypted container) met by the walk, for the
+ * built-in checks. Valid only during the callback. */
+struct mime_leaf {
+    unsigned index;             /* 1-based, in walk order (amavis' p001...) */
+    unsigned depth;             /* 0 = the message's own body */
+    const char *filename;       /* decoded (RFC 2231/2047), UTF-8, or NULL */
+    const char *type;           /* "application/zip", lowercase */
+    const char *smime_type;     /* application/pkcs7-mime's smime-type, or NULL */
+    const char *data;           /* content with Content-Transfer-Encoding undone */
+    size_t len;
+    bool encrypted;             /* multipart/encrypted, S/MIME enveloped-data */
+};
+typedef void mime_leaf_fn(void *ctx, const struct mime_leaf *leaf);
+
 /* g_mime_init() once per process (pthread_once); call before starting
  * threads that use mime_check(). GMime is never shut down: pools may be
  * started again (tests, reloads). */
@@ -36,6 +50,12 @@ void mime_check_init(void);
  * call) and fills *info_r. Returns 0, or -1 if no message could be built
  * (*info_r still initialised, parsed = false). */
 int mime_check(const char *data, size_t len, struct mime_info *info_r);
+
+/* mime_check() that also calls fn for every leaf part, embedded
+ * messages' parts included (fn may be NULL). Decoded content is held one
+ * part at a time. */
+int mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
+                    void *ctx);
 
 /* Frees what *info owns; info may then be reused. */
 void mime_info_free(struct mime_info *info);

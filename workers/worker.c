@@ -12,8 +12,11 @@
  * Disconnect) gets a fresh socket and a new Ready.
  *
  * A job runs to completion on the thread; anything slow inside a job must
- * call worker_keepalive() so the brokers do not take the worker for dead
- * (today only the test delay is slow). */
+ * call worker_keepalive() so the brokers do not take the worker for dead.
+ * Scanning (issue 4) runs the message's scanner calls (clamd, spamd,
+ * rspamd) and the built-in checks concurrently on helper threads
+ * (scan_parallel) while this thread keeps heartbeating; policy.c turns
+ * the findings into per-recipient destinies and header edits. */
 #include "worker.h"
 
 #include <errno.h>
@@ -25,7 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <magic.h>
+
+#include "checks.h"
 #include "mime_check.h"
+#include "policy.h"
+#include "scan.h"
+#include "mail/sl_message.h"
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
@@ -50,6 +59,15 @@ struct wthread {
     pthread_t thread;
     bool started;
     unsigned long long n_jobs;
+    magic_t magic;                  /* libmagic is not thread-safe: one per worker */
+};
+
+/* policy.banned_names_re compiled once per distinct list (the policy's and
+ * each bank's), shared read-only by all threads. */
+struct compiled_re {
+    char *const *list;              /* the config's array: the lookup key */
+    size_t n;
+    pcre2_code **res;
 };
 
 struct worker_pool {
@@ -61,6 +79,9 @@ struct worker_pool {
     atomic_bool stop;
     struct wthread *threads;
     unsigned count;
+    const struct sl_config *config; /* outlives the pool */
+    struct compiled_re *res;
+    size_t n_res;
 };
 
 static atomic_uint pool_serial;
@@ -306,22 +327,291 @@ send_verdict(struct wthread *w, struct wconn *c, Sluice__Verdict *v)
         sl_error("%s: worker %s: cannot send verdict: %s", v->job_id, w->id, error);
 }
 
+/* ---- scanning --------------------------------------------------------- */
+
+/* One message's scan: inputs, the view of the policy, and every result. */
+struct job_scan {
+    struct wthread *w;
+    const struct sl_config *config;
+    struct scan_input in;
+    struct policy_view view;
+    struct check_ctx cctx;
+    struct scan_result clamd, spamd, rspamd;
+    struct check_findings findings;
+};
+
+static void
+task_clamd(void *arg)
+{
+    struct job_scan *js = arg;
+    scan_clamd(&js->config->scanners.clamd, &js->in, &js->clamd);
+}
+
+static void
+task_spamd(void *arg)
+{
+    struct job_scan *js = arg;
+    scan_spamd(&js->config->scanners.spamd, &js->in, &js->spamd);
+}
+
+static void
+task_rspamd(void *arg)
+{
+    struct job_scan *js = arg;
+    scan_rspamd(&js->config->scanners.rspamd, &js->in, &js->rspamd);
+}
+
+static void
+task_checks(void *arg)
+{
+    struct job_scan *js = arg;
+    checks_run(&js->cctx, js->in.data, js->in.len, &js->findings);
+}
+
+static void
+keepalive_cb(void *ctx)
+{
+    worker_keepalive(ctx);
+}
+
+static const struct compiled_re *
+compiled_for(const struct worker_pool *pool, char *const *list)
+{
+    for (size_t i = 0; i < pool->n_res; i++)
+        if (pool->res[i].list == list)
+            return &pool->res[i];
+    return NULL;
+}
+
+static bool
+usable_str(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* Collected findings, as lists the policy and the verdict point into. */
+struct facts_store {
+    struct policy_facts pf;
+    char **unchecked;
+    size_t n_unchecked;
+    char **tests;
+    size_t n_tests;
+};
+
+static void
+strv_push(char ***v, size_t *n, char *owned)
+{
+    *v = sl_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = owned;
+}
+
+static void
+facts_store_free(struct facts_store *fs)
+{
+    for (size_t i = 0; i < fs->n_unchecked; i++)
+        free(fs->unchecked[i]);
+    free(fs->unchecked);
+    for (size_t i = 0; i < fs->n_tests; i++)
+        free(fs->tests[i]);
+    free(fs->tests);
+}
+
+/* A failed scanner is never silent: it makes the message UNCHECKED, or
+ * with on_failure "pass" the message goes on unscanned, with a log line. */
+static void
+note_failure(const Sluice__Job *job, const struct sl_scanner_config *cfg,
+             const struct scan_result *r, struct facts_store *fs)
+{
+    if (r->status != SCAN_FAILED)
+        return;
+    if (cfg->on_failure != NULL && strcmp(cfg->on_failure, "pass") == 0) {
+        sl_warn("%s: %s failed on every server (%s); passing the message without it "
+                "(scanners.%s.on_failure: pass)",
+                job->job_id, r->scanner, r->error, r->scanner);
+        return;
+    }
+    sl_warn("%s: %s failed on every server (%s): message is UNCHECKED", job->job_id, r->scanner,
+            r->error);
+    fs->pf.unchecked = POLICY_UNCHECKED_FAILED;
+    strv_push(&fs->unchecked, &fs->n_unchecked,
+              sl_asprintf("%s failed: %s", r->scanner, r->error != NULL ? r->error : "?"));
+}
+
+static void
+note_unchecked(enum policy_unchecked u, const char *reason, struct facts_store *fs)
+{
+    if (u > fs->pf.unchecked)
+        fs->pf.unchecked = u;
+    strv_push(&fs->unchecked, &fs->n_unchecked, sl_strdup(reason));
+}
+
+static void
+gather_facts(const Sluice__Job *job, struct job_scan *js, struct facts_store *fs)
+{
+    const struct sl_config *cfg = js->config;
+    struct check_findings *f = &js->findings;
+
+    memset(fs, 0, sizeof(*fs));
+    note_failure(job, &cfg->scanners.clamd, &js->clamd, fs);
+    note_failure(job, &cfg->scanners.spamd, &js->spamd, fs);
+    note_failure(job, &cfg->scanners.rspamd, &js->rspamd, fs);
+    if (js->clamd.status == SCAN_OK && js->clamd.unchecked == SCAN_UNCHECKED_OVERLIMIT)
+        note_unchecked(POLICY_UNCHECKED_OVERLIMIT, js->clamd.unchecked_reason, fs);
+    if (js->clamd.status == SCAN_OK && js->clamd.unchecked == SCAN_UNCHECKED_ENCRYPTED)
+        note_unchecked(POLICY_UNCHECKED_ENCRYPTED, js->clamd.unchecked_reason, fs);
+    for (size_t i = 0; i < f->n_overlimit; i++)
+        note_unchecked(POLICY_UNCHECKED_OVERLIMIT, f->overlimit[i], fs);
+    for (size_t i = 0; i < f->n_encrypted; i++) {
+        char *r = sl_asprintf("encrypted: %s", f->encrypted[i]);
+        note_unchecked(POLICY_UNCHECKED_ENCRYPTED, r, fs);
+        free(r);
+    }
+    fs->pf.unchecked_reasons = fs->unchecked;
+    fs->pf.n_unchecked_reasons = fs->n_unchecked;
+    fs->pf.viruses = js->clamd.viruses;
+    fs->pf.n_viruses = js->clamd.n_viruses;
+    fs->pf.banned = f->banned;
+    fs->pf.n_banned = f->n_banned;
+    fs->pf.bad_headers = f->bad_headers;
+    fs->pf.n_bad_headers = f->n_bad_headers;
+    fs->pf.size = js->in.len;
+    /* spam: the scores of the scanners that answered add up (amavis does
+     * the same with several spam scanners); tests are listed together */
+    const struct scan_result *spam[] = { &js->spamd, &js->rspamd };
+    for (size_t k = 0; k < SL_N_ELEMENTS(spam); k++) {
+        if (spam[k]->status != SCAN_OK || !spam[k]->spam_scanned)
+            continue;
+        fs->pf.spam_scanned = true;
+        fs->pf.spam_score += spam[k]->score;
+        for (size_t i = 0; i < spam[k]->n_tests; i++)
+            strv_push(&fs->tests, &fs->n_tests, sl_strdup(spam[k]->tests[i]));
+        if (spam[k]->truncated)
+            sl_info("%s: %s scanned the first %zu bytes of %zu (scanners.%s.max_size)",
+                    job->job_id, spam[k]->scanner,
+                    k == 0 ? cfg->scanners.spamd.max_size : cfg->scanners.rspamd.max_size,
+                    js->in.len, spam[k]->scanner);
+    }
+    fs->pf.spam_tests = fs->tests;
+    fs->pf.n_spam_tests = fs->n_tests;
+}
+
+/* Runs the scanners and checks the view asks for, concurrently. */
+static void
+scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t len,
+             struct job_scan *js)
+{
+    const struct sl_config *cfg = w->pool->config;
+    const Sluice__Xforward *xf = job->xforward;
+    struct scan_task tasks[4];
+    size_t n = 0;
+    unsigned long long now_wall = sl_now_wall_ms();
+    const char **rcpts = sl_calloc(job->n_rcpts, sizeof(*rcpts));
+
+    for (size_t i = 0; i < job->n_rcpts; i++)
+        rcpts[i] = job->rcpts[i]->address;
+    memset(js, 0, sizeof(*js));
+    js->w = w;
+    js->config = cfg;
+    policy_select(cfg, job->origin, job->by_port, xf != NULL ? xf->addr : NULL, &js->view);
+    js->in = (struct scan_input){
+        .job_id = job->job_id,
+        .data = data,
+        .len = len,
+        .client_addr = xf != NULL ? xf->addr : NULL,
+        .client_name = xf != NULL ? xf->name : NULL,
+        .helo = xf != NULL ? xf->helo : NULL,
+        .mail_from = job->mail_from,
+        .queue_id = xf != NULL && usable_str(xf->ident) ? xf->ident : job->job_id,
+        .rcpts = rcpts,
+        .n_rcpts = job->n_rcpts,
+        /* the frontend's deadline (wall clock) on our monotonic clock */
+        .deadline_ms = job->deadline_ms > now_wall
+                           ? sl_now_mono_ms() + (job->deadline_ms - now_wall)
+                           : sl_now_mono_ms() + 1000,
+    };
+    const struct compiled_re *cre = compiled_for(w->pool, js->view.p.banned_names_re);
+    js->cctx = (struct check_ctx){
+        .p = &js->view.p,
+        .res = cre != NULL ? cre->res : NULL,
+        .n_res = cre != NULL ? cre->n : 0,
+        .magic = w->magic,
+        .banned = !js->view.p.bypass_banned_checks,
+        .headers = !js->view.p.bypass_header_checks,
+        .smtputf8 = job->smtputf8,
+        .deadline_ms = js->in.deadline_ms,
+    };
+    tasks[n++] = (struct scan_task){ task_checks, js };
+    if (!js->view.p.bypass_virus_checks && cfg->scanners.clamd.n_servers > 0)
+        tasks[n++] = (struct scan_task){ task_clamd, js };
+    if (!js->view.p.bypass_spam_checks && cfg->scanners.spamd.n_servers > 0)
+        tasks[n++] = (struct scan_task){ task_spamd, js };
+    if (!js->view.p.bypass_spam_checks && cfg->scanners.rspamd.n_servers > 0)
+        tasks[n++] = (struct scan_task){ task_rspamd, js };
+    scan_parallel(tasks, n, keepalive_cb, w);
+    js->in.rcpts = NULL;
+    free(rcpts);
+}
+
+static void
+job_scan_free(struct job_scan *js)
+{
+    scan_result_free(&js->clamd);
+    scan_result_free(&js->spamd);
+    scan_result_free(&js->rspamd);
+    checks_findings_free(&js->findings);
+}
+
+static Sluice__HeaderEdit__Op
+wire_op(int op)
+{
+    switch (op) {
+    case SL_HDR_APPEND:
+        return SLUICE__HEADER_EDIT__OP__APPEND;
+    case SL_HDR_REPLACE:
+        return SLUICE__HEADER_EDIT__OP__REPLACE;
+    case SL_HDR_DELETE:
+        return SLUICE__HEADER_EDIT__OP__DELETE;
+    default:
+        return SLUICE__HEADER_EDIT__OP__PREPEND;
+    }
+}
+
+/* Wire edits pointing into the policy's (no copies). */
+static Sluice__HeaderEdit **
+wire_edits(const struct policy_edit *e, size_t n, Sluice__HeaderEdit *store)
+{
+    Sluice__HeaderEdit **v = sl_calloc(n > 0 ? n : 1, sizeof(*v));
+
+    for (size_t i = 0; i < n; i++) {
+        sluice__header_edit__init(&store[i]);
+        store[i].op = wire_op(e[i].op);
+        store[i].name = e[i].name;
+        store[i].value = e[i].value;
+        v[i] = &store[i];
+    }
+    return v;
+}
+
 static void
 process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_t *body)
 {
     unsigned long long start = sl_now_mono_ms();
     Sluice__Verdict v = SLUICE__VERDICT__INIT;
+    Sluice__ScanFacts wf = SLUICE__SCAN_FACTS__INIT;
     Sluice__HeaderEdit received = SLUICE__HEADER_EDIT__INIT;
     Sluice__HeaderEdit scanned = SLUICE__HEADER_EDIT__INIT;
-    Sluice__HeaderEdit *edits[2] = { &received, &scanned };
-    struct mime_info info;
-    char *received_text, *scanned_text;
+    const char *data = zmq_msg_data(body);
+    size_t len = zmq_msg_size(body);
+    struct job_scan js;
+    struct facts_store fs;
+    struct policy_result pr;
+    char *received_text, *scanned_text, *subject;
 
     v.job_id = job->job_id;
     v.worker = w->id;
-    if (zmq_msg_size(body) != job->size) {
-        sl_warn("%s: worker %s: body is %zu bytes, job says %llu", job->job_id, w->id,
-                zmq_msg_size(body), (unsigned long long)job->size);
+    if (len != job->size) {
+        sl_warn("%s: worker %s: body is %zu bytes, job says %llu", job->job_id, w->id, len,
+                (unsigned long long)job->size);
         v.ok = 0;
         v.error = "protocol error: body size does not match job";
         send_verdict(w, c, &v);
@@ -330,14 +620,19 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     if (w->pool->delay_ms > 0)
         worker_test_delay(w, w->pool->delay_ms);
 
-    if (mime_check(zmq_msg_data(body), zmq_msg_size(body), &info) < 0)
-        sl_warn("%s: worker %s: MIME parsing failed (%zu bytes), passed as CLEAN", job->job_id,
-                w->id, zmq_msg_size(body));
-    else if (info.criticals > 0 || info.truncated_walk)
-        sl_notice("%s: worker %s: MIME structure suspicious: %u critical issue(s), mask %#llx%s",
-                  job->job_id, w->id, info.criticals, info.issue_mask,
-                  info.truncated_walk ? ", walk truncated" : "");
+    scan_message(w, job, data, len, &js);
+    gather_facts(job, &js, &fs);
+    subject = sl_message_header(data, len, "Subject");
+    {
+        const char **rcpts = sl_calloc(job->n_rcpts, sizeof(*rcpts));
+        for (size_t i = 0; i < job->n_rcpts; i++)
+            rcpts[i] = job->rcpts[i]->address;
+        policy_decide(&js.view, &fs.pf, job->mail_from, rcpts, job->n_rcpts, subject, &pr);
+        free(rcpts);
+    }
+    free(subject);
 
+    /* Edits for everyone: our trace headers, then the policy's. */
     received_text = received_value(job);
     scanned_text = sl_asprintf("sluice at %s", or_unknown(job->by_host));
     received.op = SLUICE__HEADER_EDIT__OP__PREPEND;
@@ -346,22 +641,88 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     scanned.op = SLUICE__HEADER_EDIT__OP__APPEND;
     scanned.name = "X-Virus-Scanned";
     scanned.value = scanned_text;
+    size_t n_common = 2 + pr.n_edits;
+    Sluice__HeaderEdit *common_store = sl_calloc(pr.n_edits > 0 ? pr.n_edits : 1,
+                                                 sizeof(*common_store));
+    Sluice__HeaderEdit **common_pol = wire_edits(pr.edits, pr.n_edits, common_store);
+    Sluice__HeaderEdit **edits = sl_calloc(n_common, sizeof(*edits));
+    edits[0] = &received;
+    edits[1] = &scanned;
+    for (size_t i = 0; i < pr.n_edits; i++)
+        edits[2 + i] = common_pol[i];
+
+    /* Per recipient. */
+    Sluice__RecipientVerdict *rv = sl_calloc(pr.n_rcpts > 0 ? pr.n_rcpts : 1, sizeof(*rv));
+    Sluice__RecipientVerdict **rvp = sl_calloc(pr.n_rcpts > 0 ? pr.n_rcpts : 1, sizeof(*rvp));
+    Sluice__HeaderEdit **rstores = sl_calloc(pr.n_rcpts > 0 ? pr.n_rcpts : 1, sizeof(*rstores));
+    for (size_t i = 0; i < pr.n_rcpts; i++) {
+        const struct policy_rcpt *r = &pr.rcpts[i];
+        sluice__recipient_verdict__init(&rv[i]);
+        rv[i].index = (uint32_t)i;
+        rv[i].destiny = (Sluice__Destiny)r->destiny;
+        rv[i].category = r->category;
+        rv[i].reason = r->reason;
+        rv[i].tagged = r->tagged;
+        rv[i].dsn_suppressed = r->dsn_suppressed;
+        rstores[i] = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**rstores));
+        rv[i].edits = wire_edits(r->edits, r->n_edits, rstores[i]);
+        rv[i].n_edits = r->n_edits;
+        rvp[i] = &rv[i];
+    }
+
+    wf.spam_scanned = fs.pf.spam_scanned;
+    wf.spam_score = fs.pf.spam_score;
+    wf.spam_tests = fs.tests;
+    wf.n_spam_tests = fs.n_tests < SL_WIRE_MAX_FACTS ? fs.n_tests : SL_WIRE_MAX_FACTS;
+    wf.virus_names = js.clamd.viruses;
+    wf.n_virus_names = js.clamd.n_viruses;
+    wf.banned = js.findings.banned;
+    wf.n_banned = js.findings.n_banned;
+    wf.bad_headers = js.findings.bad_headers;
+    wf.n_bad_headers = js.findings.n_bad_headers;
+    wf.unchecked = fs.unchecked;
+    wf.n_unchecked = fs.n_unchecked;
+    wf.rspamd_action = js.rspamd.action != NULL ? js.rspamd.action : "";
 
     v.ok = 1;
-    v.category = "CLEAN";
-    v.message_id = info.message_id != NULL ? info.message_id : "";
-    v.mime_parts = info.parts;
-    v.n_edits = SL_N_ELEMENTS(edits);
+    v.category = pr.category;
+    v.message_id = js.findings.message_id != NULL ? js.findings.message_id : "";
+    v.mime_parts = js.findings.parts;
+    v.n_edits = n_common;
     v.edits = edits;
+    v.n_rcpts = pr.n_rcpts;
+    v.rcpts = rvp;
+    v.facts = &wf;
+    v.originating = js.view.originating;
+    v.policy_bank = js.view.banks;
     v.scan_ms = sl_now_mono_ms() - start;
     send_verdict(w, c, &v);
     w->n_jobs++;
-    sl_debug("%s: worker %s: CLEAN, %u part(s), Message-ID <%s>, %llu ms, attempt %u",
-             job->job_id, w->id, info.parts, v.message_id, (unsigned long long)v.scan_ms,
-             (unsigned)job->attempt);
+    {
+        char score[32] = "-";
+        if (fs.pf.spam_scanned)
+            policy_fmt_score(score, sizeof(score), fs.pf.spam_score);
+        sl_debug("%s: worker %s: %s, %u part(s), Message-ID <%s>, hits %s, clamd %llu ms, "
+                 "spamd %llu ms, rspamd %llu ms, %llu ms, attempt %u",
+                 job->job_id, w->id, pr.category, js.findings.parts, v.message_id, score,
+                 js.clamd.ms, js.spamd.ms, js.rspamd.ms, (unsigned long long)v.scan_ms,
+                 (unsigned)job->attempt);
+    }
+    for (size_t i = 0; i < pr.n_rcpts; i++) {
+        free(rv[i].edits);
+        free(rstores[i]);
+    }
+    free(rstores);
+    free(rvp);
+    free(rv);
+    free(edits);
+    free(common_pol);
+    free(common_store);
     free(received_text);
     free(scanned_text);
-    mime_info_free(&info);
+    policy_result_free(&pr);
+    facts_store_free(&fs);
+    job_scan_free(&js);
 }
 
 /* Receives and handles one message on c. false when nothing was waiting
@@ -529,7 +890,20 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
         pool->endpoints[i] = sl_strdup(endpoints[i]);
     pool->max_body = config->frontend.max_message_size;
     pool->delay_ms = read_test_delay();
+    pool->config = config;
     atomic_init(&pool->stop, false);
+    /* banned_names_re: the policy's list and every bank's own */
+    pool->res = sl_calloc(1 + config->n_banks, sizeof(*pool->res));
+    pool->res[pool->n_res++] = (struct compiled_re){
+        config->policy.banned_names_re, config->policy.n_banned_names_re,
+        banned_compile(config->policy.banned_names_re, config->policy.n_banned_names_re) };
+    for (size_t i = 0; i < config->n_banks; i++) {
+        const struct sl_policy_bank *b = &config->banks[i];
+        if (b->p.n_banned_names_re > 0)
+            pool->res[pool->n_res++] = (struct compiled_re){
+                b->p.banned_names_re, b->p.n_banned_names_re,
+                banned_compile(b->p.banned_names_re, b->p.n_banned_names_re) };
+    }
     pool->count = count;
     pool->threads = sl_calloc(count, sizeof(*pool->threads));
 
@@ -537,6 +911,14 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
         struct wthread *w = &pool->threads[t];
         w->pool = pool;
         snprintf(w->id, sizeof(w->id), "%s:%d:p%uw%u", host, (int)getpid(), serial, t);
+        /* MIME types only; compressed files are reported as such (gzip),
+         * the archive checks look inside themselves */
+        w->magic = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+        if (w->magic != NULL && magic_load(w->magic, NULL) != 0) {
+            sl_warn("workers: libmagic: %s; file types are not checked", magic_error(w->magic));
+            magic_close(w->magic);
+            w->magic = NULL;
+        }
         w->conns = sl_calloc(n_endpoints, sizeof(*w->conns));
         for (size_t i = 0; i < n_endpoints; i++) {
             char *error = NULL;
@@ -580,7 +962,12 @@ worker_pool_stop(struct worker_pool **poolp)
             for (size_t i = 0; i < pool->n_endpoints; i++)
                 conn_close(w, &w->conns[i], true);
         free(w->conns);
+        if (w->magic != NULL)
+            magic_close(w->magic);
     }
+    for (size_t i = 0; i < pool->n_res; i++)
+        banned_free_compiled(pool->res[i].res, pool->res[i].n);
+    free(pool->res);
     for (size_t i = 0; i < pool->n_endpoints; i++)
         free(pool->endpoints[i]);
     free(pool->endpoints);

@@ -135,6 +135,12 @@ sl_smtp_parser_pending(const struct sl_smtp_parser *p)
     return p->len - p->pos;
 }
 
+const char *
+sl_smtp_parser_pending_data(const struct sl_smtp_parser *p)
+{
+    return p->buf != NULL ? p->buf + p->pos : "";
+}
+
 void
 sl_smtp_parser_begin_data(struct sl_smtp_parser *p, struct sl_buf *sink)
 {
@@ -199,11 +205,11 @@ static int
 parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **error_r)
 {
     for (;;) {
-        const char *start = p->buf + p->pos;
         size_t avail = p->len - p->pos;
 
         if (avail == 0)
-            return 0;
+            return 0;               /* (buf may still be NULL: no NULL + 0) */
+        const char *start = p->buf + p->pos;
         if (p->skipping) {
             skip_line(p);
             continue;

@@ -82,6 +82,9 @@ void sl_smtp_parser_feed(struct sl_smtp_parser *p, const void *buf, size_t len);
 /* Bytes fed but not yet consumed by next(). Lets the server detect
  * commands pipelined where RFC 2920 forbids it (e.g. data before 354). */
 size_t sl_smtp_parser_pending(const struct sl_smtp_parser *p);
+/* Those bytes (sl_smtp_parser_pending() of them, not NUL-terminated), for
+ * logging what a client pipelined; valid until the next feed() or next(). */
+const char *sl_smtp_parser_pending_data(const struct sl_smtp_parser *p);
 
 /* Switch to data mode; the message goes to *sink (not owned, must outlive
  * data mode). Resets the data info. */

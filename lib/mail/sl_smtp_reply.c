@@ -142,10 +142,12 @@ sl_smtp_reply_parser_next(struct sl_smtp_reply_parser *p, struct sl_smtp_reply *
         return -1;
     }
     for (;;) {
-        const char *start = p->buf + p->pos;
         size_t avail = p->len - p->pos;
+        if (avail == 0)
+            return 0;               /* (buf may still be NULL: no NULL + 0) */
+        const char *start = p->buf + p->pos;
         size_t scan = avail < REPLY_MAX_LINE ? avail : REPLY_MAX_LINE;
-        const char *lf = avail ? memchr(start, '\n', scan) : NULL;
+        const char *lf = memchr(start, '\n', scan);
 
         if (lf == NULL) {
             if (avail < REPLY_MAX_LINE)

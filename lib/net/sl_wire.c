@@ -116,6 +116,66 @@ check_job(const Sluice__Job *j, const char **error_r)
     CHECK_STR(j->proto, 0, SL_WIRE_MAX_STR, "job.proto");
     CHECK_STR(j->by_host, 0, SL_WIRE_MAX_STR, "job.by_host");
     CHECK(j->by_port <= 65535, "job.by_port: out of range");
+    CHECK(j->origin_concurrency <= 100000, "job.origin_concurrency: out of range");
+    CHECK(j->submit <= SL_WIRE_MAX_ATTEMPT, "job.submit: out of range");
+    return 0;
+}
+
+static int
+check_edits(Sluice__HeaderEdit *const *edits, size_t n, const char **error_r)
+{
+    CHECK(n <= SL_WIRE_MAX_EDITS, "verdict.edits: too many");
+    CHECK(n == 0 || edits != NULL, "verdict.edits: missing");
+    for (size_t i = 0; i < n; i++) {
+        const Sluice__HeaderEdit *e = edits[i];
+        CHECK(e != NULL, "verdict.edits: missing element");
+        CHECK((unsigned)e->op <= SLUICE__HEADER_EDIT__OP__DELETE, "verdict.edits.op: unknown");
+        CHECK(header_name_ok(e->name), "verdict.edits.name: not a header field name");
+        CHECK_STR(e->value, 0, SL_WIRE_MAX_HEADER_VALUE, "verdict.edits.value");
+    }
+    return 0;
+}
+
+static int
+check_strv(char *const *v, size_t n, const char **error_r)
+{
+    CHECK(n <= SL_WIRE_MAX_FACTS, "verdict.facts: too many items");
+    CHECK(n == 0 || v != NULL, "verdict.facts: missing");
+    for (size_t i = 0; i < n; i++)
+        CHECK_STR(v[i], 0, SL_WIRE_MAX_STR, "verdict.facts: item");
+    return 0;
+}
+
+/* Per-recipient results and findings (scanning, issue 4). Indices are
+ * checked against the job by the frontend, which alone knows it. */
+static int
+check_verdict_scan(const Sluice__Verdict *v, const char **error_r)
+{
+    CHECK(v->n_rcpts <= SL_WIRE_MAX_RCPTS, "verdict.rcpts: too many");
+    CHECK(v->n_rcpts == 0 || v->rcpts != NULL, "verdict.rcpts: missing");
+    for (size_t i = 0; i < v->n_rcpts; i++) {
+        const Sluice__RecipientVerdict *r = v->rcpts[i];
+        CHECK(r != NULL, "verdict.rcpts: missing element");
+        CHECK(r->index < SL_WIRE_MAX_RCPTS, "verdict.rcpts.index: out of range");
+        CHECK((unsigned)r->destiny <= SLUICE__DESTINY__D_TEMPFAIL,
+              "verdict.rcpts.destiny: unknown");
+        CHECK_STR(r->category, 1, 64, "verdict.rcpts.category");
+        CHECK_STR(r->reason, 0, SL_WIRE_MAX_STR, "verdict.rcpts.reason");
+        if (check_edits(r->edits, r->n_edits, error_r) < 0)
+            return -1;
+    }
+    if (v->facts != NULL) {
+        const Sluice__ScanFacts *f = v->facts;
+        CHECK(f->spam_score == f->spam_score, "verdict.facts.spam_score: not a number");
+        if (check_strv(f->spam_tests, f->n_spam_tests, error_r) < 0 ||
+            check_strv(f->virus_names, f->n_virus_names, error_r) < 0 ||
+            check_strv(f->banned, f->n_banned, error_r) < 0 ||
+            check_strv(f->bad_headers, f->n_bad_headers, error_r) < 0 ||
+            check_strv(f->unchecked, f->n_unchecked, error_r) < 0)
+            return -1;
+        CHECK_STR(f->rspamd_action, 0, 64, "verdict.facts.rspamd_action");
+    }
+    CHECK_STR(v->policy_bank, 0, SL_WIRE_MAX_STR, "verdict.policy_bank");
     return 0;
 }
 
@@ -142,7 +202,7 @@ check_verdict(const Sluice__Verdict *v, const char **error_r)
     }
     CHECK_STR(v->message_id, 0, SL_WIRE_MAX_STR, "verdict.message_id");
     CHECK_STR(v->worker, 0, SL_WIRE_MAX_WORKER_ID, "verdict.worker");
-    return 0;
+    return check_verdict_scan(v, error_r);
 }
 
 static int
@@ -167,6 +227,7 @@ sl_wire_check(const Sluice__Frame *frame, const char **error_r)
         return check_verdict(frame->verdict, error_r);
     case SLUICE__FRAME__KIND_HEARTBEAT:
         CHECK(frame->heartbeat != NULL, "heartbeat: missing");
+        CHECK_STR(frame->heartbeat->instance, 0, 64, "heartbeat.instance");
         return 0;
     case SLUICE__FRAME__KIND_DISCONNECT:
         CHECK(frame->disconnect != NULL, "disconnect: missing");
@@ -187,12 +248,53 @@ sl_wire_pack(Sluice__Frame *frame, zmq_msg_t *msg_r, const char **error_r)
     if (sl_wire_check(frame, error_r) < 0)
         return -1;
     len = sluice__frame__get_packed_size(frame);
-    CHECK(len <= SL_WIRE_FRAME_MAX, "frame: larger than 64 KiB");
+    CHECK(len <= SL_WIRE_FRAME_MAX, "frame: larger than 4 MiB");
     if (zmq_msg_init_size(msg_r, len) != 0)
         sl_bug(__FILE__, __LINE__, "zmq_msg_init_size: out of memory");
     size_t packed = sluice__frame__pack(frame, zmq_msg_data(msg_r));
     SL_BUG_ON(packed != len);
     return 0;
+}
+
+/* protobuf-c reads an over-long varint tag as field number 0 or above
+ * 2^29-1 and keeps it as an unknown field, then packs it back in a form it
+ * refuses (tag 0) or cannot read (a 6-byte tag). Unknown fields are
+ * otherwise kept and relayed (docs/protocol-wire.md 2.1), so a frame the
+ * broker accepted and relayed would be dropped by the worker: refuse such
+ * frames on receipt. Walks every message field by descriptor, so fields
+ * added to sluice.proto are covered. */
+#define FIELD_NUMBER_MAX 536870911u     /* 2^29 - 1 */
+
+static bool
+unknown_fields_ok(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0 || m->unknown_fields[i].tag > FIELD_NUMBER_MAX)
+            return false;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (v[k] != NULL && !unknown_fields_ok(v[k]))
+                    return false;
+            continue;
+        }
+        /* of a oneof only the member named by the case is valid */
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+        if (sub != NULL && !unknown_fields_ok(sub))
+            return false;
+    }
+    return true;
 }
 
 int
@@ -201,12 +303,17 @@ sl_wire_unpack(const void *data, size_t len, Sluice__Frame **frame_r, const char
     Sluice__Frame *frame;
 
     *frame_r = NULL;
-    CHECK(len <= SL_WIRE_FRAME_MAX, "frame: larger than 64 KiB");
+    CHECK(len <= SL_WIRE_FRAME_MAX, "frame: larger than 4 MiB");
     /* protobuf-c rejects truncated input, bad wire types and lengths that
      * run past the end; it returns NULL also when out of memory, which we
      * cannot tell apart and report as the peer's fault. */
     frame = sluice__frame__unpack(NULL, len, data);
     CHECK(frame != NULL, "frame: not a valid protobuf Frame");
+    if (!unknown_fields_ok(&frame->base)) {
+        sluice__frame__free_unpacked(frame, NULL);
+        *error_r = "frame: field number 0 or above 2^29-1";
+        return -1;
+    }
     if (sl_wire_check(frame, error_r) < 0) {
         sluice__frame__free_unpacked(frame, NULL);
         return -1;

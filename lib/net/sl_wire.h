@@ -23,7 +23,9 @@
 #include "util/sl_util.h"
 
 #define SL_WIRE_VERSION 1               /* SLUICE__VERSION__VERSION_1 */
-#define SL_WIRE_FRAME_MAX (64 * 1024)   /* bytes of the packed Frame (not the body) */
+/* Bytes of the packed Frame (not the body): room for frontend.recipient_limit
+ * (1100) recipients with long addresses, NOTIFY and ORCPT values. */
+#define SL_WIRE_FRAME_MAX (4 * 1024 * 1024)
 
 /* Validation limits; docs/protocol-wire.md, "Validation". */
 #define SL_WIRE_MAX_RCPTS 100000
@@ -34,6 +36,7 @@
 #define SL_WIRE_MAX_HEADER_VALUE 16384
 #define SL_WIRE_MAX_SLOTS 1024          /* per Ready */
 #define SL_WIRE_MAX_ATTEMPT 1000
+#define SL_WIRE_MAX_FACTS 1000          /* items in each list of Verdict.facts */
 
 /* Majordomo-style liveness (docs/protocol-wire.md, "Heartbeats"). */
 #define SL_WIRE_HEARTBEAT_MS 1000

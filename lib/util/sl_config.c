@@ -26,6 +26,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <yaml.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #define DEFAULT_ORIGIN "default"
 #define ORIGIN_NAME_MAX 64
@@ -44,7 +46,23 @@ enum key_type {
     KT_ENUM,      /* one of choices */
     KT_REDIS_URL, /* "" or redis://... or unix://... */
     KT_REINJECT,  /* "client:PORT" or "host:port" (origin keys only) */
+    /* scanning and policy (issue 4) */
+    KT_LEVEL,     /* a spam level: decimal number, may be negative (double) */
+    KT_BOOL,      /* yes/no, true/false, on/off, 1/0 */
+    KT_STRING,    /* any text without control characters */
+    KT_LIST,      /* words separated by commas or blanks, or a YAML list */
+    KT_LEVELMAP,  /* list of key=level (address, domain or .domain) */
+    KT_PATTERNS,  /* PCRE2 patterns: a YAML list, or one pattern */
+    KT_SERVERS,   /* list of unix:/path or host:port, may be empty */
 };
+
+/* List types keep a char ** at off and its count (size_t) at off2. */
+static bool
+is_list_type(int type)
+{
+    return type == KT_ENDPOINTS || type == KT_LIST || type == KT_LEVELMAP ||
+           type == KT_PATTERNS || type == KT_SERVERS;
+}
 
 struct key_def {
     const char *name; /* dotted, or the leaf for origin keys */
@@ -61,8 +79,89 @@ static const char *const log_targets[] = {"stderr", "syslog", NULL};
 static const char *const log_levels[] = {"emerg",  "alert", "crit",  "err", "warning",
                                          "notice", "info",  "debug", NULL};
 
+static const char *const destinies[] = {"pass", "discard", "bounce", "reject", "tempfail", NULL};
+static const char *const on_failure_choices[] = {"unchecked", "pass", NULL};
+
 #define G(field) offsetof(struct sl_config, field)
 #define O(field) offsetof(struct sl_origin_config, field)
+#define B(field) offsetof(struct sl_policy_bank, field)
+
+/* The policy keys, once for policy.* and once for policy_banks.<name>.*:
+ * X(leaf, type, default, field, count field, min, max, choices). */
+#define POLICY_KEYS(X)                                                                             \
+    X("final_virus_destiny", KT_ENUM, "discard", final_virus_destiny, final_virus_destiny, 0, 0,    \
+      destinies)                                                                                   \
+    X("final_banned_destiny", KT_ENUM, "discard", final_banned_destiny, final_banned_destiny, 0, 0, \
+      destinies)                                                                                   \
+    X("final_unchecked_destiny", KT_ENUM, "tempfail", final_unchecked_destiny,                     \
+      final_unchecked_destiny, 0, 0, destinies)                                                    \
+    X("final_unchecked_encrypted_destiny", KT_ENUM, "pass", final_unchecked_encrypted_destiny,     \
+      final_unchecked_encrypted_destiny, 0, 0, destinies)                                          \
+    X("final_unchecked_overlimit_destiny", KT_ENUM, "reject", final_unchecked_overlimit_destiny,   \
+      final_unchecked_overlimit_destiny, 0, 0, destinies)                                          \
+    X("final_spam_destiny", KT_ENUM, "pass", final_spam_destiny, final_spam_destiny, 0, 0,         \
+      destinies)                                                                                   \
+    X("final_bad_header_destiny", KT_ENUM, "pass", final_bad_header_destiny,                       \
+      final_bad_header_destiny, 0, 0, destinies)                                                   \
+    X("final_oversized_destiny", KT_ENUM, "bounce", final_oversized_destiny,                       \
+      final_oversized_destiny, 0, 0, destinies)                                                    \
+    X("spam_tag_level", KT_LEVEL, "2", spam_tag_level, spam_tag_level, 0, 0, NULL)                 \
+    X("spam_tag2_level", KT_LEVEL, "6.31", spam_tag2_level, spam_tag2_level, 0, 0, NULL)           \
+    X("spam_kill_level", KT_LEVEL, "6.31", spam_kill_level, spam_kill_level, 0, 0, NULL)           \
+    X("spam_dsn_cutoff_level", KT_LEVEL, "10", spam_dsn_cutoff_level, spam_dsn_cutoff_level, 0, 0, \
+      NULL)                                                                                        \
+    X("spam_tag_level_map", KT_LEVELMAP, "", spam_tag_level_map, n_spam_tag_level_map, 0, 0, NULL) \
+    X("spam_tag2_level_map", KT_LEVELMAP, "", spam_tag2_level_map, n_spam_tag2_level_map, 0, 0,    \
+      NULL)                                                                                        \
+    X("spam_kill_level_map", KT_LEVELMAP, "", spam_kill_level_map, n_spam_kill_level_map, 0, 0,    \
+      NULL)                                                                                        \
+    X("spam_dsn_cutoff_level_map", KT_LEVELMAP, "", spam_dsn_cutoff_level_map,                     \
+      n_spam_dsn_cutoff_level_map, 0, 0, NULL)                                                     \
+    X("spam_subject_tag", KT_STRING, "***SPAM*** ", spam_subject_tag, spam_subject_tag, 0, 0,      \
+      NULL)                                                                                        \
+    X("banned_extensions", KT_LIST, "exe, vbs, pif, scr, cpl", banned_extensions,                  \
+      n_banned_extensions, 0, 0, NULL)                                                             \
+    X("banned_double_extensions", KT_LIST, "exe, vbs, pif, scr, bat, cmd, com, cpl, dll",          \
+      banned_double_extensions, n_banned_double_extensions, 0, 0, NULL)                            \
+    X("banned_types", KT_LIST,                                                                     \
+      "application/x-msdownload, application/x-msdos-program, application/x-dosexec, "            \
+      "application/vnd.microsoft.portable-executable, application/hta",                            \
+      banned_types, n_banned_types, 0, 0, NULL)                                                    \
+    X("banned_names_re", KT_PATTERNS, "", banned_names_re, n_banned_names_re, 0, 0, NULL)          \
+    X("archive_max_depth", KT_UINT, "8", archive_max_depth, archive_max_depth, 0, 100, NULL)       \
+    X("archive_max_entries", KT_UINT, "3000", archive_max_entries, archive_max_entries, 1,         \
+      10000000, NULL)                                                                              \
+    X("archive_max_size", KT_SIZE, "100M", archive_max_size, archive_max_size, 1, SIZE_MAX, NULL)  \
+    X("archive_max_ratio", KT_UINT, "200", archive_max_ratio, archive_max_ratio, 2, 1000000, NULL) \
+    X("bad_header_tests", KT_LIST, "mime, 8bit, control, long, syntax, multiple",                  \
+      bad_header_tests, n_bad_header_tests, 0, 0, NULL)                                            \
+    X("message_size_limit", KT_SIZE, "0", message_size_limit, message_size_limit, 0, SIZE_MAX,     \
+      NULL)                                                                                        \
+    X("bypass_virus_checks", KT_BOOL, "no", bypass_virus_checks, bypass_virus_checks, 0, 0, NULL)  \
+    X("bypass_spam_checks", KT_BOOL, "no", bypass_spam_checks, bypass_spam_checks, 0, 0, NULL)     \
+    X("bypass_banned_checks", KT_BOOL, "no", bypass_banned_checks, bypass_banned_checks, 0, 0,     \
+      NULL)                                                                                        \
+    X("bypass_header_checks", KT_BOOL, "no", bypass_header_checks, bypass_header_checks, 0, 0,     \
+      NULL)                                                                                        \
+    X("originating", KT_BOOL, "no", originating, originating, 0, 0, NULL)
+
+#define GLOBAL_POLICY_KEY(leaf, type, def, f, f2, min, max, ch)                                    \
+    {"policy." leaf, type, def, G(policy.f), G(policy.f2), min, max, ch},
+#define BANK_POLICY_KEY(leaf, type, def, f, f2, min, max, ch)                                      \
+    {leaf, type, def, B(p.f), B(p.f2), min, max, ch},
+
+/* scanners.<name>.*, the same for each scanner but for the defaults. */
+#define SCANNER_KEYS(name, def_timeout, def_max_size)                                                      \
+    {"scanners." #name ".servers", KT_SERVERS, "", G(scanners.name.servers),                        \
+     G(scanners.name.n_servers), 0, 0, NULL},                                                      \
+    {"scanners." #name ".timeout", KT_DURATION, def_timeout, G(scanners.name.timeout_s), 0, 1, 3600,   \
+     NULL},                                                                                        \
+    {"scanners." #name ".connect_timeout", KT_DURATION, "10", G(scanners.name.connect_timeout_s),  \
+     0, 1, 3600, NULL},                                                                            \
+    {"scanners." #name ".max_size", KT_SIZE, def_max_size, G(scanners.name.max_size), 0, 0, SIZE_MAX,  \
+     NULL},                                                                                        \
+    {"scanners." #name ".on_failure", KT_ENUM, "unchecked", G(scanners.name.on_failure), 0, 0, 0,  \
+     on_failure_choices},
 
 /* Sections appear in this order when printing. */
 static const struct key_def global_keys[] = {
@@ -84,7 +183,24 @@ static const struct key_def global_keys[] = {
     {"log.target", KT_ENUM, "stderr", G(log.target), 0, 0, 0, log_targets},
     {"log.level", KT_ENUM, "info", G(log.level), 0, 0, 0, log_levels},
     {"redis.url", KT_REDIS_URL, "", G(redis.url), 0, 0, 0, NULL},
+    SCANNER_KEYS(clamd, "60", "25M")
+    SCANNER_KEYS(spamd, "60", "512k")
+    {"scanners.spamd.user", KT_STRING, "", G(scanners.spamd.user), 0, 0, 0, NULL},
+    SCANNER_KEYS(rspamd, "30", "0")
+    POLICY_KEYS(GLOBAL_POLICY_KEY)
+    {"policy.mynetworks", KT_CIDR, "", G(mynetworks), G(mynetworks_text), 0, 0, NULL},
+    {"policy.mynetworks_bank", KT_STRING, "ORIGINATING", G(mynetworks_bank), 0, 0, 0, NULL},
 };
+
+/* Under policy_banks.<name>: the policy keys (bit i of bank->set is
+ * bank_keys[i]), then what selects the bank. */
+static const struct key_def bank_keys[] = {
+    POLICY_KEYS(BANK_POLICY_KEY)
+    {"match_listener", KT_LIST, "", B(match_listener), B(n_match_listener), 0, 0, NULL},
+    {"match_origin", KT_LIST, "", B(match_origin), B(n_match_origin), 0, 0, NULL},
+};
+#define BANK_N_POLICY_KEYS (SL_N_ELEMENTS(bank_keys) - 2)
+_Static_assert(SL_N_ELEMENTS(bank_keys) <= 64, "bank->set has 64 bits");
 
 /* Under origins.<name>. */
 static const struct key_def origin_keys[] = {
@@ -93,8 +209,9 @@ static const struct key_def origin_keys[] = {
     {"concurrency", KT_UINT, "2", O(concurrency), 0, 1, 1000, NULL},
 };
 
-static const char *const sections[] = {"frontend", "job", "broker", "workers",
-                                       "reinject", "log", "redis",  "origins"};
+static const char *const sections[] = {"frontend", "job",      "broker", "workers",
+                                       "reinject", "log",      "redis",  "origins",
+                                       "scanners", "policy",   "policy_banks"};
 
 /* Where a value came from: a file line, or one -o argument. */
 struct where {
@@ -272,6 +389,18 @@ find_key(const struct key_def *table, size_t n, const char *name)
     return NULL;
 }
 
+/* A dotted prefix of some key, below the top level: "scanners.clamd". */
+static bool
+is_subsection(const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < SL_N_ELEMENTS(global_keys); i++)
+        if (strncmp(global_keys[i].name, name, n) == 0 && global_keys[i].name[n] == '.')
+            return true;
+    return false;
+}
+
 static bool
 is_section(const char *name)
 {
@@ -403,7 +532,7 @@ redis_url_valid(const char *s)
     if (*s == '\0')
         return true;
     if ((rest = sl_strcase_prefix(s, "redis://")) != NULL ||
-        (rest = sl_strcase_prefix(s, "unix://")) != NULL)
+        (rest = sl_strcase_prefix(s, "unix:")) != NULL)   /* unix:/path, unix:///path */
         return *rest != '\0';
     return false;
 }
@@ -444,6 +573,12 @@ free_strv(char **v, size_t n)
 static void
 value_free(const struct key_def *def, void *base)
 {
+    if (is_list_type(def->type) && def->type != KT_ENDPOINTS) {
+        free_strv(*(char ***)field(base, def->off), *(size_t *)field(base, def->off2));
+        *(char ***)field(base, def->off) = NULL;
+        *(size_t *)field(base, def->off2) = 0;
+        return;
+    }
     switch (def->type) {
     case KT_CIDR:
         sl_cidr_list_free(field(base, def->off));
@@ -465,11 +600,160 @@ value_free(const struct key_def *def, void *base)
     case KT_SIZE:
     case KT_DURATION:
     case KT_UINT:
+    case KT_LEVEL:
+    case KT_BOOL:
         break;
     default:
         sl_free_and_clear(field(base, def->off));
         break;
     }
+}
+
+/* ---- scanning and policy values (issue 4) ----------------------------- */
+
+#define LEVEL_MAX 1000000.0
+
+static int
+parse_level(const char *s, double *v_r)
+{
+    char *end;
+    double v;
+
+    if (*s == '\0' || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    /* decimal only: no hex floats, inf or nan */
+    for (const char *p = s; p < end; p++)
+        if (!(isdigit((unsigned char)*p) || *p == '.' || *p == '-' || *p == '+'))
+            return -1;
+    if (errno != 0 || *end != '\0' || !(v >= -LEVEL_MAX && v <= LEVEL_MAX))
+        return -1;
+    *v_r = v;
+    return 0;
+}
+
+int
+sl_config_level_item(const char *item, const char **key_r, size_t *keylen_r, double *level_r)
+{
+    const char *eq = strrchr(item, '=');
+
+    if (eq == NULL || eq == item || parse_level(eq + 1, level_r) < 0)
+        return -1;
+    for (const char *p = item; p < eq; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return -1;
+    *key_r = item;
+    *keylen_r = (size_t)(eq - item);
+    return 0;
+}
+
+static bool
+text_printable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* unix:/absolute/path or host:port */
+static bool
+server_valid(const char *s)
+{
+    const char *path = sl_strcase_prefix(s, "unix:");
+    char *host;
+    unsigned port;
+
+    if (path != NULL)
+        return path[0] == '/' && path[1] != '\0' && strlen(path) < 108;  /* sun_path */
+    if (sl_hostport_parse(s, &host, &port) < 0)
+        return false;
+    free(host);
+    return true;
+}
+
+/* Splits value into a list: on commas and blanks, or (KT_PATTERNS) on
+ * newlines only, since a pattern may hold both. Checks each item. */
+static int
+list_set(struct loader *ld, const struct where *w, const char *key, const struct key_def *def,
+         void *base, const char *value)
+{
+    char **v = NULL;
+    size_t n = 0;
+    const char *p = value;
+
+    while (*p != '\0') {
+        size_t len = 0;
+        if (def->type == KT_PATTERNS) {
+            while (*p == '\n')
+                p++;
+            if (*p == '\0')
+                break;
+            while (p[len] != '\0' && p[len] != '\n')
+                len++;
+        } else {
+            while (is_sep(*p))
+                p++;
+            if (*p == '\0')
+                break;
+            while (p[len] != '\0' && !is_sep(p[len]))
+                len++;
+        }
+        v = sl_realloc(v, (n + 1) * sizeof(*v));
+        v[n++] = sl_strndup(p, len);
+        p += len;
+        const char *item = v[n - 1];
+        const char *k;
+        size_t kl;
+        double lv;
+        int bad = 0;
+        switch (def->type) {
+        case KT_SERVERS:
+            if (!server_valid(item))
+                bad = fail(ld, w, key, "\"%s\" is not a server (unix:/path or host:port)", item);
+            break;
+        case KT_LEVELMAP:
+            if (sl_config_level_item(item, &k, &kl, &lv) < 0)
+                bad = fail(ld, w, key,
+                           "\"%s\" is not address=level, domain=level or .domain=level "
+                           "(level a number, e.g. 6.31)",
+                           item);
+            break;
+        case KT_PATTERNS: {
+            int code;
+            PCRE2_SIZE off;
+            pcre2_code *re;
+            if (!text_printable(item)) {
+                bad = fail(ld, w, key, "control character in a pattern");
+                break;
+            }
+            re = pcre2_compile((PCRE2_SPTR)item, PCRE2_ZERO_TERMINATED,
+                               PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &off,
+                               NULL);
+            if (re == NULL) {
+                PCRE2_UCHAR msg[160];
+                pcre2_get_error_message(code, msg, sizeof(msg));
+                bad = fail(ld, w, key, "pattern \"%s\": %s at offset %zu", item, (char *)msg,
+                           (size_t)off);
+            }
+            pcre2_code_free(re);
+            break;
+        }
+        default:
+            if (!text_printable(item))
+                bad = fail(ld, w, key, "control character in \"%s\"", item);
+            break;
+        }
+        if (bad < 0) {
+            free_strv(v, n);
+            return -1;
+        }
+    }
+    value_free(def, base);
+    *(char ***)field(base, def->off) = v;
+    *(size_t *)field(base, def->off2) = n;
+    return 0;
 }
 
 /* Checks value against def and stores it in base, replacing what was
@@ -478,7 +762,40 @@ static int
 value_set(struct loader *ld, const struct where *w, const char *key, const struct key_def *def,
           void *base, const char *value)
 {
+    if (is_list_type(def->type) && def->type != KT_ENDPOINTS)
+        return list_set(ld, w, key, def, base, value);
     switch (def->type) {
+    case KT_LEVEL: {
+        double v;
+        if (parse_level(value, &v) < 0)
+            return fail(ld, w, key, "\"%s\" is not a level (a decimal number within +-%g)",
+                        value, LEVEL_MAX);
+        *(double *)field(base, def->off) = v;
+        return 0;
+    }
+    case KT_BOOL: {
+        bool v;
+        if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
+            strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0)
+            v = true;
+        else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
+                 strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)
+            v = false;
+        else
+            return fail(ld, w, key, "\"%s\" is not yes or no", value);
+        *(bool *)field(base, def->off) = v;
+        return 0;
+    }
+    case KT_STRING:
+        if (!text_printable(value) || strlen(value) > 1024)
+            return fail(ld, w, key, "control character or more than 1024 bytes");
+        break;
+    case KT_LIST:
+    case KT_LEVELMAP:
+    case KT_PATTERNS:
+    case KT_SERVERS:
+        SL_BUG_ON(true);    /* list_set() above */
+        break;
     case KT_HOSTPORT: {
         char *host;
         unsigned port;
@@ -583,7 +900,7 @@ value_set(struct loader *ld, const struct where *w, const char *key, const struc
     case KT_REDIS_URL:
         if (!redis_url_valid(value))
             return fail(ld, w, key,
-                        "\"%s\" is not a Redis URL (redis://host:port[/db], unix:///path, "
+                        "\"%s\" is not a Redis URL (redis://[:password@]host:port[/db], unix:/path, "
                         "or \"\" for none)",
                         value);
         break;
@@ -718,6 +1035,119 @@ out:
     return ret;
 }
 
+/* ---- policy banks ----------------------------------------------------- */
+
+static ssize_t
+bank_find(const struct sl_config *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_banks; i++)
+        if (strcmp(config->banks[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Index of the bank called name, created empty (nothing set) if new. */
+static ssize_t
+bank_get(struct loader *ld, const struct where *w, const char *name)
+{
+    struct sl_config *c = ld->config;
+    ssize_t i = bank_find(c, name);
+
+    if (i >= 0)
+        return i;
+    if (!origin_name_valid(name)) {
+        char *key = sl_asprintf("policy_banks.%s", name);
+        fail(ld, w, key,
+             "bank names are 1..%d letters, digits, '-' and '_', starting with a letter or digit",
+             ORIGIN_NAME_MAX);
+        free(key);
+        return -1;
+    }
+    c->banks = sl_realloc(c->banks, (c->n_banks + 1) * sizeof(*c->banks));
+    memset(&c->banks[c->n_banks], 0, sizeof(c->banks[0]));
+    c->banks[c->n_banks].name = sl_strdup(name);
+    return (ssize_t)c->n_banks++;
+}
+
+/* Sets policy_banks.<name>.<leaf>; creates the bank. */
+static int
+bank_set(struct loader *ld, const struct where *w, const char *name, const char *leaf,
+         const char *value)
+{
+    const struct key_def *def = find_key(bank_keys, SL_N_ELEMENTS(bank_keys), leaf);
+    char *key = sl_asprintf("policy_banks.%s.%s", name, leaf);
+    ssize_t i;
+    int ret = -1;
+
+    if (def == NULL) {
+        const char *cands[SL_N_ELEMENTS(bank_keys)];
+        for (size_t k = 0; k < SL_N_ELEMENTS(bank_keys); k++)
+            cands[k] = bank_keys[k].name;
+        const char *hint = suggest(leaf, cands, SL_N_ELEMENTS(bank_keys));
+        if (hint != NULL)
+            fail(ld, w, key, "unknown key (did you mean policy_banks.%s.%s?)", name, hint);
+        else
+            fail(ld, w, key, "unknown key (a bank takes the policy.* keys and match_*)");
+        goto out;
+    }
+    if ((i = bank_get(ld, w, name)) < 0)
+        goto out;
+    if (value_set(ld, w, key, def, &ld->config->banks[i], value) < 0)
+        goto out;
+    ld->config->banks[i].set |= 1ULL << (unsigned)(def - bank_keys);
+    ret = 0;
+out:
+    free(key);
+    return ret;
+}
+
+const struct sl_policy_bank *
+sl_config_bank(const struct sl_config *config, const char *name)
+{
+    ssize_t i = bank_find(config, name);
+    return i < 0 ? NULL : &config->banks[i];
+}
+
+/* Shallow copy of one value (the types a policy key can have). */
+static void
+value_copy_shallow(const struct key_def *def, void *dst, const void *src)
+{
+    size_t size;
+
+    switch (def->type) {
+    case KT_LEVEL:
+        size = sizeof(double);
+        break;
+    case KT_BOOL:
+        size = sizeof(bool);
+        break;
+    case KT_SIZE:
+        size = sizeof(size_t);
+        break;
+    case KT_UINT:
+    case KT_DURATION:
+        size = sizeof(unsigned);
+        break;
+    default:
+        size = sizeof(char *);
+        break;
+    }
+    memcpy(field(dst, def->off), cfield(src, def->off), size);
+    if (is_list_type(def->type))
+        memcpy(field(dst, def->off2), cfield(src, def->off2), sizeof(size_t));
+}
+
+void
+sl_policy_apply_bank(struct sl_policy_config *dst, const struct sl_policy_bank *bank)
+{
+    /* bank_keys' offsets are from the bank; dst is a policy: shift it. */
+    char *base = (char *)dst - B(p);
+
+    for (size_t i = 0; i < BANK_N_POLICY_KEYS; i++)
+        if (bank->set & (1ULL << i))
+            value_copy_shallow(&bank_keys[i], base, bank);
+}
+
 /* ---- the YAML file ---------------------------------------------------- */
 
 static bool
@@ -748,7 +1178,7 @@ leaf_text(struct loader *ld, yaml_document_t *doc, const struct where *w, const 
 {
     if (value->type == YAML_SCALAR_NODE)
         return sl_strdup(node_is_null(value) ? "" : (const char *)value->data.scalar.value);
-    if (value->type == YAML_MAPPING_NODE || (def->type != KT_CIDR && def->type != KT_ENDPOINTS)) {
+    if (value->type == YAML_MAPPING_NODE || (def->type != KT_CIDR && !is_list_type(def->type))) {
         fail(ld, w, key, "expected a single value, not %s", node_kind(value));
         return NULL;
     }
@@ -776,7 +1206,10 @@ leaf_text(struct loader *ld, yaml_document_t *doc, const struct where *w, const 
             }
             sl_cidr_list_free(&list);
         }
-        char *t = sl_asprintf("%s%s%s", text, *text ? ", " : "", s);
+        if (def->type == KT_PATTERNS && *s == '\0')
+            continue;   /* an empty pattern would match everything */
+        char *t = sl_asprintf("%s%s%s", text, *text ? (def->type == KT_PATTERNS ? "\n" : ", ") : "",
+                              s);
         free(text);
         text = t;
     }
@@ -821,6 +1254,7 @@ walk_map(struct loader *ld, yaml_document_t *doc, const char *file, yaml_node_t 
         const char *next_prefix = key;
         const struct key_def *def = NULL;
         const char *origin_name = NULL;
+        const char *bank_name = NULL;
 
         if (*prefix == '\0') {
             if (!is_section(name)) {
@@ -834,6 +1268,19 @@ walk_map(struct loader *ld, yaml_document_t *doc, const char *file, yaml_node_t 
                 goto next;
             }
             want_map = true;
+        } else if (strcmp(prefix, "policy_banks") == 0) {
+            if (bank_get(ld, &w, name) < 0) {
+                ret = -1;
+                goto next;
+            }
+            want_map = true;
+        } else if (strncmp(prefix, "policy_banks.", 13) == 0) {
+            bank_name = prefix + 13;
+            def = find_key(bank_keys, SL_N_ELEMENTS(bank_keys), name);
+            if (def == NULL) {
+                ret = bank_set(ld, &w, bank_name, name, ""); /* reports it */
+                goto next;
+            }
         } else if (strcmp(prefix, "origins") == 0) {
             ssize_t i = origin_get(ld, &w, name);
             if (i < 0) {
@@ -850,7 +1297,9 @@ walk_map(struct loader *ld, yaml_document_t *doc, const char *file, yaml_node_t 
             }
         } else {
             def = find_key(global_keys, SL_N_ELEMENTS(global_keys), key);
-            if (def == NULL) {
+            if (def == NULL && is_subsection(key)) {
+                want_map = true;  /* scanners.clamd: */
+            } else if (def == NULL) {
                 ret = fail_unknown(ld, &w, key, "key", NULL);
                 goto next;
             }
@@ -874,6 +1323,8 @@ walk_map(struct loader *ld, yaml_document_t *doc, const char *file, yaml_node_t 
         }
         if (origin_name != NULL)
             ret = origin_set(ld, &w, origin_name, name, text);
+        else if (bank_name != NULL)
+            ret = bank_set(ld, &w, bank_name, name, text);
         else
             ret = value_set(ld, &w, key, def, ld->config, text);
         free(text);
@@ -927,28 +1378,14 @@ fail_yaml(struct loader *ld, const char *file, FILE *fp, const yaml_parser_t *pa
     return ret;
 }
 
+/* Parses the YAML in fp (named file in messages) into ld. */
 static int
-load_file(struct loader *ld, const char *file, bool optional)
+load_stream(struct loader *ld, const char *file, FILE *fp)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
-    struct stat st;
-    FILE *fp;
     int ret = -1;
 
-    fp = fopen(file, "r");
-    if (fp == NULL) {
-        if (optional && errno == ENOENT)
-            return 0;
-        int e = errno;
-        ld->error = sl_asprintf("%s: cannot open: %s", file, strerror(e));
-        return -1;
-    }
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        ld->error = sl_asprintf("%s: cannot open: %s", file, strerror(EISDIR));
-        fclose(fp);
-        return -1;
-    }
     ld->config->path = sl_strdup(file);
 
     if (!yaml_parser_initialize(&parser))
@@ -989,6 +1426,30 @@ load_file(struct loader *ld, const char *file, bool optional)
     ret = 0;
 out:
     yaml_parser_delete(&parser);
+    return ret;
+}
+
+static int
+load_file(struct loader *ld, const char *file, bool optional)
+{
+    struct stat st;
+    FILE *fp;
+    int ret;
+
+    fp = fopen(file, "r");
+    if (fp == NULL) {
+        if (optional && errno == ENOENT)
+            return 0;
+        int e = errno;
+        ld->error = sl_asprintf("%s: cannot open: %s", file, strerror(e));
+        return -1;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        ld->error = sl_asprintf("%s: cannot open: %s", file, strerror(EISDIR));
+        fclose(fp);
+        return -1;
+    }
+    ret = load_stream(ld, file, fp);
     fclose(fp);
     return ret;
 }
@@ -1021,8 +1482,16 @@ apply_override(struct loader *ld, const char *ov)
         free(name);
         goto out;
     }
-    if (is_section(key) ||
-        (strncmp(key, "origins.", 8) == 0 && dot1 != NULL && strchr(dot1 + 1, '.') == NULL)) {
+    if (strncmp(key, "policy_banks.", 13) == 0 && (dot2 = strchr(key + 13, '.')) != NULL &&
+        strchr(dot2 + 1, '.') == NULL) {
+        char *name = sl_strndup(key + 13, (size_t)(dot2 - (key + 13)));
+        ret = bank_set(ld, &w, name, dot2 + 1, value);
+        free(name);
+        goto out;
+    }
+    if (is_section(key) || is_subsection(key) ||
+        (strncmp(key, "origins.", 8) == 0 && dot1 != NULL && strchr(dot1 + 1, '.') == NULL) ||
+        (strncmp(key, "policy_banks.", 13) == 0 && dot1 != NULL && strchr(dot1 + 1, '.') == NULL)) {
         ret = fail(ld, &w, key, "is a section; -o sets one key, e.g. frontend.listen=...");
         goto out;
     }
@@ -1064,6 +1533,49 @@ config_check(struct loader *ld)
             return -1;
         }
     }
+    static const char *const header_tests[] = {"mime",   "8bit",    "control",  "long",
+                                               "syntax", "missing", "multiple", NULL};
+    const char *canon;
+    for (size_t i = 0; i <= c->n_banks; i++) {
+        const struct sl_policy_config *p = i < c->n_banks ? &c->banks[i].p : &c->policy;
+        for (size_t k = 0; k < p->n_bad_header_tests; k++) {
+            if (enum_lookup(header_tests, p->bad_header_tests[k], &canon))
+                continue;
+            char *key = i < c->n_banks ? sl_asprintf("policy_banks.%s.bad_header_tests",
+                                                     c->banks[i].name)
+                                       : sl_strdup("policy.bad_header_tests");
+            char *list = enum_list(header_tests);
+            fail_at(ld, "(after loading)", key, "\"%s\" is not one of: %s",
+                    p->bad_header_tests[k], list);
+            free(list);
+            free(key);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < c->n_banks; i++) {
+        const struct sl_policy_bank *b = &c->banks[i];
+        for (size_t k = 0; k < b->n_match_listener; k++) {
+            char *end;
+            unsigned long port = strtoul(b->match_listener[k], &end, 10);
+            if (!isdigit((unsigned char)b->match_listener[k][0]) || *end != '\0' || port < 1 ||
+                port > 65535) {
+                char *key = sl_asprintf("policy_banks.%s.match_listener", b->name);
+                fail_at(ld, "(after loading)", key, "\"%s\" is not a port number (1..65535)",
+                        b->match_listener[k]);
+                free(key);
+                return -1;
+            }
+        }
+        for (size_t k = 0; k < b->n_match_origin; k++) {
+            if (origin_find(c, b->match_origin[k]) < 0) {
+                char *key = sl_asprintf("policy_banks.%s.match_origin", b->name);
+                fail_at(ld, "(after loading)", key, "no origin called \"%s\" (origins.%s)",
+                        b->match_origin[k], b->match_origin[k]);
+                free(key);
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -1076,6 +1588,30 @@ loader_done(struct loader *ld)
         free(ld->origin_where);
     }
     ld->origin_where = NULL;
+}
+
+/* Everything after the file: overrides, cross-key checks; frees ld's
+ * state and returns the config, or NULL with *error_r. */
+static struct sl_config *
+load_finish(struct loader *ld, int ret, char *const *overrides, size_t n_overrides,
+            char **error_r)
+{
+    if (ret < 0)
+        goto fail;
+    for (size_t i = 0; i < n_overrides; i++)
+        if (apply_override(ld, overrides[i]) < 0)
+            goto fail;
+    if (config_check(ld) < 0)
+        goto fail;
+    loader_done(ld);
+    return ld->config;
+
+fail:
+    SL_BUG_ON(ld->error == NULL);
+    *error_r = ld->error;
+    loader_done(ld);
+    sl_config_destroy(&ld->config);
+    return NULL;
 }
 
 struct sl_config *
@@ -1094,22 +1630,28 @@ sl_config_load(const char *path, char *const *overrides, size_t n_overrides, cha
         path = SL_CONFIG_DEFAULT_PATH;
         optional = true;
     }
-    if (load_file(&ld, path, optional) < 0)
-        goto fail;
-    for (size_t i = 0; i < n_overrides; i++)
-        if (apply_override(&ld, overrides[i]) < 0)
-            goto fail;
-    if (config_check(&ld) < 0)
-        goto fail;
-    loader_done(&ld);
-    return ld.config;
+    return load_finish(&ld, load_file(&ld, path, optional), overrides, n_overrides, error_r);
+}
 
-fail:
-    SL_BUG_ON(ld.error == NULL);
-    *error_r = ld.error;
-    loader_done(&ld);
-    sl_config_destroy(&ld.config);
-    return NULL;
+struct sl_config *
+sl_config_load_buffer(const char *name, const void *data, size_t len, char *const *overrides,
+                      size_t n_overrides, char **error_r)
+{
+    struct loader ld = {NULL, NULL, NULL};
+    FILE *fp;
+    int ret;
+
+    *error_r = NULL;
+    ld.config = sl_calloc(1, sizeof(*ld.config));
+    config_defaults(&ld);
+    /* glibc's fmemopen reads the buffer as binary (NULs included, len 0
+     * is an empty file), so the bytes take exactly the path a file's do. */
+    fp = fmemopen((void *)(data != NULL ? data : ""), len, "r");
+    if (fp == NULL)
+        sl_bug(__FILE__, __LINE__, "fmemopen: out of memory");
+    ret = load_stream(&ld, name, fp);
+    fclose(fp);
+    return load_finish(&ld, ret, overrides, n_overrides, error_r);
 }
 
 void
@@ -1127,6 +1669,12 @@ sl_config_destroy(struct sl_config **configp)
         free(c->origins[i].name);
     }
     free(c->origins);
+    for (size_t i = 0; i < c->n_banks; i++) {
+        for (size_t k = 0; k < SL_N_ELEMENTS(bank_keys); k++)
+            value_free(&bank_keys[k], &c->banks[i]);
+        free(c->banks[i].name);
+    }
+    free(c->banks);
     free(c->path);
     free(c);
     *configp = NULL;
@@ -1152,7 +1700,22 @@ print_quoted(FILE *out, const char *s)
 static bool
 value_equal(const struct key_def *def, const void *a, const void *b)
 {
+    if (is_list_type(def->type)) {
+        char *const *va = *(char *const *const *)cfield(a, def->off);
+        char *const *vb = *(char *const *const *)cfield(b, def->off);
+        size_t na = *(const size_t *)cfield(a, def->off2);
+        if (na != *(const size_t *)cfield(b, def->off2))
+            return false;
+        for (size_t i = 0; i < na; i++)
+            if (strcmp(va[i], vb[i]) != 0)
+                return false;
+        return true;
+    }
     switch (def->type) {
+    case KT_LEVEL:
+        return *(const double *)cfield(a, def->off) == *(const double *)cfield(b, def->off);
+    case KT_BOOL:
+        return *(const bool *)cfield(a, def->off) == *(const bool *)cfield(b, def->off);
     case KT_CIDR: {
         const struct sl_cidr_list *la = cfield(a, def->off), *lb = cfield(b, def->off);
         if (la->n != lb->n)
@@ -1192,10 +1755,42 @@ value_equal(const struct key_def *def, const void *a, const void *b)
     }
 }
 
+/* The shortest decimal that reads back as the same double. */
+static void
+print_level(FILE *out, double v)
+{
+    char buf[64];
+
+    for (int prec = 0; prec <= 20; prec++) {   /* no exponent: parse_level refuses it */
+        snprintf(buf, sizeof(buf), "%.*f", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    fputs(buf, out);
+}
+
 static void
 value_print(FILE *out, const struct key_def *def, const void *base)
 {
+    if (is_list_type(def->type)) {
+        char *const *v = *(char *const *const *)cfield(base, def->off);
+        size_t n = *(const size_t *)cfield(base, def->off2);
+        fputc('[', out);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                fputs(", ", out);
+            print_quoted(out, v[i]);
+        }
+        fputc(']', out);
+        return;
+    }
     switch (def->type) {
+    case KT_LEVEL:
+        print_level(out, *(const double *)cfield(base, def->off));
+        return;
+    case KT_BOOL:
+        fputs(*(const bool *)cfield(base, def->off) ? "yes" : "no", out);
+        return;
     case KT_CIDR:
         print_quoted(out, *(char *const *)cfield(base, def->off2));
         break;
@@ -1255,11 +1850,25 @@ sl_config_print(const struct sl_config *config, FILE *out, bool only_changed)
             end++;
         }
         if (any) {
+            const char *sub = NULL;     /* the sub-section printed last: "clamd." */
+            size_t sublen = 0;
             fprintf(out, "%.*s:\n", (int)slen, global_keys[i].name);
             for (size_t k = i; k < end; k++) {
                 if (only_changed && value_equal(&global_keys[k], config, ld.config))
                     continue;
-                fprintf(out, "  %s: ", global_keys[k].name + slen + 1);
+                const char *leaf = global_keys[k].name + slen + 1;
+                const char *dot2 = strchr(leaf, '.');
+                if (dot2 != NULL) {     /* scanners.clamd.servers: nested once more */
+                    size_t len = (size_t)(dot2 - leaf) + 1;
+                    if (sub == NULL || len != sublen || strncmp(sub, leaf, len) != 0)
+                        fprintf(out, "  %.*s:\n", (int)len - 1, leaf);
+                    sub = leaf;
+                    sublen = len;
+                    fprintf(out, "    %s: ", dot2 + 1);
+                } else {
+                    sub = NULL;
+                    fprintf(out, "  %s: ", leaf);
+                }
                 value_print(out, &global_keys[k], config);
                 fputc('\n', out);
             }
@@ -1292,6 +1901,21 @@ sl_config_print(const struct sl_config *config, FILE *out, bool only_changed)
                 print_quoted(out, o->reinject);
             else
                 value_print(out, def, o);
+            fputc('\n', out);
+        }
+    }
+
+    /* Banks: only what each sets (an unset key follows policy.*). */
+    for (size_t i = 0; i < config->n_banks; i++) {
+        const struct sl_policy_bank *b = &config->banks[i];
+        if (i == 0)
+            fputs("policy_banks:\n", out);
+        fprintf(out, "  %s:%s\n", b->name, b->set == 0 ? " {}" : "");
+        for (size_t k = 0; k < SL_N_ELEMENTS(bank_keys); k++) {
+            if (!(b->set & (1ULL << k)))
+                continue;
+            fprintf(out, "    %s: ", bank_keys[k].name);
+            value_print(out, &bank_keys[k], b);
             fputc('\n', out);
         }
     }

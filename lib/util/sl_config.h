@@ -29,6 +29,77 @@ struct sl_origin_config {
     unsigned concurrency;       /* max simultaneous sessions (amavisfeed_destination_concurrency_limit) */
 };
 
+/* One scanner daemon, scanners.<clamd|spamd|rspamd>.* (docs/configuration.md). */
+struct sl_scanner_config {
+    char **servers;             /* "unix:/path" or "host:port", tried in turn; none: off */
+    size_t n_servers;
+    unsigned timeout_s;         /* one whole exchange with one server */
+    unsigned connect_timeout_s;
+    size_t max_size;            /* clamd: larger is UNCHECKED; spamd/rspamd: scan the first max_size bytes */
+    char *user;                 /* spamd: the SPAMC User header ("" = none) */
+    char *on_failure;           /* "unchecked" (UNCHECKED) or "pass" (logged, not scanned) */
+};
+
+/* amavisd-new's policy settings. Every field can be overridden by a policy
+ * bank (policy_banks.<name>.*); destinies are kept as their names
+ * ("pass", "discard", "bounce", "reject", "tempfail"). Lists are NULL-free
+ * arrays of n_* strings. */
+struct sl_policy_config {
+    char *final_virus_destiny;
+    char *final_banned_destiny;
+    char *final_unchecked_destiny;
+    char *final_unchecked_encrypted_destiny;
+    char *final_unchecked_overlimit_destiny;
+    char *final_spam_destiny;
+    char *final_bad_header_destiny;
+    char *final_oversized_destiny;
+    double spam_tag_level;      /* X-Spam-Status and friends from here on */
+    double spam_tag2_level;     /* X-Spam-Flag: YES, subject tag: SPAMMY */
+    double spam_kill_level;     /* SPAM: final_spam_destiny applies */
+    double spam_dsn_cutoff_level;   /* no DSN for a bounced spam at or above */
+    char **spam_tag_level_map;  /* "user@dom=level" / "dom=level" / ".dom=level" */
+    size_t n_spam_tag_level_map;
+    char **spam_tag2_level_map;
+    size_t n_spam_tag2_level_map;
+    char **spam_kill_level_map;
+    size_t n_spam_kill_level_map;
+    char **spam_dsn_cutoff_level_map;
+    size_t n_spam_dsn_cutoff_level_map;
+    char *spam_subject_tag;     /* "***SPAM*** ", "" = none */
+    char **banned_extensions;   /* "exe", ...: the last extension */
+    size_t n_banned_extensions;
+    char **banned_double_extensions;    /* "invoice.pdf.exe": after another extension */
+    size_t n_banned_double_extensions;
+    char **banned_types;        /* MIME types, declared or found by libmagic */
+    size_t n_banned_types;
+    char **banned_names_re;     /* PCRE2 patterns on names and types */
+    size_t n_banned_names_re;
+    unsigned archive_max_depth; /* archives inside archives */
+    unsigned archive_max_entries;
+    size_t archive_max_size;    /* total expanded bytes of one message's archives */
+    unsigned archive_max_ratio; /* expanded : compressed */
+    char **bad_header_tests;    /* amavis' %allowed_header_tests: mime 8bit control long syntax missing multiple */
+    size_t n_bad_header_tests;
+    size_t message_size_limit;  /* OVERSIZED above; 0 = no limit */
+    bool bypass_virus_checks;
+    bool bypass_spam_checks;
+    bool bypass_banned_checks;
+    bool bypass_header_checks;
+    bool originating;           /* log word Originating instead of Inbound */
+};
+
+/* policy_banks.<name>: overrides of some policy keys (bit i of set: the
+ * i-th bank key, see sl_config.c) and what selects the bank. */
+struct sl_policy_bank {
+    char *name;
+    struct sl_policy_config p;
+    unsigned long long set;
+    char **match_listener;      /* frontend ports (Job.by_port) */
+    size_t n_match_listener;
+    char **match_origin;        /* origin names */
+    size_t n_match_origin;
+};
+
 struct sl_config {
     char *path;                 /* file read, NULL when running on defaults */
 
@@ -71,6 +142,17 @@ struct sl_config {
     struct {
         char *url;              /* "" = no Redis */
     } redis;
+
+    struct {
+        struct sl_scanner_config clamd, spamd, rspamd;
+    } scanners;
+
+    struct sl_policy_config policy;
+    struct sl_cidr_list mynetworks;     /* policy.mynetworks: XFORWARD ADDR -> originating */
+    char *mynetworks_text;
+    char *mynetworks_bank;              /* bank applied for mynetworks ("ORIGINATING") */
+    struct sl_policy_bank *banks;       /* in file order */
+    size_t n_banks;
 };
 
 /* Loads path (NULL: the default path if it exists, else pure defaults),
@@ -78,11 +160,30 @@ struct sl_config {
  * NULL and a malloc'ed message in *error_r naming file, line and key. */
 struct sl_config *sl_config_load(const char *path, char *const *overrides, size_t n_overrides,
                                  char **error_r);
+/* The same with the file's contents in memory (len bytes, NULs included;
+ * data may be NULL when len is 0): name stands for the file in messages
+ * and in config->path; SLUICE_CONFIG and the default path play no part.
+ * Used by the config fuzzer (tests/fuzz/fuzz_config.c). */
+struct sl_config *sl_config_load_buffer(const char *name, const void *data, size_t len,
+                                        char *const *overrides, size_t n_overrides,
+                                        char **error_r);
 void sl_config_destroy(struct sl_config **configp);
 
 /* Prints the effective configuration as YAML that sl_config_load() reads
  * back; only_changed: only values that differ from the defaults (postconf -n). */
 void sl_config_print(const struct sl_config *config, FILE *out, bool only_changed);
+
+/* The bank called name, or NULL. */
+const struct sl_policy_bank *sl_config_bank(const struct sl_config *config, const char *name);
+/* Copies the keys bank sets into *dst. Shallow: *dst then points into the
+ * bank's strings and lists, so it must not outlive config and is never
+ * freed (a merged view, as amavisd-new loads banks over each other). */
+void sl_policy_apply_bank(struct sl_policy_config *dst, const struct sl_policy_bank *bank);
+
+/* Parses a level map item "key=level" (policy.spam_*_level_map). 0 and
+ * *key_r (pointing into item, *keylen_r bytes) and *level_r, or -1. */
+int sl_config_level_item(const char *item, const char **key_r, size_t *keylen_r,
+                         double *level_r);
 
 /* The origin whose match list holds ip, else "default". Never NULL. */
 const struct sl_origin_config *sl_config_origin_for(const struct sl_config *config,

@@ -16,12 +16,13 @@
 #   (smtp-source's default, as in REFERENCE.md section 3) and with every
 #   message of a session over one connection (-d, as Postfix's LMTP client
 #   does with connection caching). Then the per-message latency with one
-#   session (see lmtp_latency) for the yardstick and for sluice.
+#   session (see run_latency) for the yardstick and for sluice.
 #
 # ENVIRONMENT
 #   SLUICE_BIN         the sluice binary (default: build/sluice)
 #   BENCH_N            messages per throughput run (default 2000; or $1)
-#   BENCH_LAT_N        sequential messages for the latency runs (default 200)
+#   BENCH_LAT_N        sequential messages for the latency runs (default 1000)
+#   LMTP_LATENCY       the latency client (default: build/tests/lmtp_latency)
 #   BENCH_SIZE         payload bytes per message (default 4096)
 #   BENCH_RUN_TIMEOUT  seconds allowed per smtp-source run (default 150)
 #   BENCH_TIME_LIMIT   seconds for the whole benchmark (default 1500)
@@ -36,7 +37,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
 
 BENCH_N=${1:-${BENCH_N:-2000}}
-BENCH_LAT_N=${BENCH_LAT_N:-200}
+BENCH_LAT_N=${BENCH_LAT_N:-1000}
 BENCH_SIZE=${BENCH_SIZE:-4096}
 BENCH_RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-150}
 WARMUP=50
@@ -84,82 +85,29 @@ run_source() {
     say "$path, $s sessions, $mode: $BENCH_N messages in $(((t1 - t0) / 1000)) ms = ${RATE[$path,$s,$mode]} msg/s"
 }
 
-# lmtp_reply FD WANT: read one (possibly multi-line) reply; succeed if its
-# code starts with WANT. Bounded by read -t.
-lmtp_reply() {
-    local fd=$1 want=$2 line
-    while :; do
-        IFS= read -r -t 60 -u "$fd" line || return 1
-        line=${line%$'\r'}
-        [ "${line:3:1}" = - ] || break
-    done
-    [ "${line#"$want"}" != "$line" ] || { say "unexpected reply (wanted $want): $line"; return 1; }
-}
-
-# lmtp_latency PORT COUNT OUTFILE: per-message latency with one session.
-#
-# How: one LMTP connection, COUNT (+ warm-up) transactions strictly one after
-# the other; for each, the time from writing MAIL FROM to reading the final
-# reply after "." (MAIL, RCPT, DATA, 354, the message, the per-recipient
-# reply), i.e. what Postfix's LMTP client waits per message on a cached
-# connection. The client is bash (/dev/tcp, $EPOCHREALTIME, no forks in the
-# loop); it reads replies a byte at a time, which adds some tens of
-# microseconds per message, the same for both paths: compare the two, and
-# read "added p50" as the cost of going through sluice.
-#
-# The message is about 4 KiB in total (headers + 48 lines of 78 X + ".")
-# and goes out in ONE write: bash's output buffer is 4096 bytes, and a
-# larger message would leave in two writes, the second held back by Nagle's
-# algorithm until the peer's delayed ACK (40 ms on Linux) -- a client-side
-# artefact Postfix does not have (it sizes its stream buffers above the MSS).
-#
-# Not chosen: smtp-source reports no per-message times, and timing 200
-# separate smtp-source processes would mostly measure fork+exec+connect.
-lmtp_latency() {
-    local port=$1 count=$2 out=$3 fd i t0 t1 lines='' msg total0 total1 n
-    local x=XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX
-    for ((n = 0; n < 48; n++)); do lines+="$x"$'\r\n'; done
-    : >"$out"
-    exec {fd}<>"/dev/tcp/127.0.0.1/$port" || return 1
-    lmtp_reply "$fd" 220 || return 1
-    printf 'LHLO bench.test\r\n' >&"$fd"
-    lmtp_reply "$fd" 250 || return 1
-    total0=$(now_us)
-    for ((i = -WARMUP; i < count; i++)); do
-        [ "$i" -eq 0 ] && total0=$(now_us)
-        printf -v msg 'From: <bench@bench.test>\r\nTo: <lat%d@bench.test>\r\nSubject: latency %d\r\nMessage-Id: <lat.%d.%d@bench.test>\r\n\r\n%s.\r\n' \
-            "$i" "$i" "$i" "$$" "$lines"
-        [ "${#msg}" -le 4096 ] || fail "latency message is ${#msg} bytes, more than one 4096-byte write"
-        t0=$EPOCHREALTIME
-        printf 'MAIL FROM:<bench@bench.test>\r\n' >&"$fd"
-        lmtp_reply "$fd" 250 || return 1
-        printf 'RCPT TO:<lat%d@bench.test>\r\n' "$i" >&"$fd"
-        lmtp_reply "$fd" 250 || return 1
-        printf 'DATA\r\n' >&"$fd"
-        lmtp_reply "$fd" 354 || return 1
-        printf '%s' "$msg" >&"$fd"
-        lmtp_reply "$fd" 250 || return 1
-        t1=$EPOCHREALTIME
-        [ "$i" -ge 0 ] && echo $((${t1//[!0-9]/} - ${t0//[!0-9]/})) >>"$out"
-    done
-    total1=$(now_us)
-    printf 'QUIT\r\n' >&"$fd"
-    lmtp_reply "$fd" 221 || true
-    exec {fd}>&-
-    echo $((total1 - total0)) >"$out.total"
-}
-
 # run_latency PATH PORT: fills LAT[PATH,p50|p99|rate] (ms, msg/s).
+#
+# How: tests/bench/lmtp_latency.c (built as build/tests/lmtp_latency) opens
+# one LMTP connection and sends the messages strictly one after the other, as
+# Postfix's LMTP client does on a cached connection: MAIL, RCPT and DATA
+# pipelined, the message after the 354. A message's latency is the time from
+# writing MAIL to reading its final reply. A C client with TCP_NODELAY, so
+# the figure is the path's and not the client's (an earlier bash client added
+# ~1 ms of its own). WARMUP messages first, not counted.
+LMTP_LATENCY=${LMTP_LATENCY:-$(dirname "$SLUICE_BIN")/tests/lmtp_latency}
 run_latency() {
-    local path=$1 port=$2 f=$E2E_TMP/latency.$1
-    if ! lmtp_latency "$port" "$BENCH_LAT_N" "$f"; then
+    local path=$1 port=$2 out=$E2E_TMP/latency.$1 line
+    if [ ! -x "$LMTP_LATENCY" ] ||
+        ! timeout 60 "$LMTP_LATENCY" 127.0.0.1 "$port" "$WARMUP" "$BENCH_SIZE" >/dev/null 2>"$out.err" ||
+        ! timeout 120 "$LMTP_LATENCY" 127.0.0.1 "$port" "$BENCH_LAT_N" "$BENCH_SIZE" >"$out" 2>>"$out.err"; then
         LAT[$path,p50]=error LAT[$path,p99]=error LAT[$path,rate]=error
-        say "$path: latency run failed"
+        say "$path: latency run failed: $(cat "$out.err" 2>/dev/null) (client: $LMTP_LATENCY)"
         return 0
     fi
-    LAT[$path,p50]=$(sort -n "$f" | awk '{ v[NR] = $1 } END { i = int(NR * 0.50 + 0.999999); printf "%.2f", v[i] / 1000 }')
-    LAT[$path,p99]=$(sort -n "$f" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999999); printf "%.2f", v[i] / 1000 }')
-    LAT[$path,rate]=$(awk -v n="$BENCH_LAT_N" -v us="$(cat "$f.total")" 'BEGIN { printf "%.0f", n * 1e6 / us }')
+    line=$(cat "$out")
+    LAT[$path,p50]=$(awk -v l="$line" 'BEGIN { match(l, /p50_us=[0-9]+/); printf "%.2f", substr(l, RSTART + 7, RLENGTH - 7) / 1000 }')
+    LAT[$path,p99]=$(awk -v l="$line" 'BEGIN { match(l, /p99_us=[0-9]+/); printf "%.2f", substr(l, RSTART + 7, RLENGTH - 7) / 1000 }')
+    LAT[$path,rate]=$(awk -v l="$line" 'BEGIN { match(l, /rate=[0-9]+/); print substr(l, RSTART + 5, RLENGTH - 5) }')
     say "$path: 1 session, $BENCH_LAT_N messages: p50 ${LAT[$path,p50]} ms, p99 ${LAT[$path,p99]} ms, ${LAT[$path,rate]} msg/s"
 }
 

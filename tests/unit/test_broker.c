@@ -29,6 +29,7 @@
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "util/sl_body.h"
+#include "util/sl_buf.h"
 #include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
@@ -66,6 +67,8 @@ struct harness {
 };
 
 static unsigned harness_serial;
+
+static void bad(struct harness *h, const char *fmt, ...) SL_PRINTF(2, 3);
 
 static void
 bad(struct harness *h, const char *fmt, ...)
@@ -535,6 +538,54 @@ test_link_send_swallows_edge(void **state)
     zmq_close(router);
 }
 
+/* Hostile or broken MIME must still give a verdict (CLEAN for now: the MIME
+ * policy comes later), never a crash: empty body, binary noise, NUL bytes,
+ * a multipart without boundary, 5000 nested multiparts. */
+static void
+test_hostile_mime_still_clean(void **state)
+{
+    struct harness *h = *state;
+    struct sl_buf nest;
+    char *error = NULL;
+    char noise[4096];
+    unsigned seed = 7;
+    const unsigned n = 5;
+
+    h->check_clean = false;
+    for (size_t i = 0; i < sizeof(noise); i++)
+        noise[i] = (char)rand_r(&seed);
+    sl_buf_init(&nest);
+    for (unsigned d = 0; d < 5000; d++)
+        sl_buf_printf(&nest, "Content-Type: multipart/mixed; boundary=\"b%u\"\r\n\r\n--b%u\r\n", d,
+                      d);
+    sl_buf_append_str(&nest, "\r\nleaf\r\n");
+
+    h->bodies[0] = sl_body_new(sl_strdup(""), 0);
+    h->bodies[1] = sl_body_new(sl_strndup(noise, sizeof(noise)), sizeof(noise));
+    static const char with_nuls[] = "Subject: a\r\n\r\nb\0c\0\0d\r\n";
+    char *nul_copy = sl_malloc(sizeof(with_nuls) - 1);
+    memcpy(nul_copy, with_nuls, sizeof(with_nuls) - 1);
+    h->bodies[2] = sl_body_new(nul_copy, sizeof(with_nuls) - 1);
+    h->bodies[3] = sl_body_new(sl_strdup("Content-Type: multipart/mixed\r\n\r\n--x\r\n\r\n--x--\r\n"),
+                               strlen("Content-Type: multipart/mixed\r\n\r\n--x\r\n\r\n--x--\r\n"));
+    {
+        size_t len;
+        char *data = sl_buf_steal(&nest, &len);
+        h->bodies[4] = sl_body_new(data, len);
+    }
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 2, &error);
+    assert_non_null(h->pool);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(submit(h, i, 0), 0);
+    if (!run_until(h, n, 30000))
+        fail_msg("timeout: %u of %u verdicts for hostile bodies", h->n_verdicts, n);
+    for (unsigned i = 0; i < n; i++)
+        if (h->seen[i] != 1 || !h->ok[i])
+            fail_msg("hostile body %u: seen %u, ok %d, error %s", i, h->seen[i], h->ok[i],
+                     h->error[i]);
+    worker_pool_stop(&h->pool);
+}
+
 static void
 test_pool_restart(void **state)
 {
@@ -641,6 +692,63 @@ test_deadline_drops_queued_job(void **state)
     assert_int_equal(h->n_bad, 0);
 }
 
+/* A job that validates on receipt but not once the broker numbers the
+ * hand-out (a frontend sent attempt = SL_WIRE_MAX_ATTEMPT): the broker
+ * used to sl_bug() there; now the frontend gets a failure verdict, nothing
+ * reaches a worker and the broker carries on. */
+static void
+test_unsendable_job_fails(void **state)
+{
+    struct harness *h = *state;
+    void *fe = zmq_socket(h->zctx, ZMQ_DEALER);
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Job job = SLUICE__JOB__INIT;
+    Sluice__Recipient r = SLUICE__RECIPIENT__INIT;
+    Sluice__Recipient *rp[1] = {&r};
+    const char *error;
+    unsigned attempt;
+    bool got = false;
+
+    sl_zsock_set_common(fe, h->config.frontend.max_message_size);
+    assert_int_equal(zmq_connect(fe, h->endpoint), 0);
+    h->fake = fake_worker_new(h, 1);
+    r.address = "user@example.org";
+    job.job_id = "job000000007";
+    job.origin = "default";
+    job.deadline_ms = sl_now_wall_ms() + 60000;
+    job.n_rcpts = 1;
+    job.rcpts = rp;
+    job.size = 4;
+    job.attempt = SL_WIRE_MAX_ATTEMPT;
+    frame.kind_case = SLUICE__FRAME__KIND_JOB;
+    frame.job = &job;
+    assert_int_equal(sl_zsock_send_frame(fe, &frame, ZMQ_SNDMORE, &error), 0);
+    assert_int_equal(zmq_send(fe, "body", 4, 0), 4);
+
+    for (unsigned long long end = sl_now_mono_ms() + 10000; !got && sl_now_mono_ms() < end;) {
+        zmq_pollitem_t item = {.socket = fe, .events = ZMQ_POLLIN};
+        zmq_msg_t msg;
+        Sluice__Frame *in;
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        zmq_msg_init(&msg);
+        assert_true(zmq_msg_recv(&msg, fe, 0) >= 0);
+        assert_int_equal(sl_wire_unpack_msg(&msg, &in, &error), 0);
+        zmq_msg_close(&msg);
+        sl_zsock_drain_more(fe);
+        if (in->kind_case == SLUICE__FRAME__KIND_VERDICT) {
+            assert_string_equal(in->verdict->job_id, "job000000007");
+            assert_false(in->verdict->ok);
+            assert_string_equal(in->verdict->error, "protocol error: job cannot be handed out");
+            got = true;
+        }
+        sl_wire_frame_free(&in);
+    }
+    assert_true(got);
+    assert_int_equal(fake_worker_take(h->fake, 300, &attempt), -1);
+    zmq_close(fe);
+}
+
 int
 main(void)
 {
@@ -648,10 +756,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_load_2000_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_2000_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_send_swallows_edge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_mime_still_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hung_worker_requeued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_job_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsendable_job_fails, setup, teardown),
     };
 
     sl_log_open("test_broker", SL_LOG_STDERR, LOG_NOTICE);

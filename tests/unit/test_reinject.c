@@ -508,6 +508,60 @@ test_three_recipients_delivered(void **state)
     assert_true(sink_stop(&s));
 }
 
+/* RFC 6531 3.4: an envelope that needs SMTPUTF8 never goes to a server
+ * that does not offer it (smtp-sink does not): every recipient gets 451 at
+ * fwd-mail-from and no MAIL is sent; on a fresh connection and on a pooled
+ * one, which then still works for the next message. */
+static void
+test_smtputf8_required_not_offered(void **state)
+{
+    static const struct fe_reinject_rcpt utf8_rcpts[] = {
+        {"j\xc3\xb6rg@example.net", NULL, NULL},
+        {"b@example.net", NULL, NULL},
+    };
+    struct sink s;
+    struct msg m;
+    struct outcome o = {0};
+    char *log;
+    int n;
+    const char *const opts[] = {NULL};
+
+    sink_start(&s, opts);
+    for (int round = 0; round < 2; round++) {   /* fresh, then pooled */
+        outcome_clear(&o);
+        msg_init(&m, &s, simple_text);
+        if (round == 1) {
+            /* a plain message first, so that a pooled connection exists */
+            struct outcome plain = {0};
+            outcome_clear(&plain);
+            start(&m, &plain);
+            assert_true(run_until(H.done_total + 1, GUARD_S));
+            assert_int_equal(plain.codes[0], 250);
+            outcome_clear(&plain);
+        }
+        m.req.smtputf8 = true;
+        m.req.rcpts = utf8_rcpts;
+        m.req.n_rcpts = 2;
+        start(&m, &o);
+        assert_true(run_until(H.done_total + 1, GUARD_S));
+        assert_int_equal(o.n_rcpts, 2);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(o.codes[i], 451);
+            assert_false(o.from_mta[i]);
+            assert_non_null(strstr(o.replies[i], "SMTPUTF8 is required, but was not offered"));
+        }
+        assert_string_equal(o.stage, "fwd-mail-from");
+        msg_free(&m);
+    }
+    outcome_clear(&o);
+    free(sink_dumps(&s, &n));
+    assert_int_equal(n, 1); /* only the plain message */
+    log = read_file(s.log);
+    assert_null(strstr(log, "j\xc3\xb6rg"));
+    free(log);
+    assert_true(sink_stop(&s));
+}
+
 static void
 test_dot_stuffing(void **state)
 {
@@ -1118,6 +1172,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_server_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_421_at_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smtputf8_required_not_offered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ehlo_rejected_helo_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_xforward_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_wanted, setup, teardown),

@@ -272,6 +272,16 @@ static const struct pcase data_cases[] = {
       "C DATA [DATA] []\nD size=3 big=0 lf=0 cr=0 nul=0 8bit=0 longest=1 body=x\\r\\n\n"
       "C MAIL [MAIL] [FROM:<>]\nC RCPT [RCPT] [TO:<a@b>]\nC DATA [DATA] []\n"
       "D size=3 big=0 lf=0 cr=0 nul=0 8bit=0 longest=1 body=y\\r\\n\nC QUIT [QUIT] []\n" },
+    /* more near misses: a dot line with an extra CR is text; after a bare
+     * LF an empty CRLF line gives a real line start again */
+    { "dot CR CR LF is not the end", IN("DATA\r\na\r\n.\r\r\n.\r\n"), 0, 0,
+      "C DATA [DATA] []\nD size=8 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
+      "body=a\\r\\n.\\r\\n\\r\\n\n" },
+    { "end after a bare LF and a CRLF", IN("DATA\r\nx\n\r\n.\r\nQUIT\r\n"), 0, 0,
+      "C DATA [DATA] []\nD size=5 big=0 lf=1 cr=0 nul=0 8bit=0 longest=1 "
+      "body=x\\r\\n\\r\\n\nC QUIT [QUIT] []\n" },
+    { "smuggled end with a stuffed dot", IN("DATA\r\nhi\n..\n.\r\n"), 0, 0,
+      "C DATA [DATA] []\n" },
     { "data line longer than the command limit", IN("DATA\r\n0123456789abcdefghij\r\n.\r\n"),
       16, 0,
       "C DATA [DATA] []\nD size=22 big=0 lf=0 cr=0 nul=0 8bit=0 longest=20 "
@@ -377,6 +387,43 @@ test_pending_after_data(void **state)
     assert_false(sl_smtp_parser_in_data(p));
     assert_string_equal(sink.data, "Subject: x\r\n");
     sl_buf_free(&sink);
+    sl_smtp_parser_destroy(&p);
+}
+
+/* What the session shows (and logs) when a client pipelines where RFC 2920
+ * forbids it: the bytes after the command just parsed, whole or trickled. */
+static void
+test_pending_data(void **state)
+{
+    static const char in[] = "LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT";
+    struct sl_smtp_parser *p = sl_smtp_parser_new(NULL);
+    struct sl_smtp_cmd cmd;
+    const char *err = NULL;
+
+    assert_int_equal(sl_smtp_parser_pending(p), 0);
+    assert_string_equal(sl_smtp_parser_pending_data(p), "");     /* nothing fed yet */
+    sl_smtp_parser_feed(p, in, sizeof(in) - 1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(cmd.verb, SL_CMD_LHLO);
+    assert_int_equal(sl_smtp_parser_pending(p), strlen("MAIL FROM:<a@b>\r\nRCPT"));
+    assert_memory_equal(sl_smtp_parser_pending_data(p), "MAIL FROM:<a@b>\r\nRCPT",
+                        sl_smtp_parser_pending(p));
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(cmd.verb, SL_CMD_MAIL);
+    assert_int_equal(sl_smtp_parser_pending(p), 4);
+    assert_memory_equal(sl_smtp_parser_pending_data(p), "RCPT", 4);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 0);
+    sl_smtp_parser_destroy(&p);
+
+    /* trickled: after each complete line nothing is pending */
+    p = sl_smtp_parser_new(NULL);
+    for (size_t i = 0; i < sizeof(in) - 1; i++) {
+        sl_smtp_parser_feed(p, in + i, 1);
+        int r = sl_smtp_parser_next(p, &cmd, &err);
+        assert_true(r == 0 || r == 1);
+        if (r == 1)
+            assert_int_equal(sl_smtp_parser_pending(p), 0);
+    }
     sl_smtp_parser_destroy(&p);
 }
 
@@ -549,6 +596,7 @@ main(void)
         cmocka_unit_test(test_data_huge_line),
         cmocka_unit_test(test_long_line_not_buffered),
         cmocka_unit_test(test_pending_after_data),
+        cmocka_unit_test(test_pending_data),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_path_param),
         cmocka_unit_test(test_xforward),

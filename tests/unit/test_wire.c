@@ -271,14 +271,14 @@ test_reject_oversize(void **state)
     uint8_t *big = calloc(1, SL_WIRE_FRAME_MAX + 1);
     Sluice__Recipient **many;
     Sluice__Recipient r = SLUICE__RECIPIENT__INIT;
-    const size_t n = 2000;
-    char address[80];
+    const size_t n = 5000;      /* 5000 x 1000 octets: past the 4 MiB cap */
+    char address[1000];
     zmq_msg_t msg;
     const char *error = NULL;
 
     (void)state;
     assert_non_null(big);
-    expect_reject(big, SL_WIRE_FRAME_MAX + 1, "frame: larger than 64 KiB");
+    expect_reject(big, SL_WIRE_FRAME_MAX + 1, "frame: larger than 4 MiB");
     free(big);
 
     /* the sender refuses too: a job whose recipients do not fit */
@@ -292,7 +292,7 @@ test_reject_oversize(void **state)
     f.job.rcpts = many;
     f.job.n_rcpts = n;
     assert_int_equal(sl_wire_pack(&f.frame, &msg, &error), -1);
-    assert_string_equal(error, "frame: larger than 64 KiB");
+    assert_string_equal(error, "frame: larger than 4 MiB");
     free(many);
 }
 
@@ -413,6 +413,39 @@ test_reject_bad_fields(void **state)
     expect_raw_reject(&frame, "frame.kind");
 }
 
+/* protobuf-c takes an over-long tag for field number 0 or above 2^29-1 as
+ * an unknown field and packs it back in a form it refuses: such a frame,
+ * relayed by the broker, would be dropped by the worker (found by
+ * tests/fuzz/fuzz_wire.c). Unknown fields with valid numbers still pass. */
+static void
+test_reject_bad_field_numbers(void **state)
+{
+    /* heartbeat, then field 0 (tag 0x85 0x00), wire type 5, 4 bytes */
+    static const uint8_t tag0[] = {0x08, 0x01, 0x6a, 0x00, 0x85, 0x00, 1, 2, 3, 4};
+    /* the same inside the Disconnect message */
+    static const uint8_t nested0[] = {0x08, 0x01, 0x72, 0x06, 0x85, 0x00, 1, 2, 3, 4};
+    /* field 2^29, varint 1 */
+    static const uint8_t big[] = {0x08, 0x01, 0x6a, 0x00, 0x80, 0x80, 0x80, 0x80, 0x10, 0x01};
+    /* field 99, varint 1: an unknown field from a newer sender, kept */
+    static const uint8_t f99[] = {0x08, 0x01, 0x6a, 0x00, 0x98, 0x06, 0x01};
+    Sluice__Frame *frame = NULL;
+    const char *error = NULL;
+    zmq_msg_t msg;
+
+    (void)state;
+    expect_reject(tag0, sizeof(tag0), "frame: field number 0 or above 2^29-1");
+    expect_reject(nested0, sizeof(nested0), "frame: field number 0 or above 2^29-1");
+    expect_reject(big, sizeof(big), "frame: field number 0 or above 2^29-1");
+
+    assert_int_equal(sl_wire_unpack(f99, sizeof(f99), &frame, &error), 0);
+    assert_int_equal(frame->kind_case, SLUICE__FRAME__KIND_HEARTBEAT);
+    assert_int_equal(sl_wire_pack(frame, &msg, &error), 0);
+    sl_wire_frame_free(&frame);
+    assert_int_equal(sl_wire_unpack_msg(&msg, &frame, &error), 0);
+    zmq_msg_close(&msg);
+    sl_wire_frame_free(&frame);
+}
+
 int
 main(void)
 {
@@ -425,6 +458,7 @@ main(void)
         cmocka_unit_test(test_reject_oversize),
         cmocka_unit_test(test_reject_job_id),
         cmocka_unit_test(test_reject_bad_fields),
+        cmocka_unit_test(test_reject_bad_field_numbers),
     };
 
     sl_log_open("test_wire", SL_LOG_STDERR, LOG_WARNING);

@@ -1,0 +1,583 @@
+/* outcome.c - per-recipient destinies: grouping, reinjection, DSNs,
+ * replies and the log's action words (outcome.h). */
+#include "outcome.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsn.h"
+#include "reply_map.h"
+#include "mail/sl_message.h"
+#include "util/sl_body.h"
+#include "util/sl_buf.h"
+#include "util/sl_log.h"
+#include "util/sl_util.h"
+
+#define REPLY_MAX 510
+
+struct rcpt_state {
+    int destiny;
+    bool tagged;
+    bool dsn_suppressed;
+    char *category;
+    char *reason;
+    int code;                   /* final SMTP code, 0 while pending */
+    char *reply;
+};
+
+struct group {
+    struct fe_delivery *d;
+    size_t *idx;                /* recipients, in RCPT order */
+    size_t n;
+    const Sluice__RecipientVerdict *key;    /* during start only: whose edits */
+    struct fe_reinject_op *op;
+};
+
+struct fe_delivery {
+    struct fe_reinjector *reinjector;
+    fe_delivery_done_fn *done;
+    fe_reinject_wanted_fn *wanted;
+    void *ctx;
+    char *job_id;
+    char *sender;
+    bool lmtp;
+    bool originating;
+    struct rcpt_state *r;
+    size_t n;
+    struct group *groups;
+    size_t n_groups;
+    struct fe_reinject_op *dsn_op;
+    size_t *dsn_idx;            /* bounced recipients the DSN reports */
+    size_t n_dsn;
+    size_t pending;
+    bool cancelled;
+    struct event *later;        /* completion when nothing had to be sent */
+    char *queued_as;
+    char *detail;
+    char action[512];
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static enum sl_header_op
+op_from_wire(Sluice__HeaderEdit__Op op)
+{
+    switch (op) {
+    case SLUICE__HEADER_EDIT__OP__APPEND:
+        return SL_HDR_APPEND;
+    case SLUICE__HEADER_EDIT__OP__REPLACE:
+        return SL_HDR_REPLACE;
+    case SLUICE__HEADER_EDIT__OP__DELETE:
+        return SL_HDR_DELETE;
+    default:
+        return SL_HDR_PREPEND;
+    }
+}
+
+static bool
+edits_equal(const Sluice__RecipientVerdict *a, const Sluice__RecipientVerdict *b)
+{
+    if (a->n_edits != b->n_edits)
+        return false;
+    for (size_t i = 0; i < a->n_edits; i++)
+        if (a->edits[i]->op != b->edits[i]->op || strcmp(a->edits[i]->name, b->edits[i]->name) ||
+            strcmp(a->edits[i]->value, b->edits[i]->value))
+            return false;
+    return true;
+}
+
+static void
+set_reply(struct rcpt_state *r, int code, char *text_owned)
+{
+    free(r->reply);
+    if (strlen(text_owned) > REPLY_MAX)
+        text_owned[REPLY_MAX] = '\0';
+    r->code = code;
+    r->reply = text_owned;
+}
+
+void
+fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
+               char *out, size_t len)
+{
+    const char *w;
+
+    if (code >= 400 && code < 500)
+        w = "TempFailed";
+    else if (code >= 500)
+        w = "Rejected";
+    else if (destiny == SLUICE__DESTINY__D_DISCARD)
+        w = "Discarded";
+    else if (destiny == SLUICE__DESTINY__D_BOUNCE)
+        w = dsn_suppressed ? "NoBounce" : "Bounced";
+    else
+        w = tagged ? "RelayedTagged" : "Relayed";
+    snprintf(out, len, "%s%s", w, originating ? "Originating" : "Inbound");
+}
+
+void
+fe_verdict_log_parts(const Sluice__Verdict *v, char **category_r, char **hits_r)
+{
+    const char *cat = v->category != NULL && v->category[0] != '\0' ? v->category : "CLEAN";
+    const Sluice__ScanFacts *f = v->facts;
+
+    *hits_r = NULL;
+    if (f != NULL && strcmp(cat, "INFECTED") == 0 && f->n_virus_names > 0) {
+        struct sl_buf b;
+        sl_buf_init(&b);
+        sl_buf_printf(&b, "%s (", cat);
+        for (size_t i = 0; i < f->n_virus_names && i < 10; i++)
+            sl_buf_printf(&b, "%s%s", i ? "," : "", f->virus_names[i]);
+        sl_buf_append_str(&b, ")");
+        *category_r = sl_buf_steal(&b, NULL);
+    } else if (f != NULL && strcmp(cat, "BANNED") == 0 && f->n_banned > 0) {
+        *category_r = sl_asprintf("%s (%s)", cat, f->banned[0]);
+    } else {
+        *category_r = sl_strdup(cat);
+    }
+    if (f != NULL && f->spam_scanned) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%.3f", f->spam_score);
+        char *e = buf + strlen(buf) - 1;    /* "1000.000" -> "1000" as amavis */
+        while (*e == '0')
+            *e-- = '\0';
+        if (*e == '.')
+            *e = '\0';
+        if (strcmp(buf, "-0") == 0)
+            strcpy(buf, "0");
+        *hits_r = sl_strdup(buf);
+    }
+}
+
+/* ---- completion ------------------------------------------------------- */
+
+static void
+delivery_free(struct fe_delivery *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->r[i].category);
+        free(d->r[i].reason);
+        free(d->r[i].reply);
+    }
+    free(d->r);
+    for (size_t g = 0; g < d->n_groups; g++)
+        free(d->groups[g].idx);
+    free(d->groups);
+    free(d->dsn_idx);
+    if (d->later != NULL)
+        event_free(d->later);
+    free(d->queued_as);
+    free(d->detail);
+    free(d->job_id);
+    free(d->sender);
+    free(d);
+}
+
+static void
+finish(struct fe_delivery *d)
+{
+    struct fe_delivery_result res = { .cancelled = d->cancelled };
+    char word[64];
+
+    if (!d->cancelled) {
+        res.replies = sl_calloc(d->n, sizeof(char *));
+        res.n_replies = d->n;
+        for (size_t i = 0; i < d->n; i++) {
+            struct rcpt_state *r = &d->r[i];
+            res.replies[i] = r->reply;
+            if (r->destiny == SLUICE__DESTINY__D_PASS && r->code >= 200 && r->code < 300)
+                res.passed = true;
+            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating,
+                           word, sizeof(word));
+            /* each word once, in the order first met */
+            bool seen = false;
+            for (const char *p = d->action; (p = strstr(p, word)) != NULL; p++)
+                if ((p == d->action || p[-1] == ',') &&
+                    (p[strlen(word)] == ',' || p[strlen(word)] == '\0'))
+                    seen = true;
+            if (!seen && strlen(d->action) + strlen(word) + 2 < sizeof(d->action)) {
+                if (d->action[0] != '\0')
+                    strcat(d->action, ",");
+                strcat(d->action, word);
+            }
+        }
+        /* SMTP: one reply for all (outcome.h) */
+        size_t ok = 0, temp = 0, perm = 0, first_relayed = d->n;
+        for (size_t i = 0; i < d->n; i++) {
+            ok += d->r[i].code < 400;
+            temp += d->r[i].code >= 400 && d->r[i].code < 500;
+            perm += d->r[i].code >= 500;
+            if (first_relayed == d->n && d->r[i].destiny == SLUICE__DESTINY__D_PASS &&
+                d->r[i].code < 400)
+                first_relayed = i;
+        }
+        if (ok == d->n)
+            res.combined = sl_strdup(d->r[first_relayed < d->n ? first_relayed : 0].reply);
+        else if (temp == d->n || perm == d->n)
+            res.combined = sl_strdup(d->r[0].reply);
+        else
+            res.combined = sl_asprintf("451 4.5.0 id=%s, not every recipient could be handled; "
+                                       "use LMTP for per-recipient replies",
+                                       d->job_id);
+        res.action = d->action;
+        res.queued_as = d->queued_as;
+        res.detail = d->detail;
+    }
+    d->done(d->ctx, &res);
+    free(res.replies);
+    free(res.combined);
+    delivery_free(d);
+}
+
+static void
+one_done(struct fe_delivery *d)
+{
+    SL_BUG_ON(d->pending == 0);
+    if (--d->pending == 0)
+        finish(d);
+}
+
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish(arg);
+}
+
+static void
+note_failure(struct fe_delivery *d, const struct fe_reinject_result *res, size_t k)
+{
+    if (d->detail != NULL)
+        return;
+    d->detail = sl_asprintf("reinject %s: %d %s", res->stage ? res->stage : "fwd",
+                            res->rcpts[k].code, res->rcpts[k].reply ? res->rcpts[k].reply : "");
+}
+
+static void
+on_group_done(void *ctx, const struct fe_reinject_result *res)
+{
+    struct group *g = ctx;
+    struct fe_delivery *d = g->d;
+
+    g->op = NULL;
+    if (res->cancelled) {
+        d->cancelled = true;
+    } else {
+        SL_BUG_ON(res->n_rcpts != g->n);
+        for (size_t k = 0; k < g->n; k++) {
+            struct fe_reinject_rcpt_result mapped = res->rcpts[k];
+            char text[REPLY_MAX + 1];
+            /* a 421 closes :10025's connection, not ours: 451 (as session.c) */
+            if (mapped.code == 421)
+                mapped.code = 451;
+            fe_reply_for_rcpt(d->job_id, res, &mapped, text, sizeof(text));
+            int code = atoi(text);
+            set_reply(&d->r[g->idx[k]], code, sl_strdup(text));
+            if (code >= 400)
+                note_failure(d, res, k);
+        }
+        if (res->queued_as != NULL && d->queued_as == NULL)
+            d->queued_as = sl_strdup(res->queued_as);
+    }
+    one_done(d);
+}
+
+static void
+on_dsn_done(void *ctx, const struct fe_reinject_result *res)
+{
+    struct fe_delivery *d = ctx;
+    bool sent = !res->cancelled && res->n_rcpts == 1 && res->rcpts[0].from_mta &&
+                res->rcpts[0].code >= 200 && res->rcpts[0].code < 300;
+
+    d->dsn_op = NULL;
+    if (res->cancelled)
+        d->cancelled = true;
+    for (size_t k = 0; k < d->n_dsn && !res->cancelled; k++) {
+        struct rcpt_state *r = &d->r[d->dsn_idx[k]];
+        if (sent) {
+            set_reply(r, 250, sl_asprintf("250 2.7.0 Ok, bounced, id=%s - %s", d->job_id,
+                                          r->reason));
+        } else {
+            set_reply(r, 451, sl_asprintf("451 4.5.0 id=%s, cannot send the non-delivery report "
+                                          "(%d %s), try again later",
+                                          d->job_id, res->n_rcpts ? res->rcpts[0].code : 0,
+                                          res->n_rcpts && res->rcpts[0].reply
+                                              ? res->rcpts[0].reply
+                                              : "no reply"));
+        }
+    }
+    if (!sent && !res->cancelled) {
+        sl_warn("%s: the non-delivery report could not be sent: %d %s", d->job_id,
+                res->n_rcpts ? res->rcpts[0].code : 0,
+                res->n_rcpts && res->rcpts[0].reply ? res->rcpts[0].reply : "no reply");
+        note_failure(d, res, 0);
+    } else if (sent) {
+        sl_info("%s: non-delivery report to <%s> sent: %s", d->job_id, d->sender,
+                res->rcpts[0].reply ? res->rcpts[0].reply : "");
+    }
+    one_done(d);
+}
+
+/* The reinjector asks with its op's context; the session wants its own. */
+static bool
+group_wanted(void *ctx)
+{
+    struct group *g = ctx;
+    return g->d->wanted == NULL || g->d->wanted(g->d->ctx);
+}
+
+static bool
+dsn_wanted(void *ctx)
+{
+    struct fe_delivery *d = ctx;
+    return d->wanted == NULL || d->wanted(d->ctx);
+}
+
+/* ---- start ------------------------------------------------------------ */
+
+/* Every recipient exactly once, or the verdict is unusable. */
+static int
+index_verdict(const Sluice__Verdict *v, size_t n, const Sluice__RecipientVerdict **by_rcpt,
+              const char **error_r)
+{
+    if (v->n_rcpts != n) {
+        *error_r = "verdict: recipient count differs from the job's";
+        return -1;
+    }
+    for (size_t i = 0; i < v->n_rcpts; i++) {
+        const Sluice__RecipientVerdict *rv = v->rcpts[i];
+        if (rv->index >= n || by_rcpt[rv->index] != NULL) {
+            *error_r = "verdict: recipient index out of range or repeated";
+            return -1;
+        }
+        if (rv->destiny > SLUICE__DESTINY__D_TEMPFAIL) {
+            *error_r = "verdict: unknown destiny";
+            return -1;
+        }
+        by_rcpt[rv->index] = rv;
+    }
+    return 0;
+}
+
+/* amavis in SMTP mode: one reply; tempfail wins, partial rejects bounce. */
+static void
+smtp_mode(struct fe_delivery *d)
+{
+    size_t rejects = 0, temp = d->n;
+
+    for (size_t i = 0; i < d->n; i++) {
+        rejects += d->r[i].destiny == SLUICE__DESTINY__D_REJECT;
+        if (temp == d->n && d->r[i].destiny == SLUICE__DESTINY__D_TEMPFAIL)
+            temp = i;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        struct rcpt_state *r = &d->r[i];
+        if (temp < d->n && r->destiny != SLUICE__DESTINY__D_TEMPFAIL) {
+            r->destiny = SLUICE__DESTINY__D_TEMPFAIL;
+            free(r->reason);
+            r->reason = sl_strdup(d->r[temp].reason);
+        } else if (temp == d->n && rejects > 0 && rejects < d->n &&
+                   r->destiny == SLUICE__DESTINY__D_REJECT) {
+            r->destiny = SLUICE__DESTINY__D_BOUNCE;
+        }
+    }
+}
+
+static int
+start_dsn(struct fe_delivery *d, const struct fe_delivery_params *p)
+{
+    const struct fe_reinject_request *req = p->req;
+    struct fe_dsn_rcpt *dr = sl_calloc(d->n_dsn, sizeof(*dr));
+    char **diag = sl_calloc(d->n_dsn, sizeof(char *));
+    const char *category = NULL, *reason = NULL;
+
+    for (size_t k = 0; k < d->n_dsn; k++) {
+        const struct rcpt_state *r = &d->r[d->dsn_idx[k]];
+        diag[k] = sl_asprintf("554 5.7.0 Reject, id=%s - %s", d->job_id, r->reason);
+        dr[k].address = req->rcpts[d->dsn_idx[k]].address;
+        dr[k].orcpt = req->rcpts[d->dsn_idx[k]].orcpt;
+        dr[k].diagnostic = diag[k];
+        if (category == NULL) {
+            category = r->category;
+            reason = r->reason;
+        }
+    }
+    struct fe_dsn_info info = {
+        .job_id = d->job_id,
+        .reporting_host = p->hostname,
+        .sender = req->mail_from,
+        .envid = req->envid,
+        .category = category,
+        .reason = reason,
+        .message_id = p->message_id,
+        .arrival_ms = p->arrival_ms,
+        .original = req->body->data,
+        .original_len = req->body->len,
+        .rcpts = dr,
+        .n_rcpts = d->n_dsn,
+    };
+    size_t len;
+    char *text = fe_dsn_build(&info, &len);
+    struct sl_body *body = sl_body_new(text, len);
+    struct fe_reinject_rcpt to = { .address = req->mail_from };
+    struct fe_reinject_request dreq = {
+        .job_id = d->job_id,
+        .host = req->host,
+        .port = req->port,
+        .max_conns = req->max_conns,
+        .mail_from = "",            /* a DSN has the null sender (RFC 3464, 5321 4.5.5) */
+        .body_type = "8BITMIME",    /* the returned headers may hold 8-bit */
+        .smtputf8 = req->smtputf8,
+        .rcpts = &to,
+        .n_rcpts = 1,
+        .body = body,
+    };
+    d->dsn_op = fe_reinject_start(d->reinjector, &dreq, on_dsn_done, dsn_wanted, d);
+    sl_body_unref(&body);
+    for (size_t k = 0; k < d->n_dsn; k++)
+        free(diag[k]);
+    free(diag);
+    free(dr);
+    if (d->dsn_op == NULL)
+        return -1;
+    d->pending++;
+    return 0;
+}
+
+struct fe_delivery *
+fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
+                  fe_reinject_wanted_fn *wanted, void *ctx, const char **error_r)
+{
+    const struct fe_reinject_request *req = p->req;
+    const Sluice__Verdict *v = p->verdict;
+    const Sluice__RecipientVerdict **by = sl_calloc(req->n_rcpts, sizeof(*by));
+    struct fe_delivery *d;
+
+    if (index_verdict(v, req->n_rcpts, by, error_r) < 0) {
+        free(by);
+        return NULL;
+    }
+    d = sl_calloc(1, sizeof(*d));
+    d->reinjector = p->reinjector;
+    d->done = done;
+    d->wanted = wanted;
+    d->ctx = ctx;
+    d->job_id = sl_strdup(req->job_id);
+    d->sender = sl_strdup(req->mail_from != NULL ? req->mail_from : "");
+    d->lmtp = p->lmtp;
+    d->originating = v->originating;
+    d->n = req->n_rcpts;
+    d->r = sl_calloc(d->n, sizeof(*d->r));
+    for (size_t i = 0; i < d->n; i++) {
+        d->r[i].destiny = by[i]->destiny;
+        d->r[i].tagged = by[i]->tagged;
+        d->r[i].dsn_suppressed = by[i]->dsn_suppressed;
+        d->r[i].category = sl_strdup(by[i]->category);
+        d->r[i].reason = sl_strdup(by[i]->reason != NULL && by[i]->reason[0] != '\0'
+                                       ? by[i]->reason
+                                       : by[i]->category);
+    }
+    if (!d->lmtp)
+        smtp_mode(d);
+
+    /* Replies known now; recipients to reinject, grouped by their edits. */
+    d->groups = sl_calloc(d->n, sizeof(*d->groups));
+    d->dsn_idx = sl_calloc(d->n, sizeof(*d->dsn_idx));
+    for (size_t i = 0; i < d->n; i++) {
+        struct rcpt_state *r = &d->r[i];
+        switch (r->destiny) {
+        case SLUICE__DESTINY__D_PASS: {
+            size_t g = 0;
+            while (g < d->n_groups && !edits_equal(d->groups[g].key, by[i]))
+                g++;
+            if (g == d->n_groups) {
+                d->groups[g].d = d;
+                d->groups[g].key = by[i];
+                d->groups[g].idx = sl_calloc(d->n, sizeof(size_t));
+                d->n_groups++;
+            }
+            d->groups[g].idx[d->groups[g].n++] = i;
+            break;
+        }
+        case SLUICE__DESTINY__D_DISCARD:
+            set_reply(r, 250, sl_asprintf("250 2.7.0 Ok, discarded, id=%s - %s", d->job_id,
+                                          r->reason));
+            break;
+        case SLUICE__DESTINY__D_BOUNCE:
+            if (r->dsn_suppressed || req->mail_from == NULL || req->mail_from[0] == '\0' ||
+                !fe_dsn_notify_failure(req->rcpts[i].notify)) {
+                r->dsn_suppressed = true;
+                set_reply(r, 250, sl_asprintf("250 2.7.0 Ok, discarded, id=%s - %s (no DSN)",
+                                              d->job_id, r->reason));
+            } else {
+                d->dsn_idx[d->n_dsn++] = i;
+            }
+            break;
+        case SLUICE__DESTINY__D_REJECT:
+            set_reply(r, 554, sl_asprintf("554 5.7.0 Reject, id=%s - %s", d->job_id, r->reason));
+            break;
+        default:
+            set_reply(r, 451, sl_asprintf("451 4.7.1 id=%s, temporary failure - %s, try again "
+                                          "later",
+                                          d->job_id, r->reason));
+            break;
+        }
+    }
+
+    /* Each group: the edits for everyone, then the group's own. */
+    for (size_t g = 0; g < d->n_groups; g++) {
+        struct group *gr = &d->groups[g];
+        size_t ne = v->n_edits + gr->key->n_edits;
+        struct sl_header_edit *edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*edits));
+        struct fe_reinject_rcpt *rcpts = sl_calloc(gr->n, sizeof(*rcpts));
+        for (size_t k = 0; k < v->n_edits; k++)
+            edits[k] = (struct sl_header_edit){ op_from_wire(v->edits[k]->op), v->edits[k]->name,
+                                                v->edits[k]->value };
+        for (size_t k = 0; k < gr->key->n_edits; k++)
+            edits[v->n_edits + k] =
+                (struct sl_header_edit){ op_from_wire(gr->key->edits[k]->op),
+                                         gr->key->edits[k]->name, gr->key->edits[k]->value };
+        for (size_t k = 0; k < gr->n; k++)
+            rcpts[k] = req->rcpts[gr->idx[k]];
+        struct fe_reinject_request greq = *req;
+        greq.rcpts = rcpts;
+        greq.n_rcpts = gr->n;
+        greq.edits = edits;
+        greq.n_edits = ne;
+        gr->op = fe_reinject_start(d->reinjector, &greq, on_group_done, group_wanted, gr);
+        gr->key = NULL;         /* points into the verdict */
+        free(rcpts);
+        free(edits);
+        SL_BUG_ON(gr->op == NULL);
+        d->pending++;
+    }
+    if (d->n_dsn > 0)
+        SL_BUG_ON(start_dsn(d, p) < 0);
+    free(by);
+    if (d->pending == 0) {
+        /* nothing to send: answer from the loop, never from inside start */
+        struct timeval zero = { 0, 0 };
+        d->later = evtimer_new(p->base, on_later, d);
+        evtimer_add(d->later, &zero);
+    }
+    if (d->n_groups > 1)
+        sl_info("%s: %zu reinjection transactions for recipients with different header edits",
+                d->job_id, d->n_groups);
+    return d;
+}
+
+void
+fe_delivery_cancel(struct fe_delivery **dp)
+{
+    struct fe_delivery *d = *dp;
+
+    if (d == NULL)
+        return;
+    *dp = NULL;
+    for (size_t g = 0; g < d->n_groups; g++)
+        fe_reinject_cancel(&d->groups[g].op);
+    fe_reinject_cancel(&d->dsn_op);
+    delivery_free(d);
+}

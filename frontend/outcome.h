@@ -1,0 +1,79 @@
+/* outcome.h - carrying out a verdict's per-recipient destinies (issue 4):
+ * in one LMTP transaction one recipient may get the mail tagged while
+ * another has it discarded, rejected or tempfailed.
+ *
+ *   D_PASS      reinjected to the origin's :10025; recipients whose edits
+ *               are identical share one SMTP transaction (several groups =
+ *               several transactions, run concurrently)
+ *   D_DISCARD   250 2.7.0 Ok, discarded, id=JOB - INFECTED: name
+ *   D_BOUNCE    a DSN (dsn.h) to the sender through the same :10025, then
+ *               250 2.7.0 Ok, bounced, id=JOB - ...; no DSN for the null
+ *               sender, past the DSN cut-off or NOTIFY=NEVER (the worker
+ *               or the recipient said so): "discarded ... (no DSN)"; if
+ *               the DSN cannot be sent, 451 (Postfix retries; nothing is
+ *               lost)
+ *   D_REJECT    554 5.7.0 Reject, id=JOB - ... (Postfix bounces)
+ *   D_TEMPFAIL  451 4.7.1 id=JOB, temporary failure - ... (Postfix retries)
+ *
+ * SMTP sessions (EHLO) get one reply for the transaction, as amavisd-new
+ * handles it: a tempfail for anyone tempfails everyone, and a reject that
+ * is not for everyone becomes a bounce.
+ *
+ * A verdict whose recipient list does not cover the job exactly (missing,
+ * repeated or out-of-range indices) is refused: the session tempfails.
+ * Runs in the frontend's event loop; done() is called once, later. */
+#ifndef SLUICE_FRONTEND_OUTCOME_H
+#define SLUICE_FRONTEND_OUTCOME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <event2/event.h>
+#include "reinject.h"
+#include "sluice.pb-c.h"
+
+struct fe_delivery;
+
+struct fe_delivery_result {
+    bool cancelled;             /* the client left before a final "." went out */
+    char **replies;             /* LMTP: one line per recipient, in RCPT order */
+    size_t n_replies;
+    char *combined;             /* SMTP: the one reply */
+    bool passed;                /* some recipient got the mail: "Passed", else "Blocked" */
+    const char *action;         /* "RelayedTaggedInbound,DiscardedInbound" */
+    const char *queued_as;      /* the first queue id :10025 gave, or NULL */
+    const char *detail;         /* the first failure towards :10025, or NULL */
+};
+
+typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res);
+
+struct fe_delivery_params {
+    struct event_base *base;
+    struct fe_reinjector *reinjector;
+    const struct fe_reinject_request *req;  /* all recipients, the session's envelope */
+    const Sluice__Verdict *verdict;         /* valid during the call only */
+    bool lmtp;
+    const char *hostname;                   /* Reporting-MTA of DSNs */
+    const char *message_id;                 /* for DSNs, with <>, or NULL */
+    unsigned long long arrival_ms;
+};
+
+/* Starts delivering; NULL with *error_r (static) for an unusable verdict. */
+struct fe_delivery *fe_delivery_start(const struct fe_delivery_params *p,
+                                      fe_delivery_done_fn *done, fe_reinject_wanted_fn *wanted,
+                                      void *ctx, const char **error_r);
+/* Abandons it (our client left): done() is not called. */
+void fe_delivery_cancel(struct fe_delivery **dp);
+
+/* For the amavis log line: the category with its detail, as amavisd-new
+ * writes it ("INFECTED (Eicar-Test-Signature)", "BANNED (...)", "SPAM"),
+ * and Hits: (the spam score, or NULL when no spam scanner answered).
+ * Both malloc'ed. */
+void fe_verdict_log_parts(const Sluice__Verdict *v, char **category_r, char **hits_r);
+
+/* The "{...}" words of the amavis log line for one recipient: Relayed,
+ * RelayedTagged, Discarded, Bounced, NoBounce, Rejected, TempFailed, with
+ * Inbound or Originating. Exposed for tests. */
+void fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
+                    char *out, size_t len);
+
+#endif

@@ -1,0 +1,450 @@
+/* test_policy.c - workers/policy.c: amavis' categories and their priority,
+ * destinies (Debian defaults and configured), spam levels per recipient
+ * and per domain, the DSN cut-off, header edits (X-Spam-*, subject tag,
+ * X-Amavis-Alert) and policy banks (listener, origin, mynetworks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mail/sl_message.h"
+#include "util/sl_config.h"
+#include "workers/policy.h"
+
+static struct sl_config *
+config_with(char *const *ov, size_t n)
+{
+    char *error = NULL;
+    struct sl_config *c = sl_config_load_buffer("test", "", 0, ov, n, &error);
+
+    if (c == NULL)
+        fail_msg("config: %s", error);
+    return c;
+}
+
+/* The value of the per-recipient edit called name, or NULL. */
+static const char *
+redit(const struct policy_rcpt *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_edits; i++)
+        if (strcmp(r->edits[i].name, name) == 0)
+            return r->edits[i].value;
+    return NULL;
+}
+
+static const char *
+cedit(const struct policy_result *res, const char *name, int op)
+{
+    for (size_t i = 0; i < res->n_edits; i++)
+        if (strcmp(res->edits[i].name, name) == 0 && res->edits[i].op == op)
+            return res->edits[i].value;
+    return NULL;
+}
+
+static void
+decide(const struct sl_config *c, const struct policy_facts *f, const char *from,
+       const char *const *rcpts, size_t n, struct policy_result *res)
+{
+    struct policy_view view;
+
+    policy_select(c, "default", 10024, "192.0.2.1", &view);
+    policy_decide(&view, f, from, rcpts, n, "Hello", res);
+}
+
+static char *viruses[] = { "Eicar-Test-Signature.UNOFFICIAL" };
+static char *gtube_tests[] = { "GTUBE=1000", "NO_RELAYS=-0.001" };
+static char *banned[] = { "application/octet-stream,clam.exe (banned extension .exe)" };
+static char *bad[] = { "Duplicate header field: \"Subject\"" };
+static char *why[] = { "clamd failed: unix:/x: connect: No such file or directory" };
+
+static void
+test_clean(void **state)
+{
+    struct sl_config *c = config_with(NULL, 0);
+    struct policy_facts f = { .size = 100 };
+    const char *rcpts[] = { "a@example.com" };
+    struct policy_result res;
+
+    (void)state;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.category, "CLEAN");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    assert_string_equal(res.rcpts[0].category, "CLEAN");
+    assert_int_equal(res.rcpts[0].n_edits, 0);
+    assert_int_equal(res.n_edits, 0);     /* no spam scan: nothing to remove */
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* Debian amavis: virus and banned D_DISCARD, spam D_PASS (tagged),
+ * bad-header D_PASS; ours: UNCHECKED (a scanner failed) D_TEMPFAIL. */
+static void
+test_debian_defaults(void **state)
+{
+    struct sl_config *c = config_with(NULL, 0);
+    const char *rcpts[] = { "a@example.com", "b@example.com" };
+    struct policy_result res;
+
+    (void)state;
+    struct policy_facts fv = { .viruses = viruses, .n_viruses = 1 };
+    decide(c, &fv, "s@example.org", rcpts, 2, &res);
+    assert_string_equal(res.category, "INFECTED");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(res.rcpts[i].destiny, POLICY_D_DISCARD);
+        assert_string_equal(res.rcpts[i].reason, "INFECTED: Eicar-Test-Signature.UNOFFICIAL");
+    }
+    assert_string_equal(cedit(&res, "X-Amavis-Alert", SL_HDR_APPEND),
+                        "INFECTED, message contains virus: Eicar-Test-Signature.UNOFFICIAL");
+    policy_result_free(&res);
+
+    struct policy_facts fb = { .banned = banned, .n_banned = 1 };
+    decide(c, &fb, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "BANNED");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_DISCARD);
+    assert_non_null(strstr(res.rcpts[0].reason, "BANNED: application/octet-stream,clam.exe"));
+    policy_result_free(&res);
+
+    struct policy_facts fh = { .bad_headers = bad, .n_bad_headers = 1 };
+    decide(c, &fh, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "BAD-HEADER");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    assert_string_equal(cedit(&res, "X-Amavis-Alert", SL_HDR_APPEND),
+                        "BAD HEADER SECTION, Duplicate header field: \"Subject\"");
+    policy_result_free(&res);
+
+    struct policy_facts fu = { .unchecked = POLICY_UNCHECKED_FAILED,
+                               .unchecked_reasons = why, .n_unchecked_reasons = 1 };
+    decide(c, &fu, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "UNCHECKED");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_TEMPFAIL);
+    assert_non_null(strstr(res.rcpts[0].reason, "UNCHECKED: clamd failed"));
+    policy_result_free(&res);
+
+    fu.unchecked = POLICY_UNCHECKED_ENCRYPTED;
+    decide(c, &fu, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "UNCHECKED-ENCRYPTED");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    policy_result_free(&res);
+
+    fu.unchecked = POLICY_UNCHECKED_OVERLIMIT;
+    decide(c, &fu, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "UNCHECKED-OVERLIMIT");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_REJECT);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* GTUBE: SPAM, passed and tagged by default; with a kill-level destiny
+ * of discard it is discarded. */
+static void
+test_spam_tagged_and_killed(void **state)
+{
+    struct sl_config *c = config_with(NULL, 0);
+    const char *rcpts[] = { "a@example.com" };
+    struct policy_facts f = { .spam_scanned = true, .spam_score = 1000,
+                              .spam_tests = gtube_tests, .n_spam_tests = 2 };
+    struct policy_result res;
+    char stars[65];
+
+    (void)state;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    const struct policy_rcpt *r = &res.rcpts[0];
+    assert_string_equal(r->category, "SPAM");
+    assert_int_equal(r->destiny, POLICY_D_PASS);
+    assert_true(r->tagged);
+    assert_string_equal(redit(r, "X-Spam-Flag"), "YES");
+    assert_string_equal(redit(r, "X-Spam-Score"), "1000");
+    memset(stars, '*', 64);
+    stars[64] = '\0';
+    assert_string_equal(redit(r, "X-Spam-Level"), stars);
+    assert_string_equal(redit(r, "X-Spam-Status"),
+                        "Yes, score=1000 tagged_above=2 required=6.31 "
+                        "tests=[GTUBE=1000, NO_RELAYS=-0.001]");
+    assert_string_equal(redit(r, "Subject"), "***SPAM*** Hello");
+    /* anybody else's X-Spam-* go first */
+    assert_non_null(cedit(&res, "X-Spam-Status", SL_HDR_DELETE));
+    assert_non_null(cedit(&res, "X-Spam-Flag", SL_HDR_DELETE));
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+
+    char *ov[] = { "policy.final_spam_destiny=discard" };
+    c = config_with(ov, 1);
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "SPAM");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_DISCARD);
+    assert_string_equal(res.rcpts[0].reason, "SPAM, score=1000");
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* Between the levels: tag -> X-Spam-Status only; tag2 -> SPAMMY, flag and
+ * subject; below tag -> nothing. */
+static void
+test_spam_levels(void **state)
+{
+    struct sl_config *c = config_with(NULL, 0);
+    const char *rcpts[] = { "a@example.com" };
+    struct policy_facts f = { .spam_scanned = true, .spam_tests = gtube_tests, .n_spam_tests = 1 };
+    struct policy_result res;
+
+    (void)state;
+    f.spam_score = 1.5;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "CLEAN");
+    assert_int_equal(res.rcpts[0].n_edits, 0);
+    policy_result_free(&res);
+
+    f.spam_score = 3.25;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "CLEAN");
+    assert_false(res.rcpts[0].tagged);
+    assert_null(redit(&res.rcpts[0], "X-Spam-Flag"));
+    assert_null(redit(&res.rcpts[0], "Subject"));
+    assert_string_equal(redit(&res.rcpts[0], "X-Spam-Level"), "***");
+    assert_string_equal(redit(&res.rcpts[0], "X-Spam-Status"),
+                        "No, score=3.25 tagged_above=2 required=6.31 tests=[GTUBE=1000]");
+    policy_result_free(&res);
+
+    char *ov[] = { "policy.spam_kill_level=10" };
+    sl_config_destroy(&c);
+    c = config_with(ov, 1);
+    f.spam_score = 7;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "SPAMMY");
+    assert_true(res.rcpts[0].tagged);
+    assert_string_equal(redit(&res.rcpts[0], "X-Spam-Flag"), "YES");
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* Per-recipient and per-domain levels: one message, two outcomes. */
+static void
+test_per_recipient_levels(void **state)
+{
+    char *ov[] = {
+        "policy.final_spam_destiny=reject",
+        "policy.spam_kill_level_map=boss@example.com=2000, .lenient.example=50",
+        "policy.spam_tag_level_map=EXAMPLE.NET=-999",
+    };
+    struct sl_config *c = config_with(ov, 3);
+    const char *rcpts[] = { "boss@example.com", "user@example.com", "x@sub.lenient.example",
+                            "y@example.net" };
+    struct policy_facts f = { .spam_scanned = true, .spam_score = 20,
+                              .spam_tests = gtube_tests, .n_spam_tests = 1 };
+    struct policy_result res;
+
+    (void)state;
+    decide(c, &f, "s@example.org", rcpts, 4, &res);
+    assert_string_equal(res.category, "SPAM");
+    assert_string_equal(res.rcpts[0].category, "SPAMMY");     /* kill 2000 */
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    assert_true(res.rcpts[0].tagged);
+    assert_non_null(strstr(redit(&res.rcpts[0], "X-Spam-Status"), "Yes, score=20 "));
+    assert_string_equal(res.rcpts[1].category, "SPAM");       /* kill 6.31 */
+    assert_int_equal(res.rcpts[1].destiny, POLICY_D_REJECT);
+    assert_string_equal(res.rcpts[2].category, "SPAMMY");     /* .lenient.example: 50 */
+    assert_int_equal(res.rcpts[2].destiny, POLICY_D_PASS);
+    assert_int_equal(res.rcpts[3].destiny, POLICY_D_REJECT);
+    policy_result_free(&res);
+
+    /* low score: only the domain with tag level -999 gets X-Spam-Status */
+    f.spam_score = 0.5;
+    decide(c, &f, "s@example.org", rcpts, 4, &res);
+    assert_null(redit(&res.rcpts[1], "X-Spam-Status"));
+    assert_non_null(strstr(redit(&res.rcpts[3], "X-Spam-Status"), "No, score=0.5 "
+                                                                  "tagged_above=-999 "));
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+static void
+test_level_lookup(void **state)
+{
+    char *map[] = { "a@x.example=1", "b@=2", "x.example=3", ".y.example=4", ".=5" };
+
+    (void)state;
+    assert_true(policy_rcpt_level(map, 5, 9, "a@x.example") == 1);
+    assert_true(policy_rcpt_level(map, 5, 9, "A@X.EXAMPLE") == 1);
+    assert_true(policy_rcpt_level(map, 5, 9, "b@anywhere.example") == 2);
+    assert_true(policy_rcpt_level(map, 5, 9, "c@x.example") == 3);
+    assert_true(policy_rcpt_level(map, 5, 9, "c@sub.x.example") == 5);  /* no dot: exact only */
+    assert_true(policy_rcpt_level(map, 5, 9, "c@y.example") == 4);
+    assert_true(policy_rcpt_level(map, 5, 9, "c@deep.sub.y.example") == 4);
+    assert_true(policy_rcpt_level(map, 5, 9, "c@z.example") == 5);
+    assert_true(policy_rcpt_level(map, 4, 9, "c@z.example") == 9);
+    assert_true(policy_rcpt_level(NULL, 0, 9, "c@z.example") == 9);
+}
+
+/* amavis' priority order and the blocking category. */
+static void
+test_priorities(void **state)
+{
+    const char *rcpts[] = { "a@example.com" };
+    struct policy_facts f = { .viruses = viruses, .n_viruses = 1, .banned = banned, .n_banned = 1,
+                              .spam_scanned = true, .spam_score = 1000,
+                              .spam_tests = gtube_tests, .n_spam_tests = 1,
+                              .bad_headers = bad, .n_bad_headers = 1 };
+    struct policy_result res;
+
+    (void)state;
+    struct sl_config *c = config_with(NULL, 0);
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "INFECTED");
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+
+    /* virus lovers: INFECTED passes, so BANNED (next) blocks */
+    char *ov[] = { "policy.final_virus_destiny=pass", "policy.final_banned_destiny=bounce" };
+    c = config_with(ov, 2);
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "BANNED");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_BOUNCE);
+    /* ...a bounce of a message scoring 1000: past the DSN cut-off (10) */
+    assert_true(res.rcpts[0].dsn_suppressed);
+    assert_string_equal(res.category, "BANNED");
+    policy_result_free(&res);
+
+    /* everything passes: the highest category present is reported */
+    char *ov2[] = { "policy.final_virus_destiny=pass", "policy.final_banned_destiny=pass" };
+    sl_config_destroy(&c);
+    c = config_with(ov2, 2);
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "INFECTED");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+static void
+test_bounce_dsn_cutoff(void **state)
+{
+    char *ov[] = { "policy.final_spam_destiny=bounce" };
+    struct sl_config *c = config_with(ov, 1);
+    const char *rcpts[] = { "a@example.com" };
+    struct policy_facts f = { .spam_scanned = true, .spam_score = 8 };
+    struct policy_result res;
+
+    (void)state;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_BOUNCE);
+    assert_false(res.rcpts[0].dsn_suppressed);
+    policy_result_free(&res);
+    decide(c, &f, "", rcpts, 1, &res);                      /* never bounce a bounce */
+    assert_true(res.rcpts[0].dsn_suppressed);
+    policy_result_free(&res);
+    f.spam_score = 10;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_true(res.rcpts[0].dsn_suppressed);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+static void
+test_oversized(void **state)
+{
+    char *ov[] = { "policy.message_size_limit=1k" };
+    struct sl_config *c = config_with(ov, 1);
+    const char *rcpts[] = { "a@example.com" };
+    struct policy_facts f = { .size = 2000 };
+    struct policy_result res;
+
+    (void)state;
+    decide(c, &f, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].category, "OVERSIZED");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_BOUNCE);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* Banks: listener, origin, then mynetworks (ORIGINATING), layered. */
+static void
+test_banks(void **state)
+{
+    char *ov[] = {
+        "origins.o2.match=127.0.0.2",
+        "policy.mynetworks=10.0.0.0/8, 2001:db8::/32",
+        "policy_banks.ORIGINATING.originating=yes",
+        "policy_banks.ORIGINATING.spam_kill_level=3",
+        "policy_banks.SUB.match_listener=10026",
+        "policy_banks.SUB.final_spam_destiny=reject",
+        "policy_banks.O2.match_origin=o2",
+        "policy_banks.O2.spam_kill_level=50",
+    };
+    struct sl_config *c = config_with(ov, sizeof(ov) / sizeof(ov[0]));
+    struct policy_view v;
+
+    (void)state;
+    policy_select(c, "default", 10024, "192.0.2.1", &v);
+    assert_false(v.originating);
+    assert_string_equal(v.banks, "");
+    assert_true(v.p.spam_kill_level == 6.31);
+
+    policy_select(c, "default", 10024, "10.1.2.3", &v);
+    assert_true(v.originating);
+    assert_string_equal(v.banks, "ORIGINATING");
+    assert_true(v.p.spam_kill_level == 3);
+
+    policy_select(c, "default", 10024, "IPv6:2001:db8::5", &v);
+    assert_true(v.originating);
+
+    policy_select(c, "o2", 10026, "192.0.2.1", &v);
+    assert_string_equal(v.banks, "SUB,O2");
+    assert_string_equal(v.p.final_spam_destiny, "reject");
+    assert_true(v.p.spam_kill_level == 50);
+
+    /* later banks win: mynetworks' bank over the origin's */
+    policy_select(c, "o2", 10024, "10.0.0.1", &v);
+    assert_string_equal(v.banks, "O2,ORIGINATING");
+    assert_true(v.p.spam_kill_level == 3);
+    sl_config_destroy(&c);
+
+    /* mynetworks without a bank of that name: still originating */
+    char *ov2[] = { "policy.mynetworks=127.0.0.0/8" };
+    c = config_with(ov2, 1);
+    policy_select(c, "default", 10024, "127.0.0.1", &v);
+    assert_true(v.originating);
+    assert_string_equal(v.banks, "");
+    sl_config_destroy(&c);
+}
+
+static void
+test_names(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    assert_int_equal(policy_destiny_from_name("DISCARD"), POLICY_D_DISCARD);
+    assert_int_equal(policy_destiny_from_name("nonsense"), POLICY_D_TEMPFAIL);
+    assert_string_equal(policy_destiny_name(POLICY_D_BOUNCE), "bounce");
+    assert_string_equal(policy_ccat_name(CCAT_BAD_HEADER), "BAD-HEADER");
+    policy_fmt_score(buf, sizeof(buf), 6.31);
+    assert_string_equal(buf, "6.31");
+    policy_fmt_score(buf, sizeof(buf), -0.0001);
+    assert_string_equal(buf, "0");
+    policy_fmt_score(buf, sizeof(buf), 1000.001);
+    assert_string_equal(buf, "1000.001");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clean),
+        cmocka_unit_test(test_debian_defaults),
+        cmocka_unit_test(test_spam_tagged_and_killed),
+        cmocka_unit_test(test_spam_levels),
+        cmocka_unit_test(test_per_recipient_levels),
+        cmocka_unit_test(test_level_lookup),
+        cmocka_unit_test(test_priorities),
+        cmocka_unit_test(test_bounce_dsn_cutoff),
+        cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_banks),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

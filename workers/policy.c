@@ -1,0 +1,427 @@
+/* policy.c - categories, destinies, spam levels and header edits with
+ * amavisd-new's semantics (policy.h). */
+#include "policy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mail/sl_message.h"
+#include "util/sl_addr.h"
+#include "util/sl_util.h"
+
+#define MAX_STARS 64                /* amavis caps X-Spam-Level at 64 characters */
+#define MAX_STATUS_TESTS 50         /* tests listed in X-Spam-Status */
+
+static const char *const ccat_names[CCAT_COUNT] = {
+    [CCAT_CLEAN] = "CLEAN",         [CCAT_OVERSIZED] = "OVERSIZED",
+    [CCAT_BAD_HEADER] = "BAD-HEADER", [CCAT_SPAMMY] = "SPAMMY",
+    [CCAT_SPAM] = "SPAM",           [CCAT_UNCHECKED] = "UNCHECKED",
+    [CCAT_BANNED] = "BANNED",       [CCAT_INFECTED] = "INFECTED",
+};
+
+static const char *const destiny_names[] = { "pass", "discard", "bounce", "reject", "tempfail" };
+
+const char *
+policy_ccat_name(enum policy_ccat c)
+{
+    return (unsigned)c < CCAT_COUNT ? ccat_names[c] : "CLEAN";
+}
+
+enum policy_destiny
+policy_destiny_from_name(const char *name)
+{
+    for (size_t i = 0; i < SL_N_ELEMENTS(destiny_names); i++)
+        if (name != NULL && strcasecmp(name, destiny_names[i]) == 0)
+            return (enum policy_destiny)i;
+    return POLICY_D_TEMPFAIL;
+}
+
+const char *
+policy_destiny_name(enum policy_destiny d)
+{
+    return (unsigned)d < SL_N_ELEMENTS(destiny_names) ? destiny_names[d] : "tempfail";
+}
+
+void
+policy_fmt_score(char *buf, size_t len, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    snprintf(buf, len, "%.3f", v);
+    char *dot = strchr(buf, '.');
+    if (dot != NULL) {
+        char *e = buf + strlen(buf) - 1;
+        while (e > dot && *e == '0')
+            *e-- = '\0';
+        if (e == dot)
+            *e = '\0';
+    }
+    if (strcmp(buf, "-0") == 0)
+        strcpy(buf, "0");
+}
+
+/* ---- banks ------------------------------------------------------------ */
+
+static bool
+strv_has(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void
+view_add_bank(struct policy_view *v, const struct sl_policy_bank *b)
+{
+    size_t len = strlen(v->banks);
+
+    sl_policy_apply_bank(&v->p, b);
+    snprintf(v->banks + len, sizeof(v->banks) - len, "%s%s", len > 0 ? "," : "", b->name);
+}
+
+void
+policy_select(const struct sl_config *config, const char *origin, unsigned by_port,
+              const char *client_addr, struct policy_view *view_r)
+{
+    char port[16];
+
+    memset(view_r, 0, sizeof(*view_r));
+    view_r->p = config->policy;
+    snprintf(port, sizeof(port), "%u", by_port);
+    for (size_t i = 0; i < config->n_banks; i++)
+        if (strv_has(config->banks[i].match_listener, config->banks[i].n_match_listener, port))
+            view_add_bank(view_r, &config->banks[i]);
+    for (size_t i = 0; i < config->n_banks; i++)
+        if (origin != NULL &&
+            strv_has(config->banks[i].match_origin, config->banks[i].n_match_origin, origin))
+            view_add_bank(view_r, &config->banks[i]);
+    if (client_addr != NULL && strncasecmp(client_addr, "IPv6:", 5) == 0)
+        client_addr += 5;
+    bool mynets = client_addr != NULL && client_addr[0] != '\0' && config->mynetworks.n > 0 &&
+                  sl_cidr_list_match_text(&config->mynetworks, client_addr);
+    if (mynets) {
+        const struct sl_policy_bank *b = sl_config_bank(config, config->mynetworks_bank);
+        if (b != NULL)
+            view_add_bank(view_r, b);
+    }
+    view_r->originating = view_r->p.originating || mynets;
+}
+
+/* ---- levels ----------------------------------------------------------- */
+
+static bool
+map_lookup(char *const *map, size_t n, const char *key, size_t keylen, double *v_r)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        size_t kl;
+        double lv;
+        if (sl_config_level_item(map[i], &k, &kl, &lv) < 0)
+            continue;
+        if (kl == keylen && strncasecmp(k, key, kl) == 0) {
+            *v_r = lv;
+            return true;
+        }
+    }
+    return false;
+}
+
+double
+policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
+{
+    const char *at = strrchr(rcpt, '@');
+    double v;
+
+    if (n == 0)
+        return dflt;
+    if (map_lookup(map, n, rcpt, strlen(rcpt), &v))
+        return v;
+    if (at != NULL) {
+        const char *dom = at + 1;
+        if (map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1, &v))   /* "user@" */
+            return v;
+        if (map_lookup(map, n, dom, strlen(dom), &v))                /* "example.com" */
+            return v;
+        /* ".example.com" covers the domain and its subdomains */
+        for (const char *d = dom; d != NULL && *d != '\0';) {
+            char *key = sl_asprintf(".%s", d);
+            bool hit = map_lookup(map, n, key, strlen(key), &v);
+            free(key);
+            if (hit)
+                return v;
+            d = strchr(d, '.');
+            if (d != NULL)
+                d++;
+        }
+    }
+    if (map_lookup(map, n, ".", 1, &v))
+        return v;
+    return dflt;
+}
+
+/* ---- edits ------------------------------------------------------------ */
+
+static void
+edit_add(struct policy_edit **v, size_t *n, int op, const char *name, char *value_owned)
+{
+    *v = sl_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n].op = op;
+    (*v)[*n].name = sl_strdup(name);
+    (*v)[*n].value = value_owned != NULL ? value_owned : sl_strdup("");
+    (*n)++;
+}
+
+static void
+edits_free(struct policy_edit *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+static char *
+join(char *const *v, size_t n, const char *sep, size_t max_items)
+{
+    size_t len = 1;
+    char *out;
+
+    if (n > max_items)
+        n = max_items;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(v[i]) + strlen(sep);
+    out = sl_calloc(1, len);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            strcat(out, sep);
+        strcat(out, v[i]);
+    }
+    return out;
+}
+
+/* amavis' X-Spam-Status: "Yes, score=1000 tagged_above=2 required=6.31
+ * tests=[GTUBE=1000, NO_RELAYS=-0.001]" */
+static char *
+spam_status(const struct policy_facts *f, const struct policy_rcpt *r)
+{
+    char score[32], tag[32], tag2[32];
+    char *tests = join(f->spam_tests, f->n_spam_tests, ", ", MAX_STATUS_TESTS);
+    char *v;
+
+    policy_fmt_score(score, sizeof(score), f->spam_score);
+    policy_fmt_score(tag, sizeof(tag), r->tag_level);
+    policy_fmt_score(tag2, sizeof(tag2), r->tag2_level);
+    v = sl_asprintf("%s, score=%s tagged_above=%s required=%s tests=[%s]",
+                    f->spam_score >= r->tag2_level ? "Yes" : "No", score, tag, tag2, tests);
+    free(tests);
+    return v;
+}
+
+static void
+spam_edits(const struct policy_view *view, const struct policy_facts *f, const char *subject,
+           struct policy_rcpt *r)
+{
+    char score[32];
+
+    if (!f->spam_scanned || f->spam_score < r->tag_level)
+        return;
+    policy_fmt_score(score, sizeof(score), f->spam_score);
+    if (f->spam_score >= r->tag2_level)
+        edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Flag", sl_strdup("YES"));
+    edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Score", sl_strdup(score));
+    int stars = f->spam_score >= MAX_STARS ? MAX_STARS
+                : f->spam_score >= 1       ? (int)floor(f->spam_score)
+                                           : 0;
+    if (stars > 0) {
+        char *lvl = sl_calloc(1, (size_t)stars + 1);
+        memset(lvl, '*', (size_t)stars);
+        edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Level", lvl);
+    }
+    edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Status", spam_status(f, r));
+    if (f->spam_score >= r->tag2_level) {
+        r->tagged = true;
+        const char *tag = view->p.spam_subject_tag;
+        if (tag != NULL && tag[0] != '\0')
+            edit_add(&r->edits, &r->n_edits, SL_HDR_REPLACE, "Subject",
+                     sl_asprintf("%s%s", tag, subject != NULL ? subject : ""));
+    }
+}
+
+/* ---- decisions -------------------------------------------------------- */
+
+static const char *
+final_destiny(const struct sl_policy_config *p, enum policy_ccat c, enum policy_unchecked u)
+{
+    switch (c) {
+    case CCAT_INFECTED:
+        return p->final_virus_destiny;
+    case CCAT_BANNED:
+        return p->final_banned_destiny;
+    case CCAT_UNCHECKED:
+        return u == POLICY_UNCHECKED_ENCRYPTED   ? p->final_unchecked_encrypted_destiny
+               : u == POLICY_UNCHECKED_OVERLIMIT ? p->final_unchecked_overlimit_destiny
+                                                 : p->final_unchecked_destiny;
+    case CCAT_SPAM:
+        return p->final_spam_destiny;
+    case CCAT_BAD_HEADER:
+        return p->final_bad_header_destiny;
+    case CCAT_OVERSIZED:
+        return p->final_oversized_destiny;
+    case CCAT_SPAMMY:
+    case CCAT_CLEAN:
+    default:
+        return "pass";
+    }
+}
+
+static char *
+category_name(enum policy_ccat c, enum policy_unchecked u)
+{
+    if (c == CCAT_UNCHECKED && u == POLICY_UNCHECKED_ENCRYPTED)
+        return sl_strdup("UNCHECKED-ENCRYPTED");
+    if (c == CCAT_UNCHECKED && u == POLICY_UNCHECKED_OVERLIMIT)
+        return sl_strdup("UNCHECKED-OVERLIMIT");
+    return sl_strdup(policy_ccat_name(c));
+}
+
+static char *
+reason_for(enum policy_ccat c, const struct policy_facts *f, const struct policy_view *view,
+           const char *cat)
+{
+    char score[32];
+
+    switch (c) {
+    case CCAT_INFECTED: {
+        char *names = join(f->viruses, f->n_viruses, ", ", 10);
+        char *r = sl_asprintf("INFECTED: %s", names);
+        free(names);
+        return r;
+    }
+    case CCAT_BANNED:
+        return sl_asprintf("BANNED: %s", f->n_banned > 0 ? f->banned[0] : "?");
+    case CCAT_UNCHECKED:
+        return sl_asprintf("%s: %s", cat,
+                           f->n_unchecked_reasons > 0 ? f->unchecked_reasons[0] : "not scanned");
+    case CCAT_SPAM:
+    case CCAT_SPAMMY:
+        policy_fmt_score(score, sizeof(score), f->spam_score);
+        return sl_asprintf("%s, score=%s", cat, score);
+    case CCAT_BAD_HEADER:
+        return sl_asprintf("BAD-HEADER: %s", f->n_bad_headers > 0 ? f->bad_headers[0] : "?");
+    case CCAT_OVERSIZED:
+        return sl_asprintf("OVERSIZED: message size %zu above %zu", f->size,
+                           view->p.message_size_limit);
+    case CCAT_CLEAN:
+    default:
+        return sl_strdup("CLEAN");
+    }
+}
+
+void
+policy_decide(const struct policy_view *view, const struct policy_facts *f, const char *mail_from,
+              const char *const *rcpts, size_t n_rcpts, const char *subject,
+              struct policy_result *res)
+{
+    const struct sl_policy_config *p = &view->p;
+    bool present[CCAT_COUNT] = { false };
+    enum policy_ccat top = CCAT_CLEAN;
+
+    memset(res, 0, sizeof(*res));
+    present[CCAT_CLEAN] = true;
+    present[CCAT_INFECTED] = f->n_viruses > 0;
+    present[CCAT_BANNED] = f->n_banned > 0;
+    present[CCAT_UNCHECKED] = f->unchecked != POLICY_UNCHECKED_NONE;
+    present[CCAT_BAD_HEADER] = f->n_bad_headers > 0;
+    present[CCAT_OVERSIZED] = p->message_size_limit > 0 && f->size > p->message_size_limit;
+
+    /* For everyone: our X-Spam-* replace anybody else's; alerts. */
+    if (f->spam_scanned) {
+        static const char *const drop[] = { "X-Spam-Flag", "X-Spam-Score", "X-Spam-Level",
+                                            "X-Spam-Status", "X-Spam-Report" };
+        for (size_t i = 0; i < SL_N_ELEMENTS(drop); i++)
+            edit_add(&res->edits, &res->n_edits, SL_HDR_DELETE, drop[i], NULL);
+    }
+    if (present[CCAT_INFECTED]) {
+        char *names = join(f->viruses, f->n_viruses, ", ", 10);
+        edit_add(&res->edits, &res->n_edits, SL_HDR_APPEND, "X-Amavis-Alert",
+                 sl_asprintf("INFECTED, message contains virus: %s", names));
+        free(names);
+    }
+    if (present[CCAT_BANNED])
+        edit_add(&res->edits, &res->n_edits, SL_HDR_APPEND, "X-Amavis-Alert",
+                 sl_asprintf("BANNED, message contains %s", f->banned[0]));
+    if (present[CCAT_BAD_HEADER])
+        edit_add(&res->edits, &res->n_edits, SL_HDR_APPEND, "X-Amavis-Alert",
+                 sl_asprintf("BAD HEADER SECTION, %s", f->bad_headers[0]));
+
+    res->rcpts = sl_calloc(n_rcpts > 0 ? n_rcpts : 1, sizeof(*res->rcpts));
+    res->n_rcpts = n_rcpts;
+    for (size_t i = 0; i < n_rcpts; i++) {
+        struct policy_rcpt *r = &res->rcpts[i];
+        bool pr[CCAT_COUNT];
+        memcpy(pr, present, sizeof(pr));
+        r->tag_level = policy_rcpt_level(p->spam_tag_level_map, p->n_spam_tag_level_map,
+                                         p->spam_tag_level, rcpts[i]);
+        r->tag2_level = policy_rcpt_level(p->spam_tag2_level_map, p->n_spam_tag2_level_map,
+                                          p->spam_tag2_level, rcpts[i]);
+        r->kill_level = policy_rcpt_level(p->spam_kill_level_map, p->n_spam_kill_level_map,
+                                          p->spam_kill_level, rcpts[i]);
+        r->dsn_cutoff_level =
+            policy_rcpt_level(p->spam_dsn_cutoff_level_map, p->n_spam_dsn_cutoff_level_map,
+                              p->spam_dsn_cutoff_level, rcpts[i]);
+        if (f->spam_scanned) {
+            pr[CCAT_SPAM] = f->spam_score >= r->kill_level;
+            pr[CCAT_SPAMMY] = !pr[CCAT_SPAM] && f->spam_score >= r->tag2_level;
+        }
+        /* amavis' blocking ccat: the first, by priority, not passed */
+        enum policy_ccat highest = CCAT_CLEAN, blocking = CCAT_COUNT;
+        for (int c = CCAT_COUNT - 1; c >= 0; c--) {
+            if (!pr[c])
+                continue;
+            if (highest == CCAT_CLEAN && c != CCAT_CLEAN)
+                highest = (enum policy_ccat)c;
+            if (blocking == CCAT_COUNT &&
+                policy_destiny_from_name(final_destiny(p, (enum policy_ccat)c, f->unchecked)) !=
+                    POLICY_D_PASS)
+                blocking = (enum policy_ccat)c;
+        }
+        if (blocking != CCAT_COUNT) {
+            r->ccat = blocking;
+            r->destiny = policy_destiny_from_name(final_destiny(p, blocking, f->unchecked));
+        } else {
+            r->ccat = highest;
+            r->destiny = POLICY_D_PASS;
+        }
+        r->category = category_name(r->ccat, f->unchecked);
+        r->reason = reason_for(r->ccat, f, view, r->category);
+        spam_edits(view, f, subject, r);
+        if (r->destiny == POLICY_D_BOUNCE &&
+            (mail_from == NULL || mail_from[0] == '\0' ||
+             (f->spam_scanned && f->spam_score >= r->dsn_cutoff_level)))
+            r->dsn_suppressed = true;
+        if (r->ccat > top)
+            top = r->ccat;
+    }
+    /* The message's category: the highest of any recipient (UNCHECKED
+     * keeps its minor). */
+    res->category = category_name(top, f->unchecked);
+}
+
+void
+policy_result_free(struct policy_result *r)
+{
+    for (size_t i = 0; i < r->n_rcpts; i++) {
+        free(r->rcpts[i].category);
+        free(r->rcpts[i].reason);
+        edits_free(r->rcpts[i].edits, r->rcpts[i].n_edits);
+    }
+    free(r->rcpts);
+    edits_free(r->edits, r->n_edits);
+    free(r->category);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,138 @@
+/* policy.h - from findings to per-recipient outcomes, with amavisd-new's
+ * semantics (REFERENCE.md section 2).
+ *
+ * Content categories in amavis' priority order, highest first:
+ *   INFECTED, BANNED, UNCHECKED (-OVERLIMIT, -ENCRYPTED), SPAM, SPAMMY,
+ *   BAD-HEADER, OVERSIZED, CLEAN.
+ * For each recipient the categories present are walked in that order; the
+ * first whose destiny is not D_PASS blocks the mail for that recipient
+ * with that destiny (amavis' "blocking ccat"); otherwise the recipient gets
+ * D_PASS and the highest category present. SPAM and SPAMMY depend on the
+ * recipient's spam levels (tag, tag2, kill, DSN cut-off: policy.*_level,
+ * overridden per recipient or domain by policy.*_level_map), so two
+ * recipients of one message may differ.
+ *
+ * Policy banks: the policy in force is policy.* with banks loaded over it
+ * (policy_select): the listener's banks (match_listener: the frontend port
+ * the job arrived on), the origin's banks (match_origin), then, when the
+ * original client (XFORWARD ADDR) is in policy.mynetworks, the bank named
+ * by policy.mynetworks_bank ("ORIGINATING"), which also marks the mail as
+ * originating (log word "Originating" instead of "Inbound").
+ *
+ * Header edits: for every recipient, removal of X-Spam-* fields from
+ * elsewhere (amavis' $remove_existing_spam_headers) and X-Amavis-Alert
+ * for INFECTED / BANNED / BAD-HEADER mail that is passed; per recipient
+ * at or above tag level X-Spam-Score, X-Spam-Level, X-Spam-Status (with
+ * the test names), at or above tag2 also X-Spam-Flag: YES and the subject
+ * tag.
+ *
+ * No I/O, no global state: unit-tested in tests/unit/test_policy.c. */
+#ifndef SLUICE_WORKERS_POLICY_H
+#define SLUICE_WORKERS_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "util/sl_config.h"
+
+/* Destinies, numbered as the wire's Destiny enum. */
+enum policy_destiny {
+    POLICY_D_PASS = 0,
+    POLICY_D_DISCARD = 1,
+    POLICY_D_BOUNCE = 2,
+    POLICY_D_REJECT = 3,
+    POLICY_D_TEMPFAIL = 4,
+};
+
+/* Categories, lowest priority first (amavis' CC_* order). */
+enum policy_ccat {
+    CCAT_CLEAN = 0,
+    CCAT_OVERSIZED,
+    CCAT_BAD_HEADER,
+    CCAT_SPAMMY,
+    CCAT_SPAM,
+    CCAT_UNCHECKED,
+    CCAT_BANNED,
+    CCAT_INFECTED,
+    CCAT_COUNT
+};
+
+enum policy_unchecked {
+    POLICY_UNCHECKED_NONE = 0,
+    POLICY_UNCHECKED_ENCRYPTED,     /* UNCHECKED-ENCRYPTED */
+    POLICY_UNCHECKED_OVERLIMIT,     /* UNCHECKED-OVERLIMIT */
+    POLICY_UNCHECKED_FAILED,        /* UNCHECKED: a scanner failed */
+};
+
+/* The policy in force for one message: a shallow view into the config. */
+struct policy_view {
+    struct sl_policy_config p;
+    bool originating;
+    char banks[256];                /* names of the banks applied, comma-separated */
+};
+
+void policy_select(const struct sl_config *config, const char *origin, unsigned by_port,
+                   const char *client_addr, struct policy_view *view_r);
+
+/* What was found. Not owned by the policy. */
+struct policy_facts {
+    char *const *viruses;
+    size_t n_viruses;
+    char *const *banned;
+    size_t n_banned;
+    enum policy_unchecked unchecked;
+    char *const *unchecked_reasons;
+    size_t n_unchecked_reasons;
+    bool spam_scanned;
+    double spam_score;
+    char *const *spam_tests;        /* "GTUBE=1000" */
+    size_t n_spam_tests;
+    char *const *bad_headers;
+    size_t n_bad_headers;
+    size_t size;                    /* message bytes */
+};
+
+struct policy_edit {
+    int op;                         /* enum sl_header_op */
+    char *name;
+    char *value;
+};
+
+struct policy_rcpt {
+    enum policy_ccat ccat;
+    char *category;                 /* "SPAM", "UNCHECKED-ENCRYPTED", ... */
+    enum policy_destiny destiny;
+    struct policy_edit *edits;
+    size_t n_edits;
+    char *reason;                   /* "INFECTED: Eicar-Test-Signature" */
+    bool tagged;                    /* at or above tag2: X-Spam-Flag, subject tag */
+    bool dsn_suppressed;            /* D_BOUNCE, but no DSN (null sender, spam cut-off) */
+    double tag_level, tag2_level, kill_level, dsn_cutoff_level;
+};
+
+struct policy_result {
+    char *category;                 /* the highest over all recipients */
+    struct policy_edit *edits;      /* for every recipient */
+    size_t n_edits;
+    struct policy_rcpt *rcpts;      /* one per recipient, in order */
+    size_t n_rcpts;
+};
+
+/* subject: the message's Subject (unfolded) or NULL. */
+void policy_decide(const struct policy_view *view, const struct policy_facts *facts,
+                   const char *mail_from, const char *const *rcpts, size_t n_rcpts,
+                   const char *subject, struct policy_result *result_r);
+void policy_result_free(struct policy_result *result);
+
+/* A recipient's level from map ("addr=5", "user@=5", "dom=5", ".dom=5",
+ * ".=5"), most specific first; dflt when nothing matches. */
+double policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt);
+
+/* "pass" -> POLICY_D_PASS ... (unknown names: D_TEMPFAIL, never lose mail) */
+enum policy_destiny policy_destiny_from_name(const char *name);
+const char *policy_destiny_name(enum policy_destiny d);
+const char *policy_ccat_name(enum policy_ccat c);
+
+/* "1000", "6.31", "-0.5": at most 3 decimals, no exponent. */
+void policy_fmt_score(char *buf, size_t len, double v);
+
+#endif

@@ -567,6 +567,9 @@ conn_fail(struct fe_broker_link *link, int index, const char *why)
     char *error = NULL;
 
     sl_warn("frontend: broker %s %s, presumed dead; reconnecting", c->endpoint, why);
+    /* everything it held is resubmitted now: whoever answers there next,
+     * restarted or not, owes us nothing from before */
+    c->instance[0] = '\0';
     conn_close(c);
     if (conn_open(c, &error) < 0) {
         /* the endpoint was valid at start: out of sockets or memory */
@@ -712,8 +715,12 @@ fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struc
         free(j);
         return -1;
     }
-    /* ids are random and fresh (sl_id_new): a clash is our bug */
-    SL_BUG_ON(job_find(link, job->job_id) != NULL);
+    /* ids are random and fresh (sl_id_new); a caller that submits an id
+     * again wants the new submission: the old one is forgotten */
+    if (job_find(link, job->job_id) != NULL) {
+        sl_warn("%s: submitted again; the earlier submission is forgotten", id);
+        job_remove(link, job_find(link, job->job_id));
+    }
     snprintf(j->id, sizeof(j->id), "%s", job->job_id);
     j->body = sl_body_ref(body);
     j->conn = -1;

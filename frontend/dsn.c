@@ -12,9 +12,9 @@
 #include "util/sl_buf.h"
 #include "util/sl_util.h"
 
-static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+static const char *const wday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* RFC 5322 3.3 date-time, local time, fixed names. */
 static void
@@ -145,8 +145,7 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
                       "Status: 5.7.0\r\n"
                       "Diagnostic-Code: smtp; %s\r\n"
                       "Last-Attempt-Date: %s\r\n",
-                      r->address, r->diagnostic != NULL ? r->diagnostic : "554 5.7.0 Reject",
-                      now);
+                      r->address, r->diagnostic != NULL ? r->diagnostic : "554 5.7.0 Reject", now);
     }
     sl_buf_printf(&b,
                   "\r\n"

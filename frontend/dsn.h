@@ -13,21 +13,21 @@
 #include <stddef.h>
 
 struct fe_dsn_rcpt {
-    const char *address;        /* final recipient, without <> */
-    const char *orcpt;          /* DSN ORCPT= as received ("rfc822;a@b"), or NULL */
-    const char *diagnostic;     /* "554 5.7.0 Reject, id=... - INFECTED: ..." */
+    const char *address;    /* final recipient, without <> */
+    const char *orcpt;      /* DSN ORCPT= as received ("rfc822;a@b"), or NULL */
+    const char *diagnostic; /* "554 5.7.0 Reject, id=... - INFECTED: ..." */
 };
 
 struct fe_dsn_info {
     const char *job_id;
-    const char *reporting_host; /* our hostname */
-    const char *sender;         /* envelope sender (the DSN's recipient) */
-    const char *envid;          /* DSN ENVID= or NULL */
-    const char *category;       /* "INFECTED", "SPAM", "BANNED", ... */
-    const char *reason;         /* "INFECTED: Eicar-Test-Signature" */
-    const char *message_id;     /* of the original, with <>, or NULL */
-    unsigned long long arrival_ms;  /* wall clock */
-    const char *original;       /* the original message (its headers are returned) */
+    const char *reporting_host;    /* our hostname */
+    const char *sender;            /* envelope sender (the DSN's recipient) */
+    const char *envid;             /* DSN ENVID= or NULL */
+    const char *category;          /* "INFECTED", "SPAM", "BANNED", ... */
+    const char *reason;            /* "INFECTED: Eicar-Test-Signature" */
+    const char *message_id;        /* of the original, with <>, or NULL */
+    unsigned long long arrival_ms; /* wall clock */
+    const char *original;          /* the original message (its headers are returned) */
     size_t original_len;
     const struct fe_dsn_rcpt *rcpts;
     size_t n_rcpts;

@@ -22,15 +22,15 @@ struct rcpt_state {
     bool dsn_suppressed;
     char *category;
     char *reason;
-    int code;                   /* final SMTP code, 0 while pending */
+    int code; /* final SMTP code, 0 while pending */
     char *reply;
 };
 
 struct group {
     struct fe_delivery *d;
-    size_t *idx;                /* recipients, in RCPT order */
+    size_t *idx; /* recipients, in RCPT order */
     size_t n;
-    const Sluice__RecipientVerdict *key;    /* during start only: whose edits */
+    const Sluice__RecipientVerdict *key; /* during start only: whose edits */
     struct fe_reinject_op *op;
 };
 
@@ -48,11 +48,11 @@ struct fe_delivery {
     struct group *groups;
     size_t n_groups;
     struct fe_reinject_op *dsn_op;
-    size_t *dsn_idx;            /* bounced recipients the DSN reports */
+    size_t *dsn_idx; /* bounced recipients the DSN reports */
     size_t n_dsn;
     size_t pending;
     bool cancelled;
-    struct event *later;        /* completion when nothing had to be sent */
+    struct event *later; /* completion when nothing had to be sent */
     char *queued_as;
     char *detail;
     char action[512];
@@ -98,8 +98,8 @@ set_reply(struct rcpt_state *r, int code, char *text_owned)
 }
 
 void
-fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
-               char *out, size_t len)
+fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating, char *out,
+               size_t len)
 {
     const char *w;
 
@@ -139,7 +139,7 @@ fe_verdict_log_parts(const Sluice__Verdict *v, char **category_r, char **hits_r)
     if (f != NULL && f->spam_scanned) {
         char buf[64];
         snprintf(buf, sizeof(buf), "%.3f", f->spam_score);
-        char *e = buf + strlen(buf) - 1;    /* "1000.000" -> "1000" as amavis */
+        char *e = buf + strlen(buf) - 1; /* "1000.000" -> "1000" as amavis */
         while (*e == '0')
             *e-- = '\0';
         if (*e == '.')
@@ -177,7 +177,7 @@ delivery_free(struct fe_delivery *d)
 static void
 finish(struct fe_delivery *d)
 {
-    struct fe_delivery_result res = { .cancelled = d->cancelled };
+    struct fe_delivery_result res = {.cancelled = d->cancelled};
     char word[64];
 
     if (!d->cancelled) {
@@ -188,8 +188,8 @@ finish(struct fe_delivery *d)
             res.replies[i] = r->reply;
             if (r->destiny == SLUICE__DESTINY__D_PASS && r->code >= 200 && r->code < 300)
                 res.passed = true;
-            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating,
-                           word, sizeof(word));
+            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating, word,
+                           sizeof(word));
             /* each word once, in the order first met */
             bool seen = false;
             for (const char *p = d->action; (p = strstr(p, word)) != NULL; p++)
@@ -297,15 +297,15 @@ on_dsn_done(void *ctx, const struct fe_reinject_result *res)
     for (size_t k = 0; k < d->n_dsn && !res->cancelled; k++) {
         struct rcpt_state *r = &d->r[d->dsn_idx[k]];
         if (sent) {
-            set_reply(r, 250, sl_asprintf("250 2.7.0 Ok, bounced, id=%s - %s", d->job_id,
-                                          r->reason));
+            set_reply(r, 250,
+                      sl_asprintf("250 2.7.0 Ok, bounced, id=%s - %s", d->job_id, r->reason));
         } else {
-            set_reply(r, 451, sl_asprintf("451 4.5.0 id=%s, cannot send the non-delivery report "
-                                          "(%d %s), try again later",
-                                          d->job_id, res->n_rcpts ? res->rcpts[0].code : 0,
-                                          res->n_rcpts && res->rcpts[0].reply
-                                              ? res->rcpts[0].reply
-                                              : "no reply"));
+            set_reply(r, 451,
+                      sl_asprintf("451 4.5.0 id=%s, cannot send the non-delivery report "
+                                  "(%d %s), try again later",
+                                  d->job_id, res->n_rcpts ? res->rcpts[0].code : 0,
+                                  res->n_rcpts && res->rcpts[0].reply ? res->rcpts[0].reply
+                                                                      : "no reply"));
         }
     }
     if (!sent && !res->cancelled) {
@@ -421,14 +421,14 @@ start_dsn(struct fe_delivery *d, const struct fe_delivery_params *p)
     size_t len;
     char *text = fe_dsn_build(&info, &len);
     struct sl_body *body = sl_body_new(text, len);
-    struct fe_reinject_rcpt to = { .address = req->mail_from };
+    struct fe_reinject_rcpt to = {.address = req->mail_from};
     struct fe_reinject_request dreq = {
         .job_id = d->job_id,
         .host = req->host,
         .port = req->port,
         .max_conns = req->max_conns,
-        .mail_from = "",            /* a DSN has the null sender (RFC 3464, 5321 4.5.5) */
-        .body_type = "8BITMIME",    /* the returned headers may hold 8-bit */
+        .mail_from = "",         /* a DSN has the null sender (RFC 3464, 5321 4.5.5) */
+        .body_type = "8BITMIME", /* the returned headers may hold 8-bit */
         .smtputf8 = req->smtputf8,
         .rcpts = &to,
         .n_rcpts = 1,
@@ -475,9 +475,8 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         d->r[i].tagged = by[i]->tagged;
         d->r[i].dsn_suppressed = by[i]->dsn_suppressed;
         d->r[i].category = sl_strdup(by[i]->category);
-        d->r[i].reason = sl_strdup(by[i]->reason != NULL && by[i]->reason[0] != '\0'
-                                       ? by[i]->reason
-                                       : by[i]->category);
+        d->r[i].reason = sl_strdup(
+            by[i]->reason != NULL && by[i]->reason[0] != '\0' ? by[i]->reason : by[i]->category);
     }
     if (!d->lmtp)
         smtp_mode(d);
@@ -502,15 +501,16 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
             break;
         }
         case SLUICE__DESTINY__D_DISCARD:
-            set_reply(r, 250, sl_asprintf("250 2.7.0 Ok, discarded, id=%s - %s", d->job_id,
-                                          r->reason));
+            set_reply(r, 250,
+                      sl_asprintf("250 2.7.0 Ok, discarded, id=%s - %s", d->job_id, r->reason));
             break;
         case SLUICE__DESTINY__D_BOUNCE:
             if (r->dsn_suppressed || req->mail_from == NULL || req->mail_from[0] == '\0' ||
                 !fe_dsn_notify_failure(req->rcpts[i].notify)) {
                 r->dsn_suppressed = true;
-                set_reply(r, 250, sl_asprintf("250 2.7.0 Ok, discarded, id=%s - %s (no DSN)",
-                                              d->job_id, r->reason));
+                set_reply(r, 250,
+                          sl_asprintf("250 2.7.0 Ok, discarded, id=%s - %s (no DSN)", d->job_id,
+                                      r->reason));
             } else {
                 d->dsn_idx[d->n_dsn++] = i;
             }
@@ -519,9 +519,10 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
             set_reply(r, 554, sl_asprintf("554 5.7.0 Reject, id=%s - %s", d->job_id, r->reason));
             break;
         default:
-            set_reply(r, 451, sl_asprintf("451 4.7.1 id=%s, temporary failure - %s, try again "
-                                          "later",
-                                          d->job_id, r->reason));
+            set_reply(r, 451,
+                      sl_asprintf("451 4.7.1 id=%s, temporary failure - %s, try again "
+                                  "later",
+                                  d->job_id, r->reason));
             break;
         }
     }
@@ -533,12 +534,12 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         struct sl_header_edit *edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*edits));
         struct fe_reinject_rcpt *rcpts = sl_calloc(gr->n, sizeof(*rcpts));
         for (size_t k = 0; k < v->n_edits; k++)
-            edits[k] = (struct sl_header_edit){ op_from_wire(v->edits[k]->op), v->edits[k]->name,
-                                                v->edits[k]->value };
+            edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op), v->edits[k]->name,
+                                               v->edits[k]->value};
         for (size_t k = 0; k < gr->key->n_edits; k++)
             edits[v->n_edits + k] =
-                (struct sl_header_edit){ op_from_wire(gr->key->edits[k]->op),
-                                         gr->key->edits[k]->name, gr->key->edits[k]->value };
+                (struct sl_header_edit){op_from_wire(gr->key->edits[k]->op),
+                                        gr->key->edits[k]->name, gr->key->edits[k]->value};
         for (size_t k = 0; k < gr->n; k++)
             rcpts[k] = req->rcpts[gr->idx[k]];
         struct fe_reinject_request greq = *req;
@@ -547,7 +548,7 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         greq.edits = edits;
         greq.n_edits = ne;
         gr->op = fe_reinject_start(d->reinjector, &greq, on_group_done, group_wanted, gr);
-        gr->key = NULL;         /* points into the verdict */
+        gr->key = NULL; /* points into the verdict */
         free(rcpts);
         free(edits);
         SL_BUG_ON(gr->op == NULL);
@@ -558,7 +559,7 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
     free(by);
     if (d->pending == 0) {
         /* nothing to send: answer from the loop, never from inside start */
-        struct timeval zero = { 0, 0 };
+        struct timeval zero = {0, 0};
         d->later = evtimer_new(p->base, on_later, d);
         evtimer_add(d->later, &zero);
     }

@@ -34,14 +34,14 @@
 struct fe_delivery;
 
 struct fe_delivery_result {
-    bool cancelled;             /* the client left before a final "." went out */
-    char **replies;             /* LMTP: one line per recipient, in RCPT order */
+    bool cancelled; /* the client left before a final "." went out */
+    char **replies; /* LMTP: one line per recipient, in RCPT order */
     size_t n_replies;
-    char *combined;             /* SMTP: the one reply */
-    bool passed;                /* some recipient got the mail: "Passed", else "Blocked" */
-    const char *action;         /* "RelayedTaggedInbound,DiscardedInbound" */
-    const char *queued_as;      /* the first queue id :10025 gave, or NULL */
-    const char *detail;         /* the first failure towards :10025, or NULL */
+    char *combined;        /* SMTP: the one reply */
+    bool passed;           /* some recipient got the mail: "Passed", else "Blocked" */
+    const char *action;    /* "RelayedTaggedInbound,DiscardedInbound" */
+    const char *queued_as; /* the first queue id :10025 gave, or NULL */
+    const char *detail;    /* the first failure towards :10025, or NULL */
 };
 
 typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res);
@@ -49,18 +49,18 @@ typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res
 struct fe_delivery_params {
     struct event_base *base;
     struct fe_reinjector *reinjector;
-    const struct fe_reinject_request *req;  /* all recipients, the session's envelope */
-    const Sluice__Verdict *verdict;         /* valid during the call only */
+    const struct fe_reinject_request *req; /* all recipients, the session's envelope */
+    const Sluice__Verdict *verdict;        /* valid during the call only */
     bool lmtp;
-    const char *hostname;                   /* Reporting-MTA of DSNs */
-    const char *message_id;                 /* for DSNs, with <>, or NULL */
+    const char *hostname;   /* Reporting-MTA of DSNs */
+    const char *message_id; /* for DSNs, with <>, or NULL */
     unsigned long long arrival_ms;
 };
 
 /* Starts delivering; NULL with *error_r (static) for an unusable verdict. */
-struct fe_delivery *fe_delivery_start(const struct fe_delivery_params *p,
-                                      fe_delivery_done_fn *done, fe_reinject_wanted_fn *wanted,
-                                      void *ctx, const char **error_r);
+struct fe_delivery *fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
+                                      fe_reinject_wanted_fn *wanted, void *ctx,
+                                      const char **error_r);
 /* Abandons it (our client left): done() is not called. */
 void fe_delivery_cancel(struct fe_delivery **dp);
 

@@ -33,8 +33,8 @@
 #include "util/sl_util.h"
 
 #define BANNED_NAME_MAX 512
-#define MAGIC_HEAD (256 * 1024)             /* bytes given to libmagic */
-#define RATIO_FLOOR (1024ULL * 1024)        /* the ratio applies past this many bytes */
+#define MAGIC_HEAD (256 * 1024)      /* bytes given to libmagic */
+#define RATIO_FLOOR (1024ULL * 1024) /* the ratio applies past this many bytes */
 #define READ_CHUNK (64 * 1024)
 
 void
@@ -130,9 +130,9 @@ banned_compile(char *const *patterns, size_t n)
     for (size_t i = 0; i < n; i++) {
         int code;
         PCRE2_SIZE off;
-        res[i] = pcre2_compile((PCRE2_SPTR)patterns[i], PCRE2_ZERO_TERMINATED,
-                               PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &off,
-                               NULL);
+        res[i] =
+            pcre2_compile((PCRE2_SPTR)patterns[i], PCRE2_ZERO_TERMINATED,
+                          PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
         if (res[i] == NULL)
             sl_error("banned_names_re: pattern \"%s\" does not compile; ignored", patterns[i]);
     }
@@ -182,19 +182,32 @@ static bool
 is_archive_type(const char *t)
 {
     static const char *const types[] = {
-        "application/zip",          "application/x-zip-compressed",
-        "application/x-7z-compressed", "application/x-rar",
-        "application/vnd.rar",      "application/x-rar-compressed",
-        "application/gzip",         "application/x-gzip",
-        "application/x-bzip2",      "application/x-xz",
-        "application/x-tar",        "application/x-gtar",
-        "application/x-ustar",      "application/x-cpio",
-        "application/vnd.ms-cab-compressed", "application/x-iso9660-image",
-        "application/x-lzip",       "application/x-lzma",
-        "application/zstd",         "application/x-zstd",
-        "application/x-lha",        "application/x-lzh-compressed",
-        "application/x-archive",    "application/java-archive",
-        "application/x-compress",   "application/x-xar",
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/x-7z-compressed",
+        "application/x-rar",
+        "application/vnd.rar",
+        "application/x-rar-compressed",
+        "application/gzip",
+        "application/x-gzip",
+        "application/x-bzip2",
+        "application/x-xz",
+        "application/x-tar",
+        "application/x-gtar",
+        "application/x-ustar",
+        "application/x-cpio",
+        "application/vnd.ms-cab-compressed",
+        "application/x-iso9660-image",
+        "application/x-lzip",
+        "application/x-lzma",
+        "application/zstd",
+        "application/x-zstd",
+        "application/x-lha",
+        "application/x-lzh-compressed",
+        "application/x-archive",
+        "application/java-archive",
+        "application/x-compress",
+        "application/x-xar",
     };
     if (t == NULL)
         return false;
@@ -263,12 +276,14 @@ budget(struct banned_state *st, size_t n, const char *chain)
 
     st->expanded += n;
     if (st->expanded > p->archive_max_size) {
-        overlimit(st, chain, "archive contents above archive_max_size (%llu bytes)", (unsigned long long)p->archive_max_size);
+        overlimit(st, chain, "archive contents above archive_max_size (%llu bytes)",
+                  (unsigned long long)p->archive_max_size);
         return false;
     }
     if (st->expanded > RATIO_FLOOR && st->input > 0 &&
         st->expanded / st->input > p->archive_max_ratio) {
-        overlimit(st, chain, "archive expansion ratio above archive_max_ratio (%u)", p->archive_max_ratio);
+        overlimit(st, chain, "archive expansion ratio above archive_max_ratio (%u)",
+                  p->archive_max_ratio);
         return false;
     }
     if (past_deadline(st)) {
@@ -291,7 +306,7 @@ looks_encrypted_error(struct archive *a)
 static char *
 raw_entry_name(const char *outer)
 {
-    static const char *const exts[] = { ".gz", ".tgz", ".bz2", ".xz", ".lz", ".lzma", ".z", ".zst" };
+    static const char *const exts[] = {".gz", ".tgz", ".bz2", ".xz", ".lz", ".lzma", ".z", ".zst"};
     char *n = sl_strdup(outer != NULL && outer[0] != '\0' ? outer : "data");
     size_t len = strlen(n);
 
@@ -300,7 +315,7 @@ raw_entry_name(const char *outer)
         if (len > el && strcasecmp(n + len - el, exts[i]) == 0) {
             n[len - el] = '\0';
             if (strcasecmp(exts[i], ".tgz") == 0)
-                strcat(n, ".tar");    /* room: ".tgz" was 4 bytes */
+                strcat(n, ".tar"); /* room: ".tgz" was 4 bytes */
             break;
         }
     }
@@ -352,26 +367,28 @@ check_entry(struct banned_state *st, struct archive *a, const char *chain, const
     if (archive && !st->stopped && keep_all)
         check_archive(st, chain, name, buf.data, buf.len, depth + 1);
     else if (archive && !st->stopped)
-        overlimit(st, chain, "archives nested deeper than archive_max_depth (%u)", st->ctx->p->archive_max_depth);
+        overlimit(st, chain, "archives nested deeper than archive_max_depth (%u)",
+                  st->ctx->p->archive_max_depth);
     sl_buf_free(&buf);
 }
 
 static void
-check_archive(struct banned_state *st, const char *chain, const char *outer_name,
-              const char *data, size_t len, unsigned depth)
+check_archive(struct banned_state *st, const char *chain, const char *outer_name, const char *data,
+              size_t len, unsigned depth)
 {
     struct archive *a;
     struct archive_entry *entry;
     bool first = true;
 
     if (depth > st->ctx->p->archive_max_depth) {
-        overlimit(st, chain, "archives nested deeper than archive_max_depth (%u)", st->ctx->p->archive_max_depth);
+        overlimit(st, chain, "archives nested deeper than archive_max_depth (%u)",
+                  st->ctx->p->archive_max_depth);
         return;
     }
     a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_all(a);
-    archive_read_support_format_raw(a);     /* lone .gz / .bz2 / .xz files */
+    archive_read_support_format_raw(a); /* lone .gz / .bz2 / .xz files */
     if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
         sl_debug("archive %s: %s", chain, archive_error_string(a));
         archive_read_free(a);
@@ -390,18 +407,19 @@ check_archive(struct banned_state *st, const char *chain, const char *outer_name
         }
         bool raw = archive_format(a) == ARCHIVE_FORMAT_RAW;
         if (first && raw && archive_filter_count(a) <= 1)
-            break;      /* raw without a compression filter: not an archive */
+            break; /* raw without a compression filter: not an archive */
         first = false;
         if (++st->entries > st->ctx->p->archive_max_entries) {
-            overlimit(st, chain, "more than archive_max_entries (%u) archive entries", st->ctx->p->archive_max_entries);
+            overlimit(st, chain, "more than archive_max_entries (%u) archive entries",
+                      st->ctx->p->archive_max_entries);
             break;
         }
-        char *name = raw ? raw_entry_name(outer_name)
-                         : sl_strdup(archive_entry_pathname_utf8(entry) != NULL
-                                         ? archive_entry_pathname_utf8(entry)
-                                         : archive_entry_pathname(entry) != NULL
-                                               ? archive_entry_pathname(entry)
-                                               : "?");
+        char *name =
+            raw ? raw_entry_name(outer_name)
+                : sl_strdup(archive_entry_pathname_utf8(entry) != NULL
+                                ? archive_entry_pathname_utf8(entry)
+                            : archive_entry_pathname(entry) != NULL ? archive_entry_pathname(entry)
+                                                                    : "?");
         char *sub = sl_asprintf("%s | %s", chain, name);
         if (archive_entry_is_encrypted(entry)) {
             check_add(&st->f->encrypted, &st->f->n_encrypted, "%s", sub);
@@ -425,13 +443,12 @@ banned_check_part(struct banned_state *st, const char *name, const char *declare
     const char *real = real_type(st->ctx, data, len);
     char *chain = sl_asprintf("%s,%s", declared_type != NULL ? declared_type : "?",
                               name != NULL && name[0] != '\0' ? name : "-");
-    char *real_copy = real != NULL ? sl_strdup(real) : NULL;    /* magic reuses its buffer */
+    char *real_copy = real != NULL ? sl_strdup(real) : NULL; /* magic reuses its buffer */
 
     check_object(st, chain, name, declared_type, real_copy);
     /* archive_max_depth 0: archives are not opened at all */
     if (!st->stopped && st->ctx->p->archive_max_depth > 0 &&
-        (is_archive_type(real_copy) ||
-                         (real_copy == NULL && is_archive_type(declared_type)))) {
+        (is_archive_type(real_copy) || (real_copy == NULL && is_archive_type(declared_type)))) {
         st->input += len;
         check_archive(st, chain, name, data, len, 1);
     }

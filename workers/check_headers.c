@@ -23,8 +23,8 @@
 /* RFC 5322 3.6: fields that may appear at most once; the first two are
  * required ("orig-date" and "from"). */
 static const char *const once_fields[] = {
-    "Date", "From", "Sender", "Reply-To", "To", "Cc", "Bcc",
-    "Message-ID", "In-Reply-To", "References", "Subject",
+    "Date", "From",       "Sender",      "Reply-To",   "To",      "Cc",
+    "Bcc",  "Message-ID", "In-Reply-To", "References", "Subject",
 };
 
 static void
@@ -47,9 +47,9 @@ check_header_tests(char *const *names, size_t n)
         const char *name;
         unsigned bit;
     } tests[] = {
-        { "mime", BH_MIME },   { "8bit", BH_8BIT },       { "control", BH_CONTROL },
-        { "long", BH_LONG },   { "syntax", BH_SYNTAX },   { "missing", BH_MISSING },
-        { "multiple", BH_MULTIPLE },
+        {"mime", BH_MIME},         {"8bit", BH_8BIT},     {"control", BH_CONTROL},
+        {"long", BH_LONG},         {"syntax", BH_SYNTAX}, {"missing", BH_MISSING},
+        {"multiple", BH_MULTIPLE},
     };
     unsigned mask = 0;
 
@@ -61,11 +61,10 @@ check_header_tests(char *const *names, size_t n)
 }
 
 void
-check_headers(const char *data, size_t len, bool smtputf8, unsigned mask,
-              struct check_findings *f)
+check_headers(const char *data, size_t len, bool smtputf8, unsigned mask, struct check_findings *f)
 {
     const char *p = data, *end = data + len;
-    unsigned counts[SL_N_ELEMENTS(once_fields)] = { 0 };
+    unsigned counts[SL_N_ELEMENTS(once_fields)] = {0};
     bool long_reported = false, eight_reported = false, ctrl_reported = false;
     char cur[NAME_MAX_SHOWN + 1] = "";
 
@@ -76,7 +75,7 @@ check_headers(const char *data, size_t len, bool smtputf8, unsigned mask,
         if (n > 0 && p[n - 1] == '\r')
             n--;
         if (n == 0)
-            break;      /* end of the header section */
+            break; /* end of the header section */
         if (p[0] == ' ' || p[0] == '\t') {
             if (cur[0] == '\0' && (mask & BH_SYNTAX))
                 check_add(&f->bad_headers, &f->n_bad_headers,

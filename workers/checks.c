@@ -45,12 +45,12 @@ mime_findings(const struct mime_info *info, unsigned tests, struct check_finding
         int code;
         const char *text;
     } crit[] = {
-        { GMIME_CRIT_INVALID_HEADER_NAME, "invalid header name in a MIME part" },
-        { GMIME_CRIT_CONFLICTING_HEADER, "conflicting MIME header fields" },
-        { GMIME_CRIT_CONFLICTING_PARAMETER, "conflicting MIME parameters" },
-        { GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY, "multipart without a boundary" },
-        { GMIME_CRIT_NESTING_OVERFLOW, "MIME nesting too deep" },
-        { GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT, "MIME part without headers or content" },
+        {GMIME_CRIT_INVALID_HEADER_NAME, "invalid header name in a MIME part"},
+        {GMIME_CRIT_CONFLICTING_HEADER, "conflicting MIME header fields"},
+        {GMIME_CRIT_CONFLICTING_PARAMETER, "conflicting MIME parameters"},
+        {GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY, "multipart without a boundary"},
+        {GMIME_CRIT_NESTING_OVERFLOW, "MIME nesting too deep"},
+        {GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT, "MIME part without headers or content"},
     };
     /* GMime also sees the top-level header section: do not report twice
      * what check_headers() reported, nor what its disabled tests skip. */
@@ -65,14 +65,15 @@ mime_findings(const struct mime_info *info, unsigned tests, struct check_finding
             !((badname || !(tests & BH_SYNTAX)) && crit[i].code == GMIME_CRIT_INVALID_HEADER_NAME))
             check_add(&f->bad_headers, &f->n_bad_headers, "MIME error: %s", crit[i].text);
     if (info->truncated_walk)
-        check_add(&f->bad_headers, &f->n_bad_headers, "MIME error: structure too deep or too "
-                                                      "many parts");
+        check_add(&f->bad_headers, &f->n_bad_headers,
+                  "MIME error: structure too deep or too "
+                  "many parts");
 }
 
 void
 checks_run(const struct check_ctx *ctx, const char *data, size_t len, struct check_findings *f)
 {
-    struct walk w = { .ctx = ctx, .f = f };
+    struct walk w = {.ctx = ctx, .f = f};
     struct mime_info info;
 
     memset(f, 0, sizeof(*f));

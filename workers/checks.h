@@ -31,28 +31,28 @@ struct sl_policy_config;
 
 /* What the checks found. Strings are owned; checks_findings_free(). */
 struct check_findings {
-    char **banned;          /* "application/zip,a.zip | .exe,invoice.pdf.exe (double extension)" */
+    char **banned; /* "application/zip,a.zip | .exe,invoice.pdf.exe (double extension)" */
     size_t n_banned;
-    char **bad_headers;     /* "Duplicate header field: \"Subject\"" */
+    char **bad_headers; /* "Duplicate header field: \"Subject\"" */
     size_t n_bad_headers;
-    char **encrypted;       /* "application/zip,a.zip | secret.doc" */
+    char **encrypted; /* "application/zip,a.zip | secret.doc" */
     size_t n_encrypted;
-    char **overlimit;       /* "archive expansion ratio above 200: bomb.zip" */
+    char **overlimit; /* "archive expansion ratio above 200: bomb.zip" */
     size_t n_overlimit;
-    unsigned parts;         /* MIME parts (mime_info.parts) */
-    unsigned long long expanded;    /* archive bytes expanded */
-    char *message_id;       /* as mime_check found it, or NULL */
+    unsigned parts;              /* MIME parts (mime_info.parts) */
+    unsigned long long expanded; /* archive bytes expanded */
+    char *message_id;            /* as mime_check found it, or NULL */
 };
 
 struct check_ctx {
-    const struct sl_policy_config *p;   /* lists and limits (a merged view) */
-    pcre2_code *const *res;             /* p->banned_names_re compiled, n_res of them */
+    const struct sl_policy_config *p; /* lists and limits (a merged view) */
+    pcre2_code *const *res;           /* p->banned_names_re compiled, n_res of them */
     size_t n_res;
-    magic_t magic;                      /* the calling thread's, or NULL: no type detection */
-    bool banned;                        /* run the banned-file checks */
-    bool headers;                       /* run the header checks */
-    bool smtputf8;                      /* the envelope said SMTPUTF8: 8-bit headers are fine */
-    unsigned long long deadline_ms;     /* monotonic; checks stop (overlimit) past it, 0: none */
+    magic_t magic;                  /* the calling thread's, or NULL: no type detection */
+    bool banned;                    /* run the banned-file checks */
+    bool headers;                   /* run the header checks */
+    bool smtputf8;                  /* the envelope said SMTPUTF8: 8-bit headers are fine */
+    unsigned long long deadline_ms; /* monotonic; checks stop (overlimit) past it, 0: none */
 };
 
 /* Runs every enabled check over the message. */
@@ -66,10 +66,10 @@ void checks_findings_free(struct check_findings *f);
 struct banned_state {
     const struct check_ctx *ctx;
     struct check_findings *f;
-    unsigned entries;               /* archive entries seen */
-    unsigned long long expanded;    /* archive bytes expanded */
-    unsigned long long input;       /* bytes of the outermost archives */
-    bool stopped;                   /* a limit was hit: no further archive work */
+    unsigned entries;            /* archive entries seen */
+    unsigned long long expanded; /* archive bytes expanded */
+    unsigned long long input;    /* bytes of the outermost archives */
+    bool stopped;                /* a limit was hit: no further archive work */
 };
 
 /* Checks one MIME leaf: its name, declared type, real type, and what is
@@ -90,13 +90,13 @@ void banned_free_compiled(pcre2_code **res, size_t n);
 
 /* amavis' %allowed_header_tests, policy.bad_header_tests */
 enum {
-    BH_MIME = 1 << 0,       /* MIME structure errors (GMime) */
-    BH_8BIT = 1 << 1,       /* unencoded 8-bit header content */
-    BH_CONTROL = 1 << 2,    /* control characters */
-    BH_LONG = 1 << 3,       /* lines over 998 characters */
-    BH_SYNTAX = 1 << 4,     /* bad field names, leading continuation line */
-    BH_MISSING = 1 << 5,    /* no From or no Date */
-    BH_MULTIPLE = 1 << 6,   /* duplicate From, Subject, ... */
+    BH_MIME = 1 << 0,     /* MIME structure errors (GMime) */
+    BH_8BIT = 1 << 1,     /* unencoded 8-bit header content */
+    BH_CONTROL = 1 << 2,  /* control characters */
+    BH_LONG = 1 << 3,     /* lines over 998 characters */
+    BH_SYNTAX = 1 << 4,   /* bad field names, leading continuation line */
+    BH_MISSING = 1 << 5,  /* no From or no Date */
+    BH_MULTIPLE = 1 << 6, /* duplicate From, Subject, ... */
 };
 /* The BH_* set named by a list ("mime", "8bit", ...); unknown names ignored. */
 unsigned check_header_tests(char *const *names, size_t n);

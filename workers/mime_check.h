@@ -3,8 +3,8 @@
  *
  * Hostile input is the normal case here: GMime caps nesting (1024 levels,
  * GMIME_CRIT_NESTING_OVERFLOW) and so does our walk; a message GMime cannot
- * make sense of is reported, never fatal. The policy decisions (BAD-HEADER,
- * banned parts) come in a later issue and will read struct mime_info.
+ * make sense of is reported, never fatal. The built-in checks (checks.h)
+ * walk the leaf parts through mime_check_walk().
  *
  * Thread-safe once mime_check_init() ran: each call uses its own GMime
  * objects. */

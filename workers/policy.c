@@ -12,17 +12,16 @@
 #include "util/sl_addr.h"
 #include "util/sl_util.h"
 
-#define MAX_STARS 64                /* amavis caps X-Spam-Level at 64 characters */
-#define MAX_STATUS_TESTS 50         /* tests listed in X-Spam-Status */
+#define MAX_STARS 64        /* amavis caps X-Spam-Level at 64 characters */
+#define MAX_STATUS_TESTS 50 /* tests listed in X-Spam-Status */
 
 static const char *const ccat_names[CCAT_COUNT] = {
-    [CCAT_CLEAN] = "CLEAN",         [CCAT_OVERSIZED] = "OVERSIZED",
-    [CCAT_BAD_HEADER] = "BAD-HEADER", [CCAT_SPAMMY] = "SPAMMY",
-    [CCAT_SPAM] = "SPAM",           [CCAT_UNCHECKED] = "UNCHECKED",
-    [CCAT_BANNED] = "BANNED",       [CCAT_INFECTED] = "INFECTED",
+    [CCAT_CLEAN] = "CLEAN",   [CCAT_OVERSIZED] = "OVERSIZED", [CCAT_BAD_HEADER] = "BAD-HEADER",
+    [CCAT_SPAMMY] = "SPAMMY", [CCAT_SPAM] = "SPAM",           [CCAT_UNCHECKED] = "UNCHECKED",
+    [CCAT_BANNED] = "BANNED", [CCAT_INFECTED] = "INFECTED",
 };
 
-static const char *const destiny_names[] = { "pass", "discard", "bounce", "reject", "tempfail" };
+static const char *const destiny_names[] = {"pass", "discard", "bounce", "reject", "tempfail"};
 
 const char *
 policy_ccat_name(enum policy_ccat c)
@@ -142,9 +141,9 @@ policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
         return v;
     if (at != NULL) {
         const char *dom = at + 1;
-        if (map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1, &v))   /* "user@" */
+        if (map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1, &v)) /* "user@" */
             return v;
-        if (map_lookup(map, n, dom, strlen(dom), &v))                /* "example.com" */
+        if (map_lookup(map, n, dom, strlen(dom), &v)) /* "example.com" */
             return v;
         /* ".example.com" covers the domain and its subdomains */
         for (const char *d = dom; d != NULL && *d != '\0';) {
@@ -328,7 +327,7 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
               struct policy_result *res)
 {
     const struct sl_policy_config *p = &view->p;
-    bool present[CCAT_COUNT] = { false };
+    bool present[CCAT_COUNT] = {false};
     enum policy_ccat top = CCAT_CLEAN;
 
     memset(res, 0, sizeof(*res));
@@ -341,8 +340,8 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
 
     /* For everyone: our X-Spam-* replace anybody else's; alerts. */
     if (f->spam_scanned) {
-        static const char *const drop[] = { "X-Spam-Flag", "X-Spam-Score", "X-Spam-Level",
-                                            "X-Spam-Status", "X-Spam-Report" };
+        static const char *const drop[] = {"X-Spam-Flag", "X-Spam-Score", "X-Spam-Level",
+                                           "X-Spam-Status", "X-Spam-Report"};
         for (size_t i = 0; i < SL_N_ELEMENTS(drop); i++)
             edit_add(&res->edits, &res->n_edits, SL_HDR_DELETE, drop[i], NULL);
     }

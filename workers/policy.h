@@ -58,16 +58,16 @@ enum policy_ccat {
 
 enum policy_unchecked {
     POLICY_UNCHECKED_NONE = 0,
-    POLICY_UNCHECKED_ENCRYPTED,     /* UNCHECKED-ENCRYPTED */
-    POLICY_UNCHECKED_OVERLIMIT,     /* UNCHECKED-OVERLIMIT */
-    POLICY_UNCHECKED_FAILED,        /* UNCHECKED: a scanner failed */
+    POLICY_UNCHECKED_ENCRYPTED, /* UNCHECKED-ENCRYPTED */
+    POLICY_UNCHECKED_OVERLIMIT, /* UNCHECKED-OVERLIMIT */
+    POLICY_UNCHECKED_FAILED,    /* UNCHECKED: a scanner failed */
 };
 
 /* The policy in force for one message: a shallow view into the config. */
 struct policy_view {
     struct sl_policy_config p;
     bool originating;
-    char banks[256];                /* names of the banks applied, comma-separated */
+    char banks[256]; /* names of the banks applied, comma-separated */
 };
 
 void policy_select(const struct sl_config *config, const char *origin, unsigned by_port,
@@ -84,36 +84,36 @@ struct policy_facts {
     size_t n_unchecked_reasons;
     bool spam_scanned;
     double spam_score;
-    char *const *spam_tests;        /* "GTUBE=1000" */
+    char *const *spam_tests; /* "GTUBE=1000" */
     size_t n_spam_tests;
     char *const *bad_headers;
     size_t n_bad_headers;
-    size_t size;                    /* message bytes */
+    size_t size; /* message bytes */
 };
 
 struct policy_edit {
-    int op;                         /* enum sl_header_op */
+    int op; /* enum sl_header_op */
     char *name;
     char *value;
 };
 
 struct policy_rcpt {
     enum policy_ccat ccat;
-    char *category;                 /* "SPAM", "UNCHECKED-ENCRYPTED", ... */
+    char *category; /* "SPAM", "UNCHECKED-ENCRYPTED", ... */
     enum policy_destiny destiny;
     struct policy_edit *edits;
     size_t n_edits;
-    char *reason;                   /* "INFECTED: Eicar-Test-Signature" */
-    bool tagged;                    /* at or above tag2: X-Spam-Flag, subject tag */
-    bool dsn_suppressed;            /* D_BOUNCE, but no DSN (null sender, spam cut-off) */
+    char *reason;        /* "INFECTED: Eicar-Test-Signature" */
+    bool tagged;         /* at or above tag2: X-Spam-Flag, subject tag */
+    bool dsn_suppressed; /* D_BOUNCE, but no DSN (null sender, spam cut-off) */
     double tag_level, tag2_level, kill_level, dsn_cutoff_level;
 };
 
 struct policy_result {
-    char *category;                 /* the highest over all recipients */
-    struct policy_edit *edits;      /* for every recipient */
+    char *category;            /* the highest over all recipients */
+    struct policy_edit *edits; /* for every recipient */
     size_t n_edits;
-    struct policy_rcpt *rcpts;      /* one per recipient, in order */
+    struct policy_rcpt *rcpts; /* one per recipient, in order */
     size_t n_rcpts;
 };
 

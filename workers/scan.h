@@ -26,52 +26,52 @@ struct sl_scanner_config;
 
 /* What the scanners need to know about the message. Not owned. */
 struct scan_input {
-    const char *job_id;             /* for log lines */
-    const char *data;               /* the message, CRLF line ends */
+    const char *job_id; /* for log lines */
+    const char *data;   /* the message, CRLF line ends */
     size_t len;
-    const char *client_addr;        /* XFORWARD ADDR (may be "" or "[UNAVAILABLE]") */
-    const char *client_name;        /* XFORWARD NAME */
-    const char *helo;               /* XFORWARD HELO */
-    const char *mail_from;          /* "" = null sender */
-    const char *queue_id;           /* XFORWARD IDENT or the job id */
+    const char *client_addr; /* XFORWARD ADDR (may be "" or "[UNAVAILABLE]") */
+    const char *client_name; /* XFORWARD NAME */
+    const char *helo;        /* XFORWARD HELO */
+    const char *mail_from;   /* "" = null sender */
+    const char *queue_id;    /* XFORWARD IDENT or the job id */
     const char *const *rcpts;
     size_t n_rcpts;
     unsigned long long deadline_ms; /* monotonic; no scanner call runs past it (0: none) */
 };
 
 enum scan_status {
-    SCAN_OFF = 0,       /* not configured or bypassed: no result */
-    SCAN_OK,            /* a server answered */
-    SCAN_FAILED,        /* every server failed: error says why */
+    SCAN_OFF = 0, /* not configured or bypassed: no result */
+    SCAN_OK,      /* a server answered */
+    SCAN_FAILED,  /* every server failed: error says why */
 };
 
 enum scan_unchecked {
     SCAN_UNCHECKED_NONE = 0,
-    SCAN_UNCHECKED_OVERLIMIT,   /* size or scan limits: retrying will not help */
-    SCAN_UNCHECKED_ENCRYPTED,   /* the daemon saw encrypted content */
+    SCAN_UNCHECKED_OVERLIMIT, /* size or scan limits: retrying will not help */
+    SCAN_UNCHECKED_ENCRYPTED, /* the daemon saw encrypted content */
 };
 
 struct scan_result {
-    const char *scanner;        /* "clamd", "spamd", "rspamd" (static) */
+    const char *scanner; /* "clamd", "spamd", "rspamd" (static) */
     enum scan_status status;
-    char *error;                /* SCAN_FAILED: every server's failure, "; "-separated */
-    char *server;               /* SCAN_OK: the server that answered */
-    unsigned long long ms;      /* time spent, all servers */
+    char *error;           /* SCAN_FAILED: every server's failure, "; "-separated */
+    char *server;          /* SCAN_OK: the server that answered */
+    unsigned long long ms; /* time spent, all servers */
 
     /* virus scanners */
-    char **viruses;             /* names as reported ("Eicar-Test-Signature.UNOFFICIAL") */
+    char **viruses; /* names as reported ("Eicar-Test-Signature.UNOFFICIAL") */
     size_t n_viruses;
     enum scan_unchecked unchecked;
-    char *unchecked_reason;     /* when unchecked != NONE */
+    char *unchecked_reason; /* when unchecked != NONE */
 
     /* spam scanners */
     bool spam_scanned;
-    bool truncated;             /* only the first max_size bytes were scanned */
+    bool truncated; /* only the first max_size bytes were scanned */
     double score;
-    double threshold;           /* the scanner's own (informational) */
-    char **tests;               /* "GTUBE=1000" */
+    double threshold; /* the scanner's own (informational) */
+    char **tests;     /* "GTUBE=1000" */
     size_t n_tests;
-    char *action;               /* rspamd's action, NULL otherwise */
+    char *action; /* rspamd's action, NULL otherwise */
 };
 
 /* Frees what r owns and clears it (but for ->scanner). */
@@ -109,8 +109,8 @@ int scan_send_all(int fd, const void *buf, size_t len, unsigned long long deadli
 ssize_t scan_recv(int fd, void *buf, size_t len, unsigned long long deadline_ms, char **error_r);
 /* Reads until EOF (or max bytes: error) into a malloc'ed, NUL-terminated
  * buffer; *len_r without the NUL. */
-int scan_recv_all(int fd, size_t max, unsigned long long deadline_ms, char **buf_r,
-                  size_t *len_r, char **error_r);
+int scan_recv_all(int fd, size_t max, unsigned long long deadline_ms, char **buf_r, size_t *len_r,
+                  char **error_r);
 
 /* The earlier of now + timeout_s and in->deadline_ms. */
 unsigned long long scan_deadline(const struct scan_input *in, unsigned timeout_s);
@@ -121,8 +121,7 @@ typedef int scan_try_fn(const char *server, const struct sl_scanner_config *cfg,
 /* Tries cfg's servers in turn until one succeeds; fills res->status,
  * ->server or ->error, ->ms; logs each failure with the job id. */
 void scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg,
-                        const struct scan_input *in, scan_try_fn *try_fn,
-                        struct scan_result *res);
+                        const struct scan_input *in, scan_try_fn *try_fn, struct scan_result *res);
 
 /* Appends a copy of s to a string vector. */
 void scan_strv_add(char ***v, size_t *n, const char *s);

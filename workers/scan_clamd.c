@@ -27,7 +27,7 @@
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
-#define CLAMD_CHUNK (64 * 1024)         /* clamd's own StreamMaxLength granularity is bytes */
+#define CLAMD_CHUNK (64 * 1024) /* clamd's own StreamMaxLength granularity is bytes */
 #define CLAMD_MAX_REPLY (64 * 1024)
 #define CLAMD_MAX_NAME 256
 
@@ -142,7 +142,7 @@ clamd_try(const char *server, const struct sl_scanner_config *cfg, const struct 
                 break;
             off += n;
         }
-        be = 0;     /* end of stream */
+        be = 0; /* end of stream */
         if (off == in->len)
             (void)scan_send_all(fd, &be, 4, deadline, &send_error);
     }

@@ -25,7 +25,7 @@
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
-#define SCAN_MAX_ERROR 900      /* bytes of collected failure text */
+#define SCAN_MAX_ERROR 900 /* bytes of collected failure text */
 
 void
 scan_strv_add(char ***v, size_t *n, const char *s)
@@ -74,7 +74,7 @@ wait_fd(int fd, short ev, unsigned long long deadline_ms)
 {
     for (;;) {
         unsigned long long now = sl_now_mono_ms();
-        struct pollfd p = { .fd = fd, .events = ev };
+        struct pollfd p = {.fd = fd, .events = ev};
         int r;
 
         if (now >= deadline_ms)
@@ -85,14 +85,14 @@ wait_fd(int fd, short ev, unsigned long long deadline_ms)
         if (r < 0)
             return -1;
         if (r == 0)
-            continue;   /* loop re-checks the clock */
+            continue; /* loop re-checks the clock */
         return 1;
     }
 }
 
 static int
-connect_addr(const struct sockaddr *sa, socklen_t salen, unsigned long long deadline_ms,
-             int *fd_r, int *errno_r)
+connect_addr(const struct sockaddr *sa, socklen_t salen, unsigned long long deadline_ms, int *fd_r,
+             int *errno_r)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int err = 0;
@@ -138,7 +138,7 @@ scan_connect(const char *server, unsigned timeout_ms, int *fd_r, char **error_r)
 
     *fd_r = -1;
     if (path != NULL) {
-        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
         if (strlen(path) >= sizeof(sun.sun_path)) {
             *error_r = sl_asprintf("%s: path too long", server);
             return -1;
@@ -153,7 +153,7 @@ scan_connect(const char *server, unsigned timeout_ms, int *fd_r, char **error_r)
     char *host;
     unsigned port;
     char portbuf[8];
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     if (sl_hostport_parse(server, &host, &port) < 0) {
         *error_r = sl_asprintf("%s: not unix:/path or host:port", server);
         return -1;
@@ -277,11 +277,11 @@ scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg,
     }
     for (size_t i = 0; i < cfg->n_servers; i++) {
         char *error = NULL;
-        struct scan_result one = { .scanner = scanner };
+        struct scan_result one = {.scanner = scanner};
 
         if (in->deadline_ms != 0 && sl_now_mono_ms() >= in->deadline_ms) {
             error = sl_strdup("message deadline passed");
-            i = cfg->n_servers - 1;     /* no point in trying the others */
+            i = cfg->n_servers - 1; /* no point in trying the others */
         } else if (try_fn(cfg->servers[i], cfg, in, &one, &error) == 0) {
             scan_result_free(res);
             *res = one;
@@ -293,7 +293,12 @@ scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg,
             return;
         }
         scan_result_free(&one);
-        sl_warn("%s: %s: %s failed: %s%s", in->job_id, scanner, cfg->servers[i], error,
+        if (strncmp(error, cfg->servers[i], strlen(cfg->servers[i])) != 0) {
+            char *t = sl_asprintf("%s: %s", cfg->servers[i], error); /* say which */
+            free(error);
+            error = t;
+        }
+        sl_warn("%s: %s failed: %s%s", in->job_id, scanner, error,
                 i + 1 < cfg->n_servers ? "; trying the next server" : "");
         if (errors == NULL) {
             errors = sl_asprintf("%s", error);
@@ -340,7 +345,7 @@ par_main(void *arg)
 void
 scan_parallel(const struct scan_task *tasks, size_t n, void (*keepalive)(void *ctx), void *ctx)
 {
-    struct par_state st = { .running = 0 };
+    struct par_state st = {.running = 0};
     struct par_slot *slots = sl_calloc(n > 0 ? n : 1, sizeof(*slots));
     pthread_condattr_t ca;
 

@@ -191,7 +191,8 @@ scan_rspamd_parse(const char *reply, size_t len, struct scan_result *res, char *
         struct sym *syms = sl_calloc(n > 0 ? n : 1, sizeof(*syms));
         const char *key;
         json_t *sv;
-        json_object_foreach(v, key, sv) {
+        json_object_foreach(v, key, sv)
+        {
             json_t *sc = json_is_object(sv) ? json_object_get(sv, "score") : NULL;
             bool ok = key[0] != '\0' && strlen(key) < 128;
             for (const char *q = key; ok && *q != '\0'; q++)
@@ -321,8 +322,10 @@ rspamd_try(const char *server, const struct sl_scanner_config *cfg, const struct
     if (scan_connect(server, cfg->connect_timeout_s * 1000, &fd, error_r) < 0)
         return -1;
     sl_buf_init(&head);
-    sl_buf_printf(&head, "POST /checkv2 HTTP/1.1\r\nHost: rspamd\r\nConnection: close\r\n"
-                         "Content-Length: %zu\r\n", len);
+    sl_buf_printf(&head,
+                  "POST /checkv2 HTTP/1.1\r\nHost: rspamd\r\nConnection: close\r\n"
+                  "Content-Length: %zu\r\n",
+                  len);
     if (ip_literal(in->client_addr, ip, sizeof(ip)))
         sl_buf_printf(&head, "IP: %s\r\n", ip);
     if (usable(in->helo))

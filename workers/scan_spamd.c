@@ -63,7 +63,7 @@ parse_report_line(const char *line, size_t n, struct scan_result *res)
         if (!(isalnum((unsigned char)*q) || *q == '_'))
             return;
     if (strcmp(score, "-0.0") == 0 || strcmp(score, "0.0") == 0)
-        strcpy(score, "0");     /* rounded away; amavis shows the raw -0.001 */
+        strcpy(score, "0"); /* rounded away; amavis shows the raw -0.001 */
     char *t = sl_asprintf("%s=%s", name, score);
     scan_strv_add(&res->tests, &res->n_tests, t);
     free(t);

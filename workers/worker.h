@@ -1,7 +1,8 @@
-/* worker.h - the scanner worker role: takes jobs from the broker, parses the
- * message's MIME structure with GMime, and returns a Verdict with header
- * edits (sluice's Received: line for the filter hop, X-Virus-Scanned).
- * Scanners (clamd, spamd, rspamd) plug in here in a later issue.
+/* worker.h - the scanner worker role: takes jobs from the broker, scans
+ * each message (clamd, spamd, rspamd per scanners.*, and the built-in
+ * checks of checks.h, concurrently), decides per recipient with
+ * amavisd-new's policy (policy.h) and returns a Verdict with header edits
+ * (sluice's Received: line, X-Virus-Scanned, X-Spam-*...) and destinies.
  *
  * A pool of `count` threads, each with its own DEALER socket connected to
  * every broker endpoint, each taking one job at a time. */

@@ -95,7 +95,8 @@ sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r)
         q = strchr(rest, '?');
         url_r->path = q ? sl_strndup(rest, (size_t)(q - rest)) : sl_strdup(rest);
         if (q != NULL) {
-            if (strncmp(q, "?db=", 4) != 0 || parse_uint(q + 4, strlen(q + 4), 1000000, &url_r->db) < 0)
+            if (strncmp(q, "?db=", 4) != 0 ||
+                parse_uint(q + 4, strlen(q + 4), 1000000, &url_r->db) < 0)
                 return url_fail(url_r, error_r, text, "expected ?db=N after the path");
         }
         if (url_r->path[1] == '\0')
@@ -135,9 +136,9 @@ sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r)
     }
     if (url_r->host[0] == '\0')
         return url_fail(url_r, error_r, text, "no host");
-    if (port_sep != NULL &&
-        (parse_uint(port_sep + 1, (size_t)(rest + hp_len - port_sep - 1), 65535, &url_r->port) < 0 ||
-         url_r->port == 0))
+    if (port_sep != NULL && (parse_uint(port_sep + 1, (size_t)(rest + hp_len - port_sep - 1), 65535,
+                                        &url_r->port) < 0 ||
+                             url_r->port == 0))
         return url_fail(url_r, error_r, text, "bad port");
     if (slash != NULL && slash[1] != '\0' &&
         parse_uint(slash + 1, strlen(slash + 1), 1000000, &url_r->db) < 0)
@@ -149,7 +150,8 @@ char *
 sl_redis_url_describe(const struct sl_redis_url *url)
 {
     if (url->path != NULL)
-        return sl_asprintf("unix:%s%s", url->path, url->db ? " db" : "");
+        return url->db ? sl_asprintf("unix:%s?db=%u", url->path, url->db)
+                       : sl_asprintf("unix:%s", url->path);
     if (strchr(url->host, ':') != NULL)
         return sl_asprintf("[%s]:%u/%u", url->host, url->port, url->db);
     return sl_asprintf("%s:%u/%u", url->host, url->port, url->db);

@@ -10,17 +10,16 @@
 #include "util/sl_util.h"
 
 struct sl_redis_url {
-    char *host;                 /* NULL for a unix socket */
+    char *host; /* NULL for a unix socket */
     unsigned port;
-    char *path;                 /* unix socket path, or NULL */
-    char *password;             /* NULL: no AUTH */
+    char *path;     /* unix socket path, or NULL */
+    char *password; /* NULL: no AUTH */
     unsigned db;
 };
 
 /* 0 and *url_r filled (free with sl_redis_url_free), or -1 and *error_r
  * (malloc'ed) naming what is wrong. */
-SL_WARN_UNUSED int sl_redis_url_parse(const char *text, struct sl_redis_url *url_r,
-                                      char **error_r);
+SL_WARN_UNUSED int sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r);
 void sl_redis_url_free(struct sl_redis_url *url);
 /* "host:port" or "unix:/path", for log lines (no password). Malloc'ed. */
 char *sl_redis_url_describe(const struct sl_redis_url *url);

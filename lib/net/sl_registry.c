@@ -22,8 +22,8 @@
 
 #include "util/sl_log.h"
 
-#define REG_STALL_MS 3000           /* connect or reply slower than this: reconnect */
-#define REG_MAX_FIELDS 256          /* per node record */
+#define REG_STALL_MS 3000  /* connect or reply slower than this: reconnect */
+#define REG_MAX_FIELDS 256 /* per node record */
 
 const char sl_registry_script[] =
     "local id, ttl = ARGV[1], tonumber(ARGV[2])\n"
@@ -110,13 +110,13 @@ struct sl_registry_rec {
 struct sl_registry {
     struct event_base *base;
     struct sl_redis_url url;
-    char *desc;                     /* for logs, without the password */
-    redisAsyncContext *ac;          /* NULL while disconnected */
+    char *desc;            /* for logs, without the password */
+    redisAsyncContext *ac; /* NULL while disconnected */
     bool connected;
     unsigned long long connect_started_ms;
-    unsigned outstanding;           /* commands sent, reply pending */
-    unsigned long long waiting_since_ms;    /* when outstanding went above 0 */
-    bool down;                      /* logged as down; next success logs "back" */
+    unsigned outstanding;                /* commands sent, reply pending */
+    unsigned long long waiting_since_ms; /* when outstanding went above 0 */
+    bool down;                           /* logged as down; next success logs "back" */
     unsigned long long started_ms;
     struct event *timer;
     struct reg_node *nodes;
@@ -175,13 +175,13 @@ reg_on_reply(redisAsyncContext *ac, void *r, void *privdata)
     const char *what = privdata;
 
     if (reg == NULL || reg->ac != ac)
-        return;         /* a connection we dropped */
+        return; /* a connection we dropped */
     if (reg->outstanding > 0)
         reg->outstanding--;
     if (reg->outstanding > 0)
         reg->waiting_since_ms = sl_now_mono_ms();
     if (reply == NULL)
-        return;         /* disconnecting; the disconnect callback logs */
+        return; /* disconnecting; the disconnect callback logs */
     if (reply->type == REDIS_REPLY_ERROR) {
         sl_warn("registry: Redis %s: %s failed: %s", reg->desc, what, reply->str);
         return;
@@ -261,7 +261,7 @@ reg_on_connect(const redisAsyncContext *ac, int status)
     }
     reg->connected = true;
     sl_info("registry: connected to Redis %s", reg->desc);
-    reg_publish(reg);       /* at once: a returning Redis sees us without waiting a tick */
+    reg_publish(reg); /* at once: a returning Redis sees us without waiting a tick */
 }
 
 static void
@@ -342,7 +342,7 @@ reg_on_tick(evutil_socket_t fd, short what, void *arg)
     if (reg->outstanding > 0) {
         if (now - reg->waiting_since_ms >= REG_STALL_MS)
             reg_drop(reg, "not answering");
-        return;         /* one heartbeat in flight at a time */
+        return; /* one heartbeat in flight at a time */
     }
     reg_publish(reg);
 }
@@ -373,8 +373,8 @@ sl_registry_new(struct event_base *base, const struct sl_redis_url *url)
 }
 
 void
-sl_registry_add_node(struct sl_registry *reg, const char *role, const char *id,
-                     const char *address, sl_registry_fill_fn *fill, void *ctx)
+sl_registry_add_node(struct sl_registry *reg, const char *role, const char *id, const char *address,
+                     sl_registry_fill_fn *fill, void *ctx)
 {
     struct reg_node *n;
 

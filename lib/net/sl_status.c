@@ -24,7 +24,7 @@ struct kv {
 
 struct node {
     char *id;
-    unsigned long long seen_ms;     /* from sluice:nodes */
+    unsigned long long seen_ms; /* from sluice:nodes */
     bool alive;
     struct kv *f;
     size_t n_f;
@@ -128,9 +128,10 @@ print_unreachable(FILE *out, bool json, const char *url_text, const char *error)
         json_str(out, error);
         fputs("},\"nodes\":[],\"queue\":null,\"origins\":[]}\n", out);
     } else {
-        fprintf(out, "sluice status: DEGRADED\n  registry unreachable (%s): %s\n"
-                     "  mail keeps flowing (the registry is advisory); nodes register again "
-                     "when Redis returns\n",
+        fprintf(out,
+                "sluice status: DEGRADED\n  registry unreachable (%s): %s\n"
+                "  mail keeps flowing (the registry is advisory); nodes register again "
+                "when Redis returns\n",
                 url_text, error);
     }
 }
@@ -169,8 +170,8 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
     nodes = sl_calloc(n_nodes ? n_nodes : 1, sizeof(*nodes));
     for (size_t i = 0; i < n_nodes; i++) {
         nodes[i].id = sl_strdup(r->element[2 * i]->str ? r->element[2 * i]->str : "");
-        nodes[i].seen_ms = strtoull(r->element[2 * i + 1]->str ? r->element[2 * i + 1]->str
-                                                               : "0", NULL, 10);
+        nodes[i].seen_ms =
+            strtoull(r->element[2 * i + 1]->str ? r->element[2 * i + 1]->str : "0", NULL, 10);
     }
     freeReplyObject(r);
     /* ids are "role:host:pid": sorting groups the roles */
@@ -189,8 +190,7 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
             n->f = sl_calloc(n->n_f, sizeof(*n->f));
             for (size_t k = 0; k < n->n_f; k++) {
                 n->f[k].k = sl_strdup(r->element[2 * k]->str ? r->element[2 * k]->str : "");
-                n->f[k].v = sl_strdup(r->element[2 * k + 1]->str ? r->element[2 * k + 1]->str
-                                                                 : "");
+                n->f[k].v = sl_strdup(r->element[2 * k + 1]->str ? r->element[2 * k + 1]->str : "");
             }
         }
         freeReplyObject(r);
@@ -215,9 +215,9 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
         } else if (strcmp(role, "frontend") == 0) {
             alive_frontends++;
             if (node_num(n, "brokers_alive") < node_num(n, "brokers") && n_reasons < 60)
-                reasons[n_reasons++] = sl_asprintf(
-                    "frontend %s reaches %llu of %llu broker(s)", n->id,
-                    node_num(n, "brokers_alive"), node_num(n, "brokers"));
+                reasons[n_reasons++] =
+                    sl_asprintf("frontend %s reaches %llu of %llu broker(s)", n->id,
+                                node_num(n, "brokers_alive"), node_num(n, "brokers"));
             for (size_t k = 0; k < n->n_f; k++) {
                 const char *key = n->f[k].k, *dot;
                 if (strncmp(key, "origin.", 7) != 0 || (dot = strrchr(key, '.')) == key + 6)
@@ -278,8 +278,8 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
             json_str(out, node_role(n, rbuf, sizeof(rbuf)));
             fputs(",\"address\":", out);
             json_str(out, node_get(n, "address"));
-            fprintf(out, ",\"alive\":%s,\"last_seen_seconds_ago\":%llu", n->alive ? "true" : "false",
-                    now > n->seen_ms ? (now - n->seen_ms) / 1000 : 0);
+            fprintf(out, ",\"alive\":%s,\"last_seen_seconds_ago\":%llu",
+                    n->alive ? "true" : "false", now > n->seen_ms ? (now - n->seen_ms) / 1000 : 0);
             for (size_t k = 0; k < n->n_f; k++) {
                 if (strcmp(n->f[k].k, "role") == 0 || strcmp(n->f[k].k, "address") == 0)
                     continue;
@@ -303,8 +303,9 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
             fprintf(out, ",\"sessions\":%llu,\"concurrency\":%llu}", origins[o].sessions,
                     origins[o].concurrency);
         }
-        fprintf(out, "],\"provisioning\":{\"origin_concurrency\":%llu,\"worker_slots\":%llu,"
-                     "\"shortfall\":%llu}}\n",
+        fprintf(out,
+                "],\"provisioning\":{\"origin_concurrency\":%llu,\"worker_slots\":%llu,"
+                "\"shortfall\":%llu}}\n",
                 demand, slots, shortfall);
     } else {
         fprintf(out, "sluice status: %s\n", rc ? "DEGRADED" : "ok");
@@ -326,8 +327,8 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
                          node_num(n, "inflight"), node_num(n, "workers"),
                          node_num(n, "slots_free"));
             else if (role && strcmp(role, "worker") == 0)
-                snprintf(details, sizeof(details), "slots %llu, brokers %llu",
-                         node_num(n, "slots"), node_num(n, "brokers"));
+                snprintf(details, sizeof(details), "slots %llu, brokers %llu", node_num(n, "slots"),
+                         node_num(n, "brokers"));
             else if (role && strcmp(role, "frontend") == 0)
                 snprintf(details, sizeof(details),
                          "sessions %llu, waiting %llu, brokers %llu/%llu, resubmitted %llu, "
@@ -336,8 +337,8 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
                          node_num(n, "brokers_alive"), node_num(n, "brokers"),
                          node_num(n, "resubmitted"), node_num(n, "duplicate_verdicts"));
             fprintf(out, "%-34s %-9s %-26s %-6s %s\n", n->id, role ? role : "-",
-                    node_get(n, "address") ? node_get(n, "address") : "-",
-                    n->alive ? "yes" : "no", details);
+                    node_get(n, "address") ? node_get(n, "address") : "-", n->alive ? "yes" : "no",
+                    details);
         }
         fprintf(out, "\nqueue: %llu waiting, oldest %llu s, %llu in flight\n", depth,
                 oldest_ms / 1000, inflight);

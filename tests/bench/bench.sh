@@ -12,6 +12,11 @@
 #       reinjecting over SMTP into a second smtp-sink)
 #   (c) the same through amavisd-new (no AV, no SpamAssassin, $max_servers =
 #       S), only when the amavisd-new program is installed
+#   (d) scanners (issue 4), when clamd/spamd/rspamd are installed and
+#       BENCH_SCANNERS is not 0: each daemon's own rate (tests/bench/
+#       scan_rate: sluice's scanner client, 4 concurrent clients, the very
+#       message smtp-source sends), then smtp-source -s 4 -d through
+#       `sluice all` with only that scanner, BENCH_SCAN_N messages
 #   for S = 4 and 20 sessions, each twice: with one connection per message
 #   (smtp-source's default, as in REFERENCE.md section 3) and with every
 #   message of a session over one connection (-d, as Postfix's LMTP client
@@ -26,6 +31,7 @@
 #   BENCH_SIZE         payload bytes per message (default 4096)
 #   BENCH_RUN_TIMEOUT  seconds allowed per smtp-source run (default 150)
 #   BENCH_TIME_LIMIT   seconds for the whole benchmark (default 1500)
+#   BENCH_SCANNERS     0: skip (d); BENCH_SCAN_N messages per scanner run (default 300)
 #   E2E_KEEP=1         keep the private directory (logs) afterwards
 #
 # smtp-sink runs without -d: dumping to disk would measure the disk.
@@ -231,6 +237,58 @@ else
     say "SKIP amavisd-new: not installed (REFERENCE.md section 3 has earlier figures: 55-67 msg/s at 4 sessions, ~33 ms a message at 1 session)"
 fi
 
+# (d) scanners: each daemon alone, then through sluice, same message, same
+# concurrency (4). The daemons are the tests' own (tests/e2e/scan_lib.sh).
+declare -A SCAN=()      # SCAN[scanner,alone|sluice] = msg/s
+SCAN_RATE=${SCAN_RATE:-$(dirname "$SLUICE_BIN")/tests/scan_rate}
+if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" ]; then
+    # shellcheck source=../e2e/scan_lib.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/../e2e/scan_lib.sh"
+    BENCH_SCAN_N=${BENCH_SCAN_N:-300}
+    scanners=()
+    if command -v rspamd >/dev/null; then rspamd_launch; scanners+=(rspamd); fi
+    if command -v clamd >/dev/null; then start_clamd; scanners=(clamd "${scanners[@]}"); fi
+    if command -v spamd >/dev/null; then start_spamd; scanners+=(spamd); fi
+    # the message smtp-source sends, captured once by a dumping sink
+    cap_port=$(free_port)
+    mkdir -p "$E2E_TMP/cap" && chown nobody "$E2E_TMP/cap"
+    e2e_spawn "$E2E_TMP/cap.log" smtp-sink -u nobody -d "$E2E_TMP/cap/m." "127.0.0.1:$cap_port" 16
+    E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
+    wait_port 127.0.0.1 "$cap_port" 10 || fail "capture sink"
+    timeout 30 smtp-source -s 1 -m 1 -l "$BENCH_SIZE" -f bench@bench.test -t rcpt@bench.test \
+        "127.0.0.1:$cap_port" >/dev/null 2>&1 || true
+    wait_for 10 test -n "$(ls "$E2E_TMP"/cap/m.* 2>/dev/null)" || fail "no message captured"
+    # the dump starts with smtp-sink's envelope lines: keep the message
+    sed -n '/^X-Rcpt-Args:/,$p' "$(ls "$E2E_TMP"/cap/m.* | head -n 1)" | sed '1d' | sed 's/$/\r/' >"$E2E_TMP/bench.eml"
+    scan_sink=$(free_port)
+    start_plain_sink "$scan_sink"
+    for sc in "${scanners[@]}"; do
+        case $sc in
+        clamd) server=unix:$CLAMD_SOCK ;;
+        spamd) server=$SPAMD_ADDR ;;
+        rspamd) rspamd_wait; server=$RSPAMD_ADDR ;;
+        esac
+        # the daemon alone (after a warm-up)
+        timeout 300 "$SCAN_RATE" "$sc" "$server" "$WARMUP" 4 "$E2E_TMP/bench.eml" >/dev/null 2>&1 || true
+        out=$(timeout 600 "$SCAN_RATE" "$sc" "$server" "$BENCH_SCAN_N" 4 "$E2E_TMP/bench.eml" 2>/dev/null || true)
+        SCAN[$sc,alone]=$(printf '%s' "$out" | sed -n 's/^rate=\([0-9.]*\) errors=0 .*/\1/p')
+        SCAN[$sc,alone]=${SCAN[$sc,alone]:-error}
+        # through sluice, 4 sessions, connections reused as Postfix does
+        sport=$(free_port)
+        start_sluice -o "frontend.listen=127.0.0.1:$sport" -o "origins.default.reinject=127.0.0.1:$scan_sink" \
+            -o origins.default.concurrency=4 -o "scanners.$sc.servers=$server" -o "scanners.$sc.max_size=0"
+        saved_n=$BENCH_N
+        BENCH_N=$BENCH_SCAN_N
+        run_source "sluice+$sc" "$sport" 4 reuse -d
+        BENCH_N=$saved_n
+        SCAN[$sc,sluice]=${RATE[sluice+$sc,4,reuse]}
+        n_unchecked=$(sluice_log_count 'UNCHECKED')
+        [ "$n_unchecked" -eq 0 ] || say "WARNING: $n_unchecked UNCHECKED message(s) with $sc (see $SLUICE_LOG)"
+        stop_sluice || true
+        say "$sc: alone ${SCAN[$sc,alone]} msg/s, through sluice ${SCAN[$sc,sluice]} msg/s (4 clients, $BENCH_SCAN_N messages)"
+    done
+fi
+
 # ---------------------------------------------------------------------------
 fmt() { printf '%s' "${1:--}"; }
 ratio() {
@@ -274,3 +332,15 @@ for path in sluice amavisd-new; do
     printf 'added p50 (%s - direct): %s ms\n' "$path" \
         "$(awk -v a="${LAT[$path,p50]}" -v b="${LAT[direct,p50]}" 'BEGIN { printf "%.2f", a - b }')"
 done
+if [ "${#SCAN[@]}" -gt 0 ]; then
+    echo
+    echo "== Scanners, 4 concurrent clients, the same ${BENCH_SIZE}-byte message (msg/s; sluice: smtp-source -s 4 -d, reinjection included)"
+    printf '%-10s %12s %14s %14s\n' scanner alone "through sluice" "sluice/alone"
+    for sc in clamd spamd rspamd; do
+        [ -n "${SCAN[$sc,alone]:-}" ] || continue
+        printf '%-10s %12s %14s %14s\n' "$sc" "${SCAN[$sc,alone]}" "${SCAN[$sc,sluice]}" \
+            "$(ratio "${SCAN[$sc,sluice]}" "${SCAN[$sc,alone]}")"
+    done
+    echo "(amavisd-new with the same daemons: REFERENCE.md and issue 4 measured ~56 msg/s with clamd," \
+        "~9 msg/s with its in-process SpamAssassin; install amavisd-new for a same-run comparison)"
+fi

@@ -26,14 +26,14 @@ struct entry {
     const char *name;
     const char *data;
     size_t len;
-    size_t zeros;           /* instead of data: this many zero bytes */
+    size_t zeros; /* instead of data: this many zero bytes */
 };
 
 /* An archive in memory, format "zip" / "tar" (filter "gzip" or NULL) /
  * "raw" (a lone compressed file); passphrase: encrypted zip. */
 static char *
-make_archive(const char *format, const char *filter, const char *passphrase,
-             const struct entry *e, size_t n, size_t *len_r)
+make_archive(const char *format, const char *filter, const char *passphrase, const struct entry *e,
+             size_t n, size_t *len_r)
 {
     size_t cap = 8 * 1024 * 1024, used = 0;
     char *buf = sl_malloc(cap);
@@ -86,15 +86,16 @@ message_with(const char *type, const char *filename, const char *data, size_t le
     struct sl_buf m;
 
     sl_buf_init(&m);
-    sl_buf_printf(&m, "From: a@example.org\r\nTo: b@example.com\r\nDate: Tue, 24 Nov 2026 "
-                      "10:00:00 +0000\r\nSubject: test\r\nMIME-Version: 1.0\r\n"
-                      "Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
-                      "--BB\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-                      "--BB\r\nContent-Type: %s; name=\"%s\"\r\n"
-                      "Content-Disposition: attachment; filename=\"%s\"\r\n"
-                      "Content-Transfer-Encoding: base64\r\n\r\n",
+    sl_buf_printf(&m,
+                  "From: a@example.org\r\nTo: b@example.com\r\nDate: Tue, 24 Nov 2026 "
+                  "10:00:00 +0000\r\nSubject: test\r\nMIME-Version: 1.0\r\n"
+                  "Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+                  "--BB\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                  "--BB\r\nContent-Type: %s; name=\"%s\"\r\n"
+                  "Content-Disposition: attachment; filename=\"%s\"\r\n"
+                  "Content-Transfer-Encoding: base64\r\n\r\n",
                   type, filename, filename);
-    for (size_t i = 0; b64[i] != '\0'; i += 76)
+    for (size_t i = 0, n = strlen(b64); i < n; i += 76)
         sl_buf_printf(&m, "%.76s\r\n", b64 + i);
     sl_buf_printf(&m, "--BB--\r\n");
     g_free(b64);
@@ -143,8 +144,8 @@ teardown(void **state)
 static void
 run(const char *msg, struct check_findings *f)
 {
-    pcre2_code **res = banned_compile(fx.config->policy.banned_names_re,
-                                      fx.config->policy.n_banned_names_re);
+    pcre2_code **res =
+        banned_compile(fx.config->policy.banned_names_re, fx.config->policy.n_banned_names_re);
     struct check_ctx ctx = {
         .p = &fx.config->policy,
         .res = res,
@@ -174,7 +175,7 @@ test_names(void **state)
     assert_string_equal(banned_name_reason(p, "readme.txt.com"), "double extension .txt.com");
     assert_string_equal(banned_name_reason(p, "invoice.pdf    .bat"),
                         "double extension .pdf____.bat");
-    assert_null(banned_name_reason(p, "data.123.bat"));       /* needs a letter before */
+    assert_null(banned_name_reason(p, "data.123.bat")); /* needs a letter before */
     assert_null(banned_name_reason(p, "archive.tar.gz"));
     assert_null(banned_name_reason(p, "exe"));
     assert_null(banned_name_reason(p, ".exe"));
@@ -210,9 +211,9 @@ test_banned_attachment(void **state)
 
     /* a Windows executable under an innocent name: libmagic's real type */
     static const char pe[] = "MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0";
-    char exe[512] = { 0 };
+    char exe[512] = {0};
     memcpy(exe, pe, sizeof(pe));
-    exe[0x3c] = (char)0x80;                     /* e_lfanew -> "PE\0\0" */
+    exe[0x3c] = (char)0x80; /* e_lfanew -> "PE\0\0" */
     memcpy(exe + 0x80, "PE\0\0\x4c\x01", 6);
     msg = message_with("text/plain", "notes.txt", exe, sizeof(exe));
     run(msg, &f);
@@ -234,7 +235,7 @@ test_banned_attachment(void **state)
 static void
 test_patterns(void **state)
 {
-    char *ov[] = { "policy.banned_names_re=^secret-.*\\.(docm|xlsm)$" };
+    char *ov[] = {"policy.banned_names_re=^secret-.*\\.(docm|xlsm)$"};
     struct check_findings f;
     char *msg;
 
@@ -259,7 +260,7 @@ test_patterns(void **state)
 static void
 test_double_extension_in_zip(void **state)
 {
-    struct entry e[] = { { "docs/readme.txt", "hi", 2, 0 }, { "invoice.pdf.bat", "@echo", 5, 0 } };
+    struct entry e[] = {{"docs/readme.txt", "hi", 2, 0}, {"invoice.pdf.bat", "@echo", 5, 0}};
     struct check_findings f;
     size_t len;
     char *zip = make_archive("zip", NULL, NULL, e, 2, &len);
@@ -277,9 +278,9 @@ test_double_extension_in_zip(void **state)
 
     /* the same zip inside a zip inside a tar.gz */
     size_t len2, len3;
-    struct entry outer[] = { { "inner.zip", zip, len, 0 } };
+    struct entry outer[] = {{"inner.zip", zip, len, 0}};
     char *zip2 = make_archive("zip", NULL, NULL, outer, 1, &len2);
-    struct entry tarents[] = { { "pack/inner2.zip", zip2, len2, 0 } };
+    struct entry tarents[] = {{"pack/inner2.zip", zip2, len2, 0}};
     char *tgz = make_archive("tar", "gzip", NULL, tarents, 1, &len3);
     msg = message_with("application/octet-stream", "pack.tar.gz", tgz, len3);
     run(msg, &f);
@@ -289,7 +290,7 @@ test_double_extension_in_zip(void **state)
     free(msg);
 
     /* archive_max_depth 2: the third level is not opened, and says so */
-    char *ov[] = { "policy.archive_max_depth=2" };
+    char *ov[] = {"policy.archive_max_depth=2"};
     use_config(ov, 1);
     msg = message_with("application/octet-stream", "pack.tar.gz", tgz, len3);
     run(msg, &f);
@@ -301,7 +302,7 @@ test_double_extension_in_zip(void **state)
     use_config(NULL, 0);
 
     /* a lone gzip'ed executable name */
-    struct entry raw[] = { { "data", "MZ", 2, 0 } };
+    struct entry raw[] = {{"data", "MZ", 2, 0}};
     size_t len4;
     char *gz = make_archive("raw", "gzip", NULL, raw, 1, &len4);
     msg = message_with("application/gzip", "tool.exe.gz", gz, len4);
@@ -319,7 +320,7 @@ test_double_extension_in_zip(void **state)
 static void
 test_zip_bomb(void **state)
 {
-    struct entry e[] = { { "zeros.bin", NULL, 0, 30 * 1024 * 1024 } };
+    struct entry e[] = {{"zeros.bin", NULL, 0, 30 * 1024 * 1024}};
     struct check_findings f;
     size_t len;
     char *zip = make_archive("zip", NULL, NULL, e, 1, &len);
@@ -332,13 +333,13 @@ test_zip_bomb(void **state)
     run(msg, &f);
     assert_int_equal(f.n_overlimit, 1);
     assert_non_null(strstr(f.overlimit[0], "archive_max_ratio"));
-    assert_true(f.expanded < 30ULL * 1024 * 1024);      /* stopped early */
+    assert_true(f.expanded < 30ULL * 1024 * 1024); /* stopped early */
     print_message("zip bomb (%zu bytes) stopped after %llu expanded bytes, %llu ms\n", len,
                   f.expanded, sl_now_mono_ms() - t0);
     checks_findings_free(&f);
 
     /* a generous ratio: the size budget stops it */
-    char *ov[] = { "policy.archive_max_ratio=1000000", "policy.archive_max_size=10M" };
+    char *ov[] = {"policy.archive_max_ratio=1000000", "policy.archive_max_size=10M"};
     use_config(ov, 2);
     run(msg, &f);
     assert_int_equal(f.n_overlimit, 1);
@@ -361,11 +362,11 @@ test_too_many_entries(void **state)
     (void)state;
     for (int i = 0; i < 40; i++) {
         snprintf(names[i], sizeof(names[i]), "f%02d.txt", i);
-        e[i] = (struct entry){ names[i], "x", 1, 0 };
+        e[i] = (struct entry){names[i], "x", 1, 0};
     }
     char *zip = make_archive("zip", NULL, NULL, e, 40, &len);
     char *msg = message_with("application/zip", "many.zip", zip, len);
-    char *ov[] = { "policy.archive_max_entries=30" };
+    char *ov[] = {"policy.archive_max_entries=30"};
     use_config(ov, 1);
     run(msg, &f);
     assert_int_equal(f.n_overlimit, 1);
@@ -382,7 +383,7 @@ test_too_many_entries(void **state)
 static void
 test_encrypted_zip(void **state)
 {
-    struct entry e[] = { { "secret.doc", "top secret text", 15, 0 } };
+    struct entry e[] = {{"secret.doc", "top secret text", 15, 0}};
     struct check_findings f;
     size_t len;
     char *zip = make_archive("zip", NULL, "s3cret", e, 1, &len);
@@ -405,6 +406,41 @@ test_encrypted_zip(void **state)
     free(msg);
 }
 
+/* Other archive formats, from clamav-testfiles when installed: clam.exe
+ * inside 7z, tar.gz, cab and cpio is found by name. */
+static void
+test_archive_formats(void **state)
+{
+    static const char *const files[] = { "clam.7z", "clam.tar.gz", "clam.cab", "clam.newc.cpio",
+                                         "clam.bz2.zip" };
+    size_t found = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/usr/share/clamav-testfiles/%s", files[i]);
+        FILE *fp = fopen(path, "rb");
+        if (fp == NULL)
+            continue;
+        char *buf = sl_malloc(1 << 20);
+        size_t n = fread(buf, 1, 1 << 20, fp);
+        fclose(fp);
+        char *msg = message_with("application/octet-stream", files[i], buf, n);
+        struct check_findings f;
+        run(msg, &f);
+        if (f.n_banned != 1 || strstr(f.banned[0], "clam.exe") == NULL)
+            fail_msg("%s: %zu banned, first: %s", files[i], f.n_banned,
+                     f.n_banned > 0 ? f.banned[0] : "-");
+        print_message("%s: %s\n", files[i], f.banned[0]);
+        checks_findings_free(&f);
+        free(msg);
+        free(buf);
+        found++;
+    }
+    if (found == 0)
+        print_message("clamav-testfiles not installed: skipped\n");
+}
+
 /* An executable in a forwarded message (message/rfc822). */
 static void
 test_forwarded(void **state)
@@ -416,11 +452,12 @@ test_forwarded(void **state)
 
     (void)state;
     sl_buf_init(&m);
-    sl_buf_printf(&m, "From: c@example.org\r\nTo: d@example.com\r\nDate: Tue, 24 Nov 2026 "
-                      "10:00:00 +0000\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
-                      "Content-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n"
-                      "--OUT\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n"
-                      "--OUT\r\nContent-Type: message/rfc822\r\n\r\n%s\r\n--OUT--\r\n",
+    sl_buf_printf(&m,
+                  "From: c@example.org\r\nTo: d@example.com\r\nDate: Tue, 24 Nov 2026 "
+                  "10:00:00 +0000\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
+                  "Content-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n"
+                  "--OUT\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n"
+                  "--OUT\r\nContent-Type: message/rfc822\r\n\r\n%s\r\n--OUT--\r\n",
                   inner);
     char *msg = sl_buf_steal(&m, &len);
     run(msg, &f);
@@ -435,13 +472,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_banned_attachment),
-        cmocka_unit_test(test_patterns),
-        cmocka_unit_test(test_double_extension_in_zip),
-        cmocka_unit_test(test_zip_bomb),
-        cmocka_unit_test(test_too_many_entries),
-        cmocka_unit_test(test_encrypted_zip),
+        cmocka_unit_test(test_names),         cmocka_unit_test(test_banned_attachment),
+        cmocka_unit_test(test_patterns),      cmocka_unit_test(test_double_extension_in_zip),
+        cmocka_unit_test(test_zip_bomb),      cmocka_unit_test(test_too_many_entries),
+        cmocka_unit_test(test_encrypted_zip), cmocka_unit_test(test_archive_formats),
         cmocka_unit_test(test_forwarded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -23,39 +23,39 @@ static const char good[] = "From: a@example.org\r\nTo: b@example.com\r\n"
 struct sample {
     const char *name;
     const char *msg;
-    unsigned mask;          /* tests enabled */
+    unsigned mask; /* tests enabled */
     bool smtputf8;
-    const char *finding;    /* expected substring of the only finding, NULL: none */
+    const char *finding; /* expected substring of the only finding, NULL: none */
 };
 
 static const struct sample samples[] = {
-    { "good", good, ALL, false, NULL },
-    { "duplicate Subject",
-      "From: a@example.org\r\nDate: x\r\nSubject: one\r\nsubject: two\r\n\r\nb\r\n", ALL, false,
-      "Duplicate header field: \"Subject\"" },
-    { "duplicate Subject, test off",
-      "From: a@example.org\r\nDate: x\r\nSubject: one\r\nSubject: two\r\n\r\nb\r\n",
-      ALL & ~BH_MULTIPLE, false, NULL },
-    { "8-bit Subject", "From: a@example.org\r\nDate: x\r\nSubject: caf\xc3\xa9\r\n\r\nb\r\n", ALL,
-      false, "Non-encoded 8-bit data (char C3 hex) in header field \"Subject\"" },
-    { "8-bit Subject with SMTPUTF8",
-      "From: a@example.org\r\nDate: x\r\nSubject: caf\xc3\xa9\r\n\r\nb\r\n", ALL, true, NULL },
-    { "control character", "From: a@example.org\r\nDate: x\r\nX-Bell: ding\x07\r\n\r\nb\r\n", ALL,
-      false, "Improper use of control character (char 07 hex) in header field \"X-Bell\"" },
-    { "bad field name", "From: a@example.org\r\nDate: x\r\nBad Name: v\r\n\r\nb\r\n", ALL, false,
-      "Invalid header field name: \"Bad Name\"" },
-    { "no colon", "From: a@example.org\r\nDate: x\r\nJunk line\r\n\r\nb\r\n", ALL, false,
-      "Invalid header field name: \"Junk line\"" },
-    { "leading continuation", " folded\r\nFrom: a@example.org\r\nDate: x\r\n\r\nb\r\n", ALL, false,
-      "starts with a continuation line" },
-    { "missing Date", "From: a@example.org\r\nSubject: s\r\n\r\nb\r\n", ALL, false,
-      "Missing required header field: \"Date\"" },
-    { "missing Date, default tests", "From: a@example.org\r\nSubject: s\r\n\r\nb\r\n",
-      ALL & ~BH_MISSING, false, NULL },
-    { "multipart without boundary",
-      "From: a@example.org\r\nDate: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n"
-      "\r\n--x\r\n\r\nb\r\n",
-      ALL, false, "MIME error: multipart without a boundary" },
+    {"good", good, ALL, false, NULL},
+    {"duplicate Subject",
+     "From: a@example.org\r\nDate: x\r\nSubject: one\r\nsubject: two\r\n\r\nb\r\n", ALL, false,
+     "Duplicate header field: \"Subject\""},
+    {"duplicate Subject, test off",
+     "From: a@example.org\r\nDate: x\r\nSubject: one\r\nSubject: two\r\n\r\nb\r\n",
+     ALL & ~BH_MULTIPLE, false, NULL},
+    {"8-bit Subject", "From: a@example.org\r\nDate: x\r\nSubject: caf\xc3\xa9\r\n\r\nb\r\n", ALL,
+     false, "Non-encoded 8-bit data (char C3 hex) in header field \"Subject\""},
+    {"8-bit Subject with SMTPUTF8",
+     "From: a@example.org\r\nDate: x\r\nSubject: caf\xc3\xa9\r\n\r\nb\r\n", ALL, true, NULL},
+    {"control character", "From: a@example.org\r\nDate: x\r\nX-Bell: ding\x07\r\n\r\nb\r\n", ALL,
+     false, "Improper use of control character (char 07 hex) in header field \"X-Bell\""},
+    {"bad field name", "From: a@example.org\r\nDate: x\r\nBad Name: v\r\n\r\nb\r\n", ALL, false,
+     "Invalid header field name: \"Bad Name\""},
+    {"no colon", "From: a@example.org\r\nDate: x\r\nJunk line\r\n\r\nb\r\n", ALL, false,
+     "Invalid header field name: \"Junk line\""},
+    {"leading continuation", " folded\r\nFrom: a@example.org\r\nDate: x\r\n\r\nb\r\n", ALL, false,
+     "starts with a continuation line"},
+    {"missing Date", "From: a@example.org\r\nSubject: s\r\n\r\nb\r\n", ALL, false,
+     "Missing required header field: \"Date\""},
+    {"missing Date, default tests", "From: a@example.org\r\nSubject: s\r\n\r\nb\r\n",
+     ALL & ~BH_MISSING, false, NULL},
+    {"multipart without boundary",
+     "From: a@example.org\r\nDate: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n"
+     "\r\n--x\r\n\r\nb\r\n",
+     ALL, false, "MIME error: multipart without a boundary"},
 };
 
 static void
@@ -63,7 +63,7 @@ run(const char *msg, unsigned mask, bool smtputf8, struct check_findings *f)
 {
     char *error = NULL;
     struct sl_config *c = sl_config_load_buffer("t", "", 0, NULL, 0, &error);
-    char *names[] = { "mime", "8bit", "control", "long", "syntax", "missing", "multiple" };
+    char *names[] = {"mime", "8bit", "control", "long", "syntax", "missing", "multiple"};
     char *on[7];
     size_t n = 0;
 
@@ -73,7 +73,7 @@ run(const char *msg, unsigned mask, bool smtputf8, struct check_findings *f)
     struct sl_policy_config p = c->policy;
     p.bad_header_tests = on;
     p.n_bad_header_tests = n;
-    struct check_ctx ctx = { .p = &p, .banned = true, .headers = true, .smtputf8 = smtputf8 };
+    struct check_ctx ctx = {.p = &p, .banned = true, .headers = true, .smtputf8 = smtputf8};
     checks_run(&ctx, msg, strlen(msg), f);
     sl_config_destroy(&c);
 }
@@ -94,8 +94,7 @@ test_samples(void **state)
             if (f.n_bad_headers != 1)
                 fail_msg("%s: %zu findings, want 1 (%s)", s->name, f.n_bad_headers, s->finding);
             if (strstr(f.bad_headers[0], s->finding) == NULL)
-                fail_msg("%s: finding \"%s\", want \"%s\"", s->name, f.bad_headers[0],
-                         s->finding);
+                fail_msg("%s: finding \"%s\", want \"%s\"", s->name, f.bad_headers[0], s->finding);
         }
         checks_findings_free(&f);
     }
@@ -135,7 +134,7 @@ test_top_level_only(void **state)
     run(msg, ALL, false, &f);
     assert_int_equal(f.n_bad_headers, 0);
     checks_findings_free(&f);
-    assert_int_equal(check_header_tests((char *[]){ "MIME", "nonsense", "missing" }, 3),
+    assert_int_equal(check_header_tests((char *[]){"MIME", "nonsense", "missing"}, 3),
                      BH_MIME | BH_MISSING);
 }
 

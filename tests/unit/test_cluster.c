@@ -349,12 +349,12 @@ test_failover(void **state)
     assert_non_null(pool);
     link = fe_broker_link_new(h->base, h->zctx, eps, 2, on_verdict, h, &error);
     assert_non_null(link);
-    (void)run_until(h, 1000, 1500);     /* heartbeats both ways */
+    (void)run_until(h, 1000, 1500); /* heartbeats both ways */
     for (unsigned i = 0; i < n; i++)
         link_submit(h, link, i);
     (void)run_until(h, n, 1000);
-    assert_true(h->n_verdicts < n);     /* broker 1 holds some */
-    assert_true(h->n_verdicts > 0);     /* broker 2 answered its share */
+    assert_true(h->n_verdicts < n); /* broker 1 holds some */
+    assert_true(h->n_verdicts > 0); /* broker 2 answered its share */
     sl_notice("failover: %u of %u verdicts before broker 1 stops", h->n_verdicts, n);
     broker_stop(&b1);
     stopped = sl_now_mono_ms();
@@ -363,7 +363,7 @@ test_failover(void **state)
     unsigned long long took = sl_now_mono_ms() - stopped;
     sl_notice("failover: all %u verdicts %llu ms after broker 1 stopped", n, took);
     assert_true(took <= 4500);
-    (void)run_until(h, 1000, 500);      /* nothing more may come */
+    (void)run_until(h, 1000, 500); /* nothing more may come */
     for (unsigned i = 0; i < n; i++) {
         assert_int_equal(h->seen[i], 1);
         assert_true(h->ok[i]);
@@ -437,7 +437,7 @@ test_all_brokers_down_waits(void **state)
     /* a broker appears: the waiting job goes out and is answered */
     b = broker_start(h->zctx, &h->config, ep, &error);
     if (b == NULL)
-        skip();     /* the port is taken on this machine */
+        skip(); /* the port is taken on this machine */
     pool = worker_pool_start(h->zctx, &h->config, eps, 1, 1, &error);
     assert_non_null(pool);
     if (!run_until(h, 1, 8000))
@@ -475,7 +475,7 @@ test_resubmitted_job_kept_once(void **state)
     assert_int_equal(zmq_connect(fe2, ep), 0);
     raw_send_job(fe1, 9, "default", 1);
     usleep(100 * 1000);
-    raw_send_job(fe2, 9, "default", 1);    /* the same job over a new connection */
+    raw_send_job(fe2, 9, "default", 1); /* the same job over a new connection */
     usleep(300 * 1000);
     broker_stats(b, &st);
     assert_int_equal(st.depth, 1);
@@ -490,6 +490,59 @@ test_resubmitted_job_kept_once(void **state)
     h_free(h);
 }
 
+/* ZMQ_MAXMSGSIZE over tcp://: a peer sending a part larger than the
+ * largest body + 4 MiB is disconnected by ZeroMQ before the broker sees
+ * anything; the broker goes on serving everybody else. */
+static void
+test_tcp_oversize_part_dropped(void **state)
+{
+    struct h *h = h_new();
+    char ep[64], *error = NULL, *eps[1] = {ep};
+    size_t len = sizeof(ep);
+    struct broker *b;
+    struct broker_stats st;
+    struct worker_pool *pool;
+    struct fe_broker_link *link;
+    void *raw, *probe;
+    size_t big = 6 * 1024 * 1024;   /* > 1 MiB + 4 MiB */
+    char *junk;
+
+    (void)state;
+    h->config.frontend.max_message_size = 1024 * 1024;
+    /* a free port: bind a probe to port 0, read it back, release it */
+    probe = zmq_socket(h->zctx, ZMQ_ROUTER);
+    assert_int_equal(zmq_bind(probe, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_getsockopt(probe, ZMQ_LAST_ENDPOINT, ep, &len), 0);
+    zmq_close(probe);
+    usleep(100 * 1000);
+    b = broker_start(h->zctx, &h->config, ep, &error);
+    if (b == NULL)
+        skip();
+    raw = zmq_socket(h->zctx, ZMQ_DEALER);
+    sl_zsock_set_int(raw, ZMQ_LINGER, 0);
+    assert_int_equal(zmq_connect(raw, ep), 0);
+    junk = calloc(1, big);
+    assert_int_equal(zmq_send(raw, junk, big, 0), (int)big);
+    free(junk);
+    usleep(500 * 1000);
+    broker_stats(b, &st);
+    assert_int_equal(st.n_jobs, 0);
+    assert_int_equal(st.n_bad_frames, 0);   /* never reached the broker */
+    pool = worker_pool_start(h->zctx, &h->config, eps, 1, 1, &error);
+    assert_non_null(pool);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, on_verdict, h, &error);
+    assert_non_null(link);
+    link_submit(h, link, 11);
+    if (!run_until(h, 1, 8000))
+        fail_msg("the broker stopped serving after an oversize part");
+    assert_int_equal(h->seen[11], 1);
+    fe_broker_link_destroy(&link);
+    worker_pool_stop(&pool);
+    zmq_close(raw);
+    broker_stop(&b);
+    h_free(h);
+}
+
 /* ---- redis.url -------------------------------------------------------- */
 
 static void
@@ -497,9 +550,18 @@ test_redis_url(void **state)
 {
     struct sl_redis_url u;
     char *error = NULL;
-    static const char *bad[] = {"", "http://x", "redis://", "redis://:6379", "redis://h:0",
-                                "redis://h:99999", "redis://h:12/x", "unix:relative",
-                                "redis://user@h", "redis://:p%4@h", "redis://[::1", "unix:/"};
+    static const char *bad[] = {"",
+                                "http://x",
+                                "redis://",
+                                "redis://:6379",
+                                "redis://h:0",
+                                "redis://h:99999",
+                                "redis://h:12/x",
+                                "unix:relative",
+                                "redis://user@h",
+                                "redis://:p%4@h",
+                                "redis://[::1",
+                                "unix:/"};
 
     (void)state;
     assert_int_equal(sl_redis_url_parse("redis://127.0.0.1:6380/2", &u, &error), 0);
@@ -548,6 +610,7 @@ main(void)
         cmocka_unit_test(test_duplicate_verdict_dropped),
         cmocka_unit_test(test_all_brokers_down_waits),
         cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_tcp_oversize_part_dropped),
     };
 
     sl_log_open("test_cluster", SL_LOG_STDERR, LOG_NOTICE);

@@ -734,6 +734,140 @@ test_origin_for(void **state)
     sl_config_destroy(&c);
 }
 
+/* ---- scanning and policy (issue 4) ------------------------------------ */
+
+static void
+test_scanning_keys(void **state)
+{
+    (void)state;
+    /* defaults: every scanner off, Debian amavis destinies and levels */
+    struct sl_config *c = load_ok("", NULL, 0);
+    assert_int_equal(c->scanners.clamd.n_servers, 0);
+    assert_int_equal(c->scanners.spamd.n_servers, 0);
+    assert_int_equal(c->scanners.rspamd.n_servers, 0);
+    assert_int_equal(c->scanners.clamd.max_size, 25 * 1024 * 1024);
+    assert_string_equal(c->scanners.clamd.on_failure, "unchecked");
+    assert_string_equal(c->policy.final_virus_destiny, "discard");
+    assert_string_equal(c->policy.final_banned_destiny, "discard");
+    assert_string_equal(c->policy.final_spam_destiny, "pass");
+    assert_string_equal(c->policy.final_bad_header_destiny, "pass");
+    assert_string_equal(c->policy.final_unchecked_destiny, "tempfail");
+    assert_true(c->policy.spam_tag_level == 2.0);
+    assert_true(c->policy.spam_tag2_level == 6.31);
+    assert_true(c->policy.spam_kill_level == 6.31);
+    assert_string_equal(c->policy.spam_subject_tag, "***SPAM*** ");
+    assert_int_equal(c->n_banks, 0);
+    sl_config_destroy(&c);
+
+    /* the fixed names work with -o, as the issue requires */
+    char *ov[] = { "scanners.clamd.servers=unix:/run/clamav/clamd.ctl",
+                   "scanners.spamd.servers=127.0.0.1:783, [::1]:784",
+                   "policy.spam_kill_level=-3.5", "policy_banks.ORIGINATING.originating=yes",
+                   "policy_banks.ORIGINATING.spam_kill_level=10" };
+    c = load_ok("", ov, 5);
+    assert_int_equal(c->scanners.clamd.n_servers, 1);
+    assert_string_equal(c->scanners.clamd.servers[0], "unix:/run/clamav/clamd.ctl");
+    assert_int_equal(c->scanners.spamd.n_servers, 2);
+    assert_string_equal(c->scanners.spamd.servers[1], "[::1]:784");
+    assert_true(c->policy.spam_kill_level == -3.5);
+    const struct sl_policy_bank *b = sl_config_bank(c, "ORIGINATING");
+    assert_non_null(b);
+    assert_true(b->p.originating);
+    /* a bank applies only what it sets */
+    struct sl_policy_config view = c->policy;
+    sl_policy_apply_bank(&view, b);
+    assert_true(view.spam_kill_level == 10);
+    assert_true(view.originating);
+    assert_string_equal(view.final_virus_destiny, "discard");
+    round_trip(c, false);
+    round_trip(c, true);
+    sl_config_destroy(&c);
+
+    /* the same nested in the file, lists as YAML lists */
+    c = load_ok("scanners:\n"
+                "  clamd:\n"
+                "    servers: [\"unix:/run/clamav/clamd.ctl\", 127.0.0.1:3310]\n"
+                "    timeout: 2m\n"
+                "  rspamd:\n"
+                "    servers:\n"
+                "      - 127.0.0.1:11333\n"
+                "policy:\n"
+                "  final_spam_destiny: Reject\n"
+                "  spam_kill_level_map: [boss@example.com=20, .example.org=4]\n"
+                "  banned_names_re:\n"
+                "    - '\\.(js|jse)$'\n"
+                "    - '^application/x-(foo|bar)$'\n"
+                "  mynetworks: [10.0.0.0/8, 192.168.0.0/16]\n"
+                "policy_banks:\n"
+                "  SUBMISSION:\n"
+                "    match_listener: [10026]\n"
+                "    bypass_spam_checks: yes\n"
+                "  empty: {}\n",
+                NULL, 0);
+    assert_int_equal(c->scanners.clamd.n_servers, 2);
+    assert_int_equal(c->scanners.clamd.timeout_s, 120);
+    assert_string_equal(c->scanners.rspamd.servers[0], "127.0.0.1:11333");
+    assert_string_equal(c->policy.final_spam_destiny, "reject");
+    assert_int_equal(c->policy.n_spam_kill_level_map, 2);
+    assert_int_equal(c->policy.n_banned_names_re, 2);
+    assert_string_equal(c->policy.banned_names_re[0], "\\.(js|jse)$");
+    assert_true(sl_cidr_list_match_text(&c->mynetworks, "10.1.2.3"));
+    assert_int_equal(c->n_banks, 2);
+    assert_string_equal(c->banks[0].match_listener[0], "10026");
+    assert_true(c->banks[0].p.bypass_spam_checks);
+    assert_int_equal(c->banks[1].set, 0);
+    round_trip(c, false);
+    round_trip(c, true);
+    sl_config_destroy(&c);
+}
+
+static void
+test_scanning_errors(void **state)
+{
+    static const struct {
+        const char *ov;
+        const char *expect;
+    } cases[] = {
+        { "scanners.clamd.servers=unix:relative", "is not a server (unix:/path or host:port)" },
+        { "scanners.clamd.servers=localhost", "is not a server" },
+        { "scanners.spamd.timeout=0", "out of range" },
+        { "scanners.spamd.on_failure=ignore", "is not one of: unchecked, pass" },
+        { "policy.final_virus_destiny=quarantine", "is not one of: pass, discard, bounce" },
+        { "policy.spam_kill_level=lots", "is not a level" },
+        { "policy.spam_kill_level=1e3", "is not a level" },
+        { "policy.spam_kill_level_map=boss@example.com", "is not address=level" },
+        { "policy.banned_names_re=(", "missing closing parenthesis" },
+        { "policy.bypass_spam_checks=maybe", "is not yes or no" },
+        { "policy.bad_header_tests=8bit, shouting", "\"shouting\" is not one of" },
+        { "policy_banks.X.spam_kil_level=3", "did you mean policy_banks.X.spam_kill_level?" },
+        { "policy_banks.X.match_listener=port", "is not a port number" },
+        { "policy_banks.X.match_origin=nowhere", "no origin called \"nowhere\"" },
+        { "policy_banks.b@d.originating=yes", "bank names are" },
+        { "scanners.clamd=x", "is a section" },
+        { "scanners.clamav.servers=unix:/x", "unknown key" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *error = NULL;
+        char *ov[] = { (char *)cases[i].ov };
+        struct sl_config *c = sl_config_load_buffer("t.yaml", "", 0, ov, 1, &error);
+        if (c != NULL)
+            fail_msg("%s: loaded", cases[i].ov);
+        if (strstr(error, cases[i].expect) == NULL)
+            fail_msg("%s: error \"%s\", want \"%s\"", cases[i].ov, error, cases[i].expect);
+        free(error);
+    }
+    /* in the file: the line of the item */
+    char *error = NULL;
+    struct sl_config *c = load_text("scanners:\n  clamd:\n    servers:\n      - unix:/ok\n"
+                                    "      - nope\n",
+                                    NULL, 0, &error, NULL);
+    assert_null(c);
+    assert_non_null(strstr(error, "scanners.clamd.servers: \"nope\" is not a server"));
+    free(error);
+}
+
 int
 main(void)
 {
@@ -752,6 +886,8 @@ main(void)
         cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_print_only_changed),
         cmocka_unit_test(test_origin_for),
+        cmocka_unit_test(test_scanning_keys),
+        cmocka_unit_test(test_scanning_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

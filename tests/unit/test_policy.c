@@ -56,18 +56,18 @@ decide(const struct sl_config *c, const struct policy_facts *f, const char *from
     policy_decide(&view, f, from, rcpts, n, "Hello", res);
 }
 
-static char *viruses[] = { "Eicar-Test-Signature.UNOFFICIAL" };
-static char *gtube_tests[] = { "GTUBE=1000", "NO_RELAYS=-0.001" };
-static char *banned[] = { "application/octet-stream,clam.exe (banned extension .exe)" };
-static char *bad[] = { "Duplicate header field: \"Subject\"" };
-static char *why[] = { "clamd failed: unix:/x: connect: No such file or directory" };
+static char *viruses[] = {"Eicar-Test-Signature.UNOFFICIAL"};
+static char *gtube_tests[] = {"GTUBE=1000", "NO_RELAYS=-0.001"};
+static char *banned[] = {"application/octet-stream,clam.exe (banned extension .exe)"};
+static char *bad[] = {"Duplicate header field: \"Subject\""};
+static char *why[] = {"clamd failed: unix:/x: connect: No such file or directory"};
 
 static void
 test_clean(void **state)
 {
     struct sl_config *c = config_with(NULL, 0);
-    struct policy_facts f = { .size = 100 };
-    const char *rcpts[] = { "a@example.com" };
+    struct policy_facts f = {.size = 100};
+    const char *rcpts[] = {"a@example.com"};
     struct policy_result res;
 
     (void)state;
@@ -76,7 +76,7 @@ test_clean(void **state)
     assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
     assert_string_equal(res.rcpts[0].category, "CLEAN");
     assert_int_equal(res.rcpts[0].n_edits, 0);
-    assert_int_equal(res.n_edits, 0);     /* no spam scan: nothing to remove */
+    assert_int_equal(res.n_edits, 0); /* no spam scan: nothing to remove */
     policy_result_free(&res);
     sl_config_destroy(&c);
 }
@@ -87,11 +87,11 @@ static void
 test_debian_defaults(void **state)
 {
     struct sl_config *c = config_with(NULL, 0);
-    const char *rcpts[] = { "a@example.com", "b@example.com" };
+    const char *rcpts[] = {"a@example.com", "b@example.com"};
     struct policy_result res;
 
     (void)state;
-    struct policy_facts fv = { .viruses = viruses, .n_viruses = 1 };
+    struct policy_facts fv = {.viruses = viruses, .n_viruses = 1};
     decide(c, &fv, "s@example.org", rcpts, 2, &res);
     assert_string_equal(res.category, "INFECTED");
     for (int i = 0; i < 2; i++) {
@@ -102,14 +102,14 @@ test_debian_defaults(void **state)
                         "INFECTED, message contains virus: Eicar-Test-Signature.UNOFFICIAL");
     policy_result_free(&res);
 
-    struct policy_facts fb = { .banned = banned, .n_banned = 1 };
+    struct policy_facts fb = {.banned = banned, .n_banned = 1};
     decide(c, &fb, "s@example.org", rcpts, 1, &res);
     assert_string_equal(res.rcpts[0].category, "BANNED");
     assert_int_equal(res.rcpts[0].destiny, POLICY_D_DISCARD);
     assert_non_null(strstr(res.rcpts[0].reason, "BANNED: application/octet-stream,clam.exe"));
     policy_result_free(&res);
 
-    struct policy_facts fh = { .bad_headers = bad, .n_bad_headers = 1 };
+    struct policy_facts fh = {.bad_headers = bad, .n_bad_headers = 1};
     decide(c, &fh, "s@example.org", rcpts, 1, &res);
     assert_string_equal(res.rcpts[0].category, "BAD-HEADER");
     assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
@@ -117,8 +117,8 @@ test_debian_defaults(void **state)
                         "BAD HEADER SECTION, Duplicate header field: \"Subject\"");
     policy_result_free(&res);
 
-    struct policy_facts fu = { .unchecked = POLICY_UNCHECKED_FAILED,
-                               .unchecked_reasons = why, .n_unchecked_reasons = 1 };
+    struct policy_facts fu = {
+        .unchecked = POLICY_UNCHECKED_FAILED, .unchecked_reasons = why, .n_unchecked_reasons = 1};
     decide(c, &fu, "s@example.org", rcpts, 1, &res);
     assert_string_equal(res.rcpts[0].category, "UNCHECKED");
     assert_int_equal(res.rcpts[0].destiny, POLICY_D_TEMPFAIL);
@@ -145,9 +145,9 @@ static void
 test_spam_tagged_and_killed(void **state)
 {
     struct sl_config *c = config_with(NULL, 0);
-    const char *rcpts[] = { "a@example.com" };
-    struct policy_facts f = { .spam_scanned = true, .spam_score = 1000,
-                              .spam_tests = gtube_tests, .n_spam_tests = 2 };
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_facts f = {
+        .spam_scanned = true, .spam_score = 1000, .spam_tests = gtube_tests, .n_spam_tests = 2};
     struct policy_result res;
     char stars[65];
 
@@ -162,9 +162,8 @@ test_spam_tagged_and_killed(void **state)
     memset(stars, '*', 64);
     stars[64] = '\0';
     assert_string_equal(redit(r, "X-Spam-Level"), stars);
-    assert_string_equal(redit(r, "X-Spam-Status"),
-                        "Yes, score=1000 tagged_above=2 required=6.31 "
-                        "tests=[GTUBE=1000, NO_RELAYS=-0.001]");
+    assert_string_equal(redit(r, "X-Spam-Status"), "Yes, score=1000 tagged_above=2 required=6.31 "
+                                                   "tests=[GTUBE=1000, NO_RELAYS=-0.001]");
     assert_string_equal(redit(r, "Subject"), "***SPAM*** Hello");
     /* anybody else's X-Spam-* go first */
     assert_non_null(cedit(&res, "X-Spam-Status", SL_HDR_DELETE));
@@ -172,7 +171,7 @@ test_spam_tagged_and_killed(void **state)
     policy_result_free(&res);
     sl_config_destroy(&c);
 
-    char *ov[] = { "policy.final_spam_destiny=discard" };
+    char *ov[] = {"policy.final_spam_destiny=discard"};
     c = config_with(ov, 1);
     decide(c, &f, "s@example.org", rcpts, 1, &res);
     assert_string_equal(res.rcpts[0].category, "SPAM");
@@ -188,8 +187,8 @@ static void
 test_spam_levels(void **state)
 {
     struct sl_config *c = config_with(NULL, 0);
-    const char *rcpts[] = { "a@example.com" };
-    struct policy_facts f = { .spam_scanned = true, .spam_tests = gtube_tests, .n_spam_tests = 1 };
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_facts f = {.spam_scanned = true, .spam_tests = gtube_tests, .n_spam_tests = 1};
     struct policy_result res;
 
     (void)state;
@@ -210,7 +209,7 @@ test_spam_levels(void **state)
                         "No, score=3.25 tagged_above=2 required=6.31 tests=[GTUBE=1000]");
     policy_result_free(&res);
 
-    char *ov[] = { "policy.spam_kill_level=10" };
+    char *ov[] = {"policy.spam_kill_level=10"};
     sl_config_destroy(&c);
     c = config_with(ov, 1);
     f.spam_score = 7;
@@ -232,22 +231,22 @@ test_per_recipient_levels(void **state)
         "policy.spam_tag_level_map=EXAMPLE.NET=-999",
     };
     struct sl_config *c = config_with(ov, 3);
-    const char *rcpts[] = { "boss@example.com", "user@example.com", "x@sub.lenient.example",
-                            "y@example.net" };
-    struct policy_facts f = { .spam_scanned = true, .spam_score = 20,
-                              .spam_tests = gtube_tests, .n_spam_tests = 1 };
+    const char *rcpts[] = {"boss@example.com", "user@example.com", "x@sub.lenient.example",
+                           "y@example.net"};
+    struct policy_facts f = {
+        .spam_scanned = true, .spam_score = 20, .spam_tests = gtube_tests, .n_spam_tests = 1};
     struct policy_result res;
 
     (void)state;
     decide(c, &f, "s@example.org", rcpts, 4, &res);
     assert_string_equal(res.category, "SPAM");
-    assert_string_equal(res.rcpts[0].category, "SPAMMY");     /* kill 2000 */
+    assert_string_equal(res.rcpts[0].category, "SPAMMY"); /* kill 2000 */
     assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
     assert_true(res.rcpts[0].tagged);
     assert_non_null(strstr(redit(&res.rcpts[0], "X-Spam-Status"), "Yes, score=20 "));
-    assert_string_equal(res.rcpts[1].category, "SPAM");       /* kill 6.31 */
+    assert_string_equal(res.rcpts[1].category, "SPAM"); /* kill 6.31 */
     assert_int_equal(res.rcpts[1].destiny, POLICY_D_REJECT);
-    assert_string_equal(res.rcpts[2].category, "SPAMMY");     /* .lenient.example: 50 */
+    assert_string_equal(res.rcpts[2].category, "SPAMMY"); /* .lenient.example: 50 */
     assert_int_equal(res.rcpts[2].destiny, POLICY_D_PASS);
     assert_int_equal(res.rcpts[3].destiny, POLICY_D_REJECT);
     policy_result_free(&res);
@@ -265,14 +264,14 @@ test_per_recipient_levels(void **state)
 static void
 test_level_lookup(void **state)
 {
-    char *map[] = { "a@x.example=1", "b@=2", "x.example=3", ".y.example=4", ".=5" };
+    char *map[] = {"a@x.example=1", "b@=2", "x.example=3", ".y.example=4", ".=5"};
 
     (void)state;
     assert_true(policy_rcpt_level(map, 5, 9, "a@x.example") == 1);
     assert_true(policy_rcpt_level(map, 5, 9, "A@X.EXAMPLE") == 1);
     assert_true(policy_rcpt_level(map, 5, 9, "b@anywhere.example") == 2);
     assert_true(policy_rcpt_level(map, 5, 9, "c@x.example") == 3);
-    assert_true(policy_rcpt_level(map, 5, 9, "c@sub.x.example") == 5);  /* no dot: exact only */
+    assert_true(policy_rcpt_level(map, 5, 9, "c@sub.x.example") == 5); /* no dot: exact only */
     assert_true(policy_rcpt_level(map, 5, 9, "c@y.example") == 4);
     assert_true(policy_rcpt_level(map, 5, 9, "c@deep.sub.y.example") == 4);
     assert_true(policy_rcpt_level(map, 5, 9, "c@z.example") == 5);
@@ -284,11 +283,17 @@ test_level_lookup(void **state)
 static void
 test_priorities(void **state)
 {
-    const char *rcpts[] = { "a@example.com" };
-    struct policy_facts f = { .viruses = viruses, .n_viruses = 1, .banned = banned, .n_banned = 1,
-                              .spam_scanned = true, .spam_score = 1000,
-                              .spam_tests = gtube_tests, .n_spam_tests = 1,
-                              .bad_headers = bad, .n_bad_headers = 1 };
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_facts f = {.viruses = viruses,
+                             .n_viruses = 1,
+                             .banned = banned,
+                             .n_banned = 1,
+                             .spam_scanned = true,
+                             .spam_score = 1000,
+                             .spam_tests = gtube_tests,
+                             .n_spam_tests = 1,
+                             .bad_headers = bad,
+                             .n_bad_headers = 1};
     struct policy_result res;
 
     (void)state;
@@ -299,7 +304,7 @@ test_priorities(void **state)
     sl_config_destroy(&c);
 
     /* virus lovers: INFECTED passes, so BANNED (next) blocks */
-    char *ov[] = { "policy.final_virus_destiny=pass", "policy.final_banned_destiny=bounce" };
+    char *ov[] = {"policy.final_virus_destiny=pass", "policy.final_banned_destiny=bounce"};
     c = config_with(ov, 2);
     decide(c, &f, "s@example.org", rcpts, 1, &res);
     assert_string_equal(res.rcpts[0].category, "BANNED");
@@ -310,7 +315,7 @@ test_priorities(void **state)
     policy_result_free(&res);
 
     /* everything passes: the highest category present is reported */
-    char *ov2[] = { "policy.final_virus_destiny=pass", "policy.final_banned_destiny=pass" };
+    char *ov2[] = {"policy.final_virus_destiny=pass", "policy.final_banned_destiny=pass"};
     sl_config_destroy(&c);
     c = config_with(ov2, 2);
     decide(c, &f, "s@example.org", rcpts, 1, &res);
@@ -323,10 +328,10 @@ test_priorities(void **state)
 static void
 test_bounce_dsn_cutoff(void **state)
 {
-    char *ov[] = { "policy.final_spam_destiny=bounce" };
+    char *ov[] = {"policy.final_spam_destiny=bounce"};
     struct sl_config *c = config_with(ov, 1);
-    const char *rcpts[] = { "a@example.com" };
-    struct policy_facts f = { .spam_scanned = true, .spam_score = 8 };
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_facts f = {.spam_scanned = true, .spam_score = 8};
     struct policy_result res;
 
     (void)state;
@@ -334,7 +339,7 @@ test_bounce_dsn_cutoff(void **state)
     assert_int_equal(res.rcpts[0].destiny, POLICY_D_BOUNCE);
     assert_false(res.rcpts[0].dsn_suppressed);
     policy_result_free(&res);
-    decide(c, &f, "", rcpts, 1, &res);                      /* never bounce a bounce */
+    decide(c, &f, "", rcpts, 1, &res); /* never bounce a bounce */
     assert_true(res.rcpts[0].dsn_suppressed);
     policy_result_free(&res);
     f.spam_score = 10;
@@ -347,10 +352,10 @@ test_bounce_dsn_cutoff(void **state)
 static void
 test_oversized(void **state)
 {
-    char *ov[] = { "policy.message_size_limit=1k" };
+    char *ov[] = {"policy.message_size_limit=1k"};
     struct sl_config *c = config_with(ov, 1);
-    const char *rcpts[] = { "a@example.com" };
-    struct policy_facts f = { .size = 2000 };
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_facts f = {.size = 2000};
     struct policy_result res;
 
     (void)state;
@@ -404,7 +409,7 @@ test_banks(void **state)
     sl_config_destroy(&c);
 
     /* mynetworks without a bank of that name: still originating */
-    char *ov2[] = { "policy.mynetworks=127.0.0.0/8" };
+    char *ov2[] = {"policy.mynetworks=127.0.0.0/8"};
     c = config_with(ov2, 1);
     policy_select(c, "default", 10024, "127.0.0.1", &v);
     assert_true(v.originating);

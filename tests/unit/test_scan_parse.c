@@ -30,7 +30,7 @@ static void
 trickle(parse_fn *fn, const char *reply, size_t len)
 {
     for (size_t n = 0; n < len; n++) {
-        struct scan_result r = { 0 };
+        struct scan_result r = {0};
         char *error = NULL;
         char *copy = malloc(n + 1);
         memcpy(copy, reply, n);
@@ -48,7 +48,7 @@ trickle(parse_fn *fn, const char *reply, size_t len)
 static void
 test_clamd_ok_and_found(void **state)
 {
-    struct scan_result r = { 0 };
+    struct scan_result r = {0};
     char *error = NULL;
     static const char ok[] = "stream: OK";
     static const char found[] = "stream: Eicar-Test-Signature.UNOFFICIAL FOUND";
@@ -76,7 +76,7 @@ test_clamd_ok_and_found(void **state)
 static void
 test_clamd_limits_and_errors(void **state)
 {
-    struct scan_result r = { 0 };
+    struct scan_result r = {0};
     char *error = NULL;
     static const char limit[] = "INSTREAM size limit exceeded. ERROR";
     static const char heur[] = "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND";
@@ -105,7 +105,7 @@ test_clamd_limits_and_errors(void **state)
         error = NULL;
         assert_int_equal(scan_clamd_parse(bad[i], strlen(bad[i]), &r, &error), -1);
         assert_non_null(error);
-        assert_int_equal(r.n_viruses, 0);     /* never infected because clamd broke */
+        assert_int_equal(r.n_viruses, 0); /* never infected because clamd broke */
         free(error);
         scan_result_free(&r);
     }
@@ -135,7 +135,7 @@ static const char spamd_gtube[] =
 static void
 test_spamd(void **state)
 {
-    struct scan_result r = { 0 };
+    struct scan_result r = {0};
     char *error = NULL;
 
     (void)state;
@@ -157,7 +157,7 @@ test_spamd(void **state)
 
     static const char *const bad[] = {
         "SPAMD/1.0 76 Bad header line: (EOF)\r\n\r\n",
-        "SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\n\r\n",     /* no Spam: header */
+        "SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\n\r\n", /* no Spam: header */
         "SPAMD/1.1 0 EX_OK\r\nSpam: True ; lots / 5\r\n\r\n",
         "HTTP/1.0 200 OK\r\n\r\n",
         "",
@@ -186,14 +186,15 @@ static const char rspamd_json[] =
 static void
 test_rspamd(void **state)
 {
-    struct scan_result r = { 0 };
+    struct scan_result r = {0};
     char *error = NULL;
     char *reply = NULL;
     size_t n;
 
     (void)state;
-    n = (size_t)asprintf(&reply, "HTTP/1.1 200 OK\r\nConnection: close\r\nServer: rspamd/3.4\r\n"
-                                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+    n = (size_t)asprintf(&reply,
+                         "HTTP/1.1 200 OK\r\nConnection: close\r\nServer: rspamd/3.4\r\n"
+                         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                          strlen(rspamd_json), rspamd_json);
     assert_int_equal(scan_rspamd_parse(reply, n, &r, &error), 0);
     assert_true(r.spam_scanned);
@@ -218,12 +219,12 @@ test_rspamd(void **state)
 
     static const char *const bad[] = {
         "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}",
-        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"a\":1}xx",   /* no score */
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"a\":1}xx", /* no score */
         "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"score\": \"x\"}",
-        "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"score\": 1",  /* short body */
+        "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"score\": 1", /* short body */
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[1]",
         "{\"score\": 1}",
-        "HTTP/1.1 200 OK\r\n\r\n{\"score\":1,\"score\":2}",              /* duplicate key */
+        "HTTP/1.1 200 OK\r\n\r\n{\"score\":1,\"score\":2}", /* duplicate key */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         error = NULL;

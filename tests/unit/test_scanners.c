@@ -42,7 +42,7 @@ struct daemon {
     const char *name;
     pid_t pid;
     bool up;
-    char server[300];       /* for scanners.<name>.servers */
+    char server[300]; /* for scanners.<name>.servers */
 };
 
 static struct {
@@ -57,7 +57,7 @@ static struct {
 static unsigned
 free_port(void)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sin);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -144,7 +144,7 @@ start_clamd(void)
              g.dir, port, g.dir, g.dir, g.dir, getuid() == 0 ? "User root\n" : "");
     snprintf(path, sizeof(path), "%s/clamd.conf", g.dir);
     write_file(path, text);
-    char *argv[] = { "/usr/sbin/clamd", "-c", path, NULL };
+    char *argv[] = {"/usr/sbin/clamd", "-c", path, NULL};
     g.clamd.pid = spawn("clamd", argv);
     snprintf(g.clamd.server, sizeof(g.clamd.server), "unix:%s/clamd.sock", g.dir);
     snprintf(g.clamd_tcp, sizeof(g.clamd_tcp), "127.0.0.1:%u", port);
@@ -160,8 +160,8 @@ start_spamd(void)
     snprintf(port, sizeof(port), "%u", free_port());
     snprintf(pidf, sizeof(pidf), "%s/spamd.pid", g.dir);
     snprintf(logf, sizeof(logf), "%s/spamd.log", g.dir);
-    char *argv[] = { "/usr/sbin/spamd", "-L", "-i", "127.0.0.1", "-p", port, "-A", "127.0.0.1",
-                     "--max-children=2", "-r", pidf, "-s", logf, NULL };
+    char *argv[] = {"/usr/sbin/spamd",  "-L", "-i", "127.0.0.1", "-p", port, "-A", "127.0.0.1",
+                    "--max-children=2", "-r", pidf, "-s",        logf, NULL};
     g.spamd.pid = spawn("spamd", argv);
     snprintf(g.spamd.server, sizeof(g.spamd.server), "127.0.0.1:%s", port);
 }
@@ -190,9 +190,9 @@ start_rspamd(void)
     snprintf(vars[1], sizeof(vars[1]), "RUNDIR=%s", g.dir);
     snprintf(vars[2], sizeof(vars[2]), "LOGDIR=%s", g.dir);
     snprintf(vars[3], sizeof(vars[3]), "LOCAL_CONFDIR=%s/rspamd-local", g.dir);
-    char *argv[] = { "/usr/bin/rspamd", "-f", "-i", "-u", "root", "-g", "root", "-c", path,
-                     "--var", vars[0], "--var", vars[1], "--var", vars[2], "--var", vars[3],
-                     NULL };
+    char *argv[] = {
+        "/usr/bin/rspamd", "-f",    "-i",    "-u",    "root",  "-g",    "root",  "-c",    path,
+        "--var",           vars[0], "--var", vars[1], "--var", vars[2], "--var", vars[3], NULL};
     g.rspamd.pid = spawn("rspamd", argv);
     snprintf(g.rspamd.server, sizeof(g.rspamd.server), "127.0.0.1:%u", port);
 }
@@ -222,12 +222,12 @@ group_setup(void **state)
     g.clamd.name = "clamd";
     g.spamd.name = "spamd";
     g.rspamd.name = "rspamd";
-    start_rspamd();     /* the slowest first */
+    start_rspamd(); /* the slowest first */
     start_spamd();
     start_clamd();
     /* bounded waits, in parallel: 120 s for all */
     for (int i = 0; i < 1200; i++) {
-        struct daemon *ds[] = { &g.clamd, &g.spamd, &g.rspamd };
+        struct daemon *ds[] = {&g.clamd, &g.spamd, &g.rspamd};
         bool pending = false;
         for (int k = 0; k < 3; k++) {
             if (ds[k]->pid <= 0 || ds[k]->up)
@@ -286,11 +286,12 @@ static char *
 msg_attachment(const char *type, const char *name, const char *data, size_t len)
 {
     gchar *b64 = g_base64_encode((const guchar *)data, len);
-    char *m = sl_asprintf("%sMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n"
-                          "\r\n--BB\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-                          "--BB\r\nContent-Type: %s; name=\"%s\"\r\n"
-                          "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--BB--\r\n",
-                          head, type, name, b64);
+    char *m =
+        sl_asprintf("%sMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n"
+                    "\r\n--BB\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                    "--BB\r\nContent-Type: %s; name=\"%s\"\r\n"
+                    "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--BB--\r\n",
+                    head, type, name, b64);
     g_free(b64);
     return m;
 }
@@ -321,8 +322,8 @@ static struct sl_scanner_config
 scanner(const char *s1, const char *s2, unsigned timeout_s)
 {
     static char *servers[2];
-    struct sl_scanner_config c = { .timeout_s = timeout_s, .connect_timeout_s = 2,
-                                   .on_failure = "unchecked" };
+    struct sl_scanner_config c = {
+        .timeout_s = timeout_s, .connect_timeout_s = 2, .on_failure = "unchecked"};
     servers[0] = (char *)s1;
     servers[1] = (char *)s2;
     c.servers = servers;
@@ -333,17 +334,22 @@ scanner(const char *s1, const char *s2, unsigned timeout_s)
 static void
 scan_input_for(const char *msg, struct scan_input *in)
 {
-    static const char *const rcpts[] = { "b@example.com" };
-    *in = (struct scan_input){ .job_id = "testtesttest", .data = msg, .len = strlen(msg),
-                               .client_addr = "192.0.2.1", .helo = "mx.example.org",
-                               .mail_from = "a@example.org", .queue_id = "4ABCDEF",
-                               .rcpts = rcpts, .n_rcpts = 1 };
+    static const char *const rcpts[] = {"b@example.com"};
+    *in = (struct scan_input){.job_id = "testtesttest",
+                              .data = msg,
+                              .len = strlen(msg),
+                              .client_addr = "192.0.2.1",
+                              .helo = "mx.example.org",
+                              .mail_from = "a@example.org",
+                              .queue_id = "4ABCDEF",
+                              .rcpts = rcpts,
+                              .n_rcpts = 1};
 }
 
 #define NEED(d)                                                                                    \
     do {                                                                                           \
         if (!g.d.up) {                                                                             \
-            print_message(#d " is not available: skipped\n");                                     \
+            print_message(#d " is not available: skipped\n");                                      \
             skip();                                                                                \
         }                                                                                          \
     } while (0)
@@ -372,7 +378,7 @@ test_clamd_eicar(void **state)
     NEED(clamd);
     char *m = msg_plain(EICAR);
     expect_eicar(m, g.clamd.server);
-    expect_eicar(m, g.clamd_tcp);   /* TCP as well as the unix socket */
+    expect_eicar(m, g.clamd_tcp); /* TCP as well as the unix socket */
     free(m);
 
     m = msg_attachment("application/octet-stream", "eicar.com", EICAR, strlen(EICAR));
@@ -432,14 +438,14 @@ test_clamd_stream_limit(void **state)
         big[i] = (i % 78 == 77) ? '\n' : 'a';
     big[n] = '\0';
     scan_input_for(big, &in);
-    cfg.max_size = 0;                   /* send it anyway: clamd refuses */
+    cfg.max_size = 0; /* send it anyway: clamd refuses */
     scan_clamd(&cfg, &in, &r);
     assert_int_equal(r.status, SCAN_OK);
     assert_int_equal(r.unchecked, SCAN_UNCHECKED_OVERLIMIT);
     assert_int_equal(r.n_viruses, 0);
     print_message("clamd: %s\n", r.unchecked_reason);
     scan_result_free(&r);
-    cfg.max_size = 1024 * 1024;         /* known limit: not even sent */
+    cfg.max_size = 1024 * 1024; /* known limit: not even sent */
     scan_clamd(&cfg, &in, &r);
     assert_int_equal(r.unchecked, SCAN_UNCHECKED_OVERLIMIT);
     assert_non_null(strstr(r.unchecked_reason, "scanners.clamd.max_size"));
@@ -472,7 +478,7 @@ test_failover(void **state)
     cfg = scanner(dead, dead_tcp, 30);
     scan_clamd(&cfg, &in, &r);
     assert_int_equal(r.status, SCAN_FAILED);
-    assert_int_equal(r.n_viruses, 0);     /* never INFECTED because a scanner broke */
+    assert_int_equal(r.n_viruses, 0); /* never INFECTED because a scanner broke */
     assert_non_null(strstr(r.error, "nobody-here.sock"));
     assert_non_null(strstr(r.error, dead_tcp));
     print_message("all servers failed: %s\n", r.error);
@@ -485,7 +491,7 @@ test_failover(void **state)
 static void
 test_timeout(void **state)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sin);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     char server[32];
@@ -495,13 +501,13 @@ test_timeout(void **state)
 
     (void)state;
     assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(fd, 16), 0);    /* the kernel completes handshakes; nobody reads */
+    assert_int_equal(listen(fd, 16), 0); /* the kernel completes handshakes; nobody reads */
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
     snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(sin.sin_port));
     struct sl_scanner_config cfg = scanner(server, NULL, 1);
     scan_input_for(m, &in);
     void (*fns[])(const struct sl_scanner_config *, const struct scan_input *,
-                  struct scan_result *) = { scan_clamd, scan_spamd, scan_rspamd };
+                  struct scan_result *) = {scan_clamd, scan_spamd, scan_rspamd};
     for (size_t i = 0; i < 3; i++) {
         unsigned long long t0 = sl_now_mono_ms();
         fns[i](&cfg, &in, &r);
@@ -621,7 +627,7 @@ count_keepalive(void *ctx)
 static void
 test_parallel(void **state)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sin);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     char stuck[32];
@@ -636,23 +642,23 @@ test_parallel(void **state)
     snprintf(stuck, sizeof(stuck), "127.0.0.1:%u", ntohs(sin.sin_port));
     struct sl_scanner_config good = scanner(g.clamd.server, NULL, 30);
     struct sl_scanner_config good2 = good;
-    char *s2[] = { g.clamd_tcp };
+    char *s2[] = {g.clamd_tcp};
     good2.servers = s2;
-    char *s3[] = { stuck };
+    char *s3[] = {stuck};
     struct sl_scanner_config bad = good;
     bad.servers = s3;
     bad.timeout_s = 1;
-    struct par p[3] = { { .cfg = &good }, { .cfg = &good2 }, { .cfg = &bad } };
+    struct par p[3] = {{.cfg = &good}, {.cfg = &good2}, {.cfg = &bad}};
     struct scan_task tasks[3];
     for (int i = 0; i < 3; i++) {
         scan_input_for(m, &p[i].in);
-        tasks[i] = (struct scan_task){ par_clamd, &p[i] };
+        tasks[i] = (struct scan_task){par_clamd, &p[i]};
     }
     scan_parallel(tasks, 3, count_keepalive, &keepalives);
     assert_int_equal(p[0].r.n_viruses, 1);
     assert_int_equal(p[1].r.n_viruses, 1);
     assert_int_equal(p[2].r.status, SCAN_FAILED);
-    assert_true(keepalives >= 5);       /* every 100 ms during the stuck second */
+    assert_true(keepalives >= 5); /* every 100 ms during the stuck second */
     for (int i = 0; i < 3; i++)
         scan_result_free(&p[i].r);
     close(fd);
@@ -663,10 +669,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clamd_eicar),  cmocka_unit_test(test_clamd_clean),
-        cmocka_unit_test(test_clamd_stream_limit), cmocka_unit_test(test_failover),
-        cmocka_unit_test(test_timeout),      cmocka_unit_test(test_spamd),
-        cmocka_unit_test(test_rspamd),       cmocka_unit_test(test_parallel),
+        cmocka_unit_test(test_clamd_eicar),
+        cmocka_unit_test(test_clamd_clean),
+        cmocka_unit_test(test_clamd_stream_limit),
+        cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_spamd),
+        cmocka_unit_test(test_rspamd),
+        cmocka_unit_test(test_parallel),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

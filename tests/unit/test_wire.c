@@ -446,6 +446,91 @@ test_reject_bad_field_numbers(void **state)
     sl_wire_frame_free(&frame);
 }
 
+/* Per-recipient results and scan facts (issue 4): a full verdict round
+ * trips; every field's bad form is refused. */
+static void
+test_verdict_scan_fields(void **state)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT, *back = NULL;
+    Sluice__Verdict v = SLUICE__VERDICT__INIT;
+    Sluice__ScanFacts f = SLUICE__SCAN_FACTS__INIT;
+    Sluice__RecipientVerdict r[2], *rp[2] = { &r[0], &r[1] };
+    Sluice__HeaderEdit e = SLUICE__HEADER_EDIT__INIT, *ep[1] = { &e };
+    char *viruses[] = { "Eicar-Test-Signature.UNOFFICIAL" }, *tests[] = { "GTUBE=1000" };
+    zmq_msg_t msg;
+    const char *error;
+
+    (void)state;
+    for (int i = 0; i < 2; i++)
+        sluice__recipient_verdict__init(&r[i]);
+    e.op = SLUICE__HEADER_EDIT__OP__APPEND;
+    e.name = "X-Spam-Flag";
+    e.value = "YES";
+    r[0].index = 1;
+    r[0].destiny = SLUICE__DESTINY__D_DISCARD;
+    r[0].category = "INFECTED";
+    r[0].reason = "INFECTED: Eicar-Test-Signature.UNOFFICIAL";
+    r[1].index = 0;
+    r[1].destiny = SLUICE__DESTINY__D_PASS;
+    r[1].category = "SPAMMY";
+    r[1].edits = ep;
+    r[1].n_edits = 1;
+    r[1].tagged = 1;
+    f.spam_scanned = 1;
+    f.spam_score = 1000.5;
+    f.spam_tests = tests;
+    f.n_spam_tests = 1;
+    f.virus_names = viruses;
+    f.n_virus_names = 1;
+    v.job_id = "AbCd-_012345";
+    v.ok = 1;
+    v.category = "INFECTED";
+    v.rcpts = rp;
+    v.n_rcpts = 2;
+    v.facts = &f;
+    v.originating = 1;
+    v.policy_bank = "ORIGINATING";
+    frame.kind_case = SLUICE__FRAME__KIND_VERDICT;
+    frame.verdict = &v;
+    assert_int_equal(sl_wire_pack(&frame, &msg, &error), 0);
+    assert_int_equal(sl_wire_unpack_msg(&msg, &back, &error), 0);
+    zmq_msg_close(&msg);
+    assert_int_equal(back->verdict->n_rcpts, 2);
+    assert_int_equal(back->verdict->rcpts[0]->index, 1);
+    assert_int_equal(back->verdict->rcpts[0]->destiny, SLUICE__DESTINY__D_DISCARD);
+    assert_string_equal(back->verdict->rcpts[1]->edits[0]->name, "X-Spam-Flag");
+    assert_true(back->verdict->rcpts[1]->tagged);
+    assert_true(back->verdict->facts->spam_score == 1000.5);
+    assert_string_equal(back->verdict->facts->virus_names[0], "Eicar-Test-Signature.UNOFFICIAL");
+    assert_true(back->verdict->originating);
+    sl_wire_frame_free(&back);
+
+    /* each bad form alone */
+    r[0].destiny = (Sluice__Destiny)7;
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    assert_non_null(strstr(error, "destiny"));
+    r[0].destiny = SLUICE__DESTINY__D_DISCARD;
+    r[0].category = "";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    r[0].category = "INFECTED";
+    r[0].reason = "two\r\nlines";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    r[0].reason = "";
+    r[0].index = SL_WIRE_MAX_RCPTS;
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    r[0].index = 1;
+    e.name = "Bad Name";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    e.name = "X-Spam-Flag";
+    viruses[0] = "bad\nname";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    viruses[0] = "ok";
+    f.spam_score = 0.0 / 0.0;
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    f.spam_score = 1;
+    assert_int_equal(sl_wire_check(&frame, &error), 0);
+}
+
 int
 main(void)
 {
@@ -459,6 +544,7 @@ main(void)
         cmocka_unit_test(test_reject_job_id),
         cmocka_unit_test(test_reject_bad_fields),
         cmocka_unit_test(test_reject_bad_field_numbers),
+        cmocka_unit_test(test_verdict_scan_fields),
     };
 
     sl_log_open("test_wire", SL_LOG_STDERR, LOG_WARNING);

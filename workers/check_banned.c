@@ -436,11 +436,33 @@ check_archive(struct banned_state *st, const char *chain, const char *outer_name
     archive_read_free(a);
 }
 
+/* A nameless part declared text/... whose first KiB is plain text needs no
+ * libmagic: its text tests run regular expressions and cost milliseconds per
+ * message body, the bulk of a worker's time. Anything with a NUL or other
+ * control bytes up front (an executable or archive in disguise) still goes
+ * through libmagic. */
+static bool
+plain_text_body(const char *name, const char *declared_type, const char *data, size_t len)
+{
+    if ((name != NULL && name[0] != '\0') || declared_type == NULL ||
+        strncasecmp(declared_type, "text/", 5) != 0)
+        return false;
+    size_t n = len < 1024 ? len : 1024;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c < 0x20 && c != '\t' && c != '\r' && c != '\n' && c != '\f' && c != 0x1b)
+            return false;
+    }
+    return true;
+}
+
 void
 banned_check_part(struct banned_state *st, const char *name, const char *declared_type,
                   const char *data, size_t len)
 {
-    const char *real = real_type(st->ctx, data, len);
+    const char *real = plain_text_body(name, declared_type, data, len)
+                           ? "text/plain"
+                           : real_type(st->ctx, data, len);
     char *chain = sl_asprintf("%s,%s", declared_type != NULL ? declared_type : "?",
                               name != NULL && name[0] != '\0' ? name : "-");
     char *real_copy = real != NULL ? sl_strdup(real) : NULL; /* magic reuses its buffer */

@@ -91,11 +91,11 @@ fuzz_one() {
         -dict=tests/fuzz/"$t".dict -artifact_prefix="$dir/" \
         "$dir/corpus" tests/fuzz/corpus/"$t" >"$dir/log" 2>&1 || rc=$?
     # libFuzzer's progress lines are many; show its verdict and statistics.
-    grep -E '^#[0-9]+ +(INITED|DONE)|^stat::|^Done |ERROR|SUMMARY|invariant failed|^artifact_prefix|Test unit written' \
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::|^Done |ERROR|SUMMARY|invariant failed|^artifact_prefix|Test unit written' \
         "$dir/log" | tail -n 20
     local execs cov
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
-    cov=$(grep -oE '^#[0-9]+ +DONE +cov: [0-9]+' "$dir/log" | tail -n 1 | sed 's/.*cov: //')
+    cov=$(grep -oE '^#[0-9]+[[:space:]]+DONE[[:space:]]+cov: [0-9]+' "$dir/log" | tail -n 1 | sed 's/.*cov: //')
     FUZZ_STATS+=("$(printf '%-12s %10s execs  cov %5s  %s' "$t" "${execs:-?}" "${cov:-?}" \
         "$([ "$rc" -eq 0 ] && echo ok || echo "FAILED: see $dir/log and $dir/crash-* / timeout-* / leak-*")")")
     if [ "$rc" -ne 0 ]; then

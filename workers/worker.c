@@ -912,8 +912,14 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
         w->pool = pool;
         snprintf(w->id, sizeof(w->id), "%s:%d:p%uw%u", host, (int)getpid(), serial, t);
         /* MIME types only; compressed files are reported as such (gzip),
-         * the archive checks look inside themselves */
-        w->magic = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+         * the archive checks look inside themselves. The text, encoding,
+         * token, JSON, CSV, CDF and ELF tests are skipped: the checks look
+         * for executables and archives, and the text tests alone cost ~3 ms
+         * per 4 KiB part (10x the rest; measured with file 5.44). */
+        w->magic = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_TEXT |
+                              MAGIC_NO_CHECK_ENCODING | MAGIC_NO_CHECK_TOKENS |
+                              MAGIC_NO_CHECK_JSON | MAGIC_NO_CHECK_CSV | MAGIC_NO_CHECK_CDF |
+                              MAGIC_NO_CHECK_ELF);
         if (w->magic != NULL && magic_load(w->magic, NULL) != 0) {
             sl_warn("workers: libmagic: %s; file types are not checked", magic_error(w->magic));
             magic_close(w->magic);

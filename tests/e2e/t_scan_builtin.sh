@@ -39,12 +39,12 @@ expect_passed() {
 }
 expect_blocked() {
     local what=$1 pattern=$2
+    # shellcheck disable=SC2254 # pattern is a glob on purpose
     case $(reply_n 1) in $pattern) ;; *) fail "$what: $(reply_n 1)" ;; esac
     sleep 0.5
     [ "$(sink_count "$SINK_DIR")" -eq "$delivered" ] || fail "$what: reinjected anyway"
     ok "$what: $(reply_n 1)"
 }
-newest_dump() { ls -t "$SINK_DIR"/m.* | head -n 1; }
 
 # 1. banned executable
 if [ -f /usr/share/clamav-testfiles/clam.exe ]; then
@@ -102,7 +102,7 @@ bad_header() {
     local what=$1 file=$2 alert=$3 f
     lmtp_send "$file" "$E2E_RCPT"
     expect_passed "$what"
-    f=$(newest_dump)
+    f=$(newest_dump "$SINK_DIR")
     mail_headers "$f" | grep -qF "X-Amavis-Alert: BAD HEADER SECTION, $alert" ||
         { mail_headers "$f" >&2; fail "$what: no X-Amavis-Alert: BAD HEADER SECTION, $alert"; }
     ok "$what: X-Amavis-Alert: BAD HEADER SECTION, $alert"

@@ -72,7 +72,7 @@ m=$(mk_msg ham "lunch tomorrow" "Hi Bob, shall we meet for lunch tomorrow at noo
 lmtp_send "$m" "$E2E_RCPT"
 case $(reply_n 1) in 250\ 2.0.0\ from\ MTA*) ;; *) fail "ham: $(reply_n 1)" ;; esac
 wait_for 10 test "$(sink_count "$SINK_DIR")" -eq $((before + 1)) || fail "ham not reinjected"
-f=$(ls -t "$SINK_DIR"/m.* | head -n 1)
+f=$(newest_dump "$SINK_DIR")
 hdr "$f" X-Spam-Status | grep -qE '^X-Spam-Status: No, score=-?[0-9.]+ tagged_above=-999 required=6.31 tests=\[' ||
     { mail_headers "$f" >&2; fail "ham: no X-Spam-Status"; }
 ok "ham: $(hdr "$f" X-Spam-Status)"
@@ -88,7 +88,7 @@ m=$(mk_msg rgtube "buy again" "$(gtube)")
 lmtp_send "$m" "$E2E_RCPT"
 case $(reply_n 1) in 250\ 2.0.0\ from\ MTA*) ;; *) fail "rspamd GTUBE: $(reply_n 1)" ;; esac
 wait_for 10 test "$(sink_count "$SINK_DIR")" -eq $((before + 1)) || fail "rspamd GTUBE not reinjected"
-f=$(ls -t "$SINK_DIR"/m.* | head -n 1)
+f=$(newest_dump "$SINK_DIR")
 hdr "$f" X-Spam-Status | grep -qE 'tests=\[([^]]*, )?GTUBE=' || { mail_headers "$f" >&2; fail "rspamd: no GTUBE symbol"; }
 ok "rspamd: $(hdr "$f" X-Spam-Status)"
 sluice_log_has 'Passed SPAM \{RelayedTaggedInbound\}, .* Hits: 15(\.[0-9]+)?, ' || fail "no Passed SPAM line for rspamd's GTUBE"

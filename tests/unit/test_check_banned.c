@@ -411,8 +411,8 @@ test_encrypted_zip(void **state)
 static void
 test_archive_formats(void **state)
 {
-    static const char *const files[] = { "clam.7z", "clam.tar.gz", "clam.cab", "clam.newc.cpio",
-                                         "clam.bz2.zip" };
+    static const char *const files[] = {"clam.7z", "clam.tar.gz", "clam.cab", "clam.newc.cpio",
+                                        "clam.bz2.zip"};
     size_t found = 0;
 
     (void)state;

@@ -12,30 +12,6 @@
 #include "util/sl_buf.h"
 #include "util/sl_util.h"
 
-static const char *const wday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-/* RFC 5322 3.3 date-time, local time, fixed names. */
-static void
-date822(unsigned long long ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    long off;
-    char sign = '+';
-
-    localtime_r(&t, &tm);
-    off = tm.tm_gmtoff / 60;
-    if (off < 0) {
-        sign = '-';
-        off = -off;
-    }
-    snprintf(buf, len, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld", wday[tm.tm_wday % 7],
-             tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             sign, off / 60, off % 60);
-}
-
 static const char *
 subject_for(const char *category)
 {
@@ -86,8 +62,8 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
     unsigned long long now_ms = (unsigned long long)time(NULL) * 1000;
     const char *host = in->reporting_host != NULL ? in->reporting_host : "localhost";
 
-    date822(now_ms, now, sizeof(now));
-    date822(in->arrival_ms != 0 ? in->arrival_ms : now_ms, arrival, sizeof(arrival));
+    sl_rfc5322_date(now_ms, now, sizeof(now));
+    sl_rfc5322_date(in->arrival_ms != 0 ? in->arrival_ms : now_ms, arrival, sizeof(arrival));
     sl_buf_init(&b);
     sl_buf_printf(&b,
                   "From: \"Content-filter at %s\" <postmaster@%s>\r\n"

@@ -205,43 +205,6 @@ worker_keepalive(struct wthread *w)
 
 /* ---- a job ------------------------------------------------------------ */
 
-static const char *const wday_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-
-/* RFC 5322 3.3 date-time in local time, with the zone name as a comment
- * as amavisd-new writes it: "Tue, 21 Nov 2023 10:04:13 +0100 (CET)".
- * Day and month names are fixed, never the locale's. */
-static void
-rfc5322_date(unsigned long long ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    long off;
-    char sign = '+';
-
-    localtime_r(&t, &tm);
-    off = tm.tm_gmtoff / 60;
-    if (off < 0) {
-        sign = '-';
-        off = -off;
-    }
-    snprintf(buf, len, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld", wday_names[tm.tm_wday % 7],
-             tm.tm_mday, month_names[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, sign, off / 60, off % 60);
-    if (tm.tm_zone != NULL && tm.tm_zone[0] != '\0' && strlen(buf) + strlen(tm.tm_zone) + 4 < len) {
-        bool plain = true;
-        for (const char *p = tm.tm_zone; *p != '\0'; p++)
-            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                  *p == '+' || *p == '-'))
-                plain = false;
-        if (plain) {
-            strcat(buf, " (");
-            strcat(buf, tm.tm_zone);
-            strcat(buf, ")");
-        }
-    }
-}
 
 static const char *
 or_unknown(const char *s)
@@ -261,7 +224,7 @@ received_value(const Sluice__Job *job)
     char *from_addr, *for_clause, *value;
     const char *addr = job->client_addr != NULL ? job->client_addr : "";
 
-    rfc5322_date(job->received_ms != 0 ? job->received_ms : sl_now_wall_ms(), date, sizeof(date));
+    sl_rfc5322_date(job->received_ms != 0 ? job->received_ms : sl_now_wall_ms(), date, sizeof(date));
     if (addr[0] == '\0')
         from_addr = sl_strdup("");
     else if (strchr(addr, ':') != NULL && strncasecmp(addr, "IPv6:", 5) != 0)

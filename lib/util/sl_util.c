@@ -1,6 +1,7 @@
 /* sl_util.c - allocation wrappers, bug checks, clocks. */
 #include "util/sl_util.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,4 +116,42 @@ sl_strcase_prefix(const char *s, const char *prefix)
 {
     size_t n = strlen(prefix);
     return strncasecmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+static const char *const wday_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* RFC 5322 3.3 date-time in local time, with the zone name as a comment
+ * as amavisd-new writes it: "Tue, 21 Nov 2023 10:04:13 +0100 (CET)".
+ * Day and month names are fixed, never the locale's. */
+void
+sl_rfc5322_date(unsigned long long ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    long off;
+    char sign = '+';
+
+    localtime_r(&t, &tm);
+    off = tm.tm_gmtoff / 60;
+    if (off < 0) {
+        sign = '-';
+        off = -off;
+    }
+    snprintf(buf, len, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld", wday_names[tm.tm_wday % 7],
+             tm.tm_mday, month_names[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, sign, off / 60, off % 60);
+    if (tm.tm_zone != NULL && tm.tm_zone[0] != '\0' && strlen(buf) + strlen(tm.tm_zone) + 4 < len) {
+        bool plain = true;
+        for (const char *p = tm.tm_zone; *p != '\0'; p++)
+            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                  *p == '+' || *p == '-'))
+                plain = false;
+        if (plain) {
+            strcat(buf, " (");
+            strcat(buf, tm.tm_zone);
+            strcat(buf, ")");
+        }
+    }
 }

@@ -39,6 +39,10 @@ void sl_free_and_clear(void *pp);
  * that travel between nodes). */
 unsigned long long sl_now_mono_ms(void);
 unsigned long long sl_now_wall_ms(void);
+/* RFC 5322 3.3 date-time of ms (wall clock) in local time, with the zone
+ * name as a comment as Postfix and amavisd-new write it:
+ * "Tue, 21 Nov 2023 10:04:13 +0100 (CET)". len >= 40 holds any. */
+void sl_rfc5322_date(unsigned long long ms, char *buf, size_t len);
 
 /* Case-insensitive prefix test: returns the rest of s after prefix, or NULL. */
 const char *sl_strcase_prefix(const char *s, const char *prefix);

@@ -5,6 +5,7 @@
  *   sluice [-c file] [-o key=value]... [-v] all|frontend|broker|worker
  *   sluice [-c file] [-o key=value]... config [-n]
  *   sluice [-c file] [-o key=value]... status [--json]
+ *   sluice keygen NAME
  *   sluice version | help
  *
  * DIAGNOSTICS
@@ -26,6 +27,7 @@
 #include <zmq.h>
 #include "broker.h"
 #include "frontend.h"
+#include "net/sl_keys.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "net/sl_status.h"
@@ -57,6 +59,12 @@ static const char usage_text[] =
     "               or gone, queue depth and oldest age, sessions per origin,\n"
     "               worker slots and any provisioning shortfall; exit 0 ok,\n"
     "               1 degraded, 69 Redis unreachable\n"
+    "  keygen NAME  write a CURVE key pair for one node: NAME.key (the secret\n"
+    "               key, created mode 0600, never overwritten, never logged) and\n"
+    "               NAME.pub (the public key, Z85 text). Give the broker's\n"
+    "               NAME.pub to frontends and workers (security.broker_public_key\n"
+    "               or _file) and put theirs in the broker's security.allow_dir\n"
+    "               (frontend/NAME.pub, worker/NAME.pub); see docs/cluster.md\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -70,8 +78,18 @@ static const char usage_text[] =
     "\n"
     "Signals: SIGTERM or SIGINT stop gracefully (messages in flight finish;\n"
     "a second signal stops at once, Postfix retries what was not answered).\n"
+    "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
+    "at its next connect, a key removed is refused at its next connect.\n"
     "\n"
-    "Exit status: 0 ok, 64 usage, 70 internal error, 71 cannot bind,\n"
+    "Security: every ZeroMQ link that is not inproc:// (sluice all) is CURVE-\n"
+    "encrypted and authenticated; a node with tcp:// links and no keys does not\n"
+    "start unless security.mode is plain (which logs a warning at every start).\n"
+    "Started as root, sluice drops to security.user after binding its sockets\n"
+    "and reading its keys, and refuses to run with security.user unset (set\n"
+    "-o security.user=root to run as root on purpose).\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 70 internal error, 71 cannot bind, 73 keygen\n"
+    "cannot create a key file, 77 started as root without security.user,\n"
     "78 configuration error.\n"
     "\n"
     "See docs/configuration.md for every key and docs/architecture.md for the design.\n";
@@ -84,6 +102,7 @@ struct cli {
     bool only_changed;
     bool json;
     const char *command;
+    const char *argument;       /* keygen NAME */
 };
 
 static int
@@ -132,6 +151,8 @@ cli_parse(int argc, char **argv, struct cli *cli)
             }
         } else if (cli->command == NULL) {
             cli->command = argv[optind++];
+        } else if (strcmp(cli->command, "keygen") == 0 && cli->argument == NULL) {
+            cli->argument = argv[optind++];
         } else {
             fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
                     argv[optind]);
@@ -412,6 +433,26 @@ print_version(void)
            event_get_version());
 }
 
+/* sluice keygen NAME: no configuration needed, nothing logged. */
+static int
+keygen(const char *name)
+{
+    char *error = NULL;
+
+    if (name == NULL || name[0] == '\0') {
+        fprintf(stderr, "sluice: keygen needs a NAME (writes NAME.key and NAME.pub)\n");
+        return EX_USAGE;
+    }
+    if (sl_keys_generate(name, &error) < 0) {
+        fprintf(stderr, "sluice: keygen: %s\n", error);
+        free(error);
+        return EX_CANTCREAT;
+    }
+    printf("%s.key: secret key (mode 0600, keep it on this node only)\n"
+           "%s.pub: public key\n", name, name);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -429,6 +470,8 @@ main(int argc, char **argv)
         print_version();
         return 0;
     }
+    if (strcmp(cmd, "keygen") == 0)
+        return keygen(cli.argument);
     bool is_all = strcmp(cmd, "all") == 0, is_fe = strcmp(cmd, "frontend") == 0,
          is_broker = strcmp(cmd, "broker") == 0, is_worker = strcmp(cmd, "worker") == 0,
          is_config = strcmp(cmd, "config") == 0, is_status = strcmp(cmd, "status") == 0;

@@ -318,7 +318,14 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     struct run *run = ctx;
     (void)what;
     if (sig == SIGHUP) {
-        sl_notice("SIGHUP: configuration changes take effect at the next restart");
+        char *error = NULL;
+        if (run->broker != NULL && broker_reload(run->broker, &error) < 0) {
+            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
+            free(error);
+        }
+        sl_notice("SIGHUP: %sother configuration changes take effect at the next restart",
+                  run->broker != NULL && run->config->security.curve ? "allow-list reloaded; "
+                                                                     : "");
         return;
     }
     if (++run->signals_seen > 1 || run->frontend == NULL) {
@@ -534,6 +541,15 @@ main(int argc, char **argv)
     else
         sl_info("no configuration file: built-in defaults (the seed's single node)");
 
+    if (sl_keys_resolve(run.config, is_all || is_broker, is_all || is_worker || is_fe,
+                        &error) < 0) {
+        sl_fatal("%s", error);
+        free(error);
+        sl_config_destroy(&run.config);
+        free(cli.overrides);
+        sl_log_close();
+        return EX_CONFIG;
+    }
     rc = run_roles(&run, is_all || is_broker, is_all || is_worker, is_all || is_fe);
     sl_config_destroy(&run.config);
     free(cli.overrides);

@@ -80,6 +80,7 @@ struct link_job {
 struct fe_broker_link {
     struct event_base *base;
     void *zctx;
+    const struct sl_config *config; /* security.*: CURVE keys; NULL: none (tests) */
     struct link_conn *conns;
     size_t n_conns;
     size_t rr;                  /* round-robin start */
@@ -260,6 +261,14 @@ conn_open(struct link_conn *c, char **error_r)
     /* Sends fail at once (EAGAIN) while there is no connection, instead
      * of queueing into the void: the job goes to another broker. */
     sl_zsock_set_int(c->sock, ZMQ_IMMEDIATE, 1);
+    const char *error;
+    if (c->link->config != NULL &&
+        sl_zsock_set_curve(c->sock, c->link->config, c->endpoint, false, &error) < 0) {
+        *error_r = sl_asprintf("frontend: CURVE for broker %s: %s", c->endpoint, error);
+        zmq_close(c->sock);
+        c->sock = NULL;
+        return -1;
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         *error_r = sl_asprintf("frontend: cannot connect to broker %s: %s", c->endpoint,
                                zmq_strerror(errno));
@@ -635,7 +644,7 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
 
 struct fe_broker_link *
 fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, size_t n_endpoints,
-                   fe_verdict_fn *on_verdict, void *ctx, char **error_r)
+                   const struct sl_config *config, fe_verdict_fn *on_verdict, void *ctx, char **error_r)
 {
     struct fe_broker_link *link;
     struct timeval tv = {.tv_sec = 0, .tv_usec = LINK_TICK_MS * 1000};
@@ -648,6 +657,7 @@ fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, 
     link = sl_calloc(1, sizeof(*link));
     link->base = base;
     link->zctx = zctx;
+    link->config = config;
     link->on_verdict = on_verdict;
     link->ctx = ctx;
     link->buckets = sl_calloc(LINK_JOB_BUCKETS, sizeof(*link->buckets));

@@ -160,6 +160,13 @@ conn_open(struct wthread *w, struct wconn *c, char **error_r)
     }
     /* A worker receives whole messages: cap them like the broker does. */
     sl_zsock_set_common(c->sock, w->pool->max_body);
+    const char *error;
+    if (sl_zsock_set_curve(c->sock, w->pool->config, c->endpoint, false, &error) < 0) {
+        *error_r = sl_asprintf("CURVE for %s: %s", c->endpoint, error);
+        zmq_close(c->sock);
+        c->sock = NULL;
+        return -1;
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         *error_r = sl_asprintf("cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
         zmq_close(c->sock);

@@ -33,6 +33,7 @@
 #include "net/sl_status.h"
 #include "util/sl_config.h"
 #include "util/sl_log.h"
+#include "util/sl_privs.h"
 #include "worker.h"
 
 static const char usage_text[] =
@@ -379,6 +380,12 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
             goto out;
         }
     }
+    /* everything privileged is done: sockets bound, keys read */
+    if (sl_privs_drop(cfg->security.user, &error) < 0) {
+        sl_fatal("%s", error);
+        rc = EX_NOPERM;
+        goto out;
+    }
     registry_start(run, want_broker, want_workers, want_frontend);
     struct event *sigs[3];
     const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
@@ -541,6 +548,14 @@ main(int argc, char **argv)
     else
         sl_info("no configuration file: built-in defaults (the seed's single node)");
 
+    if (sl_privs_check(run.config->security.user, &error) < 0) {
+        sl_fatal("%s", error);
+        free(error);
+        sl_config_destroy(&run.config);
+        free(cli.overrides);
+        sl_log_close();
+        return EX_NOPERM;
+    }
     if (sl_keys_resolve(run.config, is_all || is_broker, is_all || is_worker || is_fe,
                         &error) < 0) {
         sl_fatal("%s", error);

@@ -140,7 +140,7 @@ broker_log_has "dropped a ready frame from key frontend:$(key_id frontend)" ||
 ok "worker holding a frontend key: its frames dropped, never registered (wrong role)"
 
 bytes=$(stat -c %s "$E2E_TMP/relay.bytes")
-[ "$bytes" -gt 20000 ] || fail "the relay recorded only $bytes bytes: w1 did not use it"
+[ "$bytes" -gt 4000 ] || fail "the relay recorded only $bytes bytes: w1 did not use it"
 if grep -qaF "$marker_curve" "$E2E_TMP/relay.bytes"; then
     fail "the body marker crossed the wire in plaintext with CURVE on"
 fi
@@ -195,4 +195,3 @@ grep -qaF "$marker_plain" "$E2E_TMP/relay2.bytes" ||
     fail "plain mode: the marker is not in the captured bytes, so the CURVE check proves nothing"
 ok "security.mode plain: warning logged, and the same capture does show the marker (the check can fail)"
 
-say "RESULT: PASS"

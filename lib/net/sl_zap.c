@@ -315,25 +315,22 @@ zap_answer(struct sl_zap *z)
     char user_id[64] = "";
     const char *refused = "malformed request";
 
-    /* read the whole request, at most 8 parts, the rest drained */
-    for (;;) {
-        zmq_msg_init(&parts[n]);
-        if (zmq_msg_recv(&parts[n], z->rep, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&parts[n]);
+    /* the whole request: the first 8 parts kept, any more discarded
+     * (a REP socket must read a request to its end before replying) */
+    bool more = true;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, z->rep, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
             break;
         }
-        n++;
-        if (!zmq_msg_more(&parts[n - 1]))
-            break;
-        if (n == SL_N_ELEMENTS(parts)) {
-            while (zmq_msg_more(&parts[n - 1])) {
-                zmq_msg_close(&parts[n - 1]);
-                zmq_msg_init(&parts[n - 1]);
-                if (zmq_msg_recv(&parts[n - 1], z->rep, ZMQ_DONTWAIT) < 0)
-                    break;
-            }
-            break;
+        more = zmq_msg_more(&part);
+        if (n < SL_N_ELEMENTS(parts)) {
+            zmq_msg_init(&parts[n]);
+            zmq_msg_move(&parts[n++], &part);
         }
+        zmq_msg_close(&part);
     }
     if (n == 0)
         return;

@@ -320,13 +320,14 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     (void)what;
     if (sig == SIGHUP) {
         char *error = NULL;
-        if (run->broker != NULL && broker_reload(run->broker, &error) < 0) {
+        bool allow_list = run->broker != NULL && run->config->security.curve;
+        if (allow_list && broker_reload(run->broker, &error) < 0) {
             sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
             free(error);
+            allow_list = false;
         }
         sl_notice("SIGHUP: %sother configuration changes take effect at the next restart",
-                  run->broker != NULL && run->config->security.curve ? "allow-list reloaded; "
-                                                                     : "");
+                  allow_list ? "allow-list reloaded; " : "");
         return;
     }
     if (++run->signals_seen > 1 || run->frontend == NULL) {

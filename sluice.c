@@ -485,8 +485,10 @@ main(int argc, char **argv)
         print_version();
         return 0;
     }
-    if (strcmp(cmd, "keygen") == 0)
+    if (strcmp(cmd, "keygen") == 0) {
+        free(cli.overrides);    /* keygen reads no configuration */
         return keygen(cli.argument);
+    }
     bool is_all = strcmp(cmd, "all") == 0, is_fe = strcmp(cmd, "frontend") == 0,
          is_broker = strcmp(cmd, "broker") == 0, is_worker = strcmp(cmd, "worker") == 0,
          is_config = strcmp(cmd, "config") == 0, is_status = strcmp(cmd, "status") == 0;

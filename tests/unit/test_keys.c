@@ -221,6 +221,16 @@ test_mode_rule(void **state)
     assert_int_equal(resolve(client_ok, 3, false, true, &error, &c), 0);
     assert_true(c->security.curve);
     assert_string_equal(c->security.server_key, pub);
+    /* sluice config prints the key file's name, never the key */
+    char *printed = NULL;
+    size_t printed_len = 0;
+    FILE *out = open_memstream(&printed, &printed_len);
+    assert_non_null(out);
+    sl_config_print(c, out, false);
+    fclose(out);
+    assert_non_null(strstr(printed, "secret_key_file: \"w.key\""));
+    assert_null(strstr(printed, c->security.secret_key));
+    free(printed);
     sl_config_destroy(&c);
 
     /* a public key file that is not the secret's: refused */

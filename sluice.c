@@ -85,13 +85,13 @@ static const char usage_text[] =
     "Security: every ZeroMQ link that is not inproc:// (sluice all) is CURVE-\n"
     "encrypted and authenticated; a node with tcp:// links and no keys does not\n"
     "start unless security.mode is plain (which logs a warning at every start).\n"
-    "Started as root, sluice drops to security.user after binding its sockets\n"
-    "and reading its keys, and refuses to run with security.user unset (set\n"
-    "-o security.user=root to run as root on purpose).\n"
+    "Started as root, sluice drops to security.user (default nobody) after\n"
+    "binding its sockets and reading its keys (-o security.user=root runs as\n"
+    "root on purpose, with a warning).\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 70 internal error, 71 cannot bind, 73 keygen\n"
-    "cannot create a key file, 77 started as root without security.user,\n"
-    "78 configuration error.\n"
+    "cannot create a key file, 77 security.user does not exist or cannot be\n"
+    "switched to, 78 configuration error.\n"
     "\n"
     "See docs/configuration.md for every key and docs/architecture.md for the design.\n";
 

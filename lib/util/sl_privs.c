@@ -28,10 +28,11 @@ sl_privs_check(const char *user, char **error_r)
         return 0;
     }
     if (user == NULL || user[0] == '\0') {
-        *error_r = sl_strdup("started as root and security.user is not set: set it to the "
-                             "unprivileged user to run as (e.g. sluice or nobody), or to root "
-                             "(-o security.user=root) to run as root on purpose");
-        return -1;
+        /* the embedded default must start as the README says, also as root
+         * (a container); amavisd-new would run as its $daemon_user */
+        sl_notice("started as root and security.user is not set: running as %s after "
+                  "binding (set security.user to choose the user)", SL_PRIVS_DEFAULT_USER);
+        user = SL_PRIVS_DEFAULT_USER;
     }
     if (user_is_root(user)) {
         sl_warn("security.user is root: running as root; a flaw in MIME or archive parsing "
@@ -54,7 +55,8 @@ sl_privs_drop(const char *user, char **error_r)
 
     if (geteuid() != 0 || user_is_root(user))
         return 0;
-    SL_BUG_ON(user == NULL || user[0] == '\0');     /* sl_privs_check() refused this */
+    if (user == NULL || user[0] == '\0')
+        user = SL_PRIVS_DEFAULT_USER;
     pw = getpwnam(user);
     if (pw == NULL) {
         *error_r = sl_asprintf("security.user: no such user: %s", user);

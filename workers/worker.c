@@ -50,7 +50,11 @@ struct wconn {
     const char *endpoint;           /* the pool's string */
     unsigned long long expiry_ms;   /* broker presumed dead when passed (monotonic) */
     unsigned long long next_heartbeat_ms;
+    unsigned long long down_since_ms; /* first reconnect of this outage; 0 while answering */
+    unsigned long long next_down_log_ms; /* reconnects are logged once a minute, not each */
 };
+
+#define WORKER_DOWN_LOG_MS 60000
 
 struct wthread {
     struct worker_pool *pool;
@@ -183,8 +187,21 @@ static void
 conn_reopen(struct wthread *w, struct wconn *c, const char *why)
 {
     char *error = NULL;
+    unsigned long long now = sl_now_mono_ms();
 
-    sl_notice("worker %s: broker %s %s, reconnecting", w->id, c->endpoint, why);
+    /* Every 3 s per thread while a broker is away would bury the log:
+     * the first reconnect of an outage, then one line a minute. */
+    if (c->down_since_ms == 0) {
+        c->down_since_ms = now;
+        c->next_down_log_ms = now + WORKER_DOWN_LOG_MS;
+        sl_notice("worker %s: broker %s %s, reconnecting", w->id, c->endpoint, why);
+    } else if (now >= c->next_down_log_ms) {
+        c->next_down_log_ms = now + WORKER_DOWN_LOG_MS;
+        sl_notice("worker %s: broker %s still %s after %llu s, reconnecting", w->id,
+                  c->endpoint, why, (now - c->down_since_ms) / 1000);
+    } else {
+        sl_debug("worker %s: broker %s %s, reconnecting", w->id, c->endpoint, why);
+    }
     conn_close(w, c, false);
     if (conn_open(w, c, &error) < 0) {
         sl_error("worker %s: %s", w->id, error);
@@ -714,6 +731,11 @@ conn_recv_one(struct wthread *w, struct wconn *c)
     /* any traffic proves the broker alive */
     c->expiry_ms =
         sl_now_mono_ms() + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    if (c->down_since_ms != 0) {
+        sl_notice("worker %s: broker %s answers again after %llu s", w->id, c->endpoint,
+                  (sl_now_mono_ms() - c->down_since_ms) / 1000);
+        c->down_since_ms = 0;
+    }
     if (sl_wire_unpack_msg(&fmsg, &frame, &error) < 0) {
         sl_warn("worker %s: dropped a frame from %s: %s", w->id, c->endpoint, error);
         goto out;

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -54,6 +55,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include "frontend_int.h"
+#include "ledger.h"
 #include "outcome.h"
 #include "reply_map.h"
 #include "mail/sl_smtp_parser.h"
@@ -109,6 +111,7 @@ struct session {
     unsigned long long data_deadline_ms;
     bool output_blocked;        /* reading paused until the client reads its replies */
     bool holds_slot;            /* counted in origin->active */
+    bool orphan;                /* client gone; the job runs on for the ledger (bev freed) */
 
     char *xforward[XF_COUNT];   /* for the next transaction */
 
@@ -145,6 +148,8 @@ session_reply(struct session *s, const char *fmt, ...)
 {
     char line[SESSION_REPLY_MAX + 1];
     va_list ap;
+    if (s->bev == NULL)
+        return;     /* an orphan: nobody to tell */
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
@@ -236,6 +241,8 @@ static bool
 session_client_connected(struct session *s)
 {
     char c;
+    if (s->bev == NULL)
+        return false;
     ssize_t n = recv(bufferevent_getfd(s->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0)
         return false;
@@ -349,6 +356,10 @@ session_transaction_done(struct session *s)
         frontend_job_unregister(s->fe, s->job_id);
         s->job_registered = false;
     }
+    if (s->orphan) {
+        session_free(s);
+        return;
+    }
     session_reset_transaction(s);
     if (s->fe->shutting_down) {
         session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
@@ -457,6 +468,14 @@ session_on_delivered(void *ctx, const struct fe_delivery_result *res)
         session_free(s);
         return;
     }
+    if (s->fe->test_kill_after_reinject && res->reinjected) {
+        sl_warn("%s: SLUICE_TEST_KILL_AFTER_REINJECT: killing myself before the reply",
+                s->job_id);
+        raise(SIGKILL);
+    }
+    if (s->orphan)
+        sl_info("%s: finished after the client left; the ledger holds the result for its "
+                "retry", s->job_id);
     if (s->lmtp) {
         for (size_t i = 0; i < res->n_replies; i++)
             session_reply(s, "%s", res->replies[i]);
@@ -484,6 +503,20 @@ session_deliver(struct session *s, const Sluice__Verdict *v, const struct fe_rei
         .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - s->t_start_ms),
     };
 
+    char key[FE_LEDGER_KEY_LEN + 1];
+    if (s->fe->ledger != NULL) {
+        struct fe_ledger_message m = {
+            .origin = s->origin->config->name,
+            .ident = s->xforward[XF_IDENT],
+            .message_id = v->message_id,
+            .body = s->body->data,
+            .body_len = s->body->len,
+        };
+        fe_ledger_key(&m, key);
+        p.ledger = s->fe->ledger;
+        p.ledger_key = key;
+        p.tempfail_unavailable = s->fe->dedup_tempfail;
+    }
     fe_verdict_log_parts(v, &s->log_category, &s->hits);
     s->delivery = fe_delivery_start(&p, session_on_delivered, session_reinject_wanted, s, &error);
     if (s->delivery == NULL) {
@@ -528,7 +561,7 @@ session_on_verdict(struct session *s, const Sluice__Verdict *v)
         session_tempfail(s, "message could not be scanned, try again later");
         return;
     }
-    if (!session_client_connected(s)) {
+    if (!session_client_connected(s) && (s->fe->ledger == NULL || v->n_rcpts == 0)) {
         sl_info("%s: client left while the message was scanned; not reinjected "
                 "(Postfix keeps it and retries)", s->job_id);
         session_free(s);
@@ -1433,6 +1466,17 @@ session_on_event(struct bufferevent *bev, short what, void *ctx)
         return;
     }
     /* EOF or error: the client is gone */
+    if (s->state == SESSION_WAIT && s->fe->ledger != NULL && (s->job_registered || s->delivery)) {
+        /* With the ledger the job runs on and its result is recorded, so
+         * Postfix's retry gets the reply instead of a second copy. */
+        sl_info("%s: client disconnected %s; finishing the job for the ledger", s->job_id,
+                s->job_registered ? "while the message was scanned" : "during reinjection");
+        s->orphan = true;
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+        evtimer_del(s->io_timer);
+        return;
+    }
     if (s->state == SESSION_WAIT) {
         if (s->job_registered)
             sl_info("%s: client disconnected while the message was scanned; abandoned "
@@ -1462,7 +1506,8 @@ session_free(struct session *s)
         event_free(s->deadline);
     event_free(s->io_timer);
     session_reset_transaction(s);
-    bufferevent_free(s->bev);
+    if (s->bev != NULL)
+        bufferevent_free(s->bev);
     sl_smtp_parser_destroy(&s->parser);
     free(s->rcpts);
     free(s->helo);

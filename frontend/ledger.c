@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
@@ -62,7 +63,7 @@ const char fe_ledger_record_script[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
     "return 1\n";
 
-enum op_kind { OP_RESERVE, OP_RECORD };
+enum op_kind { OP_RESERVE, OP_RECORD, OP_PEEK };
 
 struct fe_ledger_op {
     struct fe_ledger *l;
@@ -134,6 +135,35 @@ fe_ledger_key(const struct fe_ledger_message *m, char key_r[FE_LEDGER_KEY_LEN + 
     crypto_generichash_final(&st, digest, sizeof(digest));
     memcpy(key_r, FE_LEDGER_KEY_PREFIX, plen);
     sodium_bin2hex(key_r + plen, 64 + 1, digest, sizeof(digest));
+}
+
+const char *
+fe_ledger_message_id(const char *body, size_t len, size_t *len_r)
+{
+    const char *p = body, *end = body + len;
+
+    /* header lines until the empty line; continuation lines belong to the
+     * header above them */
+    while (p < end && !(p[0] == '\r' || p[0] == '\n')) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        while (next < end && (*next == ' ' || *next == '\t')) {
+            eol = memchr(next, '\n', (size_t)(end - next));
+            next = eol ? eol + 1 : end;
+        }
+        if ((size_t)(next - p) > 11 && strncasecmp(p, "Message-ID:", 11) == 0) {
+            const char *v = p + 11, *e = next;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *len_r = (size_t)(e - v);
+            return v;
+        }
+        p = next;
+    }
+    *len_r = 0;
+    return NULL;
 }
 
 /* "pending:<node>:<ms>": node may hold ':' (it is "frontend:host:pid"). */
@@ -325,7 +355,7 @@ ledger_conn(struct fe_ledger *l)
 static void
 op_answer_error(struct fe_ledger_op *op, const char *error)
 {
-    if (op->kind == OP_RESERVE)
+    if (op->kind != OP_RECORD)
         op->reserved(op->ctx, NULL, op->n, NULL, error);
     else
         op->recorded(op->ctx, error);
@@ -364,6 +394,36 @@ op_answer_reserve(struct fe_ledger_op *op, const redisReply *reply)
 }
 
 static void
+op_answer_peek(struct fe_ledger_op *op, const redisReply *reply)
+{
+    struct fe_ledger_entry *e;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n) {
+        op_answer_error(op, "unexpected reply to HMGET");
+        return;
+    }
+    e = sl_calloc(op->n ? op->n : 1, sizeof(*e));
+    for (size_t i = 0; i < op->n; i++) {
+        const redisReply *el = reply->element[i];
+        if (el->type == REDIS_REPLY_NIL) {
+            e[i].state = FE_LEDGER_FREE;
+        } else if (el->type != REDIS_REPLY_STRING ||
+                   fe_ledger_parse_entry(el->str, el->len, 0, &e[i]) < 0 ||
+                   (e[i].state != FE_LEDGER_DONE && e[i].state != FE_LEDGER_IN_FLIGHT)) {
+            for (size_t k = 0; k <= i; k++)
+                fe_ledger_entry_clear(&e[k]);
+            free(e);
+            op_answer_error(op, "unreadable ledger entry");
+            return;
+        }
+    }
+    op->reserved(op->ctx, e, op->n, NULL, NULL);
+    for (size_t i = 0; i < op->n; i++)
+        fe_ledger_entry_clear(&e[i]);
+    free(e);
+}
+
+static void
 ledger_on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct fe_ledger_op *op = privdata;
@@ -390,6 +450,8 @@ ledger_on_reply(redisAsyncContext *ac, void *r, void *privdata)
         ledger_mark_up(l);
         if (op->kind == OP_RESERVE)
             op_answer_reserve(op, reply);
+        else if (op->kind == OP_PEEK)
+            op_answer_peek(op, reply);
         else
             op->recorded(op->ctx, NULL);
     }
@@ -470,6 +532,31 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     for (size_t i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     op->kind = OP_RESERVE;
+    op->reserved = cb;
+    op->ctx = ctx;
+    op->n = n;
+    op_send(l, op, (int)argc, argv, lens);
+    free(argv);
+    free(lens);
+    return op;
+}
+
+struct fe_ledger_op *
+fe_ledger_peek(struct fe_ledger *l, const char *key, const char *const *rcpts, size_t n,
+               fe_ledger_reserved_fn *cb, void *ctx)
+{
+    struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
+    size_t argc = 2 + n;
+    const char **argv = sl_calloc(argc, sizeof(*argv));
+    size_t *lens = sl_calloc(argc, sizeof(*lens));
+
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = rcpts[i];
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    op->kind = OP_PEEK;
     op->reserved = cb;
     op->ctx = ctx;
     op->n = n;

@@ -50,6 +50,12 @@ struct fe_ledger_message {
     size_t body_len;
 };
 
+/* The raw value of the message's first Message-ID header (unfolded bytes
+ * as they are, blanks at both ends trimmed), pointing into body; NULL when
+ * there is none. The frontend reads it itself, without MIME parsing, so
+ * the first attempt and every retry name the message alike. */
+const char *fe_ledger_message_id(const char *body, size_t len, size_t *len_r);
+
 /* key_r: "sluice:ledger:" and 64 hex digits. */
 void fe_ledger_key(const struct fe_ledger_message *m, char key_r[FE_LEDGER_KEY_LEN + 1]);
 
@@ -58,6 +64,7 @@ enum fe_ledger_state {
     FE_LEDGER_TAKEN,     /* ours now, after a stale reservation of node */
     FE_LEDGER_DONE,      /* already reinjected: answer reply */
     FE_LEDGER_IN_FLIGHT, /* another copy is being reinjected by node: 451 */
+    FE_LEDGER_FREE,      /* fe_ledger_peek only: nothing recorded */
 };
 
 struct fe_ledger_entry {
@@ -92,6 +99,14 @@ typedef void fe_ledger_recorded_fn(void *ctx, const char *error);
 struct fe_ledger_op *fe_ledger_reserve(struct fe_ledger *l, const char *key,
                                        const char *const *rcpts, size_t n,
                                        fe_ledger_reserved_fn *cb, void *ctx);
+/* A read-only look (HMGET), as soon as a message is received: when every
+ * recipient is already done (Postfix retrying after giving up on a reply
+ * sluice recorded), the session can answer without scanning again, which
+ * matters when the scan is what took longer than Postfix waits. Entries
+ * are FREE, DONE or IN_FLIGHT (age unknown: 0). */
+struct fe_ledger_op *fe_ledger_peek(struct fe_ledger *l, const char *key,
+                                    const char *const *rcpts, size_t n,
+                                    fe_ledger_reserved_fn *cb, void *ctx);
 /* After the reinjection: replies[i] non-NULL records rcpts[i] as done with
  * that reply; NULL releases its reservation if it is still mine. */
 struct fe_ledger_op *fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine,

@@ -133,6 +133,8 @@ struct session {
     char *message_id;
     char *category;
     struct fe_delivery *delivery;   /* per-recipient destinies in progress (outcome.h) */
+    char ledger_key[FE_LEDGER_KEY_LEN + 1]; /* with the ledger: the message's name in it */
+    struct fe_ledger_op *peek;      /* already delivered? (fe_ledger_peek) */
     char *log_category;             /* the log's "INFECTED (name)"; NULL: category */
     char *hits;                     /* the log's Hits: (spam score); NULL: "-" */
 };
@@ -350,6 +352,7 @@ session_reply_all(struct session *s, const char *fmt, ...)
 static void
 session_transaction_done(struct session *s)
 {
+    fe_ledger_cancel(&s->peek);
     if (s->deadline)
         evtimer_del(s->deadline);
     if (s->job_registered) {
@@ -503,18 +506,9 @@ session_deliver(struct session *s, const Sluice__Verdict *v, const struct fe_rei
         .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - s->t_start_ms),
     };
 
-    char key[FE_LEDGER_KEY_LEN + 1];
     if (s->fe->ledger != NULL) {
-        struct fe_ledger_message m = {
-            .origin = s->origin->config->name,
-            .ident = s->xforward[XF_IDENT],
-            .message_id = v->message_id,
-            .body = s->body->data,
-            .body_len = s->body->len,
-        };
-        fe_ledger_key(&m, key);
         p.ledger = s->fe->ledger;
-        p.ledger_key = key;
+        p.ledger_key = s->ledger_key;
         p.tempfail_unavailable = s->fe->dedup_tempfail;
     }
     fe_verdict_log_parts(v, &s->log_category, &s->hits);
@@ -545,6 +539,7 @@ void
 session_on_verdict(struct session *s, const Sluice__Verdict *v)
 {
     SL_BUG_ON(s->state != SESSION_WAIT || !s->job_registered);
+    fe_ledger_cancel(&s->peek);
     frontend_job_unregister(s->fe, s->job_id);
     s->job_registered = false;
     evtimer_del(s->deadline);
@@ -622,6 +617,58 @@ session_on_deadline(evutil_socket_t fd, short what, void *ctx)
     sl_warn("%s: no verdict within job.timeout (%u s); tempfailing", s->job_id,
             s->fe->config->job.timeout_s);
     session_tempfail(s, "no scanner verdict in time, try again later");
+}
+
+/* The ledger knows every recipient as reinjected: Postfix is retrying a
+ * message whose reply it never got. Answer the stored replies now; the
+ * verdict of the scan started meanwhile is ignored when it comes. */
+static void
+session_on_peek(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
+                const char *error)
+{
+    struct session *s = ctx;
+    (void)mine;
+
+    s->peek = NULL;
+    if (error != NULL || !s->job_registered)
+        return;     /* the scan and the reserve decide */
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].state != FE_LEDGER_DONE)
+            return;
+    sl_info("%s: ledger: all %zu recipient(s) already reinjected; stored replies given, "
+            "not scanned or reinjected again", s->job_id, n);
+    frontend_job_unregister(s->fe, s->job_id);
+    s->job_registered = false;
+    if (s->lmtp)
+        for (size_t i = 0; i < n; i++)
+            session_reply(s, "%s", entries[i].reply);
+    else
+        session_reply(s, "%s", entries[0].reply);
+    session_log_summary(s, "RelayedInbound", NULL, "ledger: already delivered");
+    session_transaction_done(s);
+}
+
+static void
+session_ledger_peek(struct session *s)
+{
+    size_t mid_len;
+    const char *mid = fe_ledger_message_id(s->body->data, s->body->len, &mid_len);
+    char *mid_copy = mid ? sl_strndup(mid, mid_len) : NULL;
+    struct fe_ledger_message m = {
+        .origin = s->origin->config->name,
+        .ident = s->xforward[XF_IDENT],
+        .message_id = mid_copy,
+        .body = s->body->data,
+        .body_len = s->body->len,
+    };
+    const char **rcpts = sl_calloc(s->n_rcpts, sizeof(*rcpts));
+
+    fe_ledger_key(&m, s->ledger_key);
+    for (size_t i = 0; i < s->n_rcpts; i++)
+        rcpts[i] = s->rcpts[i].address;
+    s->peek = fe_ledger_peek(s->fe->ledger, s->ledger_key, rcpts, s->n_rcpts, session_on_peek, s);
+    free(rcpts);
+    free(mid_copy);
 }
 
 /* End of data: the message is complete. Hand it to the broker and hold the
@@ -721,6 +768,8 @@ session_submit(struct session *s)
         s->deadline = evtimer_new(fe->base, session_on_deadline, s);
     struct timeval tv = {.tv_sec = fe->config->job.timeout_s};
     evtimer_add(s->deadline, &tv);
+    if (fe->ledger != NULL)
+        session_ledger_peek(s);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", s->job_id,
              len, s->n_rcpts, s->xforward[XF_IDENT] ? s->xforward[XF_IDENT] : "-");
 }
@@ -1494,6 +1543,7 @@ static void
 session_free(struct session *s)
 {
     struct frontend *fe = s->fe;
+    fe_ledger_cancel(&s->peek);
     if (s->job_registered) {
         frontend_job_unregister(fe, s->job_id);
         s->job_registered = false;

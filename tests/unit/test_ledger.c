@@ -76,6 +76,37 @@ test_key(void **state)
     assert_string_not_equal(k, k2);
 }
 
+static void
+test_message_id(void **state)
+{
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"Subject: a\r\nMessage-ID: <x@y>\r\n\r\nMessage-ID: <body@z>\r\n", "<x@y>"},
+        {"message-id:\t <x@y>  \r\nTo: b\r\n\r\n", "<x@y>"},
+        {"Message-Id:\r\n <folded@y>\r\n\r\n", "<folded@y>"},
+        {"Subject: a\r\n\r\nMessage-ID: <only-in-body@z>\r\n", NULL},
+        {"X-Message-ID: <no@z>\r\n\r\n", NULL},
+        {"", NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        const char *v = fe_ledger_message_id(cases[i].body, strlen(cases[i].body), &len);
+        if (cases[i].want == NULL) {
+            assert_null(v);
+            continue;
+        }
+        assert_non_null(v);
+        char *got = sl_strndup(v, len);
+        if (strstr(cases[i].want, "folded") != NULL)
+            assert_non_null(strstr(got, "<folded@y>")); /* raw bytes, fold kept */
+        else
+            assert_string_equal(got, cases[i].want);
+        free(got);
+    }
+}
+
 /* ---- entries ------------------------------------------------------------ */
 
 static int
@@ -367,6 +398,15 @@ test_redis(void **state)
     assert_true(r->integer > 3500 && r->integer <= 3600); /* dedup.ttl */
     freeReplyObject(r);
 
+    /* the read-only look of a new attempt: done and free */
+    fe_ledger_peek(b, key, rcpts, 2, on_reserved, &w);
+    wait_answer(&w, 3);
+    assert_null(w.error);
+    assert_int_equal(w.e[0].state, FE_LEDGER_DONE);
+    assert_string_equal(w.e[0].reply, replies[0]);
+    assert_int_equal(w.e[1].state, FE_LEDGER_FREE);
+    waiter_reset(&w);
+
     /* the retry at b: the first gets the stored reply, the second is b's */
     fe_ledger_reserve(b, key, rcpts, 2, on_reserved, &w);
     wait_answer(&w, 3);
@@ -447,6 +487,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key),
+        cmocka_unit_test(test_message_id),
         cmocka_unit_test(test_entries),
         cmocka_unit_test(test_url),
         cmocka_unit_test_setup_teardown(test_redis, redis_setup, redis_teardown),

@@ -239,6 +239,7 @@ ledger_mark_down(struct fe_ledger *l, const char *why)
     else
         sl_debug("ledger: Redis %s: %s", l->desc, why);
     l->down = true;
+    l->last_connect_ms = sl_now_mono_ms(); /* the next attempt in a second, not at once */
 }
 
 static void

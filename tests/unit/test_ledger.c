@@ -444,6 +444,7 @@ test_redis(void **state)
     fe_ledger_destroy(&bad);
 
     /* Redis frozen: the answer comes within redis.timeout (500 ms) */
+    usleep(1100 * 1000); /* the start-up connect is no longer "recent" */
     kill(redis_pid, SIGSTOP);
     unsigned long long t0 = sl_now_mono_ms();
     fe_ledger_reserve(a, key, rcpts, 1, on_reserved, &w);

@@ -632,8 +632,8 @@ fe_ledger_new(struct event_base *base, const struct sl_redis_url *url, const cha
     l->ttl_s = ttl_s;
     l->stale_ms = (unsigned long long)pending_timeout_s * 1000;
     l->timeout_ms = url->timeout_ms ? url->timeout_ms : 2000;
-    sl_info("ledger: exactly-once reinjection through Redis %s%s (node %s, kept %u s)", l->desc,
-            url->n_sentinels ? " via Sentinel" : "", node, ttl_s);
+    sl_info("ledger: exactly-once reinjection through Redis %s (node %s, kept %u s)", l->desc,
+            node, ttl_s);
     (void)ledger_conn(l); /* connect now; the first message need not wait for it */
     return l;
 }

@@ -164,6 +164,8 @@ sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r)
 char *
 sl_redis_url_describe(const struct sl_redis_url *url)
 {
+    if (url->n_sentinels > 0)
+        return sl_asprintf("master \"%s\"/%u (Sentinel)", url->master_name, url->db);
     if (url->path != NULL)
         return url->db ? sl_asprintf("unix:%s?db=%u", url->path, url->db)
                        : sl_asprintf("unix:%s", url->path);

@@ -42,7 +42,8 @@ void sl_redis_url_copy(struct sl_redis_url *dst, const struct sl_redis_url *src)
  * (malloc'ed) naming what is wrong. */
 SL_WARN_UNUSED int sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r);
 void sl_redis_url_free(struct sl_redis_url *url);
-/* "host:port" or "unix:/path", for log lines (no password). Malloc'ed. */
+/* "host:port/db", "unix:/path" or 'master "name"/db (Sentinel)', for log
+ * lines (no password). Malloc'ed. */
 char *sl_redis_url_describe(const struct sl_redis_url *url);
 
 /* Sentinel: asks each of url->sentinels in turn (timeout_ms each) for

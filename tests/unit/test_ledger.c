@@ -571,10 +571,12 @@ sentinel_setup(void **state)
         snprintf(ports[i], sizeof(ports[i]), "%u", sent_ports[i]);
     }
     snprintf(master, sizeof(master), "%u", sent_ports[0]);
+    /* --dir: a replica's full sync writes dump.rdb there */
     char *const m[] = {"redis-server", "--port", ports[0], "--bind", "127.0.0.1", "--save", "",
-                       "--appendonly", "no", NULL};
+                       "--appendonly", "no", "--dir", "/tmp", NULL};
     char *const r[] = {"redis-server", "--port", ports[1], "--bind", "127.0.0.1", "--save", "",
-                       "--appendonly", "no", "--replicaof", "127.0.0.1", master, NULL};
+                       "--appendonly", "no", "--dir", "/tmp", "--replicaof", "127.0.0.1", master,
+                       NULL};
     sent_pids[0] = spawn_redis(m);
     sent_pids[1] = spawn_redis(r);
     /* a Sentinel rewrites its configuration file: a private one */

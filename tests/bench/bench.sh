@@ -309,7 +309,19 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
         n_unchecked=$(sluice_log_count 'UNCHECKED')
         [ "$n_unchecked" -eq 0 ] || say "WARNING: $n_unchecked UNCHECKED message(s) with $sc (see $SLUICE_LOG)"
         stop_sluice || true
-        say "$sc: alone ${SCAN[$sc,alone]} msg/s, through sluice ${SCAN[$sc,sluice]} msg/s (4 clients, $BENCH_SCAN_N messages)"
+        # the same with the ledger, when (b2) started a Redis
+        if [ -n "${redis_port:-}" ]; then
+            start_sluice -o "frontend.listen=127.0.0.1:$sport" -o "origins.default.reinject=127.0.0.1:$scan_sink" \
+                -o origins.default.concurrency=4 -o "scanners.$sc.servers=$server" -o "scanners.$sc.max_size=0" \
+                -o "redis.url=redis://127.0.0.1:$redis_port"
+            saved_n=$BENCH_N
+            BENCH_N=$BENCH_SCAN_N
+            run_source "sluice+ledger+$sc" "$sport" 4 reuse -d
+            BENCH_N=$saved_n
+            SCAN[$sc,ledger]=${RATE[sluice+ledger+$sc,4,reuse]}
+            stop_sluice || true
+        fi
+        say "$sc: alone ${SCAN[$sc,alone]} msg/s, through sluice ${SCAN[$sc,sluice]} msg/s, with the ledger ${SCAN[$sc,ledger]:--} msg/s (4 clients, $BENCH_SCAN_N messages)"
     done
 fi
 
@@ -359,11 +371,11 @@ done
 if [ "${#SCAN[@]}" -gt 0 ]; then
     echo
     echo "== Scanners, 4 concurrent clients, the same ${BENCH_SIZE}-byte message (msg/s; sluice: smtp-source -s 4 -d, reinjection included)"
-    printf '%-10s %12s %14s %14s\n' scanner alone "through sluice" "sluice/alone"
+    printf '%-10s %12s %14s %14s %14s\n' scanner alone "through sluice" "sluice/alone" "with ledger"
     for sc in clamd spamd rspamd; do
         [ -n "${SCAN[$sc,alone]:-}" ] || continue
-        printf '%-10s %12s %14s %14s\n' "$sc" "${SCAN[$sc,alone]}" "${SCAN[$sc,sluice]}" \
-            "$(ratio "${SCAN[$sc,sluice]}" "${SCAN[$sc,alone]}")"
+        printf '%-10s %12s %14s %14s %14s\n' "$sc" "${SCAN[$sc,alone]}" "${SCAN[$sc,sluice]}" \
+            "$(ratio "${SCAN[$sc,sluice]}" "${SCAN[$sc,alone]}")" "${SCAN[$sc,ledger]:--}"
     done
     echo "(amavisd-new with the same daemons: REFERENCE.md and issue 4 measured ~56 msg/s with clamd," \
         "~9 msg/s with its in-process SpamAssassin; install amavisd-new for a same-run comparison)"

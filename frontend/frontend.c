@@ -264,8 +264,8 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
 
     if (frontend_listen(fe, error_r) != 0)
         goto fail;
-    fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, frontend_on_verdict, fe,
-                                  error_r);
+    fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, config,
+                                  frontend_on_verdict, fe, error_r);
     if (fe->link == NULL)
         goto fail;
     fe_broker_link_set_weight_fn(fe->link, frontend_origin_weight, fe);

@@ -13,7 +13,9 @@
  * carrying that answer. Every failure on the way - no broker, no verdict
  * in time, reinjection refused or unreachable - is a 4xx, so Postfix keeps
  * the message. If Postfix hangs up while we wait, the job is abandoned
- * before reinjection, so its retry cannot become a duplicate.
+ * before reinjection, so its retry cannot become a duplicate - unless the
+ * ledger (ledger.h) is on: then the job is finished and recorded, and the
+ * retry gets the recorded reply (docs/exactly-once.md).
  *
  * Hostile input (REFERENCE.md 6) is met here and in the parser:
  *   - bare CR/LF and NUL in a command line: 500, the line is dropped;

@@ -261,7 +261,7 @@ registry_start(struct run *run, bool want_broker, bool want_workers, bool want_f
 
     if (cfg->redis.url == NULL || cfg->redis.url[0] == '\0')
         return;
-    if (sl_redis_url_parse(cfg->redis.url, &url, &error) < 0) {
+    if (sl_redis_url_from_config(cfg, &url, &error) < 0) {
         /* checked at start-up (main); cannot fail here */
         sl_error("%s", error);
         free(error);
@@ -273,19 +273,19 @@ registry_start(struct run *run, bool want_broker, bool want_workers, bool want_f
     run->registry = sl_registry_new(run->base, &url);
     sl_redis_url_free(&url);
     if (want_frontend) {
-        id = sl_asprintf("frontend:%s:%ld", run->host, (long)getpid());
+        id = sl_registry_node_id("frontend");
         sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
                              registry_fill_frontend, run);
         free(id);
     }
     if (want_broker) {
-        id = sl_asprintf("broker:%s:%ld", run->host, (long)getpid());
+        id = sl_registry_node_id("broker");
         sl_registry_add_node(run->registry, "broker", id, cfg->broker.listen,
                              registry_fill_broker, run);
         free(id);
     }
     if (want_workers) {
-        id = sl_asprintf("worker:%s:%ld", run->host, (long)getpid());
+        id = sl_registry_node_id("worker");
         addr = sl_asprintf("%s pid %ld", run->host, (long)getpid());
         sl_registry_add_node(run->registry, "worker", id, addr, registry_fill_worker, run);
         free(addr);
@@ -513,7 +513,7 @@ main(int argc, char **argv)
     }
     if (run.config->redis.url != NULL && run.config->redis.url[0] != '\0') {
         struct sl_redis_url url;
-        if (sl_redis_url_parse(run.config->redis.url, &url, &error) < 0) {
+        if (sl_redis_url_from_config(run.config, &url, &error) < 0) {
             fprintf(stderr, "sluice: fatal: %s\n", error);
             free(error);
             sl_config_destroy(&run.config);

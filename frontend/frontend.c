@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "frontend_int.h"
+#include "ledger.h"
+#include "net/sl_redis.h"
+#include "net/sl_registry.h"
 #include "util/sl_addr.h"
 #include "util/sl_log.h"
 
@@ -267,6 +270,24 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
         goto fail;
     fe_broker_link_set_weight_fn(fe->link, frontend_origin_weight, fe);
     fe->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
+    if (sl_config_dedup_on(config)) {
+        struct sl_redis_url url;
+        if (sl_redis_url_from_config(config, &url, error_r) < 0)
+            goto fail;
+        char *node = sl_registry_node_id("frontend");
+        fe->ledger = fe_ledger_new(base, &url, node, config->dedup.ttl_s,
+                                   config->dedup.pending_timeout_s);
+        free(node);
+        sl_redis_url_free(&url);
+        fe->dedup_tempfail = strcmp(config->dedup.on_unavailable, "tempfail") == 0;
+    }
+    /* Test-only (docs/exactly-once.md): die between the reinjection's 250
+     * and our reply, the window the ledger exists for. */
+    const char *kill_env = getenv("SLUICE_TEST_KILL_AFTER_REINJECT");
+    fe->test_kill_after_reinject = kill_env != NULL && strcmp(kill_env, "1") == 0;
+    if (fe->test_kill_after_reinject)
+        sl_warn("SLUICE_TEST_KILL_AFTER_REINJECT=1: this frontend kills itself after the first "
+                "reinjection (a test hook, never for production)");
     sl_info("frontend listening on %s (%s), hostname %s", config->frontend.listen,
             "LMTP and SMTP", fe->hostname);
     return fe;
@@ -315,6 +336,7 @@ frontend_destroy(struct frontend **fep)
     if (fe->accept_timer)
         event_free(fe->accept_timer);
     fe_reinjector_destroy(&fe->reinjector);
+    fe_ledger_destroy(&fe->ledger);
     fe_broker_link_destroy(&fe->link);
     for (size_t i = 0; i < fe->jobs_size; i++) {
         for (struct fe_job_entry *e = fe->jobs[i], *n; e; e = n) {

@@ -21,6 +21,7 @@ struct fe_origin {
 
 struct session;
 struct fe_job_entry;
+struct fe_ledger;
 
 struct frontend {
     struct event_base *base;
@@ -33,6 +34,9 @@ struct frontend {
     unsigned long long accept_warned_ms;
     struct fe_broker_link *link;
     struct fe_reinjector *reinjector;
+    struct fe_ledger *ledger;           /* exactly-once ledger (dedup.*), or NULL */
+    bool dedup_tempfail;                /* dedup.on_unavailable: tempfail */
+    bool test_kill_after_reinject;      /* SLUICE_TEST_KILL_AFTER_REINJECT (tests only) */
 
     struct fe_origin *origins;          /* parallel to config->origins */
     size_t n_origins;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dsn.h"
+#include "ledger.h"
 #include "reply_map.h"
 #include "mail/sl_message.h"
 #include "util/sl_body.h"
@@ -31,7 +32,13 @@ struct group {
     size_t *idx; /* recipients, in RCPT order */
     size_t n;
     const Sluice__RecipientVerdict *key; /* during start only: whose edits */
+    struct sl_header_edit *edits;        /* owned copies: for everyone, then the group's */
+    size_t n_edits;
+    size_t *go; /* the recipients reinjected (all, or those the ledger left) */
+    size_t n_go;
+    char *mine; /* our ledger reservation, NULL: nothing reserved */
     struct fe_reinject_op *op;
+    struct fe_ledger_op *record_op;
 };
 
 struct fe_delivery {
@@ -53,6 +60,16 @@ struct fe_delivery {
     size_t pending;
     bool cancelled;
     struct event *later; /* completion when nothing had to be sent */
+    /* the request, kept for reinjections started after the ledger answered;
+     * its strings belong to the session, which outlives us */
+    struct fe_reinject_request req;
+    struct fe_xforward xf;
+    struct fe_reinject_rcpt *rcpts;
+    struct fe_ledger *ledger;
+    char *ledger_key;
+    bool tempfail_unavailable;
+    struct fe_ledger_op *reserve_op;
+    bool reinjected;
     char *queued_as;
     char *detail;
     char action[512];
@@ -161,9 +178,21 @@ delivery_free(struct fe_delivery *d)
         free(d->r[i].reply);
     }
     free(d->r);
-    for (size_t g = 0; g < d->n_groups; g++)
-        free(d->groups[g].idx);
+    for (size_t g = 0; g < d->n_groups; g++) {
+        struct group *gr = &d->groups[g];
+        for (size_t k = 0; k < gr->n_edits; k++) {
+            free((char *)gr->edits[k].name);
+            free((char *)gr->edits[k].value);
+        }
+        free(gr->edits);
+        free(gr->idx);
+        free(gr->go);
+        free(gr->mine);
+    }
     free(d->groups);
+    free(d->rcpts);
+    sl_body_unref(&d->req.body);
+    free(d->ledger_key);
     free(d->dsn_idx);
     if (d->later != NULL)
         event_free(d->later);
@@ -223,6 +252,7 @@ finish(struct fe_delivery *d)
         res.action = d->action;
         res.queued_as = d->queued_as;
         res.detail = d->detail;
+        res.reinjected = d->reinjected;
     }
     d->done(d->ctx, &res);
     free(res.replies);
@@ -255,6 +285,148 @@ note_failure(struct fe_delivery *d, const struct fe_reinject_result *res, size_t
                             res->rcpts[k].code, res->rcpts[k].reply ? res->rcpts[k].reply : "");
 }
 
+/* ---- the ledger (ledger.h) -------------------------------------------- */
+
+static void
+on_group_recorded(void *ctx, const char *error)
+{
+    struct group *g = ctx;
+
+    g->record_op = NULL;
+    if (error != NULL)
+        /* the reinjection stands; only a retry could now duplicate it */
+        sl_warn("%s: ledger: cannot record the reinjection (%s); a retry of this message "
+                "would be reinjected again",
+                g->d->job_id, error);
+    one_done(g->d);
+}
+
+/* Records what happened to the group's reserved recipients: done with our
+ * reply for a 2xx, released otherwise (a retry reinjects those). */
+static int
+group_record(struct group *g)
+{
+    struct fe_delivery *d = g->d;
+    const char **rcpts, **replies;
+
+    rcpts = sl_calloc(g->n_go, sizeof(*rcpts));
+    replies = sl_calloc(g->n_go, sizeof(*replies));
+    for (size_t k = 0; k < g->n_go; k++) {
+        const struct rcpt_state *r = &d->r[g->go[k]];
+        rcpts[k] = d->req.rcpts[g->go[k]].address;
+        replies[k] = r->code >= 200 && r->code < 300 ? r->reply : NULL;
+    }
+    g->record_op = fe_ledger_record(d->ledger, d->ledger_key, g->mine, rcpts, replies, g->n_go,
+                                    on_group_recorded, g);
+    free(rcpts);
+    free(replies);
+    return 0;
+}
+
+static void on_group_done(void *ctx, const struct fe_reinject_result *res);
+static bool group_wanted(void *ctx);
+
+static void
+group_start(struct fe_delivery *d, struct group *gr)
+{
+    struct fe_reinject_rcpt *rcpts;
+    struct fe_reinject_request greq = d->req;
+
+    if (gr->n_go == 0)
+        return;
+    rcpts = sl_calloc(gr->n_go, sizeof(*rcpts));
+    for (size_t k = 0; k < gr->n_go; k++)
+        rcpts[k] = d->req.rcpts[gr->go[k]];
+    greq.rcpts = rcpts;
+    greq.n_rcpts = gr->n_go;
+    greq.edits = gr->edits;
+    greq.n_edits = gr->n_edits;
+    gr->op = fe_reinject_start(d->reinjector, &greq, on_group_done, group_wanted, gr);
+    free(rcpts);
+    SL_BUG_ON(gr->op == NULL);
+    d->pending++;
+}
+
+static void
+on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
+            const char *error)
+{
+    struct fe_delivery *d = ctx;
+    size_t e = 0, already = 0, in_flight = 0;
+
+    d->reserve_op = NULL;
+    if (error != NULL && d->tempfail_unavailable) {
+        sl_warn("%s: ledger unavailable (%s): tempfailing (dedup.on_unavailable: tempfail)",
+                d->job_id, error);
+        for (size_t g = 0; g < d->n_groups; g++)
+            for (size_t k = 0; k < d->groups[g].n; k++)
+                set_reply(&d->r[d->groups[g].idx[k]], 451,
+                          sl_asprintf("451 4.3.0 id=%s, duplicate check unavailable, try again "
+                                      "later",
+                                      d->job_id));
+        one_done(d);
+        return;
+    }
+    if (error != NULL)
+        sl_warn("%s: ledger unavailable (%s): reinjecting without duplicate suppression "
+                "(dedup.on_unavailable: deliver)",
+                d->job_id, error);
+    for (size_t g = 0; g < d->n_groups; g++) {
+        struct group *gr = &d->groups[g];
+        for (size_t k = 0; k < gr->n; k++, e++) {
+            struct rcpt_state *r = &d->r[gr->idx[k]];
+            const struct fe_ledger_entry *en = error == NULL ? &entries[e] : NULL;
+            SL_BUG_ON(error == NULL && e >= n);
+            if (en == NULL || en->state == FE_LEDGER_RESERVED || en->state == FE_LEDGER_TAKEN) {
+                if (en != NULL && en->state == FE_LEDGER_TAKEN)
+                    sl_notice("%s: ledger: <%s> took over the reservation of %s (%llu s old, or "
+                              "that node is gone)",
+                              d->job_id, d->req.rcpts[gr->idx[k]].address, en->node,
+                              en->age_ms / 1000);
+                gr->go[gr->n_go++] = gr->idx[k];
+            } else if (en->state == FE_LEDGER_DONE) {
+                already++;
+                set_reply(r, atoi(en->reply), sl_strdup(en->reply));
+            } else {
+                in_flight++;
+                sl_info("%s: ledger: <%s> is being reinjected by %s (%llu ms ago); 451",
+                        d->job_id, d->req.rcpts[gr->idx[k]].address, en->node, en->age_ms);
+                set_reply(r, 451,
+                          sl_asprintf("451 4.3.0 id=%s, another copy of this message is being "
+                                      "delivered, try again later",
+                                      d->job_id));
+            }
+        }
+        if (error == NULL && gr->n_go > 0)
+            gr->mine = sl_strdup(mine);
+        group_start(d, gr);
+    }
+    if (already > 0) {
+        sl_info("%s: ledger: %zu recipient(s) already reinjected; stored reply given, "
+                "not reinjected again",
+                d->job_id, already);
+        if (d->detail == NULL)
+            d->detail = sl_asprintf("ledger: %zu recipient(s) already delivered", already);
+    }
+    if (in_flight > 0 && d->detail == NULL)
+        d->detail = sl_asprintf("ledger: %zu recipient(s) in flight elsewhere", in_flight);
+    one_done(d);
+}
+
+static void
+delivery_reserve(struct fe_delivery *d)
+{
+    size_t n = 0;
+    const char **rcpts = sl_calloc(d->n ? d->n : 1, sizeof(*rcpts));
+
+    for (size_t g = 0; g < d->n_groups; g++)
+        for (size_t k = 0; k < d->groups[g].n; k++)
+            rcpts[n++] = d->req.rcpts[d->groups[g].idx[k]].address;
+    d->reserve_op = fe_ledger_reserve(d->ledger, d->ledger_key, rcpts, n, on_reserved, d);
+    d->pending++;
+    free(rcpts);
+}
+
 static void
 on_group_done(void *ctx, const struct fe_reinject_result *res)
 {
@@ -265,8 +437,8 @@ on_group_done(void *ctx, const struct fe_reinject_result *res)
     if (res->cancelled) {
         d->cancelled = true;
     } else {
-        SL_BUG_ON(res->n_rcpts != g->n);
-        for (size_t k = 0; k < g->n; k++) {
+        SL_BUG_ON(res->n_rcpts != g->n_go);
+        for (size_t k = 0; k < g->n_go; k++) {
             struct fe_reinject_rcpt_result mapped = res->rcpts[k];
             char text[REPLY_MAX + 1];
             /* a 421 closes :10025's connection, not ours: 451 (as session.c) */
@@ -274,13 +446,17 @@ on_group_done(void *ctx, const struct fe_reinject_result *res)
                 mapped.code = 451;
             fe_reply_for_rcpt(d->job_id, res, &mapped, text, sizeof(text));
             int code = atoi(text);
-            set_reply(&d->r[g->idx[k]], code, sl_strdup(text));
+            set_reply(&d->r[g->go[k]], code, sl_strdup(text));
             if (code >= 400)
                 note_failure(d, res, k);
+            else
+                d->reinjected = true;
         }
         if (res->queued_as != NULL && d->queued_as == NULL)
             d->queued_as = sl_strdup(res->queued_as);
     }
+    if (g->mine != NULL && group_record(g) == 0)
+        return; /* one_done once the ledger has it */
     one_done(d);
 }
 
@@ -325,6 +501,9 @@ static bool
 group_wanted(void *ctx)
 {
     struct group *g = ctx;
+    /* reserved in the ledger: finish, so the retry finds the reply */
+    if (g->mine != NULL)
+        return true;
     return g->d->wanted == NULL || g->d->wanted(g->d->ctx);
 }
 
@@ -468,6 +647,20 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
     d->sender = sl_strdup(req->mail_from != NULL ? req->mail_from : "");
     d->lmtp = p->lmtp;
     d->originating = v->originating;
+    d->req = *req;
+    d->req.body = sl_body_ref(req->body);
+    d->req.edits = NULL;
+    d->req.n_edits = 0;
+    d->rcpts = sl_calloc(req->n_rcpts ? req->n_rcpts : 1, sizeof(*d->rcpts));
+    memcpy(d->rcpts, req->rcpts, req->n_rcpts * sizeof(*d->rcpts));
+    d->req.rcpts = d->rcpts;
+    if (req->xforward != NULL) {
+        d->xf = *req->xforward;
+        d->req.xforward = &d->xf;
+    }
+    d->ledger = p->ledger_key != NULL ? p->ledger : NULL;
+    d->ledger_key = d->ledger != NULL ? sl_strdup(p->ledger_key) : NULL;
+    d->tempfail_unavailable = p->tempfail_unavailable;
     d->n = req->n_rcpts;
     d->r = sl_calloc(d->n, sizeof(*d->r));
     for (size_t i = 0; i < d->n; i++) {
@@ -527,33 +720,31 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         }
     }
 
-    /* Each group: the edits for everyone, then the group's own. */
+    /* Each group: the edits for everyone, then the group's own, copied:
+     * with the ledger the reinjection starts after this call. */
     for (size_t g = 0; g < d->n_groups; g++) {
         struct group *gr = &d->groups[g];
         size_t ne = v->n_edits + gr->key->n_edits;
-        struct sl_header_edit *edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*edits));
-        struct fe_reinject_rcpt *rcpts = sl_calloc(gr->n, sizeof(*rcpts));
+        gr->edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*gr->edits));
+        gr->n_edits = ne;
         for (size_t k = 0; k < v->n_edits; k++)
-            edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op), v->edits[k]->name,
-                                               v->edits[k]->value};
+            gr->edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op),
+                                                   sl_strdup(v->edits[k]->name),
+                                                   sl_strdup(v->edits[k]->value)};
         for (size_t k = 0; k < gr->key->n_edits; k++)
-            edits[v->n_edits + k] =
-                (struct sl_header_edit){op_from_wire(gr->key->edits[k]->op),
-                                        gr->key->edits[k]->name, gr->key->edits[k]->value};
-        for (size_t k = 0; k < gr->n; k++)
-            rcpts[k] = req->rcpts[gr->idx[k]];
-        struct fe_reinject_request greq = *req;
-        greq.rcpts = rcpts;
-        greq.n_rcpts = gr->n;
-        greq.edits = edits;
-        greq.n_edits = ne;
-        gr->op = fe_reinject_start(d->reinjector, &greq, on_group_done, group_wanted, gr);
+            gr->edits[v->n_edits + k] = (struct sl_header_edit){
+                op_from_wire(gr->key->edits[k]->op), sl_strdup(gr->key->edits[k]->name),
+                sl_strdup(gr->key->edits[k]->value)};
         gr->key = NULL; /* points into the verdict */
-        free(rcpts);
-        free(edits);
-        SL_BUG_ON(gr->op == NULL);
-        d->pending++;
+        gr->go = sl_calloc(gr->n, sizeof(size_t));
+        if (d->ledger == NULL) {
+            memcpy(gr->go, gr->idx, gr->n * sizeof(size_t));
+            gr->n_go = gr->n;
+            group_start(d, gr);
+        }
     }
+    if (d->ledger != NULL && d->n_groups > 0)
+        delivery_reserve(d);
     if (d->n_dsn > 0)
         SL_BUG_ON(start_dsn(d, p) < 0);
     free(by);
@@ -577,8 +768,11 @@ fe_delivery_cancel(struct fe_delivery **dp)
     if (d == NULL)
         return;
     *dp = NULL;
-    for (size_t g = 0; g < d->n_groups; g++)
+    fe_ledger_cancel(&d->reserve_op);
+    for (size_t g = 0; g < d->n_groups; g++) {
         fe_reinject_cancel(&d->groups[g].op);
+        fe_ledger_cancel(&d->groups[g].record_op);
+    }
     fe_reinject_cancel(&d->dsn_op);
     delivery_free(d);
 }

@@ -32,6 +32,7 @@
 #include "sluice.pb-c.h"
 
 struct fe_delivery;
+struct fe_ledger;
 
 struct fe_delivery_result {
     bool cancelled; /* the client left before a final "." went out */
@@ -42,6 +43,7 @@ struct fe_delivery_result {
     const char *action;    /* "RelayedTaggedInbound,DiscardedInbound" */
     const char *queued_as; /* the first queue id :10025 gave, or NULL */
     const char *detail;    /* the first failure towards :10025, or NULL */
+    bool reinjected;       /* this delivery reinjected something that :10025 accepted */
 };
 
 typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res);
@@ -55,6 +57,17 @@ struct fe_delivery_params {
     const char *hostname;   /* Reporting-MTA of DSNs */
     const char *message_id; /* for DSNs, with <>, or NULL */
     unsigned long long arrival_ms;
+    /* Exactly-once (ledger.h): NULL for none. Passed recipients are
+     * reserved under ledger_key before reinjecting; a recipient already
+     * reinjected gets its stored reply, one in flight elsewhere 451 4.3.0;
+     * after the reinjection each is recorded (2xx) or released. While
+     * recipients are reserved the reinjection runs to its end even if our
+     * client left, so its retry finds the reply (wanted() is not asked).
+     * Redis unavailable: tempfail_unavailable ? 451 4.3.0 : reinject
+     * anyway (at-least-once). */
+    struct fe_ledger *ledger;
+    const char *ledger_key;
+    bool tempfail_unavailable;
 };
 
 /* Starts delivering; NULL with *error_r (static) for an unusable verdict. */

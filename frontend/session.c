@@ -13,7 +13,9 @@
  * carrying that answer. Every failure on the way - no broker, no verdict
  * in time, reinjection refused or unreachable - is a 4xx, so Postfix keeps
  * the message. If Postfix hangs up while we wait, the job is abandoned
- * before reinjection, so its retry cannot become a duplicate.
+ * before reinjection, so its retry cannot become a duplicate - unless the
+ * ledger (ledger.h) is on: then the job is finished and recorded, and the
+ * retry gets the recorded reply (docs/exactly-once.md).
  *
  * Hostile input (REFERENCE.md 6) is met here and in the parser:
  *   - bare CR/LF and NUL in a command line: 500, the line is dropped;
@@ -47,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -54,6 +57,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include "frontend_int.h"
+#include "ledger.h"
 #include "outcome.h"
 #include "reply_map.h"
 #include "mail/sl_smtp_parser.h"
@@ -109,6 +113,7 @@ struct session {
     unsigned long long data_deadline_ms;
     bool output_blocked;        /* reading paused until the client reads its replies */
     bool holds_slot;            /* counted in origin->active */
+    bool orphan;                /* client gone; the job runs on for the ledger (bev freed) */
 
     char *xforward[XF_COUNT];   /* for the next transaction */
 
@@ -130,6 +135,8 @@ struct session {
     char *message_id;
     char *category;
     struct fe_delivery *delivery;   /* per-recipient destinies in progress (outcome.h) */
+    char ledger_key[FE_LEDGER_KEY_LEN + 1]; /* with the ledger: the message's name in it */
+    struct fe_ledger_op *peek;      /* already delivered? (fe_ledger_peek) */
     char *log_category;             /* the log's "INFECTED (name)"; NULL: category */
     char *hits;                     /* the log's Hits: (spam score); NULL: "-" */
 };
@@ -145,6 +152,8 @@ session_reply(struct session *s, const char *fmt, ...)
 {
     char line[SESSION_REPLY_MAX + 1];
     va_list ap;
+    if (s->bev == NULL)
+        return;     /* an orphan: nobody to tell */
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
@@ -236,6 +245,8 @@ static bool
 session_client_connected(struct session *s)
 {
     char c;
+    if (s->bev == NULL)
+        return false;
     ssize_t n = recv(bufferevent_getfd(s->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0)
         return false;
@@ -343,11 +354,16 @@ session_reply_all(struct session *s, const char *fmt, ...)
 static void
 session_transaction_done(struct session *s)
 {
+    fe_ledger_cancel(&s->peek);
     if (s->deadline)
         evtimer_del(s->deadline);
     if (s->job_registered) {
         frontend_job_unregister(s->fe, s->job_id);
         s->job_registered = false;
+    }
+    if (s->orphan) {
+        session_free(s);
+        return;
     }
     session_reset_transaction(s);
     if (s->fe->shutting_down) {
@@ -457,6 +473,14 @@ session_on_delivered(void *ctx, const struct fe_delivery_result *res)
         session_free(s);
         return;
     }
+    if (s->fe->test_kill_after_reinject && res->reinjected) {
+        sl_warn("%s: SLUICE_TEST_KILL_AFTER_REINJECT: killing myself before the reply",
+                s->job_id);
+        raise(SIGKILL);
+    }
+    if (s->orphan)
+        sl_info("%s: finished after the client left; the ledger holds the result for its "
+                "retry", s->job_id);
     if (s->lmtp) {
         for (size_t i = 0; i < res->n_replies; i++)
             session_reply(s, "%s", res->replies[i]);
@@ -484,6 +508,11 @@ session_deliver(struct session *s, const Sluice__Verdict *v, const struct fe_rei
         .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - s->t_start_ms),
     };
 
+    if (s->fe->ledger != NULL) {
+        p.ledger = s->fe->ledger;
+        p.ledger_key = s->ledger_key;
+        p.tempfail_unavailable = s->fe->dedup_tempfail;
+    }
     fe_verdict_log_parts(v, &s->log_category, &s->hits);
     s->delivery = fe_delivery_start(&p, session_on_delivered, session_reinject_wanted, s, &error);
     if (s->delivery == NULL) {
@@ -512,6 +541,7 @@ void
 session_on_verdict(struct session *s, const Sluice__Verdict *v)
 {
     SL_BUG_ON(s->state != SESSION_WAIT || !s->job_registered);
+    fe_ledger_cancel(&s->peek);
     frontend_job_unregister(s->fe, s->job_id);
     s->job_registered = false;
     evtimer_del(s->deadline);
@@ -528,7 +558,7 @@ session_on_verdict(struct session *s, const Sluice__Verdict *v)
         session_tempfail(s, "message could not be scanned, try again later");
         return;
     }
-    if (!session_client_connected(s)) {
+    if (!session_client_connected(s) && (s->fe->ledger == NULL || v->n_rcpts == 0)) {
         sl_info("%s: client left while the message was scanned; not reinjected "
                 "(Postfix keeps it and retries)", s->job_id);
         session_free(s);
@@ -589,6 +619,58 @@ session_on_deadline(evutil_socket_t fd, short what, void *ctx)
     sl_warn("%s: no verdict within job.timeout (%u s); tempfailing", s->job_id,
             s->fe->config->job.timeout_s);
     session_tempfail(s, "no scanner verdict in time, try again later");
+}
+
+/* The ledger knows every recipient as reinjected: Postfix is retrying a
+ * message whose reply it never got. Answer the stored replies now; the
+ * verdict of the scan started meanwhile is ignored when it comes. */
+static void
+session_on_peek(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
+                const char *error)
+{
+    struct session *s = ctx;
+    (void)mine;
+
+    s->peek = NULL;
+    if (error != NULL || !s->job_registered)
+        return;     /* the scan and the reserve decide */
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].state != FE_LEDGER_DONE)
+            return;
+    sl_info("%s: ledger: all %zu recipient(s) already reinjected; stored replies given, "
+            "not scanned or reinjected again", s->job_id, n);
+    frontend_job_unregister(s->fe, s->job_id);
+    s->job_registered = false;
+    if (s->lmtp)
+        for (size_t i = 0; i < n; i++)
+            session_reply(s, "%s", entries[i].reply);
+    else
+        session_reply(s, "%s", entries[0].reply);
+    session_log_summary(s, "RelayedInbound", NULL, "ledger: already delivered");
+    session_transaction_done(s);
+}
+
+static void
+session_ledger_peek(struct session *s)
+{
+    size_t mid_len;
+    const char *mid = fe_ledger_message_id(s->body->data, s->body->len, &mid_len);
+    char *mid_copy = mid ? sl_strndup(mid, mid_len) : NULL;
+    struct fe_ledger_message m = {
+        .origin = s->origin->config->name,
+        .ident = s->xforward[XF_IDENT],
+        .message_id = mid_copy,
+        .body = s->body->data,
+        .body_len = s->body->len,
+    };
+    const char **rcpts = sl_calloc(s->n_rcpts, sizeof(*rcpts));
+
+    fe_ledger_key(&m, s->ledger_key);
+    for (size_t i = 0; i < s->n_rcpts; i++)
+        rcpts[i] = s->rcpts[i].address;
+    s->peek = fe_ledger_peek(s->fe->ledger, s->ledger_key, rcpts, s->n_rcpts, session_on_peek, s);
+    free(rcpts);
+    free(mid_copy);
 }
 
 /* End of data: the message is complete. Hand it to the broker and hold the
@@ -688,6 +770,8 @@ session_submit(struct session *s)
         s->deadline = evtimer_new(fe->base, session_on_deadline, s);
     struct timeval tv = {.tv_sec = fe->config->job.timeout_s};
     evtimer_add(s->deadline, &tv);
+    if (fe->ledger != NULL)
+        session_ledger_peek(s);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", s->job_id,
              len, s->n_rcpts, s->xforward[XF_IDENT] ? s->xforward[XF_IDENT] : "-");
 }
@@ -1433,6 +1517,17 @@ session_on_event(struct bufferevent *bev, short what, void *ctx)
         return;
     }
     /* EOF or error: the client is gone */
+    if (s->state == SESSION_WAIT && s->fe->ledger != NULL && (s->job_registered || s->delivery)) {
+        /* With the ledger the job runs on and its result is recorded, so
+         * Postfix's retry gets the reply instead of a second copy. */
+        sl_info("%s: client disconnected %s; finishing the job for the ledger", s->job_id,
+                s->job_registered ? "while the message was scanned" : "during reinjection");
+        s->orphan = true;
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+        evtimer_del(s->io_timer);
+        return;
+    }
     if (s->state == SESSION_WAIT) {
         if (s->job_registered)
             sl_info("%s: client disconnected while the message was scanned; abandoned "
@@ -1450,6 +1545,7 @@ static void
 session_free(struct session *s)
 {
     struct frontend *fe = s->fe;
+    fe_ledger_cancel(&s->peek);
     if (s->job_registered) {
         frontend_job_unregister(fe, s->job_id);
         s->job_registered = false;
@@ -1462,7 +1558,8 @@ session_free(struct session *s)
         event_free(s->deadline);
     event_free(s->io_timer);
     session_reset_transaction(s);
-    bufferevent_free(s->bev);
+    if (s->bev != NULL)
+        bufferevent_free(s->bev);
     sl_smtp_parser_destroy(&s->parser);
     free(s->rcpts);
     free(s->helo);

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+
+#include "util/sl_config.h"
 
 static int
 parse_uint(const char *s, size_t len, unsigned long max, unsigned *v_r)
@@ -66,14 +69,22 @@ sl_redis_url_free(struct sl_redis_url *url)
 {
     free(url->host);
     free(url->path);
+    free(url->user);
     free(url->password);
+    for (size_t i = 0; i < url->n_sentinels; i++)
+        free(url->sentinels[i]);
+    free(url->sentinels);
+    free(url->master_name);
     memset(url, 0, sizeof(*url));
 }
 
 static int
 url_fail(struct sl_redis_url *url, char **error_r, const char *text, const char *why)
 {
-    *error_r = sl_asprintf("redis.url \"%s\": %s", text, why);
+    char *masked = sl_config_redis_url_masked(text); /* never a password in a message */
+
+    *error_r = sl_asprintf("redis.url \"%s\": %s", masked, why);
+    free(masked);
     sl_redis_url_free(url);
     return -1;
 }
@@ -105,15 +116,19 @@ sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r)
     }
     if ((rest = sl_strcase_prefix(text, "redis://")) == NULL)
         return url_fail(url_r, error_r, text,
-                        "expected redis://[:password@]host:port[/db] or unix:/path");
+                        "expected redis://[[user]:password@]host:port[/db] or unix:/path");
     const char *at = strrchr(rest, '@');
     const char *slash;
     if (at != NULL) {
-        /* userinfo: ":password" (Redis 5 has no user name; "user:pass" is
-         * accepted and the user ignored, as redis-cli does before ACLs) */
+        /* userinfo: ":password" or "user:password" (a Redis 6 ACL user) */
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         if (colon == NULL)
-            return url_fail(url_r, error_r, text, "expected :password@ before the host");
+            return url_fail(url_r, error_r, text, "expected [user]:password@ before the host");
+        if (colon > rest) {
+            url_r->user = percent_decode(rest, (size_t)(colon - rest));
+            if (url_r->user == NULL)
+                return url_fail(url_r, error_r, text, "bad %-escape in the user name");
+        }
         url_r->password = percent_decode(colon + 1, (size_t)(at - colon - 1));
         if (url_r->password == NULL)
             return url_fail(url_r, error_r, text, "bad %-escape in the password");
@@ -149,12 +164,131 @@ sl_redis_url_parse(const char *text, struct sl_redis_url *url_r, char **error_r)
 char *
 sl_redis_url_describe(const struct sl_redis_url *url)
 {
+    if (url->n_sentinels > 0)
+        return sl_asprintf("master \"%s\"/%u (Sentinel)", url->master_name, url->db);
     if (url->path != NULL)
         return url->db ? sl_asprintf("unix:%s?db=%u", url->path, url->db)
                        : sl_asprintf("unix:%s", url->path);
     if (strchr(url->host, ':') != NULL)
         return sl_asprintf("[%s]:%u/%u", url->host, url->port, url->db);
     return sl_asprintf("%s:%u/%u", url->host, url->port, url->db);
+}
+
+int
+sl_redis_url_from_config(const struct sl_config *config, struct sl_redis_url *url_r,
+                         char **error_r)
+{
+    const char *env_user = getenv("SLUICE_REDIS_USER");
+    const char *env_password = getenv("SLUICE_REDIS_PASSWORD");
+
+    if (sl_redis_url_parse(config->redis.url, url_r, error_r) < 0)
+        return -1;
+    /* the URL's own password wins; the environment fills in */
+    if (url_r->password == NULL && env_password != NULL && env_password[0] != '\0') {
+        url_r->password = sl_strdup(env_password);
+        if (url_r->user == NULL && env_user != NULL && env_user[0] != '\0')
+            url_r->user = sl_strdup(env_user);
+    }
+    if (config->redis.n_sentinels > 0) {
+        url_r->sentinels = sl_calloc(config->redis.n_sentinels, sizeof(char *));
+        for (size_t i = 0; i < config->redis.n_sentinels; i++)
+            url_r->sentinels[i] = sl_strdup(config->redis.sentinels[i]);
+        url_r->n_sentinels = config->redis.n_sentinels;
+        url_r->master_name = sl_strdup(config->redis.master_name);
+    }
+    url_r->timeout_ms = config->redis.timeout_s * 1000;
+    return 0;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+    return s != NULL ? sl_strdup(s) : NULL;
+}
+
+void
+sl_redis_url_copy(struct sl_redis_url *dst, const struct sl_redis_url *src)
+{
+    *dst = *src;
+    dst->host = dup_or_null(src->host);
+    dst->path = dup_or_null(src->path);
+    dst->user = dup_or_null(src->user);
+    dst->password = dup_or_null(src->password);
+    dst->master_name = dup_or_null(src->master_name);
+    dst->sentinels = src->n_sentinels ? sl_calloc(src->n_sentinels, sizeof(char *)) : NULL;
+    for (size_t i = 0; i < src->n_sentinels; i++)
+        dst->sentinels[i] = sl_strdup(src->sentinels[i]);
+}
+
+/* "host:port" or "[v6]:port" of a Sentinel. */
+static int
+split_hostport(const char *s, char **host_r, unsigned *port_r)
+{
+    const char *colon = strrchr(s, ':');
+    const char *h = s;
+    size_t hl;
+
+    if (colon == NULL || parse_uint(colon + 1, strlen(colon + 1), 65535, port_r) < 0)
+        return -1;
+    hl = (size_t)(colon - s);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    *host_r = sl_strndup(h, hl);
+    return 0;
+}
+
+int
+sl_redis_resolve_master(const struct sl_redis_url *url, unsigned timeout_ms, char **host_r,
+                        unsigned *port_r, char **error_r)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    char *last = NULL;
+
+    for (size_t i = 0; i < url->n_sentinels; i++) {
+        char *host = NULL;
+        unsigned port = 0;
+        redisContext *c;
+        redisReply *r;
+
+        if (split_hostport(url->sentinels[i], &host, &port) < 0) {
+            free(last);
+            last = sl_asprintf("redis.sentinels: \"%s\" is not host:port", url->sentinels[i]);
+            continue;
+        }
+        c = redisConnectWithTimeout(host, (int)port, tv);
+        free(host);
+        if (c == NULL || c->err) {
+            free(last);
+            last = sl_asprintf("Sentinel %s: %s", url->sentinels[i], c ? c->errstr : "no memory");
+            if (c != NULL)
+                redisFree(c);
+            continue;
+        }
+        (void)redisSetTimeout(c, tv);
+        /* Sentinels are not protected by the data password (their own
+         * requirepass is a separate setting, not supported here). */
+        r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", url->master_name);
+        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+            parse_uint(r->element[1]->str, r->element[1]->len, 65535, port_r) == 0) {
+            *host_r = sl_strdup(r->element[0]->str);
+            freeReplyObject(r);
+            redisFree(c);
+            free(last);
+            return 0;
+        }
+        free(last);
+        last = sl_asprintf("Sentinel %s: no master named \"%s\"%s%s", url->sentinels[i],
+                           url->master_name, r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+                           r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
+    }
+    *error_r = last != NULL ? last : sl_strdup("no Sentinel configured");
+    return -1;
 }
 
 struct redisContext *
@@ -164,8 +298,17 @@ sl_redis_connect_sync(const struct sl_redis_url *url, unsigned timeout_ms, char 
     redisContext *c;
     redisReply *r;
 
-    c = url->path != NULL ? redisConnectUnixWithTimeout(url->path, tv)
-                          : redisConnectWithTimeout(url->host, (int)url->port, tv);
+    if (url->n_sentinels > 0) {
+        char *host;
+        unsigned port;
+        if (sl_redis_resolve_master(url, timeout_ms, &host, &port, error_r) < 0)
+            return NULL;
+        c = redisConnectWithTimeout(host, (int)port, tv);
+        free(host);
+    } else {
+        c = url->path != NULL ? redisConnectUnixWithTimeout(url->path, tv)
+                              : redisConnectWithTimeout(url->host, (int)url->port, tv);
+    }
     if (c == NULL || c->err) {
         *error_r = sl_asprintf("cannot connect to Redis: %s", c ? c->errstr : "out of memory");
         if (c != NULL)
@@ -178,7 +321,8 @@ sl_redis_connect_sync(const struct sl_redis_url *url, unsigned timeout_ms, char 
         return NULL;
     }
     if (url->password != NULL) {
-        r = redisCommand(c, "AUTH %s", url->password);
+        r = url->user != NULL ? redisCommand(c, "AUTH %s %s", url->user, url->password)
+                              : redisCommand(c, "AUTH %s", url->password);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             *error_r = sl_asprintf("Redis AUTH: %s", r ? r->str : c->errstr);
             if (r != NULL)
@@ -200,4 +344,58 @@ sl_redis_connect_sync(const struct sl_redis_url *url, unsigned timeout_ms, char 
         freeReplyObject(r);
     }
     return c;
+}
+
+struct redisAsyncContext *
+sl_redis_async_connect(const struct sl_redis_url *url, char **error_r)
+{
+    redisAsyncContext *ac;
+
+    if (url->n_sentinels > 0) {
+        char *host;
+        unsigned port;
+        if (sl_redis_resolve_master(url, url->timeout_ms ? url->timeout_ms : 1000, &host, &port,
+                                    error_r) < 0)
+            return NULL;
+        ac = redisAsyncConnect(host, (int)port);
+        free(host);
+    } else {
+        ac = url->path != NULL ? redisAsyncConnectUnix(url->path)
+                               : redisAsyncConnect(url->host, (int)url->port);
+    }
+    if (ac == NULL) {
+        *error_r = sl_strdup("out of memory");
+        return NULL;
+    }
+    if (ac->err) {
+        *error_r = sl_strdup(ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
+unsigned
+sl_redis_async_login(struct redisAsyncContext *ac, const struct sl_redis_url *url,
+                     sl_redis_async_reply_fn *cb, void *auth_what, void *select_what)
+{
+    unsigned n = 0;
+
+    /* queued until the connection is up, answered before anything else */
+    if (url->password != NULL) {
+        const char *argv[3] = {"AUTH", url->user ? url->user : url->password, url->password};
+        size_t lens[3] = {4, strlen(argv[1]), strlen(url->password)};
+        int argc = url->user ? 3 : 2;
+        if (redisAsyncCommandArgv(ac, cb, auth_what, argc, argv, lens) == REDIS_OK)
+            n++;
+    }
+    if (url->db != 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%u", url->db);
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, strlen(db)};
+        if (redisAsyncCommandArgv(ac, cb, select_what, 2, argv, lens) == REDIS_OK)
+            n++;
+    }
+    return n;
 }

@@ -282,16 +282,12 @@ static void
 reg_connect(struct sl_registry *reg)
 {
     redisAsyncContext *ac;
+    char *why = NULL;
 
-    ac = reg->url.path != NULL ? redisAsyncConnectUnix(reg->url.path)
-                               : redisAsyncConnect(reg->url.host, (int)reg->url.port);
+    ac = sl_redis_async_connect(&reg->url, &why);
     if (ac == NULL) {
-        reg_mark_down(reg, "out of memory");
-        return;
-    }
-    if (ac->err) {
-        reg_mark_down(reg, ac->errstr);
-        redisAsyncFree(ac);
+        reg_mark_down(reg, why);
+        free(why);
         return;
     }
     ac->data = reg;
@@ -308,18 +304,10 @@ reg_connect(struct sl_registry *reg)
     redisAsyncSetConnectCallback(ac, reg_on_connect);
     redisAsyncSetDisconnectCallback(ac, reg_on_disconnect);
     /* queued until the connection is up, answered before anything else */
-    if (reg->url.password != NULL) {
-        const char *argv[2] = {"AUTH", reg->url.password};
-        size_t lens[2] = {4, strlen(reg->url.password)};
-        reg_command(reg, "AUTH", 2, argv, lens);
-    }
-    if (reg->url.db != 0) {
-        char db[16];
-        snprintf(db, sizeof(db), "%u", reg->url.db);
-        const char *argv[2] = {"SELECT", db};
-        size_t lens[2] = {6, strlen(db)};
-        reg_command(reg, "SELECT", 2, argv, lens);
-    }
+    unsigned queued = sl_redis_async_login(ac, &reg->url, reg_on_reply, "AUTH", "SELECT");
+    if (queued > 0 && reg->outstanding == 0)
+        reg->waiting_since_ms = sl_now_mono_ms();
+    reg->outstanding += queued;
 }
 
 static void
@@ -355,11 +343,7 @@ sl_registry_new(struct event_base *base, const struct sl_redis_url *url)
                          .tv_usec = (SL_REGISTRY_INTERVAL_MS % 1000) * 1000};
 
     reg->base = base;
-    reg->url.host = url->host ? sl_strdup(url->host) : NULL;
-    reg->url.path = url->path ? sl_strdup(url->path) : NULL;
-    reg->url.password = url->password ? sl_strdup(url->password) : NULL;
-    reg->url.port = url->port;
-    reg->url.db = url->db;
+    sl_redis_url_copy(&reg->url, url);
     reg->desc = sl_redis_url_describe(&reg->url);
     reg->started_ms = sl_now_mono_ms();
     reg->timer = event_new(base, -1, EV_PERSIST, reg_on_tick, reg);
@@ -429,4 +413,15 @@ sl_registry_destroy(struct sl_registry **regp)
     free(reg->desc);
     sl_redis_url_free(&reg->url);
     free(reg);
+}
+
+char *
+sl_registry_node_id(const char *role)
+{
+    char host[256];
+
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    return sl_asprintf("%s:%s:%ld", role, host, (long)getpid());
 }

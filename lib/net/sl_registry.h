@@ -47,6 +47,12 @@ bool sl_registry_connected(const struct sl_registry *reg);
 /* Deletes the node keys (best effort, 300 ms) and frees. *regp may be NULL. */
 void sl_registry_destroy(struct sl_registry **regp);
 
+/* This process's node id for role: "role:host:pid", unique on a host and
+ * readable in status. The ledger names its reservations with it, so a
+ * reservation whose node key (sluice:node:<id>) has expired belongs to a
+ * dead node. Malloc'ed. */
+char *sl_registry_node_id(const char *role);
+
 /* The Lua script each heartbeat runs (exposed for the unit test). */
 extern const char sl_registry_script[];
 

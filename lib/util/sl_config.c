@@ -82,6 +82,8 @@ static const char *const log_levels[] = {"emerg",  "alert", "crit",  "err", "war
 
 static const char *const destinies[] = {"pass", "discard", "bounce", "reject", "tempfail", NULL};
 static const char *const on_failure_choices[] = {"unchecked", "pass", NULL};
+static const char *const dedup_enabled_choices[] = {"auto", "yes", "no", NULL};
+static const char *const dedup_unavailable_choices[] = {"deliver", "tempfail", NULL};
 static const char *const security_modes[] = {"curve", "plain", NULL};
 
 #define G(field) offsetof(struct sl_config, field)
@@ -185,6 +187,14 @@ static const struct key_def global_keys[] = {
     {"log.target", KT_ENUM, "stderr", G(log.target), 0, 0, 0, log_targets},
     {"log.level", KT_ENUM, "info", G(log.level), 0, 0, 0, log_levels},
     {"redis.url", KT_REDIS_URL, "", G(redis.url), 0, 0, 0, NULL},
+    {"redis.sentinels", KT_SERVERS, "", G(redis.sentinels), G(redis.n_sentinels), 0, 0, NULL},
+    {"redis.master_name", KT_STRING, "", G(redis.master_name), 0, 0, 0, NULL},
+    {"redis.timeout", KT_DURATION, "2", G(redis.timeout_s), 0, 1, 60, NULL},
+    {"dedup.enabled", KT_ENUM, "auto", G(dedup.enabled), 0, 0, 0, dedup_enabled_choices},
+    {"dedup.on_unavailable", KT_ENUM, "deliver", G(dedup.on_unavailable), 0, 0, 0,
+     dedup_unavailable_choices},
+    {"dedup.ttl", KT_DURATION, "6d", G(dedup.ttl_s), 0, 3600, 365 * 86400, NULL},
+    {"dedup.pending_timeout", KT_DURATION, "15m", G(dedup.pending_timeout_s), 0, 10, 86400, NULL},
     {"security.mode", KT_ENUM, "curve", G(security.mode), 0, 0, 0, security_modes},
     {"security.secret_key_file", KT_STRING, "", G(security.secret_key_file), 0, 0, 0, NULL},
     {"security.public_key_file", KT_STRING, "", G(security.public_key_file), 0, 0, 0, NULL},
@@ -220,7 +230,8 @@ static const struct key_def origin_keys[] = {
 };
 
 static const char *const sections[] = {"frontend", "job",      "broker", "workers",
-                                       "reinject", "log",      "redis",  "security", "origins",
+                                       "reinject", "log",      "redis",  "dedup",  "security",
+                                       "origins",
                                        "scanners", "policy",   "policy_banks"};
 
 /* Where a value came from: a file line, or one -o argument. */
@@ -446,8 +457,8 @@ parse_number(const char *s, enum key_type type, unsigned long long *v_r, const c
     const char *p = s;
 
     *why_r = type == KT_SIZE       ? "is not a size (bytes, or a number with a k, M or G suffix)"
-             : type == KT_DURATION ? "is not a duration (seconds, or a number with an s, m or h "
-                                     "suffix)"
+             : type == KT_DURATION ? "is not a duration (seconds, or a number with an s, m, h "
+                                     "or d suffix)"
                                    : "is not a number";
     if (!isdigit((unsigned char)*p))
         return -1;
@@ -487,6 +498,9 @@ parse_number(const char *s, enum key_type type, unsigned long long *v_r, const c
                 break;
             case 'h':
                 mult = 3600;
+                break;
+            case 'd':
+                mult = 86400;
                 break;
             default:
                 return -1;
@@ -1553,6 +1567,23 @@ config_check(struct loader *ld)
 {
     const struct sl_config *c = ld->config;
 
+    if (strcmp(c->dedup.enabled, "yes") == 0 && c->redis.url[0] == '\0') {
+        fail_at(ld, "(after loading)", "dedup.enabled",
+                "yes needs redis.url: the ledger lives in Redis");
+        return -1;
+    }
+    if (c->redis.n_sentinels > 0 && c->redis.master_name[0] == '\0') {
+        fail_at(ld, "(after loading)", "redis.master_name",
+                "required with redis.sentinels: the name Sentinel knows the master by");
+        return -1;
+    }
+    if (c->redis.n_sentinels > 0 && c->redis.url[0] == '\0') {
+        fail_at(ld, "(after loading)", "redis.sentinels",
+                "needs redis.url too (redis://[user:password@]any/db: the host is "
+                "replaced by the master Sentinel names)");
+        return -1;
+    }
+
     for (size_t i = 0; i < c->n_origins; i++) {
         const struct sl_origin_config *o = &c->origins[i];
         if (strcmp(o->name, DEFAULT_ORIGIN) != 0 && o->match.n == 0) {
@@ -1845,10 +1876,38 @@ value_print(FILE *out, const struct key_def *def, const void *base)
     case KT_UINT:
         fprintf(out, "%u", *(const unsigned *)cfield(base, def->off));
         break;
+    case KT_REDIS_URL: {
+        char *masked = sl_config_redis_url_masked(*(char *const *)cfield(base, def->off));
+        print_quoted(out, masked);
+        free(masked);
+        break;
+    }
     default:
         print_quoted(out, *(char *const *)cfield(base, def->off));
         break;
     }
+}
+
+char *
+sl_config_redis_url_masked(const char *url)
+{
+    const char *rest = sl_strcase_prefix(url, "redis://");
+    const char *at, *colon;
+
+    if (rest == NULL || (at = strrchr(rest, '@')) == NULL)
+        return sl_strdup(url);
+    colon = memchr(rest, ':', (size_t)(at - rest));
+    if (colon == NULL)
+        return sl_strdup(url);
+    return sl_asprintf("%.*s:***%s", (int)(colon - url), url, at);
+}
+
+bool
+sl_config_dedup_on(const struct sl_config *config)
+{
+    if (config->redis.url == NULL || config->redis.url[0] == '\0')
+        return false;
+    return strcmp(config->dedup.enabled, "no") != 0;
 }
 
 void

@@ -140,7 +140,11 @@ struct sl_config {
     } log;
 
     struct {
-        char *url;              /* "" = no Redis */
+        char *url;              /* "" = no Redis; may hold a password: print masked */
+        char **sentinels;       /* "host:port" of Sentinels; none: url is the master */
+        size_t n_sentinels;
+        char *master_name;      /* the Sentinel service name */
+        unsigned timeout_s;     /* connect and command timeout */
     } redis;
 
     /* security.*: CURVE on tcp:// ZeroMQ links, the broker's allow-list,
@@ -158,6 +162,13 @@ struct sl_config {
         bool curve;                     /* CURVE on every non-inproc link */
         char secret_key[41], public_key[41], server_key[41];    /* Z85 */
     } security;
+
+    struct {
+        char *enabled;          /* "auto" (on when redis.url is set), "yes", "no" */
+        char *on_unavailable;   /* "deliver" (at-least-once) or "tempfail" */
+        unsigned ttl_s;         /* how long a reinjection is remembered */
+        unsigned pending_timeout_s; /* a reservation older than this is taken over */
+    } dedup;
 
     struct {
         struct sl_scanner_config clamd, spamd, rspamd;
@@ -200,6 +211,11 @@ void sl_policy_apply_bank(struct sl_policy_config *dst, const struct sl_policy_b
  * *key_r (pointing into item, *keylen_r bytes) and *level_r, or -1. */
 int sl_config_level_item(const char *item, const char **key_r, size_t *keylen_r,
                          double *level_r);
+
+/* Is the reinjection ledger on (dedup.enabled, with redis.url)? */
+bool sl_config_dedup_on(const struct sl_config *config);
+/* redis.url with any password replaced by "***", for printing. Malloc'ed. */
+char *sl_config_redis_url_masked(const char *url);
 
 /* The origin whose match list holds ip, else "default". Never NULL. */
 const struct sl_origin_config *sl_config_origin_for(const struct sl_config *config,

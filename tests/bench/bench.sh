@@ -10,6 +10,9 @@
 #   (a) yardstick: smtp-source -L -s S -m N -l 4096 straight into smtp-sink -L
 #   (b) the same through `sluice all` (origins.default.concurrency=20,
 #       reinjecting over SMTP into a second smtp-sink)
+#   (b2) the same through `sluice all` with the exactly-once ledger on
+#       (a private redis-server; BENCH_LEDGER=0 skips it,
+#       BENCH_REDIS_AOF=yes runs Redis with appendonly yes)
 #   (c) the same through amavisd-new (no AV, no SpamAssassin, $max_servers =
 #       S), only when the amavisd-new program is installed
 #   (d) scanners (issue 4), when clamd/spamd/rspamd are installed and
@@ -173,6 +176,24 @@ if [ -x "$SLUICE_BIN" ]; then
        fi ;;
     esac
     stop_sluice || true
+    # (b2) the same with the exactly-once ledger on (docs/exactly-once.md):
+    # a private redis-server, redis.url set, dedup.enabled auto = on
+    if [ "${BENCH_LEDGER:-1}" != 0 ] && command -v redis-server >/dev/null; then
+        redis_port=$(free_port)
+        e2e_spawn "$E2E_TMP/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
+            --save '' --appendonly "${BENCH_REDIS_AOF:-no}" --daemonize no --protected-mode no
+        E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
+        wait_port 127.0.0.1 "$redis_port" 10 || fail "redis-server does not listen on :$redis_port"
+        start_sluice -o "frontend.listen=127.0.0.1:$sluice_port" \
+            -o "origins.default.reinject=127.0.0.1:$reinject_port" \
+            -o origins.default.concurrency=20 -o "redis.url=redis://127.0.0.1:$redis_port"
+        run_latency sluice+ledger "$sluice_port"
+        bench_path sluice+ledger "$sluice_port"
+        n_keys=$(timeout 5 redis-cli -p "$redis_port" DBSIZE 2>/dev/null || echo "?")
+        used=$(timeout 5 redis-cli -p "$redis_port" INFO memory 2>/dev/null | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p')
+        say "ledger: $n_keys keys in Redis after the runs, used_memory $used; $(sluice_log_count 'already reinjected') message(s) answered as already reinjected"
+        stop_sluice || true
+    fi
 else
     say "SKIP sluice: SLUICE_BIN=$SLUICE_BIN is not executable"
 fi
@@ -288,7 +309,19 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
         n_unchecked=$(sluice_log_count 'UNCHECKED')
         [ "$n_unchecked" -eq 0 ] || say "WARNING: $n_unchecked UNCHECKED message(s) with $sc (see $SLUICE_LOG)"
         stop_sluice || true
-        say "$sc: alone ${SCAN[$sc,alone]} msg/s, through sluice ${SCAN[$sc,sluice]} msg/s (4 clients, $BENCH_SCAN_N messages)"
+        # the same with the ledger, when (b2) started a Redis
+        if [ -n "${redis_port:-}" ]; then
+            start_sluice -o "frontend.listen=127.0.0.1:$sport" -o "origins.default.reinject=127.0.0.1:$scan_sink" \
+                -o origins.default.concurrency=4 -o "scanners.$sc.servers=$server" -o "scanners.$sc.max_size=0" \
+                -o "redis.url=redis://127.0.0.1:$redis_port"
+            saved_n=$BENCH_N
+            BENCH_N=$BENCH_SCAN_N
+            run_source "sluice+ledger+$sc" "$sport" 4 reuse -d
+            BENCH_N=$saved_n
+            SCAN[$sc,ledger]=${RATE[sluice+ledger+$sc,4,reuse]}
+            stop_sluice || true
+        fi
+        say "$sc: alone ${SCAN[$sc,alone]} msg/s, through sluice ${SCAN[$sc,sluice]} msg/s, with the ledger ${SCAN[$sc,ledger]:--} msg/s (4 clients, $BENCH_SCAN_N messages)"
     done
 fi
 
@@ -305,7 +338,7 @@ echo "== Throughput: smtp-source -L -m $BENCH_N -l $BENCH_SIZE (msg/s); conn = o
 printf '%-14s' path
 for s in "${SESSIONS_LIST[@]}"; do printf '%12s %12s' "s=$s conn" "s=$s -d"; done
 echo
-for path in direct sluice amavisd-new; do
+for path in direct sluice sluice+ledger amavisd-new; do
     [ -n "${RATE[$path,${SESSIONS_LIST[0]},conn]:-}" ] || continue
     printf '%-14s' "$path"
     for s in "${SESSIONS_LIST[@]}"; do
@@ -313,7 +346,7 @@ for path in direct sluice amavisd-new; do
     done
     echo
 done
-for path in sluice amavisd-new; do
+for path in sluice sluice+ledger amavisd-new; do
     [ -n "${RATE[$path,${SESSIONS_LIST[0]},conn]:-}" ] || continue
     printf '%-14s' "$path/direct"
     for s in "${SESSIONS_LIST[@]}"; do
@@ -325,11 +358,11 @@ done
 echo
 echo "== Latency, 1 session, one LMTP connection, $BENCH_LAT_N sequential ~4 KiB messages (MAIL FROM .. final reply)"
 printf '%-14s %10s %10s %10s\n' path "p50 ms" "p99 ms" "msg/s"
-for path in direct sluice amavisd-new; do
+for path in direct sluice sluice+ledger amavisd-new; do
     [ -n "${LAT[$path,p50]:-}" ] || continue
     printf '%-14s %10s %10s %10s\n' "$path" "${LAT[$path,p50]}" "${LAT[$path,p99]}" "${LAT[$path,rate]}"
 done
-for path in sluice amavisd-new; do
+for path in sluice sluice+ledger amavisd-new; do
     [ -n "${LAT[$path,p50]:-}" ] || continue
     case "${LAT[$path,p50]}${LAT[direct,p50]}" in *error*) continue ;; esac
     printf 'added p50 (%s - direct): %s ms\n' "$path" \
@@ -338,11 +371,11 @@ done
 if [ "${#SCAN[@]}" -gt 0 ]; then
     echo
     echo "== Scanners, 4 concurrent clients, the same ${BENCH_SIZE}-byte message (msg/s; sluice: smtp-source -s 4 -d, reinjection included)"
-    printf '%-10s %12s %14s %14s\n' scanner alone "through sluice" "sluice/alone"
+    printf '%-10s %12s %14s %14s %14s\n' scanner alone "through sluice" "sluice/alone" "with ledger"
     for sc in clamd spamd rspamd; do
         [ -n "${SCAN[$sc,alone]:-}" ] || continue
-        printf '%-10s %12s %14s %14s\n' "$sc" "${SCAN[$sc,alone]}" "${SCAN[$sc,sluice]}" \
-            "$(ratio "${SCAN[$sc,sluice]}" "${SCAN[$sc,alone]}")"
+        printf '%-10s %12s %14s %14s %14s\n' "$sc" "${SCAN[$sc,alone]}" "${SCAN[$sc,sluice]}" \
+            "$(ratio "${SCAN[$sc,sluice]}" "${SCAN[$sc,alone]}")" "${SCAN[$sc,ledger]:--}"
     done
     echo "(amavisd-new with the same daemons: REFERENCE.md and issue 4 measured ~56 msg/s with clamd," \
         "~9 msg/s with its in-process SpamAssassin; install amavisd-new for a same-run comparison)"

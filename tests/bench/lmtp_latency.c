@@ -109,8 +109,12 @@ main(int argc, char **argv)
     /* body: headers + lines of 76 'x' up to size */
     size_t cap = (size_t)size + 512;
     char *body = malloc(cap);
-    size_t blen = (size_t)snprintf(body, cap, "From: <b@bench.test>\r\nTo: <r@bench.test>\r\n"
-                                              "Subject: latency\r\n\r\n");
+    /* a Message-ID of its own per message (rewritten in place below, same
+     * width): identical messages would be one message to the ledger */
+    size_t blen = (size_t)snprintf(body, cap, "Message-ID: <%010ld.%010d@bench.test>\r\n"
+                                              "From: <b@bench.test>\r\nTo: <r@bench.test>\r\n"
+                                              "Subject: latency\r\n\r\n",
+                                   (long)getpid(), 0);
     while (blen + 78 < (size_t)size + 200 && blen + 78 < cap - 8) {
         memset(body + blen, 'x', 76);
         memcpy(body + blen + 76, "\r\n", 2);
@@ -127,6 +131,9 @@ main(int argc, char **argv)
         send_all(env, sizeof(env) - 1);
         if (read_reply() / 100 != 2 || read_reply() / 100 != 2 || read_reply() != 354)
             die("envelope refused");
+        char mid[40];
+        snprintf(mid, sizeof(mid), "<%010ld.%010d@bench.test>", (long)getpid(), i);
+        memcpy(body + 12, mid, strlen(mid));
         send_all(body, blen);
         int code = read_reply();
         if (code / 100 != 2) {

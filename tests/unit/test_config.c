@@ -115,7 +115,14 @@ assert_config_equal(const struct sl_config *a, const struct sl_config *b)
     assert_int_equal(a->reinject.timeout_s, b->reinject.timeout_s);
     assert_string_equal(a->log.target, b->log.target);
     assert_string_equal(a->log.level, b->log.level);
-    assert_string_equal(a->redis.url, b->redis.url);
+    /* printing masks the password (never a secret on stdout) */
+    char *masked = sl_config_redis_url_masked(a->redis.url);
+    assert_string_equal(masked, b->redis.url);
+    free(masked);
+    assert_string_equal(a->dedup.enabled, b->dedup.enabled);
+    assert_string_equal(a->dedup.on_unavailable, b->dedup.on_unavailable);
+    assert_int_equal(a->dedup.ttl_s, b->dedup.ttl_s);
+    assert_int_equal(a->dedup.pending_timeout_s, b->dedup.pending_timeout_s);
     assert_int_equal(a->n_origins, b->n_origins);
     for (size_t i = 0; i < a->n_origins; i++) {
         const struct sl_origin_config *oa = &a->origins[i], *ob = &b->origins[i];
@@ -386,7 +393,9 @@ static const struct error_case error_cases[] = {
     {"frontend:\n  max_message_size: 99999999999999999999G\n",
      ":2: frontend.max_message_size: \"99999999999999999999G\" is too large"},
     {"frontend:\n  max_message_size: 0\n", ":2: frontend.max_message_size: 0 is out of range"},
-    {"frontend:\n  timeout: 5d\n", ":2: frontend.timeout: \"5d\" is not a duration"},
+    {"frontend:\n  timeout: 5w\n", ":2: frontend.timeout: \"5w\" is not a duration"},
+    {"frontend:\n  timeout: 5d\n", ":2: frontend.timeout: 5d is out of range (1..86400)"},
+    {"dedup:\n  on_unavailable: maybe\n", ":2: dedup.on_unavailable: \"maybe\" is not one of: deliver, tempfail"},
     {"reinject:\n  timeout: ''\n", ":2: reinject.timeout: \"\" is not a duration"},
     {"workers:\n  count: 3.5\n", ":2: workers.count: \"3.5\" is not a number"},
     /* the Postfix cross-check */
@@ -454,6 +463,42 @@ static const struct error_case error_cases[] = {
                                 "(while scanning a quoted scalar at line 2)"},
     {"log:\n  level: info\n  bad: \xff\n", ":3: cannot read the file: invalid leading UTF-8"},
 };
+
+/* Cross-key checks of the ledger and Sentinel keys, and the masking. */
+static void
+test_dedup_keys(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"dedup:\n  enabled: yes\n", "dedup.enabled: yes needs redis.url"},
+        {"redis:\n  url: redis://r\n  sentinels: [10.0.0.1:26379]\n",
+         "redis.master_name: required with redis.sentinels"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *error = NULL;
+        struct sl_config *c = load_text(cases[i].yaml, NULL, 0, &error, NULL);
+        assert_null(c);
+        assert_non_null(strstr(error, cases[i].want));
+        free(error);
+    }
+    struct sl_config *c = load_ok("redis:\n  url: redis://r:1\n", NULL, 0);
+    assert_true(sl_config_dedup_on(c));     /* auto: on with Redis */
+    assert_int_equal(c->dedup.ttl_s, 6 * 86400);
+    assert_string_equal(c->dedup.on_unavailable, "deliver");
+    sl_config_destroy(&c);
+    c = load_ok("log:\n  level: info\n", NULL, 0);
+    assert_false(sl_config_dedup_on(c));    /* no Redis: the seed's behaviour */
+    sl_config_destroy(&c);
+
+    char *m = sl_config_redis_url_masked("redis://app:s3cret@h:6379/1");
+    assert_string_equal(m, "redis://app:***@h:6379/1");
+    free(m);
+    m = sl_config_redis_url_masked("redis://h:6379");
+    assert_string_equal(m, "redis://h:6379");
+    free(m);
+}
 
 static void
 test_errors(void **state)
@@ -878,6 +923,7 @@ main(void)
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_value_forms),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_dedup_keys),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_override_errors),

@@ -26,8 +26,9 @@ struct frontend {
     struct event_base *base;
     const struct sl_config *config;
     char *hostname;                     /* greeting, Received:, EHLO to :10025 */
-    unsigned listen_port;
-    struct evconnlistener *listener;
+    unsigned listen_port;               /* of the first socket: Received: "port N" */
+    struct evconnlistener **listeners;  /* one per listening socket */
+    size_t n_listeners;
     struct event *accept_timer;         /* resumes a listener paused on EMFILE */
     bool accept_paused;
     unsigned long long accept_warned_ms;

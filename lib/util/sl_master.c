@@ -78,8 +78,8 @@ sl_master_run(const struct sl_master_params *p)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &old_mask);
-    sl_info("master: pid %ld holds the listening socket(s) and restarts the %s child if it "
-            "dies", (long)master_pid, p->label);
+    sl_info("master: pid %ld; the %s child is restarted if it dies", (long)master_pid,
+            p->label);
 
     started_ms = sl_now_mono_ms();
     child = master_fork(p, &old_mask, master_pid);

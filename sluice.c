@@ -250,7 +250,8 @@ registry_fill_worker(void *ctx, struct sl_registry_rec *rec)
     sl_registry_put(rec, "brokers", "%zu", run->config->broker.n_endpoints);
 }
 
-/* Nodes are "role:host:pid": unique on a host, and readable in status. */
+/* Nodes are "role:host:pid": unique on a host, and readable in status.
+ * Under a master the pid is the master's, which outlives its children. */
 static void
 registry_start(struct run *run, bool want_broker, bool want_workers, bool want_frontend)
 {
@@ -272,19 +273,19 @@ registry_start(struct run *run, bool want_broker, bool want_workers, bool want_f
     run->registry = sl_registry_new(run->base, &url);
     sl_redis_url_free(&url);
     if (want_frontend) {
-        id = sl_asprintf("frontend:%s:%ld", run->host, (long)getpid());
+        id = sl_asprintf("frontend:%s:%ld", run->host, sl_master_node_pid());
         sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
                              registry_fill_frontend, run);
         free(id);
     }
     if (want_broker) {
-        id = sl_asprintf("broker:%s:%ld", run->host, (long)getpid());
+        id = sl_asprintf("broker:%s:%ld", run->host, sl_master_node_pid());
         sl_registry_add_node(run->registry, "broker", id, cfg->broker.listen,
                              registry_fill_broker, run);
         free(id);
     }
     if (want_workers) {
-        id = sl_asprintf("worker:%s:%ld", run->host, (long)getpid());
+        id = sl_asprintf("worker:%s:%ld", run->host, sl_master_node_pid());
         addr = sl_asprintf("%s pid %ld", run->host, (long)getpid());
         sl_registry_add_node(run->registry, "worker", id, addr, registry_fill_worker, run);
         free(addr);

@@ -17,6 +17,13 @@
  * restores it in sl_master_child_ready(). */
 static sigset_t child_mask;
 static bool child_mask_pending;
+static pid_t master_of_child;       /* set in the child */
+
+long
+sl_master_node_pid(void)
+{
+    return master_of_child ? (long)master_of_child : (long)getpid();
+}
 
 void
 sl_master_child_ready(void)
@@ -45,6 +52,7 @@ master_fork(const struct sl_master_params *p, const sigset_t *old_mask, pid_t ma
         _exit(EX_SOFTWARE);
     child_mask = *old_mask;
     child_mask_pending = true;
+    master_of_child = master_pid;
     exit(p->child_main(p->ctx));
 }
 

@@ -63,4 +63,9 @@ SL_WARN_UNUSED int sl_master_run(const struct sl_master_params *params);
  * child. */
 void sl_master_child_ready(void);
 
+/* The pid that names this node for as long as the service runs: the
+ * master's in its child (a restarted child registers under the same name
+ * in Redis, instead of leaving a "gone" node behind), else getpid(). */
+long sl_master_node_pid(void);
+
 #endif

@@ -29,6 +29,12 @@ cl_kill_run frontend "${E2E_CLUSTER_COUNT:-300}"
 ok "Postfix logged no refused connection and no greeting failure"
 grep -qE "warning: master: frontend child pid $CL_FE_CHILD1 killed by signal 9 \(Killed\); restarting in 1000 ms" "${CL_LOG[fa]}" ||
     fail "fa's master did not log its child's death"
+# The restarted child registers under its master's pid: status shows fa
+# once, alive, with the new child's pid, not a "gone" node beside it.
+r=$(cl_json '" ".join("%s:%s:%s" % (n["id"].rsplit(":", 1)[1], n["alive"], n.get("pid")) for n in d["nodes"] if n["role"] == "frontend" and n["address"].endswith(":'"${CL_FE_PORT[fa]}"'"))')
+[ "$r" = "${CL_PID[fa]}:True:$CL_FE_CHILD2" ] ||
+    fail "status lists fa as '$r' (node pid:alive:process pid), expected '${CL_PID[fa]}:True:$CL_FE_CHILD2'"
+ok "status: fa is one node, alive, named by its master's pid ${CL_PID[fa]}, process pid $CL_FE_CHILD2"
 say "Postfix deferrals (sessions the killed child held, retried):"
 { grep -hE "status=deferred" "${CL_PF_LOG[o2]}" "${CL_PF_LOG[o3]}" || true; } |
     sed -E 's/.*status=deferred \(//' | cut -c1-90 | sort | uniq -c | sed 's/^/    /'

@@ -171,10 +171,24 @@ test_backoff_grows(void **state)
         if (gap + 2 < want[i])
             fail_msg("restart %d after %llu ms, expected at least %u", i + 1, gap, want[i]);
     }
-    /* a stop during the backoff wait ends the master at once, status 0 */
-    usleep(20 * 1000);
+    /* stopped while a child runs: its status (1); during a wait: 0 */
     kill(m.pid, SIGTERM);
+    int rc = master_wait(&m);
+    assert_true(rc == 0 || rc == 1);
+}
+
+static void
+test_stop_during_backoff(void **state)
+{
+    struct master m = master_start(child_exits_1, 2000, 4000);
+    struct report r;
+    assert_true(read_report(m.fd, &r, 5000));
+    usleep(500 * 1000);         /* the child has exited; the master waits 2 s */
+    unsigned long long t0 = sl_now_mono_ms();
+    assert_int_equal(kill(m.pid, SIGTERM), 0);
     assert_int_equal(master_wait(&m), 0);
+    /* at once, not after the wait (master_wait polls every 50 ms) */
+    assert_true(sl_now_mono_ms() - t0 < 1000);
 }
 
 static void
@@ -205,6 +219,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restart_after_sigkill),
         cmocka_unit_test(test_backoff_grows),
+        cmocka_unit_test(test_stop_during_backoff),
         cmocka_unit_test(test_config_error_not_restarted),
         cmocka_unit_test(test_stop_during_start_up),
     };

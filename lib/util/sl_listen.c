@@ -37,7 +37,8 @@ sl_listen_tcp(const char *hostport, int backlog, char **error_r)
     }
     snprintf(portbuf, sizeof(portbuf), "%u", port);
     struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-                             .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_family = AF_UNSPEC};
     struct addrinfo *res = NULL;
     gai = getaddrinfo(host, portbuf, &hints, &res);
     free(host);
@@ -114,16 +115,18 @@ check_listen_fd(int fd, char **error_r)
         return -1;
     }
     len = sizeof(listening);
-    if (type != SOCK_STREAM ||
-        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+    if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+        !listening) {
         *error_r = sl_asprintf("LISTEN_FDS: descriptor %d is not a listening stream socket "
-                               "(ListenStream= in the .socket unit)", fd);
+                               "(ListenStream= in the .socket unit)",
+                               fd);
         return -1;
     }
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0 ||
         (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
         *error_r = sl_asprintf("LISTEN_FDS: descriptor %d is not a TCP socket (origins are "
-                               "matched by IP address: ListenStream=HOST:PORT)", fd);
+                               "matched by IP address: ListenStream=HOST:PORT)",
+                               fd);
         return -1;
     }
     if (fd_set_flags(fd) != 0) {

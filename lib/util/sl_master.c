@@ -17,7 +17,7 @@
  * restores it in sl_master_child_ready(). */
 static sigset_t child_mask;
 static bool child_mask_pending;
-static pid_t master_of_child;       /* set in the child */
+static pid_t master_of_child; /* set in the child */
 
 long
 sl_master_node_pid(void)
@@ -86,8 +86,7 @@ sl_master_run(const struct sl_master_params *p)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &old_mask);
-    sl_info("master: pid %ld; the %s child is restarted if it dies", (long)master_pid,
-            p->label);
+    sl_info("master: pid %ld; the %s child is restarted if it dies", (long)master_pid, p->label);
 
     started_ms = sl_now_mono_ms();
     child = master_fork(p, &old_mask, master_pid);
@@ -114,7 +113,7 @@ sl_master_run(const struct sl_master_params *p)
             sig = sigtimedwait(&set, &si, &ts);
         }
         if (sig < 0)
-            continue;       /* EAGAIN: time to restart; EINTR: again */
+            continue; /* EAGAIN: time to restart; EINTR: again */
 
         if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             if (sig != SIGHUP)
@@ -143,22 +142,24 @@ sl_master_run(const struct sl_master_params *p)
             child = 0;
             int rc = exit_status_of(status);
             if (stopping) {
-                sl_info("master: %s child pid %ld stopped (exit status %d)", p->label,
-                        (long)pid, rc);
+                sl_info("master: %s child pid %ld stopped (exit status %d)", p->label, (long)pid,
+                        rc);
                 return rc;
             }
             if (WIFEXITED(status) && (rc == EX_USAGE || rc == EX_CONFIG)) {
                 sl_fatal("master: %s child pid %ld exited with status %d; a restart cannot "
-                         "help", p->label, (long)pid, rc);
+                         "help",
+                         p->label, (long)pid, rc);
                 return rc;
             }
             unsigned long long now = sl_now_mono_ms();
             if (now - started_ms >= stable_ms)
-                backoff_ms = min_ms;    /* it ran long enough: not a crash loop */
+                backoff_ms = min_ms; /* it ran long enough: not a crash loop */
             if (WIFSIGNALED(status))
                 sl_warn("master: %s child pid %ld killed by signal %d (%s); restarting in "
-                        "%u ms", p->label, (long)pid, WTERMSIG(status),
-                        strsignal(WTERMSIG(status)), backoff_ms);
+                        "%u ms",
+                        p->label, (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+                        backoff_ms);
             else
                 sl_warn("master: %s child pid %ld exited with status %d; restarting in %u ms",
                         p->label, (long)pid, rc, backoff_ms);

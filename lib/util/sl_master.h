@@ -43,12 +43,12 @@
 #define SL_MASTER_STABLE_MS 30000
 
 struct sl_master_params {
-    const char *label;              /* names the child in log lines: "frontend" */
-    int (*child_main)(void *ctx);   /* the child's work; returns its exit status */
+    const char *label;            /* names the child in log lines: "frontend" */
+    int (*child_main)(void *ctx); /* the child's work; returns its exit status */
     void *ctx;
-    unsigned backoff_min_ms;        /* 0: SL_MASTER_BACKOFF_MIN_MS */
-    unsigned backoff_max_ms;        /* 0: SL_MASTER_BACKOFF_MAX_MS */
-    unsigned stable_ms;             /* 0: SL_MASTER_STABLE_MS */
+    unsigned backoff_min_ms; /* 0: SL_MASTER_BACKOFF_MIN_MS */
+    unsigned backoff_max_ms; /* 0: SL_MASTER_BACKOFF_MAX_MS */
+    unsigned stable_ms;      /* 0: SL_MASTER_STABLE_MS */
 };
 
 /* Runs the master loop in this process (which must have no threads yet):

@@ -21,19 +21,19 @@
 /* ---- the protocol, without I/O (sd_listen_fds(3)) ---------------------- */
 
 struct fds_case {
-    const char *listen_pid;     /* "SELF": our pid */
+    const char *listen_pid; /* "SELF": our pid */
     const char *listen_fds;
-    int want;                   /* count, 0 not ours, -1 error */
+    int want; /* count, 0 not ours, -1 error */
 };
 
 static const struct fds_case fds_cases[] = {
-    {NULL, NULL, 0},            /* not socket-activated */
+    {NULL, NULL, 0}, /* not socket-activated */
     {"SELF", NULL, 0},
     {NULL, "2", 0},
     {"SELF", "1", 1},
     {"SELF", "3", 3},
     {"SELF", "0", 0},
-    {"1", "2", 0},              /* meant for another process, inherited */
+    {"1", "2", 0}, /* meant for another process, inherited */
     {"SELF", "", -1},
     {"SELF", "x", -1},
     {"SELF", "-1", -1},
@@ -55,14 +55,14 @@ test_fds_parse(void **state)
     snprintf(self, sizeof(self), "%ld", (long)getpid());
     for (size_t i = 0; i < sizeof(fds_cases) / sizeof(fds_cases[0]); i++) {
         const struct fds_case *c = &fds_cases[i];
-        const char *pid = c->listen_pid && strcmp(c->listen_pid, "SELF") == 0 ? self
-                                                                               : c->listen_pid;
+        const char *pid =
+            c->listen_pid && strcmp(c->listen_pid, "SELF") == 0 ? self : c->listen_pid;
         char *error = NULL;
         int n = sl_listen_fds_parse(pid, c->listen_fds, getpid(), &error);
         if (n != c->want)
             fail_msg("case %zu (LISTEN_PID=%s LISTEN_FDS=%s): got %d, want %d (%s)", i,
-                     pid ? pid : "(unset)", c->listen_fds ? c->listen_fds : "(unset)", n,
-                     c->want, error ? error : "no error");
+                     pid ? pid : "(unset)", c->listen_fds ? c->listen_fds : "(unset)", n, c->want,
+                     error ? error : "no error");
         if (n < 0) {
             assert_non_null(error);
             /* the message names the variable at fault */
@@ -214,7 +214,7 @@ test_fds_systemd(void **state)
 
     /* a descriptor that is not open at all */
     close(3);
-    setenv("LISTEN_PID", "1", 1);       /* for someone else: ignored, and removed */
+    setenv("LISTEN_PID", "1", 1); /* for someone else: ignored, and removed */
     setenv("LISTEN_FDS", "1", 1);
     assert_int_equal(sl_listen_fds_systemd(&fds, &error), 0);
     assert_null(getenv("LISTEN_PID"));

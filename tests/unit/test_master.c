@@ -20,7 +20,7 @@
 
 #include "util/sl_master.h"
 
-static int report_fd = -1;      /* children write here */
+static int report_fd = -1; /* children write here */
 
 struct report {
     pid_t pid;
@@ -47,7 +47,7 @@ read_report(int fd, struct report *r, int ms)
 
 struct master {
     pid_t pid;
-    int fd;                     /* read end of the reports */
+    int fd; /* read end of the reports */
 };
 
 static struct master
@@ -61,8 +61,10 @@ master_start(int (*child_main)(void *), unsigned min_ms, unsigned max_ms)
     if (m.pid == 0) {
         close(p[0]);
         report_fd = p[1];
-        struct sl_master_params params = {.label = "test", .child_main = child_main,
-                                          .backoff_min_ms = min_ms, .backoff_max_ms = max_ms,
+        struct sl_master_params params = {.label = "test",
+                                          .child_main = child_main,
+                                          .backoff_min_ms = min_ms,
+                                          .backoff_max_ms = max_ms,
                                           .stable_ms = 60000};
         _exit(sl_master_run(&params));
     }
@@ -96,7 +98,7 @@ child_sleeps(void *ctx)
 {
     sl_master_child_ready();
     child_report();
-    while (kill(getpid(), 0) == 0)      /* until a signal ends it */
+    while (kill(getpid(), 0) == 0) /* until a signal ends it */
         pause();
     return 0;
 }
@@ -148,7 +150,7 @@ test_restart_after_sigkill(void **state)
     assert_int_equal(kill(a.pid, SIGKILL), 0);
     assert_true(read_report(m.fd, &b, 5000));
     assert_true(b.pid != a.pid);
-    assert_int_equal(kill(m.pid, 0), 0);        /* the master is the same */
+    assert_int_equal(kill(m.pid, 0), 0); /* the master is the same */
     /* the new child is the master's, and gets the stop: SIGTERM kills it
      * (it has no handler), so the master exits 128 + 15 */
     assert_int_equal(kill(m.pid, SIGTERM), 0);
@@ -183,7 +185,7 @@ test_stop_during_backoff(void **state)
     struct master m = master_start(child_exits_1, 2000, 4000);
     struct report r;
     assert_true(read_report(m.fd, &r, 5000));
-    usleep(500 * 1000);         /* the child has exited; the master waits 2 s */
+    usleep(500 * 1000); /* the child has exited; the master waits 2 s */
     unsigned long long t0 = sl_now_mono_ms();
     assert_int_equal(kill(m.pid, SIGTERM), 0);
     assert_int_equal(master_wait(&m), 0);
@@ -198,7 +200,7 @@ test_config_error_not_restarted(void **state)
     struct report r;
     assert_true(read_report(m.fd, &r, 5000));
     assert_int_equal(master_wait(&m), 78);
-    assert_false(read_report(m.fd, &r, 100));   /* fd closed by master_wait: no second */
+    assert_false(read_report(m.fd, &r, 100)); /* fd closed by master_wait: no second */
 }
 
 static void

@@ -215,6 +215,18 @@ system_hostname(void)
     return sl_strdup(name);
 }
 
+unsigned
+frontend_local_port(const struct frontend *fe, evutil_socket_t fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    unsigned port = 0;
+
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        sl_sockaddr_ip((struct sockaddr *)&ss, NULL, 0, &port);
+    return port ? port : fe->listen_port;
+}
+
 /* The sockets were bound by the caller (sluice.c: by itself or by the
  * master, or passed in by systemd), so that they outlive this process. */
 static int

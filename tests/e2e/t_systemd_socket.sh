@@ -57,7 +57,12 @@ sluice_log_has "socket activation: 2 listening socket\(s\) from systemd \(first 
 sluice_log_has "frontend accepting on 127\.0\.0\.1:$port2" || fail "the frontend does not accept on systemd's second socket"
 send 1b 10 "$port2"
 wait_for 10 sink_has 30 || fail "round 1b: $(($(sink_count "$sink_dir") - 20)) of 10 messages reached the sink"
-ok "sluice took descriptors 3 and 4 from systemd-socket-activate, serves both, and bound nothing (frontend.listen is a taken port)"
+# the Received: line names the port the client came in on, not the first socket's
+n1=$(grep -l "rcpt1b@" "$sink_dir"/m.* | xargs grep -l "(sluice [^,]*, port $port2)" | wc -l || true)
+n2=$(grep -l "rcpt1@" "$sink_dir"/m.* | xargs grep -l "(sluice [^,]*, port $port)" | wc -l || true)
+[ "$n1" -eq 10 ] && [ "$n2" -eq 20 ] ||
+    fail "Received: lines: $n1 of 10 name port $port2, $n2 of 20 name port $port"
+ok "sluice took descriptors 3 and 4 from systemd-socket-activate, serves both, and bound nothing (frontend.listen is a taken port); Received: names each message's own port"
 
 master=$E2E_SLUICE_PID
 child=$(awk '{ print $1 }' "/proc/$master/task/$master/children" 2>/dev/null || true)

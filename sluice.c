@@ -5,6 +5,7 @@
  *   sluice [-c file] [-o key=value]... [-v] [-F] all|frontend|broker|worker
  *   sluice [-c file] [-o key=value]... config [-n]
  *   sluice [-c file] [-o key=value]... status [--json]
+ *   sluice keygen NAME
  *   sluice version | help
  *
  * DIAGNOSTICS
@@ -26,6 +27,7 @@
 #include <zmq.h>
 #include "broker.h"
 #include "frontend.h"
+#include "net/sl_keys.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "net/sl_status.h"
@@ -33,6 +35,7 @@
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"
+#include "util/sl_privs.h"
 #include "worker.h"
 
 static const char usage_text[] =
@@ -59,6 +62,12 @@ static const char usage_text[] =
     "               or gone, queue depth and oldest age, sessions per origin,\n"
     "               worker slots and any provisioning shortfall; exit 0 ok,\n"
     "               1 degraded, 69 Redis unreachable\n"
+    "  keygen NAME  write a CURVE key pair for one node: NAME.key (the secret\n"
+    "               key, created mode 0600, never overwritten, never logged) and\n"
+    "               NAME.pub (the public key, Z85 text). Give the broker's\n"
+    "               NAME.pub to frontends and workers (security.broker_public_key\n"
+    "               or _file) and put theirs in the broker's security.allow_dir\n"
+    "               (frontend/NAME.pub, worker/NAME.pub); see docs/cluster.md\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -82,9 +91,19 @@ static const char usage_text[] =
     "\n"
     "Signals (to the master, which passes them on): SIGTERM or SIGINT stop\n"
     "gracefully (messages in flight finish; a second signal stops at once,\n"
-    "Postfix retries what was not answered). SIGHUP is logged.\n"
+    "Postfix retries what was not answered).\n"
+    "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
+    "at its next connect, a key removed is refused at its next connect.\n"
     "\n"
-    "Exit status: 0 ok, 64 usage, 70 internal error, 71 cannot bind,\n"
+    "Security: every ZeroMQ link that is not inproc:// (sluice all) is CURVE-\n"
+    "encrypted and authenticated; a node with tcp:// links and no keys does not\n"
+    "start unless security.mode is plain (which logs a warning at every start).\n"
+    "Started as root, sluice drops to security.user after binding its sockets\n"
+    "and reading its keys, and refuses to run with security.user unset (set\n"
+    "-o security.user=root to run as root on purpose).\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 70 internal error, 71 cannot bind, 73 keygen\n"
+    "cannot create a key file, 77 started as root without security.user,\n"
     "78 configuration error.\n"
     "\n"
     "See docs/configuration.md for every key and docs/architecture.md for the design.\n";
@@ -98,6 +117,7 @@ struct cli {
     bool json;
     bool no_master;
     const char *command;
+    const char *argument;       /* keygen NAME */
 };
 
 static int
@@ -150,6 +170,8 @@ cli_parse(int argc, char **argv, struct cli *cli)
             }
         } else if (cli->command == NULL) {
             cli->command = argv[optind++];
+        } else if (strcmp(cli->command, "keygen") == 0 && cli->argument == NULL) {
+            cli->argument = argv[optind++];
         } else {
             fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
                     argv[optind]);
@@ -319,7 +341,15 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     struct run *run = ctx;
     (void)what;
     if (sig == SIGHUP) {
-        sl_notice("SIGHUP: configuration changes take effect at the next restart");
+        char *error = NULL;
+        bool allow_list = run->broker != NULL && run->config->security.curve;
+        if (allow_list && broker_reload(run->broker, &error) < 0) {
+            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
+            free(error);
+            allow_list = false;
+        }
+        sl_notice("SIGHUP: %sother configuration changes take effect at the next restart",
+                  allow_list ? "allow-list reloaded; " : "");
         return;
     }
     if (++run->signals_seen > 1 || run->frontend == NULL) {
@@ -374,6 +404,12 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
             rc = EX_OSERR;
             goto out;
         }
+    }
+    /* everything privileged is done: sockets bound, keys read */
+    if (sl_privs_drop(cfg->security.user, &error) < 0) {
+        sl_fatal("%s", error);
+        rc = EX_NOPERM;
+        goto out;
     }
     registry_start(run, want_broker, want_workers, want_frontend);
     struct event *sigs[3];
@@ -479,6 +515,26 @@ print_version(void)
            event_get_version());
 }
 
+/* sluice keygen NAME: no configuration needed, nothing logged. */
+static int
+keygen(const char *name)
+{
+    char *error = NULL;
+
+    if (name == NULL || name[0] == '\0') {
+        fprintf(stderr, "sluice: keygen needs a NAME (writes NAME.key and NAME.pub)\n");
+        return EX_USAGE;
+    }
+    if (sl_keys_generate(name, &error) < 0) {
+        fprintf(stderr, "sluice: keygen: %s\n", error);
+        free(error);
+        return EX_CANTCREAT;
+    }
+    printf("%s.key: secret key (mode 0600, keep it on this node only)\n"
+           "%s.pub: public key\n", name, name);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -495,6 +551,10 @@ main(int argc, char **argv)
     if (strcmp(cmd, "version") == 0) {
         print_version();
         return 0;
+    }
+    if (strcmp(cmd, "keygen") == 0) {
+        free(cli.overrides);    /* keygen reads no configuration */
+        return keygen(cli.argument);
     }
     bool is_all = strcmp(cmd, "all") == 0, is_fe = strcmp(cmd, "frontend") == 0,
          is_broker = strcmp(cmd, "broker") == 0, is_worker = strcmp(cmd, "worker") == 0,
@@ -558,14 +618,40 @@ main(int argc, char **argv)
     else
         sl_info("no configuration file: built-in defaults (the seed's single node)");
 
+    if (sl_privs_check(run.config->security.user, &error) < 0) {
+        sl_fatal("%s", error);
+        free(error);
+        sl_config_destroy(&run.config);
+        free(cli.overrides);
+        sl_log_close();
+        return EX_NOPERM;
+    }
+    if (sl_keys_resolve(run.config, is_all || is_broker, is_all || is_worker || is_fe,
+                        &error) < 0) {
+        sl_fatal("%s", error);
+        free(error);
+        sl_config_destroy(&run.config);
+        free(cli.overrides);
+        sl_log_close();
+        return EX_CONFIG;
+    }
     run.want_broker = is_all || is_broker;
     run.want_workers = is_all || is_worker;
     run.want_frontend = is_all || is_fe;
     if (run.want_frontend && (rc = listen_sockets_open(&run)) != 0) {
         /* nothing to clean up but what follows */
     } else if (run.want_frontend && !cli.no_master) {
-        rc = sl_master_run(&(struct sl_master_params){
-            .label = is_all ? "sluice all" : "frontend", .child_main = run_child, .ctx = &run});
+        /* The master's privileged work is done (sockets bound, keys read):
+         * it and every child it starts run as security.user. */
+        if (sl_privs_drop(run.config->security.user, &error) < 0) {
+            sl_fatal("%s", error);
+            free(error);
+            rc = EX_NOPERM;
+        } else {
+            rc = sl_master_run(&(struct sl_master_params){
+                .label = is_all ? "sluice all" : "frontend", .child_main = run_child,
+                .ctx = &run});
+        }
     } else {
         rc = run_child(&run);
     }

@@ -38,7 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/sl_keys.h"
 #include "net/sl_wire.h"
+#include "net/sl_zap.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
 #include "util/sl_config.h"
@@ -106,6 +108,9 @@ struct bclient {
 struct broker {
     void *zctx;
     void *router;
+    struct sl_zap *zap;             /* CURVE: the allow-list; NULL for inproc:// or plain */
+    unsigned long long next_role_warn_ms;
+    unsigned long long n_role_refused;      /* frames from a key of the wrong role */
     void *ctl_thread;               /* PAIR, broker thread side */
     void *ctl_main;                 /* PAIR, broker_stop() side */
     char *endpoint;
@@ -791,6 +796,35 @@ dispatch(struct broker *b)
 
 /* ---- the loop --------------------------------------------------------- */
 
+/* CURVE: one ROUTER serves frontends and workers, so the ZAP handler
+ * admits both and each frame is held to the role its key was admitted
+ * with (User-Id): a worker key cannot submit jobs, a frontend key cannot
+ * take them. Refusals are logged at most once a second, with a count. */
+static bool
+peer_role_ok(struct broker *b, zmq_msg_t *fmsg, const Sluice__Frame *frame,
+             unsigned long long now)
+{
+    const char *user_id;
+    unsigned have = sl_zap_msg_roles(fmsg, &user_id);
+    bool from_frontend = frame->kind_case == SLUICE__FRAME__KIND_JOB ||
+                         (frame->kind_case == SLUICE__FRAME__KIND_HEARTBEAT &&
+                          frame->heartbeat->client);
+    unsigned need = from_frontend ? SL_ROLE_FRONTEND : SL_ROLE_WORKER;
+
+    if (have & need)
+        return true;
+    b->n_role_refused++;
+    if (now >= b->next_role_warn_ms) {
+        sl_warn("broker: dropped a %s frame from key %s: a %s frame needs a %s key "
+                "(%llu dropped so far)",
+                sl_wire_kind_name(frame), user_id[0] ? user_id : "(none)",
+                from_frontend ? "frontend" : "worker", from_frontend ? "frontend" : "worker",
+                b->n_role_refused);
+        b->next_role_warn_ms = now + 1000;
+    }
+    return false;
+}
+
 /* Receives one message. false when nothing was waiting. */
 static bool
 recv_one(struct broker *b, unsigned long long now)
@@ -815,6 +849,8 @@ recv_one(struct broker *b, unsigned long long now)
         b->n_bad_frames++;
         goto out;
     }
+    if (b->zap != NULL && !peer_role_ok(b, &fmsg, frame, now))
+        goto out;
     if (frame->kind_case == SLUICE__FRAME__KIND_JOB) {
         on_job(b, &ident, &frame, now);
         goto out;
@@ -978,9 +1014,26 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
     SL_BUG_ON(b->router == NULL);
     sl_zsock_set_common(b->router, config->frontend.max_message_size);
     sl_zsock_set_int(b->router, ZMQ_ROUTER_MANDATORY, 1);
+    const char *zerror;
+    int curve = sl_zsock_set_curve(b->router, config, endpoint, true, &zerror);
+    if (curve < 0) {
+        *error_r = sl_asprintf("broker: CURVE on %s: %s", endpoint, zerror);
+        zmq_close(b->router);
+        goto fail;
+    }
+    if (curve == 1) {
+        /* the handler answers before the first handshake can start */
+        b->zap = sl_zap_start(zctx, config->security.allow_dir,
+                              SL_ROLE_FRONTEND | SL_ROLE_WORKER, error_r);
+        if (b->zap == NULL) {
+            zmq_close(b->router);
+            goto fail;
+        }
+    }
     if (zmq_bind(b->router, endpoint) != 0) {
         *error_r = sl_asprintf("broker: cannot bind %s: %s", endpoint, zmq_strerror(errno));
         zmq_close(b->router);
+        sl_zap_stop(&b->zap);
         goto fail;
     }
     snprintf(ctl, sizeof(ctl), "inproc://sluice-broker-ctl-%p", (void *)b);
@@ -999,9 +1052,12 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
         zmq_close(b->ctl_thread);
         zmq_close(b->ctl_main);
         zmq_close(b->router);
+        sl_zap_stop(&b->zap);
         goto fail;
     }
-    sl_info("broker: listening on %s, instance %s", endpoint, b->instance);
+    sl_info("broker: listening on %s (%s), instance %s", endpoint,
+            b->zap != NULL ? "CURVE" : sl_keys_endpoint_remote(endpoint) ? "PLAIN" : "inproc",
+            b->instance);
     return b;
 fail:
     pthread_mutex_destroy(&b->stats_lock);
@@ -1009,6 +1065,14 @@ fail:
     free(b->endpoint);
     free(b);
     return NULL;
+}
+
+int
+broker_reload(struct broker *b, char **error_r)
+{
+    if (b->zap == NULL)
+        return 0;
+    return sl_zap_reload(b->zap, error_r);
 }
 
 void
@@ -1060,12 +1124,13 @@ broker_stop(struct broker **brokerp)
         free(c);
     }
     sl_info("broker: stopped on %s: %llu jobs, %llu verdicts, %llu requeued, %llu expired, "
-            "%llu failed, %llu resubmitted duplicates, %llu bad frames",
+            "%llu failed, %llu resubmitted duplicates, %llu bad frames, %llu wrong-role frames",
             b->endpoint, b->n_jobs, b->n_verdicts, b->n_requeued, b->n_expired, b->n_failed,
-            b->n_duplicates, b->n_bad_frames);
+            b->n_duplicates, b->n_bad_frames, b->n_role_refused);
     zmq_close(b->ctl_thread);
     zmq_close(b->ctl_main);
     zmq_close(b->router);
+    sl_zap_stop(&b->zap);
     pthread_mutex_destroy(&b->stats_lock);
     free(b->jobs);
     free(b->endpoint);

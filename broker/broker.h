@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include "util/sl_id.h"
+#include "util/sl_util.h"
 
 struct sl_config;
 struct broker;
@@ -42,5 +43,11 @@ struct broker *broker_start(void *zctx, const struct sl_config *config, const ch
 void broker_stats(struct broker *broker, struct broker_stats *stats_r);
 /* Stops the thread, closes the socket, frees. *brokerp may be NULL. */
 void broker_stop(struct broker **brokerp);
+
+/* SIGHUP: re-reads the allow-list (security.allow_dir) of a CURVE broker;
+ * keys added are admitted, keys removed refused, at their next connect.
+ * 0 (also when there is no allow-list), or -1 and a malloc'ed *error_r
+ * (the previous list stays). Called from any thread. */
+SL_WARN_UNUSED int broker_reload(struct broker *broker, char **error_r);
 
 #endif

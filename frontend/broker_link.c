@@ -64,6 +64,7 @@ struct link_conn {
     void *mon;                  /* PAIR on the socket's monitor (ZMQ_EVENT_DISCONNECTED) */
     struct event *mon_ev;
     bool dropped;               /* the connection went away: fail over at the next tick */
+    bool handshake_warned;      /* a failed handshake was logged; cleared when heard from */
 };
 
 struct link_job {
@@ -80,6 +81,7 @@ struct link_job {
 struct fe_broker_link {
     struct event_base *base;
     void *zctx;
+    const struct sl_config *config; /* security.*: CURVE keys; NULL: none (tests) */
     struct link_conn *conns;
     size_t n_conns;
     size_t rr;                  /* round-robin start */
@@ -187,7 +189,8 @@ conn_close(struct link_conn *c)
 /* Monitor events: [uint16 event, uint32 value][endpoint]. A broker killed
  * outright (its TCP connection reset) is noticed here at once instead of
  * after 3 s of silence; the tick does the fail-over (never from inside a
- * callback of the socket being replaced). */
+ * callback of the socket being replaced). A failed handshake (CURVE key
+ * refused, wrong broker key, plain against CURVE) is logged once. */
 static void
 link_on_monitor(evutil_socket_t fd, short what, void *arg)
 {
@@ -208,6 +211,18 @@ link_on_monitor(evutil_socket_t fd, short what, void *arg)
             if (event == ZMQ_EVENT_DISCONNECTED && !c->dropped) {
                 c->dropped = true;
                 sl_info("frontend: connection to broker %s lost", c->endpoint);
+            } else if (event != ZMQ_EVENT_DISCONNECTED && !c->handshake_warned) {
+                /* libzmq retries a failed handshake forever and silently:
+                 * say once why this broker is never heard from */
+                c->handshake_warned = true;
+                sl_warn("frontend: broker %s: ZMTP handshake failed (%s); jobs go to other "
+                        "brokers",
+                        c->endpoint,
+                        event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                            ? "our CURVE key was refused: is it in the broker's "
+                              "security.allow_dir/frontend/?"
+                            : "security.mode or security.broker_public_key differs from "
+                              "the broker's");
             }
         }
         zmq_msg_close(&msg);
@@ -223,7 +238,10 @@ conn_monitor(struct link_conn *c)
     size_t fd_len = sizeof(fd);
 
     snprintf(name, sizeof(name), "inproc://sluice-link-monitor-%p", (void *)c);
-    if (zmq_socket_monitor(c->sock, name, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(c->sock, name,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
         return;     /* only an optimisation: heartbeats still decide */
     c->mon = zmq_socket(c->link->zctx, ZMQ_PAIR);
     SL_BUG_ON(c->mon == NULL);
@@ -260,6 +278,14 @@ conn_open(struct link_conn *c, char **error_r)
     /* Sends fail at once (EAGAIN) while there is no connection, instead
      * of queueing into the void: the job goes to another broker. */
     sl_zsock_set_int(c->sock, ZMQ_IMMEDIATE, 1);
+    const char *error;
+    if (c->link->config != NULL &&
+        sl_zsock_set_curve(c->sock, c->link->config, c->endpoint, false, &error) < 0) {
+        *error_r = sl_asprintf("frontend: CURVE for broker %s: %s", c->endpoint, error);
+        zmq_close(c->sock);
+        c->sock = NULL;
+        return -1;
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         *error_r = sl_asprintf("frontend: cannot connect to broker %s: %s", c->endpoint,
                                zmq_strerror(errno));
@@ -496,6 +522,7 @@ conn_recv_one(struct link_conn *c)
         unsigned long long now = sl_now_mono_ms();
         bool was_alive = conn_alive(c, now);
         c->heard_ms = now;
+        c->handshake_warned = false;
         if (!was_alive) {
             sl_info("frontend: broker %s is up", c->endpoint);
             if (link->n_pending > 0)
@@ -635,7 +662,7 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
 
 struct fe_broker_link *
 fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, size_t n_endpoints,
-                   fe_verdict_fn *on_verdict, void *ctx, char **error_r)
+                   const struct sl_config *config, fe_verdict_fn *on_verdict, void *ctx, char **error_r)
 {
     struct fe_broker_link *link;
     struct timeval tv = {.tv_sec = 0, .tv_usec = LINK_TICK_MS * 1000};
@@ -648,6 +675,7 @@ fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, 
     link = sl_calloc(1, sizeof(*link));
     link->base = base;
     link->zctx = zctx;
+    link->config = config;
     link->on_verdict = on_verdict;
     link->ctx = ctx;
     link->buckets = sl_calloc(LINK_JOB_BUCKETS, sizeof(*link->buckets));

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include "sluice.pb-c.h"
 #include "util/sl_body.h"
+#include "util/sl_config.h"
 
 struct fe_broker_link;
 
@@ -38,8 +39,12 @@ struct fe_broker_link_stats {
     unsigned long long n_jobs, n_verdicts, n_resubmitted, n_duplicate_verdicts, n_bad;
 };
 
+/* config (NULL: no CURVE) must outlive the link: its security.* keys,
+ * resolved by sl_keys_resolve(), make every tcp:// connection a CURVE
+ * client of the brokers' key (sl_zsock_set_curve). */
 struct fe_broker_link *fe_broker_link_new(struct event_base *base, void *zctx,
                                           char *const *endpoints, size_t n_endpoints,
+                                          const struct sl_config *config,
                                           fe_verdict_fn *on_verdict, void *ctx, char **error_r);
 /* Releases every held job's body reference and closes the sockets. */
 void fe_broker_link_destroy(struct fe_broker_link **linkp);

@@ -277,8 +277,8 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
     SL_BUG_ON(n_listen_fds == 0);
     if (frontend_listen(fe, listen_fds, n_listen_fds, error_r) != 0)
         goto fail;
-    fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, frontend_on_verdict, fe,
-                                  error_r);
+    fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, config,
+                                  frontend_on_verdict, fe, error_r);
     if (fe->link == NULL)
         goto fail;
     fe_broker_link_set_weight_fn(fe->link, frontend_origin_weight, fe);

@@ -28,11 +28,8 @@
 #   under timeout(1). Measured on 2 cores: docs/fuzzing.md, "CI".
 #
 # ENVIRONMENT
-#   SLUICE_TEST_PRESETS  which of the three steps run (default "default": the
-#                        unit, dialogue and end-to-end suite on the normal build;
-#                        "default asan fuzz" runs all three). The asan and fuzz
-#                        steps are not yet verified green on the whole current
-#                        suite, so CI runs the default step only for now.
+#   SLUICE_TEST_PRESETS  which of the three steps run (default "default asan fuzz":
+#                        all three, as CI; "default" alone is the quick local run)
 #   SLUICE_FUZZ_SECONDS  seconds per fuzz target (default 60; 0: corpus replay only)
 #
 # EXIT STATUS
@@ -105,7 +102,7 @@ fuzz_one() {
     return "$rc"
 }
 
-PRESETS=" ${SLUICE_TEST_PRESETS:-default} "
+PRESETS=" ${SLUICE_TEST_PRESETS:-default asan fuzz} "
 wanted() { case $PRESETS in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if wanted default; then preset default; else skip "default" "not in SLUICE_TEST_PRESETS"; fi

@@ -160,6 +160,13 @@ conn_open(struct wthread *w, struct wconn *c, char **error_r)
     }
     /* A worker receives whole messages: cap them like the broker does. */
     sl_zsock_set_common(c->sock, w->pool->max_body);
+    const char *error;
+    if (sl_zsock_set_curve(c->sock, w->pool->config, c->endpoint, false, &error) < 0) {
+        *error_r = sl_asprintf("CURVE for %s: %s", c->endpoint, error);
+        zmq_close(c->sock);
+        c->sock = NULL;
+        return -1;
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         *error_r = sl_asprintf("cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
         zmq_close(c->sock);
@@ -755,6 +762,13 @@ worker_thread(void *arg)
     size_t n = pool->n_endpoints;
     zmq_pollitem_t *items = sl_calloc(n, sizeof(*items));
     size_t *map = sl_calloc(n, sizeof(*map));     /* poll item -> connection */
+    /* A broker that refuses our CURVE key looks exactly like a dead one
+     * from here (libzmq retries the handshake silently): name both. */
+    char *silent_why = pool->config->security.curve
+                           ? sl_asprintf("silent for 3 heartbeats (down, or refusing this "
+                                         "node's CURVE key id %.8s)",
+                                         pool->config->security.public_key)
+                           : sl_strdup("silent for 3 heartbeats");
 
     while (!atomic_load(&pool->stop)) {
         unsigned long long now = sl_now_mono_ms();
@@ -794,11 +808,12 @@ worker_thread(void *arg)
             /* Messages that arrived while we were busy count as traffic:
              * read them before judging the broker. */
             if (now >= c->expiry_ms && !sl_zsock_readable(c->sock))
-                conn_reopen(w, c, "silent for 3 heartbeats");
+                conn_reopen(w, c, silent_why);
         }
     }
     for (size_t i = 0; i < n; i++)
         conn_close(w, &w->conns[i], true);
+    free(silent_why);
     free(items);
     free(map);
     sl_debug("worker %s: stopped after %llu job(s)", w->id, w->n_jobs);

@@ -3,7 +3,16 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
+#include "net/sl_keys.h"
 #include "net/sl_wire.h"
+#include "net/sl_zap.h"
+
+/* A draft option in libzmq 4.3 (zmq.h hides it without
+ * ZMQ_BUILD_DRAFT_API); Debian 12's libzmq5 4.3.4 accepts it. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
 
 void
 sl_zsock_set_int(void *sock, int option, int value)
@@ -97,4 +106,39 @@ sl_zsock_readable(void *sock)
     if (zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) != 0)
         return false;
     return (events & ZMQ_POLLIN) != 0;
+}
+
+int
+sl_zsock_set_curve(void *sock, const struct sl_config *config, const char *endpoint, bool server,
+                   const char **error_r)
+{
+    const char *k;
+    int one = 1;
+
+    if (!config->security.curve || !sl_keys_endpoint_remote(endpoint))
+        return 0;
+    k = config->security.secret_key;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, k, strlen(k)) != 0)
+        goto fail;
+    k = config->security.public_key;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, k, strlen(k)) != 0)
+        goto fail;
+    if (server) {
+        if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+            zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, SL_ZAP_DOMAIN, strlen(SL_ZAP_DOMAIN)) != 0)
+            goto fail;
+        if (zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one)) != 0) {
+            *error_r = "ZMQ_ZAP_ENFORCE_DOMAIN not supported by this libzmq (built without "
+                       "draft options)";
+            return -1;
+        }
+        return 1;
+    }
+    k = config->security.server_key;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, k, strlen(k)) != 0)
+        goto fail;
+    return 1;
+fail:
+    *error_r = zmq_strerror(errno);
+    return -1;
 }

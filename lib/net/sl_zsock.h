@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <zmq.h>
 #include "sluice.pb-c.h"
+#include "util/sl_config.h"
 #include "util/sl_util.h"
 
 #define SL_ZSOCK_HWM 10000          /* messages; a job (frame + body) counts as one */
@@ -22,6 +23,15 @@
  * (ZMQ_MAXMSGSIZE applies to tcp:// only; inproc:// peers are trusted
  * threads of the same process.) */
 void sl_zsock_set_common(void *sock, size_t max_body);
+
+/* CURVE on a socket that binds (server: the broker) or connects to
+ * endpoint, as config->security says after sl_keys_resolve(): nothing for
+ * inproc:// or plain mode. A server gets ZMQ_ZAP_DOMAIN = SL_ZAP_DOMAIN
+ * and ZMQ_ZAP_ENFORCE_DOMAIN, so that with no ZAP handler running every
+ * handshake fails rather than passes. Call before bind/connect.
+ * 1: CURVE set; 0: plain; -1 with *error_r (static) if libzmq refused. */
+SL_WARN_UNUSED int sl_zsock_set_curve(void *sock, const struct sl_config *config,
+                                      const char *endpoint, bool server, const char **error_r);
 
 /* setsockopt for an int option; a failure is a programming error. */
 void sl_zsock_set_int(void *sock, int option, int value);

@@ -54,6 +54,7 @@ enum key_type {
     KT_LEVELMAP,  /* list of key=level (address, domain or .domain) */
     KT_PATTERNS,  /* PCRE2 patterns: a YAML list, or one pattern */
     KT_SERVERS,   /* list of unix:/path or host:port, may be empty */
+    KT_Z85KEY,    /* "" or a CURVE public key, 40 Z85 characters */
 };
 
 /* List types keep a char ** at off and its count (size_t) at off2. */
@@ -81,6 +82,7 @@ static const char *const log_levels[] = {"emerg",  "alert", "crit",  "err", "war
 
 static const char *const destinies[] = {"pass", "discard", "bounce", "reject", "tempfail", NULL};
 static const char *const on_failure_choices[] = {"unchecked", "pass", NULL};
+static const char *const security_modes[] = {"curve", "plain", NULL};
 
 #define G(field) offsetof(struct sl_config, field)
 #define O(field) offsetof(struct sl_origin_config, field)
@@ -183,6 +185,14 @@ static const struct key_def global_keys[] = {
     {"log.target", KT_ENUM, "stderr", G(log.target), 0, 0, 0, log_targets},
     {"log.level", KT_ENUM, "info", G(log.level), 0, 0, 0, log_levels},
     {"redis.url", KT_REDIS_URL, "", G(redis.url), 0, 0, 0, NULL},
+    {"security.mode", KT_ENUM, "curve", G(security.mode), 0, 0, 0, security_modes},
+    {"security.secret_key_file", KT_STRING, "", G(security.secret_key_file), 0, 0, 0, NULL},
+    {"security.public_key_file", KT_STRING, "", G(security.public_key_file), 0, 0, 0, NULL},
+    {"security.broker_public_key", KT_Z85KEY, "", G(security.broker_public_key), 0, 0, 0, NULL},
+    {"security.broker_public_key_file", KT_STRING, "", G(security.broker_public_key_file), 0, 0,
+     0, NULL},
+    {"security.allow_dir", KT_STRING, "", G(security.allow_dir), 0, 0, 0, NULL},
+    {"security.user", KT_STRING, "", G(security.user), 0, 0, 0, NULL},
     SCANNER_KEYS(clamd, "60", "25M")
     SCANNER_KEYS(spamd, "60", "512k")
     {"scanners.spamd.user", KT_STRING, "", G(scanners.spamd.user), 0, 0, 0, NULL},
@@ -210,7 +220,7 @@ static const struct key_def origin_keys[] = {
 };
 
 static const char *const sections[] = {"frontend", "job",      "broker", "workers",
-                                       "reinject", "log",      "redis",  "origins",
+                                       "reinject", "log",      "redis",  "security", "origins",
                                        "scanners", "policy",   "policy_banks"};
 
 /* Where a value came from: a file line, or one -o argument. */
@@ -227,6 +237,21 @@ struct loader {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
+
+/* 40 characters of ZeroMQ's Z85 alphabet (RFC 32): a 32-byte CURVE key. */
+static bool
+z85_key_valid(const char *s)
+{
+    static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              ".-:+=^!/*?&<>()[]{}@%$#";
+
+    if (strlen(s) != 40)
+        return false;
+    for (; *s != '\0'; s++)
+        if (strchr(z85, *s) == NULL)
+            return false;
+    return true;
+}
 
 static char *
 where_str(const struct where *w)
@@ -789,6 +814,12 @@ value_set(struct loader *ld, const struct where *w, const char *key, const struc
     case KT_STRING:
         if (!text_printable(value) || strlen(value) > 1024)
             return fail(ld, w, key, "control character or more than 1024 bytes");
+        break;
+    case KT_Z85KEY:
+        if (value[0] != '\0' && !z85_key_valid(value))
+            return fail(ld, w, key,
+                        "not a CURVE public key (40 Z85 characters, the contents of a "
+                        "NAME.pub written by sluice keygen)");
         break;
     case KT_LIST:
     case KT_LEVELMAP:
@@ -1675,6 +1706,7 @@ sl_config_destroy(struct sl_config **configp)
         free(c->banks[i].name);
     }
     free(c->banks);
+    explicit_bzero(c->security.secret_key, sizeof(c->security.secret_key));
     free(c->path);
     free(c);
     *configp = NULL;

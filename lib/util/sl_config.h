@@ -143,6 +143,22 @@ struct sl_config {
         char *url;              /* "" = no Redis */
     } redis;
 
+    /* security.*: CURVE on tcp:// ZeroMQ links, the broker's allow-list,
+     * the user to run as (docs/configuration.md, docs/cluster.md). */
+    struct {
+        char *mode;                     /* "curve" or "plain" */
+        char *secret_key_file;          /* "" = none (or SLUICE_SECRET_KEY) */
+        char *public_key_file;          /* "" = derived from the secret key */
+        char *broker_public_key;        /* Z85 text, "" = none */
+        char *broker_public_key_file;
+        char *allow_dir;                /* the broker's allow-list of *.pub */
+        char *user;                     /* drop to this user when started as root */
+        /* Resolved at start-up by sl_keys_resolve() from the files or the
+         * environment; never printed, wiped by sl_config_destroy(). */
+        bool curve;                     /* CURVE on every non-inproc link */
+        char secret_key[41], public_key[41], server_key[41];    /* Z85 */
+    } security;
+
     struct {
         struct sl_scanner_config clamd, spamd, rspamd;
     } scanners;

@@ -31,6 +31,10 @@ sl_master_child_ready(void)
     if (!child_mask_pending)
         return;
     child_mask_pending = false;
+    /* A change of credentials (setuid) clears the parent-death signal:
+     * arm it again now that the child's start-up is over. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != master_of_child)
+        kill(getpid(), SIGTERM);        /* the master is gone: stop like it said */
     sigprocmask(SIG_SETMASK, &child_mask, NULL);
 }
 

@@ -11,7 +11,8 @@
 #   1. throughput: smtp-source -L -s 20 -m N -l 4096 through
 #        (a) `sluice all` with 4 worker threads (inproc://), and
 #        (b) frontend, broker and two worker processes of 2 threads each,
-#            separate processes over tcp://127.0.0.1,
+#            separate processes over tcp://127.0.0.1, CURVE-encrypted, and
+#        (p) the same cluster with security.mode: plain (the cost of CURVE),
 #      both reinjecting into smtp-sink; plus (y) smtp-source straight into
 #      smtp-sink as the yardstick.
 #   2. latency: one LMTP session, sequential messages (lmtp_latency), p50
@@ -43,6 +44,7 @@ need_root
 need_cmd smtp-source smtp-sink
 [ -x "$LMTP_LATENCY" ] || fail "no latency client at $LMTP_LATENCY (cmake --build ... --target lmtp_latency)"
 trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+cl_keys_init
 
 sink=$(free_port)
 e2e_spawn "$E2E_TMP/sink.log" smtp-sink -u nobody "127.0.0.1:$sink" 1024
@@ -92,26 +94,42 @@ read -r a50 a99 < <(latency "$p")
 cl_kill all TERM
 say "sluice all (4 worker threads): $a_rate msg/s; latency p50 $a50 ms, p99 $a99 ms"
 
-# ---- (b) cluster over tcp://
+# ---- (p) then (b): the cluster over tcp://, plain then CURVE (same run)
+# cluster_run: CR_RATE, CR_P50, CR_P99 of the cluster in mode $CL_SECURITY.
+cluster_run() {
+    local p sec=()
+    cl_start_broker b1
+    cl_start_worker w1 2
+    cl_start_worker w2 2
+    p=$(free_port)
+    mapfile -t sec < <(cl_security_args frontend)
+    cl_spawn fe "$SLUICE_BIN" frontend "${common[@]}" "${sec[@]}" -o "frontend.listen=127.0.0.1:$p" \
+        -o "broker.endpoints=$(cl_endpoints)"
+    wait_port 127.0.0.1 "$p" 10 || fail "frontend does not listen"
+    sleep 1.5
+    CR_RATE=$(rate "$p" "$BENCH_N" 20)
+    read -r CR_P50 CR_P99 < <(latency "$p")
+    cl_kill fe TERM
+    cl_kill w1 TERM
+    cl_kill w2 TERM
+    cl_kill b1 TERM
+}
+CL_SECURITY=plain
+cluster_run
+pl_rate=$CR_RATE pl50=$CR_P50 pl99=$CR_P99
+say "cluster, security.mode plain: $pl_rate msg/s; latency p50 $pl50 ms, p99 $pl99 ms"
+CL_SECURITY=curve
+cluster_run
+b_rate=$CR_RATE b50=$CR_P50 b99=$CR_P99
+say "cluster (frontend, broker, 2 workers x 2 threads, tcp://, CURVE): $b_rate msg/s; latency p50 $b50 ms, p99 $b99 ms"
+say "CURVE costs $(awk -v c="$b_rate" -v p="$pl_rate" 'BEGIN { printf "%.1f", 100 * (1 - c / p) }')% of the plain rate"
 cl_start_broker b1
-cl_start_worker w1 2
-cl_start_worker w2 2
-p=$(free_port)
-cl_spawn fe "$SLUICE_BIN" frontend "${common[@]}" -o "frontend.listen=127.0.0.1:$p" \
-    -o "broker.endpoints=$(cl_endpoints)"
-wait_port 127.0.0.1 "$p" 10 || fail "frontend does not listen"
-sleep 1.5
-b_rate=$(rate "$p" "$BENCH_N" 20)
-read -r b50 b99 < <(latency "$p")
-say "cluster (frontend, broker, 2 workers x 2 threads, tcp://): $b_rate msg/s; latency p50 $b50 ms, p99 $b99 ms"
-cl_kill fe TERM
-cl_kill w1 TERM
-cl_kill w2 TERM
 
 # ---- worker scaling, 20 ms scan
 declare -A SC=()
 p=$(free_port)
-cl_spawn fe2 "$SLUICE_BIN" frontend -o log.target=stderr -o log.level=warning \
+mapfile -t sec < <(cl_security_args frontend)
+cl_spawn fe2 "$SLUICE_BIN" frontend -o log.target=stderr -o log.level=warning "${sec[@]}" \
     -o origins.default.concurrency=32 -o "origins.default.reinject=127.0.0.1:$sink" \
     -o "frontend.listen=127.0.0.1:$p" -o "broker.endpoints=$(cl_endpoints)"
 wait_port 127.0.0.1 "$p" 10 || fail "frontend does not listen"
@@ -134,7 +152,8 @@ echo "| run | msg/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|"
 echo "| smtp-source -> smtp-sink (yardstick) | $y_rate | $y50 | $y99 |"
 echo "| sluice all, 4 worker threads, inproc:// | $a_rate | $a50 | $a99 |"
-echo "| frontend + broker + 2 workers (2 threads), tcp:// | $b_rate | $b50 | $b99 |"
+echo "| frontend + broker + 2 workers (2 threads), tcp://, plain | $pl_rate | $pl50 | $pl99 |"
+echo "| frontend + broker + 2 workers (2 threads), tcp://, CURVE | $b_rate | $b50 | $b99 |"
 echo
 echo "| workers (20 ms scan) | msg/s | x linear |"
 echo "|---|---|---|"

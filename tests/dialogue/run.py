@@ -419,7 +419,9 @@ class Runner:
         else:
             reinject_port = free_port()  # nobody listens there
         self.port = free_port()
-        args = [self.bin, "all", "-o", "log.target=stderr",
+        # as root, sluice runs only with security.user set (docs/operations.md)
+        as_root = ["-o", "security.user=root"] if os.geteuid() == 0 else []
+        args = [self.bin, "all"] + as_root + ["-o", "log.target=stderr",
                 "-o", "frontend.listen=127.0.0.1:%d" % self.port,
                 "-o", "origins.default.reinject=127.0.0.1:%d" % reinject_port,
                 "-o", "frontend.hostname=sluice.test"] + self.s.sluice_args

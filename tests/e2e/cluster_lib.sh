@@ -52,6 +52,52 @@ cl_init() {
     # lib.sh's trap stays the last word (it prints diagnostics and removes
     # the directory); ours runs first with the original exit status kept.
     trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+    cl_keys_init
+}
+
+# ---------------------------------------------------------------------------
+# CURVE keys: every cluster link in the tests is encrypted, as in production
+# (docs/cluster.md, "Security"). One key pair per role, made by sluice keygen:
+# all brokers share broker.key (frontends and workers know one broker key);
+# the brokers' allow-list is $CL_KEYS/allow/{frontend,worker}/*.pub.
+# CL_SECURITY=plain (set before cl_init) runs the cluster unencrypted.
+
+CL_SECURITY=${CL_SECURITY:-curve}
+CL_KEYS=
+
+cl_keys_init() {
+    CL_KEYS=$E2E_TMP/keys
+    mkdir -p "$CL_KEYS/allow/frontend" "$CL_KEYS/allow/worker"
+    [ "$CL_SECURITY" = curve ] || return 0
+    local role
+    for role in broker frontend worker; do
+        cl_keygen "$role"
+    done
+    cp "$CL_KEYS/frontend.pub" "$CL_KEYS/allow/frontend/"
+    cp "$CL_KEYS/worker.pub" "$CL_KEYS/allow/worker/"
+    say "CURVE keys in $CL_KEYS (broker, frontend, worker)"
+}
+
+# cl_keygen NAME: $CL_KEYS/NAME.key and NAME.pub, with sluice keygen.
+cl_keygen() {
+    (cd "$CL_KEYS" && "$SLUICE_BIN" keygen "$1" >/dev/null) || fail "sluice keygen $1 failed"
+}
+
+# cl_security_args ROLE [KEYNAME]: the -o security.* arguments of a node
+# (KEYNAME: its key pair in $CL_KEYS, default the role's).
+cl_security_args() {
+    local role=$1 key=${2:-$1}
+    if [ "$CL_SECURITY" != curve ]; then
+        printf '%s\n' -o security.mode=plain
+        return 0
+    fi
+    [ -n "$CL_KEYS" ] || fail "cl_security_args: no keys (call cl_init or cl_keys_init first)"
+    printf '%s\n' -o "security.secret_key_file=$CL_KEYS/$key.key"
+    if [ "$role" = broker ]; then
+        printf '%s\n' -o "security.allow_dir=$CL_KEYS/allow"
+    else
+        printf '%s\n' -o "security.broker_public_key_file=$CL_KEYS/broker.pub"
+    fi
 }
 
 cl_cleanup() {
@@ -155,9 +201,11 @@ cl_redis() { timeout 5 redis-cli -p "$CL_REDIS_PORT" "$@"; }
 # ---------------------------------------------------------------------------
 # sluice roles
 
+# cl_sluice_common ROLE [KEYNAME]: arguments every node of ROLE gets.
 cl_sluice_common() {
     printf '%s\n' -o log.target=stderr
     [ -z "$CL_REDIS_URL" ] || printf '%s\n' -o "redis.url=$CL_REDIS_URL"
+    cl_security_args "$@"
 }
 
 cl_endpoints() {
@@ -174,17 +222,18 @@ cl_start_broker() {
     port=${CL_BROKER_PORT[$name]:-$(free_port)}
     CL_BROKER_PORT[$name]=$port
     case " ${CL_BROKERS[*]} " in *" $name "*) ;; *) CL_BROKERS+=("$name") ;; esac
-    mapfile -t args < <(cl_sluice_common)
+    mapfile -t args < <(cl_sluice_common broker)
     cl_spawn "$name" "$SLUICE_BIN" broker "${args[@]}" -o "broker.listen=tcp://127.0.0.1:$port"
     wait_port 127.0.0.1 "$port" 10 || fail "broker $name does not listen on :$port"
     say "broker $name started (pid ${CL_PID[$name]}, tcp://127.0.0.1:$port)"
 }
 
-# cl_start_worker NAME COUNT: a worker process with COUNT threads, connected
-# to every broker started so far. SLUICE_TEST_WORKER_DELAY_MS is passed on.
+# cl_start_worker NAME COUNT [KEYNAME]: a worker process with COUNT threads,
+# connected to every broker started so far, with key pair KEYNAME (default
+# the workers' shared one). SLUICE_TEST_WORKER_DELAY_MS is passed on.
 cl_start_worker() {
-    local name=$1 count=$2 args=()
-    mapfile -t args < <(cl_sluice_common)
+    local name=$1 count=$2 key=${3:-worker} args=()
+    mapfile -t args < <(cl_sluice_common worker "$key")
     cl_spawn "$name" "$SLUICE_BIN" worker "${args[@]}" -o "broker.endpoints=$(cl_endpoints)" \
         -o "workers.count=$count"
     say "worker $name started (pid ${CL_PID[$name]}, $count thread(s))"
@@ -207,7 +256,7 @@ cl_start_frontend() {
     shift
     port=${CL_FE_PORT[$name]:-$(free_port)}
     CL_FE_PORT[$name]=$port
-    mapfile -t args < <(cl_sluice_common)
+    mapfile -t args < <(cl_sluice_common frontend)
     mapfile -t oargs < <(cl_origin_args)
     cl_spawn "$name" "$SLUICE_BIN" frontend "${args[@]}" "${oargs[@]}" \
         -o "frontend.listen=127.0.0.1:$port" -o "broker.endpoints=$(cl_endpoints)" \

@@ -131,6 +131,21 @@ e2e_init() {
     ) &
     E2E_WATCHDOG_PID=$!
     say "private dir $E2E_TMP (time limit ${limit}s)"
+    e2e_sluice_as_root
+}
+
+# Started as root, sluice refuses to run unless security.user says whom to
+# become (docs/operations.md). The tests run as root and keep the daemons
+# as root on purpose (they read test files, talk to test sockets): SLUICE_BIN
+# becomes a wrapper that passes -o security.user=root first, so a test's own
+# -o security.user=... still wins. SLUICE_BIN_REAL is the binary itself.
+e2e_sluice_as_root() {
+    SLUICE_BIN_REAL=${SLUICE_BIN_REAL:-$SLUICE_BIN}
+    [ "$(id -u)" = 0 ] || return 0
+    printf '#!/bin/sh\nexec %q -o security.user=root "$@"\n' "$SLUICE_BIN_REAL" \
+        >"$E2E_TMP/sluice-as-root"
+    chmod 755 "$E2E_TMP/sluice-as-root"
+    SLUICE_BIN=$E2E_TMP/sluice-as-root
 }
 
 # Kill a process group started by e2e_spawn: TERM, wait up to $2 s, KILL.

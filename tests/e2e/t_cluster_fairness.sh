@@ -24,6 +24,7 @@ e2e_init 170
 need_root
 need_cmd smtp-source smtp-sink python3
 trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+cl_keys_init
 
 sink_port=$(free_port)
 start_sink "$sink_port" "$E2E_TMP/sink"
@@ -31,7 +32,9 @@ cl_start_broker b1
 SLUICE_TEST_WORKER_DELAY_MS=50 cl_start_worker w1 2
 fe_port=$(free_port)
 CL_FE_PORT[fe]=$fe_port
-cl_spawn fe "$SLUICE_BIN" frontend -o log.target=stderr -o "frontend.listen=127.0.0.1:$fe_port" \
+mapfile -t sec < <(cl_security_args frontend)
+cl_spawn fe "$SLUICE_BIN" frontend -o log.target=stderr "${sec[@]}" \
+    -o "frontend.listen=127.0.0.1:$fe_port" \
     -o "broker.endpoints=$(cl_endpoints)" \
     -o origins.flood.match=127.0.0.1 -o "origins.flood.reinject=127.0.0.1:$sink_port" \
     -o origins.flood.concurrency=20 \

@@ -347,7 +347,7 @@ test_failover(void **state)
     /* workers only on broker 2: what goes to broker 1 stays there */
     pool = worker_pool_start(h->zctx, &h->config, ep2only, 1, 2, &error);
     assert_non_null(pool);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 2, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 2, NULL, on_verdict, h, &error);
     assert_non_null(link);
     (void)run_until(h, 1000, 1500); /* heartbeats both ways */
     for (unsigned i = 0; i < n; i++)
@@ -390,7 +390,7 @@ test_duplicate_verdict_dropped(void **state)
     (void)state;
     snprintf(ep, sizeof(ep), "inproc://test-cluster-%u", ++serial);
     assert_int_equal(zmq_bind(router, ep), 0);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
     assert_non_null(link);
     link_submit(h, link, 7);
     zmq_msg_init(&ident);
@@ -427,7 +427,7 @@ test_all_brokers_down_waits(void **state)
     (void)state;
     /* nothing bound there yet: the job cannot be sent */
     snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%u", 29000 + (unsigned)(getpid() % 900));
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
     assert_non_null(link);
     link_submit(h, link, 3);
     (void)run_until(h, 1, 1200);
@@ -530,7 +530,7 @@ test_tcp_oversize_part_dropped(void **state)
     assert_int_equal(st.n_bad_frames, 0);   /* never reached the broker */
     pool = worker_pool_start(h->zctx, &h->config, eps, 1, 1, &error);
     assert_non_null(pool);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
     assert_non_null(link);
     link_submit(h, link, 11);
     if (!run_until(h, 1, 8000))

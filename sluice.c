@@ -2,7 +2,7 @@
  * then wires up the roles asked for. No protocol logic lives here.
  *
  * SYNOPSIS
- *   sluice [-c file] [-o key=value]... [-v] all|frontend|broker|worker
+ *   sluice [-c file] [-o key=value]... [-v] [-F] all|frontend|broker|worker
  *   sluice [-c file] [-o key=value]... config [-n]
  *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice keygen NAME
@@ -32,12 +32,14 @@
 #include "net/sl_registry.h"
 #include "net/sl_status.h"
 #include "util/sl_config.h"
+#include "util/sl_listen.h"
 #include "util/sl_log.h"
+#include "util/sl_master.h"
 #include "util/sl_privs.h"
 #include "worker.h"
 
 static const char usage_text[] =
-    "Usage: sluice [-c FILE] [-o KEY=VALUE]... [-v] COMMAND\n"
+    "Usage: sluice [-c FILE] [-o KEY=VALUE]... [-v] [-F] COMMAND\n"
     "\n"
     "sluice is a clustered content filter for Postfix that replaces amavisd-new.\n"
     "Postfix hands it mail over LMTP (or SMTP) on port 10024; sluice holds the\n"
@@ -75,10 +77,21 @@ static const char usage_text[] =
     "  -o KEY=VALUE override one setting, like Postfix's -o; repeatable, e.g.\n"
     "               -o origins.default.concurrency=10\n"
     "  -v           verbose: log at level debug\n"
+    "  -F, --no-master\n"
+    "               all, frontend: run in this one process, without the master\n"
+    "               that holds the listening socket and restarts the process if\n"
+    "               it dies (for a debugger or valgrind)\n"
     "  -h, --help   print this text\n"
     "\n"
-    "Signals: SIGTERM or SIGINT stop gracefully (messages in flight finish;\n"
-    "a second signal stops at once, Postfix retries what was not answered).\n"
+    "Process model: all and frontend run as two processes: a master that binds\n"
+    "frontend.listen (or takes systemd's sockets, LISTEN_FDS) and does nothing\n"
+    "else, and a child that does the work. If the child dies, even by SIGKILL,\n"
+    "the master starts a new one (1 s, doubling while it keeps dying, up to\n"
+    "30 s); connections meanwhile wait in the listen backlog, never refused.\n"
+    "\n"
+    "Signals (to the master, which passes them on): SIGTERM or SIGINT stop\n"
+    "gracefully (messages in flight finish; a second signal stops at once,\n"
+    "Postfix retries what was not answered).\n"
     "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
     "at its next connect, a key removed is refused at its next connect.\n"
     "\n"
@@ -102,6 +115,7 @@ struct cli {
     bool verbose;
     bool only_changed;
     bool json;
+    bool no_master;
     const char *command;
     const char *argument;       /* keygen NAME */
 };
@@ -113,13 +127,14 @@ cli_parse(int argc, char **argv, struct cli *cli)
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"json", no_argument, NULL, 'J'},
+        {"no-master", no_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     int c;
     cli->overrides = calloc((size_t)argc, sizeof(char *));
     /* options may come before and after the command ("sluice config -n") */
     while (optind < argc) {
-        if ((c = getopt_long(argc, argv, "+c:o:vnh", longopts, NULL)) != -1) {
+        if ((c = getopt_long(argc, argv, "+c:o:vnhF", longopts, NULL)) != -1) {
             switch (c) {
             case 'c':
                 cli->config_path = optarg;
@@ -145,6 +160,9 @@ cli_parse(int argc, char **argv, struct cli *cli)
                 return 0;
             case 'J':
                 cli->json = true;
+                break;
+            case 'F':
+                cli->no_master = true;
                 break;
             default:
                 fprintf(stderr, "Try 'sluice --help'.\n");
@@ -180,6 +198,9 @@ struct run {
     unsigned n_workers;
     char host[256];
     int signals_seen;
+    int *listen_fds;            /* frontend.listen or systemd's, made in main() */
+    size_t n_listen_fds;
+    bool want_broker, want_workers, want_frontend;
 };
 
 /* ------------------------------------------------------------ registry */
@@ -251,7 +272,8 @@ registry_fill_worker(void *ctx, struct sl_registry_rec *rec)
     sl_registry_put(rec, "brokers", "%zu", run->config->broker.n_endpoints);
 }
 
-/* Nodes are "role:host:pid": unique on a host, and readable in status. */
+/* Nodes are "role:host:pid": unique on a host, and readable in status.
+ * Under a master the pid is the master's, which outlives its children. */
 static void
 registry_start(struct run *run, bool want_broker, bool want_workers, bool want_frontend)
 {
@@ -373,8 +395,10 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
 
     run->base = event_base_new();
     if (want_frontend) {
-        run->frontend = frontend_new(run->base, run->zctx, cfg, cfg->broker.endpoints,
+        run->frontend = frontend_new(run->base, run->zctx, cfg, run->listen_fds,
+                                     run->n_listen_fds, cfg->broker.endpoints,
                                      cfg->broker.n_endpoints, &error);
+        run->n_listen_fds = 0;      /* the frontend owns them now */
         if (run->frontend == NULL) {
             sl_fatal("frontend: %s", error);
             rc = EX_OSERR;
@@ -394,6 +418,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
         sigs[i] = evsignal_new(run->base, signums[i], on_signal, run);
         evsignal_add(sigs[i], NULL);
     }
+    sl_master_child_ready();    /* a stop asked for during start-up is handled now */
     sl_notice("sluice %s started: %s%s%s", SLUICE_VERSION, want_frontend ? "frontend " : "",
               want_broker ? "broker " : "", want_workers ? "workers" : "");
     event_base_dispatch(run->base);
@@ -437,6 +462,48 @@ raise_fd_limit(void)
                 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
     else
         sl_info("file descriptor limit: %llu", (unsigned long long)rl.rlim_cur);
+}
+
+/* The frontend's sockets are made here, before any role starts, so that
+ * the master can hold them while its child comes and goes: systemd's if it
+ * passed any (socket activation), else frontend.listen bound here. */
+static int
+listen_sockets_open(struct run *run)
+{
+    char *error = NULL, where[96];
+    int n = sl_listen_fds_systemd(&run->listen_fds, &error);
+
+    if (n < 0) {
+        sl_fatal("%s", error);
+        free(error);
+        return EX_OSERR;
+    }
+    if (n > 0) {
+        run->n_listen_fds = (size_t)n;
+        sl_listen_describe(run->listen_fds[0], where, sizeof(where), NULL);
+        sl_info("socket activation: %d listening socket(s) from systemd (first %s); "
+                "frontend.listen is not used", n, where);
+        return 0;
+    }
+    int fd = sl_listen_tcp(run->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
+    if (fd < 0) {
+        sl_fatal("frontend.listen: %s", error);
+        free(error);
+        return EX_OSERR;
+    }
+    run->listen_fds = sl_calloc(1, sizeof(*run->listen_fds));
+    run->listen_fds[0] = fd;
+    run->n_listen_fds = 1;
+    return 0;
+}
+
+/* The process that does the work: the master's child, or main() itself
+ * with -F and for the roles that take no connections from Postfix. */
+static int
+run_child(void *ctx)
+{
+    struct run *run = ctx;
+    return run_roles(run, run->want_broker, run->want_workers, run->want_frontend);
 }
 
 static void
@@ -568,7 +635,29 @@ main(int argc, char **argv)
         sl_log_close();
         return EX_CONFIG;
     }
-    rc = run_roles(&run, is_all || is_broker, is_all || is_worker, is_all || is_fe);
+    run.want_broker = is_all || is_broker;
+    run.want_workers = is_all || is_worker;
+    run.want_frontend = is_all || is_fe;
+    if (run.want_frontend && (rc = listen_sockets_open(&run)) != 0) {
+        /* nothing to clean up but what follows */
+    } else if (run.want_frontend && !cli.no_master) {
+        /* The master's privileged work is done (sockets bound, keys read):
+         * it and every child it starts run as security.user. */
+        if (sl_privs_drop(run.config->security.user, &error) < 0) {
+            sl_fatal("%s", error);
+            free(error);
+            rc = EX_NOPERM;
+        } else {
+            rc = sl_master_run(&(struct sl_master_params){
+                .label = is_all ? "sluice all" : "frontend", .child_main = run_child,
+                .ctx = &run});
+        }
+    } else {
+        rc = run_child(&run);
+    }
+    for (size_t i = 0; i < run.n_listen_fds; i++)
+        close(run.listen_fds[i]);
+    free(run.listen_fds);
     sl_config_destroy(&run.config);
     free(cli.overrides);
     sl_log_close();

@@ -22,6 +22,7 @@ test_pkgs=(
     redis-server          # shared state
     swaks                 # scripted SMTP/LMTP client for end-to-end tests
     python3               # tests/dialogue/run.py, the dialogue test runner
+    systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
     procps iproute2 netcat-openbsd
 )
 # Scanners (issue 4): libraries the worker's built-in checks and scanner

@@ -17,6 +17,7 @@
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "util/sl_addr.h"
+#include "util/sl_listen.h"
 #include "util/sl_log.h"
 
 struct fe_job_entry {
@@ -133,14 +134,25 @@ frontend_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct s
 #define FE_ACCEPT_PAUSE_MS 1000   /* retry accept() after running out of descriptors */
 
 static void
+frontend_listeners_enable(struct frontend *fe, bool enable)
+{
+    for (size_t i = 0; i < fe->n_listeners; i++) {
+        if (enable)
+            evconnlistener_enable(fe->listeners[i]);
+        else
+            evconnlistener_disable(fe->listeners[i]);
+    }
+}
+
+static void
 frontend_accept_resume(struct frontend *fe)
 {
     if (!fe->accept_paused)
         return;
     fe->accept_paused = false;
     evtimer_del(fe->accept_timer);
-    if (!fe->shutting_down && fe->listener)
-        evconnlistener_enable(fe->listener);
+    if (!fe->shutting_down)
+        frontend_listeners_enable(fe, true);
 }
 
 static void
@@ -175,8 +187,9 @@ frontend_on_accept_error(struct evconnlistener *listener, void *ctx)
     }
     if (!resource || fe->accept_paused)
         return;
+    (void)listener;
     fe->accept_paused = true;
-    evconnlistener_disable(listener);
+    frontend_listeners_enable(fe, false);
     struct timeval tv = {.tv_sec = FE_ACCEPT_PAUSE_MS / 1000,
                          .tv_usec = (FE_ACCEPT_PAUSE_MS % 1000) * 1000};
     evtimer_add(fe->accept_timer, &tv);
@@ -205,49 +218,51 @@ system_hostname(void)
     return sl_strdup(name);
 }
 
-static int
-frontend_listen(struct frontend *fe, char **error_r)
+unsigned
+frontend_local_port(const struct frontend *fe, evutil_socket_t fd)
 {
-    char *host;
-    unsigned port;
-    const char *listen = fe->config->frontend.listen;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    unsigned port = 0;
 
-    if (sl_hostport_parse(listen, &host, &port) != 0) {
-        *error_r = sl_asprintf("frontend.listen: bad address \"%s\"", listen);
-        return -1;
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        sl_sockaddr_ip((struct sockaddr *)&ss, NULL, 0, &port);
+    return port ? port : fe->listen_port;
+}
+
+/* The sockets were bound by the caller (sluice.c: by itself or by the
+ * master, or passed in by systemd), so that they outlive this process. */
+static int
+frontend_listen(struct frontend *fe, const int *fds, size_t n_fds, char **error_r)
+{
+    fe->listeners = sl_calloc(n_fds, sizeof(*fe->listeners));
+    for (size_t i = 0; i < n_fds; i++) {
+        char where[96];
+        unsigned port;
+        sl_listen_describe(fds[i], where, sizeof(where), &port);
+        /* backlog 0: listen() was called already, with SL_LISTEN_BACKLOG */
+        fe->listeners[i] = evconnlistener_new(fe->base, frontend_on_accept, fe,
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                              0, fds[i]);
+        if (fe->listeners[i] == NULL) {
+            *error_r = sl_asprintf("cannot accept on %s: %s", where, strerror(errno));
+            return -1;
+        }
+        fe->n_listeners = i + 1;
+        evconnlistener_set_error_cb(fe->listeners[i], frontend_on_accept_error);
+        if (i == 0)
+            fe->listen_port = port;
+        sl_info("frontend accepting on %s", where);
     }
-    char portbuf[16];
-    snprintf(portbuf, sizeof(portbuf), "%u", port);
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-                             .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(host, portbuf, &hints, &res);
-    if (gai != 0) {
-        *error_r = sl_asprintf("frontend.listen %s: %s", listen, gai_strerror(gai));
-        free(host);
-        return -1;
-    }
-    fe->listener = evconnlistener_new_bind(
-        fe->base, frontend_on_accept, fe,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
-        res->ai_addr, (int)res->ai_addrlen);
-    int err = errno;
-    freeaddrinfo(res);
-    free(host);
-    if (fe->listener == NULL) {
-        *error_r = sl_asprintf("cannot listen on %s: %s", listen, strerror(err));
-        return -1;
-    }
-    evconnlistener_set_error_cb(fe->listener, frontend_on_accept_error);
     fe->accept_timer = evtimer_new(fe->base, frontend_on_accept_timer, fe);
     SL_BUG_ON(fe->accept_timer == NULL);
-    fe->listen_port = port;
     return 0;
 }
 
 struct frontend *
 frontend_new(struct event_base *base, void *zctx, const struct sl_config *config,
-             char *const *endpoints, size_t n_endpoints, char **error_r)
+             const int *listen_fds, size_t n_listen_fds, char *const *endpoints,
+             size_t n_endpoints, char **error_r)
 {
     struct frontend *fe = sl_calloc(1, sizeof(*fe));
     fe->base = base;
@@ -262,7 +277,8 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
     for (size_t i = 0; i < fe->n_origins; i++)
         fe->origins[i].config = &config->origins[i];
 
-    if (frontend_listen(fe, error_r) != 0)
+    SL_BUG_ON(n_listen_fds == 0);
+    if (frontend_listen(fe, listen_fds, n_listen_fds, error_r) != 0)
         goto fail;
     fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, config,
                                   frontend_on_verdict, fe, error_r);
@@ -274,10 +290,15 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
         struct sl_redis_url url;
         if (sl_redis_url_from_config(config, &url, error_r) < 0)
             goto fail;
-        char *node = sl_registry_node_id("frontend");
+        /* The registry id names the node (its master's pid: stable across
+         * child restarts); "/pid" names this incarnation, so a restarted
+         * child can tell its dead predecessor's reservations from its own. */
+        char *reg = sl_registry_node_id("frontend");
+        char *node = sl_asprintf("%s/%ld", reg, (long)getpid());
         fe->ledger = fe_ledger_new(base, &url, node, config->dedup.ttl_s,
                                    config->dedup.pending_timeout_s);
         free(node);
+        free(reg);
         sl_redis_url_free(&url);
         fe->dedup_tempfail = strcmp(config->dedup.on_unavailable, "tempfail") == 0;
     }
@@ -288,8 +309,7 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
     if (fe->test_kill_after_reinject)
         sl_warn("SLUICE_TEST_KILL_AFTER_REINJECT=1: this frontend kills itself after the first "
                 "reinjection (a test hook, never for production)");
-    sl_info("frontend listening on %s (%s), hostname %s", config->frontend.listen,
-            "LMTP and SMTP", fe->hostname);
+    sl_info("frontend ready (LMTP and SMTP), hostname %s", fe->hostname);
     return fe;
 fail:
     frontend_destroy(&fe);
@@ -315,8 +335,7 @@ frontend_shutdown(struct frontend *fe, void (*done_cb)(void *ctx), void *ctx)
     fe->shutting_down = true;
     fe->shutdown_done = done_cb;
     fe->shutdown_ctx = ctx;
-    if (fe->listener)
-        evconnlistener_disable(fe->listener);
+    frontend_listeners_enable(fe, false);
     sl_info("shutting down: %u session(s), %u message(s) in flight", fe->n_sessions,
             fe->n_jobs);
     session_shutdown_all(fe);
@@ -331,8 +350,9 @@ frontend_destroy(struct frontend **fep)
         return;
     *fep = NULL;
     session_destroy_all(fe);
-    if (fe->listener)
-        evconnlistener_free(fe->listener);
+    for (size_t i = 0; i < fe->n_listeners; i++)
+        evconnlistener_free(fe->listeners[i]);
+    free(fe->listeners);
     if (fe->accept_timer)
         event_free(fe->accept_timer);
     fe_reinjector_destroy(&fe->reinjector);

@@ -18,11 +18,14 @@
 struct sl_config;
 struct frontend;
 
-/* Binds frontend.listen and connects to the brokers in endpoints. The
+/* Accepts on listen_fds (n_listen_fds >= 1 listening, non-blocking
+ * sockets: frontend.listen bound by the caller, or systemd's; the frontend
+ * owns and closes them) and connects to the brokers in endpoints. The
  * config must outlive the frontend. NULL with *error_r (malloc'ed). */
 struct frontend *frontend_new(struct event_base *base, void *zctx,
-                              const struct sl_config *config, char *const *endpoints,
-                              size_t n_endpoints, char **error_r);
+                              const struct sl_config *config, const int *listen_fds,
+                              size_t n_listen_fds, char *const *endpoints, size_t n_endpoints,
+                              char **error_r);
 
 /* Graceful stop (SIGTERM): closes the listener, says 421 to idle sessions,
  * lets messages in flight finish. done_cb(ctx) runs once nothing is left. */

@@ -27,8 +27,9 @@ struct frontend {
     struct event_base *base;
     const struct sl_config *config;
     char *hostname;                     /* greeting, Received:, EHLO to :10025 */
-    unsigned listen_port;
-    struct evconnlistener *listener;
+    unsigned listen_port;               /* of the first socket (frontend_local_port) */
+    struct evconnlistener **listeners;  /* one per listening socket */
+    size_t n_listeners;
     struct event *accept_timer;         /* resumes a listener paused on EMFILE */
     bool accept_paused;
     unsigned long long accept_warned_ms;
@@ -66,5 +67,8 @@ struct fe_origin *frontend_origin_for(struct frontend *fe, const char *ip);
 void frontend_job_register(struct frontend *fe, struct session *s, const char *job_id);
 void frontend_job_unregister(struct frontend *fe, const char *job_id);
 void frontend_session_gone(struct frontend *fe);   /* checks shutdown completion */
+/* The port a client connected to (Received: "port N", policy banks'
+ * match_listener): with several sockets from systemd, not always the first. */
+unsigned frontend_local_port(const struct frontend *fe, evutil_socket_t fd);
 
 #endif

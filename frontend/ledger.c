@@ -23,12 +23,17 @@
 #define LEDGER_RECONNECT_MS 1000 /* at most one connect attempt per second */
 
 /* KEYS[1] message key; ARGV: node, stale ms, ttl s, recipients...
+ * node is "<registry id>/<pid>". A reservation is live while it is younger
+ * than stale and its node's registry key exists; one of our own registry
+ * id but another pid was left by a child the master has since restarted,
+ * so it is stale at once.
  * Returns {now, mine, one entry per recipient}. */
 const char fe_ledger_reserve_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local mine = 'pending:' .. ARGV[1] .. ':' .. string.format('%.0f', now)\n"
     "local stale = tonumber(ARGV[2])\n"
+    "local myreg = string.match(ARGV[1], '^(.*)/%d+$')\n"
     "local out = {string.format('%.0f', now), mine}\n"
     "for i = 4, #ARGV do\n"
     "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
@@ -37,8 +42,14 @@ const char fe_ledger_reserve_script[] =
     "    live = true\n"
     "  elseif v then\n"
     "    local node, ts = string.match(v, '^pending:(.*):(%d+)$')\n"
-    "    live = node ~= nil and now - tonumber(ts) < stale and\n"
-    "      redis.call('EXISTS', 'sluice:node:' .. node) == 1\n"
+    "    if node ~= nil and now - tonumber(ts) < stale then\n"
+    "      local reg = string.match(node, '^(.*)/%d+$') or node\n"
+    "      if reg == myreg then\n"
+    "        live = node == ARGV[1]\n"
+    "      else\n"
+    "        live = redis.call('EXISTS', 'sluice:node:' .. reg) == 1\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "  if live then\n"
     "    out[#out + 1] = v\n"

@@ -754,7 +754,7 @@ session_submit(struct session *s)
     job.proto = s->lmtp ? "LMTP" : "ESMTP";
     job.received_ms = sl_now_wall_ms();
     job.by_host = fe->hostname;
-    job.by_port = fe->listen_port;
+    job.by_port = frontend_local_port(fe, bufferevent_getfd(s->bev));
 
     frontend_job_register(fe, s, s->job_id);
     s->job_registered = true;

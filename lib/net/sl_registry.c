@@ -21,6 +21,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "util/sl_log.h"
+#include "util/sl_master.h"
 
 #define REG_STALL_MS 3000  /* connect or reply slower than this: reconnect */
 #define REG_MAX_FIELDS 256 /* per node record */
@@ -423,5 +424,6 @@ sl_registry_node_id(const char *role)
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
-    return sl_asprintf("%s:%s:%ld", role, host, (long)getpid());
+    /* the master's pid: a child it restarts is the same node (sl_master.h) */
+    return sl_asprintf("%s:%s:%ld", role, host, sl_master_node_pid());
 }

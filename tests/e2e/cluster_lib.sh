@@ -152,6 +152,11 @@ cl_kill() {
 }
 cl_dead() { ! kill -0 "$1" 2>/dev/null; }
 
+# cl_child NAME: the pid of the child of NAME's master (sluice frontend and
+# all run as a master that holds the port and the child that works).
+cl_child() { awk '{ print $1 }' "/proc/${CL_PID[$1]}/task/${CL_PID[$1]}/children" 2>/dev/null || true; }
+cl_child_replaced() { local c; c=$(cl_child "$1"); [ -n "$c" ] && [ "$c" != "$2" ]; }
+
 # cl_restart NAME: start NAME again with the command it had.
 cl_restart() {
     local name=$1
@@ -481,10 +486,17 @@ cl_kill_run() {
         say "killed the busier broker, $victim"
         ;;
     frontend)
-        cl_kill fa KILL
-        sleep "${CL_FE_DOWN_S:-5}"
-        cl_restart fa
-        wait_port 127.0.0.1 "${CL_FE_PORT[fa]}" 10 || fail "frontend fa does not listen again"
+        # The frontend's process, not its master: the master holds the
+        # port and starts a new child (docs/operations.md, "Processes").
+        CL_FE_CHILD1=$(cl_child fa)
+        [ -n "$CL_FE_CHILD1" ] || fail "frontend fa (pid ${CL_PID[fa]}) has no child process"
+        kill -KILL "$CL_FE_CHILD1"
+        say "fa: SIGKILL to its child, pid $CL_FE_CHILD1 (master pid ${CL_PID[fa]})"
+        wait_for 10 cl_child_replaced fa "$CL_FE_CHILD1" ||
+            fail "frontend fa's master did not start a new child within 10 s"
+        CL_FE_CHILD2=$(cl_child fa)
+        cl_alive fa || fail "frontend fa's master died with its child"
+        ok "fa: master pid ${CL_PID[fa]} (the same) started child pid $CL_FE_CHILD2"
         ;;
     redis)
         local before after

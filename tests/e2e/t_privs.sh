@@ -69,9 +69,12 @@ check_ids() {
     ok "$what: all $n threads run as nobody (uid/gid $nobody_uid/$nobody_gid: real, effective, saved, fs)"
 }
 check_ids "$bpid" "sluice broker (CURVE, keys read before the drop)"
-check_ids "$pid" "sluice all (security.user unset)"
+check_ids "$pid" "sluice all (the master; security.user unset)"
 grep -q "security.user is not set: running as nobody" "$E2E_TMP/fe.log" ||
     fail "sluice all did not say it chose nobody: $(tail -n 5 "$E2E_TMP/fe.log")"
+child=$(awk '{ print $1 }' "/proc/$pid/task/$pid/children" 2>/dev/null || true)
+[ -n "$child" ] || fail "sluice all (pid $pid) has no child"
+check_ids "$child" "sluice all (the child, with the broker and worker threads)"
 grep -q "running as nobody" "$SLUICE_LOG" || fail "the broker did not log the drop"
 
 # the broker still re-reads its allow-list on SIGHUP as nobody (the dir is world-readable)

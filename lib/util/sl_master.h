@@ -1,0 +1,71 @@
+/* sl_master.h - a supervisor process, after Postfix's master(8): it holds
+ * the listening sockets, forks the process that does the work, and forks a
+ * new one when that one dies. Knows nothing of mail.
+ *
+ * Why: a process that is killed closes its listening socket, and Postfix's
+ * next connect is refused, which makes it mark the filter dead. The master
+ * does nothing else (no threads, no I/O besides its log lines), so it does
+ * not die with the child; the sockets stay open in it, and connections made
+ * while no child runs wait in the listen backlog until the next child
+ * accepts them.
+ *
+ * SYNOPSIS
+ *   bind the sockets (sl_listen.h), then
+ *   return sl_master_run(&(struct sl_master_params){
+ *       .label = "frontend", .child_main = run_child, .ctx = &run});
+ *   and in the child, once its own signal handlers are installed:
+ *   sl_master_child_ready();
+ *
+ * SIGNALS (to the master)
+ *   SIGTERM, SIGINT: passed on to the child; the master exits with the
+ *   child's exit status when it has stopped (128 + signal number if a
+ *   signal ended it). A second one is passed on too (the child then stops
+ *   at once). SIGINT from the terminal (Ctrl-C) reached the child already
+ *   (the whole foreground process group gets it) and is not passed on.
+ *   SIGHUP: passed on.
+ *
+ * RESTARTS
+ *   A child that dies without being asked to (any signal, SIGKILL
+ *   included, or any exit status) is logged as a warning and forked again
+ *   after backoff_min_ms; each death within stable_ms of its start doubles
+ *   the delay, up to backoff_max_ms (Postfix throttles a crashing service
+ *   the same way). Exit status 64 (EX_USAGE) and 78 (EX_CONFIG) mean
+ *   restarting cannot help: the master exits with them.
+ *   The child gets SIGTERM if the master dies (PR_SET_PDEATHSIG), so no
+ *   orphan keeps a port that a new master must bind. */
+#ifndef SL_MASTER_H
+#define SL_MASTER_H
+
+#include "util/sl_util.h"
+
+#define SL_MASTER_BACKOFF_MIN_MS 1000
+#define SL_MASTER_BACKOFF_MAX_MS 30000
+#define SL_MASTER_STABLE_MS 30000
+
+struct sl_master_params {
+    const char *label;            /* names the child in log lines: "frontend" */
+    int (*child_main)(void *ctx); /* the child's work; returns its exit status */
+    void *ctx;
+    unsigned backoff_min_ms; /* 0: SL_MASTER_BACKOFF_MIN_MS */
+    unsigned backoff_max_ms; /* 0: SL_MASTER_BACKOFF_MAX_MS */
+    unsigned stable_ms;      /* 0: SL_MASTER_STABLE_MS */
+};
+
+/* Runs the master loop in this process (which must have no threads yet):
+ * forks the child and supervises it until an orderly stop. Returns the
+ * exit status for main(). Only the master returns; the child exits with
+ * child_main's return value. */
+SL_WARN_UNUSED int sl_master_run(const struct sl_master_params *params);
+
+/* In the child: SIGTERM, SIGINT and SIGHUP stay blocked from the fork until
+ * the child has its own handlers, so a stop requested during its start-up
+ * is not lost, nor fatal; this unblocks them. A no-op outside a master's
+ * child. */
+void sl_master_child_ready(void);
+
+/* The pid that names this node for as long as the service runs: the
+ * master's in its child (a restarted child registers under the same name
+ * in Redis, instead of leaving a "gone" node behind), else getpid(). */
+long sl_master_node_pid(void);
+
+#endif

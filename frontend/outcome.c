@@ -20,6 +20,7 @@ struct rcpt_state {
     int destiny;
     bool tagged;
     bool dsn_suppressed;
+    bool remote;
     char *category;
     char *reason;
     int code; /* final SMTP code, 0 while pending */
@@ -98,8 +99,8 @@ set_reply(struct rcpt_state *r, int code, char *text_owned)
 }
 
 void
-fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating, char *out,
-               size_t len)
+fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
+               bool remote, char *out, size_t len)
 {
     const char *w;
 
@@ -113,7 +114,25 @@ fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool ori
         w = dsn_suppressed ? "NoBounce" : "Bounced";
     else
         w = tagged ? "RelayedTagged" : "Relayed";
-    snprintf(out, len, "%s%s", w, originating ? "Originating" : "Inbound");
+    snprintf(out, len, "%s%s", w,
+             originating ? (remote ? "Outbound" : "Internal") : (remote ? "OpenRelay" : "Inbound"));
+}
+
+char *
+fe_verdict_log_bank(const Sluice__Verdict *v)
+{
+    struct sl_buf b;
+
+    sl_buf_init(&b);
+    if (v->policy_bank != NULL && v->policy_bank[0] != '\0') {
+        sl_buf_printf(&b, " %s", v->policy_bank);
+        for (char *p = b.data; *p != '\0'; p++) /* amavis' bank path: A/B */
+            if (*p == ',')
+                *p = '/';
+    }
+    if (v->originating)
+        sl_buf_append_str(&b, " LOCAL");
+    return sl_buf_steal(&b, NULL);
 }
 
 void
@@ -188,8 +207,8 @@ finish(struct fe_delivery *d)
             res.replies[i] = r->reply;
             if (r->destiny == SLUICE__DESTINY__D_PASS && r->code >= 200 && r->code < 300)
                 res.passed = true;
-            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating, word,
-                           sizeof(word));
+            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating,
+                           r->remote, word, sizeof(word));
             /* each word once, in the order first met */
             bool seen = false;
             for (const char *p = d->action; (p = strstr(p, word)) != NULL; p++)
@@ -474,6 +493,7 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         d->r[i].destiny = by[i]->destiny;
         d->r[i].tagged = by[i]->tagged;
         d->r[i].dsn_suppressed = by[i]->dsn_suppressed;
+        d->r[i].remote = by[i]->remote;
         d->r[i].category = sl_strdup(by[i]->category);
         d->r[i].reason = sl_strdup(
             by[i]->reason != NULL && by[i]->reason[0] != '\0' ? by[i]->reason : by[i]->category);

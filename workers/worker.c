@@ -628,6 +628,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
         rv[i].reason = r->reason;
         rv[i].tagged = r->tagged;
         rv[i].dsn_suppressed = r->dsn_suppressed;
+        rv[i].remote = r->remote;
         rstores[i] = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**rstores));
         rv[i].edits = wire_edits(r->edits, r->n_edits, rstores[i]);
         rv[i].n_edits = r->n_edits;

@@ -117,8 +117,9 @@ run_source() {
     shift 4
     out=$E2E_TMP/smtp-source.$path.$s.$mode.log
     # Warm-up (connections, allocator, first-message paths); not timed.
-    timeout "$BENCH_RUN_TIMEOUT" smtp-source -L -s "$s" -m "${RUN_WARMUP:-$WARMUP}" -l "$BENCH_SIZE" "$@" \
-        -f bench@bench.test -t warm@bench.test "127.0.0.1:$port" >/dev/null 2>&1 || true
+    [ "${RUN_WARMUP:-$WARMUP}" -eq 0 ] ||
+        timeout "$BENCH_RUN_TIMEOUT" smtp-source -L -s "$s" -m "${RUN_WARMUP:-$WARMUP}" -l "$BENCH_SIZE" "$@" \
+            -f bench@bench.test -t warm@bench.test "127.0.0.1:$port" >/dev/null 2>&1 || true
     t0=$(now_us)
     timeout "$BENCH_RUN_TIMEOUT" smtp-source -L -s "$s" -m "$n" -l "$BENCH_SIZE" "$@" \
         -f bench@bench.test -t rcpt@bench.test "127.0.0.1:$port" >"$out" 2>&1 || rc=$?
@@ -131,6 +132,32 @@ run_source() {
     RATE[$path,$s,$mode]=$(awk -v n="$n" -v us=$((t1 - t0)) \
         'BEGIN { r = n * 1e6 / us; printf (r < 20 ? "%.1f" : "%.0f"), r }')
     say "$path, $s sessions, $mode: $n messages in $(((t1 - t0) / 1000)) ms = ${RATE[$path,$s,$mode]} msg/s"
+}
+
+# group_cpu_ms PGID: CPU time (user + system, ms) of the processes of a
+# process group (e2e_spawn makes each daemon its own), with what its leader
+# collected from children that have exited (amavisd-new and spamd recycle
+# theirs). For "where does the time go": CPU per message of each party.
+group_cpu_ms() {
+    local pg=$1 f line t=0
+    for f in /proc/[0-9]*/stat; do
+        read -r line <"$f" 2>/dev/null || continue
+        # shellcheck disable=SC2086 # split the fields after "(comm) "
+        set -- ${line##*) }
+        [ "$3" = "$pg" ] || continue
+        t=$((t + ${12} + ${13}))
+        [ "$f" != "/proc/$pg/stat" ] || t=$((t + ${14} + ${15}))
+    done
+    echo $((t * 1000 / $(getconf CLK_TCK)))
+}
+
+# cpu_mark NAME PGID / cpu_per_msg NAME PGID N: CPU ms per message of a
+# group between the mark and now, stored in CPU[NAME] (one decimal place
+# more than the clock's 10 ms ticks can give over N messages).
+declare -A CPU=() CPU0=()
+cpu_mark() { CPU0[$1]=$(group_cpu_ms "$2"); }
+cpu_per_msg() {
+    CPU[$1]=$(awk -v a="${CPU0[$1]}" -v b="$(group_cpu_ms "$2")" -v n="$3" 'BEGIN { printf "%.2f", (b - a) / n }')
 }
 
 # amavis_start MODE SESSIONS SINK-PORT: a private amavisd-new listening on a
@@ -371,11 +398,24 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
     # shellcheck source=../e2e/scan_lib.sh
     . "$(dirname "${BASH_SOURCE[0]}")/../e2e/scan_lib.sh"
     scanners=()
-    if command -v rspamd >/dev/null; then rspamd_launch; scanners+=(rspamd); fi
-    if command -v clamd >/dev/null; then start_clamd; scanners=(clamd "${scanners[@]}"); fi
+    declare -A DAEMON_PGID=()
+    if command -v rspamd >/dev/null; then
+        rspamd_launch
+        DAEMON_PGID[rspamd]=$E2E_SPAWNED_PID
+        scanners+=(rspamd)
+    fi
+    if command -v clamd >/dev/null; then
+        start_clamd
+        DAEMON_PGID[clamd]=$CLAMD_PID
+        scanners=(clamd "${scanners[@]}")
+    fi
     # spamd gets as many children as there are clients, as amavisd-new gets
     # $max_servers SpamAssassin instances
-    if command -v spamd >/dev/null; then SPAMD_CHILDREN=$SCAN_S start_spamd; scanners+=(spamd); fi
+    if command -v spamd >/dev/null; then
+        SPAMD_CHILDREN=$SCAN_S start_spamd
+        DAEMON_PGID[spamd]=$E2E_SPAWNED_PID
+        scanners+=(spamd)
+    fi
     # the message smtp-source sends, captured once by a dumping sink
     cap_port=$(free_port)
     mkdir -p "$E2E_TMP/cap" && chown nobody "$E2E_TMP/cap"
@@ -400,7 +440,9 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
         esac
         # the daemon alone (after a warm-up)
         timeout 300 "$SCAN_RATE" "$sc" "$server" "$warm" "$SCAN_S" "$E2E_TMP/bench.eml" >/dev/null 2>&1 || true
+        cpu_mark "$sc alone:$sc" "${DAEMON_PGID[$sc]}"
         out=$(timeout "$BENCH_RUN_TIMEOUT" "$SCAN_RATE" "$sc" "$server" "$n" "$SCAN_S" "$E2E_TMP/bench.eml" 2>/dev/null || true)
+        cpu_per_msg "$sc alone:$sc" "${DAEMON_PGID[$sc]}" "$n"
         SCAN[$sc,alone]=$(printf '%s' "$out" | sed -n 's/^rate=\([0-9.]*\) errors=0 .*/\1/p')
         SCAN[$sc,alone]=${SCAN[$sc,alone]:-error}
         say "$sc alone: $n messages, $SCAN_S clients: ${SCAN[$sc,alone]} msg/s"
@@ -408,8 +450,14 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
         sport=$(free_port)
         start_sluice -o "frontend.listen=127.0.0.1:$sport" -o "origins.default.reinject=127.0.0.1:$scan_sink" \
             -o origins.default.concurrency=$SCAN_S -o "scanners.$sc.servers=$server" -o "scanners.$sc.max_size=0"
-        RUN_N=$n RUN_WARMUP=$warm run_source "sluice+$sc" "$sport" "$SCAN_S" reuse -d
+        # warm-up, then the CPU of sluice and of the daemon over the timed run
+        RUN_N=$warm RUN_WARMUP=0 run_source "warm-up" "$sport" "$SCAN_S" reuse -d
+        cpu_mark "sluice+$sc:sluice" "$E2E_SLUICE_PID"
+        cpu_mark "sluice+$sc:$sc" "${DAEMON_PGID[$sc]}"
+        RUN_N=$n RUN_WARMUP=0 run_source "sluice+$sc" "$sport" "$SCAN_S" reuse -d
         SCAN[$sc,sluice]=${RATE[sluice+$sc,$SCAN_S,reuse]}
+        cpu_per_msg "sluice+$sc:sluice" "$E2E_SLUICE_PID" "$n"
+        cpu_per_msg "sluice+$sc:$sc" "${DAEMON_PGID[$sc]}" "$n"
         n_unchecked=$(sluice_log_count 'UNCHECKED')
         [ "$n_unchecked" -eq 0 ] || say "WARNING: $n_unchecked UNCHECKED message(s) with $sc (see $SLUICE_LOG)"
         stop_sluice || true
@@ -417,8 +465,13 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
         case $sc in clamd) amode=clamd ;; spamd) amode=sa ;; *) amode= ;; esac
         if [ -n "$amode" ] && [ -n "$AMAVIS_BIN" ]; then
             if amavis_start "$amode" "$SCAN_S" "$scan_sink"; then
-                RUN_N=$n RUN_WARMUP=$warm run_source "amavisd+$amode" "$AMAVIS_PORT" "$SCAN_S" reuse -d
+                RUN_N=$warm RUN_WARMUP=0 run_source "warm-up" "$AMAVIS_PORT" "$SCAN_S" reuse -d
+                cpu_mark "amavisd+$amode:amavisd" "$AMAVIS_PID"
+                [ "$amode" != clamd ] || cpu_mark "amavisd+$amode:clamd" "${DAEMON_PGID[clamd]}"
+                RUN_N=$n RUN_WARMUP=0 run_source "amavisd+$amode" "$AMAVIS_PORT" "$SCAN_S" reuse -d
                 SCAN[$sc,amavisd]=${RATE[amavisd+$amode,$SCAN_S,reuse]}
+                cpu_per_msg "amavisd+$amode:amavisd" "$AMAVIS_PID" "$n"
+                [ "$amode" != clamd ] || cpu_per_msg "amavisd+$amode:clamd" "${DAEMON_PGID[clamd]}" "$n"
                 amavis_check_log "$amode"
             else
                 SCAN[$sc,amavisd]=error
@@ -497,6 +550,13 @@ if [ "${#SCAN[@]}" -gt 0 ]; then
         printf '%-8s %10s %16s %10s %14s\n' "$sc" "${SCAN[$sc,alone]}" \
             "$(fmt "${SCAN[$sc,amavisd]:-}")$([ "$sc" = spamd ] && echo ' (SA)')" \
             "${SCAN[$sc,sluice]}" "$(times "${SCAN[$sc,sluice]}" "${SCAN[$sc,alone]}")"
+    done
+    echo
+    echo "== CPU per message (ms, user + system) in the runs above: where the time goes"
+    for k in "clamd alone:clamd" sluice+clamd:sluice sluice+clamd:clamd amavisd+clamd:amavisd \
+        amavisd+clamd:clamd "spamd alone:spamd" sluice+spamd:sluice sluice+spamd:spamd amavisd+sa:amavisd \
+        "rspamd alone:rspamd" sluice+rspamd:sluice sluice+rspamd:rspamd; do
+        [ -z "${CPU[$k]:-}" ] || printf '%-28s %8s\n' "${k%%:*}: ${k#*:}" "${CPU[$k]}"
     done
     echo
     echo "== Issue 4 targets"

@@ -70,9 +70,14 @@ pf_send_from() {
 user_mail() { find "$PF_VMAIL/e2e.test/user" -type f \( -path '*/new/*' -o -path '*/cur/*' \) 2>/dev/null; }
 sender_mail() { find "$PF_VMAIL/e2e.test/catchall" -type f \( -path '*/new/*' -o -path '*/cur/*' \) 2>/dev/null; }
 count_lines() { grep -c . || true; }
+# for wait_for, which runs a command again and again (not an expanded value)
+user_has() { [ "$(user_mail | count_lines)" -ge "$1" ]; }
+sender_has() { [ "$(sender_mail | count_lines)" -ge "$1" ]; }
+remote_has() { [ "$(sink_count "$OUT_DIR")" -ge "$1" ]; }
 # summary QID: sluice's amavis line for that Postfix queue id
 summary() { grep -E "Queue-ID: $(ere_quote "$1")," "$SLUICE_LOG" | tail -n 1 | sed 's/.*sluice\[[0-9]*\]: //'; }
-wait_summary() { wait_for 60 test -n "$(summary "$1")" || fail "no sluice summary line for Queue-ID $1"; }
+has_summary() { [ -n "$(summary "$1")" ]; }
+wait_summary() { wait_for 60 has_summary "$1" || fail "no sluice summary line for Queue-ID $1"; }
 # expect_summary QID ERE: the summary line matches
 expect_summary() {
     wait_summary "$1"
@@ -84,12 +89,12 @@ expect_summary() {
 m=$(mk_msg spam-in "inbound offer" "$(gtube)")
 pf_send_from "$OUTSIDE" "$m" "$E2E_RCPT"
 qid=$INJECT_QID
-wait_for 60 test "$(user_mail | count_lines)" -ge 1 || fail "the inbound spam was not delivered"
+wait_for 60 user_has 1 || fail "the inbound spam was not delivered"
 f=$(user_mail | head -n 1)
 mail_headers "$f" | grep -q '^X-Spam-Flag: YES$' || { mail_headers "$f" >&2; fail "inbound spam without X-Spam-Flag: YES"; }
 mail_headers "$f" | grep -q '^Subject: \*\*\*SPAM\*\*\* inbound offer$' || fail "inbound spam without the subject tag"
 ok "inbound spam delivered tagged: $(mail_headers "$f" | grep '^Subject:')"
-expect_summary "$qid" "^\([^)]+\) Passed SPAM \{RelayedTaggedInbound\}, \[$OUT_RE\] <"
+expect_summary "$qid" "^\([^)]+\) Passed SPAM \{RelayedTaggedInbound\}, \[$OUT_RE\]:[0-9]+ <"
 
 # 2. outbound spam: the ORIGINATING bank rejects it; Postfix returns it to
 # the sender, remote.test gets nothing
@@ -99,17 +104,17 @@ qid=$INJECT_QID
 wait_maillog "$(ere_quote "$qid"): to=<$(ere_quote "$REMOTE")>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:$PF_FILTER_PORT, .*status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 554 5\.7\.0 Reject, id=[^ ]+ - SPAM" 60 ||
     fail "no 'status=bounced (... 554 5.7.0 Reject ... SPAM' for $qid"
 ok "Postfix: $(maillog_grep "$qid: to=<.*status=bounced" | head -n 1 | sed 's/.*postfix\///' | cut -c1-160)"
-expect_summary "$qid" "^\([^)]+\) Blocked SPAM \{RejectedOutbound\}, ORIGINATING LOCAL \[$IN_RE\] <"
-wait_for 60 test "$(sender_mail | count_lines)" -ge 1 || fail "the sender got no bounce for the refused spam"
+expect_summary "$qid" "^\([^)]+\) Blocked SPAM \{RejectedOutbound\}, ORIGINATING LOCAL \[$IN_RE\]:[0-9]+ <"
+wait_for 60 sender_has 1 || fail "the sender got no bounce for the refused spam"
 ok "the sender got Postfix's bounce: $(mail_headers "$(sender_mail | head -n 1)" | grep '^Subject:')"
 [ "$(sink_count "$OUT_DIR")" -eq 0 ] || fail "outbound spam reached remote.test"
 
 # 3. clean mail in the four directions
 declare -A WANT=(
-    ["$INSIDE $REMOTE"]="Passed CLEAN \{RelayedOutbound\}, ORIGINATING LOCAL \[$IN_RE\] <"
-    ["$INSIDE $E2E_RCPT"]="Passed CLEAN \{RelayedInternal\}, ORIGINATING LOCAL \[$IN_RE\] <"
-    ["$OUTSIDE $E2E_RCPT"]="Passed CLEAN \{RelayedInbound\}, \[$OUT_RE\] <"
-    ["$OUTSIDE $REMOTE"]="Passed CLEAN \{RelayedOpenRelay\}, \[$OUT_RE\] <"
+    ["$INSIDE $REMOTE"]="Passed CLEAN \{RelayedOutbound\}, ORIGINATING LOCAL \[$IN_RE\]:[0-9]+ <"
+    ["$INSIDE $E2E_RCPT"]="Passed CLEAN \{RelayedInternal\}, ORIGINATING LOCAL \[$IN_RE\]:[0-9]+ <"
+    ["$OUTSIDE $E2E_RCPT"]="Passed CLEAN \{RelayedInbound\}, \[$OUT_RE\]:[0-9]+ <"
+    ["$OUTSIDE $REMOTE"]="Passed CLEAN \{RelayedOpenRelay\}, \[$OUT_RE\]:[0-9]+ <"
 )
 n=0
 for key in "$INSIDE $REMOTE" "$INSIDE $E2E_RCPT" "$OUTSIDE $E2E_RCPT" "$OUTSIDE $REMOTE"; do
@@ -118,7 +123,7 @@ for key in "$INSIDE $REMOTE" "$INSIDE $E2E_RCPT" "$OUTSIDE $E2E_RCPT" "$OUTSIDE 
     pf_send_from "${key%% *}" "$m" "${key#* }"
     expect_summary "$INJECT_QID" "^\([^)]+\) ${WANT[$key]}"
 done
-wait_for 60 test "$(sink_count "$OUT_DIR")" -ge 2 || fail "the clean mail for remote.test did not arrive there"
+wait_for 60 remote_has 2 || fail "the clean mail for remote.test did not arrive there"
 d=$(grep -l '^Subject: hello 1' "$OUT_DIR"/m.* | head -n 1)
 [ -n "$d" ] || fail "the outbound clean mail is not at remote.test"
 grep -q '^X-Virus-Scanned: ' "$d" || fail "the outbound mail did not go through sluice"

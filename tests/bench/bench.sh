@@ -576,8 +576,8 @@ if [ "${#SCAN[@]}" -gt 0 ]; then
     printf '%-44s %10s %8s  %s\n' "clamd: sluice / amavisd-new" \
         "$(times "${SCAN[clamd,sluice]:-}" "${SCAN[clamd,amavisd]:-}")" ">= 20x" \
         "$(verdict "${SCAN[clamd,sluice]:-}" "${SCAN[clamd,amavisd]:-}" 20)"
-    printf '%-44s %10s %8s  %s\n' "  bound: clamd alone / amavisd-new" \
-        "$(times "${SCAN[clamd,alone]:-}" "${SCAN[clamd,amavisd]:-}")" "" "(sluice cannot beat clamd alone)"
+    printf '%-44s %10s %8s  %s\n' "  ceiling: clamd alone / amavisd-new" \
+        "$(times "${SCAN[clamd,alone]:-}" "${SCAN[clamd,amavisd]:-}")" "" "(sluice+clamd cannot beat clamd alone)"
     printf '%-44s %10s %8s  %s\n' "spamd: sluice / spamd alone" \
         "$(times "${SCAN[spamd,sluice]:-}" "${SCAN[spamd,alone]:-}")" ">= 0.9x" \
         "$(verdict "${SCAN[spamd,sluice]:-}" "${SCAN[spamd,alone]:-}" 0.9)"

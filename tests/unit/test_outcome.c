@@ -334,8 +334,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lmtp_replies), cmocka_unit_test(test_smtp_mode),
         cmocka_unit_test(test_bad_verdicts), cmocka_unit_test(test_log_bank),
-        cmocka_unit_test(test_action_words),
-        cmocka_unit_test(test_log_parts),    cmocka_unit_test(test_dsn),
+        cmocka_unit_test(test_action_words), cmocka_unit_test(test_log_parts),
+        cmocka_unit_test(test_dsn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -431,8 +431,8 @@ test_direction(void **state)
     };
     struct sl_config *c = config_with(ov, sizeof(ov) / sizeof(ov[0]));
     const char *rcpts[] = {"a@example.com", "b@far.example.net", "c@sub.example.org"};
-    struct policy_facts f = {.spam_scanned = true, .spam_score = 1000,
-                             .spam_tests = gtube_tests, .n_spam_tests = 2};
+    struct policy_facts f = {
+        .spam_scanned = true, .spam_score = 1000, .spam_tests = gtube_tests, .n_spam_tests = 2};
     struct policy_view v;
     struct policy_result res;
 

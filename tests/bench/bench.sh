@@ -251,6 +251,7 @@ EOF
 amavis_lhlo_ok() {
     port_listening 127.0.0.1 "$AMAVIS_PORT" || return 1
     local reply
+    # shellcheck disable=SC2016 # $1 and $l belong to the inner bash
     reply=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$1; printf "LHLO bench.test\r\n" >&3
         while IFS= read -r -t 8 l <&3; do printf "%s\n" "$l"; case $l in 250\ *) break ;; esac; done
         printf "QUIT\r\n" >&3' _ "$AMAVIS_PORT" 2>/dev/null) || return 1
@@ -276,7 +277,9 @@ amavis_check_log() {
     sa) local scored
         scored=$(grep -cE 'Passed CLEAN \{.*Hits: -?[0-9]' "$AMAVIS_LOG" 2>/dev/null || true)
         say "amavisd-new+SA log: $total Passed CLEAN, $scored with a SpamAssassin score, $bad other"
-        [ "$scored" -gt 0 ] && [ "$scored" -eq "$total" ] || say "WARNING: SpamAssassin did not score every message" ;;
+        if [ "$scored" -eq 0 ] || [ "$scored" -ne "$total" ]; then
+            say "WARNING: SpamAssassin did not score every message"
+        fi ;;
     *) say "amavisd-new+$1 log: $total Passed CLEAN, $bad other" ;;
     esac
     [ "$bad" -eq 0 ] || say "WARNING: amavisd-new did not scan everything (see $AMAVIS_LOG)"

@@ -193,11 +193,33 @@ delivery_free(struct fe_delivery *d)
     free(d);
 }
 
+/* amavisd-new lists the words sorted, "Relayed" under its internal name
+ * "RelayedUntagged" (so "RelayedTaggedInbound,RelayedInbound"). */
+#define ACTION_WORD_MAX 64
+#define ACTION_WORDS_MAX 32 /* 8 actions x 4 directions */
+
+static void
+action_sort_key(const char *w, char *key, size_t len)
+{
+    bool plain = strncmp(w, "Relayed", 7) == 0 && strncmp(w + 7, "Tagged", 6) != 0;
+    snprintf(key, len, plain ? "RelayedUntagged%s" : "%s", plain ? w + 7 : w);
+}
+
+static int
+action_cmp(const void *a, const void *b)
+{
+    char ka[ACTION_WORD_MAX + 16], kb[ACTION_WORD_MAX + 16];
+    action_sort_key(a, ka, sizeof(ka));
+    action_sort_key(b, kb, sizeof(kb));
+    return strcmp(ka, kb);
+}
+
 static void
 finish(struct fe_delivery *d)
 {
     struct fe_delivery_result res = {.cancelled = d->cancelled};
-    char word[64];
+    char words[ACTION_WORDS_MAX][ACTION_WORD_MAX];
+    size_t n_words = 0;
 
     if (!d->cancelled) {
         res.replies = sl_calloc(d->n, sizeof(char *));
@@ -207,20 +229,19 @@ finish(struct fe_delivery *d)
             res.replies[i] = r->reply;
             if (r->destiny == SLUICE__DESTINY__D_PASS && r->code >= 200 && r->code < 300)
                 res.passed = true;
+            SL_BUG_ON(n_words == ACTION_WORDS_MAX); /* more than fe_action_word makes */
             fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating,
-                           r->remote, word, sizeof(word));
-            /* each word once, in the order first met */
-            bool seen = false;
-            for (const char *p = d->action; (p = strstr(p, word)) != NULL; p++)
-                if ((p == d->action || p[-1] == ',') &&
-                    (p[strlen(word)] == ',' || p[strlen(word)] == '\0'))
-                    seen = true;
-            if (!seen && strlen(d->action) + strlen(word) + 2 < sizeof(d->action)) {
-                if (d->action[0] != '\0')
-                    strcat(d->action, ",");
-                strcat(d->action, word);
-            }
+                           r->remote, words[n_words], sizeof(words[n_words]));
+            bool seen = false; /* each word once */
+            for (size_t k = 0; k < n_words && !seen; k++)
+                seen = strcmp(words[k], words[n_words]) == 0;
+            if (!seen)
+                n_words++;
         }
+        qsort(words, n_words, sizeof(words[0]), action_cmp);
+        for (size_t k = 0; k < n_words; k++)
+            snprintf(d->action + strlen(d->action), sizeof(d->action) - strlen(d->action), "%s%s",
+                     k > 0 ? "," : "", words[k]);
         /* SMTP: one reply for all (outcome.h) */
         size_t ok = 0, temp = 0, perm = 0, first_relayed = d->n;
         for (size_t i = 0; i < d->n; i++) {

@@ -141,7 +141,7 @@ run_source() {
 group_cpu_ms() {
     local pg=$1 f line t=0
     for f in /proc/[0-9]*/stat; do
-        read -r line <"$f" 2>/dev/null || continue
+        { read -r line <"$f"; } 2>/dev/null || continue  # gone meanwhile
         # shellcheck disable=SC2086 # split the fields after "(comm) "
         set -- ${line##*) }
         [ "$3" = "$pg" ] || continue

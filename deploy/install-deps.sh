@@ -39,6 +39,13 @@ scanner_pkgs=(
     spamassassin spamd    # spamd -L, SPAMC/1.5
     rspamd                # /checkv2 over HTTP
 )
+# Benchmarks (tests/bench/bench.sh, docs/benchmarks.md): amavisd-new, the
+# program sluice replaces, measured in the same run with the same daemons.
+# The bench starts private instances (its own amavisd.conf, loopback port);
+# the system service stays stopped.
+bench_pkgs=(
+    amavisd-new           # amavisd-new 2.13 (Perl; SpamAssassin in-process when enabled)
+)
 # Fuzzing (tests/fuzz, docs/fuzzing.md): clang and libFuzzer's runtime for
 # the `fuzz` preset that tests/run.sh builds; ASan/UBSan come with gcc.
 fuzz_pkgs=(
@@ -57,7 +64,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "postfix postfix/mailname string localhost" | debconf-set-selections
 
 missing=()
-for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${scanner_pkgs[@]}" "${fuzz_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${scanner_pkgs[@]}" "${bench_pkgs[@]}" "${fuzz_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -68,8 +75,8 @@ fi
 if command -v service >/dev/null 2>&1; then
     service redis-server stop >/dev/null 2>&1 || true
     service postfix stop >/dev/null 2>&1 || true
-    # Likewise clamd, spamd and rspamd: tests start their own on loopback.
-    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd; do
+    # Likewise clamd, spamd, rspamd and amavisd-new: tests start their own on loopback.
+    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

@@ -21,6 +21,7 @@ struct rcpt_state {
     int destiny;
     bool tagged;
     bool dsn_suppressed;
+    bool remote;
     char *category;
     char *reason;
     int code; /* final SMTP code, 0 while pending */
@@ -115,8 +116,8 @@ set_reply(struct rcpt_state *r, int code, char *text_owned)
 }
 
 void
-fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating, char *out,
-               size_t len)
+fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
+               bool remote, char *out, size_t len)
 {
     const char *w;
 
@@ -130,7 +131,25 @@ fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool ori
         w = dsn_suppressed ? "NoBounce" : "Bounced";
     else
         w = tagged ? "RelayedTagged" : "Relayed";
-    snprintf(out, len, "%s%s", w, originating ? "Originating" : "Inbound");
+    snprintf(out, len, "%s%s", w,
+             originating ? (remote ? "Outbound" : "Internal") : (remote ? "OpenRelay" : "Inbound"));
+}
+
+char *
+fe_verdict_log_bank(const Sluice__Verdict *v)
+{
+    struct sl_buf b;
+
+    sl_buf_init(&b);
+    if (v->policy_bank != NULL && v->policy_bank[0] != '\0') {
+        sl_buf_printf(&b, " %s", v->policy_bank);
+        for (char *p = b.data; *p != '\0'; p++) /* amavis' bank path: A/B */
+            if (*p == ',')
+                *p = '/';
+    }
+    if (v->originating)
+        sl_buf_append_str(&b, " LOCAL");
+    return sl_buf_steal(&b, NULL);
 }
 
 void
@@ -203,11 +222,33 @@ delivery_free(struct fe_delivery *d)
     free(d);
 }
 
+/* amavisd-new lists the words sorted, "Relayed" under its internal name
+ * "RelayedUntagged" (so "RelayedTaggedInbound,RelayedInbound"). */
+#define ACTION_WORD_MAX 64
+#define ACTION_WORDS_MAX 32 /* 8 actions x 4 directions */
+
+static void
+action_sort_key(const char *w, char *key, size_t len)
+{
+    bool plain = strncmp(w, "Relayed", 7) == 0 && strncmp(w + 7, "Tagged", 6) != 0;
+    snprintf(key, len, plain ? "RelayedUntagged%s" : "%s", plain ? w + 7 : w);
+}
+
+static int
+action_cmp(const void *a, const void *b)
+{
+    char ka[ACTION_WORD_MAX + 16], kb[ACTION_WORD_MAX + 16];
+    action_sort_key(a, ka, sizeof(ka));
+    action_sort_key(b, kb, sizeof(kb));
+    return strcmp(ka, kb);
+}
+
 static void
 finish(struct fe_delivery *d)
 {
     struct fe_delivery_result res = {.cancelled = d->cancelled};
-    char word[64];
+    char words[ACTION_WORDS_MAX][ACTION_WORD_MAX];
+    size_t n_words = 0;
 
     if (!d->cancelled) {
         res.replies = sl_calloc(d->n, sizeof(char *));
@@ -217,20 +258,19 @@ finish(struct fe_delivery *d)
             res.replies[i] = r->reply;
             if (r->destiny == SLUICE__DESTINY__D_PASS && r->code >= 200 && r->code < 300)
                 res.passed = true;
-            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating, word,
-                           sizeof(word));
-            /* each word once, in the order first met */
-            bool seen = false;
-            for (const char *p = d->action; (p = strstr(p, word)) != NULL; p++)
-                if ((p == d->action || p[-1] == ',') &&
-                    (p[strlen(word)] == ',' || p[strlen(word)] == '\0'))
-                    seen = true;
-            if (!seen && strlen(d->action) + strlen(word) + 2 < sizeof(d->action)) {
-                if (d->action[0] != '\0')
-                    strcat(d->action, ",");
-                strcat(d->action, word);
-            }
+            SL_BUG_ON(n_words == ACTION_WORDS_MAX); /* more than fe_action_word makes */
+            fe_action_word(r->destiny, r->tagged, r->dsn_suppressed, r->code, d->originating,
+                           r->remote, words[n_words], sizeof(words[n_words]));
+            bool seen = false; /* each word once */
+            for (size_t k = 0; k < n_words && !seen; k++)
+                seen = strcmp(words[k], words[n_words]) == 0;
+            if (!seen)
+                n_words++;
         }
+        qsort(words, n_words, sizeof(words[0]), action_cmp);
+        for (size_t k = 0; k < n_words; k++)
+            snprintf(d->action + strlen(d->action), sizeof(d->action) - strlen(d->action), "%s%s",
+                     k > 0 ? "," : "", words[k]);
         /* SMTP: one reply for all (outcome.h) */
         size_t ok = 0, temp = 0, perm = 0, first_relayed = d->n;
         for (size_t i = 0; i < d->n; i++) {
@@ -667,6 +707,7 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         d->r[i].destiny = by[i]->destiny;
         d->r[i].tagged = by[i]->tagged;
         d->r[i].dsn_suppressed = by[i]->dsn_suppressed;
+        d->r[i].remote = by[i]->remote;
         d->r[i].category = sl_strdup(by[i]->category);
         d->r[i].reason = sl_strdup(
             by[i]->reason != NULL && by[i]->reason[0] != '\0' ? by[i]->reason : by[i]->category);

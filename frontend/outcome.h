@@ -85,8 +85,16 @@ void fe_verdict_log_parts(const Sluice__Verdict *v, char **category_r, char **hi
 
 /* The "{...}" words of the amavis log line for one recipient: Relayed,
  * RelayedTagged, Discarded, Bounced, NoBounce, Rejected, TempFailed, with
- * Inbound or Originating. Exposed for tests. */
+ * the direction as amavisd-new names it: Inbound (a local recipient, mail
+ * from outside), Internal (local, originating), Outbound (remote,
+ * originating), OpenRelay (remote, from outside). Exposed for tests. */
 void fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
-                    char *out, size_t len);
+                    bool remote, char *out, size_t len);
+
+/* For the amavis log line: what comes between "{...}," and the client
+ * address, as amavisd-new's template writes it ("[?%p|| %p][?%l|| LOCAL]"):
+ * " ORIGINATING LOCAL" (the banks applied, '/'-separated, and LOCAL for
+ * originating mail), or "" for neither. Malloc'ed. */
+char *fe_verdict_log_bank(const Sluice__Verdict *v);
 
 #endif

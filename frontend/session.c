@@ -139,6 +139,7 @@ struct session {
     struct fe_ledger_op *peek;      /* already delivered? (fe_ledger_peek) */
     char *log_category;             /* the log's "INFECTED (name)"; NULL: category */
     char *hits;                     /* the log's Hits: (spam score); NULL: "-" */
+    char *log_bank;                 /* the log's " ORIGINATING LOCAL"; NULL: "" */
 };
 
 static void session_process(struct session *s);
@@ -232,6 +233,7 @@ session_reset_transaction(struct session *s)
     sl_free_and_clear(&s->category);
     sl_free_and_clear(&s->log_category);
     sl_free_and_clear(&s->hits);
+    sl_free_and_clear(&s->log_bank);
     s->job_id[0] = '\0';
     session_release_slot(s);
     if (s->state != SESSION_INIT && s->state != SESSION_CLOSING)
@@ -313,8 +315,8 @@ session_log_summary(struct session *s, const char *action, const char *queued_as
     const char *ip = s->xforward[XF_ADDR] ? s->xforward[XF_ADDR] : s->peer_ip;
     const char *port = s->xforward[XF_PORT];
 
-    sl_buf_printf(&line, "(%s) %s %s {%s}, [%s]", s->job_id, passed ? "Passed" : "Blocked", cat,
-                  action, ip);
+    sl_buf_printf(&line, "(%s) %s %s {%s},%s [%s]", s->job_id, passed ? "Passed" : "Blocked", cat,
+                  action, s->log_bank ? s->log_bank : "", ip);
     if (port)
         sl_buf_printf(&line, ":%s", port);
     sl_buf_printf(&line, " <%s> ->", s->mail_from ? s->mail_from : "");
@@ -514,6 +516,7 @@ session_deliver(struct session *s, const Sluice__Verdict *v, const struct fe_rei
         p.tempfail_unavailable = s->fe->dedup_tempfail;
     }
     fe_verdict_log_parts(v, &s->log_category, &s->hits);
+    s->log_bank = fe_verdict_log_bank(v);
     s->delivery = fe_delivery_start(&p, session_on_delivered, session_reinject_wanted, s, &error);
     if (s->delivery == NULL) {
         sl_warn("%s: unusable verdict from worker %s: %s", s->job_id, v->worker ? v->worker : "?",

@@ -162,6 +162,32 @@ policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
     return dflt;
 }
 
+bool
+policy_domain_is_local(char *const *local_domains, size_t n, const char *rcpt)
+{
+    const char *at = strrchr(rcpt, '@');
+    const char *dom = at != NULL ? at + 1 : "";
+    size_t dl = strlen(dom);
+
+    while (dl > 0 && dom[dl - 1] == '.') /* "example.com." */
+        dl--;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = local_domains[i];
+        size_t el = strlen(e);
+        if (strcmp(e, ".") == 0)
+            return true;
+        if (e[0] == '.') {
+            /* ".example.com": example.com itself and any name ending in it */
+            if ((dl == el - 1 && strncasecmp(dom, e + 1, dl) == 0) ||
+                (dl > el && strncasecmp(dom + dl - el, e, el) == 0))
+                return true;
+        } else if (dl == el && strncasecmp(dom, e, dl) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- edits ------------------------------------------------------------ */
 
 static void
@@ -396,6 +422,10 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
             r->ccat = highest;
             r->destiny = POLICY_D_PASS;
         }
+        /* amavis' recip_is_local; without a list the bank decides alone */
+        r->remote = p->n_local_domains > 0
+                        ? !policy_domain_is_local(p->local_domains, p->n_local_domains, rcpts[i])
+                        : view->originating;
         r->category = category_name(r->ccat, f->unchecked);
         r->reason = reason_for(r->ccat, f, view, r->category);
         spam_edits(view, f, subject, r);

@@ -17,7 +17,10 @@
  * the job arrived on), the origin's banks (match_origin), then, when the
  * original client (XFORWARD ADDR) is in policy.mynetworks, the bank named
  * by policy.mynetworks_bank ("ORIGINATING"), which also marks the mail as
- * originating (log word "Originating" instead of "Inbound").
+ * originating. The log's direction words follow amavisd-new: a recipient
+ * in policy.local_domains is Inbound (Internal when originating), any
+ * other OpenRelay (Outbound when originating); without local_domains the
+ * direction follows the bank alone: Inbound, or Outbound when originating.
  *
  * Header edits: for every recipient, removal of X-Spam-* fields from
  * elsewhere (amavis' $remove_existing_spam_headers) and X-Amavis-Alert
@@ -106,6 +109,7 @@ struct policy_rcpt {
     char *reason;        /* "INFECTED: Eicar-Test-Signature" */
     bool tagged;         /* at or above tag2: X-Spam-Flag, subject tag */
     bool dsn_suppressed; /* D_BOUNCE, but no DSN (null sender, spam cut-off) */
+    bool remote;         /* not in policy.local_domains: Outbound / OpenRelay */
     double tag_level, tag2_level, kill_level, dsn_cutoff_level;
 };
 
@@ -126,6 +130,10 @@ void policy_result_free(struct policy_result *result);
 /* A recipient's level from map ("addr=5", "user@=5", "dom=5", ".dom=5",
  * ".=5"), most specific first; dflt when nothing matches. */
 double policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt);
+
+/* Is rcpt's domain in local_domains ("dom": that domain, ".dom": it and
+ * its subdomains, ".": every domain; case-insensitive)? */
+bool policy_domain_is_local(char *const *local_domains, size_t n, const char *rcpt);
 
 /* "pass" -> POLICY_D_PASS ... (unknown names: D_TEMPFAIL, never lose mail) */
 enum policy_destiny policy_destiny_from_name(const char *name);

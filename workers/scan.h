@@ -126,14 +126,22 @@ void scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg
 /* Appends a copy of s to a string vector. */
 void scan_strv_add(char ***v, size_t *n, const char *s);
 
-/* Runs the n functions concurrently (one thread each) and returns when
- * all are done; meanwhile calls keepalive(ctx) at least every 100 ms from
- * the calling thread. A thread that cannot be created runs inline. */
+/* Runs the n (at most SCAN_MAX_TASKS) functions concurrently, one helper
+ * thread each, and returns when all are done; meanwhile calls
+ * keepalive(ctx) at least every 100 ms from the calling thread. The helper
+ * threads belong to h, are started on first need and reused by later calls
+ * (one call at a time per h: one scan_helpers per worker thread). A task
+ * whose thread cannot be created runs inline. */
+#define SCAN_MAX_TASKS 4
 struct scan_task {
     void (*fn)(void *arg);
     void *arg;
 };
-void scan_parallel(const struct scan_task *tasks, size_t n, void (*keepalive)(void *ctx),
-                   void *ctx);
+struct scan_helpers;
+struct scan_helpers *scan_helpers_new(void);
+/* Stops and joins the helpers (none may be running a task); clears *hp. */
+void scan_helpers_destroy(struct scan_helpers **hp);
+void scan_parallel(struct scan_helpers *h, const struct scan_task *tasks, size_t n,
+                   void (*keepalive)(void *ctx), void *ctx);
 
 #endif

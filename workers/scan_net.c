@@ -316,63 +316,116 @@ scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg,
 
 /* ---- concurrency ------------------------------------------------------ */
 
-struct par_state {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    size_t running;
+/* A worker thread's helpers are created once and reused for every message:
+ * creating and joining a thread per scanner call cost about a tenth of
+ * sluice's CPU per message in the clamd benchmark (pthread_create, fresh
+ * stacks and TLS; docs/benchmarks.md). */
+struct scan_helper {
+    struct scan_helpers *h;
+    pthread_t thread;
+    const struct scan_task *task; /* set by scan_parallel, cleared when done */
 };
 
-struct par_slot {
-    const struct scan_task *task;
-    struct par_state *st;
-    pthread_t thread;
-    bool started;
+struct scan_helpers {
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* a task was handed out, or quit */
+    pthread_cond_t done; /* a task finished (CLOCK_MONOTONIC) */
+    struct scan_helper slots[SCAN_MAX_TASKS];
+    size_t n_threads;
+    size_t running;
+    bool quit;
 };
 
 static void *
-par_main(void *arg)
+helper_main(void *arg)
 {
-    struct par_slot *slot = arg;
+    struct scan_helper *slot = arg;
+    struct scan_helpers *h = slot->h;
 
-    slot->task->fn(slot->task->arg);
-    pthread_mutex_lock(&slot->st->lock);
-    slot->st->running--;
-    pthread_cond_signal(&slot->st->cond);
-    pthread_mutex_unlock(&slot->st->lock);
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (slot->task == NULL && !h->quit)
+            pthread_cond_wait(&h->work, &h->lock);
+        if (slot->task == NULL)
+            break;
+        const struct scan_task *t = slot->task;
+        pthread_mutex_unlock(&h->lock);
+        t->fn(t->arg);
+        pthread_mutex_lock(&h->lock);
+        slot->task = NULL;
+        h->running--;
+        pthread_cond_signal(&h->done);
+    }
+    pthread_mutex_unlock(&h->lock);
     return NULL;
 }
 
-void
-scan_parallel(const struct scan_task *tasks, size_t n, void (*keepalive)(void *ctx), void *ctx)
+struct scan_helpers *
+scan_helpers_new(void)
 {
-    struct par_state st = {.running = 0};
-    struct par_slot *slots = sl_calloc(n > 0 ? n : 1, sizeof(*slots));
+    struct scan_helpers *h = sl_calloc(1, sizeof(*h));
     pthread_condattr_t ca;
 
-    pthread_mutex_init(&st.lock, NULL);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->work, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&st.cond, &ca);
+    pthread_cond_init(&h->done, &ca);
     pthread_condattr_destroy(&ca);
+    return h;
+}
 
-    for (size_t i = 0; i < n; i++) {
-        slots[i].task = &tasks[i];
-        slots[i].st = &st;
-        pthread_mutex_lock(&st.lock);
-        st.running++;
-        pthread_mutex_unlock(&st.lock);
-        int ret = pthread_create(&slots[i].thread, NULL, par_main, &slots[i]);
-        if (ret == 0) {
-            slots[i].started = true;
-            continue;
+void
+scan_helpers_destroy(struct scan_helpers **hp)
+{
+    struct scan_helpers *h = *hp;
+
+    if (h == NULL)
+        return;
+    *hp = NULL;
+    pthread_mutex_lock(&h->lock);
+    h->quit = true;
+    pthread_cond_broadcast(&h->work);
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < h->n_threads; i++)
+        pthread_join(h->slots[i].thread, NULL);
+    pthread_cond_destroy(&h->work);
+    pthread_cond_destroy(&h->done);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void
+scan_parallel(struct scan_helpers *h, const struct scan_task *tasks, size_t n,
+              void (*keepalive)(void *ctx), void *ctx)
+{
+    SL_BUG_ON(n > SCAN_MAX_TASKS);
+    /* Helpers are started on first need, outside the lock. */
+    while (h->n_threads < n) {
+        struct scan_helper *slot = &h->slots[h->n_threads];
+        slot->h = h;
+        int ret = pthread_create(&slot->thread, NULL, helper_main, slot);
+        if (ret != 0) {
+            sl_warn("scan: pthread_create: %s; scanning inline", strerror(ret));
+            break;
         }
-        /* No thread: run it here (the brokers may miss heartbeats while it
-         * runs, but the message is still scanned). */
-        sl_warn("scan: pthread_create: %s; scanning inline", strerror(ret));
-        par_main(&slots[i]);
+        h->n_threads++;
     }
-    pthread_mutex_lock(&st.lock);
-    while (st.running > 0) {
+    pthread_mutex_lock(&h->lock);
+    SL_BUG_ON(h->running != 0); /* one scan_parallel at a time per helpers */
+    h->running = n;
+    for (size_t i = 0; i < n && i < h->n_threads; i++)
+        h->slots[i].task = &tasks[i];
+    pthread_cond_broadcast(&h->work);
+    /* No thread for the rest: run them here (the brokers may miss
+     * heartbeats while they run, but the message is still scanned). */
+    for (size_t i = h->n_threads; i < n; i++) {
+        pthread_mutex_unlock(&h->lock);
+        tasks[i].fn(tasks[i].arg);
+        pthread_mutex_lock(&h->lock);
+        h->running--;
+    }
+    while (h->running > 0) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += 100 * 1000000L;
@@ -380,18 +433,12 @@ scan_parallel(const struct scan_task *tasks, size_t n, void (*keepalive)(void *c
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&st.cond, &st.lock, &ts);
-        if (st.running > 0 && keepalive != NULL) {
-            pthread_mutex_unlock(&st.lock);
+        pthread_cond_timedwait(&h->done, &h->lock, &ts);
+        if (h->running > 0 && keepalive != NULL) {
+            pthread_mutex_unlock(&h->lock);
             keepalive(ctx);
-            pthread_mutex_lock(&st.lock);
+            pthread_mutex_lock(&h->lock);
         }
     }
-    pthread_mutex_unlock(&st.lock);
-    for (size_t i = 0; i < n; i++)
-        if (slots[i].started)
-            pthread_join(slots[i].thread, NULL);
-    pthread_cond_destroy(&st.cond);
-    pthread_mutex_destroy(&st.lock);
-    free(slots);
+    pthread_mutex_unlock(&h->lock);
 }

@@ -64,6 +64,7 @@ struct wthread {
     bool started;
     unsigned long long n_jobs;
     magic_t magic;                  /* libmagic is not thread-safe: one per worker */
+    struct scan_helpers *helpers;   /* this thread's scanner threads, reused */
 };
 
 /* policy.banned_names_re compiled once per distinct list (the policy's and
@@ -489,7 +490,7 @@ scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t
 {
     const struct sl_config *cfg = w->pool->config;
     const Sluice__Xforward *xf = job->xforward;
-    struct scan_task tasks[4];
+    struct scan_task tasks[SCAN_MAX_TASKS];
     size_t n = 0;
     unsigned long long now_wall = sl_now_wall_ms();
     const char **rcpts = sl_calloc(job->n_rcpts, sizeof(*rcpts));
@@ -534,7 +535,7 @@ scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t
         tasks[n++] = (struct scan_task){ task_spamd, js };
     if (!js->view.p.bypass_spam_checks && cfg->scanners.rspamd.n_servers > 0)
         tasks[n++] = (struct scan_task){ task_rspamd, js };
-    scan_parallel(tasks, n, keepalive_cb, w);
+    scan_parallel(w->helpers, tasks, n, keepalive_cb, w);
     js->in.rcpts = NULL;
     free(rcpts);
 }
@@ -651,6 +652,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
         rv[i].reason = r->reason;
         rv[i].tagged = r->tagged;
         rv[i].dsn_suppressed = r->dsn_suppressed;
+        rv[i].remote = r->remote;
         rstores[i] = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**rstores));
         rv[i].edits = wire_edits(r->edits, r->n_edits, rstores[i]);
         rv[i].n_edits = r->n_edits;
@@ -925,6 +927,7 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
             magic_close(w->magic);
             w->magic = NULL;
         }
+        w->helpers = scan_helpers_new();
         w->conns = sl_calloc(n_endpoints, sizeof(*w->conns));
         for (size_t i = 0; i < n_endpoints; i++) {
             char *error = NULL;
@@ -970,6 +973,7 @@ worker_pool_stop(struct worker_pool **poolp)
         free(w->conns);
         if (w->magic != NULL)
             magic_close(w->magic);
+        scan_helpers_destroy(&w->helpers);
     }
     for (size_t i = 0; i < pool->n_res; i++)
         banned_free_compiled(pool->res[i].res, pool->res[i].n);

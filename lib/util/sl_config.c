@@ -147,7 +147,8 @@ static const char *const security_modes[] = {"curve", "plain", NULL};
       NULL)                                                                                        \
     X("bypass_header_checks", KT_BOOL, "no", bypass_header_checks, bypass_header_checks, 0, 0,     \
       NULL)                                                                                        \
-    X("originating", KT_BOOL, "no", originating, originating, 0, 0, NULL)
+    X("originating", KT_BOOL, "no", originating, originating, 0, 0, NULL)                         \
+    X("local_domains", KT_LIST, "", local_domains, n_local_domains, 0, 0, NULL)
 
 #define GLOBAL_POLICY_KEY(leaf, type, def, f, f2, min, max, ch)                                    \
     {"policy." leaf, type, def, G(policy.f), G(policy.f2), min, max, ch},

@@ -85,7 +85,9 @@ struct sl_policy_config {
     bool bypass_spam_checks;
     bool bypass_banned_checks;
     bool bypass_header_checks;
-    bool originating;           /* log word Originating instead of Inbound */
+    bool originating;           /* outbound mail: log words Outbound / Internal */
+    char **local_domains;       /* "example.com", ".example.com" (and subdomains), "." (all) */
+    size_t n_local_domains;
 };
 
 /* policy_banks.<name>: overrides of some policy keys (bit i of set: the

@@ -7,7 +7,9 @@
 #                          TCP port, StreamMaxLength 1M; sets CLAMD_SOCK,
 #                          CLAMD_TCP, CLAMD_PID
 #   stop_clamd             TERM it (the "clamd stopped" cases)
-#   start_spamd            spamd -L on a free loopback port; SPAMD_ADDR
+#   start_spamd            spamd -L on a free loopback port; SPAMD_ADDR;
+#                          SPAMD_CHILDREN=N: N children from the start
+#                          (default: at most 2)
 #   start_rspamd           rspamd with a minimal configuration in the
 #                          private directory, offline; RSPAMD_ADDR (slow:
 #                          about 20 s; rspamd_launch + rspamd_wait split it)
@@ -46,7 +48,9 @@ DatabaseDirectory $dir/db
 LogFile $dir/clamd.log
 StreamMaxLength 1M
 User root
+LocalSocketMode 666
 EOF
+    # LocalSocketMode 666: the benchmark's amavisd-new (user amavis) uses it too
     CLAMD_SOCK=$dir/clamd.sock
     CLAMD_TCP=127.0.0.1:$port
     e2e_spawn "$dir/clamd.out" clamd -c "$dir/clamd.conf"
@@ -67,7 +71,10 @@ start_spamd() {
     need_cmd spamd
     mkdir -p "$dir"
     port=$(free_port)
-    e2e_spawn "$dir/spamd.out" spamd -L -i 127.0.0.1 -p "$port" -A 127.0.0.1 --max-children=2 \
+    local children=(--max-children=2)
+    [ -z "${SPAMD_CHILDREN:-}" ] ||
+        children=(--min-children="$SPAMD_CHILDREN" --max-children="$SPAMD_CHILDREN")
+    e2e_spawn "$dir/spamd.out" spamd -L -i 127.0.0.1 -p "$port" -A 127.0.0.1 "${children[@]}" \
         -r "$dir/spamd.pid" -s "$dir/spamd.log"
     E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
     SPAMD_ADDR=127.0.0.1:$port

@@ -73,6 +73,7 @@ run(const int *destinies, size_t n, bool lmtp, const char *mail_from, bool origi
         rv[i].destiny = (Sluice__Destiny)destinies[n - 1 - i];
         rv[i].category = "INFECTED";
         rv[i].reason = "INFECTED: Eicar-Test-Signature";
+        rv[i].remote = originating && i == 0; /* one outbound, one internal */
         rvp[i] = &rv[i];
     }
     v.job_id = "testtesttest";
@@ -119,14 +120,15 @@ test_lmtp_replies(void **state)
                                       "Eicar-Test-Signature, try again later");
     assert_string_equal(c.replies[3], "250 2.7.0 Ok, discarded, id=testtesttest - INFECTED: "
                                       "Eicar-Test-Signature (no DSN)");
-    assert_string_equal(c.action, "DiscardedInbound,RejectedInbound,TempFailedInbound,"
-                                  "NoBounceInbound");
+    /* sorted, as amavisd-new lists them */
+    assert_string_equal(c.action, "DiscardedInbound,NoBounceInbound,RejectedInbound,"
+                                  "TempFailedInbound");
     assert_false(c.passed);
     capture_free(&c);
 
     int one[] = {SLUICE__DESTINY__D_DISCARD, SLUICE__DESTINY__D_DISCARD};
     run(one, 2, true, "s@example.org", true, &c);
-    assert_string_equal(c.action, "DiscardedOriginating");
+    assert_string_equal(c.action, "DiscardedInternal,DiscardedOutbound");
     capture_free(&c);
 }
 
@@ -192,16 +194,52 @@ test_action_words(void **state)
     char w[64];
 
     (void)state;
-    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 250, false, w, sizeof(w));
+    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 250, false, false, w, sizeof(w));
     assert_string_equal(w, "RelayedInbound");
-    fe_action_word(SLUICE__DESTINY__D_PASS, true, false, 250, false, w, sizeof(w));
+    fe_action_word(SLUICE__DESTINY__D_PASS, true, false, 250, false, false, w, sizeof(w));
     assert_string_equal(w, "RelayedTaggedInbound");
-    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 451, true, w, sizeof(w));
-    assert_string_equal(w, "TempFailedOriginating");
-    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 550, false, w, sizeof(w));
+    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 451, true, false, w, sizeof(w));
+    assert_string_equal(w, "TempFailedInternal");
+    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 550, false, false, w, sizeof(w));
     assert_string_equal(w, "RejectedInbound");
-    fe_action_word(SLUICE__DESTINY__D_BOUNCE, false, false, 250, false, w, sizeof(w));
+    fe_action_word(SLUICE__DESTINY__D_BOUNCE, false, false, 250, false, false, w, sizeof(w));
     assert_string_equal(w, "BouncedInbound");
+    /* the four directions of amavisd-new: originating x local recipient */
+    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 250, true, true, w, sizeof(w));
+    assert_string_equal(w, "RelayedOutbound");
+    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 250, true, false, w, sizeof(w));
+    assert_string_equal(w, "RelayedInternal");
+    fe_action_word(SLUICE__DESTINY__D_PASS, false, false, 250, false, true, w, sizeof(w));
+    assert_string_equal(w, "RelayedOpenRelay");
+    fe_action_word(SLUICE__DESTINY__D_REJECT, false, false, 554, true, true, w, sizeof(w));
+    assert_string_equal(w, "RejectedOutbound");
+}
+
+/* amavis' " %p LOCAL" between the action words and the client address */
+static void
+test_log_bank(void **state)
+{
+    Sluice__Verdict v = SLUICE__VERDICT__INIT;
+    char *s;
+
+    (void)state;
+    s = fe_verdict_log_bank(&v);
+    assert_string_equal(s, "");
+    free(s);
+    v.policy_bank = "ORIGINATING";
+    v.originating = true;
+    s = fe_verdict_log_bank(&v);
+    assert_string_equal(s, " ORIGINATING LOCAL");
+    free(s);
+    v.policy_bank = "PORT10026,ORIGINATING";
+    s = fe_verdict_log_bank(&v);
+    assert_string_equal(s, " PORT10026/ORIGINATING LOCAL");
+    free(s);
+    v.policy_bank = "SUBMISSION";
+    v.originating = false;
+    s = fe_verdict_log_bank(&v);
+    assert_string_equal(s, " SUBMISSION");
+    free(s);
 }
 
 static void
@@ -296,8 +334,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lmtp_replies), cmocka_unit_test(test_smtp_mode),
-        cmocka_unit_test(test_bad_verdicts), cmocka_unit_test(test_action_words),
-        cmocka_unit_test(test_log_parts),    cmocka_unit_test(test_dsn),
+        cmocka_unit_test(test_bad_verdicts), cmocka_unit_test(test_log_bank),
+        cmocka_unit_test(test_action_words), cmocka_unit_test(test_log_parts),
+        cmocka_unit_test(test_dsn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

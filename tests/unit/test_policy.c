@@ -417,6 +417,70 @@ test_banks(void **state)
     sl_config_destroy(&c);
 }
 
+/* amavis' recip_is_local: the log's Inbound / Internal / Outbound /
+ * OpenRelay per recipient; and the same message from outside and from
+ * mynetworks gets each bank's destiny. */
+static void
+test_direction(void **state)
+{
+    char *local[] = {"example.com", ".example.org"};
+    char *ov[] = {
+        "policy.mynetworks=10.0.0.0/8",
+        "policy.local_domains=example.com, .example.org",
+        "policy_banks.ORIGINATING.final_spam_destiny=reject",
+    };
+    struct sl_config *c = config_with(ov, sizeof(ov) / sizeof(ov[0]));
+    const char *rcpts[] = {"a@example.com", "b@far.example.net", "c@sub.example.org"};
+    struct policy_facts f = {
+        .spam_scanned = true, .spam_score = 1000, .spam_tests = gtube_tests, .n_spam_tests = 2};
+    struct policy_view v;
+    struct policy_result res;
+
+    (void)state;
+    assert_true(policy_domain_is_local(local, 2, "x@EXAMPLE.com"));
+    assert_true(policy_domain_is_local(local, 2, "x@example.com."));
+    assert_false(policy_domain_is_local(local, 2, "x@sub.example.com"));
+    assert_true(policy_domain_is_local(local, 2, "x@example.org"));
+    assert_true(policy_domain_is_local(local, 2, "x@a.b.example.org"));
+    assert_false(policy_domain_is_local(local, 2, "x@badexample.org"));
+    assert_false(policy_domain_is_local(local, 2, "postmaster"));
+    char *all[] = {"."};
+    assert_true(policy_domain_is_local(all, 1, "x@anything.test"));
+
+    /* from outside: spam passed (tagged); the remote recipient is OpenRelay */
+    policy_select(c, "default", 10024, "192.0.2.1", &v);
+    policy_decide(&v, &f, "s@example.net", rcpts, 3, "Hello", &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    assert_false(res.rcpts[0].remote);
+    assert_true(res.rcpts[1].remote);
+    assert_false(res.rcpts[2].remote);
+    policy_result_free(&res);
+
+    /* from mynetworks: the ORIGINATING bank rejects spam */
+    policy_select(c, "default", 10024, "10.9.8.7", &v);
+    assert_true(v.originating);
+    policy_decide(&v, &f, "s@example.com", rcpts, 3, "Hello", &res);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(res.rcpts[i].destiny, POLICY_D_REJECT);
+    assert_false(res.rcpts[0].remote);
+    assert_true(res.rcpts[1].remote);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+
+    /* no local_domains: the bank alone decides (Inbound / Outbound) */
+    char *ov2[] = {"policy.mynetworks=10.0.0.0/8"};
+    c = config_with(ov2, 1);
+    policy_select(c, "default", 10024, "10.0.0.1", &v);
+    policy_decide(&v, &f, "s@example.com", rcpts, 1, "Hello", &res);
+    assert_true(res.rcpts[0].remote);
+    policy_result_free(&res);
+    policy_select(c, "default", 10024, "192.0.2.1", &v);
+    policy_decide(&v, &f, "s@example.com", rcpts, 1, "Hello", &res);
+    assert_false(res.rcpts[0].remote);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
 static void
 test_names(void **state)
 {
@@ -449,6 +513,7 @@ main(void)
         cmocka_unit_test(test_bounce_dsn_cutoff),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_banks),
+        cmocka_unit_test(test_direction),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -623,7 +623,8 @@ count_keepalive(void *ctx)
 }
 
 /* Three scans at once, one of them stuck for a second: keepalive runs
- * meanwhile, every result arrives. */
+ * meanwhile, every result arrives; then the same helpers again (they are
+ * reused, one message after the other). */
 static void
 test_parallel(void **state)
 {
@@ -654,13 +655,21 @@ test_parallel(void **state)
         scan_input_for(m, &p[i].in);
         tasks[i] = (struct scan_task){par_clamd, &p[i]};
     }
-    scan_parallel(tasks, 3, count_keepalive, &keepalives);
-    assert_int_equal(p[0].r.n_viruses, 1);
-    assert_int_equal(p[1].r.n_viruses, 1);
-    assert_int_equal(p[2].r.status, SCAN_FAILED);
-    assert_true(keepalives >= 5); /* every 100 ms during the stuck second */
-    for (int i = 0; i < 3; i++)
-        scan_result_free(&p[i].r);
+    struct scan_helpers *helpers = scan_helpers_new();
+    for (int round = 0; round < 2; round++) {
+        keepalives = 0;
+        scan_parallel(helpers, tasks, 3, count_keepalive, &keepalives);
+        assert_int_equal(p[0].r.n_viruses, 1);
+        assert_int_equal(p[1].r.n_viruses, 1);
+        assert_int_equal(p[2].r.status, SCAN_FAILED);
+        assert_true(keepalives >= 5); /* every 100 ms during the stuck second */
+        for (int i = 0; i < 3; i++) {
+            scan_result_free(&p[i].r);
+            memset(&p[i].r, 0, sizeof(p[i].r));
+        }
+    }
+    scan_helpers_destroy(&helpers);
+    assert_null(helpers);
     close(fd);
     free(m);
 }

@@ -791,40 +791,6 @@ has_8bit(const char *s)
     return false;
 }
 
-/* Well-formed UTF-8 (RFC 3629 4): no overlong forms, no surrogates,
- * nothing above U+10FFFF. */
-static bool
-utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned char c = *s;
-        size_t n;
-        unsigned cp, min;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        s += n + 1;
-    }
-    return true;
-}
-
 /* RFC 3461 4: xtext = *( xchar / hexchar ); xchar is %d33-126 except "+"
  * and "=", hexchar is "+" and two hex digits. With SMTPUTF8, RFC 6533's
  * utf-8-addr-xtext also allows UTF-8 (checked for well-formedness). */
@@ -843,7 +809,7 @@ xtext_ok(const char *v, bool utf8)
             return false;
         }
     }
-    return !utf8 || utf8_valid(v);
+    return !utf8 || sl_utf8_valid(v);
 }
 
 /* RFC 3461 4.1: NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY. */
@@ -892,7 +858,7 @@ address_charset_ok(struct session *s, const char *address)
         session_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
         return false;
     }
-    if (!utf8_valid(address)) {
+    if (!sl_utf8_valid(address)) {
         session_reply(s, "501 5.5.2 Error: bad UTF-8 syntax in address");
         return false;
     }

@@ -1512,6 +1512,10 @@ apply_override(struct loader *ld, const char *ov)
 
     if (eq == NULL || eq == ov)
         return fail(ld, &w, NULL, "expected key=value, e.g. frontend.listen=127.0.0.1:10024");
+    /* the file is UTF-8 (libyaml checks it); an override must be too, or
+     * `sluice config` would print a file that does not load */
+    if (!sl_utf8_valid(ov))
+        return fail(ld, &w, NULL, "not valid UTF-8");
     key = sl_strndup(ov, (size_t)(eq - ov));
     const char *value = eq + 1;
     const struct key_def *def = find_key(global_keys, SL_N_ELEMENTS(global_keys), key);

@@ -8,6 +8,7 @@
 #define SL_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SL_WARN_UNUSED __attribute__((warn_unused_result))
@@ -46,5 +47,9 @@ void sl_rfc5322_date(unsigned long long ms, char *buf, size_t len);
 
 /* Case-insensitive prefix test: returns the rest of s after prefix, or NULL. */
 const char *sl_strcase_prefix(const char *s, const char *prefix);
+
+/* Well-formed UTF-8 (RFC 3629 4): no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+bool sl_utf8_valid(const char *str);
 
 #endif

@@ -601,6 +601,9 @@ static const struct override_error override_errors[] = {
     {"origins.a.b.c=1", "-o origins.a.b.c=1: origins.a.b.c: unknown key"},
     {"job.timeout=1h", "-o job.timeout=1h: job.timeout: 1h (3600 s) must be less than 1200"},
     {"frontend.acl=::1/200", "-o frontend.acl=::1/200: frontend.acl: \"::1/200\": prefix"},
+    /* found by fuzz_config: accepted, then printed as a file that did not load */
+    {"policy.mynetworks_bank=x\xc7\xc7", "-o policy.mynetworks_bank=x\xc7\xc7: not valid UTF-8"},
+    {"frontend.hostname=\xed\xa0\x80", "-o frontend.hostname=\xed\xa0\x80: not valid UTF-8"},
 };
 
 static void

@@ -492,14 +492,18 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     op_free(op);
 }
 
+/* Sends argv (C strings) for op, or arms its timer to fail it from the
+ * loop; frees argv (not the strings). */
 static struct fe_ledger_op *
-op_send(struct fe_ledger *l, struct fe_ledger_op *op, int argc, const char **argv,
-        const size_t *lens)
+op_send(struct fe_ledger *l, struct fe_ledger_op *op, size_t argc, const char **argv)
 {
     redisAsyncContext *ac = ledger_conn(l);
     struct timeval tv = {.tv_sec = l->timeout_ms / 1000,
                          .tv_usec = (suseconds_t)(l->timeout_ms % 1000) * 1000};
+    size_t *lens = sl_calloc(argc, sizeof(*lens));
 
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
     op->l = l;
     op->next = l->ops;
     if (l->ops)
@@ -510,13 +514,15 @@ op_send(struct fe_ledger *l, struct fe_ledger_op *op, int argc, const char **arg
     if (ac == NULL) {
         op->fail = "Redis unavailable";
         tv = (struct timeval){0, 0}; /* answer from the loop, never from inside the call */
-    } else if (redisAsyncCommandArgv(ac, ledger_on_reply, op, argc, argv, lens) != REDIS_OK) {
+    } else if (redisAsyncCommandArgv(ac, ledger_on_reply, op, (int)argc, argv, lens) != REDIS_OK) {
         op->fail = "cannot send to Redis";
         tv = (struct timeval){0, 0};
     } else {
         op->sent = true;
     }
     evtimer_add(op->timer, &tv);
+    free(lens);
+    free(argv);
     return op;
 }
 
@@ -527,7 +533,6 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
     size_t argc = 7 + n;
     const char **argv = sl_calloc(argc, sizeof(*argv));
-    size_t *lens = sl_calloc(argc, sizeof(*lens));
     char stale[32], ttl[32];
 
     snprintf(stale, sizeof(stale), "%llu", l->stale_ms);
@@ -541,16 +546,11 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     argv[6] = ttl;
     for (size_t i = 0; i < n; i++)
         argv[7 + i] = rcpts[i];
-    for (size_t i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
     op->kind = OP_RESERVE;
     op->reserved = cb;
     op->ctx = ctx;
     op->n = n;
-    op_send(l, op, (int)argc, argv, lens);
-    free(argv);
-    free(lens);
-    return op;
+    return op_send(l, op, argc, argv);
 }
 
 struct fe_ledger_op *
@@ -560,22 +560,16 @@ fe_ledger_peek(struct fe_ledger *l, const char *key, const char *const *rcpts, s
     struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
     size_t argc = 2 + n;
     const char **argv = sl_calloc(argc, sizeof(*argv));
-    size_t *lens = sl_calloc(argc, sizeof(*lens));
 
     argv[0] = "HMGET";
     argv[1] = key;
     for (size_t i = 0; i < n; i++)
         argv[2 + i] = rcpts[i];
-    for (size_t i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
     op->kind = OP_PEEK;
     op->reserved = cb;
     op->ctx = ctx;
     op->n = n;
-    op_send(l, op, (int)argc, argv, lens);
-    free(argv);
-    free(lens);
-    return op;
+    return op_send(l, op, argc, argv);
 }
 
 struct fe_ledger_op *
@@ -586,7 +580,6 @@ fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine, const c
     size_t argc = 6 + 2 * n;
     const char **argv = sl_calloc(argc, sizeof(*argv));
     char **owned = sl_calloc(n ? n : 1, sizeof(*owned));
-    size_t *lens = sl_calloc(argc, sizeof(*lens));
     char ttl[32];
 
     snprintf(ttl, sizeof(ttl), "%u", l->ttl_s);
@@ -601,18 +594,14 @@ fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine, const c
         owned[i] = replies[i] != NULL ? sl_asprintf("done:%s", replies[i]) : NULL;
         argv[7 + 2 * i] = owned[i] != NULL ? owned[i] : "";
     }
-    for (size_t i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
     op->kind = OP_RECORD;
     op->recorded = cb;
     op->ctx = ctx;
     op->n = n;
-    op_send(l, op, (int)argc, argv, lens);
+    op_send(l, op, argc, argv);
     for (size_t i = 0; i < n; i++)
         free(owned[i]);
     free(owned);
-    free(argv);
-    free(lens);
     return op;
 }
 

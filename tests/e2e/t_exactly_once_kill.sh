@@ -32,7 +32,9 @@ start_redis
 one_round() {
     local msgid=$1
     shift
-    SLUICE_TEST_KILL_AFTER_REINJECT=1 start_sluice_for_postfix -o "redis.url=$REDIS_URL" "$@"
+    # -F: no master, so the hook's SIGKILL ends sluice as a whole (with a
+    # master the child would be restarted, still armed); the test restarts it
+    SLUICE_TEST_KILL_AFTER_REINJECT=1 start_sluice_for_postfix -F -o "redis.url=$REDIS_URL" "$@"
     inject_mail "$E2E_RCPT,$R2" "$msgid"
     wait_sluice_dead 60 || fail "sluice did not kill itself after reinjecting <$msgid> within 60 s"
     sluice_log_has "SLUICE_TEST_KILL_AFTER_REINJECT: killing myself" ||

@@ -28,7 +28,9 @@ printf '%s 451 4.7.1 try again later (e2e)\n' "$R2" >"$PF_CONF/tempfail"
 pf_master_opt smtpd_recipient_restrictions=permit_mynetworks,reject \
     "smtpd_recipient_restrictions=check_recipient_access,texthash:$PF_CONF/tempfail,permit_mynetworks,reject"
 start_redis
-SLUICE_TEST_KILL_AFTER_REINJECT=1 start_sluice_for_postfix -o "redis.url=$REDIS_URL"
+# -F: no master, so the hook's SIGKILL ends sluice as a whole (with a
+# master the child would be restarted, still armed); the test restarts it
+SLUICE_TEST_KILL_AFTER_REINJECT=1 start_sluice_for_postfix -F -o "redis.url=$REDIS_URL"
 
 msgid="partial.$(date +%s).$$.$RANDOM@e2e.test"
 inject_mail "$E2E_RCPT,$R2" "$msgid"

@@ -245,6 +245,9 @@ struct where {
 struct loader {
     struct sl_config *config;
     char **origin_where; /* parallel to config->origins: where each was created */
+    char **set_key;      /* every key set by the file or -o ... */
+    char **set_where;    /* ... and where it was set last: for config_check's errors */
+    size_t n_set;
     char *error;         /* the first error, malloc'ed */
 };
 
@@ -275,6 +278,37 @@ where_str(const struct where *w)
 
 static int fail_at(struct loader *ld, const char *wstr, const char *key, const char *fmt, ...)
     SL_PRINTF(4, 5);
+
+/* Remembers where key got its value (file:line or -o), so that a check
+ * across keys after loading can name the line to fix. Defaults are not
+ * recorded: a default is never what a cross-key check blames. */
+static void
+note_set(struct loader *ld, const struct where *w, const char *key)
+{
+    if (w->override == NULL && w->line == 0)
+        return;
+    for (size_t i = 0; i < ld->n_set; i++) {
+        if (strcmp(ld->set_key[i], key) == 0) {
+            free(ld->set_where[i]);
+            ld->set_where[i] = where_str(w);
+            return;
+        }
+    }
+    ld->set_key = sl_realloc(ld->set_key, (ld->n_set + 1) * sizeof(char *));
+    ld->set_where = sl_realloc(ld->set_where, (ld->n_set + 1) * sizeof(char *));
+    ld->set_key[ld->n_set] = sl_strdup(key);
+    ld->set_where[ld->n_set++] = where_str(w);
+}
+
+/* Where blame_key was set, for an error found after loading. */
+static const char *
+set_where(const struct loader *ld, const char *blame_key)
+{
+    for (size_t i = 0; i < ld->n_set; i++)
+        if (strcmp(ld->set_key[i], blame_key) == 0)
+            return ld->set_where[i];
+    return "(after loading)";
+}
 
 static int
 fail_at(struct loader *ld, const char *wstr, const char *key, const char *fmt, ...)
@@ -802,6 +836,7 @@ static int
 value_set(struct loader *ld, const struct where *w, const char *key, const struct key_def *def,
           void *base, const char *value)
 {
+    note_set(ld, w, key);
     if (is_list_type(def->type) && def->type != KT_ENDPOINTS)
         return list_set(ld, w, key, def, base, value);
     switch (def->type) {
@@ -1573,17 +1608,17 @@ config_check(struct loader *ld)
     const struct sl_config *c = ld->config;
 
     if (strcmp(c->dedup.enabled, "yes") == 0 && c->redis.url[0] == '\0') {
-        fail_at(ld, "(after loading)", "dedup.enabled",
+        fail_at(ld, set_where(ld, "dedup.enabled"), "dedup.enabled",
                 "yes needs redis.url: the ledger lives in Redis");
         return -1;
     }
     if (c->redis.n_sentinels > 0 && c->redis.master_name[0] == '\0') {
-        fail_at(ld, "(after loading)", "redis.master_name",
+        fail_at(ld, set_where(ld, "redis.sentinels"), "redis.master_name",
                 "required with redis.sentinels: the name Sentinel knows the master by");
         return -1;
     }
     if (c->redis.n_sentinels > 0 && c->redis.url[0] == '\0') {
-        fail_at(ld, "(after loading)", "redis.sentinels",
+        fail_at(ld, set_where(ld, "redis.sentinels"), "redis.sentinels",
                 "needs redis.url too (redis://[user:password@]any/db: the host is "
                 "replaced by the master Sentinel names)");
         return -1;
@@ -1612,7 +1647,7 @@ config_check(struct loader *ld)
                                                      c->banks[i].name)
                                        : sl_strdup("policy.bad_header_tests");
             char *list = enum_list(header_tests);
-            fail_at(ld, "(after loading)", key, "\"%s\" is not one of: %s",
+            fail_at(ld, set_where(ld, key), key, "\"%s\" is not one of: %s",
                     p->bad_header_tests[k], list);
             free(list);
             free(key);
@@ -1627,7 +1662,7 @@ config_check(struct loader *ld)
             if (!isdigit((unsigned char)b->match_listener[k][0]) || *end != '\0' || port < 1 ||
                 port > 65535) {
                 char *key = sl_asprintf("policy_banks.%s.match_listener", b->name);
-                fail_at(ld, "(after loading)", key, "\"%s\" is not a port number (1..65535)",
+                fail_at(ld, set_where(ld, key), key, "\"%s\" is not a port number (1..65535)",
                         b->match_listener[k]);
                 free(key);
                 return -1;
@@ -1636,7 +1671,7 @@ config_check(struct loader *ld)
         for (size_t k = 0; k < b->n_match_origin; k++) {
             if (origin_find(c, b->match_origin[k]) < 0) {
                 char *key = sl_asprintf("policy_banks.%s.match_origin", b->name);
-                fail_at(ld, "(after loading)", key, "no origin called \"%s\" (origins.%s)",
+                fail_at(ld, set_where(ld, key), key, "no origin called \"%s\" (origins.%s)",
                         b->match_origin[k], b->match_origin[k]);
                 free(key);
                 return -1;
@@ -1655,6 +1690,14 @@ loader_done(struct loader *ld)
         free(ld->origin_where);
     }
     ld->origin_where = NULL;
+    for (size_t i = 0; i < ld->n_set; i++) {
+        free(ld->set_key[i]);
+        free(ld->set_where[i]);
+    }
+    free(ld->set_key);
+    free(ld->set_where);
+    ld->set_key = ld->set_where = NULL;
+    ld->n_set = 0;
 }
 
 /* Everything after the file: overrides, cross-key checks; frees ld's
@@ -1684,7 +1727,7 @@ fail:
 struct sl_config *
 sl_config_load(const char *path, char *const *overrides, size_t n_overrides, char **error_r)
 {
-    struct loader ld = {NULL, NULL, NULL};
+    struct loader ld = {0};
     const char *env = getenv("SLUICE_CONFIG");
     bool optional = false;
 
@@ -1704,7 +1747,7 @@ struct sl_config *
 sl_config_load_buffer(const char *name, const void *data, size_t len, char *const *overrides,
                       size_t n_overrides, char **error_r)
 {
-    struct loader ld = {NULL, NULL, NULL};
+    struct loader ld = {0};
     FILE *fp;
     int ret;
 
@@ -1918,7 +1961,7 @@ sl_config_dedup_on(const struct sl_config *config)
 void
 sl_config_print(const struct sl_config *config, FILE *out, bool only_changed)
 {
-    struct loader ld = {NULL, NULL, NULL};
+    struct loader ld = {0};
     const struct sl_origin_config *def_origin;
 
     ld.config = sl_calloc(1, sizeof(*ld.config));

@@ -471,9 +471,10 @@ test_dedup_keys(void **state)
     static const struct {
         const char *yaml, *want;
     } cases[] = {
-        {"dedup:\n  enabled: yes\n", "dedup.enabled: yes needs redis.url"},
+        /* found after loading, but named at the line to fix */
+        {"dedup:\n  enabled: yes\n", ":2: dedup.enabled: yes needs redis.url"},
         {"redis:\n  url: redis://r\n  sentinels: [10.0.0.1:26379]\n",
-         "redis.master_name: required with redis.sentinels"},
+         ":3: redis.master_name: required with redis.sentinels"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -601,6 +602,9 @@ static const struct override_error override_errors[] = {
     {"origins.a.b.c=1", "-o origins.a.b.c=1: origins.a.b.c: unknown key"},
     {"job.timeout=1h", "-o job.timeout=1h: job.timeout: 1h (3600 s) must be less than 1200"},
     {"frontend.acl=::1/200", "-o frontend.acl=::1/200: frontend.acl: \"::1/200\": prefix"},
+    /* found by fuzz_config: a check after loading said "(after loading)" */
+    {"redis.sentinels=127.0.0.1:26379",
+     "-o redis.sentinels=127.0.0.1:26379: redis.master_name: required with redis.sentinels"},
     /* found by fuzz_config: accepted, then printed as a file that did not load */
     {"policy.mynetworks_bank=x\xc7\xc7", "-o policy.mynetworks_bank=x\xc7\xc7: not valid UTF-8"},
     {"frontend.hostname=\xed\xa0\x80", "-o frontend.hostname=\xed\xa0\x80: not valid UTF-8"},

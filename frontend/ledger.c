@@ -492,6 +492,17 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     op_free(op);
 }
 
+static struct fe_ledger_op *
+op_new(enum op_kind kind, size_t n, void *ctx)
+{
+    struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
+
+    op->kind = kind;
+    op->n = n;
+    op->ctx = ctx;
+    return op;
+}
+
 /* Sends argv (C strings) for op, or arms its timer to fail it from the
  * loop; frees argv (not the strings). */
 static struct fe_ledger_op *
@@ -530,7 +541,7 @@ struct fe_ledger_op *
 fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts, size_t n,
                   fe_ledger_reserved_fn *cb, void *ctx)
 {
-    struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
+    struct fe_ledger_op *op = op_new(OP_RESERVE, n, ctx);
     size_t argc = 7 + n;
     const char **argv = sl_calloc(argc, sizeof(*argv));
     char stale[32], ttl[32];
@@ -546,10 +557,7 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     argv[6] = ttl;
     for (size_t i = 0; i < n; i++)
         argv[7 + i] = rcpts[i];
-    op->kind = OP_RESERVE;
     op->reserved = cb;
-    op->ctx = ctx;
-    op->n = n;
     return op_send(l, op, argc, argv);
 }
 
@@ -557,7 +565,7 @@ struct fe_ledger_op *
 fe_ledger_peek(struct fe_ledger *l, const char *key, const char *const *rcpts, size_t n,
                fe_ledger_reserved_fn *cb, void *ctx)
 {
-    struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
+    struct fe_ledger_op *op = op_new(OP_PEEK, n, ctx);
     size_t argc = 2 + n;
     const char **argv = sl_calloc(argc, sizeof(*argv));
 
@@ -565,10 +573,7 @@ fe_ledger_peek(struct fe_ledger *l, const char *key, const char *const *rcpts, s
     argv[1] = key;
     for (size_t i = 0; i < n; i++)
         argv[2 + i] = rcpts[i];
-    op->kind = OP_PEEK;
     op->reserved = cb;
-    op->ctx = ctx;
-    op->n = n;
     return op_send(l, op, argc, argv);
 }
 
@@ -576,7 +581,7 @@ struct fe_ledger_op *
 fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine, const char *const *rcpts,
                  const char *const *replies, size_t n, fe_ledger_recorded_fn *cb, void *ctx)
 {
-    struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
+    struct fe_ledger_op *op = op_new(OP_RECORD, n, ctx);
     size_t argc = 6 + 2 * n;
     const char **argv = sl_calloc(argc, sizeof(*argv));
     char **owned = sl_calloc(n ? n : 1, sizeof(*owned));
@@ -594,10 +599,7 @@ fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine, const c
         owned[i] = replies[i] != NULL ? sl_asprintf("done:%s", replies[i]) : NULL;
         argv[7 + 2 * i] = owned[i] != NULL ? owned[i] : "";
     }
-    op->kind = OP_RECORD;
     op->recorded = cb;
-    op->ctx = ctx;
-    op->n = n;
     op_send(l, op, argc, argv);
     for (size_t i = 0; i < n; i++)
         free(owned[i]);

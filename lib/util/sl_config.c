@@ -410,7 +410,14 @@ suggest(const char *key, const char *const *cands, size_t n)
     size_t best = SIZE_MAX;
     const char *found = NULL;
 
+    size_t key_len = strlen(key);
+
     for (size_t i = 0; i < n; i++) {
+        /* the distance is at least the difference in length: most
+         * candidates are ruled out without the O(n*m) table */
+        size_t cand_len = strlen(cands[i]);
+        if ((key_len > cand_len ? key_len - cand_len : cand_len - key_len) > limit)
+            continue;
         size_t d = edit_distance(key, cands[i]);
         if (d <= limit && d < best) {
             best = d;
@@ -1793,17 +1800,39 @@ sl_config_destroy(struct sl_config **configp)
 
 /* ---- printing --------------------------------------------------------- */
 
+/* A YAML double-quoted scalar that reads back as s. Escaped: what YAML
+ * does not allow raw in a file (its reader refuses C0 and C1 controls,
+ * U+FFFE, U+FFFF) and what it reads as a line break to fold (NEL U+0085,
+ * LS U+2028, PS U+2029); a value may hold them from an escape in the file
+ * or from -o (found by fuzz_config). */
 static void
 print_quoted(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
+        unsigned cp = 0;
+        size_t len = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc0 ? 2 : 1;
+        if (*p == '"' || *p == '\\') {
             fprintf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
+            continue;
+        }
+        if (*p < 0x20 || *p == 0x7f) {
             fprintf(out, "\\x%02x", *p);
+            continue;
+        }
+        if (*p < 0x80 || strnlen((const char *)p, len) < len) {
+            fputc(*p, out); /* ASCII, or not UTF-8 (the loaders refuse it) */
+            continue;
+        }
+        cp = *p & (0x7fu >> len);
+        for (size_t i = 1; i < len; i++)
+            cp = cp << 6 | (p[i] & 0x3fu);
+        if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0xfffe ||
+            cp == 0xffff)
+            fprintf(out, "\\u%04x", cp);
         else
-            fputc(*p, out);
+            fwrite(p, 1, len, out);
+        p += len - 1;
     }
     fputc('"', out);
 }

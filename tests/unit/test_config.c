@@ -666,8 +666,14 @@ test_round_trip(void **state)
         "broker.endpoints=ipc:///run/sluice/b#1,tcp://[::1]:5555",
         "origins.yes.match=127.0.0.9", /* YAML 1.1 would call it true */
         "origins.123.match=::1",
+        /* a C1 control and U+FFFE (YAML's reader refuses them raw), NEL and
+         * LS (YAML folds them as line breaks): printed escaped (fuzz_config) */
+        "policy.spam_subject_tag=a\xc2\x90" "b\xc2\x85" "c\xef\xbf\xbe" "d\xe2\x80\xa8" "e\xc3\xa9",
     };
     struct sl_config *c = load_ok(full_yaml, ov, sizeof(ov) / sizeof(ov[0]));
+    char *text = print_to_string(c, true);
+    assert_non_null(strstr(text, "spam_subject_tag: \"a\\u0090b\\u0085c\\ufffed\\u2028e\xc3\xa9\""));
+    free(text);
     round_trip(c, false);
     round_trip(c, true);
     sl_config_destroy(&c);

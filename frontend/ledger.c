@@ -1,9 +1,19 @@
 /* ledger.c - the exactly-once reinjection ledger in Redis (ledger.h).
  *
- * Both steps are one EVAL each, so the decision "reinject or not" is
- * atomic in Redis: two copies of a message reaching two frontends at once
- * cannot both reserve a recipient. Redis' own clock (TIME) dates the
- * reservations, so the frontends' clocks play no part.
+ * The decision "reinject or not" is atomic per recipient in Redis: two
+ * copies of a message reaching two frontends at once cannot both reserve a
+ * recipient. The common case costs no Lua (a script costs Redis ~15 us, as
+ * much as the rest of a message's Redis work; docs/benchmarks.md):
+ *   reserve  HSETNX per recipient + EXPIRE, pipelined; only recipients
+ *            already present (a retry, a copy in flight) go on to the
+ *            reserve script, which decides done / in flight / stale;
+ *   record   HSET of every "done:" + EXPIRE when all were accepted; the
+ *            record script when some reservation must be released (only
+ *            if still ours).
+ * Reservations are dated on Redis' clock: at each connect the frontend
+ * reads TIME once and dates its own with the monotonic clock plus that
+ * offset (until the offset is known, the script dates them), so the
+ * frontends' wall clocks play no part.
  *
  * hiredis 0.14 has no timeouts in its async API: every op carries a timer;
  * when it fires the connection is dropped (a stalled Redis must not pile up
@@ -22,8 +32,9 @@
 
 #define LEDGER_RECONNECT_MS 1000 /* at most one connect attempt per second */
 
-/* KEYS[1] message key; ARGV: node, stale ms, ttl s, recipients...
- * node is "<registry id>/<pid>". A reservation is live while it is younger
+/* KEYS[1] message key; ARGV: node, stale ms, ttl s, mine, recipients...
+ * node is "<registry id>/<pid>"; mine is our reservation's value, or "" to
+ * date it on Redis' TIME here. A reservation is live while it is younger
  * than stale and its node's registry key exists; one of our own registry
  * id but another pid was left by a child the master has since restarted,
  * so it is stale at once.
@@ -31,11 +42,12 @@
 const char fe_ledger_reserve_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local mine = 'pending:' .. ARGV[1] .. ':' .. string.format('%.0f', now)\n"
+    "local mine = ARGV[4]\n"
+    "if mine == '' then mine = 'pending:' .. ARGV[1] .. ':' .. string.format('%.0f', now) end\n"
     "local stale = tonumber(ARGV[2])\n"
     "local myreg = string.match(ARGV[1], '^(.*)/%d+$')\n"
     "local out = {string.format('%.0f', now), mine}\n"
-    "for i = 4, #ARGV do\n"
+    "for i = 5, #ARGV do\n"
     "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
     "  local live = false\n"
     "  if v and string.sub(v, 1, 5) == 'done:' then\n"
@@ -74,7 +86,11 @@ const char fe_ledger_record_script[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
     "return 1\n";
 
-enum op_kind { OP_RESERVE, OP_RECORD, OP_PEEK };
+enum op_kind {
+    OP_RESERVE,        /* HSETNX per recipient, EXPIRE; then, if needed: */
+    OP_RESERVE_SCRIPT, /* the reserve script for the recipients already present */
+    OP_RECORD,         /* HSET + EXPIRE, or the record script */
+};
 
 struct fe_ledger_op {
     struct fe_ledger *l;
@@ -84,10 +100,17 @@ struct fe_ledger_op {
     fe_ledger_recorded_fn *recorded;
     void *ctx;
     size_t n;             /* recipients */
-    struct event *timer;  /* timeout, or "fail now" for an op never sent */
-    bool sent;            /* hiredis holds it and will call back */
+    struct event *timer;  /* timeout, or "fail now" */
+    unsigned outstanding; /* replies hiredis still owes us (it calls back for each) */
+    size_t replies;       /* replies seen: the index of the next one */
     bool finished;        /* the caller was answered (or cancelled) */
-    const char *fail;     /* unsent op: the error to report */
+    bool abandoned;       /* OP_RESERVE*: nobody wants the answer; release what it took */
+    const char *fail;     /* the error the timer reports instead of a timeout */
+    /* OP_RESERVE, for the script's round if one is needed */
+    char *key;
+    char **rcpts;
+    char *mine;   /* NULL: the script dates the reservation */
+    bool *taken;  /* HSETNX set it: reserved */
 };
 
 struct fe_ledger {
@@ -100,6 +123,8 @@ struct fe_ledger {
     unsigned timeout_ms;
     redisAsyncContext *ac;
     unsigned long long last_connect_ms;
+    bool clock_known;         /* Redis' TIME read on this connection */
+    long long clock_offset_ms; /* Redis' clock minus our monotonic clock */
     bool down;       /* logged as down; the next answer logs "back" */
     bool destroying; /* no callbacks any more */
     struct fe_ledger_op *ops;
@@ -238,6 +263,64 @@ fe_ledger_entry_clear(struct fe_ledger_entry *entry)
     memset(entry, 0, sizeof(*entry));
 }
 
+struct fe_ledger_answer *
+fe_ledger_answer_new(const struct fe_ledger_entry *entries, size_t n, const char *mine,
+                     const char *error)
+{
+    struct fe_ledger_answer *a = sl_calloc(1, sizeof(*a));
+
+    if (error != NULL) {
+        a->error = sl_strdup(error);
+        return a;
+    }
+    a->n = n;
+    a->mine = sl_strdup(mine != NULL ? mine : "");
+    a->entries = sl_calloc(n ? n : 1, sizeof(*a->entries));
+    for (size_t i = 0; i < n; i++) {
+        a->entries[i] = entries[i];
+        a->entries[i].reply = entries[i].reply ? sl_strdup(entries[i].reply) : NULL;
+        a->entries[i].node = entries[i].node ? sl_strdup(entries[i].node) : NULL;
+    }
+    return a;
+}
+
+void
+fe_ledger_answer_free(struct fe_ledger_answer **ap)
+{
+    struct fe_ledger_answer *a = *ap;
+
+    if (a == NULL)
+        return;
+    *ap = NULL;
+    for (size_t i = 0; a->entries != NULL && i < a->n; i++)
+        fe_ledger_entry_clear(&a->entries[i]);
+    free(a->entries);
+    free(a->mine);
+    free(a->error);
+    free(a);
+}
+
+void
+fe_ledger_answer_release(struct fe_ledger *l, const char *key, const char *const *rcpts,
+                         struct fe_ledger_answer **ap)
+{
+    struct fe_ledger_answer *a = *ap;
+
+    if (a == NULL)
+        return;
+    if (a->error == NULL) {
+        const char **mine = sl_calloc(a->n ? a->n : 1, sizeof(*mine));
+        size_t n = 0;
+        for (size_t i = 0; i < a->n; i++)
+            if (a->entries[i].state == FE_LEDGER_RESERVED ||
+                a->entries[i].state == FE_LEDGER_TAKEN)
+                mine[n++] = rcpts[i];
+        fe_ledger_release(l, key, a->mine, mine, n);
+        free(mine);
+    }
+    fe_ledger_answer_free(ap);
+}
+
 /* ---- the connection --------------------------------------------------- */
 
 static void
@@ -259,21 +342,6 @@ ledger_mark_up(struct fe_ledger *l)
     if (l->down)
         sl_notice("ledger: Redis %s answers again", l->desc);
     l->down = false;
-}
-
-static void
-op_free(struct fe_ledger_op *op)
-{
-    struct fe_ledger *l = op->l;
-
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        l->ops = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    event_free(op->timer);
-    free(op);
 }
 
 /* Drops the connection from our side (never from a hiredis callback):
@@ -329,6 +397,27 @@ ledger_on_login(redisAsyncContext *ac, void *r, void *privdata)
     redisAsyncDisconnect(ac);
 }
 
+static void
+ledger_on_time(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct fe_ledger *l = ac->data;
+    redisReply *reply = r;
+    unsigned long long sec = 0, usec = 0;
+
+    (void)privdata;
+    if (l == NULL || l->destroying || l->ac != ac || reply == NULL ||
+        reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
+        return; /* the reserve script dates reservations meanwhile */
+    for (const char *p = reply->element[0]->str; *p >= '0' && *p <= '9'; p++)
+        sec = sec * 10 + (unsigned long long)(*p - '0');
+    for (const char *p = reply->element[1]->str; *p >= '0' && *p <= '9'; p++)
+        usec = usec * 10 + (unsigned long long)(*p - '0');
+    l->clock_offset_ms = (long long)(sec * 1000 + usec / 1000) - (long long)sl_now_mono_ms();
+    l->clock_known = true;
+}
+
 /* A connection, or NULL when Redis was found down less than a second ago
  * (fail fast: mail must not wait on a dead Redis message after message). */
 static redisAsyncContext *
@@ -356,30 +445,83 @@ ledger_conn(struct fe_ledger *l)
         return NULL;
     }
     l->ac = ac;
+    l->clock_known = false; /* after a Sentinel failover, another server's clock */
     redisAsyncSetConnectCallback(ac, ledger_on_connect);
     redisAsyncSetDisconnectCallback(ac, ledger_on_disconnect);
     (void)sl_redis_async_login(ac, &l->url, ledger_on_login, "AUTH", "SELECT");
+    (void)redisAsyncCommand(ac, ledger_on_time, NULL, "TIME");
     return ac;
 }
 
 /* ---- ops -------------------------------------------------------------- */
 
 static void
+op_free(struct fe_ledger_op *op)
+{
+    struct fe_ledger *l = op->l;
+
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        l->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    event_free(op->timer);
+    free(op->key);
+    for (size_t i = 0; op->rcpts != NULL && i < op->n; i++)
+        free(op->rcpts[i]);
+    free(op->rcpts);
+    free(op->mine);
+    free(op->taken);
+    free(op);
+}
+
+static void
 op_answer_error(struct fe_ledger_op *op, const char *error)
 {
+    if (op->abandoned)
+        return;
     if (op->kind != OP_RECORD)
         op->reserved(op->ctx, NULL, op->n, NULL, error);
     else
         op->recorded(op->ctx, error);
 }
 
+/* Marks op answered; the caller answers it. */
+static void
+op_finish(struct fe_ledger_op *op)
+{
+    op->finished = true;
+    event_del(op->timer);
+}
+
+static void op_release_taken(struct fe_ledger_op *op, const struct fe_ledger_entry *e,
+                             const char *mine);
+
+static void
+op_answer_entries(struct fe_ledger_op *op, struct fe_ledger_entry *e, const char *mine)
+{
+    if (op->abandoned)
+        op_release_taken(op, e, mine);
+    else
+        op->reserved(op->ctx, e, op->n, mine, NULL);
+    for (size_t i = 0; i < op->n; i++)
+        fe_ledger_entry_clear(&e[i]);
+    free(e);
+}
+
+/* The script's answer covers the recipients HSETNX did not take (all of
+ * them when it ran alone), in order. */
 static void
 op_answer_reserve(struct fe_ledger_op *op, const redisReply *reply)
 {
     struct fe_ledger_entry *e;
     unsigned long long now = 0;
+    size_t n_rest = 0, k = 2;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n + 2 ||
+    for (size_t i = 0; i < op->n; i++)
+        n_rest += op->taken == NULL || !op->taken[i];
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n_rest + 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
         op_answer_error(op, "unexpected reply to the reserve script");
@@ -389,50 +531,121 @@ op_answer_reserve(struct fe_ledger_op *op, const redisReply *reply)
         now = now * 10 + (unsigned long long)(*p - '0');
     e = sl_calloc(op->n ? op->n : 1, sizeof(*e));
     for (size_t i = 0; i < op->n; i++) {
-        const redisReply *el = reply->element[i + 2];
+        if (op->taken != NULL && op->taken[i]) {
+            e[i].state = FE_LEDGER_RESERVED;
+            continue;
+        }
+        const redisReply *el = reply->element[k++];
         if (el->type != REDIS_REPLY_STRING ||
             fe_ledger_parse_entry(el->str, el->len, now, &e[i]) < 0) {
-            for (size_t k = 0; k < i; k++)
-                fe_ledger_entry_clear(&e[k]);
+            for (size_t j = 0; j <= i; j++)
+                fe_ledger_entry_clear(&e[j]);
             free(e);
             op_answer_error(op, "unreadable ledger entry");
             return;
         }
     }
-    op->reserved(op->ctx, e, op->n, reply->element[1]->str, NULL);
-    for (size_t i = 0; i < op->n; i++)
-        fe_ledger_entry_clear(&e[i]);
-    free(e);
+    op_answer_entries(op, e, reply->element[1]->str);
 }
 
-static void
-op_answer_peek(struct fe_ledger_op *op, const redisReply *reply)
-{
-    struct fe_ledger_entry *e;
+static void ledger_on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n) {
-        op_answer_error(op, "unexpected reply to HMGET");
-        return;
-    }
-    e = sl_calloc(op->n ? op->n : 1, sizeof(*e));
-    for (size_t i = 0; i < op->n; i++) {
-        const redisReply *el = reply->element[i];
-        if (el->type == REDIS_REPLY_NIL) {
-            e[i].state = FE_LEDGER_FREE;
-        } else if (el->type != REDIS_REPLY_STRING ||
-                   fe_ledger_parse_entry(el->str, el->len, 0, &e[i]) < 0 ||
-                   (e[i].state != FE_LEDGER_DONE && e[i].state != FE_LEDGER_IN_FLIGHT)) {
-            for (size_t k = 0; k <= i; k++)
-                fe_ledger_entry_clear(&e[k]);
-            free(e);
-            op_answer_error(op, "unreadable ledger entry");
+/* Queues one command of op (argv: C strings); false if hiredis refused it. */
+static bool
+op_command(redisAsyncContext *ac, struct fe_ledger_op *op, size_t argc, const char **argv)
+{
+    size_t *lens = sl_calloc(argc, sizeof(*lens));
+    int rc;
+
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    rc = redisAsyncCommandArgv(ac, ledger_on_reply, op, (int)argc, argv, lens);
+    free(lens);
+    if (rc != REDIS_OK)
+        return false;
+    op->outstanding++;
+    return true;
+}
+
+/* Makes op's timer report why from the loop (never from inside a call);
+ * commands already queued still call back and free op at the end. */
+static void
+op_fail_soon(struct fe_ledger_op *op, const char *why)
+{
+    struct timeval now = {0, 0};
+
+    op->fail = why;
+    evtimer_add(op->timer, &now);
+}
+
+/* The reserve script for the recipients HSETNX did not take (all of them
+ * when op->taken is NULL). */
+static bool
+op_send_reserve_script(redisAsyncContext *ac, struct fe_ledger_op *op)
+{
+    struct fe_ledger *l = op->l;
+    const char **argv = sl_calloc(8 + op->n, sizeof(*argv));
+    char stale[32], ttl[32];
+    size_t argc = 8;
+    bool ok;
+
+    snprintf(stale, sizeof(stale), "%llu", l->stale_ms);
+    snprintf(ttl, sizeof(ttl), "%u", l->ttl_s);
+    argv[0] = "EVAL";
+    argv[1] = fe_ledger_reserve_script;
+    argv[2] = "1";
+    argv[3] = op->key;
+    argv[4] = l->node;
+    argv[5] = stale;
+    argv[6] = ttl;
+    argv[7] = op->mine != NULL ? op->mine : "";
+    for (size_t i = 0; i < op->n; i++)
+        if (op->taken == NULL || !op->taken[i])
+            argv[argc++] = op->rcpts[i];
+    op->kind = OP_RESERVE_SCRIPT;
+    ok = op_command(ac, op, argc, argv);
+    free(argv);
+    return ok;
+}
+
+/* One reply of a command op sent (they come in order); not an error. */
+static void
+op_on_answer(redisAsyncContext *ac, struct fe_ledger_op *op, size_t index,
+             const redisReply *reply)
+{
+    switch (op->kind) {
+    case OP_RESERVE_SCRIPT:
+        op_finish(op);
+        op_answer_reserve(op, reply);
+        break;
+    case OP_RECORD:
+        if (op->outstanding > 0)
+            break; /* the HSET; the EXPIRE's reply is the last */
+        op_finish(op);
+        op->recorded(op->ctx, NULL);
+        break;
+    case OP_RESERVE:
+        if (index < op->n) {
+            op->taken[index] = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+            break;
+        }
+        if (op->outstanding > 0)
+            break;
+        for (size_t i = 0; i < op->n; i++) {
+            if (op->taken[i])
+                continue;
+            /* present already: a retry, or another copy in flight */
+            if (!op_send_reserve_script(ac, op)) {
+                op_finish(op);
+                op_answer_error(op, "cannot send to Redis");
+            }
             return;
         }
+        op_finish(op);
+        op_answer_entries(op, sl_calloc(op->n ? op->n : 1, sizeof(struct fe_ledger_entry)),
+                          op->mine); /* calloc: all FE_LEDGER_RESERVED (0) */
+        break;
     }
-    op->reserved(op->ctx, e, op->n, NULL, NULL);
-    for (size_t i = 0; i < op->n; i++)
-        fe_ledger_entry_clear(&e[i]);
-    free(e);
 }
 
 static void
@@ -441,33 +654,28 @@ ledger_on_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct fe_ledger_op *op = privdata;
     struct fe_ledger *l = op->l;
     redisReply *reply = r;
+    size_t index = op->replies++;
 
-    op->sent = false;
-    if (op->finished || l->destroying) {
+    op->outstanding--;
+    if (!op->finished && !l->destroying) {
+        if (reply == NULL) {
+            op_finish(op);
+            op_answer_error(op, "connection lost");
+        } else if (reply->type == REDIS_REPLY_ERROR) {
+            sl_warn("ledger: Redis %s: %s", l->desc, reply->str);
+            /* a master demoted by a Sentinel failover: find the new one */
+            if (strncmp(reply->str, "READONLY", 8) == 0 || strncmp(reply->str, "NOAUTH", 6) == 0 ||
+                strncmp(reply->str, "MASTERDOWN", 10) == 0)
+                redisAsyncDisconnect(ac);
+            op_finish(op);
+            op_answer_error(op, reply->str);
+        } else {
+            ledger_mark_up(l);
+            op_on_answer(ac, op, index, reply);
+        }
+    }
+    if (op->outstanding == 0 && (op->finished || l->destroying))
         op_free(op);
-        return;
-    }
-    op->finished = true;
-    event_del(op->timer);
-    if (reply == NULL) {
-        op_answer_error(op, "connection lost");
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        sl_warn("ledger: Redis %s: %s", l->desc, reply->str);
-        /* a master demoted by a Sentinel failover: find the new one */
-        if (strncmp(reply->str, "READONLY", 8) == 0 || strncmp(reply->str, "NOAUTH", 6) == 0 ||
-            strncmp(reply->str, "MASTERDOWN", 10) == 0)
-            redisAsyncDisconnect(ac);
-        op_answer_error(op, reply->str);
-    } else {
-        ledger_mark_up(l);
-        if (op->kind == OP_RESERVE)
-            op_answer_reserve(op, reply);
-        else if (op->kind == OP_PEEK)
-            op_answer_peek(op, reply);
-        else
-            op->recorded(op->ctx, NULL);
-    }
-    op_free(op);
 }
 
 static void
@@ -481,130 +689,189 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     op->finished = true;
-    if (op->sent) {
-        /* the drop makes hiredis call ledger_on_reply, which frees op */
-        snprintf(why, sizeof(why), "no answer within %u ms", l->timeout_ms);
-        ledger_drop(l, why);
-        op_answer_error(&copy, why);
+    if (op->fail != NULL) {
+        if (op->outstanding == 0)
+            op_free(op);
+        op_answer_error(&copy, copy.fail);
         return;
     }
-    op_answer_error(&copy, op->fail);
-    op_free(op);
+    /* no answer in time: the drop makes hiredis call back every queued
+     * command with NULL, the last of op's frees it */
+    snprintf(why, sizeof(why), "no answer within %u ms", l->timeout_ms);
+    ledger_drop(l, why);
+    op_answer_error(&copy, why);
 }
 
+/* A new op, linked in, its timeout armed; *ac_r the connection to send on,
+ * or NULL: the op then fails from the loop. */
 static struct fe_ledger_op *
-op_new(enum op_kind kind, size_t n, void *ctx)
+op_new(struct fe_ledger *l, enum op_kind kind, size_t n, void *ctx, redisAsyncContext **ac_r)
 {
     struct fe_ledger_op *op = sl_calloc(1, sizeof(*op));
+    struct timeval tv = {.tv_sec = l->timeout_ms / 1000,
+                         .tv_usec = (suseconds_t)(l->timeout_ms % 1000) * 1000};
 
+    op->l = l;
     op->kind = kind;
     op->n = n;
     op->ctx = ctx;
-    return op;
-}
-
-/* Sends argv (C strings) for op, or arms its timer to fail it from the
- * loop; frees argv (not the strings). */
-static struct fe_ledger_op *
-op_send(struct fe_ledger *l, struct fe_ledger_op *op, size_t argc, const char **argv)
-{
-    redisAsyncContext *ac = ledger_conn(l);
-    struct timeval tv = {.tv_sec = l->timeout_ms / 1000,
-                         .tv_usec = (suseconds_t)(l->timeout_ms % 1000) * 1000};
-    size_t *lens = sl_calloc(argc, sizeof(*lens));
-
-    for (size_t i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    op->l = l;
     op->next = l->ops;
     if (l->ops)
         l->ops->prev = op;
     l->ops = op;
     op->timer = evtimer_new(l->base, op_on_timer, op);
     SL_BUG_ON(op->timer == NULL);
-    if (ac == NULL) {
-        op->fail = "Redis unavailable";
-        tv = (struct timeval){0, 0}; /* answer from the loop, never from inside the call */
-    } else if (redisAsyncCommandArgv(ac, ledger_on_reply, op, (int)argc, argv, lens) != REDIS_OK) {
-        op->fail = "cannot send to Redis";
-        tv = (struct timeval){0, 0};
-    } else {
-        op->sent = true;
-    }
-    evtimer_add(op->timer, &tv);
-    free(lens);
-    free(argv);
+    *ac_r = ledger_conn(l);
+    if (*ac_r == NULL)
+        op_fail_soon(op, "Redis unavailable");
+    else
+        evtimer_add(op->timer, &tv);
     return op;
+}
+
+/* Queues the commands of op; on a refusal the op fails from the loop. */
+static void
+op_send(redisAsyncContext *ac, struct fe_ledger_op *op, size_t argc, const char **argv)
+{
+    if (ac != NULL && !op_command(ac, op, argc, argv))
+        op_fail_soon(op, "cannot send to Redis");
 }
 
 struct fe_ledger_op *
 fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts, size_t n,
                   fe_ledger_reserved_fn *cb, void *ctx)
 {
-    struct fe_ledger_op *op = op_new(OP_RESERVE, n, ctx);
-    size_t argc = 7 + n;
-    const char **argv = sl_calloc(argc, sizeof(*argv));
-    char stale[32], ttl[32];
+    redisAsyncContext *ac;
+    struct fe_ledger_op *op = op_new(l, OP_RESERVE, n, ctx, &ac);
+    char ttl[32];
 
-    snprintf(stale, sizeof(stale), "%llu", l->stale_ms);
+    op->reserved = cb;
+    if (ac == NULL)
+        return op;
+    op->key = sl_strdup(key);
+    op->rcpts = sl_calloc(n ? n : 1, sizeof(*op->rcpts));
+    for (size_t i = 0; i < n; i++)
+        op->rcpts[i] = sl_strdup(rcpts[i]);
+    if (!l->clock_known) {
+        /* just connected: the script dates the reservation on Redis' TIME */
+        if (!op_send_reserve_script(ac, op))
+            op_fail_soon(op, "cannot send to Redis");
+        return op;
+    }
+    op->mine = sl_asprintf("pending:%s:%lld", l->node,
+                           (long long)sl_now_mono_ms() + l->clock_offset_ms);
+    op->taken = sl_calloc(n ? n : 1, sizeof(*op->taken));
     snprintf(ttl, sizeof(ttl), "%u", l->ttl_s);
-    argv[0] = "EVAL";
-    argv[1] = fe_ledger_reserve_script;
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = l->node;
-    argv[5] = stale;
-    argv[6] = ttl;
-    for (size_t i = 0; i < n; i++)
-        argv[7 + i] = rcpts[i];
-    op->reserved = cb;
-    return op_send(l, op, argc, argv);
-}
-
-struct fe_ledger_op *
-fe_ledger_peek(struct fe_ledger *l, const char *key, const char *const *rcpts, size_t n,
-               fe_ledger_reserved_fn *cb, void *ctx)
-{
-    struct fe_ledger_op *op = op_new(OP_PEEK, n, ctx);
-    size_t argc = 2 + n;
-    const char **argv = sl_calloc(argc, sizeof(*argv));
-
-    argv[0] = "HMGET";
-    argv[1] = key;
-    for (size_t i = 0; i < n; i++)
-        argv[2 + i] = rcpts[i];
-    op->reserved = cb;
-    return op_send(l, op, argc, argv);
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"HSETNX", key, rcpts[i], op->mine};
+        if (!op_command(ac, op, 4, argv)) {
+            op_fail_soon(op, "cannot send to Redis");
+            return op;
+        }
+    }
+    const char *expire[] = {"EXPIRE", key, ttl};
+    op_send(ac, op, 3, expire);
+    return op;
 }
 
 struct fe_ledger_op *
 fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine, const char *const *rcpts,
                  const char *const *replies, size_t n, fe_ledger_recorded_fn *cb, void *ctx)
 {
-    struct fe_ledger_op *op = op_new(OP_RECORD, n, ctx);
-    size_t argc = 6 + 2 * n;
-    const char **argv = sl_calloc(argc, sizeof(*argv));
+    redisAsyncContext *ac;
+    struct fe_ledger_op *op = op_new(l, OP_RECORD, n, ctx, &ac);
+    const char **argv = sl_calloc(6 + 2 * n, sizeof(*argv));
     char **owned = sl_calloc(n ? n : 1, sizeof(*owned));
+    bool all_done = true;
     char ttl[32];
 
-    snprintf(ttl, sizeof(ttl), "%u", l->ttl_s);
-    argv[0] = "EVAL";
-    argv[1] = fe_ledger_record_script;
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = ttl;
-    argv[5] = mine;
-    for (size_t i = 0; i < n; i++) {
-        argv[6 + 2 * i] = rcpts[i];
-        owned[i] = replies[i] != NULL ? sl_asprintf("done:%s", replies[i]) : NULL;
-        argv[7 + 2 * i] = owned[i] != NULL ? owned[i] : "";
-    }
     op->recorded = cb;
-    op_send(l, op, argc, argv);
+    snprintf(ttl, sizeof(ttl), "%u", l->ttl_s);
+    for (size_t i = 0; i < n; i++) {
+        owned[i] = replies[i] != NULL ? sl_asprintf("done:%s", replies[i]) : NULL;
+        all_done &= owned[i] != NULL;
+    }
+    if (all_done) {
+        /* nothing to release: no need to compare with mine in a script */
+        argv[0] = "HSET";
+        argv[1] = key;
+        for (size_t i = 0; i < n; i++) {
+            argv[2 + 2 * i] = rcpts[i];
+            argv[3 + 2 * i] = owned[i];
+        }
+        const char *expire[] = {"EXPIRE", key, ttl};
+        if (ac != NULL && op_command(ac, op, 2 + 2 * n, argv))
+            op_send(ac, op, 3, expire);
+        else if (ac != NULL)
+            op_fail_soon(op, "cannot send to Redis");
+    } else {
+        argv[0] = "EVAL";
+        argv[1] = fe_ledger_record_script;
+        argv[2] = "1";
+        argv[3] = key;
+        argv[4] = ttl;
+        argv[5] = mine;
+        for (size_t i = 0; i < n; i++) {
+            argv[6 + 2 * i] = rcpts[i];
+            argv[7 + 2 * i] = owned[i] != NULL ? owned[i] : "";
+        }
+        op_send(ac, op, 6 + 2 * n, argv);
+    }
     for (size_t i = 0; i < n; i++)
         free(owned[i]);
     free(owned);
+    free(argv);
     return op;
+}
+
+static void
+on_released(void *ctx, const char *error)
+{
+    (void)ctx;
+    if (error != NULL)
+        /* the reservation stays until dedup.pending_timeout or this
+         * node's registry key expires; a retry meanwhile gets 451 */
+        sl_debug("ledger: cannot release a reservation: %s", error);
+}
+
+void
+fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
+                  const char *const *rcpts, size_t n)
+{
+    const char **none = sl_calloc(n ? n : 1, sizeof(*none));
+
+    if (n > 0)
+        (void)fe_ledger_record(l, key, mine, rcpts, none, n, on_released, NULL);
+    free(none);
+}
+
+/* An abandoned reservation answered: give back what it took. */
+static void
+op_release_taken(struct fe_ledger_op *op, const struct fe_ledger_entry *e, const char *mine)
+{
+    const char **rcpts = sl_calloc(op->n ? op->n : 1, sizeof(*rcpts));
+    size_t n = 0;
+
+    for (size_t i = 0; i < op->n; i++)
+        if (e[i].state == FE_LEDGER_RESERVED || e[i].state == FE_LEDGER_TAKEN)
+            rcpts[n++] = op->rcpts[i];
+    fe_ledger_release(op->l, op->key, mine, rcpts, n);
+    free(rcpts);
+}
+
+void
+fe_ledger_abandon(struct fe_ledger_op **opp)
+{
+    struct fe_ledger_op *op = *opp;
+
+    if (op == NULL)
+        return;
+    if (op->kind != OP_RESERVE && op->kind != OP_RESERVE_SCRIPT) {
+        fe_ledger_cancel(opp);
+        return;
+    }
+    *opp = NULL;
+    op->abandoned = true; /* runs on; its answer releases (op_answer_entries) */
 }
 
 void
@@ -617,8 +884,8 @@ fe_ledger_cancel(struct fe_ledger_op **opp)
     *opp = NULL;
     op->finished = true;
     event_del(op->timer);
-    if (!op->sent)
-        op_free(op); /* else freed when hiredis calls back */
+    if (op->outstanding == 0)
+        op_free(op); /* else freed when hiredis has called back for each command */
 }
 
 struct fe_ledger *

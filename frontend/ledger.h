@@ -64,7 +64,6 @@ enum fe_ledger_state {
     FE_LEDGER_TAKEN,     /* ours now, after a stale reservation of node */
     FE_LEDGER_DONE,      /* already reinjected: answer reply */
     FE_LEDGER_IN_FLIGHT, /* another copy is being reinjected by node: 451 */
-    FE_LEDGER_FREE,      /* fe_ledger_peek only: nothing recorded */
 };
 
 struct fe_ledger_entry {
@@ -82,6 +81,23 @@ SL_WARN_UNUSED int fe_ledger_parse_entry(const char *s, size_t len, unsigned lon
                                          struct fe_ledger_entry *entry_r);
 void fe_ledger_entry_clear(struct fe_ledger_entry *entry);
 
+/* A reserve's answer kept for later: the session reserves at end of data
+ * and hands the answer to the delivery when the verdict has come. */
+struct fe_ledger_answer {
+    struct fe_ledger_entry *entries; /* n of them; NULL with error */
+    size_t n;
+    char *mine;  /* NULL with error */
+    char *error; /* NULL: answered */
+};
+/* A deep copy of a fe_ledger_reserved_fn's arguments. */
+struct fe_ledger_answer *fe_ledger_answer_new(const struct fe_ledger_entry *entries, size_t n,
+                                              const char *mine, const char *error);
+/* Gives back what the answer reserved for rcpts (the n addresses it was
+ * asked for, in order), then frees it. *ap may be NULL. */
+void fe_ledger_answer_release(struct fe_ledger *l, const char *key, const char *const *rcpts,
+                              struct fe_ledger_answer **ap);
+void fe_ledger_answer_free(struct fe_ledger_answer **ap);
+
 /* url is copied; node is this frontend's registry id. */
 struct fe_ledger *fe_ledger_new(struct event_base *base, const struct sl_redis_url *url,
                                 const char *node, unsigned ttl_s, unsigned pending_timeout_s);
@@ -95,18 +111,12 @@ typedef void fe_ledger_reserved_fn(void *ctx, const struct fe_ledger_entry *entr
 /* error NULL: recorded. */
 typedef void fe_ledger_recorded_fn(void *ctx, const char *error);
 
-/* Reserves the recipients of the message key (addresses without <>). */
+/* Reserves the recipients of the message key (addresses without <>),
+ * as soon as the message is received (session.c): one round trip that
+ * runs while the message is scanned. */
 struct fe_ledger_op *fe_ledger_reserve(struct fe_ledger *l, const char *key,
                                        const char *const *rcpts, size_t n,
                                        fe_ledger_reserved_fn *cb, void *ctx);
-/* A read-only look (HMGET), as soon as a message is received: when every
- * recipient is already done (Postfix retrying after giving up on a reply
- * sluice recorded), the session can answer without scanning again, which
- * matters when the scan is what took longer than Postfix waits. Entries
- * are FREE, DONE or IN_FLIGHT (age unknown: 0). */
-struct fe_ledger_op *fe_ledger_peek(struct fe_ledger *l, const char *key,
-                                    const char *const *rcpts, size_t n,
-                                    fe_ledger_reserved_fn *cb, void *ctx);
 /* After the reinjection: replies[i] non-NULL records rcpts[i] as done with
  * that reply; NULL releases its reservation if it is still mine. */
 struct fe_ledger_op *fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine,
@@ -114,6 +124,14 @@ struct fe_ledger_op *fe_ledger_record(struct fe_ledger *l, const char *key, cons
                                       size_t n, fe_ledger_recorded_fn *cb, void *ctx);
 /* The callback will not be called. *opp may be NULL. */
 void fe_ledger_cancel(struct fe_ledger_op **opp);
+/* For a reserve nobody waits for any more (the session ended first): the
+ * callback will not be called, and what the reservation took is released
+ * when Redis answers. Other ops: fe_ledger_cancel. *opp may be NULL. */
+void fe_ledger_abandon(struct fe_ledger_op **opp);
+/* Releases reservations of mine (fe_ledger_record with no reply), without
+ * a callback: failing, they stay until they are stale. */
+void fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
+                       const char *const *rcpts, size_t n);
 
 /* The scripts (exposed for the unit test). */
 extern const char fe_ledger_reserve_script[];

@@ -69,7 +69,8 @@ struct fe_delivery {
     struct fe_ledger *ledger;
     char *ledger_key;
     bool tempfail_unavailable;
-    struct fe_ledger_op *reserve_op;
+    struct fe_ledger_answer *answer; /* the session's reservation, applied from answer_ev */
+    struct event *answer_ev;
     bool reinjected;
     char *queued_as;
     char *detail;
@@ -212,6 +213,9 @@ delivery_free(struct fe_delivery *d)
     free(d->rcpts);
     sl_body_unref(&d->req.body);
     free(d->ledger_key);
+    fe_ledger_answer_free(&d->answer);
+    if (d->answer_ev != NULL)
+        event_free(d->answer_ev);
     free(d->dsn_idx);
     if (d->later != NULL)
         event_free(d->later);
@@ -387,14 +391,20 @@ group_start(struct fe_delivery *d, struct group *gr)
     d->pending++;
 }
 
+/* The reservation the session made at end of data (entries in RCPT
+ * order): passed recipients it reserved are reinjected, those already
+ * done get the stored reply, those in flight elsewhere 451. Recipients
+ * the verdict does not pass keep the verdict's reply, and a reservation
+ * taken for them is given back. */
 static void
-on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
-            const char *error)
+delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
 {
-    struct fe_delivery *d = ctx;
-    size_t e = 0, already = 0, in_flight = 0;
+    const char *error = a->error;
+    size_t already = 0, in_flight = 0;
+    bool *passed = sl_calloc(d->n ? d->n : 1, sizeof(*passed));
 
-    d->reserve_op = NULL;
+    if (error == NULL && a->n != d->n)
+        error = "the reservation does not match the recipients";
     if (error != NULL && d->tempfail_unavailable) {
         sl_warn("%s: ledger unavailable (%s): tempfailing (dedup.on_unavailable: tempfail)",
                 d->job_id, error);
@@ -404,7 +414,7 @@ on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const ch
                           sl_asprintf("451 4.3.0 id=%s, duplicate check unavailable, try again "
                                       "later",
                                       d->job_id));
-        one_done(d);
+        free(passed);
         return;
     }
     if (error != NULL)
@@ -413,24 +423,24 @@ on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const ch
                 d->job_id, error);
     for (size_t g = 0; g < d->n_groups; g++) {
         struct group *gr = &d->groups[g];
-        for (size_t k = 0; k < gr->n; k++, e++) {
-            struct rcpt_state *r = &d->r[gr->idx[k]];
-            const struct fe_ledger_entry *en = error == NULL ? &entries[e] : NULL;
-            SL_BUG_ON(error == NULL && e >= n);
+        for (size_t k = 0; k < gr->n; k++) {
+            size_t i = gr->idx[k];
+            struct rcpt_state *r = &d->r[i];
+            const struct fe_ledger_entry *en = error == NULL ? &a->entries[i] : NULL;
+            passed[i] = true;
             if (en == NULL || en->state == FE_LEDGER_RESERVED || en->state == FE_LEDGER_TAKEN) {
                 if (en != NULL && en->state == FE_LEDGER_TAKEN)
                     sl_notice("%s: ledger: <%s> took over the reservation of %s (%llu s old, or "
                               "that node is gone)",
-                              d->job_id, d->req.rcpts[gr->idx[k]].address, en->node,
-                              en->age_ms / 1000);
-                gr->go[gr->n_go++] = gr->idx[k];
+                              d->job_id, d->req.rcpts[i].address, en->node, en->age_ms / 1000);
+                gr->go[gr->n_go++] = i;
             } else if (en->state == FE_LEDGER_DONE) {
                 already++;
                 set_reply(r, atoi(en->reply), sl_strdup(en->reply));
             } else {
                 in_flight++;
                 sl_info("%s: ledger: <%s> is being reinjected by %s (%llu ms ago); 451",
-                        d->job_id, d->req.rcpts[gr->idx[k]].address, en->node, en->age_ms);
+                        d->job_id, d->req.rcpts[i].address, en->node, en->age_ms);
                 set_reply(r, 451,
                           sl_asprintf("451 4.3.0 id=%s, another copy of this message is being "
                                       "delivered, try again later",
@@ -438,8 +448,18 @@ on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const ch
             }
         }
         if (error == NULL && gr->n_go > 0)
-            gr->mine = sl_strdup(mine);
+            gr->mine = sl_strdup(a->mine);
         group_start(d, gr);
+    }
+    if (error == NULL) {
+        const char **give_back = sl_calloc(d->n ? d->n : 1, sizeof(*give_back));
+        size_t n_back = 0;
+        for (size_t i = 0; i < d->n; i++)
+            if (!passed[i] && (a->entries[i].state == FE_LEDGER_RESERVED ||
+                               a->entries[i].state == FE_LEDGER_TAKEN))
+                give_back[n_back++] = d->req.rcpts[i].address;
+        fe_ledger_release(d->ledger, d->ledger_key, a->mine, give_back, n_back);
+        free(give_back);
     }
     if (already > 0) {
         sl_info("%s: ledger: %zu recipient(s) already reinjected; stored reply given, "
@@ -450,21 +470,30 @@ on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const ch
     }
     if (in_flight > 0 && d->detail == NULL)
         d->detail = sl_asprintf("ledger: %zu recipient(s) in flight elsewhere", in_flight);
-    one_done(d);
+    free(passed);
 }
 
 static void
-delivery_reserve(struct fe_delivery *d)
+on_ledger_answer(evutil_socket_t fd, short what, void *arg)
 {
-    size_t n = 0;
-    const char **rcpts = sl_calloc(d->n ? d->n : 1, sizeof(*rcpts));
+    struct fe_delivery *d = arg;
 
-    for (size_t g = 0; g < d->n_groups; g++)
-        for (size_t k = 0; k < d->groups[g].n; k++)
-            rcpts[n++] = d->req.rcpts[d->groups[g].idx[k]].address;
-    d->reserve_op = fe_ledger_reserve(d->ledger, d->ledger_key, rcpts, n, on_reserved, d);
-    d->pending++;
-    free(rcpts);
+    (void)fd;
+    (void)what;
+    delivery_apply_ledger(d, d->answer);
+    fe_ledger_answer_free(&d->answer);
+    one_done(d);
+}
+
+void
+fe_delivery_ledger_answer(struct fe_delivery *d, const struct fe_ledger_entry *entries, size_t n,
+                          const char *mine, const char *error)
+{
+    struct timeval now = {0, 0};
+
+    SL_BUG_ON(d->answer_ev == NULL || d->answer != NULL);
+    d->answer = fe_ledger_answer_new(entries, n, mine, error);
+    evtimer_add(d->answer_ev, &now); /* from the loop, never from inside the caller */
 }
 
 static void
@@ -784,8 +813,11 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
             group_start(d, gr);
         }
     }
-    if (d->ledger != NULL && d->n_groups > 0)
-        delivery_reserve(d);
+    if (d->ledger != NULL) {
+        /* wait for the session's reservation (fe_delivery_ledger_answer) */
+        d->answer_ev = evtimer_new(p->base, on_ledger_answer, d);
+        d->pending++;
+    }
     if (d->n_dsn > 0)
         SL_BUG_ON(start_dsn(d, p) < 0);
     free(by);
@@ -809,7 +841,14 @@ fe_delivery_cancel(struct fe_delivery **dp)
     if (d == NULL)
         return;
     *dp = NULL;
-    fe_ledger_cancel(&d->reserve_op);
+    if (d->answer != NULL) {
+        /* answered but not applied: nothing reinjected, give it all back */
+        const char **rcpts = sl_calloc(d->n ? d->n : 1, sizeof(*rcpts));
+        for (size_t i = 0; i < d->n; i++)
+            rcpts[i] = d->req.rcpts[i].address;
+        fe_ledger_answer_release(d->ledger, d->ledger_key, rcpts, &d->answer);
+        free(rcpts);
+    }
     for (size_t g = 0; g < d->n_groups; g++) {
         fe_reinject_cancel(&d->groups[g].op);
         fe_ledger_cancel(&d->groups[g].record_op);

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include "reinject.h"
+#include "ledger.h"
 #include "sluice.pb-c.h"
 
 struct fe_delivery;
@@ -57,8 +58,10 @@ struct fe_delivery_params {
     const char *hostname;   /* Reporting-MTA of DSNs */
     const char *message_id; /* for DSNs, with <>, or NULL */
     unsigned long long arrival_ms;
-    /* Exactly-once (ledger.h): NULL for none. Passed recipients are
-     * reserved under ledger_key before reinjecting; a recipient already
+    /* Exactly-once (ledger.h): NULL for none. The session reserved every
+     * recipient under ledger_key at end of data and hands the answer over
+     * with fe_delivery_ledger_answer(); nothing is reinjected before. A
+     * passed recipient already
      * reinjected gets its stored reply, one in flight elsewhere 451 4.3.0;
      * after the reinjection each is recorded (2xx) or released. While
      * recipients are reserved the reinjection runs to its end even if our
@@ -74,6 +77,11 @@ struct fe_delivery_params {
 struct fe_delivery *fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
                                       fe_reinject_wanted_fn *wanted, void *ctx,
                                       const char **error_r);
+/* The answer of the session's reservation (fe_ledger_reserved_fn's
+ * arguments, entries in RCPT order); exactly once per delivery with a
+ * ledger. Applied from the loop. */
+void fe_delivery_ledger_answer(struct fe_delivery *d, const struct fe_ledger_entry *entries,
+                               size_t n, const char *mine, const char *error);
 /* Abandons it (our client left): done() is not called. */
 void fe_delivery_cancel(struct fe_delivery **dp);
 

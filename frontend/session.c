@@ -136,7 +136,8 @@ struct session {
     char *category;
     struct fe_delivery *delivery;   /* per-recipient destinies in progress (outcome.h) */
     char ledger_key[FE_LEDGER_KEY_LEN + 1]; /* with the ledger: the message's name in it */
-    struct fe_ledger_op *peek;      /* already delivered? (fe_ledger_peek) */
+    struct fe_ledger_op *reserve;   /* reserving the recipients, from end of data */
+    struct fe_ledger_answer *reserved; /* its answer, until the delivery takes it over */
     char *log_category;             /* the log's "INFECTED (name)"; NULL: category */
     char *hits;                     /* the log's Hits: (spam score); NULL: "-" */
     char *log_bank;                 /* the log's " ORIGINATING LOCAL"; NULL: "" */
@@ -351,12 +352,27 @@ session_reply_all(struct session *s, const char *fmt, ...)
         session_reply(s, "%s", text);
 }
 
+/* The transaction ends without a delivery taking the reservation over:
+ * give back what it reserved (a retry must not wait for it to go stale). */
+static void
+session_ledger_stop(struct session *s)
+{
+    fe_ledger_abandon(&s->reserve);
+    if (s->reserved != NULL) {
+        const char **rcpts = sl_calloc(s->n_rcpts ? s->n_rcpts : 1, sizeof(*rcpts));
+        for (size_t i = 0; i < s->n_rcpts; i++)
+            rcpts[i] = s->rcpts[i].address;
+        fe_ledger_answer_release(s->fe->ledger, s->ledger_key, rcpts, &s->reserved);
+        free(rcpts);
+    }
+}
+
 /* The transaction is answered: back to READY and on with any pipelined
  * input that arrived meanwhile. */
 static void
 session_transaction_done(struct session *s)
 {
-    fe_ledger_cancel(&s->peek);
+    session_ledger_stop(s);
     if (s->deadline)
         evtimer_del(s->deadline);
     if (s->job_registered) {
@@ -522,7 +538,17 @@ session_deliver(struct session *s, const Sluice__Verdict *v, const struct fe_rei
         sl_warn("%s: unusable verdict from worker %s: %s", s->job_id, v->worker ? v->worker : "?",
                 error);
         session_tempfail(s, "message could not be scanned, try again later");
+        return;
     }
+    if (s->fe->ledger == NULL || s->reserve != NULL)
+        return; /* no ledger, or session_on_reserved hands the answer over */
+    struct fe_ledger_answer *a = s->reserved;
+    s->reserved = NULL;
+    if (a != NULL)
+        fe_delivery_ledger_answer(s->delivery, a->entries, a->n, a->mine, a->error);
+    else
+        fe_delivery_ledger_answer(s->delivery, NULL, 0, NULL, "no reservation was made");
+    fe_ledger_answer_free(&a);
 }
 
 static enum sl_header_op
@@ -544,7 +570,6 @@ void
 session_on_verdict(struct session *s, const Sluice__Verdict *v)
 {
     SL_BUG_ON(s->state != SESSION_WAIT || !s->job_registered);
-    fe_ledger_cancel(&s->peek);
     frontend_job_unregister(s->fe, s->job_id);
     s->job_registered = false;
     evtimer_del(s->deadline);
@@ -624,22 +649,31 @@ session_on_deadline(evutil_socket_t fd, short what, void *ctx)
     session_tempfail(s, "no scanner verdict in time, try again later");
 }
 
-/* The ledger knows every recipient as reinjected: Postfix is retrying a
- * message whose reply it never got. Answer the stored replies now; the
- * verdict of the scan started meanwhile is ignored when it comes. */
+/* The reservation made at end of data has its answer. When the verdict
+ * came first, the delivery waits for it. Before: if every recipient is
+ * already reinjected, Postfix is retrying a message whose reply it never
+ * got (it gave up waiting, lmtp_data_done_timeout): the stored replies go
+ * out now, and the verdict of the scan started meanwhile is ignored when
+ * it comes - the retry does not wait for a slow scan again. Otherwise the
+ * answer waits for the verdict. */
 static void
-session_on_peek(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
-                const char *error)
+session_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
+                    const char *error)
 {
     struct session *s = ctx;
-    (void)mine;
 
-    s->peek = NULL;
-    if (error != NULL || !s->job_registered)
-        return;     /* the scan and the reserve decide */
-    for (size_t i = 0; i < n; i++)
-        if (entries[i].state != FE_LEDGER_DONE)
-            return;
+    s->reserve = NULL;
+    if (s->delivery != NULL) {
+        fe_delivery_ledger_answer(s->delivery, entries, n, mine, error);
+        return;
+    }
+    bool all_done = error == NULL && s->job_registered && n > 0;
+    for (size_t i = 0; all_done && i < n; i++)
+        all_done = entries[i].state == FE_LEDGER_DONE;
+    if (!all_done) {
+        s->reserved = fe_ledger_answer_new(entries, n, mine, error);
+        return;
+    }
     sl_info("%s: ledger: all %zu recipient(s) already reinjected; stored replies given, "
             "not scanned or reinjected again", s->job_id, n);
     frontend_job_unregister(s->fe, s->job_id);
@@ -653,8 +687,11 @@ session_on_peek(void *ctx, const struct fe_ledger_entry *entries, size_t n, cons
     session_transaction_done(s);
 }
 
+/* Names the message in the ledger and reserves its recipients, while the
+ * message is scanned: the Redis round trip is off the path Postfix waits
+ * on, and an answer of "all done" ends a retry before the scan. */
 static void
-session_ledger_peek(struct session *s)
+session_ledger_start(struct session *s)
 {
     size_t mid_len;
     const char *mid = fe_ledger_message_id(s->body->data, s->body->len, &mid_len);
@@ -666,14 +703,15 @@ session_ledger_peek(struct session *s)
         .body = s->body->data,
         .body_len = s->body->len,
     };
-    const char **rcpts = sl_calloc(s->n_rcpts, sizeof(*rcpts));
+    const char **rcpts = sl_calloc(s->n_rcpts ? s->n_rcpts : 1, sizeof(*rcpts));
 
     fe_ledger_key(&m, s->ledger_key);
+    free(mid_copy);
     for (size_t i = 0; i < s->n_rcpts; i++)
         rcpts[i] = s->rcpts[i].address;
-    s->peek = fe_ledger_peek(s->fe->ledger, s->ledger_key, rcpts, s->n_rcpts, session_on_peek, s);
+    s->reserve = fe_ledger_reserve(s->fe->ledger, s->ledger_key, rcpts, s->n_rcpts,
+                                   session_on_reserved, s);
     free(rcpts);
-    free(mid_copy);
 }
 
 /* End of data: the message is complete. Hand it to the broker and hold the
@@ -774,7 +812,7 @@ session_submit(struct session *s)
     struct timeval tv = {.tv_sec = fe->config->job.timeout_s};
     evtimer_add(s->deadline, &tv);
     if (fe->ledger != NULL)
-        session_ledger_peek(s);
+        session_ledger_start(s);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", s->job_id,
              len, s->n_rcpts, s->xforward[XF_IDENT] ? s->xforward[XF_IDENT] : "-");
 }
@@ -1514,7 +1552,7 @@ static void
 session_free(struct session *s)
 {
     struct frontend *fe = s->fe;
-    fe_ledger_cancel(&s->peek);
+    session_ledger_stop(s);
     if (s->job_registered) {
         frontend_job_unregister(fe, s->job_id);
         s->job_registered = false;

@@ -177,9 +177,16 @@ cl_need_addr() {
     if ip -o -4 addr show dev lo | grep -qw "inet $ip"; then
         return 0
     fi
-    # another test run may add it at the same moment: "already assigned" is fine
-    ip addr add "$ip/8" dev lo 2>/dev/null ||
-        ip -o -4 addr show dev lo | grep -qw "inet $ip" || fail "cannot add $ip to lo"
+    # another test run may add it at the same moment: "already assigned" is
+    # fine; a netlink answer once went missing (both the add and the look
+    # failed), so a few tries, with what ip said
+    local i err=
+    for i in 1 2 3 4 5; do
+        err=$(ip addr add "$ip/8" dev lo 2>&1) && break
+        ! ip -o -4 addr show dev lo | grep -qw "inet $ip" || break
+        sleep 0.2
+    done
+    ip -o -4 addr show dev lo | grep -qw "inet $ip" || fail "cannot add $ip to lo: $err"
     CL_ADDED_ADDRS+=("$ip")
     say "added $ip/8 to lo"
 }
@@ -439,12 +446,70 @@ cl_final_report() {
     CL_DUPLICATES=$dups
     say "DUPLICATES: $dups"
     # With Redis the frontends run the exactly-once ledger (dedup.enabled
-    # auto): a duplicate is then a failure (docs/exactly-once.md names the
-    # one window left: a frontend killed between :10025's 250 and the
-    # record reaching Redis, well under a millisecond a message).
+    # auto): a duplicate is then a failure - unless it is the one window
+    # docs/exactly-once.md names and no design can close: a frontend killed
+    # after :10025 queued the message and before the record reached Redis.
+    # Such a message was held by the killed frontend after end of data (its
+    # first attempt ends "lost connection ... while sending end of data");
+    # any other duplicate is a bug. The window is a small part of a
+    # message's time (about 1 run in 15 of t_cluster_kill_frontend here).
     if [ -n "$CL_REDIS_URL" ] && [ "$dups" -gt 0 ]; then
-        fail "$dups duplicate deliveries with the exactly-once ledger on"
+        local unexplained=0 line
+        for o in "${CL_ORIGINS[@]}"; do
+            while read -r line; do
+                case $line in
+                window1\ *) say "origin $o: duplicate in the kill window: ${line#window1 }" ;;
+                *) say "origin $o: UNEXPLAINED duplicate: $line"
+                   unexplained=$((unexplained + 1)) ;;
+                esac
+            done < <(cl_duplicates_explained "$o")
+        done
+        [ "$unexplained" -eq 0 ] ||
+            fail "$unexplained duplicate deliveries with the exactly-once ledger on that the kill does not explain"
+        say "WARNING: $dups duplicate(s), each from the window a kill cannot avoid (docs/exactly-once.md, 'The windows that remain', 1)"
     fi
+}
+
+# cl_duplicates_explained NAME: one line per Message-Id delivered more than
+# once in the instance's Maildirs: "window1 <id> (original QID)" when the
+# original's LMTP session was lost after end of data (a killed frontend
+# held it), else the id and what the log shows.
+cl_duplicates_explained() {
+    local name=$1
+    cl_maildir_files "$name" | python3 -c '
+import sys, re, email
+log = open(sys.argv[1], errors="replace").read().splitlines()
+ids = {}
+for path in sys.stdin.read().split():
+    with open(path, "rb") as f:
+        m = email.message_from_binary_file(f)
+    mid = (m.get("Message-Id") or m.get("Message-ID") or "").strip()
+    ids[mid] = ids.get(mid, 0) + 1
+for mid, n in ids.items():
+    if n < 2:
+        continue
+    # every queue file with this Message-Id; the original is the one the
+    # reinjected copies name (smtpd: orig_queue_id=)
+    qids = set()
+    for l in log:
+        g = re.search(r"cleanup\[\d+\]: ([0-9A-F]+): message-id=" + re.escape(mid), l)
+        if g:
+            qids.add(g.group(1))
+    origs = set()
+    for l in log:
+        g = re.search(r"smtpd\[\d+\]: ([0-9A-F]+): client=.*orig_queue_id=([0-9A-F]+)", l)
+        if g and g.group(1) in qids:
+            origs.add(g.group(2))
+    lost = [q for q in origs
+            if any(re.search(q + r": lost connection with .* while sending end of data", l)
+                   for l in log)]
+    if lost:
+        print("window1 %s: %d copies, original %s lost its LMTP session after end of data" %
+              (mid, n, lost[0]))
+    else:
+        print("%s: %d copies, originals %s, none lost after end of data" %
+              (mid, n, ",".join(sorted(origs)) or "?"))
+' "${CL_PF_LOG[$name]}"
 }
 
 # ---------------------------------------------------------------------------

@@ -525,6 +525,8 @@ if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" 
         SCAN[$sc,alone]=$(awk -v a="${SCAN[$sc,before]}" -v b="${SCAN[$sc,after]}" \
             'BEGIN { if (a == "error" || b == "error") print "error"; else { r = (a + b) / 2; printf (r < 20 ? "%.1f" : "%.0f"), r } }')
     done
+elif [ "${BENCH_SCANNERS:-1}" != 0 ]; then
+    say "scanner runs (d) skipped: need $SLUICE_BIN and $SCAN_RATE (cmake --build build)"
 fi
 
 # ---------------------------------------------------------------------------

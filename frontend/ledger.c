@@ -300,6 +300,21 @@ fe_ledger_answer_free(struct fe_ledger_answer **ap)
     free(a);
 }
 
+/* Releases, of rcpts[0..n), those entries[] says we hold. */
+static void
+release_ours(struct fe_ledger *l, const char *key, const char *mine, const char *const *rcpts,
+             const struct fe_ledger_entry *entries, size_t n)
+{
+    const char **ours = sl_calloc(n ? n : 1, sizeof(*ours));
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (fe_ledger_entry_is_ours(&entries[i]))
+            ours[k++] = rcpts[i];
+    fe_ledger_release(l, key, mine, ours, k);
+    free(ours);
+}
+
 void
 fe_ledger_answer_release(struct fe_ledger *l, const char *key, const char *const *rcpts,
                          struct fe_ledger_answer **ap)
@@ -308,16 +323,8 @@ fe_ledger_answer_release(struct fe_ledger *l, const char *key, const char *const
 
     if (a == NULL)
         return;
-    if (a->error == NULL) {
-        const char **mine = sl_calloc(a->n ? a->n : 1, sizeof(*mine));
-        size_t n = 0;
-        for (size_t i = 0; i < a->n; i++)
-            if (a->entries[i].state == FE_LEDGER_RESERVED ||
-                a->entries[i].state == FE_LEDGER_TAKEN)
-                mine[n++] = rcpts[i];
-        fe_ledger_release(l, key, a->mine, mine, n);
-        free(mine);
-    }
+    if (a->error == NULL)
+        release_ours(l, key, a->mine, rcpts, a->entries, a->n);
     fe_ledger_answer_free(ap);
 }
 
@@ -495,14 +502,11 @@ op_finish(struct fe_ledger_op *op)
     event_del(op->timer);
 }
 
-static void op_release_taken(struct fe_ledger_op *op, const struct fe_ledger_entry *e,
-                             const char *mine);
-
 static void
 op_answer_entries(struct fe_ledger_op *op, struct fe_ledger_entry *e, const char *mine)
 {
     if (op->abandoned)
-        op_release_taken(op, e, mine);
+        release_ours(op->l, op->key, mine, (const char *const *)op->rcpts, e, op->n);
     else
         op->reserved(op->ctx, e, op->n, mine, NULL);
     for (size_t i = 0; i < op->n; i++)
@@ -843,20 +847,6 @@ fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
     if (n > 0)
         (void)fe_ledger_record(l, key, mine, rcpts, none, n, on_released, NULL);
     free(none);
-}
-
-/* An abandoned reservation answered: give back what it took. */
-static void
-op_release_taken(struct fe_ledger_op *op, const struct fe_ledger_entry *e, const char *mine)
-{
-    const char **rcpts = sl_calloc(op->n ? op->n : 1, sizeof(*rcpts));
-    size_t n = 0;
-
-    for (size_t i = 0; i < op->n; i++)
-        if (e[i].state == FE_LEDGER_RESERVED || e[i].state == FE_LEDGER_TAKEN)
-            rcpts[n++] = op->rcpts[i];
-    fe_ledger_release(op->l, op->key, mine, rcpts, n);
-    free(rcpts);
 }
 
 void

@@ -80,6 +80,12 @@ struct fe_ledger_entry {
 SL_WARN_UNUSED int fe_ledger_parse_entry(const char *s, size_t len, unsigned long long now_ms,
                                          struct fe_ledger_entry *entry_r);
 void fe_ledger_entry_clear(struct fe_ledger_entry *entry);
+/* The reservation holds this recipient for us (to reinject, or give back). */
+static inline bool
+fe_ledger_entry_is_ours(const struct fe_ledger_entry *e)
+{
+    return e->state == FE_LEDGER_RESERVED || e->state == FE_LEDGER_TAKEN;
+}
 
 /* A reserve's answer kept for later: the session reserves at end of data
  * and hands the answer to the delivery when the verdict has come. */

@@ -428,7 +428,7 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
             struct rcpt_state *r = &d->r[i];
             const struct fe_ledger_entry *en = error == NULL ? &a->entries[i] : NULL;
             passed[i] = true;
-            if (en == NULL || en->state == FE_LEDGER_RESERVED || en->state == FE_LEDGER_TAKEN) {
+            if (en == NULL || fe_ledger_entry_is_ours(en)) {
                 if (en != NULL && en->state == FE_LEDGER_TAKEN)
                     sl_notice("%s: ledger: <%s> took over the reservation of %s (%llu s old, or "
                               "that node is gone)",
@@ -455,8 +455,7 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
         const char **give_back = sl_calloc(d->n ? d->n : 1, sizeof(*give_back));
         size_t n_back = 0;
         for (size_t i = 0; i < d->n; i++)
-            if (!passed[i] && (a->entries[i].state == FE_LEDGER_RESERVED ||
-                               a->entries[i].state == FE_LEDGER_TAKEN))
+            if (!passed[i] && fe_ledger_entry_is_ours(&a->entries[i]))
                 give_back[n_back++] = d->req.rcpts[i].address;
         fe_ledger_release(d->ledger, d->ledger_key, a->mine, give_back, n_back);
         free(give_back);

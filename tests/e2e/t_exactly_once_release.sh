@@ -29,22 +29,16 @@ SINK_DIR=$E2E_TMP/sink
 start_sink "$SINK_PORT" "$SINK_DIR"
 start_redis
 
-# pending:... fields left in the ledger
-pending_left() {
+# ledger_fields PREFIX: fields of every ledger key whose value starts with PREFIX
+ledger_fields() {
     local k n=0
     for k in $(redis_cmd --scan --pattern 'sluice:ledger:*'); do
-        n=$((n + $(redis_cmd HVALS "$k" | { grep -c '^pending:' || true; })))
+        n=$((n + $(redis_cmd HVALS "$k" | { grep -c "^$1" || true; })))
     done
     echo "$n"
 }
-# done:... fields in the ledger
-done_count() {
-    local k n=0
-    for k in $(redis_cmd --scan --pattern 'sluice:ledger:*'); do
-        n=$((n + $(redis_cmd HVALS "$k" | { grep -c '^done:' || true; })))
-    done
-    echo "$n"
-}
+pending_left() { ledger_fields pending:; }
+done_count() { ledger_fields done:; }
 
 # wait_for runs its command again each time: these read anew
 pending_is() { [ "$(pending_left)" -eq "$1" ]; }

@@ -316,14 +316,26 @@ fail:
     return NULL;
 }
 
+static void
+frontend_shutdown_done(void *arg)
+{
+    struct frontend *fe = arg;
+    void (*cb)(void *) = fe->shutdown_done;
+
+    fe->shutdown_done = NULL;
+    cb(fe->shutdown_ctx);
+}
+
 void
 frontend_session_gone(struct frontend *fe)
 {
     frontend_accept_resume(fe);     /* a descriptor is free again */
     if (fe->shutting_down && fe->n_sessions == 0 && fe->shutdown_done) {
-        void (*cb)(void *) = fe->shutdown_done;
-        fe->shutdown_done = NULL;
-        cb(fe->shutdown_ctx);
+        if (fe->ledger != NULL)
+            /* the records sent after the last replies reach Redis first */
+            fe_ledger_when_idle(fe->ledger, frontend_shutdown_done, fe);
+        else
+            frontend_shutdown_done(fe);
     }
 }
 

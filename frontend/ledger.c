@@ -97,8 +97,9 @@ struct fe_ledger_op {
     struct fe_ledger_op *next, *prev; /* l->ops */
     enum op_kind kind;
     fe_ledger_reserved_fn *reserved;
-    fe_ledger_recorded_fn *recorded;
+    fe_ledger_recorded_fn *recorded; /* NULL: nobody waits; label says whose */
     void *ctx;
+    char *label; /* OP_RECORD without a callback: the job id for its log line */
     size_t n;             /* recipients */
     struct event *timer;  /* timeout, or "fail now" */
     unsigned outstanding; /* replies hiredis still owes us (it calls back for each) */
@@ -128,6 +129,11 @@ struct fe_ledger {
     bool down;       /* logged as down; the next answer logs "back" */
     bool destroying; /* no callbacks any more */
     struct fe_ledger_op *ops;
+    /* fe_ledger_when_idle: called from the loop once ops is empty */
+    void (*idle_cb)(void *ctx);
+    void *idle_ctx;
+    struct event *idle_ev;
+    struct event *idle_deadline_ev; /* cancelled ops have no timer of their own */
 };
 
 /* ---- pure parts ------------------------------------------------------- */
@@ -480,7 +486,12 @@ op_free(struct fe_ledger_op *op)
     free(op->rcpts);
     free(op->mine);
     free(op->taken);
+    free(op->label);
     free(op);
+    if (l->ops == NULL && l->idle_cb != NULL && !l->destroying) {
+        struct timeval now = {0, 0};
+        evtimer_add(l->idle_ev, &now); /* maybe inside a hiredis callback: not from here */
+    }
 }
 
 static void
@@ -490,8 +501,18 @@ op_answer_error(struct fe_ledger_op *op, const char *error)
         return;
     if (op->kind != OP_RECORD)
         op->reserved(op->ctx, NULL, op->n, NULL, error);
-    else
+    else if (op->recorded != NULL)
         op->recorded(op->ctx, error);
+    else if (op->label != NULL)
+        /* Postfix has its replies: the reinjection stands, only a retry
+         * (its reply lost) could now duplicate it */
+        sl_warn("%s: ledger: cannot record the reinjection (%s); a retry of this message "
+                "would be reinjected again",
+                op->label, error);
+    else
+        /* a release: the reservation stays until it is stale; a retry
+         * meanwhile gets 451 */
+        sl_debug("ledger: cannot release a reservation: %s", error);
 }
 
 /* Marks op answered; the caller answers it. */
@@ -553,6 +574,18 @@ op_answer_reserve(struct fe_ledger_op *op, const redisReply *reply)
 }
 
 static void ledger_on_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+/* Writes what is queued now rather than on the loop's next turn (one
+ * wakeup and two epoll changes less). Not from inside a hiredis callback:
+ * there hiredis writes when the callback returns. */
+static void
+ledger_flush(struct fe_ledger *l)
+{
+    redisAsyncContext *ac = l->ac;
+
+    if (ac != NULL && (ac->c.flags & REDIS_CONNECTED) && !(ac->c.flags & REDIS_IN_CALLBACK))
+        redisAsyncHandleWrite(ac);
+}
 
 /* Queues one command of op (argv: C strings); false if hiredis refused it. */
 static bool
@@ -626,7 +659,8 @@ op_on_answer(redisAsyncContext *ac, struct fe_ledger_op *op, size_t index,
         if (op->outstanding > 0)
             break; /* the HSET; the EXPIRE's reply is the last */
         op_finish(op);
-        op->recorded(op->ctx, NULL);
+        if (op->recorded != NULL)
+            op->recorded(op->ctx, NULL);
         break;
     case OP_RESERVE:
         if (index < op->n) {
@@ -693,10 +727,12 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     op->finished = true;
+    op->label = NULL; /* the copy's now: op may be freed before it is used */
     if (op->fail != NULL) {
         if (op->outstanding == 0)
             op_free(op);
         op_answer_error(&copy, copy.fail);
+        free(copy.label);
         return;
     }
     /* no answer in time: the drop makes hiredis call back every queued
@@ -704,6 +740,7 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     snprintf(why, sizeof(why), "no answer within %u ms", l->timeout_ms);
     ledger_drop(l, why);
     op_answer_error(&copy, why);
+    free(copy.label);
 }
 
 /* A new op, linked in, its timeout armed; *ac_r the connection to send on,
@@ -775,6 +812,7 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     }
     const char *expire[] = {"EXPIRE", key, ttl};
     op_send(ac, op, 3, expire);
+    ledger_flush(l);
     return op;
 }
 
@@ -828,14 +866,16 @@ fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine, const c
     return op;
 }
 
-static void
-on_released(void *ctx, const char *error)
+void
+fe_ledger_record_nowait(struct fe_ledger *l, const char *label, const char *key, const char *mine,
+                        const char *const *rcpts, const char *const *replies, size_t n)
 {
-    (void)ctx;
-    if (error != NULL)
-        /* the reservation stays until dedup.pending_timeout or this
-         * node's registry key expires; a retry meanwhile gets 451 */
-        sl_debug("ledger: cannot release a reservation: %s", error);
+    struct fe_ledger_op *op = fe_ledger_record(l, key, mine, rcpts, replies, n, NULL, NULL);
+
+    op->label = sl_strdup(label);
+    /* the record is in the kernel before the caller writes Postfix's
+     * replies: a crash after a reply cannot leave it in our buffer */
+    ledger_flush(l);
 }
 
 void
@@ -845,8 +885,45 @@ fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
     const char **none = sl_calloc(n ? n : 1, sizeof(*none));
 
     if (n > 0)
-        (void)fe_ledger_record(l, key, mine, rcpts, none, n, on_released, NULL);
+        (void)fe_ledger_record(l, key, mine, rcpts, none, n, NULL, NULL);
     free(none);
+}
+
+static void
+ledger_on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct fe_ledger *l = arg;
+    void (*cb)(void *) = l->idle_cb;
+
+    (void)fd;
+    (void)what;
+    if (cb == NULL)
+        return;
+    if (l->ops != NULL) {
+        if (!evtimer_pending(l->idle_deadline_ev, NULL))
+            sl_warn("ledger: Redis %s has not answered every command after %u ms; going on "
+                    "without its answers", l->desc, l->timeout_ms);
+        else
+            return;
+    }
+    l->idle_cb = NULL;
+    event_del(l->idle_ev);
+    event_del(l->idle_deadline_ev);
+    cb(l->idle_ctx);
+}
+
+void
+fe_ledger_when_idle(struct fe_ledger *l, void (*cb)(void *ctx), void *ctx)
+{
+    struct timeval now = {0, 0};
+    struct timeval deadline = {.tv_sec = l->timeout_ms / 1000,
+                               .tv_usec = (suseconds_t)(l->timeout_ms % 1000) * 1000};
+
+    l->idle_cb = cb;
+    l->idle_ctx = ctx;
+    evtimer_add(l->idle_ev, &now);
+    if (!evtimer_pending(l->idle_deadline_ev, NULL))
+        evtimer_add(l->idle_deadline_ev, &deadline);
 }
 
 void
@@ -891,6 +968,9 @@ fe_ledger_new(struct event_base *base, const struct sl_redis_url *url, const cha
     l->ttl_s = ttl_s;
     l->stale_ms = (unsigned long long)pending_timeout_s * 1000;
     l->timeout_ms = url->timeout_ms ? url->timeout_ms : 2000;
+    l->idle_ev = evtimer_new(base, ledger_on_idle, l);
+    l->idle_deadline_ev = evtimer_new(base, ledger_on_idle, l);
+    SL_BUG_ON(l->idle_ev == NULL || l->idle_deadline_ev == NULL);
     sl_info("ledger: exactly-once reinjection through Redis %s (node %s, kept %u s)", l->desc,
             node, ttl_s);
     (void)ledger_conn(l); /* connect now; the first message need not wait for it */
@@ -913,6 +993,8 @@ fe_ledger_destroy(struct fe_ledger **lp)
     }
     while (l->ops != NULL)
         op_free(l->ops);
+    event_free(l->idle_ev);
+    event_free(l->idle_deadline_ev);
     free(l->desc);
     free(l->node);
     sl_redis_url_free(&l->url);

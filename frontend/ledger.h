@@ -128,6 +128,12 @@ struct fe_ledger_op *fe_ledger_reserve(struct fe_ledger *l, const char *key,
 struct fe_ledger_op *fe_ledger_record(struct fe_ledger *l, const char *key, const char *mine,
                                       const char *const *rcpts, const char *const *replies,
                                       size_t n, fe_ledger_recorded_fn *cb, void *ctx);
+/* fe_ledger_record sent without waiting (Postfix's replies do not wait
+ * for it, docs/exactly-once.md); a failure is logged with label, the job
+ * id. */
+void fe_ledger_record_nowait(struct fe_ledger *l, const char *label, const char *key,
+                             const char *mine, const char *const *rcpts,
+                             const char *const *replies, size_t n);
 /* The callback will not be called. *opp may be NULL. */
 void fe_ledger_cancel(struct fe_ledger_op **opp);
 /* For a reserve nobody waits for any more (the session ended first): the
@@ -138,6 +144,10 @@ void fe_ledger_abandon(struct fe_ledger_op **opp);
  * a callback: failing, they stay until they are stale. */
 void fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
                        const char *const *rcpts, size_t n);
+/* Calls cb from the loop once no command waits for Redis any more (at
+ * once if none does; each has a timeout): the frontend's shutdown waits
+ * for the records it sent after the replies. */
+void fe_ledger_when_idle(struct fe_ledger *l, void (*cb)(void *ctx), void *ctx);
 
 /* The scripts (exposed for the unit test). */
 extern const char fe_ledger_reserve_script[];

@@ -39,7 +39,6 @@ struct group {
     size_t n_go;
     char *mine; /* our ledger reservation, NULL: nothing reserved */
     struct fe_reinject_op *op;
-    struct fe_ledger_op *record_op;
 };
 
 struct fe_delivery {
@@ -331,23 +330,11 @@ note_failure(struct fe_delivery *d, const struct fe_reinject_result *res, size_t
 
 /* ---- the ledger (ledger.h) -------------------------------------------- */
 
-static void
-on_group_recorded(void *ctx, const char *error)
-{
-    struct group *g = ctx;
-
-    g->record_op = NULL;
-    if (error != NULL)
-        /* the reinjection stands; only a retry could now duplicate it */
-        sl_warn("%s: ledger: cannot record the reinjection (%s); a retry of this message "
-                "would be reinjected again",
-                g->d->job_id, error);
-    one_done(g->d);
-}
-
 /* Records what happened to the group's reserved recipients: done with our
- * reply for a 2xx, released otherwise (a retry reinjects those). */
-static int
+ * reply for a 2xx, released otherwise (a retry reinjects those). Sent
+ * before Postfix's replies, not waited for: a retry comes only when a reply
+ * was lost, long after this reached Redis (docs/exactly-once.md). */
+static void
 group_record(struct group *g)
 {
     struct fe_delivery *d = g->d;
@@ -360,11 +347,10 @@ group_record(struct group *g)
         rcpts[k] = d->req.rcpts[g->go[k]].address;
         replies[k] = r->code >= 200 && r->code < 300 ? r->reply : NULL;
     }
-    g->record_op = fe_ledger_record(d->ledger, d->ledger_key, g->mine, rcpts, replies, g->n_go,
-                                    on_group_recorded, g);
+    fe_ledger_record_nowait(d->ledger, d->job_id, d->ledger_key, g->mine, rcpts, replies,
+                            g->n_go);
     free(rcpts);
     free(replies);
-    return 0;
 }
 
 static void on_group_done(void *ctx, const struct fe_reinject_result *res);
@@ -523,8 +509,8 @@ on_group_done(void *ctx, const struct fe_reinject_result *res)
         if (res->queued_as != NULL && d->queued_as == NULL)
             d->queued_as = sl_strdup(res->queued_as);
     }
-    if (g->mine != NULL && group_record(g) == 0)
-        return; /* one_done once the ledger has it */
+    if (g->mine != NULL)
+        group_record(g);
     one_done(d);
 }
 
@@ -848,10 +834,8 @@ fe_delivery_cancel(struct fe_delivery **dp)
         fe_ledger_answer_release(d->ledger, d->ledger_key, rcpts, &d->answer);
         free(rcpts);
     }
-    for (size_t g = 0; g < d->n_groups; g++) {
+    for (size_t g = 0; g < d->n_groups; g++)
         fe_reinject_cancel(&d->groups[g].op);
-        fe_ledger_cancel(&d->groups[g].record_op);
-    }
     fe_reinject_cancel(&d->dsn_op);
     delivery_free(d);
 }

@@ -315,6 +315,14 @@ on_recorded(void *ctx, const char *error)
 }
 
 static void
+on_idle(void *ctx)
+{
+    struct waiter *w = ctx;
+    w->answered = true;
+    event_base_loopbreak(w->base);
+}
+
+static void
 waiter_reset(struct waiter *w)
 {
     for (size_t i = 0; i < 4; i++)
@@ -551,6 +559,43 @@ test_redis(void **state)
     kept = fe_ledger_answer_new(NULL, 2, NULL, "Redis unavailable");
     fe_ledger_answer_release(a, key4, rcpts, &kept);
     assert_null(kept);
+
+    /* the record Postfix's replies do not wait for: written before the
+     * call returns (the loop never runs here, so only that write can have
+     * put it in Redis), and the shutdown's idle hook fires once it is
+     * answered */
+    char key5[FE_LEDGER_KEY_LEN + 1];
+    key_of("default", "Q5", "<m5@x>", body, key5);
+    fe_ledger_reserve(a, key5, rcpts, 1, on_reserved, &w);
+    wait_answer(&w, 3);
+    assert_null(w.error);
+    char *mine5 = sl_strdup(w.mine);
+    waiter_reset(&w);
+    fe_ledger_record_nowait(a, "JOB5", key5, mine5, rcpts, replies, 1);
+    free(mine5);
+    bool seen = false;
+    for (int i = 0; i < 300 && !seen; i++) {
+        r = redisCommand(c, "HGET %s a@example.com", key5);
+        seen = r->type == REDIS_REPLY_STRING && strncmp(r->str, "done:", 5) == 0;
+        freeReplyObject(r);
+        if (!seen)
+            usleep(10000);
+    }
+    assert_true(seen);
+    fe_ledger_when_idle(a, on_idle, &w);
+    wait_answer(&w, 3);
+    waiter_reset(&w);
+    /* a Redis that never answers a cancelled command (it has no timer of
+     * its own): the idle hook still comes, after the ledger's timeout */
+    r = redisCommand(c, "CLIENT PAUSE 3000 ALL");
+    freeReplyObject(r);
+    struct fe_ledger_op *op6 = fe_ledger_reserve(a, key5, rcpts + 1, 1, on_reserved, &w);
+    fe_ledger_cancel(&op6);
+    fe_ledger_when_idle(a, on_idle, &w);
+    wait_answer(&w, 2); /* url.timeout_ms is 500 */
+    waiter_reset(&w);
+    r = redisCommand(c, "CLIENT UNPAUSE");
+    freeReplyObject(r);
 
     /* a master restarted a's child: the new incarnation (same registry
      * id, another pid) takes its predecessor's reservation over at once,

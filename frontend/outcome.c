@@ -57,6 +57,10 @@ struct fe_delivery {
     struct fe_reinject_op *dsn_op;
     size_t *dsn_idx; /* bounced recipients the DSN reports */
     size_t n_dsn;
+    /* for a DSN started after the ledger answered (start_dsn) */
+    char *dsn_hostname, *dsn_message_id;
+    unsigned long long dsn_arrival_ms;
+    char *dsn_mine; /* the ledger reservation of dsn_idx[], NULL: none */
     size_t pending;
     bool cancelled;
     struct event *later; /* completion when nothing had to be sent */
@@ -216,6 +220,9 @@ delivery_free(struct fe_delivery *d)
     if (d->answer_ev != NULL)
         event_free(d->answer_ev);
     free(d->dsn_idx);
+    free(d->dsn_hostname);
+    free(d->dsn_message_id);
+    free(d->dsn_mine);
     if (d->later != NULL)
         event_free(d->later);
     free(d->queued_as);
@@ -355,6 +362,7 @@ group_record(struct group *g)
 
 static void on_group_done(void *ctx, const struct fe_reinject_result *res);
 static bool group_wanted(void *ctx);
+static int start_dsn(struct fe_delivery *d);
 
 static void
 group_start(struct fe_delivery *d, struct group *gr)
@@ -400,6 +408,11 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
                           sl_asprintf("451 4.3.0 id=%s, duplicate check unavailable, try again "
                                       "later",
                                       d->job_id));
+        for (size_t k = 0; k < d->n_dsn; k++)
+            set_reply(&d->r[d->dsn_idx[k]], 451,
+                      sl_asprintf("451 4.3.0 id=%s, duplicate check unavailable, try again later",
+                                  d->job_id));
+        d->n_dsn = 0;
         free(passed);
         return;
     }
@@ -437,6 +450,33 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
             gr->mine = sl_strdup(a->mine);
         group_start(d, gr);
     }
+    /* The bounced recipients alike: a report only for those reserved for
+     * us (none went out for a recipient done, one is going out elsewhere
+     * for one in flight). */
+    size_t n_report = 0;
+    for (size_t k = 0; k < d->n_dsn; k++) {
+        size_t i = d->dsn_idx[k];
+        const struct fe_ledger_entry *en = error == NULL ? &a->entries[i] : NULL;
+        passed[i] = true; /* kept, recorded once the report is sent */
+        if (en == NULL || fe_ledger_entry_is_ours(en)) {
+            d->dsn_idx[n_report++] = i;
+        } else if (en->state == FE_LEDGER_DONE) {
+            already++;
+            set_reply(&d->r[i], atoi(en->reply), sl_strdup(en->reply));
+        } else {
+            in_flight++;
+            set_reply(&d->r[i], 451,
+                      sl_asprintf("451 4.3.0 id=%s, another copy of this message is being "
+                                  "handled, try again later",
+                                  d->job_id));
+        }
+    }
+    d->n_dsn = n_report;
+    if (d->n_dsn > 0) {
+        if (error == NULL)
+            d->dsn_mine = sl_strdup(a->mine);
+        SL_BUG_ON(start_dsn(d) < 0);
+    }
     if (error == NULL) {
         const char **give_back = sl_calloc(d->n ? d->n : 1, sizeof(*give_back));
         size_t n_back = 0;
@@ -447,8 +487,8 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
         free(give_back);
     }
     if (already > 0) {
-        sl_info("%s: ledger: %zu recipient(s) already reinjected; stored reply given, "
-                "not reinjected again",
+        sl_info("%s: ledger: %zu recipient(s) already reinjected or reported; stored reply "
+                "given, not sent again",
                 d->job_id, already);
         if (d->detail == NULL)
             d->detail = sl_asprintf("ledger: %zu recipient(s) already delivered", already);
@@ -524,6 +564,8 @@ on_dsn_done(void *ctx, const struct fe_reinject_result *res)
     d->dsn_op = NULL;
     if (res->cancelled)
         d->cancelled = true;
+    if (sent)
+        d->reinjected = true; /* :10025 took the report */
     for (size_t k = 0; k < d->n_dsn && !res->cancelled; k++) {
         struct rcpt_state *r = &d->r[d->dsn_idx[k]];
         if (sent) {
@@ -537,6 +579,19 @@ on_dsn_done(void *ctx, const struct fe_reinject_result *res)
                                   res->n_rcpts && res->rcpts[0].reply ? res->rcpts[0].reply
                                                                       : "no reply"));
         }
+    }
+    if (d->dsn_mine != NULL) {
+        /* as a group's record (group_record): a retry sends no second report */
+        const char **rcpts = sl_calloc(d->n_dsn, sizeof(*rcpts));
+        const char **replies = sl_calloc(d->n_dsn, sizeof(*replies));
+        for (size_t k = 0; k < d->n_dsn; k++) {
+            rcpts[k] = d->req.rcpts[d->dsn_idx[k]].address;
+            replies[k] = sent ? d->r[d->dsn_idx[k]].reply : NULL;
+        }
+        fe_ledger_record_nowait(d->ledger, d->job_id, d->ledger_key, d->dsn_mine, rcpts, replies,
+                                d->n_dsn);
+        free(rcpts);
+        free(replies);
     }
     if (!sent && !res->cancelled) {
         sl_warn("%s: the non-delivery report could not be sent: %d %s", d->job_id,
@@ -565,6 +620,9 @@ static bool
 dsn_wanted(void *ctx)
 {
     struct fe_delivery *d = ctx;
+    /* reserved in the ledger: finish, so the retry finds the reply */
+    if (d->dsn_mine != NULL)
+        return true;
     return d->wanted == NULL || d->wanted(d->ctx);
 }
 
@@ -619,9 +677,9 @@ smtp_mode(struct fe_delivery *d)
 }
 
 static int
-start_dsn(struct fe_delivery *d, const struct fe_delivery_params *p)
+start_dsn(struct fe_delivery *d)
 {
-    const struct fe_reinject_request *req = p->req;
+    const struct fe_reinject_request *req = &d->req;
     struct fe_dsn_rcpt *dr = sl_calloc(d->n_dsn, sizeof(*dr));
     char **diag = sl_calloc(d->n_dsn, sizeof(char *));
     const char *category = NULL, *reason = NULL;
@@ -639,13 +697,13 @@ start_dsn(struct fe_delivery *d, const struct fe_delivery_params *p)
     }
     struct fe_dsn_info info = {
         .job_id = d->job_id,
-        .reporting_host = p->hostname,
+        .reporting_host = d->dsn_hostname,
         .sender = req->mail_from,
         .envid = req->envid,
         .category = category,
         .reason = reason,
-        .message_id = p->message_id,
-        .arrival_ms = p->arrival_ms,
+        .message_id = d->dsn_message_id,
+        .arrival_ms = d->dsn_arrival_ms,
         .original = req->body->data,
         .original_len = req->body->len,
         .rcpts = dr,
@@ -803,8 +861,11 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
         d->answer_ev = evtimer_new(p->base, on_ledger_answer, d);
         d->pending++;
     }
-    if (d->n_dsn > 0)
-        SL_BUG_ON(start_dsn(d, p) < 0);
+    d->dsn_hostname = sl_strdup(p->hostname);
+    d->dsn_message_id = p->message_id != NULL ? sl_strdup(p->message_id) : NULL;
+    d->dsn_arrival_ms = p->arrival_ms;
+    if (d->n_dsn > 0 && d->ledger == NULL)
+        SL_BUG_ON(start_dsn(d) < 0); /* with the ledger: once it answered */
     free(by);
     if (d->pending == 0) {
         /* nothing to send: answer from the loop, never from inside start */

@@ -44,7 +44,7 @@ struct fe_delivery_result {
     const char *action;    /* "RelayedTaggedInbound,DiscardedInbound" */
     const char *queued_as; /* the first queue id :10025 gave, or NULL */
     const char *detail;    /* the first failure towards :10025, or NULL */
-    bool reinjected;       /* this delivery reinjected something that :10025 accepted */
+    bool reinjected;       /* :10025 accepted something of this delivery (copy or DSN) */
 };
 
 typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res);

@@ -18,6 +18,10 @@
 #   this is the ledger against sluice's fastest path, where its cost shows
 #   most (with clamd or spamd it is within the noise, docs/benchmarks.md).
 #
+#   LEDGER_AB_BASE=/path/to/an/older/sluice adds a third side to every
+#   round, "base": that binary with the same Redis, so a change to the
+#   ledger is measured against its predecessor in the same run.
+#
 #   CURVE is not involved: `sluice all` links its roles over inproc; the
 #   tcp/CURVE cost is measured by tests/bench/cluster_bench.sh.
 #
@@ -55,15 +59,23 @@ redis_pid=$E2E_SPAWNED_PID
 wait_port 127.0.0.1 "$redis_port" 10 || fail "redis-server does not listen on :$redis_port"
 port=$(free_port)
 
-declare -a RATES_PLAIN=() RATES_LEDGER=()
+BASE=${LEDGER_AB_BASE:-}
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || fail "LEDGER_AB_BASE=$BASE is not an executable"
+    printf '#!/bin/sh\nexec %q -o security.user=root "$@"\n' "$BASE" >"$E2E_TMP/base-as-root"
+    chmod 755 "$E2E_TMP/base-as-root"
+fi
+declare -a RATES_PLAIN=() RATES_LEDGER=() RATES_BASE=()
 run_one() {
-    local side=$1 extra=() t0 t1 s0 s1 r0 r1 rate child
-    [ "$side" = ledger ] && extra=(-o "redis.url=redis://127.0.0.1:$redis_port")
+    local side=$1 extra=() t0 t1 s0 s1 r0 r1 rate child bin=$SLUICE_BIN
+    [ "$side" != plain ] && extra=(-o "redis.url=redis://127.0.0.1:$redis_port")
+    [ "$side" = base ] && SLUICE_BIN=$E2E_TMP/base-as-root
     # -F: one process (no master), so its CPU is the filter's
     start_sluice -F -o "frontend.listen=127.0.0.1:$port" \
         -o "origins.default.reinject=127.0.0.1:$sink_port" -o origins.default.concurrency=20 \
         "${extra[@]}"
     child=$E2E_SLUICE_PID
+    SLUICE_BIN=$bin
     timeout 120 smtp-source -L -s "$S" -d -m 500 -l 4096 -f bench@bench.test -t warm@bench.test \
         "127.0.0.1:$port" >/dev/null 2>&1 || true
     s0=$(cpu_ticks "$child")
@@ -78,23 +90,31 @@ run_one() {
     stop_sluice >/dev/null || true
     rate=$(awk -v n="$N" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
     say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; CPU per message: sluice $(us_per_msg $((s1 - s0))) us, redis $(us_per_msg $((r1 - r0))) us"
-    if [ "$side" = ledger ]; then RATES_LEDGER+=("$rate"); else RATES_PLAIN+=("$rate"); fi
+    case $side in
+    ledger) RATES_LEDGER+=("$rate") ;;
+    base) RATES_BASE+=("$rate") ;;
+    *) RATES_PLAIN+=("$rate") ;;
+    esac
 }
 
 say "$PAIRS pairs, $N messages each, $S sessions, 4 KiB, $(nproc) CPUs"
-for i in $(seq 1 "$PAIRS"); do
+for _ in $(seq 1 "$PAIRS"); do
     run_one plain
     run_one ledger
+    [ -z "$BASE" ] || run_one base
 done
-python3 - "${RATES_PLAIN[*]}" "${RATES_LEDGER[*]}" <<'EOF'
+python3 - "${RATES_PLAIN[*]}" "${RATES_LEDGER[*]}" "${RATES_BASE[*]}" <<'EOF'
 import sys, statistics
 a = [float(x) for x in sys.argv[1].split()]
-b = [float(x) for x in sys.argv[2].split()]
-pairs = [y / x for x, y in zip(a, b)]
-print("without ledger: mean %.0f msg/s; with: mean %.0f msg/s; ratio of means %.3f" %
-      (statistics.mean(a), statistics.mean(b), statistics.mean(b) / statistics.mean(a)))
-print("ratio per pair: %s; median %.3f" %
-      (", ".join("%.2f" % p for p in pairs), statistics.median(pairs)))
+for name, arg in (("with", sys.argv[2]), ("base (LEDGER_AB_BASE) with", sys.argv[3])):
+    b = [float(x) for x in arg.split()]
+    if not b:
+        continue
+    pairs = [y / x for x, y in zip(a, b)]
+    print("without ledger: mean %.0f msg/s; %s: mean %.0f msg/s; ratio of means %.3f" %
+          (statistics.mean(a), name, statistics.mean(b), statistics.mean(b) / statistics.mean(a)))
+    print("  ratio per round: %s; median %.3f" %
+          (", ".join("%.2f" % p for p in pairs), statistics.median(pairs)))
 EOF
 keys=$(timeout 5 redis-cli -p "$redis_port" DBSIZE 2>/dev/null || echo "?")
 say "ledger keys in Redis after the runs: $keys"

@@ -402,16 +402,13 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
     if (error != NULL && d->tempfail_unavailable) {
         sl_warn("%s: ledger unavailable (%s): tempfailing (dedup.on_unavailable: tempfail)",
                 d->job_id, error);
-        for (size_t g = 0; g < d->n_groups; g++)
-            for (size_t k = 0; k < d->groups[g].n; k++)
-                set_reply(&d->r[d->groups[g].idx[k]], 451,
+        /* nothing goes out: every recipient to reinject or to report */
+        for (size_t i = 0; i < d->n; i++)
+            if (d->r[i].reply == NULL)
+                set_reply(&d->r[i], 451,
                           sl_asprintf("451 4.3.0 id=%s, duplicate check unavailable, try again "
                                       "later",
                                       d->job_id));
-        for (size_t k = 0; k < d->n_dsn; k++)
-            set_reply(&d->r[d->dsn_idx[k]], 451,
-                      sl_asprintf("451 4.3.0 id=%s, duplicate check unavailable, try again later",
-                                  d->job_id));
         d->n_dsn = 0;
         free(passed);
         return;

@@ -390,6 +390,30 @@ group_start(struct fe_delivery *d, struct group *gr)
  * done get the stored reply, those in flight elsewhere 451. Recipients
  * the verdict does not pass keep the verdict's reply, and a reservation
  * taken for them is given back. */
+/* What the reservation says of recipient i (en NULL: no ledger answer):
+ * true if it is ours to send; otherwise its reply is set, the stored one
+ * (done) or 451 (in flight elsewhere, doing: "delivered" or "handled"). */
+static bool
+entry_says_go(struct fe_delivery *d, size_t i, const struct fe_ledger_entry *en,
+              const char *doing, size_t *already, size_t *in_flight)
+{
+    if (en == NULL || fe_ledger_entry_is_ours(en))
+        return true;
+    if (en->state == FE_LEDGER_DONE) {
+        (*already)++;
+        set_reply(&d->r[i], atoi(en->reply), sl_strdup(en->reply));
+        return false;
+    }
+    (*in_flight)++;
+    sl_info("%s: ledger: <%s> is being reinjected by %s (%llu ms ago); 451", d->job_id,
+            d->req.rcpts[i].address, en->node, en->age_ms);
+    set_reply(&d->r[i], 451,
+              sl_asprintf("451 4.3.0 id=%s, another copy of this message is being %s, try "
+                          "again later",
+                          d->job_id, doing));
+    return false;
+}
+
 static void
 delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
 {
@@ -421,26 +445,14 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
         struct group *gr = &d->groups[g];
         for (size_t k = 0; k < gr->n; k++) {
             size_t i = gr->idx[k];
-            struct rcpt_state *r = &d->r[i];
             const struct fe_ledger_entry *en = error == NULL ? &a->entries[i] : NULL;
             passed[i] = true;
-            if (en == NULL || fe_ledger_entry_is_ours(en)) {
+            if (entry_says_go(d, i, en, "delivered", &already, &in_flight)) {
                 if (en != NULL && en->state == FE_LEDGER_TAKEN)
                     sl_notice("%s: ledger: <%s> took over the reservation of %s (%llu s old, or "
                               "that node is gone)",
                               d->job_id, d->req.rcpts[i].address, en->node, en->age_ms / 1000);
                 gr->go[gr->n_go++] = i;
-            } else if (en->state == FE_LEDGER_DONE) {
-                already++;
-                set_reply(r, atoi(en->reply), sl_strdup(en->reply));
-            } else {
-                in_flight++;
-                sl_info("%s: ledger: <%s> is being reinjected by %s (%llu ms ago); 451",
-                        d->job_id, d->req.rcpts[i].address, en->node, en->age_ms);
-                set_reply(r, 451,
-                          sl_asprintf("451 4.3.0 id=%s, another copy of this message is being "
-                                      "delivered, try again later",
-                                      d->job_id));
             }
         }
         if (error == NULL && gr->n_go > 0)
@@ -455,18 +467,8 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
         size_t i = d->dsn_idx[k];
         const struct fe_ledger_entry *en = error == NULL ? &a->entries[i] : NULL;
         passed[i] = true; /* kept, recorded once the report is sent */
-        if (en == NULL || fe_ledger_entry_is_ours(en)) {
+        if (entry_says_go(d, i, en, "handled", &already, &in_flight))
             d->dsn_idx[n_report++] = i;
-        } else if (en->state == FE_LEDGER_DONE) {
-            already++;
-            set_reply(&d->r[i], atoi(en->reply), sl_strdup(en->reply));
-        } else {
-            in_flight++;
-            set_reply(&d->r[i], 451,
-                      sl_asprintf("451 4.3.0 id=%s, another copy of this message is being "
-                                  "handled, try again later",
-                                  d->job_id));
-        }
     }
     d->n_dsn = n_report;
     if (d->n_dsn > 0) {

@@ -51,11 +51,13 @@ now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }
 
 sink_port=$(free_port)
 e2e_spawn "$E2E_TMP/sink.log" smtp-sink -u nobody "127.0.0.1:$sink_port" 1024
+E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
 wait_port 127.0.0.1 "$sink_port" 10 || fail "smtp-sink does not listen on :$sink_port"
 redis_port=$(free_port)
 e2e_spawn "$E2E_TMP/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
     --appendonly no --daemonize no --protected-mode no
 redis_pid=$E2E_SPAWNED_PID
+E2E_SINK_PIDS+=("$redis_pid") # stopped with the sinks at the end
 wait_port 127.0.0.1 "$redis_port" 10 || fail "redis-server does not listen on :$redis_port"
 port=$(free_port)
 
@@ -116,5 +118,7 @@ for name, arg in (("with", sys.argv[2]), ("base (LEDGER_AB_BASE) with", sys.argv
     print("  ratio per round: %s; median %.3f" %
           (", ".join("%.2f" % p for p in pairs), statistics.median(pairs)))
 EOF
-keys=$(timeout 5 redis-cli -p "$redis_port" DBSIZE 2>/dev/null || echo "?")
+keys=$(timeout 5 redis-cli -p "$redis_port" DBSIZE 2>/dev/null || echo 0)
 say "ledger keys in Redis after the runs: $keys"
+# one per message of the ledger side at least: it really used the ledger
+[ "$keys" -ge $((PAIRS * N)) ] || fail "Redis holds $keys keys, fewer than the $((PAIRS * N)) messages of the ledger side"

@@ -359,7 +359,10 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
         return;
     }
     if (++run->signals_seen > 1 || run->frontend == NULL) {
-        sl_notice("%s again: stopping now", strsignal((int)sig));
+        /* no frontend: nothing is held for Postfix (a broker's and a
+         * worker's jobs go back to the queue), so the first one stops too */
+        sl_notice("%s%s: stopping now", strsignal((int)sig),
+                  run->signals_seen > 1 ? " again" : "");
         event_base_loopbreak(run->base);
         return;
     }
@@ -430,6 +433,12 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
     event_base_dispatch(run->base);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
+    /* A late copy of the stop signal (a process group signalled, the master
+     * passing its own on) must not end the bounded teardown below by the
+     * default action: the exit status would say "killed by a signal" after
+     * an orderly stop, and a sanitizer build's exit checks would not run. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     sl_notice("sluice stopped");
 out:
     free(error);

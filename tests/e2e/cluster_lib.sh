@@ -119,6 +119,10 @@ cl_cleanup() {
     for name in "${!CL_PID[@]}"; do
         if [ -n "${CL_PID[$name]}" ]; then e2e_kill_group "${CL_PID[$name]}" 3; fi
     done
+    # every node's log, once all have exited (LeakSanitizer reports at exit)
+    for name in "${!CL_LOG[@]}"; do
+        ! e2e_sanitizer_report "${CL_LOG[$name]}" || E2E_FAILED=1
+    done
     for o in "${CL_ORIGINS[@]}"; do
         timeout 20 postfix -c "${CL_PF_CONF[$o]}" stop >/dev/null 2>&1 || true
     done

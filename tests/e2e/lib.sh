@@ -195,6 +195,18 @@ e2e_dump_diagnostics() {
     fi
 }
 
+# e2e_sanitizer_report LOG: true, with the report on stderr, when LOG holds
+# an ASan, UBSan or LeakSanitizer report (a sanitizer build writes them
+# into the daemon's log; any report, even a leak found at exit after every
+# check passed, fails the test).
+e2e_sanitizer_report() {
+    [ -f "$1" ] || return 1
+    grep -qE '^==[0-9]+==ERROR: |^SUMMARY: [A-Za-z]+Sanitizer|:[0-9]+:[0-9]+: runtime error: ' "$1" || return 1
+    printf '[%s] FAIL: sanitizer report in %s:\n' "$E2E_NAME" "$1" >&2
+    grep -m1 -A60 -E '^==[0-9]+==ERROR: |:[0-9]+:[0-9]+: runtime error: ' "$1" >&2
+    return 0
+}
+
 e2e_cleanup() {
     local rc=$? pid
     trap - ERR EXIT INT TERM
@@ -204,14 +216,7 @@ e2e_cleanup() {
         e2e_dump_diagnostics >&2
     fi
     [ -n "$E2E_SLUICE_PID" ] && e2e_kill_group "$E2E_SLUICE_PID" 5
-    # A sanitizer build (SLUICE_SANITIZE) reports into sluice's log; any
-    # report, even a leak found at exit after every check passed, fails.
-    if [ -n "$SLUICE_LOG" ] && [ -f "$SLUICE_LOG" ] &&
-        grep -qE '^==[0-9]+==ERROR: |^SUMMARY: [A-Za-z]+Sanitizer|:[0-9]+:[0-9]+: runtime error: ' "$SLUICE_LOG"; then
-        printf '[%s] FAIL: sanitizer report in the sluice log:\n' "$E2E_NAME" >&2
-        grep -m1 -A60 -E '^==[0-9]+==ERROR: |:[0-9]+:[0-9]+: runtime error: ' "$SLUICE_LOG" >&2
-        E2E_FAILED=1
-    fi
+    [ -z "$SLUICE_LOG" ] || ! e2e_sanitizer_report "$SLUICE_LOG" || E2E_FAILED=1
     for pid in "${E2E_SINK_PIDS[@]}"; do e2e_kill_group "$pid" 2; done
     if [ "$E2E_POSTFIX_UP" = 1 ]; then
         timeout 20 postfix -c "$PF_CONF" stop >/dev/null 2>&1

@@ -43,7 +43,7 @@ e2e_init 1500
 need_root
 need_cmd smtp-source smtp-sink
 [ -x "$LMTP_LATENCY" ] || fail "no latency client at $LMTP_LATENCY (cmake --build ... --target lmtp_latency)"
-trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+cl_trap
 cl_keys_init
 
 sink=$(free_port)

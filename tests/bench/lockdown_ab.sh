@@ -55,7 +55,7 @@ e2e_init $((180 + ROUNDS * 2 * (N / 300 + 20)))
 need_root
 need_cmd smtp-source smtp-sink redis-server redis-cli
 [ -x "$SLUICE_BIN" ] || fail "SLUICE_BIN=$SLUICE_BIN is not an executable"
-trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+cl_trap
 CL_SECURITY=curve
 cl_keys_init
 cl_start_redis

@@ -49,10 +49,16 @@ cl_init() {
     need_root
     need_cmd postfix postconf postqueue smtp-source redis-server redis-cli ss python3 ip
     [ -x "$SLUICE_BIN" ] || fail "SLUICE_BIN=$SLUICE_BIN is not an executable"
-    # lib.sh's trap stays the last word (it prints diagnostics and removes
-    # the directory); ours runs first with the original exit status kept.
-    trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+    cl_trap
     cl_keys_init
+}
+
+# cl_trap: on exit, cl_cleanup first, then lib.sh's e2e_cleanup, which stays
+# the last word (diagnostics, sanitizer reports, the directory) and gets
+# the original exit status.
+cl_trap() {
+    # shellcheck disable=SC2154 # cl_rc is set inside the trap itself
+    trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
 }
 
 # ---------------------------------------------------------------------------
@@ -118,10 +124,6 @@ cl_cleanup() {
     fi
     for name in "${!CL_PID[@]}"; do
         if [ -n "${CL_PID[$name]}" ]; then e2e_kill_group "${CL_PID[$name]}" 3; fi
-    done
-    # every node's log, once all have exited (LeakSanitizer reports at exit)
-    for name in "${!CL_LOG[@]}"; do
-        ! e2e_sanitizer_report "${CL_LOG[$name]}" || E2E_FAILED=1
     done
     for o in "${CL_ORIGINS[@]}"; do
         timeout 20 postfix -c "${CL_PF_CONF[$o]}" stop >/dev/null 2>&1 || true
@@ -387,14 +389,13 @@ cl_queue_count() {
         "${CL_PF_QUEUE[$1]}/hold" "${CL_PF_QUEUE[$1]}/maildrop" -type f 2>/dev/null | wc -l
 }
 
-# cl_all_delivered N SECONDS: every origin has N distinct messages in its
-# Maildirs and an empty queue.
+# cl_origin_done N: every origin has N distinct messages in its Maildirs
+# and an empty queue.
 cl_origin_done() {
-    local o r want=$1
+    local o distinct want=$1
     for o in "${CL_ORIGINS[@]}"; do
-        r=$(cl_delivery_report "$o")
-        set -- $r
-        [ "$2" -ge "$want" ] || return 1
+        read -r _ distinct _ < <(cl_delivery_report "$o")
+        [ "${distinct:-0}" -ge "$want" ] || return 1
         [ "$(cl_queue_count "$o")" -eq 0 ] || return 1
     done
 }

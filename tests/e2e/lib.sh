@@ -197,8 +197,8 @@ e2e_dump_diagnostics() {
 
 # e2e_sanitizer_report LOG: true, with the report on stderr, when LOG holds
 # an ASan, UBSan or LeakSanitizer report (a sanitizer build writes them
-# into the daemon's log; any report, even a leak found at exit after every
-# check passed, fails the test).
+# into the daemon's log; e2e_cleanup looks at every *.log of the run: any
+# report, even a leak found at exit after every check passed, fails it).
 e2e_sanitizer_report() {
     [ -f "$1" ] || return 1
     grep -qE '^==[0-9]+==ERROR: |^SUMMARY: [A-Za-z]+Sanitizer|:[0-9]+:[0-9]+: runtime error: ' "$1" || return 1
@@ -216,7 +216,6 @@ e2e_cleanup() {
         e2e_dump_diagnostics >&2
     fi
     [ -n "$E2E_SLUICE_PID" ] && e2e_kill_group "$E2E_SLUICE_PID" 5
-    [ -z "$SLUICE_LOG" ] || ! e2e_sanitizer_report "$SLUICE_LOG" || E2E_FAILED=1
     for pid in "${E2E_SINK_PIDS[@]}"; do e2e_kill_group "$pid" 2; done
     if [ "$E2E_POSTFIX_UP" = 1 ]; then
         timeout 20 postfix -c "$PF_CONF" stop >/dev/null 2>&1
@@ -225,6 +224,14 @@ e2e_cleanup() {
     # outlived their master, helpers of daemons.
     for pid in $(e2e_stray_pids); do kill -KILL "$pid" 2>/dev/null; done
     [ -n "$E2E_WATCHDOG_PID" ] && kill "$E2E_WATCHDOG_PID" 2>/dev/null && wait "$E2E_WATCHDOG_PID" 2>/dev/null
+    # Every daemon has exited now (LeakSanitizer reports at exit): any
+    # report in any log of the run fails it, whichever process wrote it.
+    if [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ]; then
+        while IFS= read -r -d '' f; do
+            ! e2e_sanitizer_report "$f" || E2E_FAILED=1
+        done < <(find "$E2E_TMP" -name '*.log' -type f -print0 2>/dev/null)
+    fi
+    case $SLUICE_LOG in "" | "$E2E_TMP"/*) ;; *) ! e2e_sanitizer_report "$SLUICE_LOG" || E2E_FAILED=1 ;; esac
     if [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ]; then
         if [ "${E2E_KEEP:-0}" = 1 ]; then
             say "kept $E2E_TMP"

@@ -23,7 +23,7 @@
 e2e_init 170
 need_root
 need_cmd smtp-source smtp-sink python3
-trap 'cl_rc=$?; cl_cleanup; (exit $cl_rc); e2e_cleanup' EXIT
+cl_trap
 cl_keys_init
 
 sink_port=$(free_port)

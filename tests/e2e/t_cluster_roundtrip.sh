@@ -46,7 +46,6 @@ assert d["state"] == "ok", d["reasons"]
 ok "status --json: 2 brokers, 2 frontends, 3 workers alive; origins o2 4, o3 2; 6 worker slots, no shortfall"
 
 # ---- mail from both origins
-SLUICE_TEST_WORKER_DELAY_MS= true
 cl_inject o2 "$N" 2; p2=$CL_INJECT_PID
 cl_inject o3 "$N" 2; p3=$CL_INJECT_PID
 wait "$p2" || fail "smtp-source into o2 failed: $(tail -n 3 "$E2E_TMP/inject.o2.log")"

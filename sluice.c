@@ -359,8 +359,9 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
         return;
     }
     if (++run->signals_seen > 1 || run->frontend == NULL) {
-        /* no frontend: nothing is held for Postfix (a broker's and a
-         * worker's jobs go back to the queue), so the first one stops too */
+        /* no frontend: nothing is held for Postfix (a worker's jobs go back
+         * to the queue, a broker's are resubmitted by the frontends), so the
+         * first one stops at once too */
         sl_notice("%s%s: stopping now", strsignal((int)sig),
                   run->signals_seen > 1 ? " again" : "");
         event_base_loopbreak(run->base);

@@ -208,7 +208,7 @@ e2e_sanitizer_report() {
 }
 
 e2e_cleanup() {
-    local rc=$? pid
+    local rc=$? pid f
     trap - ERR EXIT INT TERM
     set +e
     [ "$rc" -ne 0 ] && E2E_FAILED=1

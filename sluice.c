@@ -91,7 +91,8 @@ static const char usage_text[] =
     "\n"
     "Signals (to the master, which passes them on): SIGTERM or SIGINT stop\n"
     "gracefully (messages in flight finish; a second signal stops at once,\n"
-    "Postfix retries what was not answered).\n"
+    "Postfix retries what was not answered). Signalling the process group\n"
+    "(pkill) is one request, not two.\n"
     "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
     "at its next connect, a key removed is refused at its next connect.\n"
     "\n"
@@ -203,7 +204,7 @@ struct run {
     struct sl_registry *registry;
     unsigned n_workers;
     char host[256];
-    int signals_seen;
+    struct sl_stop_count stops; /* SIGTERM, SIGINT and the master's copies */
     int *listen_fds;            /* frontend.listen or systemd's, made in main() */
     size_t n_listen_fds;
     bool want_broker, want_workers, want_frontend;
@@ -358,16 +359,25 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
                   allow_list ? "allow-list reloaded; " : "");
         return;
     }
-    if (++run->signals_seen > 1 || run->frontend == NULL) {
+    const char *name = sig == SL_MASTER_STOP_SIGNAL ? "stop passed on by the master"
+                                                    : strsignal((int)sig);
+    unsigned requests = sl_stop_count_add(&run->stops, (int)sig);
+    if (requests == 0) {
+        /* the sender signalled the process group (or pkill): this is the
+         * other copy of a request already under way */
+        sl_info("%s: the same stop request again (the process group's and the master's "
+                "copies), not a second one", name);
+        return;
+    }
+    if (requests > 1 || run->frontend == NULL) {
         /* no frontend: nothing is held for Postfix (a worker's jobs go back
          * to the queue, a broker's are resubmitted by the frontends), so the
          * first one stops at once too */
-        sl_notice("%s%s: stopping now", strsignal((int)sig),
-                  run->signals_seen > 1 ? " again" : "");
+        sl_notice("%s%s: stopping now", name, requests > 1 ? " again" : "");
         event_base_loopbreak(run->base);
         return;
     }
-    sl_notice("%s: stopping after the messages in flight", strsignal((int)sig));
+    sl_notice("%s: stopping after the messages in flight", name);
     frontend_shutdown(run->frontend, on_shutdown_done, run);
 }
 
@@ -422,9 +432,9 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
         goto out;
     }
     registry_start(run, want_broker, want_workers, want_frontend);
-    struct event *sigs[3];
-    const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
+    struct event *sigs[4];
+    const int signums[4] = {SIGTERM, SIGINT, SL_MASTER_STOP_SIGNAL, SIGHUP};
+    for (int i = 0; i < 4; i++) {
         sigs[i] = evsignal_new(run->base, signums[i], on_signal, run);
         evsignal_add(sigs[i], NULL);
     }
@@ -432,7 +442,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
     sl_notice("sluice %s started: %s%s%s", SLUICE_VERSION, want_frontend ? "frontend " : "",
               want_broker ? "broker " : "", want_workers ? "workers" : "");
     event_base_dispatch(run->base);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         event_free(sigs[i]);
     /* A late copy of the stop signal (a process group signalled, the master
      * passing its own on) must not end the bounded teardown below by the
@@ -440,6 +450,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
      * an orderly stop, and a sanitizer build's exit checks would not run. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
+    signal(SL_MASTER_STOP_SIGNAL, SIG_IGN);
     sl_notice("sluice stopped");
 out:
     free(error);

@@ -38,6 +38,20 @@ sl_master_child_ready(void)
     sigprocmask(SIG_SETMASK, &child_mask, NULL);
 }
 
+unsigned
+sl_stop_count_add(struct sl_stop_count *c, int sig)
+{
+    if (sig == SL_MASTER_STOP_SIGNAL)
+        c->from_master++;
+    else
+        c->direct++;
+    unsigned requests = c->direct > c->from_master ? c->direct : c->from_master;
+    if (requests == c->acted)
+        return 0;
+    c->acted = requests;
+    return requests;
+}
+
 static pid_t
 master_fork(const struct sl_master_params *p, const sigset_t *old_mask, pid_t master_pid)
 {
@@ -89,6 +103,7 @@ sl_master_run(const struct sl_master_params *p)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SL_MASTER_STOP_SIGNAL); /* blocked in the child until it is ready */
     sigprocmask(SIG_BLOCK, &set, &old_mask);
     sl_info("master: pid %ld; the %s child is restarted if it dies", (long)master_pid, p->label);
 
@@ -130,10 +145,13 @@ sl_master_run(const struct sl_master_params *p)
                 continue;
             }
             /* Ctrl-C: the terminal signalled the whole process group, the
-             * child included; passing it on would count as a second one. */
+             * child included; it has its copy already. */
             if (si.si_code == SI_KERNEL)
                 continue;
-            kill(child, sig);
+            /* A stop goes on as SL_MASTER_STOP_SIGNAL: the child then tells
+             * our copy from the one it may have had itself (kill of the
+             * process group, pkill), instead of counting two stops. */
+            kill(child, sig == SIGHUP ? SIGHUP : SL_MASTER_STOP_SIGNAL);
             continue;
         }
 

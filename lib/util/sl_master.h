@@ -17,12 +17,15 @@
  *   sl_master_child_ready();
  *
  * SIGNALS (to the master)
- *   SIGTERM, SIGINT: passed on to the child; the master exits with the
- *   child's exit status when it has stopped (128 + signal number if a
- *   signal ended it). A second one is passed on too (the child then stops
- *   at once). SIGINT from the terminal (Ctrl-C) reached the child already
- *   (the whole foreground process group gets it) and is not passed on.
- *   SIGHUP: passed on.
+ *   SIGTERM, SIGINT: passed on to the child as SL_MASTER_STOP_SIGNAL; the
+ *   master exits with the child's exit status when it has stopped (128 +
+ *   signal number if a signal ended it). A second one is passed on too
+ *   (the child then stops at once). The distinct signal lets the child
+ *   count stop requests rather than copies: signalling the process group
+ *   (or pkill) gives it one copy from the sender and one from the master,
+ *   which are one request (sl_stop_count below). SIGINT from the terminal
+ *   (Ctrl-C) reached the child already (the whole foreground process group
+ *   gets it) and is not passed on. SIGHUP: passed on as is.
  *
  * RESTARTS
  *   A child that dies without being asked to (any signal, SIGKILL
@@ -37,6 +40,11 @@
 #define SL_MASTER_H
 
 #include "util/sl_util.h"
+
+#include <signal.h>
+
+/* The master's copy of a stop request, as the child receives it. */
+#define SL_MASTER_STOP_SIGNAL SIGUSR2
 
 #define SL_MASTER_BACKOFF_MIN_MS 1000
 #define SL_MASTER_BACKOFF_MAX_MS 30000
@@ -62,6 +70,18 @@ SL_WARN_UNUSED int sl_master_run(const struct sl_master_params *params);
  * is not lost, nor fatal; this unblocks them. A no-op outside a master's
  * child. */
 void sl_master_child_ready(void);
+
+/* Stop requests seen by a child: one from the sender (SIGTERM, SIGINT
+ * to this process) and one passed on by the master (SL_MASTER_STOP_SIGNAL)
+ * may be the same request, when the sender signalled the whole process
+ * group; so the requests are the larger of the two counts. */
+struct sl_stop_count {
+    unsigned direct, from_master, acted;
+};
+/* Counts sig; returns how many stop requests there now are if that is
+ * more than before (1: stop gracefully, 2 or more: stop at once), or 0 for
+ * a copy of a request already counted. */
+unsigned sl_stop_count_add(struct sl_stop_count *c, int sig);
 
 /* The pid that names this node for as long as the service runs: the
  * master's in its child (a restarted child registers under the same name

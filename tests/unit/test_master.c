@@ -124,7 +124,7 @@ on_term(int sig)
     got_term = 1;
 }
 
-/* Slow to start: a SIGTERM forwarded meanwhile must wait for its handler,
+/* Slow to start: a stop passed on meanwhile must wait for its handler,
  * not kill it. Returns 5 once it has seen the signal. */
 static int
 child_slow_start(void *ctx)
@@ -133,6 +133,7 @@ child_slow_start(void *ctx)
     usleep(300 * 1000);
     struct sigaction sa = {.sa_handler = on_term};
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SL_MASTER_STOP_SIGNAL, &sa, NULL);
     sl_master_child_ready();
     while (!got_term)
         pause();
@@ -151,10 +152,11 @@ test_restart_after_sigkill(void **state)
     assert_true(read_report(m.fd, &b, 5000));
     assert_true(b.pid != a.pid);
     assert_int_equal(kill(m.pid, 0), 0); /* the master is the same */
-    /* the new child is the master's, and gets the stop: SIGTERM kills it
-     * (it has no handler), so the master exits 128 + 15 */
+    /* the new child is the master's, and gets the stop, passed on as
+     * SL_MASTER_STOP_SIGNAL: it has no handler, so that kills it and the
+     * master exits 128 + its number */
     assert_int_equal(kill(m.pid, SIGTERM), 0);
-    assert_int_equal(master_wait(&m), 128 + SIGTERM);
+    assert_int_equal(master_wait(&m), 128 + SL_MASTER_STOP_SIGNAL);
     assert_int_equal(kill(b.pid, 0), -1);
 }
 
@@ -214,6 +216,40 @@ test_stop_during_start_up(void **state)
     assert_int_equal(master_wait(&m), 5);
 }
 
+/* A signalled process group gives the child two copies of one stop (the
+ * sender's and the master's), in either order: one request; the next pair
+ * is the second request. */
+static void
+test_stop_count_copies(void **state)
+{
+    (void)state;
+    struct sl_stop_count c = {0};
+    assert_int_equal(sl_stop_count_add(&c, SIGTERM), 1);
+    assert_int_equal(sl_stop_count_add(&c, SL_MASTER_STOP_SIGNAL), 0);
+    assert_int_equal(sl_stop_count_add(&c, SL_MASTER_STOP_SIGNAL), 2);
+    assert_int_equal(sl_stop_count_add(&c, SIGTERM), 0);
+
+    struct sl_stop_count m = {0}; /* the master's copy first */
+    assert_int_equal(sl_stop_count_add(&m, SL_MASTER_STOP_SIGNAL), 1);
+    assert_int_equal(sl_stop_count_add(&m, SIGTERM), 0);
+    assert_int_equal(sl_stop_count_add(&m, SIGINT), 2);
+}
+
+/* Only one source: every signal is a request (TERM to the master alone, as
+ * systemd's KillMode=mixed does; Ctrl-C, which the master does not pass on;
+ * a child run without a master). */
+static void
+test_stop_count_one_source(void **state)
+{
+    (void)state;
+    struct sl_stop_count a = {0}, b = {0};
+    assert_int_equal(sl_stop_count_add(&a, SL_MASTER_STOP_SIGNAL), 1);
+    assert_int_equal(sl_stop_count_add(&a, SL_MASTER_STOP_SIGNAL), 2);
+    assert_int_equal(sl_stop_count_add(&a, SL_MASTER_STOP_SIGNAL), 3);
+    assert_int_equal(sl_stop_count_add(&b, SIGINT), 1);
+    assert_int_equal(sl_stop_count_add(&b, SIGINT), 2);
+}
+
 int
 main(void)
 {
@@ -224,6 +260,8 @@ main(void)
         cmocka_unit_test(test_stop_during_backoff),
         cmocka_unit_test(test_config_error_not_restarted),
         cmocka_unit_test(test_stop_during_start_up),
+        cmocka_unit_test(test_stop_count_copies),
+        cmocka_unit_test(test_stop_count_one_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,11 +385,6 @@ group_start(struct fe_delivery *d, struct group *gr)
     d->pending++;
 }
 
-/* The reservation the session made at end of data (entries in RCPT
- * order): passed recipients it reserved are reinjected, those already
- * done get the stored reply, those in flight elsewhere 451. Recipients
- * the verdict does not pass keep the verdict's reply, and a reservation
- * taken for them is given back. */
 /* What the reservation says of recipient i (en NULL: no ledger answer):
  * true if it is ours to send; otherwise its reply is set, the stored one
  * (done) or 451 (in flight elsewhere, doing: "delivered" or "handled"). */
@@ -414,6 +409,11 @@ entry_says_go(struct fe_delivery *d, size_t i, const struct fe_ledger_entry *en,
     return false;
 }
 
+/* The reservation the session made at end of data (entries in RCPT
+ * order): passed recipients it reserved are reinjected, those already
+ * done get the stored reply, those in flight elsewhere 451. Recipients
+ * the verdict does not pass keep the verdict's reply, and a reservation
+ * taken for them is given back. */
 static void
 delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
 {

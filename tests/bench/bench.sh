@@ -63,6 +63,8 @@
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 QUICK=0
 if [ "${1:-}" = --quick ]; then
@@ -109,8 +111,6 @@ start_plain_sink() {
     E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
     wait_port 127.0.0.1 "$port" 10 || fail "smtp-sink does not listen on 127.0.0.1:$port"
 }
-
-now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }
 
 # run_source PATH PORT SESSIONS MODE [SMTP-SOURCE ARGS]: one timed
 # smtp-source run of RUN_N messages (default BENCH_N) after RUN_WARMUP

@@ -28,6 +28,8 @@
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+# shellcheck source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 PAIRS=${1:-5}
 N=${2:-6000}
@@ -37,17 +39,6 @@ case $PAIRS$N$S in *[!0-9]*) echo "usage: $0 [PAIRS [N [SESSIONS]]]" >&2; exit 2
 e2e_init $((120 + PAIRS * 2 * (N / 500 + 30)))
 need_root
 need_cmd smtp-source smtp-sink redis-server redis-cli
-
-# cpu_ticks PID: utime + stime of the process (clock ticks)
-cpu_ticks() {
-    local line
-    read -r line <"/proc/$1/stat"
-    # shellcheck disable=SC2086 # split the fields after "(comm) "
-    set -- ${line##*) }
-    echo $((${12} + ${13}))
-}
-us_per_msg() { awk -v t="$1" -v n="$N" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }'; }
-now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }
 
 sink_port=$(free_port)
 e2e_spawn "$E2E_TMP/sink.log" smtp-sink -u nobody "127.0.0.1:$sink_port" 1024
@@ -91,7 +82,7 @@ run_one() {
     r1=$(cpu_ticks "$redis_pid")
     stop_sluice >/dev/null || true
     rate=$(awk -v n="$N" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
-    say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; CPU per message: sluice $(us_per_msg $((s1 - s0))) us, redis $(us_per_msg $((r1 - r0))) us"
+    say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; CPU per message: sluice $(us_per_msg $((s1 - s0)) "$N") us, redis $(us_per_msg $((r1 - r0)) "$N") us"
     case $side in
     ledger) RATES_LEDGER+=("$rate") ;;
     base) RATES_BASE+=("$rate") ;;

@@ -41,6 +41,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/cluster_lib.sh"
 # shellcheck source=../e2e/scan_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/scan_lib.sh"
+# shellcheck source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
 ROUNDS=${1:-5}
 N=${2:-3000}
@@ -69,20 +71,6 @@ sink=$(free_port)
 e2e_spawn "$E2E_TMP/sink.log" smtp-sink -u nobody "127.0.0.1:$sink" 1024
 E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
 wait_port 127.0.0.1 "$sink" 10 || fail "smtp-sink does not listen on :$sink"
-
-# cpu_ticks PID...: utime + stime of the processes, summed (clock ticks)
-cpu_ticks() {
-    local pid line sum=0
-    for pid in "$@"; do
-        read -r line <"/proc/$pid/stat"
-        # shellcheck disable=SC2086 # split the fields after "(comm) "
-        set -- ${line##*) }
-        sum=$((sum + ${12} + ${13}))
-    done
-    echo "$sum"
-}
-us_per_msg() { awk -v t="$1" -v n="$N" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }'; }
-now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }
 
 declare -A FE_PORT=()
 # start_side SIDE: its broker, two workers and frontend (-F: one process
@@ -149,7 +137,7 @@ run_one() {
     r1=$(cpu_ticks "${CL_PID[redis]}")
     [ -z "$SCAN" ] || c1=$(cpu_ticks "$CLAMD_PID")
     rate=$(awk -v n="$N" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
-    say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; CPU per message (us): frontend $(us_per_msg $((f1 - f0))), broker $(us_per_msg $((b1 - b0))), workers $(us_per_msg $((w1 - w0))), redis $(us_per_msg $((r1 - r0)))${SCAN:+, clamd $(us_per_msg $((c1 - c0)))}"
+    say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; CPU per message (us): frontend $(us_per_msg $((f1 - f0)) "$N"), broker $(us_per_msg $((b1 - b0)) "$N"), workers $(us_per_msg $((w1 - w0)) "$N"), redis $(us_per_msg $((r1 - r0)) "$N")${SCAN:+, clamd $(us_per_msg $((c1 - c0)) "$N")}"
     # clamd that does not work for the cluster would make this a run without scanning
     [ -z "$SCAN" ] || [ $((c1 - c0)) -gt 0 ] || fail "$side: clamd used no CPU: the workers did not scan"
     if [ "$side" = open ]; then RATES_OPEN+=("$rate"); else RATES_LOCKED+=("$rate"); fi

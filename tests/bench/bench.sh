@@ -297,7 +297,7 @@ amavis_check_log() {
 # writing MAIL to reading its final reply. A C client with TCP_NODELAY, so
 # the figure is the path's and not the client's (an earlier bash client added
 # ~1 ms of its own). WARMUP messages first, not counted.
-LMTP_LATENCY=${LMTP_LATENCY:-$(dirname "$SLUICE_BIN")/tests/lmtp_latency}
+LMTP_LATENCY=${LMTP_LATENCY:-$(dirname "$SLUICE_BIN_REAL")/tests/lmtp_latency}
 run_latency() {
     local path=$1 port=$2 out=$E2E_TMP/latency.$1 line
     if [ ! -x "$LMTP_LATENCY" ] ||
@@ -427,7 +427,7 @@ fi
 # The daemons are the tests' own (tests/e2e/scan_lib.sh).
 declare -A SCAN=()      # SCAN[scanner,alone|sluice|amavisd] = msg/s
 SCAN_S=4
-SCAN_RATE=${SCAN_RATE:-$(dirname "$SLUICE_BIN")/tests/scan_rate}
+SCAN_RATE=${SCAN_RATE:-$(dirname "$SLUICE_BIN_REAL")/tests/scan_rate}
 if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" ]; then
     # shellcheck source=../e2e/scan_lib.sh
     . "$(dirname "${BASH_SOURCE[0]}")/../e2e/scan_lib.sh"

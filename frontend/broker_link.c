@@ -16,9 +16,9 @@
  * Jobs are spread round-robin over the brokers heard from recently, then
  * over the others ZeroMQ has a connection to (ZMQ_IMMEDIATE); a job nobody
  * takes waits in the link (retried every tick) until a broker returns or
- * the session's deadline makes the caller forget it.
+ * the job's deadline makes the caller withdraw it.
  *
- * The edge-triggered trap (DESIGN-NOTES.md): ZMQ_FD only signals that the
+ * The edge-triggered trap (docs/design.md): ZMQ_FD only signals that the
  * socket's state *changed*, and any zmq call on the socket (a send, a
  * getsockopt) may consume that signal while messages are waiting. So:
  *   - every wake-up drains until ZMQ_EVENTS no longer has ZMQ_POLLIN;
@@ -45,7 +45,6 @@
 #define LINK_DRAIN_BATCH 256    /* messages per wake-up before other events get a turn */
 #define LINK_TICK_MS 200        /* heartbeats, liveness, pending jobs */
 #define LINK_JOB_BUCKETS 4096   /* power of two */
-#define LINK_DEADLINE_GRACE_MS 5000     /* caller forgets at the deadline; this is a backstop */
 #define LINK_LIVENESS_MS ((unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
 
 struct fe_broker_link;
@@ -67,15 +66,15 @@ struct link_conn {
     bool handshake_warned;      /* a failed handshake was logged; cleared when heard from */
 };
 
-struct link_job {
-    struct link_job *hnext;     /* bucket chain */
-    struct link_job *prev, *next;       /* all jobs */
+struct fe_link_job {
+    struct fe_link_job *hnext;  /* bucket chain */
+    struct fe_link_job *prev, *next;    /* all jobs */
     char id[SL_ID_LEN + 1];
+    void *ctx;                  /* the caller's, handed back with the verdict */
     zmq_msg_t frame;            /* the packed Job frame */
     struct sl_body *body;       /* our reference */
     int conn;                   /* index of the broker holding it; -1: not sent */
     unsigned submits;
-    unsigned long long deadline_wall_ms;
 };
 
 struct fe_broker_link {
@@ -87,16 +86,14 @@ struct fe_broker_link {
     size_t rr;                  /* round-robin start */
     struct event *tick;
     fe_verdict_fn *on_verdict;
-    void *ctx;
     fe_origin_weight_fn *weight_fn;
     void *weight_ctx;
     unsigned draining;          /* inside on_verdict: destroy must wait */
     bool destroy_pending;
 
-    struct link_job **buckets;
-    struct link_job *jobs;      /* list head */
+    struct fe_link_job **buckets;
+    struct fe_link_job *jobs;      /* list head */
     unsigned n_held, n_pending;
-    unsigned long long next_purge_ms;
     unsigned long long n_jobs, n_verdicts, n_resubmitted, n_duplicate_verdicts, n_bad;
 };
 
@@ -111,10 +108,10 @@ job_bucket(const char *id)
     return h & (LINK_JOB_BUCKETS - 1);
 }
 
-static struct link_job *
+static struct fe_link_job *
 job_find(struct fe_broker_link *link, const char *id)
 {
-    for (struct link_job *j = link->buckets[job_bucket(id)]; j != NULL; j = j->hnext)
+    for (struct fe_link_job *j = link->buckets[job_bucket(id)]; j != NULL; j = j->hnext)
         if (strcmp(j->id, id) == 0)
             return j;
     return NULL;
@@ -122,9 +119,9 @@ job_find(struct fe_broker_link *link, const char *id)
 
 /* Unlinks and frees j, dropping its body reference. */
 static void
-job_remove(struct fe_broker_link *link, struct link_job *j)
+job_remove(struct fe_broker_link *link, struct fe_link_job *j)
 {
-    for (struct link_job **pp = &link->buckets[job_bucket(j->id)]; *pp != NULL;
+    for (struct fe_link_job **pp = &link->buckets[job_bucket(j->id)]; *pp != NULL;
          pp = &(*pp)->hnext)
         if (*pp == j) {
             *pp = j->hnext;
@@ -328,7 +325,7 @@ conn_send_heartbeat(struct link_conn *c)
 
 /* [frame][body] on c. 0, or -1 if ZeroMQ cannot take it now. */
 static int
-conn_send_job(struct link_conn *c, struct link_job *j)
+conn_send_job(struct link_conn *c, struct fe_link_job *j)
 {
     zmq_msg_t fmsg, bmsg;
 
@@ -366,7 +363,7 @@ conn_send_job(struct link_conn *c, struct link_job *j)
  * recently first, then the others, the one at index avoid last. 0 if
  * sent; -1 if it stays pending. */
 static int
-job_dispatch(struct fe_broker_link *link, struct link_job *j, int avoid)
+job_dispatch(struct fe_broker_link *link, struct fe_link_job *j, int avoid)
 {
     unsigned long long now = sl_now_mono_ms();
 
@@ -406,7 +403,7 @@ job_dispatch(struct fe_broker_link *link, struct link_job *j, int avoid)
 
 /* The job goes out again with Job.submit + 1 (for the brokers' logs). */
 static void
-job_bump_submit(struct link_job *j)
+job_bump_submit(struct fe_link_job *j)
 {
     Sluice__Frame *frame = NULL;
     const char *error;
@@ -434,7 +431,7 @@ conn_resubmit_jobs(struct fe_broker_link *link, int index, const char *why)
     struct link_conn *c = &link->conns[index];
     unsigned n = 0, waiting = 0;
 
-    for (struct link_job *j = link->jobs; j != NULL; j = j->next) {
+    for (struct fe_link_job *j = link->jobs; j != NULL; j = j->next) {
         if (j->conn != index)
             continue;
         j->conn = -1;
@@ -459,7 +456,7 @@ conn_resubmit_jobs(struct fe_broker_link *link, int index, const char *why)
 static void
 link_flush_pending(struct fe_broker_link *link)
 {
-    for (struct link_job *j = link->jobs; j != NULL && link->n_pending > 0; j = j->next)
+    for (struct fe_link_job *j = link->jobs; j != NULL && link->n_pending > 0; j = j->next)
         if (j->conn < 0 && job_dispatch(link, j, -1) == 0)
             sl_info("%s: sent to broker %s after waiting for one", j->id,
                     link->conns[j->conn].endpoint);
@@ -536,7 +533,7 @@ conn_recv_one(struct link_conn *c)
         sl_warn("frontend: dropped a frame from broker %s: %s", c->endpoint, error);
         link->n_bad++;
     } else if (frame->kind_case == SLUICE__FRAME__KIND_VERDICT) {
-        struct link_job *j = job_find(link, frame->verdict->job_id);
+        struct fe_link_job *j = job_find(link, frame->verdict->job_id);
         if (j == NULL) {
             /* a second verdict for a resubmitted job, or one for a job the
              * session gave up on: never used twice */
@@ -544,9 +541,10 @@ conn_recv_one(struct link_conn *c)
             sl_info("%s: duplicate or late verdict from broker %s dropped",
                     frame->verdict->job_id, c->endpoint);
         } else {
+            void *ctx = j->ctx;
             job_remove(link, j);
             link->n_verdicts++;
-            link->on_verdict(link->ctx, frame->verdict);
+            link->on_verdict(ctx, frame->verdict);
         }
     } else if (frame->kind_case == SLUICE__FRAME__KIND_HEARTBEAT) {
         conn_on_heartbeat(c, frame->heartbeat);
@@ -643,26 +641,13 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (link->n_pending > 0)
         link_flush_pending(link);
-    if (now >= link->next_purge_ms) {
-        unsigned long long wall = sl_now_wall_ms();
-        struct link_job *j = link->jobs, *next;
-
-        link->next_purge_ms = now + SL_WIRE_HEARTBEAT_MS;
-        for (; j != NULL; j = next) {
-            next = j->next;
-            if (j->deadline_wall_ms + LINK_DEADLINE_GRACE_MS > wall)
-                continue;
-            sl_info("%s: deadline passed without a verdict; dropped from the broker link", j->id);
-            job_remove(link, j);
-        }
-    }
 }
 
 /* ---- API -------------------------------------------------------------- */
 
 struct fe_broker_link *
 fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, size_t n_endpoints,
-                   const struct sl_config *config, fe_verdict_fn *on_verdict, void *ctx, char **error_r)
+                   const struct sl_config *config, fe_verdict_fn *on_verdict, char **error_r)
 {
     struct fe_broker_link *link;
     struct timeval tv = {.tv_sec = 0, .tv_usec = LINK_TICK_MS * 1000};
@@ -677,7 +662,6 @@ fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, 
     link->zctx = zctx;
     link->config = config;
     link->on_verdict = on_verdict;
-    link->ctx = ctx;
     link->buckets = sl_calloc(LINK_JOB_BUCKETS, sizeof(*link->buckets));
     link->n_conns = n_endpoints;
     link->conns = sl_calloc(n_endpoints, sizeof(*link->conns));
@@ -721,14 +705,15 @@ fe_broker_link_set_weight_fn(struct fe_broker_link *link, fe_origin_weight_fn *w
     link->weight_ctx = ctx;
 }
 
-int
-fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struct sl_body *body)
+struct fe_link_job *
+fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struct sl_body *body,
+                      void *ctx)
 {
     Sluice__Job copy = *job;    /* shallow: only to fill in size, weight, submission */
     Sluice__Frame frame = SLUICE__FRAME__INIT;
     const char *id = sl_wire_job_id_valid(job->job_id) ? job->job_id : "-";
     const char *error;
-    struct link_job *j;
+    struct fe_link_job *j;
 
     SL_BUG_ON(link->destroy_pending);
     copy.size = body->len;
@@ -741,19 +726,15 @@ fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struc
     if (sl_wire_pack(&frame, &j->frame, &error) < 0) {
         sl_error("%s: cannot send job to broker: %s", id, error);
         free(j);
-        return -1;
+        return NULL;
     }
-    /* ids are random and fresh (sl_id_new); a caller that submits an id
-     * again wants the new submission: the old one is forgotten */
-    if (job_find(link, job->job_id) != NULL) {
-        sl_warn("%s: submitted again; the earlier submission is forgotten", id);
-        job_remove(link, job_find(link, job->job_id));
-    }
+    /* ids are fresh random ones (sl_id_new): verdicts are matched by them */
+    SL_BUG_ON(job_find(link, job->job_id) != NULL);
     snprintf(j->id, sizeof(j->id), "%s", job->job_id);
+    j->ctx = ctx;
     j->body = sl_body_ref(body);
     j->conn = -1;
     j->submits = 1;
-    j->deadline_wall_ms = job->deadline_ms;
     size_t h = job_bucket(j->id);
     j->hnext = link->buckets[h];
     link->buckets[h] = j;
@@ -765,16 +746,15 @@ fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struc
     link->n_jobs++;
     if (job_dispatch(link, j, -1) < 0)
         sl_warn("%s: no broker can take the job now; it waits for one (until its deadline)", id);
-    return 0;
+    return j;
 }
 
 void
-fe_broker_link_forget(struct fe_broker_link *link, const char *job_id)
+fe_broker_link_withdraw(struct fe_broker_link *link, struct fe_link_job **jp)
 {
-    struct link_job *j = job_find(link, job_id);
-
-    if (j != NULL)
-        job_remove(link, j);
+    if (*jp != NULL)
+        job_remove(link, *jp);
+    *jp = NULL;
 }
 
 void

@@ -1,85 +1,47 @@
-/* frontend.c - the frontend role: listener, client ACL, origins and their
- * concurrency, the table of jobs waiting for a verdict.
+/* frontend.c - the frontend role: the listening sockets, the client ACL,
+ * the origins, and what sessions and jobs share (context.h): the broker
+ * link, the reinjector, the ledger. Also the graceful stop.
  *
- * The protocol itself lives in session.c; this file only decides who may
- * talk to us and routes verdicts from the broker to the waiting session. */
+ * The protocol lives in session.c and commands.c, a message in flight in
+ * job.c; this file only decides who may talk to us and starts their
+ * sessions. */
 #include "frontend.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "frontend_int.h"
+#include <event2/listener.h>
+#include "context.h"
+#include "job.h"
 #include "ledger.h"
+#include "origins.h"
+#include "reinject.h"
+#include "session.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "util/sl_addr.h"
+#include "util/sl_config.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 
-struct fe_job_entry {
-    char id[SL_ID_LEN + 1];
-    struct session *session;
-    struct fe_job_entry *next;
+struct frontend {
+    struct fe_context ctx;              /* what sessions and jobs share */
+    char *hostname;
+    unsigned listen_port;               /* of the first socket */
+    struct evconnlistener **listeners;  /* one per listening socket */
+    size_t n_listeners;
+    struct event *accept_timer;         /* resumes a listener paused on EMFILE */
+    bool accept_paused;
+    unsigned long long accept_warned_ms;
+    struct fe_origins origins;
+    void (*shutdown_done)(void *ctx);
+    void *shutdown_ctx;
 };
-
-static size_t
-job_hash(const struct frontend *fe, const char *id)
-{
-    /* ids are random already: a few bytes are as good as any hash */
-    size_t h = 5381;
-    for (const char *p = id; *p; p++)
-        h = h * 33 + (unsigned char)*p;
-    return h & (fe->jobs_size - 1);
-}
-
-void
-frontend_job_register(struct frontend *fe, struct session *s, const char *job_id)
-{
-    struct fe_job_entry *e = sl_calloc(1, sizeof(*e));
-    snprintf(e->id, sizeof(e->id), "%s", job_id);
-    e->session = s;
-    size_t h = job_hash(fe, job_id);
-    e->next = fe->jobs[h];
-    fe->jobs[h] = e;
-    fe->n_jobs++;
-}
-
-void
-frontend_job_unregister(struct frontend *fe, const char *job_id)
-{
-    for (struct fe_job_entry **pp = &fe->jobs[job_hash(fe, job_id)]; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->id, job_id) == 0) {
-            struct fe_job_entry *e = *pp;
-            *pp = e->next;
-            free(e);
-            fe->n_jobs--;
-            /* the link holds the job for resubmission until now */
-            fe_broker_link_forget(fe->link, job_id);
-            return;
-        }
-    }
-}
-
-static void
-frontend_on_verdict(void *ctx, const Sluice__Verdict *verdict)
-{
-    struct frontend *fe = ctx;
-    const char *id = verdict->job_id;
-
-    for (struct fe_job_entry *e = fe->jobs[job_hash(fe, id)]; e; e = e->next) {
-        if (strcmp(e->id, id) == 0) {
-            session_on_verdict(e->session, verdict);
-            return;
-        }
-    }
-    /* The session gave up (deadline, client gone) before the verdict came:
-     * its recipients already got their 4xx, so the verdict must not be used. */
-    sl_info("%s: verdict arrived after the job was abandoned; ignored", id);
-}
 
 /* Job.origin_concurrency: the brokers share workers among origins in
  * proportion to it (docs/cluster.md). */
@@ -87,48 +49,69 @@ static unsigned
 frontend_origin_weight(void *ctx, const char *origin)
 {
     const struct frontend *fe = ctx;
-    for (size_t i = 0; i < fe->n_origins; i++)
-        if (origin != NULL && strcmp(fe->origins[i].config->name, origin) == 0)
-            return fe->origins[i].config->concurrency;
-    return 1;
+    const struct fe_origin *o = fe_origins_find(&fe->origins, origin);
+
+    return o != NULL ? o->config->concurrency : 1;
 }
 
 void
 frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
 {
     memset(stats_r, 0, sizeof(*stats_r));
-    stats_r->n_sessions = fe->n_sessions;
-    stats_r->n_jobs = fe->n_jobs;
-    stats_r->n_origins = fe->n_origins < FRONTEND_STATS_ORIGINS ? fe->n_origins
-                                                                 : FRONTEND_STATS_ORIGINS;
+    stats_r->n_sessions = fe->ctx.n_sessions;
+    stats_r->n_origins = fe->origins.n < FRONTEND_STATS_ORIGINS ? fe->origins.n
+                                                                : FRONTEND_STATS_ORIGINS;
     for (size_t i = 0; i < stats_r->n_origins; i++) {
-        stats_r->origins[i].name = fe->origins[i].config->name;
-        stats_r->origins[i].active = fe->origins[i].active;
-        stats_r->origins[i].concurrency = fe->origins[i].config->concurrency;
+        stats_r->origins[i].name = fe->origins.v[i].config->name;
+        stats_r->origins[i].active = fe->origins.v[i].active;
+        stats_r->origins[i].concurrency = fe->origins.v[i].config->concurrency;
     }
-    if (fe->link != NULL)
-        fe_broker_link_stats(fe->link, &stats_r->link);
+    if (fe->ctx.link != NULL) {
+        fe_broker_link_stats(fe->ctx.link, &stats_r->link);
+        stats_r->n_jobs = stats_r->link.held + stats_r->link.pending;
+    }
 }
 
-struct fe_origin *
-frontend_origin_for(struct frontend *fe, const char *ip)
+/* The port a client connected to (Received: "port N", policy banks'
+ * match_listener): with several sockets from systemd, not always the
+ * first. */
+static unsigned
+frontend_local_port(const struct frontend *fe, evutil_socket_t fd)
 {
-    const struct sl_origin_config *oc = sl_config_origin_for(fe->config, ip);
-    for (size_t i = 0; i < fe->n_origins; i++)
-        if (fe->origins[i].config == oc)
-            return &fe->origins[i];
-    SL_BUG_ON("origin not in table");
-    return NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    unsigned port = 0;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        sl_sockaddr_ip((struct sockaddr *)&ss, NULL, 0, &port);
+    return port ? port : fe->listen_port;
 }
 
 static void
 frontend_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,
-                   int socklen, void *ctx)
+                   int socklen, void *arg)
 {
-    struct frontend *fe = ctx;
+    struct frontend *fe = arg;
+    char ip[64];
+    unsigned port = 0;
+
     (void)listener;
     (void)socklen;
-    session_accept(fe, fd, sa);
+    sl_sockaddr_ip(sa, ip, sizeof(ip), &port);
+    if (!sl_cidr_list_match(&fe->ctx.config->frontend.acl, sa)) {
+        /* amavisd-new's @inet_acl: outsiders are turned away at connect */
+        static const char msg[] = "554 5.7.1 Access denied\r\n";
+        sl_warn("connect from [%s]:%u refused: not in frontend.acl", ip, port);
+        (void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        evutil_closesocket(fd);
+        return;
+    }
+    if (fe->ctx.shutting_down) {
+        evutil_closesocket(fd);
+        return;
+    }
+    session_new(&fe->ctx, fd, ip, port, fe_origins_for(&fe->origins, fe->ctx.config, ip),
+                frontend_local_port(fe, fd));
 }
 
 #define FE_ACCEPT_PAUSE_MS 1000   /* retry accept() after running out of descriptors */
@@ -151,7 +134,7 @@ frontend_accept_resume(struct frontend *fe)
         return;
     fe->accept_paused = false;
     evtimer_del(fe->accept_timer);
-    if (!fe->shutting_down)
+    if (!fe->ctx.shutting_down)
         frontend_listeners_enable(fe, true);
 }
 
@@ -180,7 +163,7 @@ frontend_on_accept_error(struct evconnlistener *listener, void *ctx)
     if (now - fe->accept_warned_ms >= 10000 || fe->accept_warned_ms == 0) {
         fe->accept_warned_ms = now;
         sl_warn("accept: %s (%u sessions open)%s", evutil_socket_error_to_string(err),
-                fe->n_sessions,
+                fe->ctx.n_sessions,
                 resource ? "; not accepting until a session ends; raise the file descriptor "
                            "limit (LimitNOFILE=) if this persists"
                          : "");
@@ -218,18 +201,6 @@ system_hostname(void)
     return sl_strdup(name);
 }
 
-unsigned
-frontend_local_port(const struct frontend *fe, evutil_socket_t fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    unsigned port = 0;
-
-    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        sl_sockaddr_ip((struct sockaddr *)&ss, NULL, 0, &port);
-    return port ? port : fe->listen_port;
-}
-
 /* The sockets were bound by the caller (sluice.c: by itself or by the
  * master, or passed in by systemd), so that they outlive this process. */
 static int
@@ -241,7 +212,7 @@ frontend_listen(struct frontend *fe, const int *fds, size_t n_fds, char **error_
         unsigned port;
         sl_listen_describe(fds[i], where, sizeof(where), &port);
         /* backlog 0: listen() was called already, with SL_LISTEN_BACKLOG */
-        fe->listeners[i] = evconnlistener_new(fe->base, frontend_on_accept, fe,
+        fe->listeners[i] = evconnlistener_new(fe->ctx.base, frontend_on_accept, fe,
                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                               0, fds[i]);
         if (fe->listeners[i] == NULL) {
@@ -254,66 +225,9 @@ frontend_listen(struct frontend *fe, const int *fds, size_t n_fds, char **error_
             fe->listen_port = port;
         sl_info("frontend accepting on %s", where);
     }
-    fe->accept_timer = evtimer_new(fe->base, frontend_on_accept_timer, fe);
+    fe->accept_timer = evtimer_new(fe->ctx.base, frontend_on_accept_timer, fe);
     SL_BUG_ON(fe->accept_timer == NULL);
     return 0;
-}
-
-struct frontend *
-frontend_new(struct event_base *base, void *zctx, const struct sl_config *config,
-             const int *listen_fds, size_t n_listen_fds, char *const *endpoints,
-             size_t n_endpoints, char **error_r)
-{
-    struct frontend *fe = sl_calloc(1, sizeof(*fe));
-    fe->base = base;
-    fe->config = config;
-    fe->hostname = config->frontend.hostname && *config->frontend.hostname
-                       ? sl_strdup(config->frontend.hostname)
-                       : system_hostname();
-    fe->jobs_size = 1024;
-    fe->jobs = sl_calloc(fe->jobs_size, sizeof(*fe->jobs));
-    fe->n_origins = config->n_origins;
-    fe->origins = sl_calloc(fe->n_origins, sizeof(*fe->origins));
-    for (size_t i = 0; i < fe->n_origins; i++)
-        fe->origins[i].config = &config->origins[i];
-
-    SL_BUG_ON(n_listen_fds == 0);
-    if (frontend_listen(fe, listen_fds, n_listen_fds, error_r) != 0)
-        goto fail;
-    fe->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, config,
-                                  frontend_on_verdict, fe, error_r);
-    if (fe->link == NULL)
-        goto fail;
-    fe_broker_link_set_weight_fn(fe->link, frontend_origin_weight, fe);
-    fe->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
-    if (sl_config_dedup_on(config)) {
-        struct sl_redis_url url;
-        if (sl_redis_url_from_config(config, &url, error_r) < 0)
-            goto fail;
-        /* The registry id names the node (its master's pid: stable across
-         * child restarts); "/pid" names this incarnation, so a restarted
-         * child can tell its dead predecessor's reservations from its own. */
-        char *reg = sl_registry_node_id("frontend");
-        char *node = sl_asprintf("%s/%ld", reg, (long)getpid());
-        fe->ledger = fe_ledger_new(base, &url, node, config->dedup.ttl_s,
-                                   config->dedup.pending_timeout_s);
-        free(node);
-        free(reg);
-        sl_redis_url_free(&url);
-        fe->dedup_tempfail = strcmp(config->dedup.on_unavailable, "tempfail") == 0;
-    }
-    /* Test-only (docs/exactly-once.md): die between the reinjection's 250
-     * and our reply, the window the ledger exists for. */
-    const char *kill_env = getenv("SLUICE_TEST_KILL_AFTER_REINJECT");
-    fe->test_kill_after_reinject = kill_env != NULL && strcmp(kill_env, "1") == 0;
-    if (fe->test_kill_after_reinject)
-        sl_warn("SLUICE_TEST_KILL_AFTER_REINJECT=1: this frontend kills itself after the first "
-                "reinjection (a test hook, never for production)");
-    sl_info("frontend ready (LMTP and SMTP), hostname %s", fe->hostname);
-    return fe;
-fail:
-    frontend_destroy(&fe);
-    return NULL;
 }
 
 static void
@@ -326,32 +240,104 @@ frontend_shutdown_done(void *arg)
     cb(fe->shutdown_ctx);
 }
 
-void
-frontend_session_gone(struct frontend *fe)
+/* A session or a job ended (context.h): a descriptor is free again, and
+ * a stop may be complete. */
+static void
+frontend_on_idle(struct fe_context *ctx)
 {
-    frontend_accept_resume(fe);     /* a descriptor is free again */
-    if (fe->shutting_down && fe->n_sessions == 0 && fe->shutdown_done) {
-        if (fe->ledger != NULL)
-            /* the records sent after the last replies reach Redis first */
-            fe_ledger_when_idle(fe->ledger, frontend_shutdown_done, fe);
-        else
-            frontend_shutdown_done(fe);
-    }
+    struct frontend *fe = (struct frontend *)((char *)ctx - offsetof(struct frontend, ctx));
+
+    frontend_accept_resume(fe);
+    if (!ctx->shutting_down || ctx->n_sessions > 0 || ctx->n_jobs > 0 ||
+        fe->shutdown_done == NULL)
+        return;
+    if (ctx->ledger != NULL)
+        /* the records sent after the last replies reach Redis first */
+        fe_ledger_when_idle(ctx->ledger, frontend_shutdown_done, fe);
+    else
+        frontend_shutdown_done(fe);
+}
+
+/* The exactly-once ledger (dedup.*), when on. */
+static int
+frontend_ledger_open(struct frontend *fe, char **error_r)
+{
+    const struct sl_config *config = fe->ctx.config;
+    struct sl_redis_url url;
+
+    if (!sl_config_dedup_on(config))
+        return 0;
+    if (sl_redis_url_from_config(config, &url, error_r) < 0)
+        return -1;
+    /* The registry id names the node (its master's pid: stable across
+     * child restarts); "/pid" names this incarnation, so a restarted
+     * child can tell its dead predecessor's reservations from its own. */
+    char *reg = sl_registry_node_id("frontend");
+    char *node = sl_asprintf("%s/%ld", reg, (long)getpid());
+    fe->ctx.ledger = fe_ledger_new(fe->ctx.base, &url, node, config->dedup.ttl_s,
+                                   config->dedup.pending_timeout_s);
+    free(node);
+    free(reg);
+    sl_redis_url_free(&url);
+    fe->ctx.dedup_tempfail = strcmp(config->dedup.on_unavailable, "tempfail") == 0;
+    return 0;
+}
+
+struct frontend *
+frontend_new(struct event_base *base, void *zctx, const struct sl_config *config,
+             const int *listen_fds, size_t n_listen_fds, char *const *endpoints,
+             size_t n_endpoints, char **error_r)
+{
+    struct frontend *fe = sl_calloc(1, sizeof(*fe));
+    struct fe_context *ctx = &fe->ctx;
+
+    fe->hostname = config->frontend.hostname && *config->frontend.hostname
+                       ? sl_strdup(config->frontend.hostname)
+                       : system_hostname();
+    ctx->base = base;
+    ctx->config = config;
+    ctx->hostname = fe->hostname;
+    ctx->on_idle = frontend_on_idle;
+    fe_origins_init(&fe->origins, config);
+
+    SL_BUG_ON(n_listen_fds == 0);
+    if (frontend_listen(fe, listen_fds, n_listen_fds, error_r) != 0)
+        goto fail;
+    ctx->link = fe_broker_link_new(base, zctx, endpoints, n_endpoints, config, fe_job_on_verdict,
+                                   error_r);
+    if (ctx->link == NULL)
+        goto fail;
+    fe_broker_link_set_weight_fn(ctx->link, frontend_origin_weight, fe);
+    ctx->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
+    if (frontend_ledger_open(fe, error_r) < 0)
+        goto fail;
+    /* Test-only (docs/exactly-once.md): die between the reinjection's 250
+     * and our reply, the window the ledger exists for. */
+    const char *kill_env = getenv("SLUICE_TEST_KILL_AFTER_REINJECT");
+    ctx->test_kill_after_reinject = kill_env != NULL && strcmp(kill_env, "1") == 0;
+    if (ctx->test_kill_after_reinject)
+        sl_warn("SLUICE_TEST_KILL_AFTER_REINJECT=1: this frontend kills itself after the first "
+                "reinjection (a test hook, never for production)");
+    sl_info("frontend ready (LMTP and SMTP), hostname %s", fe->hostname);
+    return fe;
+fail:
+    frontend_destroy(&fe);
+    return NULL;
 }
 
 void
 frontend_shutdown(struct frontend *fe, void (*done_cb)(void *ctx), void *ctx)
 {
-    if (fe->shutting_down)
+    if (fe->ctx.shutting_down)
         return;
-    fe->shutting_down = true;
+    fe->ctx.shutting_down = true;
     fe->shutdown_done = done_cb;
     fe->shutdown_ctx = ctx;
     frontend_listeners_enable(fe, false);
-    sl_info("shutting down: %u session(s), %u message(s) in flight", fe->n_sessions,
-            fe->n_jobs);
-    session_shutdown_all(fe);
-    frontend_session_gone(fe);
+    sl_info("shutting down: %u session(s), %u message(s) in flight", fe->ctx.n_sessions,
+            fe->ctx.n_jobs);
+    session_shutdown_all(&fe->ctx);
+    frontend_on_idle(&fe->ctx);
 }
 
 void
@@ -361,23 +347,18 @@ frontend_destroy(struct frontend **fep)
     if (fe == NULL)
         return;
     *fep = NULL;
-    session_destroy_all(fe);
+    fe->ctx.on_idle = NULL; /* nothing to resume or complete any more */
+    session_destroy_all(&fe->ctx);
+    fe_job_destroy_all(&fe->ctx);
     for (size_t i = 0; i < fe->n_listeners; i++)
         evconnlistener_free(fe->listeners[i]);
     free(fe->listeners);
     if (fe->accept_timer)
         event_free(fe->accept_timer);
-    fe_reinjector_destroy(&fe->reinjector);
-    fe_ledger_destroy(&fe->ledger);
-    fe_broker_link_destroy(&fe->link);
-    for (size_t i = 0; i < fe->jobs_size; i++) {
-        for (struct fe_job_entry *e = fe->jobs[i], *n; e; e = n) {
-            n = e->next;
-            free(e);
-        }
-    }
-    free(fe->jobs);
-    free(fe->origins);
+    fe_reinjector_destroy(&fe->ctx.reinjector);
+    fe_ledger_destroy(&fe->ctx.ledger);
+    fe_broker_link_destroy(&fe->ctx.link);
+    fe_origins_clear(&fe->origins);
     free(fe->hostname);
     free(fe);
 }

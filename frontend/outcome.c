@@ -57,23 +57,21 @@ struct fe_delivery {
     struct fe_reinject_op *dsn_op;
     size_t *dsn_idx; /* bounced recipients the DSN reports */
     size_t n_dsn;
-    /* for a DSN started after the ledger answered (start_dsn) */
+    /* for the report (start_dsn) */
     char *dsn_hostname, *dsn_message_id;
     unsigned long long dsn_arrival_ms;
     char *dsn_mine; /* the ledger reservation of dsn_idx[], NULL: none */
     size_t pending;
     bool cancelled;
     struct event *later; /* completion when nothing had to be sent */
-    /* the request, kept for reinjections started after the ledger answered;
-     * its strings belong to the session, which outlives us */
+    /* the request, kept for the ledger's records and the report; its
+     * strings belong to the job, which outlives us */
     struct fe_reinject_request req;
     struct fe_xforward xf;
     struct fe_reinject_rcpt *rcpts;
     struct fe_ledger *ledger;
     char *ledger_key;
     bool tempfail_unavailable;
-    struct fe_ledger_answer *answer; /* the session's reservation, applied from answer_ev */
-    struct event *answer_ev;
     bool reinjected;
     char *queued_as;
     char *detail;
@@ -216,9 +214,6 @@ delivery_free(struct fe_delivery *d)
     free(d->rcpts);
     sl_body_unref(&d->req.body);
     free(d->ledger_key);
-    fe_ledger_answer_free(&d->answer);
-    if (d->answer_ev != NULL)
-        event_free(d->answer_ev);
     free(d->dsn_idx);
     free(d->dsn_hostname);
     free(d->dsn_message_id);
@@ -282,23 +277,19 @@ finish(struct fe_delivery *d)
             snprintf(d->action + strlen(d->action), sizeof(d->action) - strlen(d->action), "%s%s",
                      k > 0 ? "," : "", words[k]);
         /* SMTP: one reply for all (outcome.h) */
-        size_t ok = 0, temp = 0, perm = 0, first_relayed = d->n;
+        int *codes = sl_calloc(d->n ? d->n : 1, sizeof(*codes));
+        size_t first_relayed = d->n;
+        char combined[REPLY_MAX + 1];
         for (size_t i = 0; i < d->n; i++) {
-            ok += d->r[i].code < 400;
-            temp += d->r[i].code >= 400 && d->r[i].code < 500;
-            perm += d->r[i].code >= 500;
+            codes[i] = d->r[i].code;
             if (first_relayed == d->n && d->r[i].destiny == SLUICE__DESTINY__D_PASS &&
                 d->r[i].code < 400)
                 first_relayed = i;
         }
-        if (ok == d->n)
-            res.combined = sl_strdup(d->r[first_relayed < d->n ? first_relayed : 0].reply);
-        else if (temp == d->n || perm == d->n)
-            res.combined = sl_strdup(d->r[0].reply);
-        else
-            res.combined = sl_asprintf("451 4.5.0 id=%s, not every recipient could be handled; "
-                                       "use LMTP for per-recipient replies",
-                                       d->job_id);
+        fe_reply_combined(d->job_id, codes, (const char *const *)res.replies, d->n, first_relayed,
+                          combined, sizeof(combined));
+        free(codes);
+        res.combined = sl_strdup(combined);
         res.action = d->action;
         res.queued_as = d->queued_as;
         res.detail = d->detail;
@@ -409,14 +400,31 @@ entry_says_go(struct fe_delivery *d, size_t i, const struct fe_ledger_entry *en,
     return false;
 }
 
-/* The reservation the session made at end of data (entries in RCPT
- * order): passed recipients it reserved are reinjected, those already
- * done get the stored reply, those in flight elsewhere 451. Recipients
- * the verdict does not pass keep the verdict's reply, and a reservation
- * taken for them is given back. */
+/* Starts what goes out: each group's reinjection and the report of the
+ * bounced recipients. Without the ledger, everything. With it, a (the
+ * reservation made at end of data, entries in RCPT order) decides:
+ * passed recipients it reserved are reinjected, those already done get
+ * the stored reply, those in flight elsewhere 451. Recipients the verdict
+ * does not pass keep the verdict's reply, and a reservation taken for
+ * them is given back. */
 static void
-delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
+delivery_send(struct fe_delivery *d, const struct fe_ledger_answer *a)
 {
+    static const struct fe_ledger_answer none = {.error = "no reservation was made"};
+
+    if (d->ledger == NULL) {
+        for (size_t g = 0; g < d->n_groups; g++) {
+            struct group *gr = &d->groups[g];
+            memcpy(gr->go, gr->idx, gr->n * sizeof(size_t));
+            gr->n_go = gr->n;
+            group_start(d, gr);
+        }
+        if (d->n_dsn > 0)
+            SL_BUG_ON(start_dsn(d) < 0);
+        return;
+    }
+    if (a == NULL)
+        a = &none;
     const char *error = a->error;
     size_t already = 0, in_flight = 0;
     bool *passed = sl_calloc(d->n ? d->n : 1, sizeof(*passed));
@@ -498,29 +506,6 @@ delivery_apply_ledger(struct fe_delivery *d, const struct fe_ledger_answer *a)
 }
 
 static void
-on_ledger_answer(evutil_socket_t fd, short what, void *arg)
-{
-    struct fe_delivery *d = arg;
-
-    (void)fd;
-    (void)what;
-    delivery_apply_ledger(d, d->answer);
-    fe_ledger_answer_free(&d->answer);
-    one_done(d);
-}
-
-void
-fe_delivery_ledger_answer(struct fe_delivery *d, const struct fe_ledger_entry *entries, size_t n,
-                          const char *mine, const char *error)
-{
-    struct timeval now = {0, 0};
-
-    SL_BUG_ON(d->answer_ev == NULL || d->answer != NULL);
-    d->answer = fe_ledger_answer_new(entries, n, mine, error);
-    evtimer_add(d->answer_ev, &now); /* from the loop, never from inside the caller */
-}
-
-static void
 on_group_done(void *ctx, const struct fe_reinject_result *res)
 {
     struct group *g = ctx;
@@ -532,12 +517,8 @@ on_group_done(void *ctx, const struct fe_reinject_result *res)
     } else {
         SL_BUG_ON(res->n_rcpts != g->n_go);
         for (size_t k = 0; k < g->n_go; k++) {
-            struct fe_reinject_rcpt_result mapped = res->rcpts[k];
             char text[REPLY_MAX + 1];
-            /* a 421 closes :10025's connection, not ours: 451 (as session.c) */
-            if (mapped.code == 421)
-                mapped.code = 451;
-            fe_reply_for_rcpt(d->job_id, res, &mapped, text, sizeof(text));
+            fe_reply_for_rcpt(d->job_id, res, &res->rcpts[k], text, sizeof(text));
             int code = atoi(text);
             set_reply(&d->r[g->go[k]], code, sl_strdup(text));
             if (code >= 400)
@@ -604,7 +585,7 @@ on_dsn_done(void *ctx, const struct fe_reinject_result *res)
     one_done(d);
 }
 
-/* The reinjector asks with its op's context; the session wants its own. */
+/* The reinjector asks with its op's context; the job wants its own. */
 static bool
 group_wanted(void *ctx)
 {
@@ -632,6 +613,15 @@ static int
 index_verdict(const Sluice__Verdict *v, size_t n, const Sluice__RecipientVerdict **by_rcpt,
               const char **error_r)
 {
+    /* no recipient list: everyone passes with the edits for everyone
+     * (docs/protocol-wire.md, Verdict.rcpts) */
+    static const Sluice__RecipientVerdict pass = SLUICE__RECIPIENT_VERDICT__INIT;
+
+    if (v->n_rcpts == 0) {
+        for (size_t i = 0; i < n; i++)
+            by_rcpt[i] = &pass;
+        return 0;
+    }
     if (v->n_rcpts != n) {
         *error_r = "verdict: recipient count differs from the job's";
         return -1;
@@ -736,59 +726,16 @@ start_dsn(struct fe_delivery *d)
     return 0;
 }
 
-struct fe_delivery *
-fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
-                  fe_reinject_wanted_fn *wanted, void *ctx, const char **error_r)
+/* Each recipient's reply where the verdict alone decides it (discard,
+ * reject, tempfail, a bounce without report); the passed ones grouped by
+ * their edits, the bounced ones to report listed. */
+static void
+delivery_sort(struct fe_delivery *d, const Sluice__RecipientVerdict **by)
 {
-    const struct fe_reinject_request *req = p->req;
-    const Sluice__Verdict *v = p->verdict;
-    const Sluice__RecipientVerdict **by = sl_calloc(req->n_rcpts, sizeof(*by));
-    struct fe_delivery *d;
+    const struct fe_reinject_request *req = &d->req;
 
-    if (index_verdict(v, req->n_rcpts, by, error_r) < 0) {
-        free(by);
-        return NULL;
-    }
-    d = sl_calloc(1, sizeof(*d));
-    d->reinjector = p->reinjector;
-    d->done = done;
-    d->wanted = wanted;
-    d->ctx = ctx;
-    d->job_id = sl_strdup(req->job_id);
-    d->sender = sl_strdup(req->mail_from != NULL ? req->mail_from : "");
-    d->lmtp = p->lmtp;
-    d->originating = v->originating;
-    d->req = *req;
-    d->req.body = sl_body_ref(req->body);
-    d->req.edits = NULL;
-    d->req.n_edits = 0;
-    d->rcpts = sl_calloc(req->n_rcpts ? req->n_rcpts : 1, sizeof(*d->rcpts));
-    memcpy(d->rcpts, req->rcpts, req->n_rcpts * sizeof(*d->rcpts));
-    d->req.rcpts = d->rcpts;
-    if (req->xforward != NULL) {
-        d->xf = *req->xforward;
-        d->req.xforward = &d->xf;
-    }
-    d->ledger = p->ledger_key != NULL ? p->ledger : NULL;
-    d->ledger_key = d->ledger != NULL ? sl_strdup(p->ledger_key) : NULL;
-    d->tempfail_unavailable = p->tempfail_unavailable;
-    d->n = req->n_rcpts;
-    d->r = sl_calloc(d->n, sizeof(*d->r));
-    for (size_t i = 0; i < d->n; i++) {
-        d->r[i].destiny = by[i]->destiny;
-        d->r[i].tagged = by[i]->tagged;
-        d->r[i].dsn_suppressed = by[i]->dsn_suppressed;
-        d->r[i].remote = by[i]->remote;
-        d->r[i].category = sl_strdup(by[i]->category);
-        d->r[i].reason = sl_strdup(
-            by[i]->reason != NULL && by[i]->reason[0] != '\0' ? by[i]->reason : by[i]->category);
-    }
-    if (!d->lmtp)
-        smtp_mode(d);
-
-    /* Replies known now; recipients to reinject, grouped by their edits. */
-    d->groups = sl_calloc(d->n, sizeof(*d->groups));
-    d->dsn_idx = sl_calloc(d->n, sizeof(*d->dsn_idx));
+    d->groups = sl_calloc(d->n ? d->n : 1, sizeof(*d->groups));
+    d->dsn_idx = sl_calloc(d->n ? d->n : 1, sizeof(*d->dsn_idx));
     for (size_t i = 0; i < d->n; i++) {
         struct rcpt_state *r = &d->r[i];
         switch (r->destiny) {
@@ -831,41 +778,86 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
             break;
         }
     }
+}
 
-    /* Each group: the edits for everyone, then the group's own, copied:
-     * with the ledger the reinjection starts after this call. */
-    for (size_t g = 0; g < d->n_groups; g++) {
-        struct group *gr = &d->groups[g];
-        size_t ne = v->n_edits + gr->key->n_edits;
-        gr->edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*gr->edits));
-        gr->n_edits = ne;
-        for (size_t k = 0; k < v->n_edits; k++)
-            gr->edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op),
-                                                   sl_strdup(v->edits[k]->name),
-                                                   sl_strdup(v->edits[k]->value)};
-        for (size_t k = 0; k < gr->key->n_edits; k++)
-            gr->edits[v->n_edits + k] = (struct sl_header_edit){
-                op_from_wire(gr->key->edits[k]->op), sl_strdup(gr->key->edits[k]->name),
-                sl_strdup(gr->key->edits[k]->value)};
-        gr->key = NULL; /* points into the verdict */
-        gr->go = sl_calloc(gr->n, sizeof(size_t));
-        if (d->ledger == NULL) {
-            memcpy(gr->go, gr->idx, gr->n * sizeof(size_t));
-            gr->n_go = gr->n;
-            group_start(d, gr);
-        }
+/* A group's edits: those for everyone, then the group's own, copied (the
+ * verdict is only valid during fe_delivery_start). */
+static void
+group_copy_edits(struct group *gr, const Sluice__Verdict *v)
+{
+    size_t ne = v->n_edits + gr->key->n_edits;
+
+    gr->edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*gr->edits));
+    gr->n_edits = ne;
+    for (size_t k = 0; k < v->n_edits; k++)
+        gr->edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op),
+                                               sl_strdup(v->edits[k]->name),
+                                               sl_strdup(v->edits[k]->value)};
+    for (size_t k = 0; k < gr->key->n_edits; k++)
+        gr->edits[v->n_edits + k] = (struct sl_header_edit){op_from_wire(gr->key->edits[k]->op),
+                                                            sl_strdup(gr->key->edits[k]->name),
+                                                            sl_strdup(gr->key->edits[k]->value)};
+    gr->key = NULL; /* points into the verdict */
+    gr->go = sl_calloc(gr->n ? gr->n : 1, sizeof(size_t));
+}
+
+struct fe_delivery *
+fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
+                  fe_reinject_wanted_fn *wanted, void *ctx, const char **error_r)
+{
+    const struct fe_reinject_request *req = p->req;
+    const Sluice__Verdict *v = p->verdict;
+    const Sluice__RecipientVerdict **by = sl_calloc(req->n_rcpts ? req->n_rcpts : 1, sizeof(*by));
+    struct fe_delivery *d;
+
+    if (index_verdict(v, req->n_rcpts, by, error_r) < 0) {
+        free(by);
+        return NULL;
     }
-    if (d->ledger != NULL) {
-        /* wait for the session's reservation (fe_delivery_ledger_answer) */
-        d->answer_ev = evtimer_new(p->base, on_ledger_answer, d);
-        d->pending++;
+    d = sl_calloc(1, sizeof(*d));
+    d->reinjector = p->reinjector;
+    d->done = done;
+    d->wanted = wanted;
+    d->ctx = ctx;
+    d->job_id = sl_strdup(req->job_id);
+    d->sender = sl_strdup(req->mail_from != NULL ? req->mail_from : "");
+    d->lmtp = p->lmtp;
+    d->originating = v->originating;
+    d->req = *req;
+    d->req.body = sl_body_ref(req->body);
+    d->req.edits = NULL;
+    d->req.n_edits = 0;
+    d->rcpts = sl_calloc(req->n_rcpts ? req->n_rcpts : 1, sizeof(*d->rcpts));
+    memcpy(d->rcpts, req->rcpts, req->n_rcpts * sizeof(*d->rcpts));
+    d->req.rcpts = d->rcpts;
+    if (req->xforward != NULL) {
+        d->xf = *req->xforward;
+        d->req.xforward = &d->xf;
     }
+    d->ledger = p->ledger_key != NULL ? p->ledger : NULL;
+    d->ledger_key = d->ledger != NULL ? sl_strdup(p->ledger_key) : NULL;
+    d->tempfail_unavailable = p->tempfail_unavailable;
     d->dsn_hostname = sl_strdup(p->hostname);
     d->dsn_message_id = p->message_id != NULL ? sl_strdup(p->message_id) : NULL;
     d->dsn_arrival_ms = p->arrival_ms;
-    if (d->n_dsn > 0 && d->ledger == NULL)
-        SL_BUG_ON(start_dsn(d) < 0); /* with the ledger: once it answered */
+    d->n = req->n_rcpts;
+    d->r = sl_calloc(d->n ? d->n : 1, sizeof(*d->r));
+    for (size_t i = 0; i < d->n; i++) {
+        d->r[i].destiny = by[i]->destiny;
+        d->r[i].tagged = by[i]->tagged;
+        d->r[i].dsn_suppressed = by[i]->dsn_suppressed;
+        d->r[i].remote = by[i]->remote;
+        d->r[i].category = sl_strdup(by[i]->category);
+        d->r[i].reason = sl_strdup(
+            by[i]->reason != NULL && by[i]->reason[0] != '\0' ? by[i]->reason : by[i]->category);
+    }
+    if (!d->lmtp)
+        smtp_mode(d);
+    delivery_sort(d, by);
+    for (size_t g = 0; g < d->n_groups; g++)
+        group_copy_edits(&d->groups[g], v);
     free(by);
+    delivery_send(d, p->ledger_answer);
     if (d->pending == 0) {
         /* nothing to send: answer from the loop, never from inside start */
         struct timeval zero = {0, 0};
@@ -886,14 +878,6 @@ fe_delivery_cancel(struct fe_delivery **dp)
     if (d == NULL)
         return;
     *dp = NULL;
-    if (d->answer != NULL) {
-        /* answered but not applied: nothing reinjected, give it all back */
-        const char **rcpts = sl_calloc(d->n ? d->n : 1, sizeof(*rcpts));
-        for (size_t i = 0; i < d->n; i++)
-            rcpts[i] = d->req.rcpts[i].address;
-        fe_ledger_answer_release(d->ledger, d->ledger_key, rcpts, &d->answer);
-        free(rcpts);
-    }
     for (size_t g = 0; g < d->n_groups; g++)
         fe_reinject_cancel(&d->groups[g].op);
     fe_reinject_cancel(&d->dsn_op);

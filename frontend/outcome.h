@@ -1,4 +1,4 @@
-/* outcome.h - carrying out a verdict's per-recipient destinies (issue 4):
+/* outcome.h - carrying out a verdict's per-recipient destinies:
  * in one LMTP transaction one recipient may get the mail tagged while
  * another has it discarded, rejected or tempfailed.
  *
@@ -20,7 +20,9 @@
  * is not for everyone becomes a bounce.
  *
  * A verdict whose recipient list does not cover the job exactly (missing,
- * repeated or out-of-range indices) is refused: the session tempfails.
+ * repeated or out-of-range indices) is refused: the job tempfails. A
+ * verdict with no recipient list at all passes everyone with the edits
+ * for everyone.
  * Runs in the frontend's event loop; done() is called once, later. */
 #ifndef SLUICE_FRONTEND_OUTCOME_H
 #define SLUICE_FRONTEND_OUTCOME_H
@@ -52,36 +54,33 @@ typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res
 struct fe_delivery_params {
     struct event_base *base;
     struct fe_reinjector *reinjector;
-    const struct fe_reinject_request *req; /* all recipients, the session's envelope */
+    const struct fe_reinject_request *req; /* all recipients, the job's envelope */
     const Sluice__Verdict *verdict;        /* valid during the call only */
     bool lmtp;
     const char *hostname;   /* Reporting-MTA of DSNs */
     const char *message_id; /* for DSNs, with <>, or NULL */
     unsigned long long arrival_ms;
-    /* Exactly-once (ledger.h): NULL for none. The session reserved every
-     * recipient under ledger_key at end of data and hands the answer over
-     * with fe_delivery_ledger_answer(); nothing is reinjected before. A
-     * passed recipient already
-     * reinjected gets its stored reply, one in flight elsewhere 451 4.3.0;
-     * after the reinjection each is recorded (2xx) or released. While
-     * recipients are reserved the reinjection runs to its end even if our
-     * client left, so its retry finds the reply (wanted() is not asked).
-     * Redis unavailable: tempfail_unavailable ? 451 4.3.0 : reinject
-     * anyway (at-least-once). */
+    /* Exactly-once (ledger.h): ledger NULL for none. The job reserved every
+     * recipient under ledger_key at end of data; ledger_answer is that
+     * reservation's answer (NULL: none was made, taken as Redis
+     * unavailable). A passed recipient already reinjected gets its stored
+     * reply, one in flight elsewhere 451 4.3.0; after the reinjection each
+     * is recorded (2xx) or released. While recipients are reserved the
+     * reinjection runs to its end even if our client left, so its retry
+     * finds the reply (wanted() is not asked). Redis unavailable:
+     * tempfail_unavailable ? 451 4.3.0 : reinject anyway (at-least-once). */
     struct fe_ledger *ledger;
     const char *ledger_key;
+    const struct fe_ledger_answer *ledger_answer;
     bool tempfail_unavailable;
 };
 
-/* Starts delivering; NULL with *error_r (static) for an unusable verdict. */
+/* Starts delivering; NULL with *error_r (static) for an unusable verdict.
+ * The verdict and the ledger answer are used during the call only; the
+ * request's strings must outlive the delivery (the job owns them). */
 struct fe_delivery *fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
                                       fe_reinject_wanted_fn *wanted, void *ctx,
                                       const char **error_r);
-/* The answer of the session's reservation (fe_ledger_reserved_fn's
- * arguments, entries in RCPT order); exactly once per delivery with a
- * ledger. Applied from the loop. */
-void fe_delivery_ledger_answer(struct fe_delivery *d, const struct fe_ledger_entry *entries,
-                               size_t n, const char *mine, const char *error);
 /* Abandons it (our client left): done() is not called. */
 void fe_delivery_cancel(struct fe_delivery **dp);
 

@@ -29,13 +29,17 @@ fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
     char enh[16];
     const char *stage = res->stage ? res->stage : "fwd";
     const char *text = r->reply ? r->reply : "";
+    /* A 421 from :10025 closes that connection, not ours (RFC 5321 3.8: it
+     * obliges the sender to close the channel): our client gets 451, with
+     * the next hop's text quoted. */
+    int code = r->code == 421 ? 451 : r->code;
 
-    if (r->from_mta && r->code >= 200 && r->code < 300) {
-        snprintf(out, len, "%d 2.0.0 from MTA(%s): %s (id=%s)", r->code, res->mta, text, job_id);
-    } else if (r->from_mta && r->code >= 400 && r->code < 600) {
+    if (r->from_mta && code >= 200 && code < 300) {
+        snprintf(out, len, "%d 2.0.0 from MTA(%s): %s (id=%s)", code, res->mta, text, job_id);
+    } else if (r->from_mta && code >= 400 && code < 600) {
         snprintf(out, len, "%d %s id=%s, %s by next-hop MTA on relaying, from MTA(%s) during %s: %s",
-                 r->code, reply_enhanced(text, r->code, enh, sizeof(enh)), job_id,
-                 r->code >= 500 ? "Rejected" : "Temporarily rejected", res->mta, stage, text);
+                 code, reply_enhanced(text, code, enh, sizeof(enh)), job_id,
+                 code >= 500 ? "Rejected" : "Temporarily rejected", res->mta, stage, text);
     } else {
         /* our side failed (connect, timeout, lost connection, garbage): the
          * message was not accepted, so Postfix must keep it */
@@ -46,23 +50,23 @@ fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
 }
 
 void
-fe_reply_combined(const char *job_id, const struct fe_reinject_result *res, char *out,
-                  size_t len)
+fe_reply_combined(const char *job_id, const int *codes, const char *const *lines, size_t n,
+                  size_t accepted, char *out, size_t len)
 {
-    size_t ok = 0, first_bad = res->n_rcpts;
-    for (size_t i = 0; i < res->n_rcpts; i++) {
-        const struct fe_reinject_rcpt_result *r = &res->rcpts[i];
-        if (r->from_mta && r->code >= 200 && r->code < 300)
-            ok++;
-        else if (first_bad == res->n_rcpts)
-            first_bad = i;
+    size_t ok = 0, temp = 0, perm = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        ok += codes[i] < 400;
+        temp += codes[i] >= 400 && codes[i] < 500;
+        perm += codes[i] >= 500;
     }
-    if (first_bad == res->n_rcpts)
-        fe_reply_for_rcpt(job_id, res, &res->rcpts[0], out, len);
-    else if (ok)
-        snprintf(out, len,
-                 "451 4.5.0 id=%s, next-hop MTA accepted only some recipients; "
-                 "use LMTP for per-recipient replies", job_id);
+    if (n > 0 && ok == n)
+        snprintf(out, len, "%s", lines[accepted < n ? accepted : 0]);
+    else if (n > 0 && (temp == n || perm == n))
+        snprintf(out, len, "%s", lines[0]);
     else
-        fe_reply_for_rcpt(job_id, res, &res->rcpts[first_bad], out, len);
+        snprintf(out, len,
+                 "451 4.5.0 id=%s, not every recipient could be handled; use LMTP for "
+                 "per-recipient replies",
+                 job_id);
 }

@@ -1,6 +1,6 @@
 /* reply_map.h - what the frontend tells Postfix about one recipient, given
  * what the reinjection MTA answered (or how reaching it failed). The words
- * follow amavisd-new (REFERENCE.md section 2) so that Postfix logs, and the
+ * follow amavisd-new so that Postfix logs, and the
  * operators' log parsers, read the same:
  *
  *   250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X (id=JOB)
@@ -18,10 +18,12 @@
 void fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
                        const struct fe_reinject_rcpt_result *r, char *out, size_t len);
 
-/* SMTP (EHLO) sessions get one reply for all recipients. A split outcome
- * cannot be told in one reply, so anything but "all accepted" or "all
- * refused" becomes a 4xx: Postfix retries (at-least-once), never loses. */
-void fe_reply_combined(const char *job_id, const struct fe_reinject_result *res, char *out,
-                       size_t len);
+/* The one reply of an SMTP (EHLO) transaction, from its recipients' final
+ * codes and reply lines: all accepted -> lines[accepted] (the first
+ * recipient reinjected: its line quotes the next hop's queue id); all
+ * refused temporarily, or all permanently -> lines[0]; a mix cannot be told
+ * in one reply and becomes a 4xx: Postfix retries, nothing is lost. */
+void fe_reply_combined(const char *job_id, const int *codes, const char *const *lines, size_t n,
+                       size_t accepted, char *out, size_t len);
 
 #endif

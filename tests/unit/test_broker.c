@@ -195,7 +195,7 @@ setup(void **state)
     if (h->broker == NULL)
         fail_msg("broker_start: %s", error);
     h->base = event_base_new();
-    h->link = fe_broker_link_new(h->base, h->zctx, h->endpoints, 1, NULL, on_verdict, h, &error);
+    h->link = fe_broker_link_new(h->base, h->zctx, h->endpoints, 1, NULL, on_verdict, &error);
     if (h->link == NULL)
         fail_msg("fe_broker_link_new: %s", error);
     h->check_clean = true;
@@ -285,7 +285,7 @@ submit_link(struct harness *h, struct fe_broker_link *link, unsigned i,
         h->bodies[i] = make_body(i);
     if (i >= h->n_jobs)
         h->n_jobs = i + 1;
-    return fe_broker_link_submit(link, &job, h->bodies[i]);
+    return fe_broker_link_submit(link, &job, h->bodies[i], h) != NULL ? 0 : -1;
 }
 
 static int
@@ -503,7 +503,7 @@ test_link_send_swallows_edge(void **state)
     h->check_clean = false;
     snprintf(endpoint, sizeof(endpoint), "%s-edge", h->endpoint);
     assert_int_equal(zmq_bind(router, endpoint), 0);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, &error);
     assert_non_null(link);
     run_for(h, 50);
 

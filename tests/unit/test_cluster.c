@@ -10,7 +10,7 @@
  *   duplicate:        a second verdict for a job is dropped by the link and
  *                     counted, never delivered twice;
  *   all_down:         with no broker at all a job waits in the link (no
- *                     verdict, never a success) until the caller forgets it;
+ *                     verdict, never a success) until the caller withdraws it;
  *   resubmit_same:    a broker that already holds a job keeps one copy;
  *   redis_url:        redis.url forms.
  * Every wait is bounded. */
@@ -313,15 +313,18 @@ run_until(struct h *h, unsigned n, unsigned timeout_ms)
     return h->n_verdicts >= n;
 }
 
-static void
+static struct fe_link_job *
 link_submit(struct h *h, struct fe_broker_link *link, unsigned i)
 {
     Sluice__Job job;
     Sluice__Recipient r, *rp[1];
     char id[16];
+    struct fe_link_job *lj;
 
     make_job(&job, &r, rp, id, i, "default", 0, h->body->len);
-    assert_int_equal(fe_broker_link_submit(link, &job, h->body), 0);
+    lj = fe_broker_link_submit(link, &job, h->body, h);
+    assert_non_null(lj);
+    return lj;
 }
 
 static void
@@ -347,7 +350,7 @@ test_failover(void **state)
     /* workers only on broker 2: what goes to broker 1 stays there */
     pool = worker_pool_start(h->zctx, &h->config, ep2only, 1, 2, &error);
     assert_non_null(pool);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 2, NULL, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 2, NULL, on_verdict, &error);
     assert_non_null(link);
     (void)run_until(h, 1000, 1500); /* heartbeats both ways */
     for (unsigned i = 0; i < n; i++)
@@ -390,7 +393,7 @@ test_duplicate_verdict_dropped(void **state)
     (void)state;
     snprintf(ep, sizeof(ep), "inproc://test-cluster-%u", ++serial);
     assert_int_equal(zmq_bind(router, ep), 0);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, &error);
     assert_non_null(link);
     link_submit(h, link, 7);
     zmq_msg_init(&ident);
@@ -427,7 +430,7 @@ test_all_brokers_down_waits(void **state)
     (void)state;
     /* nothing bound there yet: the job cannot be sent */
     snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%u", 29000 + (unsigned)(getpid() % 900));
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, &error);
     assert_non_null(link);
     link_submit(h, link, 3);
     (void)run_until(h, 1, 1200);
@@ -443,10 +446,11 @@ test_all_brokers_down_waits(void **state)
     if (!run_until(h, 1, 8000))
         fail_msg("the waiting job was not sent when a broker came up");
     assert_int_equal(h->seen[3], 1);
-    /* a job the caller forgets is dropped with its body reference */
+    /* a job the caller withdraws is dropped with its body reference */
     worker_pool_stop(&pool);
-    link_submit(h, link, 4);
-    fe_broker_link_forget(link, "job000000004");
+    struct fe_link_job *lj = link_submit(h, link, 4);
+    fe_broker_link_withdraw(link, &lj);
+    assert_null(lj);
     fe_broker_link_stats(link, &st);
     assert_int_equal(st.held + st.pending, 0);
     fe_broker_link_destroy(&link);
@@ -530,7 +534,7 @@ test_tcp_oversize_part_dropped(void **state)
     assert_int_equal(st.n_bad_frames, 0);   /* never reached the broker */
     pool = worker_pool_start(h->zctx, &h->config, eps, 1, 1, &error);
     assert_non_null(pool);
-    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, h, &error);
+    link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, &error);
     assert_non_null(link);
     link_submit(h, link, 11);
     if (!run_until(h, 1, 8000))

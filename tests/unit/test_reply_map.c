@@ -77,36 +77,54 @@ assert_prefix(const char *s, const char *prefix)
         fail_msg("\"%s\" does not start with \"%s\"", s, prefix);
 }
 
+/* a 421 closes :10025's connection, not ours: our client gets 451 */
+static void
+test_421_becomes_451(void **state)
+{
+    (void)state;
+    char out[512];
+    struct fe_reinject_rcpt_result r = {421, "421 4.3.2 Service shutting down", true};
+    struct fe_reinject_result res = result("fwd-rcpt-to", &r, 1);
+
+    fe_reply_for_rcpt("JOB", &res, &r, out, sizeof(out));
+    assert_string_equal(out, "451 4.3.2 id=JOB, Temporarily rejected by next-hop MTA on "
+                             "relaying, from MTA(" MTA ") during fwd-rcpt-to: 421 4.3.2 Service "
+                             "shutting down");
+}
+
 static void
 test_combined(void **state)
 {
     (void)state;
     char out[512];
-    struct fe_reinject_rcpt_result all_ok[2] = {
-        {250, "250 2.0.0 Ok: queued as A", true},
-        {250, "250 2.0.0 Ok: queued as A", true},
-    };
-    struct fe_reinject_result res = result(NULL, all_ok, 2);
-    fe_reply_combined("JOB", &res, out, sizeof(out));
-    assert_string_equal(out, "250 2.0.0 from MTA(" MTA "): 250 2.0.0 Ok: queued as A (id=JOB)");
+    const char *ok_lines[2] = {"250 2.7.0 Ok, discarded, id=JOB - BANNED",
+                               "250 2.0.0 from MTA(" MTA "): 250 2.0.0 Ok: queued as A (id=JOB)"};
+    int all_ok[2] = {250, 250};
+
+    /* all accepted: the line of the recipient that was reinjected */
+    fe_reply_combined("JOB", all_ok, ok_lines, 2, 1, out, sizeof(out));
+    assert_string_equal(out, ok_lines[1]);
 
     /* split outcome: never 250 (that would lose the refused recipient) */
-    struct fe_reinject_rcpt_result split[2] = {
-        {250, "250 2.0.0 Ok: queued as A", true},
-        {550, "550 5.1.1 no such user", true},
-    };
-    res = result("fwd-rcpt-to", split, 2);
-    fe_reply_combined("JOB", &res, out, sizeof(out));
-    assert_prefix(out, "451 4.5.0 id=JOB, next-hop MTA accepted only some recipients");
+    const char *split_lines[2] = {ok_lines[1], "550 5.1.1 id=JOB, Rejected by next-hop MTA"};
+    int split[2] = {250, 550};
+    fe_reply_combined("JOB", split, split_lines, 2, 0, out, sizeof(out));
+    assert_prefix(out, "451 4.5.0 id=JOB, not every recipient could be handled");
 
-    /* all refused: the first refusal */
-    struct fe_reinject_rcpt_result none[2] = {
-        {550, "550 5.1.1 no such user", true},
-        {451, "Connection lost", false},
-    };
-    res = result("fwd-rcpt-to", none, 2);
-    fe_reply_combined("JOB", &res, out, sizeof(out));
+    /* all refused permanently: the first refusal */
+    const char *none_lines[2] = {"550 5.1.1 id=JOB, Rejected by next-hop MTA",
+                                 "554 5.7.0 Reject, id=JOB - INFECTED"};
+    int none[2] = {550, 554};
+    fe_reply_combined("JOB", none, none_lines, 2, 2, out, sizeof(out));
     assert_prefix(out, "550 5.1.1 id=JOB, Rejected by next-hop MTA");
+
+    /* refused, but some only for now: a 4xx, or the temporary refusal
+     * would become a bounce */
+    const char *mixed_lines[2] = {"550 5.1.1 id=JOB, Rejected by next-hop MTA",
+                                  "451 4.5.0 id=JOB, Temporary MTA failure"};
+    int mixed[2] = {550, 451};
+    fe_reply_combined("JOB", mixed, mixed_lines, 2, 2, out, sizeof(out));
+    assert_prefix(out, "451 4.5.0 id=JOB, not every recipient could be handled");
 }
 
 int
@@ -114,6 +132,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rcpt_replies),
+        cmocka_unit_test(test_421_becomes_451),
         cmocka_unit_test(test_combined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,599 @@
+/* job.c - one message in flight, from the final "." to Postfix's replies
+ * (job.h).
+ *
+ * Life of a job:
+ *   fe_job_start: submitted to the brokers; with the ledger, its
+ *     recipients reserved at the same time
+ *   job_on_verdict, job_on_reserved: in either order; the delivery starts
+ *     once both are in (job_proceed)
+ *   job_on_delivered: replies to the session, the summary line, freed
+ * and at any point job_tempfail (deadline, worker failure, unusable
+ * verdict) or fe_job_detach (the client left). */
+#include "job.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include "broker_link.h"
+#include "context.h"
+#include "ledger.h"
+#include "origins.h"
+#include "outcome.h"
+#include "reinject.h"
+#include "util/sl_buf.h"
+#include "util/sl_config.h"
+#include "util/sl_id.h"
+#include "util/sl_log.h"
+#include "util/sl_util.h"
+
+#define JOB_REPLY_MAX 510 /* RFC 5321 4.5.3.1.5: 512 with CRLF */
+
+const char *const fe_xf_names[XF_COUNT] = {"NAME", "ADDR",  "PORT",  "PROTO",
+                                           "HELO", "IDENT", "SOURCE"};
+
+struct fe_job {
+    struct fe_job *next, *prev; /* fe->jobs */
+    struct fe_context *fe;
+    struct fe_origin *origin; /* whose slot this job holds */
+    char id[SL_ID_LEN + 1];
+    struct fe_envelope env;
+    struct sl_body *body;
+    char *peer_ip;
+    unsigned peer_port, local_port;
+    char *helo;
+    bool lmtp;
+    unsigned long long t_start_ms;
+
+    /* the waiting session; done is NULL once the client left */
+    fe_job_done_fn *done;
+    fe_job_connected_fn *connected;
+    void *ctx;
+
+    struct fe_link_job *at_broker; /* until the verdict came or it was withdrawn */
+    struct event *deadline;        /* job.timeout for the verdict */
+    struct event *later;           /* a failure found in fe_job_start, answered from the loop */
+    const char *later_why;
+    Sluice__Verdict *verdict; /* a copy, kept while the ledger's answer is awaited */
+
+    char ledger_key[FE_LEDGER_KEY_LEN + 1];
+    struct fe_ledger_op *reserve;      /* reserving the recipients, from end of data */
+    struct fe_ledger_answer *reserved; /* its answer, until the delivery uses it */
+    struct fe_delivery *delivery;      /* per-recipient destinies (outcome.h) */
+
+    /* for the summary line */
+    char *message_id;   /* with <>, "" for none */
+    char *category;     /* "INFECTED (name)", "SPAM", ... NULL: CLEAN */
+    char *hits;         /* the spam score; NULL: "-" */
+    char *log_bank;     /* " ORIGINATING LOCAL"; NULL: "" */
+};
+
+/* ---- the envelope ----------------------------------------------------- */
+
+void
+fe_envelope_add_rcpt(struct fe_envelope *e, const struct fe_rcpt *r)
+{
+    if (e->n_rcpts == e->cap_rcpts) {
+        e->cap_rcpts = e->cap_rcpts ? e->cap_rcpts * 2 : 8;
+        e->rcpts = sl_realloc(e->rcpts, e->cap_rcpts * sizeof(*e->rcpts));
+    }
+    e->rcpts[e->n_rcpts++] = *r;
+}
+
+void
+fe_envelope_clear(struct fe_envelope *e)
+{
+    sl_free_and_clear(&e->mail_from);
+    sl_free_and_clear(&e->ret);
+    sl_free_and_clear(&e->envid);
+    sl_free_and_clear(&e->body_type);
+    e->smtputf8 = false;
+    for (size_t i = 0; i < e->n_rcpts; i++) {
+        free(e->rcpts[i].address);
+        free(e->rcpts[i].notify);
+        free(e->rcpts[i].orcpt);
+    }
+    e->n_rcpts = 0;
+    for (int i = 0; i < XF_COUNT; i++)
+        sl_free_and_clear(&e->xforward[i]);
+}
+
+static void
+envelope_free(struct fe_envelope *e)
+{
+    fe_envelope_clear(e);
+    free(e->rcpts);
+    e->rcpts = NULL;
+    e->cap_rcpts = 0;
+}
+
+/* ---- the end of a job ------------------------------------------------- */
+
+/* Gives back what the reservation took and nobody will use (a retry must
+ * not wait for it to go stale). */
+static void
+job_ledger_stop(struct fe_job *j)
+{
+    fe_ledger_abandon(&j->reserve);
+    if (j->reserved != NULL) {
+        const char **rcpts = sl_calloc(j->env.n_rcpts ? j->env.n_rcpts : 1, sizeof(*rcpts));
+        for (size_t i = 0; i < j->env.n_rcpts; i++)
+            rcpts[i] = j->env.rcpts[i].address;
+        fe_ledger_answer_release(j->fe->ledger, j->ledger_key, rcpts, &j->reserved);
+        free(rcpts);
+    }
+}
+
+static void
+job_free(struct fe_job *j)
+{
+    struct fe_context *fe = j->fe;
+
+    job_ledger_stop(j);
+    fe_broker_link_withdraw(fe->link, &j->at_broker);
+    fe_delivery_cancel(&j->delivery);
+    if (j->deadline != NULL)
+        event_free(j->deadline);
+    if (j->later != NULL)
+        event_free(j->later);
+    if (j->verdict != NULL)
+        sluice__verdict__free_unpacked(j->verdict, NULL);
+    if (j->origin != NULL)
+        fe_origin_release_slot(j->origin);
+    if (j->prev != NULL)
+        j->prev->next = j->next;
+    else
+        fe->jobs = j->next;
+    if (j->next != NULL)
+        j->next->prev = j->prev;
+    fe->n_jobs--;
+    envelope_free(&j->env);
+    sl_body_unref(&j->body);
+    free(j->peer_ip);
+    free(j->helo);
+    free(j->message_id);
+    free(j->category);
+    free(j->hits);
+    free(j->log_bank);
+    free(j);
+}
+
+/* The job is over: the session gets replies (NULL: the client is gone,
+ * close), then the frontend hears that a job ended. */
+static void
+job_end(struct fe_job *j, const char *const *replies, size_t n)
+{
+    struct fe_context *fe = j->fe;
+    fe_job_done_fn *done = j->done;
+    void *ctx = j->ctx;
+
+    job_free(j);
+    if (done != NULL)
+        done(ctx, replies, n);
+    if (fe->on_idle != NULL)
+        fe->on_idle(fe);
+}
+
+/* amavisd-new's one line per message, so mailgraph, logwatch and existing
+ * dashboards keep working (docs/operations.md, "Logs"). */
+static void
+job_log_summary(const struct fe_job *j, const char *action, const char *queued_as,
+                const char *detail)
+{
+    struct sl_buf line;
+    const char *ip = j->env.xforward[XF_ADDR] ? j->env.xforward[XF_ADDR] : j->peer_ip;
+    const char *port = j->env.xforward[XF_PORT];
+    bool passed = strstr(action, "Relayed") != NULL;
+
+    sl_buf_init(&line);
+    sl_buf_printf(&line, "(%s) %s %s {%s},%s [%s]", j->id, passed ? "Passed" : "Blocked",
+                  j->category ? j->category : "CLEAN", action, j->log_bank ? j->log_bank : "",
+                  ip);
+    if (port)
+        sl_buf_printf(&line, ":%s", port);
+    sl_buf_printf(&line, " <%s> ->", j->env.mail_from ? j->env.mail_from : "");
+    for (size_t i = 0; i < j->env.n_rcpts; i++)
+        sl_buf_printf(&line, "%s<%s>", i ? "," : " ", j->env.rcpts[i].address);
+    sl_buf_printf(&line, ", Queue-ID: %s, Message-ID: %s, mail_id: %s, Hits: %s, size: %zu",
+                  j->env.xforward[XF_IDENT] ? j->env.xforward[XF_IDENT] : "-",
+                  j->message_id && *j->message_id ? j->message_id : "-", j->id,
+                  j->hits ? j->hits : "-", j->body ? j->body->len : (size_t)0);
+    if (queued_as)
+        sl_buf_printf(&line, ", queued_as: %s", queued_as);
+    if (detail)
+        sl_buf_printf(&line, ", %s", detail);
+    sl_buf_printf(&line, ", %llu ms", sl_now_mono_ms() - j->t_start_ms);
+    sl_info("%s", line.data);
+    sl_buf_free(&line);
+}
+
+/* Every recipient (LMTP), or the transaction (SMTP), gets the same 451. */
+static void
+job_tempfail(struct fe_job *j, const char *why)
+{
+    char text[JOB_REPLY_MAX + 1];
+    size_t n = j->lmtp ? j->env.n_rcpts : 1;
+    const char **replies = sl_calloc(n ? n : 1, sizeof(*replies));
+
+    snprintf(text, sizeof(text), "451 4.5.0 id=%s, %s", j->id, why);
+    for (size_t i = 0; i < n; i++)
+        replies[i] = text;
+    job_log_summary(j, "TempFailedInbound", NULL, why);
+    job_end(j, replies, n);
+    free(replies);
+}
+
+static void
+job_on_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct fe_job *j = arg;
+
+    (void)fd;
+    (void)what;
+    job_tempfail(j, j->later_why);
+}
+
+static void
+job_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct fe_job *j = arg;
+
+    (void)fd;
+    (void)what;
+    sl_warn("%s: no verdict within job.timeout (%u s); tempfailing", j->id,
+            j->fe->config->job.timeout_s);
+    job_tempfail(j, "no scanner verdict in time, try again later");
+}
+
+/* ---- delivering ------------------------------------------------------- */
+
+static bool
+job_client_connected(void *ctx)
+{
+    struct fe_job *j = ctx;
+
+    return j->done != NULL && j->connected(j->ctx);
+}
+
+/* Per-recipient destinies done (outcome.h): replies in RCPT order, the
+ * summary line. */
+static void
+job_on_delivered(void *ctx, const struct fe_delivery_result *res)
+{
+    struct fe_job *j = ctx;
+
+    j->delivery = NULL;
+    if (res->cancelled) {
+        /* asked before the final "." to :10025: nothing was delivered */
+        sl_info("%s: client left during reinjection; aborted before end of data", j->id);
+        job_end(j, NULL, 0);
+        return;
+    }
+    if (j->fe->test_kill_after_reinject && res->reinjected) {
+        sl_warn("%s: SLUICE_TEST_KILL_AFTER_REINJECT: killing myself before the reply", j->id);
+        raise(SIGKILL);
+    }
+    if (j->done == NULL)
+        sl_info("%s: finished after the client left; the ledger holds the result for its retry",
+                j->id);
+    job_log_summary(j, res->action, res->queued_as, res->detail);
+    if (j->lmtp)
+        job_end(j, (const char *const *)res->replies, res->n_replies);
+    else
+        job_end(j, (const char *const *)&res->combined, 1);
+}
+
+/* The verdict (and, with the ledger, the reservation's answer) is in:
+ * carry out each recipient's destiny. */
+static void
+job_deliver(struct fe_job *j, const Sluice__Verdict *v)
+{
+    const struct sl_origin_config *oc = j->origin->config;
+    struct fe_context *fe = j->fe;
+    struct fe_reinject_rcpt *rcpts = sl_calloc(j->env.n_rcpts ? j->env.n_rcpts : 1,
+                                               sizeof(*rcpts));
+    const char *error;
+
+    for (size_t i = 0; i < j->env.n_rcpts; i++)
+        rcpts[i] = (struct fe_reinject_rcpt){j->env.rcpts[i].address, j->env.rcpts[i].notify,
+                                             j->env.rcpts[i].orcpt};
+    char *const *xfa = j->env.xforward;
+    struct fe_xforward xf = {
+        .name = xfa[XF_NAME], .addr = xfa[XF_ADDR],   .port = xfa[XF_PORT],
+        .proto = xfa[XF_PROTO], .helo = xfa[XF_HELO], .ident = xfa[XF_IDENT],
+        .source = xfa[XF_SOURCE],
+    };
+    struct fe_reinject_request req = {
+        .job_id = j->id,
+        .host = oc->reinject_to_client ? j->peer_ip : oc->reinject_host,
+        .port = oc->reinject_port,
+        .max_conns = oc->concurrency,
+        .mail_from = j->env.mail_from,
+        .ret = j->env.ret,
+        .envid = j->env.envid,
+        .body_type = j->env.body_type,
+        .smtputf8 = j->env.smtputf8,
+        .rcpts = rcpts,
+        .n_rcpts = j->env.n_rcpts,
+        .xforward = &xf,
+        .body = j->body,
+    };
+    struct fe_delivery_params p = {
+        .base = fe->base,
+        .reinjector = fe->reinjector,
+        .req = &req,
+        .verdict = v,
+        .lmtp = j->lmtp,
+        .hostname = fe->hostname,
+        .message_id = j->message_id,
+        .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - j->t_start_ms),
+    };
+    if (fe->ledger != NULL) {
+        p.ledger = fe->ledger;
+        p.ledger_key = j->ledger_key;
+        p.ledger_answer = j->reserved;
+        p.tempfail_unavailable = fe->dedup_tempfail;
+    }
+    j->delivery = fe_delivery_start(&p, job_on_delivered, job_client_connected, j, &error);
+    free(rcpts);
+    if (j->delivery == NULL) {
+        sl_warn("%s: unusable verdict from worker %s: %s", j->id, v->worker ? v->worker : "?",
+                error);
+        job_tempfail(j, "message could not be scanned, try again later");
+        return;
+    }
+    /* the delivery took the reservation over: it records or releases */
+    fe_ledger_answer_free(&j->reserved);
+}
+
+/* A copy of a verdict that outlives the link's frame. */
+static Sluice__Verdict *
+verdict_dup(const Sluice__Verdict *v)
+{
+    size_t len = sluice__verdict__get_packed_size(v);
+    uint8_t *buf = sl_malloc(len ? len : 1);
+    Sluice__Verdict *copy;
+
+    sluice__verdict__pack(v, buf);
+    copy = sluice__verdict__unpack(NULL, len, buf);
+    free(buf);
+    SL_BUG_ON(copy == NULL); /* we packed it a moment ago */
+    return copy;
+}
+
+void
+fe_job_on_verdict(void *ctx, const Sluice__Verdict *v)
+{
+    struct fe_job *j = ctx;
+
+    j->at_broker = NULL; /* the link forgot it */
+    evtimer_del(j->deadline);
+    /* logged as amavisd-new does: with angle brackets */
+    if (v->message_id && *v->message_id && *v->message_id != '<')
+        j->message_id = sl_asprintf("<%s>", v->message_id);
+    else
+        j->message_id = sl_strdup(v->message_id ? v->message_id : "");
+    if (!v->ok) {
+        j->category = sl_strdup(v->category && *v->category ? v->category : "CLEAN");
+        sl_warn("%s: worker %s could not process the message: %s", j->id,
+                v->worker ? v->worker : "?", v->error ? v->error : "unknown error");
+        job_tempfail(j, "message could not be scanned, try again later");
+        return;
+    }
+    fe_verdict_log_parts(v, &j->category, &j->hits);
+    j->log_bank = fe_verdict_log_bank(v);
+    if (j->fe->ledger == NULL && !job_client_connected(j)) {
+        sl_info("%s: client left while the message was scanned; not reinjected "
+                "(Postfix keeps it and retries)",
+                j->id);
+        job_end(j, NULL, 0);
+        return;
+    }
+    if (j->reserve != NULL) {
+        j->verdict = verdict_dup(v); /* job_on_reserved delivers it */
+        return;
+    }
+    job_deliver(j, v);
+}
+
+/* The reservation made at end of data has its answer. Before the verdict:
+ * if every recipient is already reinjected, Postfix is retrying a message
+ * whose reply it never got (it gave up waiting, lmtp_data_done_timeout):
+ * the stored replies go out now and the scan started meanwhile is
+ * withdrawn; the retry does not wait for a slow scan again. */
+static void
+job_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
+                const char *error)
+{
+    struct fe_job *j = ctx;
+    bool all_done = error == NULL && j->at_broker != NULL && n > 0;
+
+    j->reserve = NULL;
+    for (size_t i = 0; all_done && i < n; i++)
+        all_done = entries[i].state == FE_LEDGER_DONE;
+    if (all_done) {
+        const char **replies = sl_calloc(n, sizeof(*replies));
+        size_t n_replies = j->lmtp ? n : 1;
+
+        sl_info("%s: ledger: all %zu recipient(s) already reinjected; stored replies given, "
+                "not scanned or reinjected again",
+                j->id, n);
+        for (size_t i = 0; i < n; i++)
+            replies[i] = entries[i].reply;
+        job_log_summary(j, "RelayedInbound", NULL, "ledger: already delivered");
+        job_end(j, replies, n_replies);
+        free(replies);
+        return;
+    }
+    j->reserved = fe_ledger_answer_new(entries, n, mine, error);
+    if (j->verdict != NULL) {
+        Sluice__Verdict *v = j->verdict;
+        j->verdict = NULL;
+        job_deliver(j, v); /* may end the job */
+        sluice__verdict__free_unpacked(v, NULL);
+    }
+}
+
+/* ---- the start -------------------------------------------------------- */
+
+/* Names the message in the ledger and reserves its recipients while the
+ * message is scanned: the Redis round trip is off the path Postfix waits
+ * on. */
+static void
+job_ledger_start(struct fe_job *j)
+{
+    size_t mid_len;
+    const char *mid = fe_ledger_message_id(j->body->data, j->body->len, &mid_len);
+    char *mid_copy = mid ? sl_strndup(mid, mid_len) : NULL;
+    struct fe_ledger_message m = {
+        .origin = j->origin->config->name,
+        .ident = j->env.xforward[XF_IDENT],
+        .message_id = mid_copy,
+        .body = j->body->data,
+        .body_len = j->body->len,
+    };
+    const char **rcpts = sl_calloc(j->env.n_rcpts ? j->env.n_rcpts : 1, sizeof(*rcpts));
+
+    fe_ledger_key(&m, j->ledger_key);
+    free(mid_copy);
+    for (size_t i = 0; i < j->env.n_rcpts; i++)
+        rcpts[i] = j->env.rcpts[i].address;
+    j->reserve = fe_ledger_reserve(j->fe->ledger, j->ledger_key, rcpts, j->env.n_rcpts,
+                                   job_on_reserved, j);
+    free(rcpts);
+}
+
+/* The Job message for the brokers (docs/protocol-wire.md); 0, or -1 when
+ * no broker can ever take it. */
+static int
+job_submit(struct fe_job *j)
+{
+    const struct fe_envelope *e = &j->env;
+    Sluice__Job job = SLUICE__JOB__INIT;
+    Sluice__Xforward xf = SLUICE__XFORWARD__INIT;
+    char *xv[XF_COUNT];
+    Sluice__Recipient *rcpt_store = sl_calloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*rcpt_store));
+    Sluice__Recipient **rcpt_ptrs = sl_calloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*rcpt_ptrs));
+
+    for (int i = 0; i < XF_COUNT; i++)
+        xv[i] = e->xforward[i] ? e->xforward[i] : (char *)"";
+    xf.name = xv[XF_NAME];
+    xf.addr = xv[XF_ADDR];
+    xf.port = xv[XF_PORT];
+    xf.proto = xv[XF_PROTO];
+    xf.helo = xv[XF_HELO];
+    xf.ident = xv[XF_IDENT];
+    xf.source = xv[XF_SOURCE];
+    for (size_t i = 0; i < e->n_rcpts; i++) {
+        sluice__recipient__init(&rcpt_store[i]);
+        rcpt_store[i].address = e->rcpts[i].address;
+        rcpt_store[i].notify = e->rcpts[i].notify ? e->rcpts[i].notify : (char *)"";
+        rcpt_store[i].orcpt = e->rcpts[i].orcpt ? e->rcpts[i].orcpt : (char *)"";
+        rcpt_ptrs[i] = &rcpt_store[i];
+    }
+    job.job_id = j->id;
+    job.origin = j->origin->config->name;
+    job.client_addr = j->peer_ip;
+    job.deadline_ms = sl_now_wall_ms() + (unsigned long long)j->fe->config->job.timeout_s * 1000;
+    job.mail_from = e->mail_from;
+    job.ret = e->ret ? e->ret : (char *)"";
+    job.envid = e->envid ? e->envid : (char *)"";
+    job.body_type = e->body_type ? e->body_type : (char *)"";
+    job.smtputf8 = e->smtputf8;
+    job.n_rcpts = e->n_rcpts;
+    job.rcpts = rcpt_ptrs;
+    job.xforward = &xf;
+    job.size = j->body->len;
+    job.attempt = 0; /* the broker numbers hand-outs from 1 */
+    job.helo = j->helo;
+    job.proto = j->lmtp ? "LMTP" : "ESMTP";
+    job.received_ms = sl_now_wall_ms();
+    job.by_host = (char *)j->fe->hostname;
+    job.by_port = j->local_port;
+    j->at_broker = fe_broker_link_submit(j->fe->link, &job, j->body, j);
+    free(rcpt_ptrs);
+    free(rcpt_store);
+    return j->at_broker != NULL ? 0 : -1;
+}
+
+struct fe_job *
+fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
+{
+    struct fe_job *j = sl_calloc(1, sizeof(*j));
+    struct timeval tv = {.tv_sec = fe->config->job.timeout_s};
+
+    j->fe = fe;
+    j->origin = p->origin;
+    snprintf(j->id, sizeof(j->id), "%s", p->id);
+    j->env = *p->env;
+    memset(p->env, 0, sizeof(*p->env));
+    j->body = sl_body_ref(p->body);
+    j->peer_ip = sl_strdup(p->peer_ip);
+    j->peer_port = p->peer_port;
+    j->local_port = p->local_port;
+    j->helo = p->helo ? sl_strdup(p->helo) : NULL;
+    j->lmtp = p->lmtp;
+    j->t_start_ms = sl_now_mono_ms();
+    j->done = p->done;
+    j->connected = p->connected;
+    j->ctx = p->ctx;
+    j->next = fe->jobs;
+    if (fe->jobs != NULL)
+        fe->jobs->prev = j;
+    fe->jobs = j;
+    fe->n_jobs++;
+    j->deadline = evtimer_new(fe->base, job_on_deadline, j);
+    j->later = evtimer_new(fe->base, job_on_later, j);
+    SL_BUG_ON(j->deadline == NULL || j->later == NULL);
+
+    if (job_submit(j) != 0) {
+        sl_warn("%s: cannot hand the message to a broker", j->id);
+        j->later_why = "cannot queue the message for scanning, try again later";
+        event_active(j->later, EV_TIMEOUT, 0);
+        return j;
+    }
+    evtimer_add(j->deadline, &tv);
+    if (fe->ledger != NULL)
+        job_ledger_start(j);
+    sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", j->id,
+             j->body->len, j->env.n_rcpts,
+             j->env.xforward[XF_IDENT] ? j->env.xforward[XF_IDENT] : "-");
+    return j;
+}
+
+void
+fe_job_detach(struct fe_job **jobp)
+{
+    struct fe_job *j = *jobp;
+    struct fe_context *fe;
+
+    if (j == NULL)
+        return;
+    *jobp = NULL;
+    fe = j->fe;
+    j->done = NULL;
+    if (fe->ledger != NULL && (j->at_broker != NULL || j->verdict != NULL || j->delivery != NULL)) {
+        /* finished and recorded, so Postfix's retry gets the reply instead
+         * of a second copy */
+        sl_info("%s: client disconnected %s; finishing the job for the ledger", j->id,
+                j->delivery != NULL ? "during reinjection" : "while the message was scanned");
+        return;
+    }
+    if (j->at_broker != NULL)
+        sl_info("%s: client disconnected while the message was scanned; abandoned "
+                "(Postfix keeps it and retries)",
+                j->id);
+    else if (j->delivery != NULL)
+        sl_info("%s: client disconnected during reinjection", j->id);
+    job_free(j);
+    if (fe->on_idle != NULL)
+        fe->on_idle(fe);
+}
+
+void
+fe_job_destroy_all(struct fe_context *fe)
+{
+    while (fe->jobs != NULL)
+        job_free(fe->jobs);
+}

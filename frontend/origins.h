@@ -1,0 +1,45 @@
+/* origins.h - the origins (the Postfix instances that feed this frontend)
+ * and their concurrency at run time.
+ *
+ * Each connection belongs to the origin whose origins.<name>.match holds
+ * the client's address, else to "default". A transaction holds one slot of
+ * its origin from MAIL until it is answered; over
+ * origins.<name>.concurrency, MAIL gets a 4xx (never the connection or the
+ * greeting: Postfix would take that for a dead filter). The warning names
+ * the Postfix parameter to change. */
+#ifndef SLUICE_FRONTEND_ORIGINS_H
+#define SLUICE_FRONTEND_ORIGINS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct sl_config;
+struct sl_origin_config;
+
+struct fe_origin {
+    const struct sl_origin_config *config;
+    unsigned active;                    /* slots held */
+    unsigned long long last_warning_ms; /* rate-limits the over-limit warning */
+};
+
+struct fe_origins {
+    struct fe_origin *v;                /* parallel to config->origins */
+    size_t n;
+};
+
+/* config must outlive the table. */
+void fe_origins_init(struct fe_origins *o, const struct sl_config *config);
+void fe_origins_clear(struct fe_origins *o);
+
+/* The origin of a client address; never NULL ("default" matches all). */
+struct fe_origin *fe_origins_for(const struct fe_origins *o, const struct sl_config *config,
+                                 const char *ip);
+/* The origin called name, or NULL. */
+const struct fe_origin *fe_origins_find(const struct fe_origins *o, const char *name);
+
+/* Takes a slot for a transaction from peer_ip; false (and a rate-limited
+ * warning) when the origin is at its concurrency. */
+bool fe_origin_take_slot(struct fe_origin *o, const char *peer_ip);
+void fe_origin_release_slot(struct fe_origin *o);
+
+#endif

@@ -9,7 +9,7 @@ build_pkgs=(
     build-essential cmake pkg-config git
     libevent-dev          # event loop of the frontend (and evhttp later)
     libzmq3-dev           # broker/worker/frontend transport
-    libczmq-dev           # zauth/zcert helpers for CURVE (cluster issues)
+    libczmq-dev           # CZMQ; not linked (lib/net/sl_zap.c is its own ZAP handler)
     libhiredis-dev        # Redis client (0.14 API, libevent adapter)
     libsodium-dev         # random ids, CURVE keys, quarantine encryption
     libprotobuf-c-dev protobuf-c-compiler   # wire format between roles
@@ -25,7 +25,7 @@ test_pkgs=(
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
     procps iproute2 netcat-openbsd
 )
-# Scanners (issue 4): libraries the worker's built-in checks and scanner
+# Scanners: libraries the worker's built-in checks and scanner
 # clients link, and the real daemons the scanner tests start on loopback.
 # Debian ships clamd without signatures: the tests write their own EICAR
 # .ndb; spamd runs with -L (offline) and rspamd with a temp config dir.

@@ -77,7 +77,7 @@ preset() {
     fi
 }
 
-# fuzz_one TARGET: SLUICE_FUZZ_SECONDS of libFuzzer from the seed corpus.
+# fuzz_one TARGET: SLUICE_FUZZ_SECONDS of libFuzzer, starting from its corpus.
 fuzz_one() {
     local t=$1 dir=build-fuzz/fuzz-run/$1 rc=0
     rm -rf "$dir"

@@ -16,7 +16,7 @@
 #       BENCH_REDIS_AOF=yes runs Redis with appendonly yes)
 #   (c) the same through amavisd-new (no AV, no SpamAssassin, $max_servers =
 #       S), when amavisd-new is installed (deploy/install-deps.sh)
-#   (d) scanners (issue 4), when clamd/spamd/rspamd are installed and
+#   (d) scanners, when clamd/spamd/rspamd are installed and
 #       BENCH_SCANNERS is not 0, 4 concurrent clients and the very message
 #       smtp-source sends, in one run:
 #         clamd alone (tests/bench/scan_rate: sluice's scanner client),
@@ -25,10 +25,11 @@
 #           runs it), sluice + spamd;
 #         rspamd alone, sluice + rspamd;
 #       the paths through a filter are smtp-source -s 4 -d, reinjecting into
-#       the same smtp-sink. Then the ratios issue 4 sets targets for.
+#       the same smtp-sink. Then the ratios that have targets
+#       (docs/benchmarks.md, "Targets").
 #   for S = 4 and 20 sessions, each twice: with one connection per message
-#   (smtp-source's default, as in REFERENCE.md section 3) and with every
-#   message of a session over one connection (-d, as Postfix's LMTP client
+#   (smtp-source's default, as in docs/benchmarks.md's reference figures)
+#   and with every message of a session over one connection (-d, as Postfix's LMTP client
 #   does with connection caching). Then the per-message latency with one
 #   session (see run_latency) for the yardstick and for sluice.
 #
@@ -400,7 +401,8 @@ bench_plain() {
         start_plain_sink "$amavis_sink"
         for s in "${SESSIONS_LIST[@]}"; do
             # No virus or spam scanning: what is left is amavisd-new's own cost
-            # (MIME decoding, policy, reinjection), as in REFERENCE.md section 3.
+            # (MIME decoding, policy, reinjection), as in docs/benchmarks.md's
+            # reference figures.
             if amavis_start plain "$s" "$amavis_sink"; then
                 if [ "$s" = "${SESSIONS_LIST[0]}" ]; then run_latency amavisd-new "$AMAVIS_PORT"; fi
                 run_source amavisd-new "$AMAVIS_PORT" "$s" conn
@@ -409,7 +411,7 @@ bench_plain() {
             amavis_stop
         done
     else
-        say "SKIP amavisd-new: not installed (deploy/install-deps.sh installs it; REFERENCE.md section 3 has earlier figures: 55-67 msg/s at 4 sessions, ~33 ms a message at 1 session)"
+        say "SKIP amavisd-new: not installed (deploy/install-deps.sh installs it; earlier figures in docs/benchmarks.md: 55-67 msg/s at 4 sessions, ~33 ms a message at 1 session)"
     fi
 }
 if [ "${BENCH_PLAIN:-1}" = 0 ]; then
@@ -607,7 +609,7 @@ if [ "${#SCAN[@]}" -gt 0 ]; then
         [ -z "${CPU[$k]:-}" ] || printf '%-28s %8s\n' "${k%%:*}: ${k#*:}" "${CPU[$k]}"
     done
     echo
-    echo "== Issue 4 targets"
+    echo "== Scanner targets (docs/benchmarks.md)"
     printf '%-44s %10s %8s  %s\n' ratio value target verdict
     printf '%-44s %10s %8s  %s\n' "clamd: sluice / amavisd-new" \
         "$(times "${SCAN[clamd,sluice]:-}" "${SCAN[clamd,amavisd]:-}")" ">= 20x" \

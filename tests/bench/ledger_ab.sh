@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ledger_ab.sh - what the exactly-once ledger costs (issue 6, "Performance"):
+# ledger_ab.sh - what the exactly-once ledger costs (docs/benchmarks.md):
 # `sluice all` without and with redis.url, alternating, in one run.
 #
 # SYNOPSIS

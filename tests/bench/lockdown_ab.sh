@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lockdown_ab.sh - what CURVE and the exactly-once ledger cost together
-# (issue 6, "Performance"): the cluster with both off and with both on,
+# (target: at most 10%, docs/benchmarks.md): the cluster with both off and with both on,
 # alternating, in one run.
 #
 # SYNOPSIS

@@ -24,8 +24,8 @@
 #   frontends tell origins apart by client address and reinject to
 #   client:PORT, i.e. back to the instance the message came from.
 #
-#   The instances reuse lib.sh's main.cf/master.cf writers (the seed's
-#   filter setup, verbatim) and change only addresses with postconf. Every
+#   The instances reuse lib.sh's main.cf/master.cf writers (the filter
+#   setup of docs/postfix.md) and change only addresses with postconf. Every
 #   daemon is spawned with e2e_spawn (its own process group, cwd in the
 #   private directory); cl_init chains cl_cleanup before lib.sh's EXIT trap,
 #   so every instance is stopped and every process group killed, pass or fail.
@@ -173,7 +173,7 @@ cl_restart() {
 
 # cl_need_addr IP: make sure lo holds IP. On Linux the whole 127/8 reaches
 # lo, so a socket can bind 127.0.0.2 without it, but Postfix refuses an
-# inet_interfaces address that no interface holds (REFERENCE.md 1), so the
+# inet_interfaces address that no interface holds (docs/postfix.md), so the
 # address is added (as root). It is left in place afterwards: another test
 # run (another build directory, another developer) may be using it, and an
 # extra 127/8 address on lo changes nothing else.

@@ -4,7 +4,7 @@
 # SYNOPSIS
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   e2e_init [SECONDS]        # private temp dir, EXIT trap, watchdog
-#   start_postfix             # private Postfix instance with the seed's filter setup
+#   start_postfix             # private Postfix instance, the filter setup of docs/postfix.md
 #   start_sluice [ARGS...]    # "$SLUICE_BIN" all ARGS..., waits for its port
 #   inject_mail TO MSGID      # SMTP into the instance with swaks
 #   wait_delivered COUNT SECONDS
@@ -61,10 +61,11 @@ E2E_SINK_PIDS=()
 E2E_POSTFIX_UP=0
 E2E_FAILED=0
 
-# The seed's ports. A test may move them (pf_choose_ports) when something
-# else on the machine already holds them.
-SEED_FILTER_PORT=10024
-SEED_REINJECT_PORT=10025
+# The standard ports (docs/postfix.md), which are sluice's defaults too. A
+# test may move them (pf_choose_ports) when something else on the machine
+# already holds them.
+STD_FILTER_PORT=10024
+STD_REINJECT_PORT=10025
 
 # Addresses used by the tests: one virtual mailbox domain of the instance.
 E2E_DOMAIN=e2e.test
@@ -325,7 +326,7 @@ start_sluice() {
     [ -x "$SLUICE_BIN" ] || fail "SLUICE_BIN=$SLUICE_BIN is not an executable (build it: cmake --build build --target sluice)"
     [ -z "$E2E_SLUICE_PID" ] || fail "start_sluice: sluice already running (pid $E2E_SLUICE_PID)"
     SLUICE_LOG=$E2E_TMP/sluice.log
-    SLUICE_PORT=$SEED_FILTER_PORT
+    SLUICE_PORT=$STD_FILTER_PORT
     for a in "$@"; do
         case $a in frontend.listen=*:*) SLUICE_PORT=${a##*:} ;; esac
     done
@@ -423,34 +424,34 @@ PF_DATA=
 PF_VMAIL=
 PF_LOG=
 PF_SMTP_PORT=
-PF_FILTER_PORT=$SEED_FILTER_PORT
-PF_REINJECT_PORT=$SEED_REINJECT_PORT
+PF_FILTER_PORT=$STD_FILTER_PORT
+PF_REINJECT_PORT=$STD_REINJECT_PORT
 PF_REINJECT_ENABLED=1
 
-# pf_choose_ports: keep the seed's 10024/10025 when both are free (the normal
+# pf_choose_ports: keep the standard 10024/10025 when both are free (the normal
 # case; the tests then run sluice with its defaults), otherwise move both to
 # free ports and say so. sluice_args_for_postfix prints the matching options.
 pf_choose_ports() {
     # Only listeners matter: TIME-WAIT leftovers of an earlier test do not
     # stop Postfix or sluice from binding (SO_REUSEADDR).
-    if port_listening 127.0.0.1 "$SEED_FILTER_PORT" || port_listening 127.0.0.1 "$SEED_REINJECT_PORT"; then
+    if port_listening 127.0.0.1 "$STD_FILTER_PORT" || port_listening 127.0.0.1 "$STD_REINJECT_PORT"; then
         PF_FILTER_PORT=$(free_port)
         PF_REINJECT_PORT=$(free_port)
-        say "NOTE: 127.0.0.1:$SEED_FILTER_PORT or :$SEED_REINJECT_PORT is busy on this machine;" \
-            "using filter port $PF_FILTER_PORT and reinjection port $PF_REINJECT_PORT instead of the seed's"
+        say "NOTE: 127.0.0.1:$STD_FILTER_PORT or :$STD_REINJECT_PORT is busy on this machine;" \
+            "using filter port $PF_FILTER_PORT and reinjection port $PF_REINJECT_PORT instead of the standard ones"
     else
-        PF_FILTER_PORT=$SEED_FILTER_PORT
-        PF_REINJECT_PORT=$SEED_REINJECT_PORT
+        PF_FILTER_PORT=$STD_FILTER_PORT
+        PF_REINJECT_PORT=$STD_REINJECT_PORT
     fi
 }
 
 # sluice_args_for_postfix: the sluice options that match the instance's
-# ports; nothing at all when the seed's ports are in use (sluice defaults).
+# ports; nothing at all when the standard ports are in use (sluice defaults).
 sluice_args_for_postfix() {
-    if [ "$PF_FILTER_PORT" != "$SEED_FILTER_PORT" ]; then
+    if [ "$PF_FILTER_PORT" != "$STD_FILTER_PORT" ]; then
         printf '%s\n' -o "frontend.listen=127.0.0.1:$PF_FILTER_PORT"
     fi
-    if [ "$PF_REINJECT_PORT" != "$SEED_REINJECT_PORT" ]; then
+    if [ "$PF_REINJECT_PORT" != "$STD_REINJECT_PORT" ]; then
         printf '%s\n' -o "origins.default.reinject=127.0.0.1:$PF_REINJECT_PORT"
     fi
 }
@@ -507,7 +508,7 @@ transport_retry_time = 5s
 in_flow_delay = 0
 delay_warning_time = 0
 
-# ---- The seed (postfix-amavisd-integration, sections 2.2, 3.1 and 4), verbatim.
+# ---- The filter (docs/postfix.md, "main.cf"), as amavisd-new setups have it.
 content_filter = amavisfeed:[127.0.0.1]:$PF_FILTER_PORT
 amavisfeed_destination_concurrency_limit = 2
 EOF
@@ -551,16 +552,18 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 #
-# ---- The seed, section 2.2 (LMTP feed to the content filter), verbatim.
+# ---- The LMTP feed to the content filter (docs/postfix.md), as amavisd-new
+# setups have it.
 amavisfeed unix    -       -       n        -       2     lmtp
      -o lmtp_data_done_timeout=1200
      -o lmtp_send_xforward_command=yes
      -o lmtp_tls_note_starttls_offer=no
 #
-# ---- The seed, section 2.3 (reinjection smtpd), verbatim, plus the last
-# line, smtpd_authorized_xforward_hosts, which the seed leaves out: without
-# it this smtpd does not offer XFORWARD (and answers one with 550 5.7.0), so
-# the filter cannot pass on the origin's client and queue id; with it Postfix
+# ---- The reinjection smtpd (docs/postfix.md), as amavisd-new setups have
+# it, plus the last line, smtpd_authorized_xforward_hosts, which the classic
+# amavisd-new setup leaves out: without it this smtpd does not offer
+# XFORWARD (and answers one with 550 5.7.0), so the filter cannot pass on
+# the origin's client and queue id; with it Postfix
 # logs "client=localhost[127.0.0.1], orig_queue_id=<origin queue id>,
 # orig_client=<original client>" for each reinjected message.
 # Lines start with "#" while the test keeps this listener down.
@@ -742,7 +745,7 @@ wait_delivered() {
 }
 
 # start_sluice_for_postfix [EXTRA ARGS...]: start_sluice with the options
-# that match the instance's ports (none when the seed's ports are used).
+# that match the instance's ports (none when the standard ports are used).
 start_sluice_for_postfix() {
     local args=()
     mapfile -t args < <(sluice_args_for_postfix)

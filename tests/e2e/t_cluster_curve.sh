@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# t_cluster_curve.sh - CURVE on the cluster's ZeroMQ links (issue 6 points
-# 1 and 2): a broker, workers and a frontend as separate processes over
+# t_cluster_curve.sh - CURVE on the cluster's ZeroMQ links (docs/cluster.md,
+# "Security"): a broker, workers and a frontend as separate processes over
 # tcp://, keys made by `sluice keygen`, the broker's allow-list by role.
 #
 # Proves:

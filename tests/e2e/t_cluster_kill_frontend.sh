@@ -12,8 +12,8 @@
 # connection or timeout while receiving the greeting, no "refused to talk
 # to me"; every message is delivered to its own origin. Duplicates are
 # counted and reported, not hidden: a message the killed frontend had
-# already reinjected but not yet answered comes again (the exactly-once
-# issue's Redis ledger removes them).
+# already reinjected but not yet answered comes again (the Redis ledger of
+# docs/exactly-once.md removes them).
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh

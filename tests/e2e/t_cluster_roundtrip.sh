@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# t_cluster_roundtrip.sh - the cluster of issue 5 on loopback, every role its
-# own process over tcp://: two Postfix origins (127.0.0.2 with
+# t_cluster_roundtrip.sh - the cluster (docs/cluster.md) on loopback, every
+# role its own process over tcp://: two Postfix origins (127.0.0.2 with
 # amavisfeed_destination_concurrency_limit 4, 127.0.0.3 with 2), Redis, two
 # brokers, three worker processes (2 threads each), two frontends.
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_exactly_once_kill.sh - the frontend dies right after the reinjection's
-# 250 and before its LMTP reply (issue 6, duplicate scenario a).
+# 250 and before its LMTP reply (docs/exactly-once.md, case (a)).
 #
 # The test-only hook SLUICE_TEST_KILL_AFTER_REINJECT=1 makes sluice raise
 # SIGKILL at exactly that point: :10025 has queued the message for both

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_exactly_once_partial.sh - one recipient tempfailed by :10025, and the
-# message re-sent (issue 6, duplicate scenario c).
+# message re-sent (docs/exactly-once.md, case (c)).
 #
 # The reinjection smtpd answers 451 for other@ (check_recipient_access) and
 # accepts user@. So that Postfix's retry carries both recipients again (with

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_exactly_once_timeout.sh - Postfix gives up on the filter before the
-# scan ends (issue 6, duplicate scenario b).
+# scan ends (docs/exactly-once.md, case (b)).
 #
 # Postfix's lmtp_data_done_timeout is set to 4 s and the scan is slowed to
 # 8 s (test-only SLUICE_TEST_WORKER_DELAY_MS). Every attempt Postfix makes

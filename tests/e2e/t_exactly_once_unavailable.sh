@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_exactly_once_unavailable.sh - the ledger's Redis is down: the behaviour
-# is dedup.on_unavailable's (issue 6, point 4).
+# is dedup.on_unavailable's (docs/exactly-once.md, "Redis unavailable").
 #
 #   tempfail: Postfix gets 451 4.3.0 and keeps the message; nothing is
 #             delivered while Redis is down;

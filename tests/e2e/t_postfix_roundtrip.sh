@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# t_postfix_roundtrip.sh - one message through a real Postfix (the seed's
-# content_filter setup, unchanged) and `sluice all` with its defaults.
+# t_postfix_roundtrip.sh - one message through a real Postfix (the standard
+# content_filter setup of docs/postfix.md) and `sluice all` with its defaults.
 #
 # Proves: Postfix's amavisfeed LMTP client talks to sluice on 127.0.0.1:10024,
 # sluice reinjects to the connecting client's address :10025, answers Postfix

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# t_privs.sh - least privilege (issue 6 point 6): started as root, sluice
-# binds, reads its keys, then runs every thread as security.user for good
-# (nobody when it is unset: the README's `sluice all` works as root).
+# t_privs.sh - least privilege (docs/operations.md, "Running as root"):
+# started as root, sluice binds, reads its keys, then runs every thread as
+# security.user for good (nobody when it is unset: the README's
+# `sluice all` works as root).
 #
 # Proves: exit 77 for an unknown user; with security.user=nobody (a
 # broker with CURVE keys and a tcp:// endpoint) and with security.user

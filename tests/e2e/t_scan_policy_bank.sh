@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t_scan_policy_bank.sh - policy banks end to end: the original client that
 # Postfix passes in XFORWARD ADDR selects amavisd-new's ORIGINATING bank,
-# through a real Postfix (the seed's content_filter setup) and a real spamd.
+# through a real Postfix (the content_filter setup of docs/postfix.md) and a real spamd.
 #
 # sluice runs with policy.mynetworks=127.0.0.2/32, policy.local_domains=
 # e2e.test and a bank ORIGINATING that rejects spam (an ISP keeps its own

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t_scan_postfix.sh - scanning end to end through a real Postfix (the
-# seed's content_filter setup, unchanged), with real clamd and spamd.
+# content_filter setup of docs/postfix.md, unchanged), with real clamd and spamd.
 #
 # Proves: a virus is discarded and never delivered, and Postfix logs
 # amavis' "status=sent (250 2.7.0 Ok, discarded, id=... - INFECTED: ...)"

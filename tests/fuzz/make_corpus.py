@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_corpus.py - writes the seed corpora of the fuzz targets (docs/fuzzing.md).
+"""make_corpus.py - writes each fuzz target's starting corpus (docs/fuzzing.md).
 
     tests/fuzz/make_corpus.py          # rewrites tests/fuzz/corpus/<target>/seed-*
 

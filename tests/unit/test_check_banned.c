@@ -11,10 +11,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mime_check.h"
 #include "util/sl_buf.h"
@@ -406,22 +408,36 @@ test_encrypted_zip(void **state)
     free(msg);
 }
 
-/* Other archive formats, from clamav-testfiles when installed: clam.exe
- * inside 7z, tar.gz, cab and cpio is found by name. */
+/* Other archive formats, from the clamav-testfiles package: clam.exe
+ * inside 7z, tar.gz, cab and cpio is found by name. Without the package
+ * (none of the files there) the test is reported SKIPPED, never passed
+ * having checked nothing; deploy/install-deps.sh installs it, so CI always
+ * runs it. Some of the files but not all is a failure. */
+#define CLAMAV_TESTFILES "/usr/share/clamav-testfiles"
 static void
 test_archive_formats(void **state)
 {
     static const char *const files[] = {"clam.7z", "clam.tar.gz", "clam.cab", "clam.newc.cpio",
                                         "clam.bz2.zip"};
-    size_t found = 0;
+    size_t present = 0;
 
     (void)state;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[128];
-        snprintf(path, sizeof(path), "/usr/share/clamav-testfiles/%s", files[i]);
+        snprintf(path, sizeof(path), CLAMAV_TESTFILES "/%s", files[i]);
+        present += access(path, R_OK) == 0;
+    }
+    if (present == 0) {
+        print_message("no test files in " CLAMAV_TESTFILES
+                      " (package clamav-testfiles): skipped\n");
+        skip();
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[128];
+        snprintf(path, sizeof(path), CLAMAV_TESTFILES "/%s", files[i]);
         FILE *fp = fopen(path, "rb");
         if (fp == NULL)
-            continue;
+            fail_msg("%s: %s", path, strerror(errno));
         char *buf = sl_malloc(1 << 20);
         size_t n = fread(buf, 1, 1 << 20, fp);
         fclose(fp);
@@ -435,10 +451,7 @@ test_archive_formats(void **state)
         checks_findings_free(&f);
         free(msg);
         free(buf);
-        found++;
     }
-    if (found == 0)
-        print_message("clamav-testfiles not installed: skipped\n");
 }
 
 /* An executable in a forwarded message (message/rfc822). */

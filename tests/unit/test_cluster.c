@@ -1,4 +1,4 @@
-/* test_cluster.c - the cluster mechanics of issue 5, in one process:
+/* test_cluster.c - the cluster mechanics (docs/cluster.md), in one process:
  *
  *   fair_share:       two origins with jobs waiting get hand-outs in
  *                     proportion to Job.origin_concurrency (3:1);

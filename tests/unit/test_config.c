@@ -490,7 +490,7 @@ test_dedup_keys(void **state)
     assert_string_equal(c->dedup.on_unavailable, "deliver");
     sl_config_destroy(&c);
     c = load_ok("log:\n  level: info\n", NULL, 0);
-    assert_false(sl_config_dedup_on(c));    /* no Redis: the seed's behaviour */
+    assert_false(sl_config_dedup_on(c));    /* auto without Redis: off */
     sl_config_destroy(&c);
 
     char *m = sl_config_redis_url_masked("redis://app:s3cret@h:6379/1");
@@ -792,7 +792,7 @@ test_origin_for(void **state)
     sl_config_destroy(&c);
 }
 
-/* ---- scanning and policy (issue 4) ------------------------------------ */
+/* ---- scanning and policy --------------------------------------------- */
 
 static void
 test_scanning_keys(void **state)
@@ -817,7 +817,7 @@ test_scanning_keys(void **state)
     assert_int_equal(c->n_banks, 0);
     sl_config_destroy(&c);
 
-    /* the fixed names work with -o, as the issue requires */
+    /* the fixed names (scanners, banks) work with -o too */
     char *ov[] = { "scanners.clamd.servers=unix:/run/clamav/clamd.ctl",
                    "scanners.spamd.servers=127.0.0.1:783, [::1]:784",
                    "policy.spam_kill_level=-3.5", "policy_banks.ORIGINATING.originating=yes",

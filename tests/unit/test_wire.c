@@ -446,7 +446,7 @@ test_reject_bad_field_numbers(void **state)
     sl_wire_frame_free(&frame);
 }
 
-/* Per-recipient results and scan facts (issue 4): a full verdict round
+/* Per-recipient results and scan facts (scanning): a full verdict round
  * trips; every field's bad form is refused. */
 static void
 test_verdict_scan_fields(void **state)

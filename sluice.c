@@ -1,5 +1,5 @@
-/* sluice.c - the one binary: parses the command line and configuration,
- * then wires up the roles asked for. No protocol logic lives here.
+/* sluice.c - the one binary: finds the command in a table, prepares what
+ * the command needs, runs it. No protocol logic lives here.
  *
  * SYNOPSIS
  *   sluice [-c file] [-o key=value]... [-v] [-F] all|frontend|broker|worker
@@ -7,6 +7,20 @@
  *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice keygen NAME
  *   sluice version | help
+ *
+ * DESIGN
+ *   One row of commands[] per command: its name, its run function and
+ *   what it needs (cli/sl_cli.h: loads the configuration, runs as a
+ *   service, checks and drops privileges, needs keys, takes the listening
+ *   sockets, runs under the master). main() parses the command line once,
+ *   prepares those needs in a fixed order, runs the command (as the
+ *   master's child when it needs a master) and cleans up once. A new
+ *   command is a row and a run function.
+ *
+ *   The roles' run functions (all, frontend, broker, worker) are here
+ *   because this file is the only code that may link the roles; the
+ *   other commands (config, status, keygen, version) are in lib/cli. help
+ *   is here with the text it prints.
  *
  * DIAGNOSTICS
  *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
@@ -26,11 +40,11 @@
 #include <event2/thread.h>
 #include <zmq.h>
 #include "broker.h"
+#include "cli/sl_cli.h"
 #include "frontend.h"
 #include "net/sl_keys.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
-#include "net/sl_status.h"
 #include "util/sl_config.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
@@ -115,87 +129,18 @@ static const char usage_text[] =
     "\n"
     "See docs/configuration.md for every key and docs/architecture.md for the design.\n";
 
-struct cli {
-    const char *config_path;
-    char **overrides;
-    size_t n_overrides;
-    bool verbose;
-    bool only_changed;
-    bool json;
-    bool no_master;
-    const char *command;
-    const char *argument;       /* keygen NAME */
-};
-
-static int
-cli_parse(int argc, char **argv, struct cli *cli)
-{
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"json", no_argument, NULL, 'J'},
-        {"no-master", no_argument, NULL, 'F'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    cli->overrides = calloc((size_t)argc, sizeof(char *));
-    /* options may come before and after the command ("sluice config -n") */
-    while (optind < argc) {
-        if ((c = getopt_long(argc, argv, "+c:o:vnhF", longopts, NULL)) != -1) {
-            switch (c) {
-            case 'c':
-                cli->config_path = optarg;
-                break;
-            case 'o':
-                if (strchr(optarg, '=') == NULL) {
-                    fprintf(stderr, "sluice: -o %s: expected KEY=VALUE\n", optarg);
-                    return EX_USAGE;
-                }
-                cli->overrides[cli->n_overrides++] = optarg;
-                break;
-            case 'v':
-                cli->verbose = true;
-                break;
-            case 'n':
-                cli->only_changed = true;
-                break;
-            case 'h':
-                cli->command = "help";
-                return 0;
-            case 'V':
-                cli->command = "version";
-                return 0;
-            case 'J':
-                cli->json = true;
-                break;
-            case 'F':
-                cli->no_master = true;
-                break;
-            default:
-                fprintf(stderr, "Try 'sluice --help'.\n");
-                return EX_USAGE;
-            }
-        } else if (cli->command == NULL) {
-            cli->command = argv[optind++];
-        } else if (strcmp(cli->command, "keygen") == 0 && cli->argument == NULL) {
-            cli->argument = argv[optind++];
-        } else {
-            fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
-                    argv[optind]);
-            return EX_USAGE;
-        }
-    }
-    if (cli->command == NULL) {
-        fputs(usage_text, stderr);
-        return EX_USAGE;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------- roles */
 
+enum role {
+    ROLE_FRONTEND = 1 << 0,
+    ROLE_BROKER = 1 << 1,
+    ROLE_WORKERS = 1 << 2,
+};
+
+/* The roles of one process, while they run. */
 struct run {
-    struct sl_config *config;
+    struct sl_cli *cli; /* the sockets main() bound are in it */
+    const struct sl_config *config;
     struct event_base *base;
     void *zctx;
     struct broker *broker;
@@ -205,9 +150,6 @@ struct run {
     unsigned n_workers;
     char host[256];
     struct sl_stop_count stops; /* SIGTERM, SIGINT and the master's copies */
-    int *listen_fds;            /* frontend.listen or systemd's, made in main() */
-    size_t n_listen_fds;
-    bool want_broker, want_workers, want_frontend;
 };
 
 /* ------------------------------------------------------------ registry */
@@ -236,8 +178,9 @@ registry_fill_frontend(void *ctx, struct sl_registry_rec *rec)
         sl_registry_put(rec, key, "%u", st.origins[i].active);
         /* The provisioning sum counts the named origins (one per Postfix);
          * the catch-all "default" counts only when it is the only one (the
-         * seed's single node): beside named origins it is for stray
-         * clients, and counting it would report a shortfall nobody has. */
+         * standard single-node Postfix setup): beside named origins it is
+         * for stray clients, and counting it would report a shortfall
+         * nobody has. */
         if (strcmp(st.origins[i].name, "default") == 0 && st.n_origins > 1)
             continue;
         snprintf(key, sizeof(key), "origin.%s.concurrency", st.origins[i].name);
@@ -282,7 +225,7 @@ registry_fill_worker(void *ctx, struct sl_registry_rec *rec)
 /* Nodes are "role:host:pid": unique on a host, and readable in status.
  * Under a master the pid is the master's, which outlives its children. */
 static void
-registry_start(struct run *run, bool want_broker, bool want_workers, bool want_frontend)
+registry_start(struct run *run, unsigned roles)
 {
     const struct sl_config *cfg = run->config;
     struct sl_redis_url url;
@@ -291,7 +234,7 @@ registry_start(struct run *run, bool want_broker, bool want_workers, bool want_f
     if (cfg->redis.url == NULL || cfg->redis.url[0] == '\0')
         return;
     if (sl_redis_url_from_config(cfg, &url, &error) < 0) {
-        /* checked at start-up (main); cannot fail here */
+        /* checked at start-up (service_open); cannot fail here */
         sl_error("%s", error);
         free(error);
         return;
@@ -301,19 +244,19 @@ registry_start(struct run *run, bool want_broker, bool want_workers, bool want_f
     run->host[sizeof(run->host) - 1] = '\0';
     run->registry = sl_registry_new(run->base, &url);
     sl_redis_url_free(&url);
-    if (want_frontend) {
+    if (roles & ROLE_FRONTEND) {
         id = sl_registry_node_id("frontend");
         sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
                              registry_fill_frontend, run);
         free(id);
     }
-    if (want_broker) {
+    if (roles & ROLE_BROKER) {
         id = sl_registry_node_id("broker");
-        sl_registry_add_node(run->registry, "broker", id, cfg->broker.listen,
-                             registry_fill_broker, run);
+        sl_registry_add_node(run->registry, "broker", id, cfg->broker.listen, registry_fill_broker,
+                             run);
         free(id);
     }
-    if (want_workers) {
+    if (roles & ROLE_WORKERS) {
         id = sl_registry_node_id("worker");
         addr = sl_asprintf("%s pid %ld", run->host, (long)getpid());
         sl_registry_add_node(run->registry, "worker", id, addr, registry_fill_worker, run);
@@ -321,6 +264,8 @@ registry_start(struct run *run, bool want_broker, bool want_workers, bool want_f
         free(id);
     }
 }
+
+/* ------------------------------------------------------ running roles */
 
 static unsigned
 workers_wanted(const struct sl_config *config)
@@ -359,14 +304,15 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
                   allow_list ? "allow-list reloaded; " : "");
         return;
     }
-    const char *name = sig == SL_MASTER_STOP_SIGNAL ? "stop passed on by the master"
-                                                    : strsignal((int)sig);
+    const char *name =
+        sig == SL_MASTER_STOP_SIGNAL ? "stop passed on by the master" : strsignal((int)sig);
     unsigned requests = sl_stop_count_add(&run->stops, (int)sig);
     if (requests == 0) {
         /* the sender signalled the process group (or pkill): this is the
          * other copy of a request already under way */
         sl_info("%s: the same stop request again (the process group's and the master's "
-                "copies), not a second one", name);
+                "copies), not a second one",
+                name);
         return;
     }
     if (requests > 1 || run->frontend == NULL) {
@@ -381,19 +327,17 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     frontend_shutdown(run->frontend, on_shutdown_done, run);
 }
 
+/* Starts the roles' threads and the frontend, then gives up root: after
+ * this nothing binds a socket or reads a key. */
 static int
-run_roles(struct run *run, bool want_broker, bool want_workers, bool want_frontend)
+roles_start(struct run *run, unsigned roles)
 {
     const struct sl_config *cfg = run->config;
+    struct sl_cli *cli = run->cli;
     char *error = NULL;
     int rc = 0;
 
-    run->zctx = zmq_ctx_new();
-    if (run->zctx == NULL) {
-        sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
-        return EX_SOFTWARE;
-    }
-    if (want_broker) {
+    if (roles & ROLE_BROKER) {
         run->broker = broker_start(run->zctx, cfg, cfg->broker.listen, &error);
         if (run->broker == NULL) {
             sl_fatal("broker: %s", error);
@@ -401,7 +345,7 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
             goto out;
         }
     }
-    if (want_workers) {
+    if (roles & ROLE_WORKERS) {
         unsigned n = workers_wanted(cfg);
         run->n_workers = n;
         run->workers = worker_pool_start(run->zctx, cfg, cfg->broker.endpoints,
@@ -414,11 +358,10 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
     }
 
     run->base = event_base_new();
-    if (want_frontend) {
-        run->frontend = frontend_new(run->base, run->zctx, cfg, run->listen_fds,
-                                     run->n_listen_fds, cfg->broker.endpoints,
-                                     cfg->broker.n_endpoints, &error);
-        run->n_listen_fds = 0;      /* the frontend owns them now */
+    if (roles & ROLE_FRONTEND) {
+        run->frontend = frontend_new(run->base, run->zctx, cfg, cli->listen_fds, cli->n_listen_fds,
+                                     cfg->broker.endpoints, cfg->broker.n_endpoints, &error);
+        cli->n_listen_fds = 0; /* the frontend owns them now */
         if (run->frontend == NULL) {
             sl_fatal("frontend: %s", error);
             rc = EX_OSERR;
@@ -426,21 +369,31 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
         }
     }
     /* everything privileged is done: sockets bound, keys read */
-    if (sl_privs_drop(cfg->security.user, &error) < 0) {
+    if ((cli->command->needs & SL_CLI_PRIVS) && sl_privs_drop(cfg->security.user, &error) < 0) {
         sl_fatal("%s", error);
         rc = EX_NOPERM;
-        goto out;
     }
-    registry_start(run, want_broker, want_workers, want_frontend);
+out:
+    free(error);
+    return rc;
+}
+
+/* Runs the loop until a stop signal has been dealt with. */
+static void
+roles_serve(struct run *run, unsigned roles)
+{
     struct event *sigs[4];
     const int signums[4] = {SIGTERM, SIGINT, SL_MASTER_STOP_SIGNAL, SIGHUP};
+
+    registry_start(run, roles);
     for (int i = 0; i < 4; i++) {
         sigs[i] = evsignal_new(run->base, signums[i], on_signal, run);
         evsignal_add(sigs[i], NULL);
     }
-    sl_master_child_ready();    /* a stop asked for during start-up is handled now */
-    sl_notice("sluice %s started: %s%s%s", SLUICE_VERSION, want_frontend ? "frontend " : "",
-              want_broker ? "broker " : "", want_workers ? "workers" : "");
+    sl_master_child_ready(); /* a stop asked for during start-up is handled now */
+    sl_notice("sluice %s started: %s%s%s", SLUICE_VERSION,
+              (roles & ROLE_FRONTEND) ? "frontend " : "", (roles & ROLE_BROKER) ? "broker " : "",
+              (roles & ROLE_WORKERS) ? "workers" : "");
     event_base_dispatch(run->base);
     for (int i = 0; i < 4; i++)
         event_free(sigs[i]);
@@ -452,17 +405,184 @@ run_roles(struct run *run, bool want_broker, bool want_workers, bool want_fronte
     signal(SIGINT, SIG_IGN);
     signal(SL_MASTER_STOP_SIGNAL, SIG_IGN);
     sl_notice("sluice stopped");
-out:
-    free(error);
-    sl_registry_destroy(&run->registry);
-    frontend_destroy(&run->frontend);
-    worker_pool_stop(&run->workers);
-    broker_stop(&run->broker);
-    if (run->base)
-        event_base_free(run->base);
-    zmq_ctx_term(run->zctx);
+}
+
+/* The process that does the work: the master's child, or main() itself
+ * with -F and for the roles that take no connections from Postfix. */
+static int
+roles_run(struct sl_cli *cli, unsigned roles)
+{
+    struct run run = {.cli = cli, .config = cli->config};
+    int rc;
+
+    run.zctx = zmq_ctx_new();
+    if (run.zctx == NULL) {
+        sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
+        return EX_SOFTWARE;
+    }
+    if ((rc = roles_start(&run, roles)) == 0)
+        roles_serve(&run, roles);
+    sl_registry_destroy(&run.registry);
+    frontend_destroy(&run.frontend);
+    worker_pool_stop(&run.workers);
+    broker_stop(&run.broker);
+    if (run.base)
+        event_base_free(run.base);
+    zmq_ctx_term(run.zctx);
     return rc;
 }
+
+static int
+run_all(struct sl_cli *cli)
+{
+    return roles_run(cli, ROLE_FRONTEND | ROLE_BROKER | ROLE_WORKERS);
+}
+
+static int
+run_frontend(struct sl_cli *cli)
+{
+    return roles_run(cli, ROLE_FRONTEND);
+}
+
+static int
+run_broker(struct sl_cli *cli)
+{
+    return roles_run(cli, ROLE_BROKER);
+}
+
+static int
+run_worker(struct sl_cli *cli)
+{
+    return roles_run(cli, ROLE_WORKERS);
+}
+
+static int
+run_help(struct sl_cli *cli)
+{
+    (void)cli;
+    fputs(usage_text, stdout);
+    return 0;
+}
+
+/* ------------------------------------------------------- the commands */
+
+/* Every role: a service, configured, started as root and run as
+ * security.user. */
+#define ROLE_NEEDS (SL_CLI_CONFIG | SL_CLI_SERVICE | SL_CLI_PRIVS)
+
+static const struct sl_cli_command commands[] = {
+    {"all", run_all,
+     ROLE_NEEDS | SL_CLI_KEYS_BROKER | SL_CLI_KEYS_CLIENT | SL_CLI_LISTEN | SL_CLI_MASTER,
+     "sluice all"},
+    {"frontend", run_frontend, ROLE_NEEDS | SL_CLI_KEYS_CLIENT | SL_CLI_LISTEN | SL_CLI_MASTER,
+     "frontend"},
+    {"broker", run_broker, ROLE_NEEDS | SL_CLI_KEYS_BROKER, NULL},
+    {"worker", run_worker, ROLE_NEEDS | SL_CLI_KEYS_CLIENT, NULL},
+    {"config", sl_cli_config, SL_CLI_CONFIG, NULL},
+    {"status", sl_cli_status, SL_CLI_CONFIG, NULL},
+    {"keygen", sl_cli_keygen, SL_CLI_OPERAND, NULL},
+    {"version", sl_cli_version, 0, NULL},
+    {"help", run_help, 0, NULL},
+};
+
+static const struct sl_cli_command *
+command_find(const char *name)
+{
+    for (size_t i = 0; i < SL_N_ELEMENTS(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------- the command line */
+
+/* One option. 0: go on; -1: stop, *name_r is the command (-h, --version:
+ * whatever else was given); else the exit status of a usage error. */
+static int
+cli_option(struct sl_cli *cli, int c, const char **name_r)
+{
+    switch (c) {
+    case 'c':
+        cli->config_path = optarg;
+        return 0;
+    case 'o':
+        if (strchr(optarg, '=') == NULL) {
+            fprintf(stderr, "sluice: -o %s: expected KEY=VALUE\n", optarg);
+            return EX_USAGE;
+        }
+        cli->overrides[cli->n_overrides++] = optarg;
+        return 0;
+    case 'v':
+        cli->verbose = true;
+        return 0;
+    case 'n':
+        cli->only_changed = true;
+        return 0;
+    case 'J':
+        cli->json = true;
+        return 0;
+    case 'F':
+        cli->no_master = true;
+        return 0;
+    case 'h':
+        *name_r = "help";
+        return -1;
+    case 'V':
+        *name_r = "version";
+        return -1;
+    default:
+        fprintf(stderr, "Try 'sluice --help'.\n");
+        return EX_USAGE;
+    }
+}
+
+/* 0 and cli->command found, or the exit status of a usage error (the
+ * message printed). */
+static int
+cli_parse(int argc, char **argv, struct sl_cli *cli)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"json", no_argument, NULL, 'J'},
+        {"no-master", no_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
+    };
+    const struct sl_cli_command *cmd;
+    const char *name = NULL;
+    int c, rc;
+
+    cli->overrides = sl_calloc((size_t)argc, sizeof(char *));
+    /* options may come before and after the command ("sluice config -n") */
+    while (optind < argc) {
+        if ((c = getopt_long(argc, argv, "+c:o:vnhF", longopts, NULL)) != -1) {
+            if ((rc = cli_option(cli, c, &name)) < 0)
+                break;
+            if (rc > 0)
+                return rc;
+        } else if (name == NULL) {
+            name = argv[optind++];
+        } else if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_OPERAND) &&
+                   cli->operand == NULL) {
+            cli->operand = argv[optind++];
+        } else {
+            fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
+                    argv[optind]);
+            return EX_USAGE;
+        }
+    }
+    if (name == NULL) {
+        fputs(usage_text, stderr);
+        return EX_USAGE;
+    }
+    if ((cli->command = command_find(name)) == NULL) {
+        fprintf(stderr, "sluice: unknown command '%s'\nTry 'sluice --help'.\n", name);
+        return EX_USAGE;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------- what commands need */
 
 /* Each LMTP session holds a descriptor, and so does each connection to
  * :10025 and each ZeroMQ socket. Distributions start services with a soft
@@ -491,14 +611,71 @@ raise_fd_limit(void)
         sl_info("file descriptor limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
-/* The frontend's sockets are made here, before any role starts, so that
- * the master can hold them while its child comes and goes: systemd's if it
- * passed any (socket activation), else frontend.listen bound here. */
+/* SL_CLI_SERVICE. redis.url is checked here, while a mistake still goes
+ * to the terminal and stops the start: the registry and the ledger parse
+ * it again later, on threads that could only log it. Errors after this
+ * go to the log. */
 static int
-listen_sockets_open(struct run *run)
+service_open(struct sl_cli *cli)
+{
+    const struct sl_config *cfg = cli->config;
+    char *error = NULL;
+    int level;
+
+    if (cfg->redis.url != NULL && cfg->redis.url[0] != '\0') {
+        struct sl_redis_url url;
+        if (sl_redis_url_from_config(cfg, &url, &error) < 0) {
+            fprintf(stderr, "sluice: fatal: %s\n", error);
+            free(error);
+            return EX_CONFIG;
+        }
+        sl_redis_url_free(&url);
+    }
+    level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
+    sl_log_open("sluice", strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
+                level < 0 ? LOG_INFO : level);
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    raise_fd_limit();
+    if (cfg->path)
+        sl_info("configuration from %s", cfg->path);
+    else
+        sl_info("no configuration file: built-in defaults (the standard single-node Postfix "
+                "setup)");
+    return 0;
+}
+
+/* SL_CLI_PRIVS (the user exists and can be switched to) and SL_CLI_KEYS_*,
+ * before anything is bound or started. */
+static int
+service_check(struct sl_cli *cli)
+{
+    unsigned needs = cli->command->needs;
+    char *error = NULL;
+    int rc = 0;
+
+    if ((needs & SL_CLI_PRIVS) && sl_privs_check(cli->config->security.user, &error) < 0)
+        rc = EX_NOPERM;
+    else if ((needs & (SL_CLI_KEYS_BROKER | SL_CLI_KEYS_CLIENT)) &&
+             sl_keys_resolve(cli->config, (needs & SL_CLI_KEYS_BROKER) != 0,
+                             (needs & SL_CLI_KEYS_CLIENT) != 0, &error) < 0)
+        rc = EX_CONFIG;
+    if (rc != 0) {
+        sl_fatal("%s", error);
+        free(error);
+    }
+    return rc;
+}
+
+/* SL_CLI_LISTEN. The frontend's sockets are made here, before any role
+ * starts, so that the master can hold them while its child comes and
+ * goes: systemd's if it passed any (socket activation), else
+ * frontend.listen bound here. */
+static int
+listen_sockets_open(struct sl_cli *cli)
 {
     char *error = NULL, where[96];
-    int n = sl_listen_fds_systemd(&run->listen_fds, &error);
+    int n = sl_listen_fds_systemd(&cli->listen_fds, &error);
 
     if (n < 0) {
         sl_fatal("%s", error);
@@ -506,187 +683,103 @@ listen_sockets_open(struct run *run)
         return EX_OSERR;
     }
     if (n > 0) {
-        run->n_listen_fds = (size_t)n;
-        sl_listen_describe(run->listen_fds[0], where, sizeof(where), NULL);
+        cli->n_listen_fds = (size_t)n;
+        sl_listen_describe(cli->listen_fds[0], where, sizeof(where), NULL);
         sl_info("socket activation: %d listening socket(s) from systemd (first %s); "
-                "frontend.listen is not used", n, where);
+                "frontend.listen is not used",
+                n, where);
         return 0;
     }
-    int fd = sl_listen_tcp(run->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
+    int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
     if (fd < 0) {
         sl_fatal("frontend.listen: %s", error);
         free(error);
         return EX_OSERR;
     }
-    run->listen_fds = sl_calloc(1, sizeof(*run->listen_fds));
-    run->listen_fds[0] = fd;
-    run->n_listen_fds = 1;
+    cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
+    cli->listen_fds[0] = fd;
+    cli->n_listen_fds = 1;
     return 0;
 }
 
-/* The process that does the work: the master's child, or main() itself
- * with -F and for the roles that take no connections from Postfix. */
+/* 0, or the exit status of what could not be prepared (the message
+ * printed or logged). The order matters: a wrong configuration is told on
+ * the terminal before the log opens; users and keys are checked before a
+ * port is taken. */
 static int
-run_child(void *ctx)
+cli_prepare(struct sl_cli *cli)
 {
-    struct run *run = ctx;
-    return run_roles(run, run->want_broker, run->want_workers, run->want_frontend);
+    unsigned needs = cli->command->needs;
+    char *error = NULL;
+    int rc;
+
+    /* a service's needs log, and a service is configured */
+    SL_BUG_ON((needs & (SL_CLI_PRIVS | SL_CLI_KEYS_BROKER | SL_CLI_KEYS_CLIENT | SL_CLI_LISTEN |
+                        SL_CLI_MASTER)) != 0 &&
+              (needs & SL_CLI_SERVICE) == 0);
+    SL_BUG_ON((needs & SL_CLI_SERVICE) != 0 && (needs & SL_CLI_CONFIG) == 0);
+    if (needs & SL_CLI_CONFIG) {
+        cli->config = sl_config_load(cli->config_path, cli->overrides, cli->n_overrides, &error);
+        if (cli->config == NULL) {
+            fprintf(stderr, "sluice: fatal: %s\n", error);
+            free(error);
+            return EX_CONFIG;
+        }
+    }
+    if ((needs & SL_CLI_SERVICE) &&
+        ((rc = service_open(cli)) != 0 || (rc = service_check(cli)) != 0))
+        return rc;
+    if (needs & SL_CLI_LISTEN)
+        return listen_sockets_open(cli);
+    return 0;
+}
+
+/* The master's child: the command's own run function. */
+static int
+command_child(void *ctx)
+{
+    struct sl_cli *cli = ctx;
+    return cli->command->run(cli);
+}
+
+static int
+cli_run(struct sl_cli *cli)
+{
+    const struct sl_cli_command *cmd = cli->command;
+    char *error = NULL;
+
+    if ((cmd->needs & SL_CLI_MASTER) == 0 || cli->no_master)
+        return cmd->run(cli);
+    /* The master's privileged work is done (sockets bound, keys read):
+     * it and every child it starts run as security.user. */
+    if ((cmd->needs & SL_CLI_PRIVS) && sl_privs_drop(cli->config->security.user, &error) < 0) {
+        sl_fatal("%s", error);
+        free(error);
+        return EX_NOPERM;
+    }
+    return sl_master_run(
+        &(struct sl_master_params){.label = cmd->label, .child_main = command_child, .ctx = cli});
 }
 
 static void
-print_version(void)
+cli_cleanup(struct sl_cli *cli)
 {
-    int major, minor, patch;
-    zmq_version(&major, &minor, &patch);
-    printf("sluice %s (libzmq %d.%d.%d, libevent %s)\n", SLUICE_VERSION, major, minor, patch,
-           event_get_version());
-}
-
-/* sluice keygen NAME: no configuration needed, nothing logged. */
-static int
-keygen(const char *name)
-{
-    char *error = NULL;
-
-    if (name == NULL || name[0] == '\0') {
-        fprintf(stderr, "sluice: keygen needs a NAME (writes NAME.key and NAME.pub)\n");
-        return EX_USAGE;
-    }
-    if (sl_keys_generate(name, &error) < 0) {
-        fprintf(stderr, "sluice: keygen: %s\n", error);
-        free(error);
-        return EX_CANTCREAT;
-    }
-    printf("%s.key: secret key (mode 0600, keep it on this node only)\n"
-           "%s.pub: public key\n", name, name);
-    return 0;
+    for (size_t i = 0; i < cli->n_listen_fds; i++)
+        close(cli->listen_fds[i]);
+    free(cli->listen_fds);
+    sl_config_destroy(&cli->config);
+    free(cli->overrides);
+    sl_log_close();
 }
 
 int
 main(int argc, char **argv)
 {
-    struct cli cli = {0};
-    int rc = cli_parse(argc, argv, &cli);
-    if (rc != 0)
-        return rc;
+    struct sl_cli cli = {0};
+    int rc;
 
-    const char *cmd = cli.command;
-    if (strcmp(cmd, "help") == 0) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "version") == 0) {
-        print_version();
-        return 0;
-    }
-    if (strcmp(cmd, "keygen") == 0) {
-        free(cli.overrides);    /* keygen reads no configuration */
-        return keygen(cli.argument);
-    }
-    bool is_all = strcmp(cmd, "all") == 0, is_fe = strcmp(cmd, "frontend") == 0,
-         is_broker = strcmp(cmd, "broker") == 0, is_worker = strcmp(cmd, "worker") == 0,
-         is_config = strcmp(cmd, "config") == 0, is_status = strcmp(cmd, "status") == 0;
-    if (!is_all && !is_fe && !is_broker && !is_worker && !is_config && !is_status) {
-        fprintf(stderr, "sluice: unknown command '%s'\nTry 'sluice --help'.\n", cmd);
-        return EX_USAGE;
-    }
-
-    char *error = NULL;
-    struct run run = {0};
-    run.config = sl_config_load(cli.config_path, cli.overrides, cli.n_overrides, &error);
-    if (run.config == NULL) {
-        fprintf(stderr, "sluice: fatal: %s\n", error);
-        free(error);
-        return EX_CONFIG;
-    }
-    if (is_config) {
-        sl_config_print(run.config, stdout, cli.only_changed);
-        sl_config_destroy(&run.config);
-        free(cli.overrides);
-        return 0;
-    }
-    if (run.config->redis.url != NULL && run.config->redis.url[0] != '\0') {
-        struct sl_redis_url url;
-        if (sl_redis_url_from_config(run.config, &url, &error) < 0) {
-            fprintf(stderr, "sluice: fatal: %s\n", error);
-            free(error);
-            sl_config_destroy(&run.config);
-            free(cli.overrides);
-            return EX_CONFIG;
-        }
-        if (is_status) {
-            char *desc = sl_redis_url_describe(&url);     /* no password in the output */
-            rc = sl_status_run(&url, desc, cli.json, stdout);
-            free(desc);
-        }
-        sl_redis_url_free(&url);
-    } else if (is_status) {
-        fprintf(stderr, "sluice: status reads the cluster registry in Redis: set redis.url "
-                        "(e.g. -o redis.url=redis://127.0.0.1:6379)\n");
-        rc = EX_CONFIG;
-    }
-    if (is_status) {
-        sl_config_destroy(&run.config);
-        free(cli.overrides);
-        return rc;
-    }
-
-    int level = sl_log_level_from_name(run.config->log.level);
-    if (cli.verbose)
-        level = LOG_DEBUG;
-    sl_log_open("sluice", strcmp(run.config->log.target, "syslog") == 0 ? SL_LOG_SYSLOG
-                                                                         : SL_LOG_STDERR,
-                level < 0 ? LOG_INFO : level);
-    signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
-    raise_fd_limit();
-    if (run.config->path)
-        sl_info("configuration from %s", run.config->path);
-    else
-        sl_info("no configuration file: built-in defaults (the seed's single node)");
-
-    if (sl_privs_check(run.config->security.user, &error) < 0) {
-        sl_fatal("%s", error);
-        free(error);
-        sl_config_destroy(&run.config);
-        free(cli.overrides);
-        sl_log_close();
-        return EX_NOPERM;
-    }
-    if (sl_keys_resolve(run.config, is_all || is_broker, is_all || is_worker || is_fe,
-                        &error) < 0) {
-        sl_fatal("%s", error);
-        free(error);
-        sl_config_destroy(&run.config);
-        free(cli.overrides);
-        sl_log_close();
-        return EX_CONFIG;
-    }
-    run.want_broker = is_all || is_broker;
-    run.want_workers = is_all || is_worker;
-    run.want_frontend = is_all || is_fe;
-    if (run.want_frontend && (rc = listen_sockets_open(&run)) != 0) {
-        /* nothing to clean up but what follows */
-    } else if (run.want_frontend && !cli.no_master) {
-        /* The master's privileged work is done (sockets bound, keys read):
-         * it and every child it starts run as security.user. */
-        if (sl_privs_drop(run.config->security.user, &error) < 0) {
-            sl_fatal("%s", error);
-            free(error);
-            rc = EX_NOPERM;
-        } else {
-            rc = sl_master_run(&(struct sl_master_params){
-                .label = is_all ? "sluice all" : "frontend", .child_main = run_child,
-                .ctx = &run});
-        }
-    } else {
-        rc = run_child(&run);
-    }
-    for (size_t i = 0; i < run.n_listen_fds; i++)
-        close(run.listen_fds[i]);
-    free(run.listen_fds);
-    sl_config_destroy(&run.config);
-    free(cli.overrides);
-    sl_log_close();
+    if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)
+        rc = cli_run(&cli);
+    cli_cleanup(&cli);
     return rc;
 }

@@ -30,7 +30,7 @@
 
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
-#include "net/sl_status.h"
+#include "cli/sl_status.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -1,5 +1,5 @@
 /* reinject.h - the reinjector: an SMTP client that returns approved mail to
- * the origin Postfix's reinjection listener (:10025 in the seed) and reports
+ * the origin Postfix's reinjection listener (:10025 in the standard setup) and reports
  * the answer for every recipient, so the session can answer its own
  * LMTP client only after the next hop has accepted (the no-loss rule).
  *

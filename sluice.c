@@ -49,6 +49,7 @@
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"
+#include "util/sl_notify.h"
 #include "util/sl_privs.h"
 #include "worker.h"
 
@@ -150,6 +151,8 @@ struct run {
     unsigned n_workers;
     char host[256];
     struct sl_stop_count stops; /* SIGTERM, SIGINT and the master's copies */
+    bool stopping;
+    struct event *notify_timer; /* liveness and STATUS= to the master or systemd */
 };
 
 /* ------------------------------------------------------------ registry */
@@ -280,6 +283,46 @@ workers_wanted(const struct sl_config *config)
     return sum ? sum : 2;
 }
 
+/* STATUS= for the master or systemd: what `systemctl status` shows. */
+static void
+notify_status(struct run *run)
+{
+    char buf[256];
+    size_t off = 0;
+
+    buf[0] = '\0';
+    if (run->frontend != NULL) {
+        struct frontend_stats st;
+        frontend_stats(run->frontend, &st);
+        off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+                                "%u session(s), %u message(s) in flight", st.n_sessions,
+                                st.n_jobs);
+    }
+    if (run->broker != NULL && off < sizeof(buf)) {
+        struct broker_stats st;
+        broker_stats(run->broker, &st);
+        off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+                                "%squeue %zu, %zu scanning, %u worker(s) connected",
+                                off ? "; " : "", st.depth, st.inflight, st.n_workers);
+    }
+    if (run->workers != NULL && off < sizeof(buf))
+        off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%u worker slot(s)",
+                                off ? "; " : "", run->n_workers);
+    sl_notify_status("%s%s", run->stopping ? "stopping: " : "", buf);
+}
+
+/* Every sl_notify_interval_ms(), from the loop that does the work: if the
+ * loop is stuck, the pings stop, and the master (or systemd's watchdog)
+ * kills this process. */
+static void
+on_notify_timer(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd;
+    (void)what;
+    sl_notify_alive();
+    notify_status(ctx);
+}
+
 static void
 on_shutdown_done(void *ctx)
 {
@@ -320,11 +363,15 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
          * to the queue, a broker's are resubmitted by the frontends), so the
          * first one stops at once too */
         sl_notice("%s%s: stopping now", name, requests > 1 ? " again" : "");
+        sl_notify_stopping();
         event_base_loopbreak(run->base);
         return;
     }
     sl_notice("%s: stopping after the messages in flight", name);
+    run->stopping = true;
+    sl_notify_stopping();
     frontend_shutdown(run->frontend, on_shutdown_done, run);
+    notify_status(run);
 }
 
 /* Starts the roles' threads and the frontend, then gives up root: after
@@ -394,7 +441,21 @@ roles_serve(struct run *run, unsigned roles)
     sl_notice("sluice %s started: %s%s%s", SLUICE_VERSION,
               (roles & ROLE_FRONTEND) ? "frontend " : "", (roles & ROLE_BROKER) ? "broker " : "",
               (roles & ROLE_WORKERS) ? "workers" : "");
+    /* bound, connected (ZeroMQ connects in the background and queues
+     * meanwhile), loop about to turn: ready */
+    sl_notify_ready();
+    notify_status(run);
+    unsigned interval_ms = sl_notify_interval_ms();
+    if (interval_ms > 0) {
+        struct timeval tv = {.tv_sec = interval_ms / 1000,
+                             .tv_usec = (suseconds_t)(interval_ms % 1000) * 1000};
+        run->notify_timer = event_new(run->base, -1, EV_PERSIST, on_notify_timer, run);
+        event_add(run->notify_timer, &tv);
+    }
     event_base_dispatch(run->base);
+    if (run->notify_timer != NULL)
+        event_free(run->notify_timer);
+    run->notify_timer = NULL;
     for (int i = 0; i < 4; i++)
         event_free(sigs[i]);
     /* A late copy of the stop signal (a process group signalled, the master

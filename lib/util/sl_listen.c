@@ -1,15 +1,16 @@
-/* sl_listen.c - listening sockets, bound here or passed in by systemd. */
+/* sl_listen.c - listening sockets, bound here or passed in by systemd
+ * (libsystemd's sd_listen_fds(3)). */
 #include "util/sl_listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
 #include "util/sl_addr.h"
 
 static int
@@ -61,43 +62,6 @@ sl_listen_tcp(const char *hostport, int backlog, char **error_r)
     return fd;
 }
 
-/* A decimal number and nothing else, no sign, no overflow. */
-static int
-parse_decimal(const char *s, unsigned long *val_r)
-{
-    char *end;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    *val_r = strtoul(s, &end, 10);
-    return errno != 0 || *end != '\0' ? -1 : 0;
-}
-
-int
-sl_listen_fds_parse(const char *listen_pid, const char *listen_fds, pid_t pid, char **error_r)
-{
-    unsigned long lpid, n;
-
-    if (listen_pid == NULL || listen_fds == NULL)
-        return 0;
-    if (parse_decimal(listen_pid, &lpid) != 0 || lpid == 0) {
-        *error_r = sl_asprintf("LISTEN_PID=\"%s\": not a process id", listen_pid);
-        return -1;
-    }
-    /* Set for a parent of ours and inherited: not for us (sd_listen_fds(3)). */
-    if (lpid != (unsigned long)pid)
-        return 0;
-    if (parse_decimal(listen_fds, &n) != 0) {
-        *error_r = sl_asprintf("LISTEN_FDS=\"%s\": not a number", listen_fds);
-        return -1;
-    }
-    if (n > (unsigned long)(INT_MAX - SL_LISTEN_FDS_START)) {
-        *error_r = sl_asprintf("LISTEN_FDS=\"%s\": too many descriptors", listen_fds);
-        return -1;
-    }
-    return (int)n;
-}
-
 /* systemd checks nothing about what the unit passes: a sluice.socket with
  * ListenDatagram= or ListenStream=/run/x.sock must fail at start, loudly,
  * not after the first client arrives. Unix sockets are refused because
@@ -105,25 +69,18 @@ sl_listen_fds_parse(const char *listen_pid, const char *listen_fds, pid_t pid, c
 static int
 check_listen_fd(int fd, char **error_r)
 {
-    int type = 0, listening = 0;
-    socklen_t len = sizeof(type);
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
-        *error_r = sl_asprintf("LISTEN_FDS: descriptor %d: %s", fd, strerror(errno));
+    int r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+    if (r < 0) {
+        *error_r = sl_asprintf("LISTEN_FDS: descriptor %d: %s", fd, strerror(-r));
         return -1;
     }
-    len = sizeof(listening);
-    if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
-        !listening) {
+    if (r == 0) {
         *error_r = sl_asprintf("LISTEN_FDS: descriptor %d is not a listening stream socket "
                                "(ListenStream= in the .socket unit)",
                                fd);
         return -1;
     }
-    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0 ||
-        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
         *error_r = sl_asprintf("LISTEN_FDS: descriptor %d is not a TCP socket (origins are "
                                "matched by IP address: ListenStream=HOST:PORT)",
                                fd);
@@ -139,17 +96,23 @@ check_listen_fd(int fd, char **error_r)
 int
 sl_listen_fds_systemd(int **fds_r, char **error_r)
 {
-    int n = sl_listen_fds_parse(getenv("LISTEN_PID"), getenv("LISTEN_FDS"), getpid(), error_r);
+    /* libsystemd reads LISTEN_PID, LISTEN_FDS (a count for another process
+     * is not ours: inherited), marks the descriptors close-on-exec and
+     * removes the variables, LISTEN_FDNAMES included, whatever they said:
+     * nothing we start may take them for its own. */
+    int n = sd_listen_fds(1);
 
     *fds_r = NULL;
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
-    if (n <= 0)
-        return n;
+    if (n < 0) {
+        *error_r = sl_asprintf("LISTEN_FDS: the variables systemd passes are unusable: %s",
+                               strerror(-n));
+        return -1;
+    }
+    if (n == 0)
+        return 0;
     int *fds = sl_calloc((size_t)n, sizeof(*fds));
     for (int i = 0; i < n; i++) {
-        fds[i] = SL_LISTEN_FDS_START + i;
+        fds[i] = SD_LISTEN_FDS_START + i;
         if (check_listen_fd(fds[i], error_r) != 0) {
             free(fds);
             return -1;

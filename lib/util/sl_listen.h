@@ -1,5 +1,6 @@
 /* sl_listen.h - listening TCP sockets: bound here, or passed in by systemd
- * (socket activation, sd_listen_fds(3) protocol). Knows nothing of mail.
+ * (socket activation: libsystemd's sd_listen_fds(3), descriptors from
+ * SD_LISTEN_FDS_START, 3, on). Knows nothing of mail.
  *
  * The sockets are made before any role starts, so that a supervisor (the
  * master, sl_master.h) can hold them while its child comes and goes: a
@@ -17,29 +18,19 @@
  * kernel at net.core.somaxconn, 4096 on current Linux). */
 #define SL_LISTEN_BACKLOG 1024
 
-/* systemd passes its sockets as descriptors 3, 4, ... */
-#define SL_LISTEN_FDS_START 3
-
 /* Binds and listens on "host:port" ("127.0.0.1:10024", "[::1]:10024"),
  * SO_REUSEADDR (a restart may bind at once), non-blocking, close-on-exec.
  * Returns the descriptor, or -1 with a malloc'ed message in *error_r that
  * names what (the caller prefixes the config key). */
 SL_WARN_UNUSED int sl_listen_tcp(const char *hostport, int backlog, char **error_r);
 
-/* The sd_listen_fds(3) protocol, without I/O: given the values of
- * LISTEN_PID and LISTEN_FDS (either may be NULL) and our pid, how many
- * descriptors, starting at SL_LISTEN_FDS_START, are ours.
- * Returns n >= 1; 0 when the variables are absent or meant for another
- * process (LISTEN_PID differs: they were inherited); -1 with a malloc'ed
- * *error_r when they are malformed. */
-SL_WARN_UNUSED int sl_listen_fds_parse(const char *listen_pid, const char *listen_fds, pid_t pid,
-                                       char **error_r);
-
-/* Socket activation: reads LISTEN_PID/LISTEN_FDS, checks that every
- * descriptor passed is a listening TCP (IPv4 or IPv6) stream socket, makes
- * each non-blocking and close-on-exec, and removes LISTEN_PID, LISTEN_FDS
- * and LISTEN_FDNAMES from the environment (nothing we start may take them
- * for its own). Returns the count (0: not socket-activated) and a malloc'ed
+/* Socket activation: sd_listen_fds(3) reads LISTEN_PID/LISTEN_FDS (a
+ * malformed value is an error, a LISTEN_PID of another process means the
+ * variables were inherited and are not ours) and removes LISTEN_PID,
+ * LISTEN_FDS and LISTEN_FDNAMES from the environment (nothing we start may
+ * take them for its own); then checks that every descriptor passed is a
+ * listening TCP (IPv4 or IPv6) stream socket and makes each non-blocking
+ * and close-on-exec. Returns the count (0: not socket-activated) and a malloc'ed
  * array of descriptors in *fds_r; -1 with *error_r. */
 SL_WARN_UNUSED int sl_listen_fds_systemd(int **fds_r, char **error_r);
 

@@ -72,8 +72,6 @@ say "SIGKILL to the child, pid $child; sending round 2 at once"
 t0=$(date +%s%N)
 send 2 20
 ms=$((($(date +%s%N) - t0) / 1000000))
-# the master waits 1 s before the new child: round 2 cannot have been faster
-[ "$ms" -ge 900 ] || fail "round 2 took $ms ms: it cannot have waited for the new child"
 wait_for 10 sink_has 50 || fail "round 2: $(($(sink_count "$sink_dir") - 30)) of 20 messages reached the sink"
 [ "$(sink_count "$sink_dir")" -eq 50 ] || fail "$(sink_count "$sink_dir") messages at the sink, expected 50"
 sluice_log_has "warning: master: sluice all child pid $child killed by signal 9" ||

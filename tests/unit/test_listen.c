@@ -16,9 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "util/sl_listen.h"
 
-/* ---- the protocol, without I/O (sd_listen_fds(3)) ---------------------- */
+/* ---- the variables (sd_listen_fds(3), read by libsystemd) -------------- */
 
 struct fds_case {
     const char *listen_pid; /* "SELF": our pid */
@@ -26,30 +28,23 @@ struct fds_case {
     int want; /* count, 0 not ours, -1 error */
 };
 
+/* Only the cases that need no descriptor: a count of ours with open
+ * sockets is test_fds_systemd's. */
 static const struct fds_case fds_cases[] = {
     {NULL, NULL, 0}, /* not socket-activated */
     {"SELF", NULL, 0},
     {NULL, "2", 0},
-    {"SELF", "1", 1},
-    {"SELF", "3", 3},
-    {"SELF", "0", 0},
+    {"SELF", "0", -1}, /* systemd never passes none */
     {"1", "2", 0}, /* meant for another process, inherited */
     {"SELF", "", -1},
     {"SELF", "x", -1},
     {"SELF", "-1", -1},
-    {"SELF", "+1", -1},
-    {"SELF", " 1", -1},
-    {"SELF", "1 ", -1},
     {"SELF", "99999999999999999999999", -1},
-    {"SELF", "2147483647", -1},
-    {"", "1", -1},
-    {"0", "1", -1},
     {"abc", "1", -1},
-    {"-5", "1", -1},
 };
 
 static void
-test_fds_parse(void **state)
+test_fds_variables(void **state)
 {
     char self[32];
     snprintf(self, sizeof(self), "%ld", (long)getpid());
@@ -58,7 +53,14 @@ test_fds_parse(void **state)
         const char *pid =
             c->listen_pid && strcmp(c->listen_pid, "SELF") == 0 ? self : c->listen_pid;
         char *error = NULL;
-        int n = sl_listen_fds_parse(pid, c->listen_fds, getpid(), &error);
+        int *fds = NULL;
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        if (pid)
+            setenv("LISTEN_PID", pid, 1);
+        if (c->listen_fds)
+            setenv("LISTEN_FDS", c->listen_fds, 1);
+        int n = sl_listen_fds_systemd(&fds, &error);
         if (n != c->want)
             fail_msg("case %zu (LISTEN_PID=%s LISTEN_FDS=%s): got %d, want %d (%s)", i,
                      pid ? pid : "(unset)", c->listen_fds ? c->listen_fds : "(unset)", n, c->want,
@@ -70,7 +72,11 @@ test_fds_parse(void **state)
         } else {
             assert_null(error);
         }
+        /* whatever they said, they are gone */
+        assert_null(getenv("LISTEN_PID"));
+        assert_null(getenv("LISTEN_FDS"));
         free(error);
+        free(fds);
     }
 }
 
@@ -140,7 +146,7 @@ activate(int *socks, int n, int **fds_r, char **error_r)
         socks[i] = high;
     }
     for (int i = 0; i < n; i++) {
-        assert_true(dup2(socks[i], SL_LISTEN_FDS_START + i) == SL_LISTEN_FDS_START + i);
+        assert_true(dup2(socks[i], SD_LISTEN_FDS_START + i) == SD_LISTEN_FDS_START + i);
         close(socks[i]);
     }
     snprintf(buf, sizeof(buf), "%ld", (long)getpid());
@@ -223,7 +229,7 @@ test_fds_systemd(void **state)
     setenv("LISTEN_PID", buf, 1);
     setenv("LISTEN_FDS", "1", 1);
     assert_int_equal(sl_listen_fds_systemd(&fds, &error), -1);
-    assert_non_null(strstr(error, "descriptor 3"));
+    assert_non_null(strstr(error, "LISTEN_FDS"));
     free(error);
 
     if (saved3 >= 0) {
@@ -240,7 +246,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fds_parse),
+        cmocka_unit_test(test_fds_variables),
         cmocka_unit_test(test_listen_tcp),
         cmocka_unit_test(test_fds_systemd),
     };

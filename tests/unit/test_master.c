@@ -1,4 +1,4 @@
-/* test_master.c - the supervisor: restarts, backoff, stop, exit status.
+/* test_master.c - the supervisor: restarts, backoff, hangs, stop, exit status.
  *
  * Each test forks a process that runs sl_master_run(); its children report
  * their pid (and the time they started) through a pipe. */
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "util/sl_master.h"
+#include "util/sl_notify.h"
 
 static int report_fd = -1; /* children write here */
 
@@ -50,6 +51,8 @@ struct master {
     int fd; /* read end of the reports */
 };
 
+static unsigned test_hang_ms, test_start_ms; /* 0: the defaults */
+
 static struct master
 master_start(int (*child_main)(void *), unsigned min_ms, unsigned max_ms)
 {
@@ -65,7 +68,9 @@ master_start(int (*child_main)(void *), unsigned min_ms, unsigned max_ms)
                                           .child_main = child_main,
                                           .backoff_min_ms = min_ms,
                                           .backoff_max_ms = max_ms,
-                                          .stable_ms = 60000};
+                                          .stable_ms = 60000,
+                                          .hang_ms = test_hang_ms,
+                                          .start_ms = test_start_ms};
         _exit(sl_master_run(&params));
     }
     close(p[1]);
@@ -140,7 +145,112 @@ child_slow_start(void *ctx)
     return 5;
 }
 
+/* Ready, then alive every 20 ms until a signal ends it (or SIGSTOP
+ * freezes it). */
+static int
+child_serves(void *ctx)
+{
+    sl_master_child_ready();
+    assert_true(sl_master_child_channel() >= 0);
+    child_report();
+    sl_notify_ready();
+    for (;;) {
+        sl_notify_alive();
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
 /* ---- tests ------------------------------------------------------------------ */
+
+/* The policy alone: a child that served comes back at once (one start per
+ * min_ms at most); one that fails to start backs off, doubling. */
+static void
+test_backoff_policy(void **state)
+{
+    (void)state;
+    struct sl_master_backoff b;
+    sl_master_backoff_init(&b, 1000, 30000, 30000);
+    /* dies before it is ready, again and again: 1, 2, 4, 8, 16, 30, 30 s */
+    const unsigned want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
+    for (size_t i = 0; i < SL_N_ELEMENTS(want); i++)
+        assert_int_equal(sl_master_backoff_next(&b, false, 200), want[i]);
+    /* one that was ready and served for 10 s: at once, and the doubling is over */
+    assert_int_equal(sl_master_backoff_next(&b, true, 10000), 0);
+    assert_int_equal(sl_master_backoff_next(&b, false, 200), 1000);
+    /* killed every 10 s while serving: at once, every time */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(sl_master_backoff_next(&b, true, 10000), 0);
+    /* ready, but dead 300 ms after its start: no sooner than 1 s after it */
+    assert_int_equal(sl_master_backoff_next(&b, true, 300), 700);
+    /* a start that failed after stable_ms is not a loop */
+    assert_int_equal(sl_master_backoff_next(&b, false, 100), 1000);
+    assert_int_equal(sl_master_backoff_next(&b, false, 100), 2000);
+    assert_int_equal(sl_master_backoff_next(&b, false, 40000), 1000);
+}
+
+/* A child that was ready and is killed: the next one starts at once, not
+ * after the back-off (here 1 s). */
+static void
+test_ready_child_restarts_at_once(void **state)
+{
+    struct master m = master_start(child_serves, 1000, 4000);
+    struct report a, b;
+    assert_true(read_report(m.fd, &a, 5000));
+    usleep(1100 * 1000); /* it has served past min_ms */
+    unsigned long long t0 = sl_now_mono_ms();
+    assert_int_equal(kill(a.pid, SIGKILL), 0);
+    assert_true(read_report(m.fd, &b, 5000));
+    assert_true(b.pid != a.pid);
+    if (b.ms - t0 > 500)
+        fail_msg("the ready child was restarted after %llu ms, expected at once", b.ms - t0);
+    kill(m.pid, SIGTERM);
+    assert_int_equal(master_wait(&m), 128 + SL_MASTER_STOP_SIGNAL);
+}
+
+/* A ready child that stops answering (SIGSTOP: as a deadlock looks from
+ * outside) is killed after hang_ms and replaced. */
+static void
+test_hung_child_killed(void **state)
+{
+    test_hang_ms = 300;
+    struct master m = master_start(child_serves, 100, 1000);
+    test_hang_ms = 0;
+    struct report a, b;
+    assert_true(read_report(m.fd, &a, 5000));
+    usleep(200 * 1000);
+    unsigned long long t0 = sl_now_mono_ms();
+    assert_int_equal(kill(a.pid, SIGSTOP), 0);
+    assert_true(read_report(m.fd, &b, 5000));
+    assert_true(b.pid != a.pid);
+    unsigned long long took = b.ms - t0;
+    if (took < 250 || took > 2000)
+        fail_msg("the stopped child was replaced after %llu ms, expected about 300", took);
+    assert_int_equal(kill(a.pid, 0), -1); /* killed, and reaped by the master */
+    kill(m.pid, SIGTERM);
+    assert_int_equal(master_wait(&m), 128 + SL_MASTER_STOP_SIGNAL);
+}
+
+/* A child that never says it is ready is killed after start_ms, and the
+ * next one waits the back-off. */
+static void
+test_child_never_ready_killed(void **state)
+{
+    test_start_ms = 300;
+    struct master m = master_start(child_sleeps, 200, 1000);
+    test_start_ms = 0;
+    struct report a, b;
+    assert_true(read_report(m.fd, &a, 5000));
+    assert_true(read_report(m.fd, &b, 5000));
+    assert_true(b.pid != a.pid);
+    unsigned long long took = b.ms - a.ms;
+    if (took < 450 || took > 3000)
+        fail_msg("the next child started %llu ms after the first, expected 300 + 200", took);
+    kill(m.pid, SIGTERM);
+    int rc = master_wait(&m);
+    assert_true(rc == 128 + SL_MASTER_STOP_SIGNAL || rc == 0);
+}
+
 
 static void
 test_restart_after_sigkill(void **state)
@@ -255,6 +365,10 @@ main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff_policy),
+        cmocka_unit_test(test_ready_child_restarts_at_once),
+        cmocka_unit_test(test_hung_child_killed),
+        cmocka_unit_test(test_child_never_ready_killed),
         cmocka_unit_test(test_restart_after_sigkill),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_stop_during_backoff),

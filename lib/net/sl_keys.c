@@ -93,17 +93,44 @@ out:
     return ret;
 }
 
+char *
+sl_key_path_expand(const char *path, char **error_r)
+{
+    static const char *const forms[] = {"${" SL_KEY_CREDENTIALS_VAR "}/",
+                                        "$" SL_KEY_CREDENTIALS_VAR "/"};
+
+    for (size_t i = 0; i < SL_N_ELEMENTS(forms); i++) {
+        size_t n = strlen(forms[i]);
+        if (strncmp(path, forms[i], n) != 0)
+            continue;
+        const char *dir = getenv(SL_KEY_CREDENTIALS_VAR);
+        if (dir == NULL || dir[0] != '/') {
+            *error_r = sl_asprintf("%s: $" SL_KEY_CREDENTIALS_VAR " is not set (systemd sets it "
+                                   "for a service with LoadCredential=; elsewhere name the file "
+                                   "itself)",
+                                   path);
+            return NULL;
+        }
+        return sl_asprintf("%s/%s", dir, path + n);
+    }
+    return sl_strdup(path);
+}
+
 int
-sl_key_read_file(const char *path, bool secret, char key_r[41], char **error_r)
+sl_key_read_file(const char *config_path, bool secret, char key_r[41], char **error_r)
 {
     char buf[KEY_FILE_MAX + 1];
     struct stat st;
     size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    int ret = -1;
+    char *path = sl_key_path_expand(config_path, error_r);
+    int ret = -1, fd;
 
+    if (path == NULL)
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         *error_r = sl_asprintf("%s: %s", path, strerror(errno));
+        free(path);
         return -1;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -154,6 +181,7 @@ sl_key_read_file(const char *path, bool secret, char key_r[41], char **error_r)
 out:
     explicit_bzero(buf, sizeof(buf));
     close(fd);
+    free(path);
     return ret;
 }
 

@@ -29,9 +29,20 @@ void sl_key_id(const char *z85_public, char id_r[SL_KEY_ID_LEN + 1]);
  * *error_r naming the file. The secret key never reaches a log. */
 SL_WARN_UNUSED int sl_keys_generate(const char *name, char **error_r);
 
-/* Reads one key from path into key_r (41 bytes, NUL-terminated). With
- * secret, the file must not be readable or writable by group or others.
- * 0, or -1 and a malloc'ed *error_r naming the file. */
+/* systemd's LoadCredential= copies root-owned secrets into a directory
+ * the service's own user can read, and names it in this variable; a key
+ * file written "${CREDENTIALS_DIRECTORY}/NAME" (or "$CREDENTIALS_DIRECTORY/
+ * NAME") is NAME in that directory. */
+#define SL_KEY_CREDENTIALS_VAR "CREDENTIALS_DIRECTORY"
+
+/* The file a key path names: as written, or with the credentials
+ * directory put in. Malloc'ed; NULL and a malloc'ed *error_r when the
+ * path names the credentials directory and the variable is not set. */
+char *sl_key_path_expand(const char *path, char **error_r);
+
+/* Reads one key from path (sl_key_path_expand) into key_r (41 bytes,
+ * NUL-terminated). With secret, the file must not be readable or writable
+ * by group or others. 0, or -1 and a malloc'ed *error_r naming the file. */
 SL_WARN_UNUSED int sl_key_read_file(const char *path, bool secret, char key_r[41],
                                     char **error_r);
 

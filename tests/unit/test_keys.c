@@ -135,6 +135,42 @@ test_key_file_checks(void **state)
     assert_false(sl_key_z85_valid("0123456789012345678901234567890123456789 "));
 }
 
+/* systemd's LoadCredential=: "${CREDENTIALS_DIRECTORY}/NAME" is NAME in the
+ * directory the variable names; unset, the error says why. */
+static void
+test_key_credentials_dir(void **state)
+{
+    char *error = NULL, key[41], pub[41], sec[41], *p;
+
+    (void)state;
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    assert_int_equal(mkdir("creds", 0700), 0);
+    char *text = sl_asprintf("%s\n", sec);
+    write_file("creds/node.key", 0400, text);
+    free(text);
+
+    unsetenv("CREDENTIALS_DIRECTORY");
+    assert_int_equal(sl_key_read_file("${CREDENTIALS_DIRECTORY}/node.key", true, key, &error), -1);
+    assert_non_null(strstr(error, "LoadCredential="));
+    free(error);
+    error = NULL;
+    p = sl_key_path_expand("/etc/sluice/x.key", &error);     /* no variable: as written */
+    assert_string_equal(p, "/etc/sluice/x.key");
+    free(p);
+
+    char *dir = sl_asprintf("%s/creds", tmpdir);
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    assert_int_equal(sl_key_read_file("${CREDENTIALS_DIRECTORY}/node.key", true, key, &error), 0);
+    assert_string_equal(key, sec);
+    assert_int_equal(sl_key_read_file("$CREDENTIALS_DIRECTORY/node.key", true, key, &error), 0);
+    assert_string_equal(key, sec);
+    assert_int_equal(sl_key_read_file("${CREDENTIALS_DIRECTORY}/none.key", true, key, &error), -1);
+    assert_non_null(strstr(error, dir));    /* the message names the real file */
+    free(error);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    free(dir);
+}
+
 /* ---- the mode rule -------------------------------------------------------- */
 
 static struct sl_config *
@@ -513,6 +549,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keygen_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_file_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_credentials_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowlist_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zap_handshakes, setup, teardown),

@@ -93,6 +93,7 @@ const char sl_registry_script[] =
     "  redis.call('PEXPIRE', k, keep)\n"
     "end\n"
     "resize('sluice:keda:queue', depth)\n"
+    "resize('sluice:keda:demand', depth + inflight)\n"
     "resize('sluice:keda:oldest_age', oldest_s)\n"
     "return shortfall\n";
 

@@ -114,7 +114,7 @@ debootstrap_cached() {
         apt_sources "$src"
         say "making $path with mmdebstrap (cached for later runs)" >&2
         if ! timeout 900 mmdebstrap --quiet --variant=minbase --format="$format" \
-            --include="$include" bookworm "$path.new" "$src" >&2; then
+            ${include:+--include="$include"} bookworm "$path.new" "$src" >&2; then
             rm -rf "$path.new" "$src"
             fail "mmdebstrap $name failed"
         fi
@@ -122,4 +122,156 @@ debootstrap_cached() {
         mv "$path.new" "$path"
     fi
     echo "$path"
+}
+
+# deb_depends DEB: the package's Depends as a comma-separated list of names.
+deb_depends() {
+    dpkg-deb -f "$1" Depends | tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' |
+        grep . | sort -u | paste -sd, -
+}
+
+# The booted container's root file system: systemd as PID 1, Postfix,
+# Ansible (applied from inside) and sluice's own dependencies, so that the
+# test installs the package without downloading anything.
+nspawn_rootfs() {
+    local deps
+    deps=$(deb_depends "$DEPLOY_DEB")
+    debootstrap_cached nspawn-bookworm \
+        "systemd,systemd-sysv,dbus,libpam-systemd,postfix,python3,python3-apt,ansible-core,procps,iproute2,man-db,$deps"
+}
+
+# ---------------------------------------------------------------------------
+# A booted Debian 12 with systemd as PID 1 (systemd-nspawn).
+#
+# nspawn_boot ROOTFS: boots an ephemeral copy of ROOTFS (thrown away when it
+# stops) with this repository at /src and build-deploy at /deploy, read-only.
+# It shares the host's network: tests pick their own free loopback ports.
+# --register=no --keep-unit: the host's PID 1 is not systemd (no machined).
+NSPAWN_PID=
+NSPAWN_LEADER=
+nspawn_boot() {
+    local rootfs=$1 log=$DEPLOY_WORK/$DEPLOY_NAME.console.log
+    NSPAWN_MACHINE=sluice-ci-$$
+    systemd-nspawn -q -b -x -D "$rootfs" --register=no --keep-unit -M "$NSPAWN_MACHINE" \
+        --bind-ro="$DEPLOY_SRC:/src" --bind-ro="$DEPLOY_WORK:/deploy" \
+        </dev/null >"$log" 2>&1 &
+    NSPAWN_PID=$!
+    trap nspawn_cleanup EXIT
+    nspawn_leader() { NSPAWN_LEADER=$(ps --ppid "$NSPAWN_PID" -o pid= | tr -d ' ' | head -n 1); [ -n "$NSPAWN_LEADER" ]; }
+    wait_for 60 nspawn_leader || { cat "$log" >&2; fail "the container did not start"; }
+    local state
+    state=$(cx timeout 90 systemctl is-system-running --wait 2>/dev/null || true)
+    case $state in
+    running) ;;
+    degraded) say "the container is up but degraded: $(cx systemctl --failed --no-legend --plain | tr '\n' ' ')" ;;
+    *) tail -n 30 "$log" >&2; fail "the container did not boot: '$state'" ;;
+    esac
+}
+
+# cx CMD...: runs CMD in the container, as root, with a clean environment.
+cx() {
+    nsenter -t "$NSPAWN_LEADER" -m -u -i -n -p -r -w \
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        LANG=C.UTF-8 HOME=/root TERM=dumb "$@"
+}
+
+# cxsh SCRIPT: a shell script in the container.
+cxsh() { cx /bin/sh -ec "$1"; }
+
+nspawn_cleanup() {
+    local rc=$?
+    if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        if [ "$rc" -ne 0 ] && [ -n "$NSPAWN_LEADER" ]; then
+            say "journal of the container (last 60 lines):"
+            cx journalctl --no-pager -n 60 2>/dev/null | sed 's/^/    /' || true
+        fi
+        [ -n "$NSPAWN_LEADER" ] && cx systemctl poweroff >/dev/null 2>&1 || true
+        local i
+        for i in $(seq 1 100); do
+            kill -0 "$NSPAWN_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$NSPAWN_PID" 2>/dev/null || true
+        wait "$NSPAWN_PID" 2>/dev/null || true
+    fi
+    if [ "$rc" -eq 0 ]; then say "RESULT: PASS"; else say "RESULT: FAIL"; fi
+    exit "$rc"
+}
+
+# pf_filter_setup MAIN_CF_FILTER_PORT REINJECT_PORT: the container's Postfix
+# as docs/postfix.md sets it up for sluice, on the given loopback ports
+# (the host's network is shared: never 10024/10025, never :25). Mail for
+# root@localhost is delivered to /var/mail/root.
+pf_filter_setup() {
+    local fport=$1 rport=$2
+    cxsh "
+postconf -e 'myhostname = sluice-ci.test' 'mydestination = localhost, sluice-ci.test' \
+    'inet_interfaces = loopback-only' 'inet_protocols = ipv4' 'mynetworks = 127.0.0.0/8' \
+    'content_filter = amavisfeed:[127.0.0.1]:$fport' \
+    'amavisfeed_destination_concurrency_limit = 2' 'minimal_backoff_time = 5s' \
+    'maximal_backoff_time = 10s' 'queue_run_delay = 5s' 'relayhost =' 'alias_maps =' \
+    'smtputf8_enable = no'
+# no smtpd on :25 (mail is injected with sendmail)
+postconf -MX smtp/inet
+postconf -M 'amavisfeed/unix=amavisfeed unix - - n - 2 lmtp'
+postconf -P 'amavisfeed/unix/lmtp_data_done_timeout=1200' \
+    'amavisfeed/unix/lmtp_send_xforward_command=yes'
+postconf -M '127.0.0.1:$rport/inet=127.0.0.1:$rport inet n - n - - smtpd'
+for o in content_filter= smtpd_delay_reject=no \
+    smtpd_client_restrictions=permit_mynetworks,reject smtpd_helo_restrictions= \
+    smtpd_sender_restrictions= smtpd_recipient_restrictions=permit_mynetworks,reject \
+    smtpd_data_restrictions=reject_unauth_pipelining mynetworks=127.0.0.0/8 \
+    receive_override_options=no_header_body_checks,no_unknown_recipient_checks,no_milters \
+    smtpd_authorized_xforward_hosts=127.0.0.0/8; do
+    postconf -P \"127.0.0.1:$rport/inet/\$o\"
+done
+systemctl restart postfix
+"
+}
+
+# send_mail ID: a message to root@localhost through the container's
+# Postfix (sendmail), with Message-ID <ID@sluice-ci.test>.
+send_mail() {
+    cxsh "printf 'From: root@localhost\nTo: root@localhost\nSubject: %s\nMessage-ID: <%s@sluice-ci.test>\n\nbody of %s\n' '$1' '$1' '$1' |
+        /usr/sbin/sendmail -f root@localhost root@localhost"
+}
+
+# delivered ID: the message is in root's mailbox, scanned by sluice.
+delivered() {
+    cxsh "test -f /var/mail/root && awk -v id='<$1@sluice-ci.test>' '
+        /^From / { scanned = 0 } /^X-Virus-Scanned: .*sluice/ { scanned = 1 }
+        tolower(\$1) == \"message-id:\" && \$2 == id && scanned { found = 1 }
+        END { exit !found }' /var/mail/root"
+}
+
+# ---------------------------------------------------------------------------
+# podman
+
+DEPLOY_IMAGE=localhost/sluice:$DEPLOY_VERSION
+
+# podman_env: podman as this machine needs it, without touching
+# /etc/containers: runc, a nofile limit podman can apply, cgroupfs.
+podman_env() {
+    export CONTAINERS_CONF=$DEPLOY_WORK/containers.conf
+    cat >"$CONTAINERS_CONF" <<'EOT'
+[containers]
+default_ulimits = ["nofile=65536:65536"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOT
+}
+
+# base_image: the Debian 12 base image, imported into podman from the
+# cached mmdebstrap tarball when podman does not have it yet. Prints its name.
+base_image() {
+    local tar key name
+    tar=$(debootstrap_cached container-bookworm "" tar)
+    key=$(basename "$tar" .tar)
+    name=localhost/sluice-base:${key#container-bookworm-}
+    if ! podman image exists "$name"; then
+        podman import --quiet "$tar" "$name" >/dev/null || fail "podman import $tar"
+    fi
+    echo "$name"
 }

@@ -209,12 +209,15 @@ test_publish(void **state)
     assert_in_range(ttl, 1, SL_REGISTRY_TTL_MS);
     assert_int_equal(redis_int("LLEN %s", "sluice:keda:queue"), 7);
     assert_int_equal(redis_int("LLEN %s", "sluice:keda:oldest_age"), 4);
+    /* demand for KEDA: waiting plus in flight (7 + 2) */
+    assert_int_equal(redis_int("LLEN %s", "sluice:keda:demand"), 9);
     assert_int_equal(redis_int("HGET sluice:cluster %s", "worker_slots"), 12);
     assert_int_equal(redis_int("HGET sluice:cluster %s", "origin_concurrency"), 15);
     assert_int_equal(redis_int("GET %s", "sluice:shortfall"), 3);
     f->depth = 2; /* the list shrinks with the queue */
     run_ms(f, 1500);
     assert_int_equal(redis_int("LLEN %s", "sluice:keda:queue"), 2);
+    assert_int_equal(redis_int("LLEN %s", "sluice:keda:demand"), 4);
     assert_int_equal(status_rc(out, sizeof(out)), 1); /* degraded: shortfall 3 */
     assert_non_null(strstr(out, "\"queue\":{\"depth\":2,\"oldest_age_seconds\":4,"));
     assert_non_null(strstr(out, "{\"name\":\"mx1\",\"sessions\":3,\"concurrency\":10}"));

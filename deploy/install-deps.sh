@@ -96,6 +96,7 @@ deploy_pkgs=(
     mmdebstrap            # Debian 12 root file systems from the machine's own apt sources
     systemd-container     # systemd-nspawn: a booted Debian 12 with systemd as PID 1
     podman runc           # the image; runc, not crun (crun fails on hybrid cgroups)
+    golang-github-containernetworking-plugin-dnsname   # pods find each other by name (kube play)
     uidmap                # newuidmap for podman
     ansible-core ansible-lint yamllint
     nodejs npm            # tests/deploy/validate: kubernetes-models, pinned in its lock file

@@ -6,7 +6,8 @@
 #   SLUICE_FUZZ_SECONDS=600 tests/run.sh
 #
 # DESCRIPTION
-#   Three builds from CMakePresets.json, one after another:
+#   Three builds from CMakePresets.json, one after another, then the
+#   deployment step:
 #     1. default (build/): build, then ctest: unit and end-to-end tests;
 #     2. asan (build-asan/): ASan + UBSan with -fno-sanitize-recover=all,
 #        the same ctest; tests/CMakeLists.txt makes every test, and the
@@ -18,7 +19,12 @@
 #        corpus in the repository is only read). A crash, an invariant
 #        violation, a leak or a 10 s input is a failure; the input is kept
 #        in build-fuzz/fuzz-run/<target>/ (docs/fuzzing.md: reproduce, fix,
-#        add it to the corpus).
+#        add it to the corpus);
+#     4. deploy (build-deploy/): tests/deploy/run.sh: the Debian package
+#        built and lintian-checked, installed on a booted Debian 12 systemd
+#        container with Postfix, the Ansible playbook applied there, the
+#        container image built and run, the Kubernetes overlays rendered,
+#        validated and played with podman (docs/deploy.md, "Tested").
 #   Every step runs even when an earlier one failed (a build failure skips
 #   only its own tests), so one CI run shows everything; ctest's own output
 #   and summary lines are printed as they come. A summary follows.
@@ -28,8 +34,9 @@
 #   under timeout(1). Measured on 2 cores: docs/fuzzing.md, "CI".
 #
 # ENVIRONMENT
-#   SLUICE_TEST_PRESETS  which of the three steps run (default "default asan fuzz":
-#                        all three, as CI; "default" alone is the quick local run)
+#   SLUICE_TEST_PRESETS  which of the four steps run (default "default asan fuzz deploy":
+#                        all four, as CI; "default" alone is the quick local run,
+#                        "deploy" the deployment step alone)
 #   SLUICE_FUZZ_SECONDS  seconds per fuzz target (default 60; 0: corpus replay only)
 #
 # EXIT STATUS
@@ -102,7 +109,7 @@ fuzz_one() {
     return "$rc"
 }
 
-PRESETS=" ${SLUICE_TEST_PRESETS:-default asan fuzz} "
+PRESETS=" ${SLUICE_TEST_PRESETS:-default asan fuzz deploy} "
 wanted() { case $PRESETS in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if wanted default; then preset default; else skip "default" "not in SLUICE_TEST_PRESETS"; fi
@@ -122,6 +129,24 @@ elif step "fuzz: configure" cmake --preset fuzz && step "fuzz: build" cmake --bu
     fi
 else
     skip "fuzz: corpus replay and runs" "no build"
+fi
+
+DEPLOY_TESTS=(deb nspawn ansible image kube)
+if ! wanted deploy; then
+    skip "deploy" "not in SLUICE_TEST_PRESETS"
+else
+    # one test at a time, so that the summary shows each; t_deb.sh builds the
+    # package the others install
+    for t in "${DEPLOY_TESTS[@]}"; do
+        if [ "$t" != deb ] && [ ! -f "build-deploy/deb.ok" ]; then
+            skip "deploy: $t" "no package"
+            continue
+        fi
+        [ "$t" = deb ] && rm -f build-deploy/deb.ok
+        if step "deploy: $t" tests/deploy/run.sh "$t" && [ "$t" = deb ]; then
+            touch build-deploy/deb.ok
+        fi
+    done
 fi
 
 printf '\n===== run.sh summary =====\n'

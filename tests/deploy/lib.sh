@@ -157,10 +157,21 @@ nspawn_boot() {
         </dev/null >"$log" 2>&1 &
     NSPAWN_PID=$!
     trap nspawn_cleanup EXIT
-    nspawn_leader() { NSPAWN_LEADER=$(ps --ppid "$NSPAWN_PID" -o pid= | tr -d ' ' | head -n 1); [ -n "$NSPAWN_LEADER" ]; }
+    # the container's PID 1, once nspawn has made it (an ephemeral copy of
+    # the tree comes first, and a short-lived helper may show meanwhile)
+    nspawn_leader() {
+        NSPAWN_LEADER=$(ps --ppid "$NSPAWN_PID" -o pid=,comm= | awk '$2 == "systemd" { print $1; exit }')
+        [ -n "$NSPAWN_LEADER" ]
+    }
     wait_for 60 nspawn_leader || { cat "$log" >&2; fail "the container did not start"; }
-    local state
-    state=$(cx timeout 90 systemctl is-system-running --wait 2>/dev/null || true)
+    # systemctl fails at once until PID 1 listens on its private socket
+    NSPAWN_STATE=
+    booted() {
+        NSPAWN_STATE=$(cx systemctl is-system-running 2>/dev/null || true)
+        case $NSPAWN_STATE in running | degraded) return 0 ;; *) return 1 ;; esac
+    }
+    wait_for 120 booted || true
+    local state=$NSPAWN_STATE
     case $state in
     running) ;;
     degraded) say "the container is up but degraded: $(cx systemctl --failed --no-legend --plain | tr '\n' ' ')" ;;
@@ -236,12 +247,15 @@ send_mail() {
         /usr/sbin/sendmail -f root@localhost root@localhost"
 }
 
-# delivered ID: the message is in root's mailbox, scanned by sluice.
+# delivered ID: the message is in root's mailbox, scanned by sluice
+# (X-Virus-Scanned is appended: after the Message-ID).
 delivered() {
     cxsh "test -f /var/mail/root && awk -v id='<$1@sluice-ci.test>' '
-        /^From / { scanned = 0 } /^X-Virus-Scanned: .*sluice/ { scanned = 1 }
-        tolower(\$1) == \"message-id:\" && \$2 == id && scanned { found = 1 }
-        END { exit !found }' /var/mail/root"
+        function check() { if (mid == id && scanned) found = 1 }
+        /^From / { check(); scanned = 0; mid = \"\" }
+        /^X-Virus-Scanned: sluice/ { scanned = 1 }
+        tolower(\$1) == \"message-id:\" { mid = \$2 }
+        END { check(); exit !found }' /var/mail/root"
 }
 
 # ---------------------------------------------------------------------------
@@ -250,7 +264,8 @@ delivered() {
 DEPLOY_IMAGE=localhost/sluice:$DEPLOY_VERSION
 
 # podman_env: podman as this machine needs it, without touching
-# /etc/containers: runc, a nofile limit podman can apply, cgroupfs.
+# /etc/containers: runc (crun fails on hybrid cgroups and RLIMIT_NOFILE), a
+# nofile limit podman can apply, cgroupfs.
 podman_env() {
     export CONTAINERS_CONF=$DEPLOY_WORK/containers.conf
     cat >"$CONTAINERS_CONF" <<'EOT'

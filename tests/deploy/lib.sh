@@ -267,10 +267,13 @@ DEPLOY_IMAGE=localhost/sluice:$DEPLOY_VERSION
 # /etc/containers: runc (crun fails on hybrid cgroups and RLIMIT_NOFILE), a
 # nofile limit podman can apply, cgroupfs.
 podman_env() {
+    local n
+    n=$(ulimit -Hn)
+    [ "$n" = unlimited ] || [ "$n" -gt 65536 ] && n=65536
     export CONTAINERS_CONF=$DEPLOY_WORK/containers.conf
-    cat >"$CONTAINERS_CONF" <<'EOT'
+    cat >"$CONTAINERS_CONF" <<EOT
 [containers]
-default_ulimits = ["nofile=65536:65536"]
+default_ulimits = ["nofile=$n:$n"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"

@@ -214,8 +214,24 @@ master_read_chan(struct master *m)
         master_close_chan(m);
 }
 
-/* Is the child answering? (What the systemd watchdog is fed on.) With no
- * child, the master is between two and answers for itself. */
+/* Is the child hung: ready and silent for hang_ms, or not ready start_ms
+ * after its start? (Then the master kills it.) */
+static bool
+master_child_hung(const struct master *m, unsigned long long now)
+{
+    if (m->child <= 0 || m->killed_hung)
+        return false;
+    if (!m->ready)
+        return now - m->started_ms >= m->start_ms;
+    return now - m->heard_ms >= m->hang_ms;
+}
+
+/* Does the child answer now? What systemd's watchdog is fed on: a ready
+ * child heard within three heartbeats, a child still starting (for at most
+ * start_ms), or no child while the master is starting the next one. So the
+ * pings pause as soon as a child stops answering and resume once its
+ * successor is ready; systemd acts only if that takes WatchdogSec, that is
+ * if the master cannot recover (hang_ms is a third of it). */
 static bool
 master_child_answers(const struct master *m, unsigned long long now)
 {
@@ -225,13 +241,13 @@ master_child_answers(const struct master *m, unsigned long long now)
         return false;
     if (!m->ready)
         return now - m->started_ms < m->start_ms;
-    return now - m->heard_ms < m->hang_ms;
+    return now - m->heard_ms < 3ULL * m->heartbeat_ms;
 }
 
 static void
 master_check_hung(struct master *m, unsigned long long now)
 {
-    if (m->child <= 0 || m->killed_hung || master_child_answers(m, now))
+    if (!master_child_hung(m, now))
         return;
     if (m->ready)
         sl_warn("master: %s child pid %ld has not answered for %llu ms (stopped, hung or "

@@ -33,11 +33,13 @@
  *   The master is the service's main process and the one that talks to
  *   systemd: READY=1 when the first child is ready, the child's STATUS=
  *   lines, STOPPING=1 when a stop begins, and WATCHDOG=1 every half
- *   WatchdogSec, but only while the child answers (or while the master is
- *   itself starting a new one): if the master cannot get rid of a hung
- *   child, or hangs itself, systemd's watchdog kills the service and
- *   Restart= starts it again. Under a watchdog hang_ms is a third of
- *   WatchdogSec (at most SL_MASTER_HANG_MS), so the master acts first.
+ *   WatchdogSec, but only while the child answers (heard within three
+ *   heartbeats; or still starting; or none while the master starts the
+ *   next): the pings pause when the child stops answering and resume when
+ *   its successor is ready. Under a watchdog hang_ms is a third of
+ *   WatchdogSec (at most SL_MASTER_HANG_MS), so the master replaces a hung
+ *   child well within it; if it cannot (or hangs itself), systemd's
+ *   watchdog kills the service and Restart= starts it again.
  *   Without NOTIFY_SOCKET none of this is sent.
  *
  * SIGNALS (to the master)

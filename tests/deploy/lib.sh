@@ -268,12 +268,14 @@ DEPLOY_IMAGE=localhost/sluice:$DEPLOY_VERSION
 # nofile limit podman can apply, cgroupfs.
 podman_env() {
     local n
+    # runc sets the limits it is given, and podman's own defaults are above
+    # what a process may raise to here (no CAP_SYS_RESOURCE): both are named
     n=$(ulimit -Hn)
     [ "$n" = unlimited ] || [ "$n" -gt 65536 ] && n=65536
     export CONTAINERS_CONF=$DEPLOY_WORK/containers.conf
     cat >"$CONTAINERS_CONF" <<EOT
 [containers]
-default_ulimits = ["nofile=$n:$n"]
+default_ulimits = ["nofile=$n:$n", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -161,6 +163,62 @@ child_serves(void *ctx)
     return 0;
 }
 
+/* ---- a systemd stand-in: NOTIFY_SOCKET -------------------------------------- */
+
+struct note {
+    char text[256];
+    unsigned long long ms;
+};
+
+/* A datagram socket where sd_notify(3) sends, named in NOTIFY_SOCKET, and
+ * WATCHDOG_USEC for the master to come. */
+static int
+notify_listen(char *path, size_t len, const char *watchdog_usec)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    snprintf(path, len, "/tmp/sluice-test-notify.%ld", (long)getpid());
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+    unlink(path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+    setenv("NOTIFY_SOCKET", path, 1);
+    setenv("WATCHDOG_USEC", watchdog_usec, 1);
+    unsetenv("WATCHDOG_PID");
+    return fd;
+}
+
+/* Collects what arrives for ms into notes (at most n); returns the count. */
+static size_t
+notes_collect(int fd, struct note *notes, size_t n, unsigned ms)
+{
+    unsigned long long end = sl_now_mono_ms() + ms;
+    size_t got = 0;
+    for (;;) {
+        unsigned long long now = sl_now_mono_ms();
+        if (now >= end || got == n)
+            return got;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(end - now)) != 1)
+            continue;
+        ssize_t r = recv(fd, notes[got].text, sizeof(notes[got].text) - 1, 0);
+        if (r <= 0)
+            continue;
+        notes[got].text[r] = '\0';
+        notes[got].ms = sl_now_mono_ms();
+        got++;
+    }
+}
+
+static size_t
+notes_count(const struct note *notes, size_t n, const char *what)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += strstr(notes[i].text, what) != NULL;
+    return c;
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 /* The policy alone: a child that served comes back at once (one start per
@@ -229,6 +287,59 @@ test_hung_child_killed(void **state)
     assert_int_equal(kill(a.pid, 0), -1); /* killed, and reaped by the master */
     kill(m.pid, SIGTERM);
     assert_int_equal(master_wait(&m), 128 + SL_MASTER_STOP_SIGNAL);
+}
+
+/* Under systemd: READY=1 once the child is ready, WATCHDOG=1 while it
+ * answers, none while a stopped child does not (until its successor is
+ * ready), STOPPING=1 at a stop. */
+static void
+test_systemd_notify(void **state)
+{
+    char path[108];
+    static struct note notes[400];
+    int fd = notify_listen(path, sizeof(path), "400000"); /* a ping every 200 ms */
+    test_hang_ms = 1500;                                   /* heartbeat 375 ms */
+    struct master m = master_start(child_serves, 100, 1000);
+    test_hang_ms = 0;
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    struct report a, b;
+    assert_true(read_report(m.fd, &a, 5000));
+
+    size_t n = notes_collect(fd, notes, 100, 1000);
+    assert_int_equal(notes_count(notes, n, "READY=1"), 1);
+    if (notes_count(notes, n, "WATCHDOG=1") < 3)
+        fail_msg("%zu watchdog pings in 1 s, expected about 5", notes_count(notes, n, "WATCHDOG=1"));
+
+    unsigned long long t0 = sl_now_mono_ms();
+    assert_int_equal(kill(a.pid, SIGSTOP), 0);
+    n = notes_collect(fd, notes, 400, 3500);
+    assert_true(read_report(m.fd, &b, 1000)); /* replaced */
+    assert_true(b.pid != a.pid);
+    /* the longest silence between pings after the stop: the child was
+     * not answering, so the master did not vouch for it */
+    unsigned long long last = t0, gap = 0, resumed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(notes[i].text, "WATCHDOG=1") == NULL)
+            continue;
+        if (notes[i].ms - last > gap)
+            gap = notes[i].ms - last;
+        last = notes[i].ms;
+        if (notes[i].ms > b.ms)
+            resumed++;
+    }
+    if (gap < 600)
+        fail_msg("pings went on while the child was stopped (longest gap %llu ms)", gap);
+    if (resumed < 2)
+        fail_msg("pings did not resume for the new child (%llu after it started)", resumed);
+    assert_int_equal(notes_count(notes, n, "READY=1"), 0); /* once per service */
+
+    kill(m.pid, SIGTERM);
+    n = notes_collect(fd, notes, 100, 300);
+    assert_true(notes_count(notes, n, "STOPPING=1") >= 1);
+    assert_int_equal(master_wait(&m), 128 + SL_MASTER_STOP_SIGNAL);
+    close(fd);
+    unlink(path);
 }
 
 /* A child that never says it is ready is killed after start_ms, and the
@@ -369,6 +480,7 @@ main(void)
         cmocka_unit_test(test_ready_child_restarts_at_once),
         cmocka_unit_test(test_hung_child_killed),
         cmocka_unit_test(test_child_never_ready_killed),
+        cmocka_unit_test(test_systemd_notify),
         cmocka_unit_test(test_restart_after_sigkill),
         cmocka_unit_test(test_backoff_grows),
         cmocka_unit_test(test_stop_during_backoff),

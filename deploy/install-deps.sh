@@ -98,6 +98,7 @@ deploy_pkgs=(
     podman runc           # the image; runc, not crun (crun fails on hybrid cgroups)
     golang-github-containernetworking-plugin-dnsname   # pods find each other by name (kube play)
     uidmap                # newuidmap for podman
+    catatonit             # the pods' pause image, built locally (no registry)
     ansible-core ansible-lint yamllint
     nodejs npm            # tests/deploy/validate: kubernetes-models, pinned in its lock file
     man-db                # man -l: the man pages render without warnings

@@ -15,7 +15,7 @@
 #       (a private redis-server; BENCH_LEDGER=0 skips it,
 #       BENCH_REDIS_AOF=yes runs Redis with appendonly yes)
 #   (c) the same through amavisd-new (no AV, no SpamAssassin, $max_servers =
-#       S), when amavisd-new is installed (deploy/install-deps.sh)
+#       S), when amavisd-new is installed (deploy/install-deps.sh --test)
 #   (d) scanners, when clamd/spamd/rspamd are installed and
 #       BENCH_SCANNERS is not 0, 4 concurrent clients and the very message
 #       smtp-source sends, in one run:
@@ -40,7 +40,7 @@
 # private directory, a free loopback port, $max_servers = the sessions of the
 # run, reinjection ($forward_method, $notify_method) into the same smtp-sink as
 # sluice's runs, @av_scanners = the bench's clamd. The system service is not
-# used (install-deps.sh keeps it stopped).
+# used (install-deps.sh --test keeps it stopped).
 #
 # ENVIRONMENT
 #   SLUICE_BIN         the sluice binary (default: build/sluice)
@@ -395,7 +395,7 @@ bench_plain() {
         say "SKIP sluice: SLUICE_BIN=$SLUICE_BIN is not executable"
     fi
 
-    # (c) amavisd-new without scanners, when installed (deploy/install-deps.sh).
+    # (c) amavisd-new without scanners, when installed (deploy/install-deps.sh --test).
     if [ -n "$AMAVIS_BIN" ]; then
         amavis_sink=$(free_port)
         start_plain_sink "$amavis_sink"
@@ -411,7 +411,7 @@ bench_plain() {
             amavis_stop
         done
     else
-        say "SKIP amavisd-new: not installed (deploy/install-deps.sh installs it; earlier figures in docs/benchmarks.md: 55-67 msg/s at 4 sessions, ~33 ms a message at 1 session)"
+        say "SKIP amavisd-new: not installed (deploy/install-deps.sh --test installs it; earlier figures in docs/benchmarks.md: 55-67 msg/s at 4 sessions, ~33 ms a message at 1 session)"
     fi
 }
 if [ "${BENCH_PLAIN:-1}" = 0 ]; then

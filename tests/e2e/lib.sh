@@ -94,7 +94,7 @@ e2e_on_err() {
 need_cmd() {
     local c
     for c in "$@"; do
-        command -v "$c" >/dev/null 2>&1 || fail "required command not found: $c (run deploy/install-deps.sh)"
+        command -v "$c" >/dev/null 2>&1 || fail "required command not found: $c (run deploy/install-deps.sh --test)"
     done
 }
 

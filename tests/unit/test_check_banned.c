@@ -411,7 +411,7 @@ test_encrypted_zip(void **state)
 /* Other archive formats, from the clamav-testfiles package: clam.exe
  * inside 7z, tar.gz, cab and cpio is found by name. Without the package
  * (none of the files there) the test is reported SKIPPED, never passed
- * having checked nothing; deploy/install-deps.sh installs it, so CI always
+ * having checked nothing; deploy/install-deps.sh --test installs it, so CI always
  * runs it. Some of the files but not all is a failure. */
 #define CLAMAV_TESTFILES "/usr/share/clamav-testfiles"
 static void

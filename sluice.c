@@ -295,8 +295,7 @@ notify_status(struct run *run)
         struct frontend_stats st;
         frontend_stats(run->frontend, &st);
         off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-                                "%u session(s), %u message(s) in flight", st.n_sessions,
-                                st.n_jobs);
+                                "%u session(s), %u message(s) in flight", st.n_sessions, st.n_jobs);
     }
     if (run->broker != NULL && off < sizeof(buf)) {
         struct broker_stats st;

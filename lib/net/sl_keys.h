@@ -43,8 +43,7 @@ char *sl_key_path_expand(const char *path, char **error_r);
 /* Reads one key from path (sl_key_path_expand) into key_r (41 bytes,
  * NUL-terminated). With secret, the file must not be readable or writable
  * by group or others. 0, or -1 and a malloc'ed *error_r naming the file. */
-SL_WARN_UNUSED int sl_key_read_file(const char *path, bool secret, char key_r[41],
-                                    char **error_r);
+SL_WARN_UNUSED int sl_key_read_file(const char *path, bool secret, char key_r[41], char **error_r);
 
 /* true if endpoint is carried over a network (anything but inproc://). */
 bool sl_keys_endpoint_remote(const char *endpoint);

@@ -104,8 +104,8 @@ sl_listen_fds_systemd(int **fds_r, char **error_r)
 
     *fds_r = NULL;
     if (n < 0) {
-        *error_r = sl_asprintf("LISTEN_FDS: the variables systemd passes are unusable: %s",
-                               strerror(-n));
+        *error_r =
+            sl_asprintf("LISTEN_FDS: the variables systemd passes are unusable: %s", strerror(-n));
         return -1;
     }
     if (n == 0)

@@ -24,8 +24,8 @@
  * restores it in sl_master_child_ready(). */
 static sigset_t child_mask;
 static bool child_mask_pending;
-static pid_t master_of_child;      /* set in the child */
-static int child_channel = -1;     /* the child's end of the socket pair */
+static pid_t master_of_child;       /* set in the child */
+static int child_channel = -1;      /* the child's end of the socket pair */
 static unsigned child_heartbeat_ms; /* how often the child must say something */
 
 long
@@ -322,7 +322,8 @@ sl_master_run(const struct sl_master_params *p)
     bool stopping = false;
 
     master_params(&m, p);
-    sl_master_backoff_init(&backoff, p->backoff_min_ms ? p->backoff_min_ms : SL_MASTER_BACKOFF_MIN_MS,
+    sl_master_backoff_init(&backoff,
+                           p->backoff_min_ms ? p->backoff_min_ms : SL_MASTER_BACKOFF_MIN_MS,
                            p->backoff_max_ms ? p->backoff_max_ms : SL_MASTER_BACKOFF_MAX_MS,
                            p->stable_ms ? p->stable_ms : SL_MASTER_STABLE_MS);
 
@@ -427,10 +428,10 @@ sl_master_run(const struct sl_master_params *p)
                          strsignal(WTERMSIG(status)));
             else
                 snprintf(why, sizeof(why), "exited with status %d", rc);
-            sl_warn("master: %s child pid %ld %s%s; restarting in %u ms", p->label, (long)pid,
-                    why, m.ready ? "" : " before it was ready", delay);
-            sd_notifyf(0, "STATUS=%s child pid %ld %s; restarting in %u ms", p->label,
-                       (long)pid, why, delay);
+            sl_warn("master: %s child pid %ld %s%s; restarting in %u ms", p->label, (long)pid, why,
+                    m.ready ? "" : " before it was ready", delay);
+            sd_notifyf(0, "STATUS=%s child pid %ld %s; restarting in %u ms", p->label, (long)pid,
+                       why, delay);
             restart_at_ms = now + delay;
         }
     }

@@ -32,14 +32,11 @@ struct fds_case {
  * sockets is test_fds_systemd's. */
 static const struct fds_case fds_cases[] = {
     {NULL, NULL, 0}, /* not socket-activated */
-    {"SELF", NULL, 0},
-    {NULL, "2", 0},
+    {"SELF", NULL, 0},  {NULL, "2", 0},
     {"SELF", "0", -1}, /* systemd never passes none */
-    {"1", "2", 0}, /* meant for another process, inherited */
-    {"SELF", "", -1},
-    {"SELF", "x", -1},
-    {"SELF", "-1", -1},
-    {"SELF", "99999999999999999999999", -1},
+    {"1", "2", 0},     /* meant for another process, inherited */
+    {"SELF", "", -1},   {"SELF", "x", -1},
+    {"SELF", "-1", -1}, {"SELF", "99999999999999999999999", -1},
     {"abc", "1", -1},
 };
 

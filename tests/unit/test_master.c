@@ -298,7 +298,7 @@ test_systemd_notify(void **state)
     char path[108];
     static struct note notes[400];
     int fd = notify_listen(path, sizeof(path), "400000"); /* a ping every 200 ms */
-    test_hang_ms = 1500;                                   /* heartbeat 375 ms */
+    test_hang_ms = 1500;                                  /* heartbeat 375 ms */
     struct master m = master_start(child_serves, 100, 1000);
     test_hang_ms = 0;
     unsetenv("NOTIFY_SOCKET");
@@ -309,7 +309,8 @@ test_systemd_notify(void **state)
     size_t n = notes_collect(fd, notes, 100, 1000);
     assert_int_equal(notes_count(notes, n, "READY=1"), 1);
     if (notes_count(notes, n, "WATCHDOG=1") < 3)
-        fail_msg("%zu watchdog pings in 1 s, expected about 5", notes_count(notes, n, "WATCHDOG=1"));
+        fail_msg("%zu watchdog pings in 1 s, expected about 5",
+                 notes_count(notes, n, "WATCHDOG=1"));
 
     unsigned long long t0 = sl_now_mono_ms();
     assert_int_equal(kill(a.pid, SIGSTOP), 0);
@@ -361,7 +362,6 @@ test_child_never_ready_killed(void **state)
     int rc = master_wait(&m);
     assert_true(rc == 128 + SL_MASTER_STOP_SIGNAL || rc == 0);
 }
-
 
 static void
 test_restart_after_sigkill(void **state)

@@ -100,12 +100,14 @@ apt_sources() {
 # cache_key WORDS...: a short hash naming a cache entry.
 cache_key() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
 
-# debootstrap_cached NAME INCLUDE [FORMAT]: a Debian 12 minbase root file
-# system (FORMAT dir, the default) or tarball (tar) with INCLUDE (a
-# comma-separated package list), from the cache or made now. Prints its path.
+# debootstrap_cached NAME INCLUDE [FORMAT [OPTION...]]: a Debian 12 minbase
+# root file system (FORMAT dir, the default) or tarball (tar) with INCLUDE
+# (a comma-separated package list) and mmdebstrap's OPTIONs, from the cache
+# or made now. Prints its path.
 debootstrap_cached() {
     local name=$1 include=$2 format=${3:-dir} key path src
-    key=$(cache_key "$name" "$include" "$format" v1)
+    shift 3 2>/dev/null || shift $#
+    key=$(cache_key "$name" "$include" "$format" "$@" v1)
     path=$DEPLOY_CACHE/$name-$key
     [ "$format" = tar ] && path=$path.tar
     if [ ! -e "$path" ]; then
@@ -113,7 +115,7 @@ debootstrap_cached() {
         src=$(mktemp)
         apt_sources "$src"
         say "making $path with mmdebstrap (cached for later runs)" >&2
-        if ! timeout 900 mmdebstrap --quiet --variant=minbase --format="$format" \
+        if ! timeout 900 mmdebstrap --quiet --variant=minbase --format="$format" "$@" \
             ${include:+--include="$include"} bookworm "$path.new" "$src" >&2; then
             rm -rf "$path.new" "$src"
             fail "mmdebstrap $name failed"
@@ -287,7 +289,12 @@ EOT
 # cached mmdebstrap tarball when podman does not have it yet. Prints its name.
 base_image() {
     local tar key name
-    tar=$(debootstrap_cached container-bookworm "" tar)
+    # no documentation, manual or translation in an image (copyright files
+    # stay): dpkg keeps these rules for what the image installs later
+    tar=$(debootstrap_cached container-bookworm "" tar \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias')
     key=$(basename "$tar" .tar)
     name=localhost/sluice-base:${key#container-bookworm-}
     if ! podman image exists "$name"; then

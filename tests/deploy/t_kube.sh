@@ -72,12 +72,13 @@ done
 key() { grep -v '^#' "$keys/$1"; }
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 net=sluice-ci-kube-$$
-secret_yaml() { # NAME KEY=VALUE...: a Secret as podman's secret store keeps it for kube play
-    local name=$1
-    shift
-    printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\ntype: Opaque\nstringData:\n' "$name"
-    local kv
-    for kv in "$@"; do printf '  %s: "%s"\n' "${kv%%=*}" "${kv#*=}"; done
+# secret_json NAME KEY=VALUE...: a Secret's data as podman 4.3's kube play
+# reads it from its secret store (a JSON object, each value base64)
+secret_json() {
+    python3 -c '
+import base64, json, sys
+print(json.dumps({kv.split("=", 1)[0]: base64.b64encode(kv.split("=", 1)[1].encode()).decode()
+                  for kv in sys.argv[2:]}))' "$@"
 }
 cleanup() {
     local rc=$?
@@ -95,10 +96,10 @@ cleanup() {
 }
 trap cleanup EXIT
 podman secret rm sluice-curve sluice-redis >/dev/null 2>&1 || true
-secret_yaml sluice-curve "broker.key=$(key broker.key)" "broker.pub=$(key broker.pub)" \
+secret_json sluice-curve "broker.key=$(key broker.key)" "broker.pub=$(key broker.pub)" \
     "frontend.key=$(key frontend.key)" "worker.key=$(key worker.key)" |
     podman secret create sluice-curve - >/dev/null || fail "podman secret create sluice-curve"
-secret_yaml sluice-redis "password=$password" | podman secret create sluice-redis - >/dev/null ||
+secret_json sluice-redis "password=$password" | podman secret create sluice-redis - >/dev/null ||
     fail "podman secret create sluice-redis"
 python3 - "$keys" >"$out/operator.yaml" <<'EOT'
 import sys, yaml

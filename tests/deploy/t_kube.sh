@@ -24,7 +24,10 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_cmd kubectl node npm podman yamllint python3
 
+podman_env
 out=$DEPLOY_WORK/kube
+# a run that was killed may have left its pods
+[ ! -f "$out/play.yaml" ] || timeout 120 podman kube down "$out/play.yaml" >/dev/null 2>&1 || true
 rm -rf "$out"
 mkdir -p "$out"
 for o in single cluster; do
@@ -49,7 +52,6 @@ timeout 120 node "$vdir/validate.mjs" "$out/single.yaml" "$out/cluster.yaml" || 
 ok "validated offline: kubernetes-models $(node -p "require('$vdir/node_modules/kubernetes-models/package.json').version"), @kubernetes-models/keda $(node -p "require('$vdir/node_modules/@kubernetes-models/keda/package.json').version")"
 
 # ---- the cluster overlay under podman
-podman_env
 podman image exists "$DEPLOY_IMAGE" || fail "no $DEPLOY_IMAGE: run tests/deploy/t_image.sh first"
 base=$(base_image)
 build() {
@@ -108,7 +110,7 @@ yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s
                 "data": {"frontend-k8s.pub": open(k + "/frontend.pub").read(),
                          "worker-k8s.pub": open(k + "/worker.pub").read()}}, sys.stdout)
 EOT
-python3 "$DEPLOY_SRC/tests/deploy/kube2podman.py" "$out/cluster.yaml" "$out/operator.yaml" >"$out/play.yaml" ||
+python3 "$DEPLOY_SRC/tests/deploy/kube2podman.py" "$out/volumes" "$out/cluster.yaml" "$out/operator.yaml" >"$out/play.yaml" ||
     fail "kube2podman.py"
 
 podman network create "$net" >/dev/null || fail "podman network create"

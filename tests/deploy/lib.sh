@@ -198,7 +198,8 @@ nspawn_cleanup() {
             say "journal of the container (last 60 lines):"
             cx journalctl --no-pager -n 60 2>/dev/null | sed 's/^/    /' || true
         fi
-        [ -n "$NSPAWN_LEADER" ] && cx systemctl poweroff >/dev/null 2>&1 || true
+        # --force: the services need no orderly stop, the copy is thrown away
+        [ -n "$NSPAWN_LEADER" ] && cx systemctl poweroff --force >/dev/null 2>&1 || true
         local i
         for i in $(seq 1 100); do
             kill -0 "$NSPAWN_PID" 2>/dev/null || break

@@ -65,12 +65,18 @@ all:
     sluice_workers: {hosts: {node1: {}}}
 EOT
 
+# play N: the playbook's Nth run; its timestamped log is kept as
+# build-deploy/t_ansible.runN.timed.log
 play() {
+    local rc=0
     cx env ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_HOME=/root/.ansible \
-        timeout 600 ansible-playbook -i "/deploy/$(basename "$inv")" /src/deploy/ansible/site.yml
+        ANSIBLE_LOG_PATH="/root/ansible-run$1.log" \
+        timeout 600 ansible-playbook -i "/deploy/$(basename "$inv")" /src/deploy/ansible/site.yml || rc=$?
+    cx cat "/root/ansible-run$1.log" >"$DEPLOY_WORK/$DEPLOY_NAME.run$1.timed.log" 2>/dev/null || true
+    return "$rc"
 }
 t0=$SECONDS
-play >"$DEPLOY_WORK/$DEPLOY_NAME.run1.log" 2>&1 || { tail -n 40 "$DEPLOY_WORK/$DEPLOY_NAME.run1.log" >&2; fail "first ansible-playbook run"; }
+play 1 >"$DEPLOY_WORK/$DEPLOY_NAME.run1.log" 2>&1 || { tail -n 40 "$DEPLOY_WORK/$DEPLOY_NAME.run1.log" >&2; fail "first ansible-playbook run"; }
 recap1=$(grep -E '^node1 +:' "$DEPLOY_WORK/$DEPLOY_NAME.run1.log" | tail -n 1)
 ok "first run in $((SECONDS - t0)) s: $recap1"
 
@@ -95,7 +101,7 @@ cxsh "journalctl -u sluice@frontend --no-pager | grep -q 'Passed CLEAN'" || fail
 ok "a message through Postfix -> sluice@frontend -> broker -> worker (CURVE on tcp://127.0.0.1) -> Postfix was delivered, scanned"
 
 t0=$SECONDS
-play >"$DEPLOY_WORK/$DEPLOY_NAME.run2.log" 2>&1 || { tail -n 40 "$DEPLOY_WORK/$DEPLOY_NAME.run2.log" >&2; fail "second ansible-playbook run"; }
+play 2 >"$DEPLOY_WORK/$DEPLOY_NAME.run2.log" 2>&1 || { tail -n 40 "$DEPLOY_WORK/$DEPLOY_NAME.run2.log" >&2; fail "second ansible-playbook run"; }
 recap2=$(grep -E '^node1 +:' "$DEPLOY_WORK/$DEPLOY_NAME.run2.log" | tail -n 1)
 case $recap2 in *" changed=0 "*) ;; *)
     grep -B2 '^changed:' "$DEPLOY_WORK/$DEPLOY_NAME.run2.log" | head -n 30 >&2

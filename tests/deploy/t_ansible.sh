@@ -69,7 +69,7 @@ EOT
 # build-deploy/t_ansible.runN.timed.log
 play() {
     local rc=0
-    cx env ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_HOME=/root/.ansible \
+    cx env ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_HOME=/root/.ansible ANSIBLE_PIPELINING=1 \
         ANSIBLE_LOG_PATH="/root/ansible-run$1.log" \
         timeout 600 ansible-playbook -i "/deploy/$(basename "$inv")" /src/deploy/ansible/site.yml || rc=$?
     cx cat "/root/ansible-run$1.log" >"$DEPLOY_WORK/$DEPLOY_NAME.run$1.timed.log" 2>/dev/null || true

@@ -108,5 +108,6 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 rc=$(podman inspect --format '{{.State.ExitCode}}' "$name")
 [ "$rc" = 0 ] || fail "exit code $rc after podman stop"
 [ "$ms" -lt 10000 ] || fail "podman stop took $ms ms: SIGTERM was not taken"
-podman logs "$name" 2>&1 | grep -q "sluice stopped" || fail "no orderly stop in the log"
+stopped() { podman logs "$name" 2>&1 | grep -q "sluice stopped"; }
+wait_for 10 stopped || fail "no orderly stop in the log"
 ok "podman stop: SIGTERM to PID 1, stopped cleanly in $ms ms, exit code 0"

@@ -41,23 +41,6 @@ sym_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* "2.5" "-0.1" "15": %g-like but never an exponent, at most 3 decimals */
-static void
-fmt_score(char *buf, size_t len, double v)
-{
-    snprintf(buf, len, "%.3f", v);
-    char *dot = strchr(buf, '.');
-    if (dot != NULL) {
-        char *e = buf + strlen(buf) - 1;
-        while (e > dot && *e == '0')
-            *e-- = '\0';
-        if (e == dot)
-            *e = '\0';
-    }
-    if (strcmp(buf, "-0") == 0)
-        strcpy(buf, "0");
-}
-
 /* The body of an HTTP/1.1 response: Content-Length, chunked or to EOF. */
 static int
 http_body(const char *reply, size_t len, const char **body_r, size_t *body_len_r, char **owned_r,
@@ -206,7 +189,7 @@ scan_rspamd_parse(const char *reply, size_t len, struct scan_result *res, char *
         qsort(syms, k, sizeof(*syms), sym_cmp);
         for (size_t i = 0; i < k && i < RSPAMD_MAX_TESTS; i++) {
             char num[64];
-            fmt_score(num, sizeof(num), syms[i].score);
+            sl_format_score(syms[i].score, num, sizeof(num));
             char *t = sl_asprintf("%s=%s", syms[i].name, num);
             scan_strv_add(&res->tests, &res->n_tests, t);
             free(t);

@@ -690,7 +690,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     {
         char score[32] = "-";
         if (fs.pf.spam_scanned)
-            policy_fmt_score(score, sizeof(score), fs.pf.spam_score);
+            sl_format_score(fs.pf.spam_score, score, sizeof(score));
         sl_debug("%s: worker %s: %s, %u part(s), Message-ID <%s>, hits %s, clamd %llu ms, "
                  "spamd %llu ms, rspamd %llu ms, %llu ms, attempt %u",
                  job->job_id, w->id, pr.category, js.findings.parts, v.message_id, score,

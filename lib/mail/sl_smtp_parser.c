@@ -599,6 +599,21 @@ sl_smtp_path_param(const struct sl_smtp_path *path, const char *keyword, bool *p
     return NULL;
 }
 
+const char *const sl_xforward_attr_names[SL_XF_COUNT] = {
+    [SL_XF_NAME] = "NAME",     [SL_XF_ADDR] = "ADDR",     [SL_XF_PORT] = "PORT",
+    [SL_XF_PROTO] = "PROTO",   [SL_XF_HELO] = "HELO",     [SL_XF_IDENT] = "IDENT",
+    [SL_XF_SOURCE] = "SOURCE", [SL_XF_DOMAIN] = "DOMAIN",
+};
+
+int
+sl_xforward_attr_lookup(const char *name)
+{
+    for (int i = 0; i < SL_XF_COUNT; i++)
+        if (strcasecmp(name, sl_xforward_attr_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* Postfix XFORWARD_README: "XFORWARD name=value ...". Names are letters
  * (NAME ADDR PORT PROTO HELO IDENT SOURCE LOGIN); values are xtext and may
  * be empty or "[UNAVAILABLE]". The whole line is checked before the first

@@ -122,6 +122,25 @@ void sl_smtp_path_free(struct sl_smtp_path *path);
 const char *sl_smtp_path_param(const struct sl_smtp_path *path, const char *keyword,
                                bool *present_r);
 
+/* XFORWARD attributes (Postfix XFORWARD_README), in the order Postfix's
+ * SMTP client sends them: what our server accepts and what the reinjector
+ * passes on to the origin use the same names. */
+enum sl_xforward_attr {
+    SL_XF_NAME,
+    SL_XF_ADDR,
+    SL_XF_PORT,
+    SL_XF_PROTO,
+    SL_XF_HELO,
+    SL_XF_IDENT,
+    SL_XF_SOURCE,
+    SL_XF_DOMAIN,
+    SL_XF_COUNT
+};
+/* "NAME", "ADDR", ... indexed by enum sl_xforward_attr. */
+extern const char *const sl_xforward_attr_names[SL_XF_COUNT];
+/* The attribute called name (any case), or -1 for one we do not know. */
+int sl_xforward_attr_lookup(const char *name);
+
 /* XFORWARD attr=value [attr=value...] (Postfix XFORWARD_README).
  * Calls cb for each pair; returns 0, or -1 on syntax error with *error_r. */
 SL_WARN_UNUSED int sl_smtp_parse_xforward(const char *arg,

@@ -587,6 +587,31 @@ test_xforward(void **state)
     }
 }
 
+/* The attribute names the server accepts and the reinjector sends, in
+ * the order Postfix sends them. */
+static void
+test_xforward_attrs(void **state)
+{
+    static const char *const names[] = { "NAME", "ADDR", "PORT", "PROTO",
+                                         "HELO", "IDENT", "SOURCE", "DOMAIN" };
+
+    assert_int_equal(SL_N_ELEMENTS(names), SL_XF_COUNT);
+    for (int i = 0; i < SL_XF_COUNT; i++) {
+        char lower[16];
+        size_t k = 0;
+
+        assert_string_equal(sl_xforward_attr_names[i], names[i]);
+        assert_int_equal(sl_xforward_attr_lookup(names[i]), i);
+        for (; names[i][k] != '\0'; k++)
+            lower[k] = (char)(names[i][k] | 0x20);
+        lower[k] = '\0';
+        assert_int_equal(sl_xforward_attr_lookup(lower), i);
+    }
+    assert_int_equal(sl_xforward_attr_lookup("LOGIN"), -1);
+    assert_int_equal(sl_xforward_attr_lookup(""), -1);
+    assert_int_equal(sl_xforward_attr_lookup("NAMEX"), -1);
+}
+
 int
 main(void)
 {
@@ -600,6 +625,7 @@ main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_path_param),
         cmocka_unit_test(test_xforward),
+        cmocka_unit_test(test_xforward_attrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,11 +12,12 @@
  *   call and keeps only its state, never bytes.
  *
  *   A command line ends at the first LF. It is valid only if that LF follows
- *   a CR and the line holds no other CR and no NUL (REFERENCE.md 6: bare LF
- *   and bare CR in commands are how SMTP smuggling starts). Errors are
- *   decided on the whole line (or on the length alone), never on how the
- *   bytes were split between feeds, so feeding whole and one byte at a time
- *   give the same results.
+ *   a CR and the line holds no other CR and no NUL (bare LF and bare CR in
+ *   commands are how SMTP smuggling starts). Errors are decided on the
+ *   whole line (or on the length alone), never on how the bytes were split
+ *   between feeds, so feeding whole and one byte at a time give the same
+ *   results. Each way of refusing a line is one enum sl_smtp_error, and
+ *   error_replies[] below holds its reply and its text, once.
  *
  *   Data mode is a small state machine over "where in the line are we". A
  *   dot is special only at a *real* line start: right after begin_data() or
@@ -153,6 +154,31 @@ sl_smtp_parser_data_info(const struct sl_smtp_parser *p)
 
 /* ---- command mode ---- */
 
+/* The reason is written once: the reply text is "Error: " and it. */
+#define ERROR_REPLY(code, enhanced, reason) {code, enhanced, "Error: " reason, reason}
+
+static const struct sl_smtp_error_reply error_replies[SL_SMTP_ERR_COUNT] = {
+    [SL_SMTP_ERR_LINE_TOO_LONG] = ERROR_REPLY(500, "5.5.2", "line too long"),
+    [SL_SMTP_ERR_BARE_LF] = ERROR_REPLY(500, "5.5.2", "bare LF in command"),
+    [SL_SMTP_ERR_BARE_CR] = ERROR_REPLY(500, "5.5.2", "bare CR in command"),
+    [SL_SMTP_ERR_NUL] = ERROR_REPLY(500, "5.5.2", "NUL in command"),
+};
+
+const struct sl_smtp_error_reply *
+sl_smtp_error_reply(enum sl_smtp_error kind)
+{
+    SL_BUG_ON(kind <= SL_SMTP_ERR_NONE || kind >= SL_SMTP_ERR_COUNT);
+    return &error_replies[kind];
+}
+
+static int
+command_error(enum sl_smtp_error kind, enum sl_smtp_error *error_kind_r, const char **error_r)
+{
+    *error_kind_r = kind;
+    *error_r = error_replies[kind].reason;
+    return -1;
+}
+
 static enum sl_smtp_verb
 verb_lookup(const char *s)
 {
@@ -180,7 +206,8 @@ skip_line(struct sl_smtp_parser *p)
 }
 
 static int
-parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **error_r)
+parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r,
+              enum sl_smtp_error *error_kind_r, const char **error_r)
 {
     for (;;) {
         size_t avail = sl_inbuf_pending(&p->in);
@@ -207,8 +234,7 @@ parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **
             sl_inbuf_consume(&p->in, max);
             p->skipping = true;
             skip_line(p);
-            *error_r = "line too long";
-            return -1;
+            return command_error(SL_SMTP_ERR_LINE_TOO_LONG, error_kind_r, error_r);
         }
 
         size_t linelen = (size_t)(lf - start);     /* without the LF */
@@ -217,19 +243,13 @@ parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **
          * alone. Report the first offending byte from the left. */
         size_t textlen = linelen > 0 && start[linelen - 1] == '\r' ? linelen - 1 : linelen;
         for (size_t i = 0; i < textlen; i++) {
-            if (start[i] == '\r') {
-                *error_r = "bare CR in command";
-                return -1;
-            }
-            if (start[i] == '\0') {
-                *error_r = "NUL in command";
-                return -1;
-            }
+            if (start[i] == '\r')
+                return command_error(SL_SMTP_ERR_BARE_CR, error_kind_r, error_r);
+            if (start[i] == '\0')
+                return command_error(SL_SMTP_ERR_NUL, error_kind_r, error_r);
         }
-        if (textlen == linelen) {
-            *error_r = "bare LF in command";
-            return -1;
-        }
+        if (textlen == linelen)
+            return command_error(SL_SMTP_ERR_BARE_LF, error_kind_r, error_r);
 
         memcpy(p->cmd, start, textlen);
         p->cmd[textlen] = '\0';
@@ -403,11 +423,13 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
 }
 
 int
-sl_smtp_parser_next(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **error_r)
+sl_smtp_parser_next(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r,
+                    enum sl_smtp_error *error_kind_r, const char **error_r)
 {
+    *error_kind_r = SL_SMTP_ERR_NONE;
     if (p->in_data)
         return parse_data(p, cmd_r);
-    return parse_command(p, cmd_r, error_r);
+    return parse_command(p, cmd_r, error_kind_r, error_r);
 }
 
 /* ---- argument parsers ---- */

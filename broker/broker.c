@@ -45,6 +45,7 @@
 #include "sluice.pb-c.h"
 #include "util/sl_config.h"
 #include "util/sl_id.h"
+#include "util/sl_idmap.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -53,7 +54,6 @@
 #define BROKER_IDENT_MAX 255        /* ZeroMQ routing ids are 1..255 bytes */
 #define BROKER_MAX_ORIGINS 1024     /* more origin names share one queue */
 #define BROKER_OVERFLOW_ORIGIN "(other)"
-#define BROKER_JOB_BUCKETS 16384    /* id hash; power of two */
 #define BROKER_STATS_MS 100         /* snapshot refresh for broker_stats() */
 #define STRIDE_ONE (1ULL << 20)     /* a weight-1 origin's pass advance per hand-out */
 
@@ -62,7 +62,6 @@ struct borigin;
 
 struct bjob {
     struct bjob *prev, *next;       /* in an origin's queue or in a worker's in-flight list */
-    struct bjob *hnext;             /* id hash chain */
     char id[SL_ID_LEN + 1];
     unsigned char fe_ident[BROKER_IDENT_MAX];
     size_t fe_ident_len;
@@ -121,7 +120,7 @@ struct broker {
     unsigned n_origins;
     size_t depth;                   /* jobs waiting, all origins */
     unsigned long long vtime;       /* pass of the latest hand-out */
-    struct bjob **jobs;             /* BROKER_JOB_BUCKETS chains */
+    struct sl_idmap *jobs;          /* id -> struct bjob, every job held */
     struct bworker *whead, *wtail;
     size_t n_workers;
     struct bclient *clients;
@@ -182,41 +181,24 @@ jlist_push_head(struct jlist *l, struct bjob *j)
 
 /* ---- the job table ---------------------------------------------------- */
 
-static size_t
-job_bucket(const char *id)
-{
-    size_t h = 5381;    /* ids are random: any mix will do */
-    for (const char *p = id; *p != '\0'; p++)
-        h = h * 33 + (unsigned char)*p;
-    return h & (BROKER_JOB_BUCKETS - 1);
-}
-
 static struct bjob *
 job_find(struct broker *b, const char *id)
 {
-    for (struct bjob *j = b->jobs[job_bucket(id)]; j != NULL; j = j->hnext)
-        if (strcmp(j->id, id) == 0)
-            return j;
-    return NULL;
+    return sl_idmap_find(b->jobs, id);
 }
 
 static void
 job_table_add(struct broker *b, struct bjob *j)
 {
-    size_t h = job_bucket(j->id);
-    j->hnext = b->jobs[h];
-    b->jobs[h] = j;
+    int ret = sl_idmap_insert(b->jobs, j->id, j);
+    SL_BUG_ON(ret != 0); /* on_job looked it up first */
 }
 
 static void
 job_table_remove(struct broker *b, struct bjob *j)
 {
-    for (struct bjob **pp = &b->jobs[job_bucket(j->id)]; *pp != NULL; pp = &(*pp)->hnext)
-        if (*pp == j) {
-            *pp = j->hnext;
-            j->hnext = NULL;
-            return;
-        }
+    struct bjob *was = sl_idmap_remove(b->jobs, j->id);
+    SL_BUG_ON(was != j);
 }
 
 /* Forgets a job that is in no list any more and frees it. */
@@ -1007,7 +989,7 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
     b->zctx = zctx;
     b->endpoint = sl_strdup(endpoint);
     sl_id_new(b->instance);
-    b->jobs = sl_calloc(BROKER_JOB_BUCKETS, sizeof(*b->jobs));
+    b->jobs = sl_idmap_new();
     pthread_mutex_init(&b->stats_lock, NULL);
     memcpy(b->stats.instance, b->instance, sizeof(b->instance));
     b->router = zmq_socket(zctx, ZMQ_ROUTER);
@@ -1061,7 +1043,7 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
     return b;
 fail:
     pthread_mutex_destroy(&b->stats_lock);
-    free(b->jobs);
+    sl_idmap_destroy(&b->jobs);
     free(b->endpoint);
     free(b);
     return NULL;
@@ -1132,7 +1114,7 @@ broker_stop(struct broker **brokerp)
     zmq_close(b->router);
     sl_zap_stop(&b->zap);
     pthread_mutex_destroy(&b->stats_lock);
-    free(b->jobs);
+    sl_idmap_destroy(&b->jobs);
     free(b->endpoint);
     free(b);
 }

@@ -45,6 +45,7 @@
 #include <event2/bufferevent.h>
 #include <event2/util.h>
 
+#include "mail/sl_smtp_parser.h" /* XFORWARD attribute names */
 #include "mail/sl_smtp_reply.h"
 #include "util/sl_buf.h"
 #include "util/sl_log.h"
@@ -53,12 +54,6 @@
 #define RJ_IDLE_TIMEOUT_S 60               /* Postfix smtpd's own idle timeout is 300 s */
 #define RJ_XFORWARD_LINE_MAX 512           /* Postfix XFORWARD_README: incl. CRLF */
 #define RJ_BODY_CHUNK ((size_t)256 * 1024) /* one write; each restarts the timeout */
-
-/* XFORWARD attributes, in the order Postfix sends them. */
-enum rj_xf { XF_NAME, XF_ADDR, XF_PORT, XF_PROTO, XF_HELO, XF_IDENT, XF_SOURCE, XF_DOMAIN, XF_N };
-static const char *const xf_names[XF_N] = {
-    "NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE", "DOMAIN",
-};
 
 enum conn_state {
     CONN_CONNECTING,
@@ -104,7 +99,7 @@ struct fe_reinject_op {
     bool smtputf8;
     struct fe_reinject_rcpt *rcpts;
     size_t n_rcpts;
-    char *xf[XF_N];
+    char *xf[SL_XF_COUNT]; /* by enum sl_xforward_attr */
     struct sl_body *body;
     struct sl_header_edit *edits;
     size_t n_edits;
@@ -151,7 +146,7 @@ struct rj_conn {
 
     /* EHLO extensions */
     bool pipelining, size, dsn, eightbitmime, smtputf8;
-    unsigned xforward; /* bit per enum rj_xf */
+    unsigned xforward; /* bit per enum sl_xforward_attr */
 };
 
 struct rj_target {
@@ -270,7 +265,7 @@ op_free(struct fe_reinject_op *op)
     free(op->rcpts);
     free(op->res);
     free(op->rstate);
-    for (int i = 0; i < XF_N; i++)
+    for (int i = 0; i < SL_XF_COUNT; i++)
         free(op->xf[i]);
     sl_body_unref(&op->body);
     for (size_t i = 0; i < op->n_edits; i++) {
@@ -515,19 +510,20 @@ txn_build_xforward(struct rj_conn *c, struct fe_reinject_op *op, size_t *cap)
         return;
     sl_buf_init(&line);
     sl_buf_append_str(&line, "XFORWARD");
-    for (int i = 0; i < XF_N; i++) {
+    for (int i = 0; i < SL_XF_COUNT; i++) {
+        const char *name = sl_xforward_attr_names[i];
         size_t add;
 
         if (!(c->xforward & (1u << i)) || !op->xf[i])
             continue;
         if (!xforward_value_ok(op->xf[i])) {
             sl_warn("%s: reinject: XFORWARD %s value not sent: contains spaces or controls",
-                    op->job_id, xf_names[i]);
+                    op->job_id, name);
             continue;
         }
-        add = 1 + strlen(xf_names[i]) + 1 + strlen(op->xf[i]);
+        add = 1 + strlen(name) + 1 + strlen(op->xf[i]);
         if (strlen("XFORWARD") + add + 2 > RJ_XFORWARD_LINE_MAX) {
-            sl_warn("%s: reinject: XFORWARD %s value too long, not sent", op->job_id, xf_names[i]);
+            sl_warn("%s: reinject: XFORWARD %s value too long, not sent", op->job_id, name);
             continue;
         }
         if (line.len + add + 2 > RJ_XFORWARD_LINE_MAX) {
@@ -535,7 +531,7 @@ txn_build_xforward(struct rj_conn *c, struct fe_reinject_op *op, size_t *cap)
             cmds_add(op, cap, CMD_XFORWARD, 0, sl_buf_steal(&line, NULL));
             sl_buf_append_str(&line, "XFORWARD");
         }
-        sl_buf_printf(&line, " %s=%s", xf_names[i], op->xf[i]);
+        sl_buf_printf(&line, " %s=%s", name, op->xf[i]);
         have = true;
     }
     if (have && line.len > strlen("XFORWARD")) {
@@ -856,10 +852,11 @@ conn_parse_ehlo(struct rj_conn *c, const struct sl_smtp_reply *reply)
         else if (strcasecmp(kw, "XFORWARD") == 0) {
             const char *attr;
 
-            while ((attr = strtok_r(NULL, " ", &save)) != NULL)
-                for (int a = 0; a < XF_N; a++)
-                    if (strcasecmp(attr, xf_names[a]) == 0)
-                        c->xforward |= 1u << a;
+            while ((attr = strtok_r(NULL, " ", &save)) != NULL) {
+                int a = sl_xforward_attr_lookup(attr);
+                if (a >= 0)
+                    c->xforward |= 1u << a;
+            }
         }
         free(copy);
     }
@@ -1383,10 +1380,13 @@ fe_reinject_start(struct fe_reinjector *r, const struct fe_reinject_request *req
     }
     if (req->xforward) {
         const struct fe_xforward *x = req->xforward;
-        const char *v[XF_N] = {x->name, x->addr,  x->port,   x->proto,
-                               x->helo, x->ident, x->source, x->domain};
+        const char *v[SL_XF_COUNT] = {
+            [SL_XF_NAME] = x->name,     [SL_XF_ADDR] = x->addr,     [SL_XF_PORT] = x->port,
+            [SL_XF_PROTO] = x->proto,   [SL_XF_HELO] = x->helo,     [SL_XF_IDENT] = x->ident,
+            [SL_XF_SOURCE] = x->source, [SL_XF_DOMAIN] = x->domain,
+        };
 
-        for (int i = 0; i < XF_N; i++)
+        for (int i = 0; i < SL_XF_COUNT; i++)
             op->xf[i] = dup_or_null(v[i]);
     }
     op->body = sl_body_ref(req->body);

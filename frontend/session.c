@@ -324,12 +324,15 @@ session_process(struct session *s)
             bufferevent_disable(s->bev, EV_READ);
             break;
         }
-        ret = sl_smtp_parser_next(s->parser, &cmd, &error);
+        enum sl_smtp_error kind;
+        ret = sl_smtp_parser_next(s->parser, &cmd, &kind, &error);
         if (ret == 0)
             break;
         if (ret < 0) {
-            /* the client's fault: answer and go on with the next line */
-            session_reply(s, "500 5.5.2 Error: %s", error);
+            /* the client's fault: answer as lib/mail's table says for this
+             * kind of bad line, and go on with the next line */
+            const struct sl_smtp_error_reply *r = sl_smtp_error_reply(kind);
+            session_reply(s, "%d %s %s", r->code, r->enhanced, r->text);
             session_error(s);
             continue;
         }

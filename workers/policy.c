@@ -44,24 +44,6 @@ policy_destiny_name(enum policy_destiny d)
     return (unsigned)d < SL_N_ELEMENTS(destiny_names) ? destiny_names[d] : "tempfail";
 }
 
-void
-policy_fmt_score(char *buf, size_t len, double v)
-{
-    if (!isfinite(v))
-        v = 0;
-    snprintf(buf, len, "%.3f", v);
-    char *dot = strchr(buf, '.');
-    if (dot != NULL) {
-        char *e = buf + strlen(buf) - 1;
-        while (e > dot && *e == '0')
-            *e-- = '\0';
-        if (e == dot)
-            *e = '\0';
-    }
-    if (strcmp(buf, "-0") == 0)
-        strcpy(buf, "0");
-}
-
 /* ---- banks ------------------------------------------------------------ */
 
 static bool
@@ -238,9 +220,9 @@ spam_status(const struct policy_facts *f, const struct policy_rcpt *r)
     char *tests = join(f->spam_tests, f->n_spam_tests, ", ", MAX_STATUS_TESTS);
     char *v;
 
-    policy_fmt_score(score, sizeof(score), f->spam_score);
-    policy_fmt_score(tag, sizeof(tag), r->tag_level);
-    policy_fmt_score(tag2, sizeof(tag2), r->tag2_level);
+    sl_format_score(f->spam_score, score, sizeof(score));
+    sl_format_score(r->tag_level, tag, sizeof(tag));
+    sl_format_score(r->tag2_level, tag2, sizeof(tag2));
     v = sl_asprintf("%s, score=%s tagged_above=%s required=%s tests=[%s]",
                     f->spam_score >= r->tag2_level ? "Yes" : "No", score, tag, tag2, tests);
     free(tests);
@@ -255,7 +237,7 @@ spam_edits(const struct policy_view *view, const struct policy_facts *f, const c
 
     if (!f->spam_scanned || f->spam_score < r->tag_level)
         return;
-    policy_fmt_score(score, sizeof(score), f->spam_score);
+    sl_format_score(f->spam_score, score, sizeof(score));
     if (f->spam_score >= r->tag2_level)
         edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Flag", sl_strdup("YES"));
     edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Score", sl_strdup(score));
@@ -334,7 +316,7 @@ reason_for(enum policy_ccat c, const struct policy_facts *f, const struct policy
                            f->n_unchecked_reasons > 0 ? f->unchecked_reasons[0] : "not scanned");
     case CCAT_SPAM:
     case CCAT_SPAMMY:
-        policy_fmt_score(score, sizeof(score), f->spam_score);
+        sl_format_score(f->spam_score, score, sizeof(score));
         return sl_asprintf("%s, score=%s", cat, score);
     case CCAT_BAD_HEADER:
         return sl_asprintf("BAD-HEADER: %s", f->n_bad_headers > 0 ? f->bad_headers[0] : "?");

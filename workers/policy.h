@@ -140,7 +140,4 @@ enum policy_destiny policy_destiny_from_name(const char *name);
 const char *policy_destiny_name(enum policy_destiny d);
 const char *policy_ccat_name(enum policy_ccat c);
 
-/* "1000", "6.31", "-0.5": at most 3 decimals, no exponent. */
-void policy_fmt_score(char *buf, size_t len, double v);
-
 #endif

@@ -68,6 +68,23 @@ scan_deadline(const struct scan_input *in, unsigned timeout_s)
     return d;
 }
 
+/* Spam scoring is about the text, not about large attachments: scanning
+ * the head, cut at a line end so that the scanner sees whole lines, is
+ * what amavisd-new >= 2.7 does and spamc's -s limit intends. */
+size_t
+scan_spam_len(const struct scan_input *in, size_t max_size, bool *truncated_r)
+{
+    size_t len = in->len;
+
+    *truncated_r = max_size > 0 && len > max_size;
+    if (!*truncated_r)
+        return len;
+    len = max_size;
+    while (len > 0 && in->data[len - 1] != '\n')
+        len--;
+    return len > 0 ? len : max_size;
+}
+
 /* poll for ev until deadline: 1 ready, 0 timed out, -1 error (errno) */
 static int
 wait_fd(int fd, short ev, unsigned long long deadline_ms)

@@ -549,21 +549,6 @@ job_scan_free(struct job_scan *js)
     checks_findings_free(&js->findings);
 }
 
-static Sluice__HeaderEdit__Op
-wire_op(int op)
-{
-    switch (op) {
-    case SL_HDR_APPEND:
-        return SLUICE__HEADER_EDIT__OP__APPEND;
-    case SL_HDR_REPLACE:
-        return SLUICE__HEADER_EDIT__OP__REPLACE;
-    case SL_HDR_DELETE:
-        return SLUICE__HEADER_EDIT__OP__DELETE;
-    default:
-        return SLUICE__HEADER_EDIT__OP__PREPEND;
-    }
-}
-
 /* Wire edits pointing into the policy's (no copies). */
 static Sluice__HeaderEdit **
 wire_edits(const struct policy_edit *e, size_t n, Sluice__HeaderEdit *store)
@@ -572,7 +557,7 @@ wire_edits(const struct policy_edit *e, size_t n, Sluice__HeaderEdit *store)
 
     for (size_t i = 0; i < n; i++) {
         sluice__header_edit__init(&store[i]);
-        store[i].op = wire_op(e[i].op);
+        store[i].op = sl_wire_header_op_from_mail(e[i].op);
         store[i].name = e[i].name;
         store[i].value = e[i].value;
         v[i] = &store[i];
@@ -690,7 +675,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     {
         char score[32] = "-";
         if (fs.pf.spam_scanned)
-            policy_fmt_score(score, sizeof(score), fs.pf.spam_score);
+            sl_format_score(fs.pf.spam_score, score, sizeof(score));
         sl_debug("%s: worker %s: %s, %u part(s), Message-ID <%s>, hits %s, clamd %llu ms, "
                  "spamd %llu ms, rspamd %llu ms, %llu ms, attempt %u",
                  job->job_id, w->id, pr.category, js.findings.parts, v.message_id, score,

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include "util/sl_buf.h"
 
+/* Numbered as HeaderEdit.Op in proto/sluice.proto, so that lib/net maps
+ * between the two without knowing this header (sl_wire_header_op_*). */
 enum sl_header_op {
     SL_HDR_PREPEND = 0,   /* above all existing headers (trace headers) */
     SL_HDR_APPEND = 1,    /* after the last header */

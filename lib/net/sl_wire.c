@@ -355,3 +355,23 @@ sl_wire_kind_name(const Sluice__Frame *frame)
         return "unset";
     }
 }
+
+/* One range check serves both directions: the numbers are the same
+ * (sl_wire.h). */
+static bool
+header_op_known(int op)
+{
+    return op >= SLUICE__HEADER_EDIT__OP__PREPEND && op <= SLUICE__HEADER_EDIT__OP__DELETE;
+}
+
+int
+sl_wire_header_op_to_mail(Sluice__HeaderEdit__Op op)
+{
+    return header_op_known((int)op) ? (int)op : SLUICE__HEADER_EDIT__OP__PREPEND;
+}
+
+Sluice__HeaderEdit__Op
+sl_wire_header_op_from_mail(int op)
+{
+    return header_op_known(op) ? (Sluice__HeaderEdit__Op)op : SLUICE__HEADER_EDIT__OP__PREPEND;
+}

@@ -69,4 +69,16 @@ bool sl_wire_job_id_valid(const char *id);
 /* "ready", "job", ... for log lines; "unset" if none. */
 const char *sl_wire_kind_name(const Sluice__Frame *frame);
 
+/* Header edits: HeaderEdit.Op on the wire <-> enum sl_header_op
+ * (lib/mail/sl_message.h), both directions here. The mail side is a plain
+ * int because sl_net may not depend on lib/mail: the broker links sl_net
+ * without it (docs/architecture.md, "Layering"). To make an int enough,
+ * enum sl_header_op gives each operation the number HeaderEdit.Op gives it
+ * (proto/sluice.proto: numbers on the wire never change), and
+ * tests/unit/test_wire.c, which sees both, checks that at compile time.
+ * A number either side does not know maps to PREPEND, as before; a
+ * received frame cannot carry one (sl_wire_check refuses it). */
+int sl_wire_header_op_to_mail(Sluice__HeaderEdit__Op op);
+Sluice__HeaderEdit__Op sl_wire_header_op_from_mail(int op);
+
 #endif

@@ -44,6 +44,11 @@ unsigned long long sl_now_wall_ms(void);
  * name as a comment as Postfix and amavisd-new write it:
  * "Tue, 21 Nov 2023 10:04:13 +0100 (CET)". len >= 40 holds any. */
 void sl_rfc5322_date(unsigned long long ms, char *buf, size_t len);
+/* A spam score as amavisd-new writes it in headers and logs: at most 3
+ * decimals, trailing zeros dropped, never an exponent ("6.31", "1000",
+ * "-0.5"); "-0" and non-finite values read "0". len >= 32 holds any
+ * score a scanner gives. */
+void sl_format_score(double score, char *buf, size_t len);
 
 /* Case-insensitive prefix test: returns the rest of s after prefix, or NULL. */
 const char *sl_strcase_prefix(const char *s, const char *prefix);

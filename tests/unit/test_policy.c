@@ -1,7 +1,9 @@
 /* test_policy.c - workers/policy.c: amavis' categories and their priority,
  * destinies (Debian defaults and configured), spam levels per recipient
  * and per domain, the DSN cut-off, header edits (X-Spam-*, subject tag,
- * X-Amavis-Alert) and policy banks (listener, origin, mynetworks). */
+ * X-Amavis-Alert) with the score format they use (sl_format_score) and
+ * policy banks (listener, origin, mynetworks). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -484,6 +486,16 @@ test_direction(void **state)
 static void
 test_names(void **state)
 {
+    /* the score in X-Spam-* headers, rspamd's symbols and the frontend's
+     * log lines: at most 3 decimals, no exponent, never "-0" */
+    static const struct {
+        double score;
+        const char *text;
+    } scores[] = {
+        {6.31, "6.31"}, {-0.0001, "0"},      {1000.001, "1000.001"}, {1000.0, "1000"},
+        {-0.0, "0"},    {-2.5, "-2.5"},      {0.1, "0.1"},           {1e9, "1000000000"},
+        {NAN, "0"},     {-INFINITY, "0"},
+    };
     char buf[32];
 
     (void)state;
@@ -491,12 +503,10 @@ test_names(void **state)
     assert_int_equal(policy_destiny_from_name("nonsense"), POLICY_D_TEMPFAIL);
     assert_string_equal(policy_destiny_name(POLICY_D_BOUNCE), "bounce");
     assert_string_equal(policy_ccat_name(CCAT_BAD_HEADER), "BAD-HEADER");
-    policy_fmt_score(buf, sizeof(buf), 6.31);
-    assert_string_equal(buf, "6.31");
-    policy_fmt_score(buf, sizeof(buf), -0.0001);
-    assert_string_equal(buf, "0");
-    policy_fmt_score(buf, sizeof(buf), 1000.001);
-    assert_string_equal(buf, "1000.001");
+    for (size_t i = 0; i < sizeof(scores) / sizeof(scores[0]); i++) {
+        sl_format_score(scores[i].score, buf, sizeof(buf));
+        assert_string_equal(buf, scores[i].text);
+    }
 }
 
 int

@@ -39,12 +39,12 @@
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "util/sl_id.h"
+#include "util/sl_idmap.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
 #define LINK_DRAIN_BATCH 256    /* messages per wake-up before other events get a turn */
 #define LINK_TICK_MS 200        /* heartbeats, liveness, pending jobs */
-#define LINK_JOB_BUCKETS 4096   /* power of two */
 #define LINK_LIVENESS_MS ((unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
 
 struct fe_broker_link;
@@ -67,7 +67,6 @@ struct link_conn {
 };
 
 struct fe_link_job {
-    struct fe_link_job *hnext;  /* bucket chain */
     struct fe_link_job *prev, *next;    /* all jobs */
     char id[SL_ID_LEN + 1];
     void *ctx;                  /* the caller's, handed back with the verdict */
@@ -91,42 +90,25 @@ struct fe_broker_link {
     unsigned draining;          /* inside on_verdict: destroy must wait */
     bool destroy_pending;
 
-    struct fe_link_job **buckets;
-    struct fe_link_job *jobs;      /* list head */
+    struct sl_idmap *by_id;     /* job id -> struct fe_link_job, for the verdicts */
+    struct fe_link_job *jobs;   /* list head */
     unsigned n_held, n_pending;
     unsigned long long n_jobs, n_verdicts, n_resubmitted, n_duplicate_verdicts, n_bad;
 };
 
 /* ---- the job table ---------------------------------------------------- */
 
-static size_t
-job_bucket(const char *id)
-{
-    size_t h = 5381;
-    for (const char *p = id; *p != '\0'; p++)
-        h = h * 33 + (unsigned char)*p;
-    return h & (LINK_JOB_BUCKETS - 1);
-}
-
 static struct fe_link_job *
 job_find(struct fe_broker_link *link, const char *id)
 {
-    for (struct fe_link_job *j = link->buckets[job_bucket(id)]; j != NULL; j = j->hnext)
-        if (strcmp(j->id, id) == 0)
-            return j;
-    return NULL;
+    return sl_idmap_find(link->by_id, id);
 }
 
 /* Unlinks and frees j, dropping its body reference. */
 static void
 job_remove(struct fe_broker_link *link, struct fe_link_job *j)
 {
-    for (struct fe_link_job **pp = &link->buckets[job_bucket(j->id)]; *pp != NULL;
-         pp = &(*pp)->hnext)
-        if (*pp == j) {
-            *pp = j->hnext;
-            break;
-        }
+    SL_BUG_ON(sl_idmap_remove(link->by_id, j->id) != j);
     if (j->prev != NULL)
         j->prev->next = j->next;
     else
@@ -480,7 +462,7 @@ link_free(struct fe_broker_link *link)
     if (link->tick != NULL)
         event_free(link->tick);
     free(link->conns);
-    free(link->buckets);
+    sl_idmap_destroy(&link->by_id);
     free(link);
 }
 
@@ -662,7 +644,7 @@ fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, 
     link->zctx = zctx;
     link->config = config;
     link->on_verdict = on_verdict;
-    link->buckets = sl_calloc(LINK_JOB_BUCKETS, sizeof(*link->buckets));
+    link->by_id = sl_idmap_new();
     link->n_conns = n_endpoints;
     link->conns = sl_calloc(n_endpoints, sizeof(*link->conns));
     for (size_t i = 0; i < n_endpoints; i++) {
@@ -728,16 +710,13 @@ fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struc
         free(j);
         return NULL;
     }
-    /* ids are fresh random ones (sl_id_new): verdicts are matched by them */
-    SL_BUG_ON(job_find(link, job->job_id) != NULL);
     snprintf(j->id, sizeof(j->id), "%s", job->job_id);
+    /* ids are fresh random ones (sl_id_new): verdicts are matched by them */
+    SL_BUG_ON(sl_idmap_insert(link->by_id, j->id, j) != 0);
     j->ctx = ctx;
     j->body = sl_body_ref(body);
     j->conn = -1;
     j->submits = 1;
-    size_t h = job_bucket(j->id);
-    j->hnext = link->buckets[h];
-    link->buckets[h] = j;
     j->next = link->jobs;
     if (link->jobs != NULL)
         link->jobs->prev = j;

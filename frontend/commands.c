@@ -314,14 +314,13 @@ static void
 xforward_store(void *ctx, const char *name, const char *value)
 {
     struct session *s = ctx;
-    for (int i = 0; i < XF_COUNT; i++) {
-        if (strcasecmp(name, fe_xf_names[i]) == 0) {
-            free(s->env.xforward[i]);
-            s->env.xforward[i] = sl_strdup(value);
-            return;
-        }
-    }
+    int i = sl_xforward_attr_lookup(name);
+
     /* DOMAIN and future attributes: not advertised, so not expected; ignore */
+    if (i < 0 || i == SL_XF_DOMAIN)
+        return;
+    free(s->env.xforward[i]);
+    s->env.xforward[i] = sl_strdup(value);
 }
 
 static void

@@ -30,9 +30,6 @@
 
 #define JOB_REPLY_MAX 510 /* RFC 5321 4.5.3.1.5: 512 with CRLF */
 
-const char *const fe_xf_names[XF_COUNT] = {"NAME", "ADDR",  "PORT",  "PROTO",
-                                           "HELO", "IDENT", "SOURCE"};
-
 struct fe_job {
     struct fe_job *next, *prev; /* fe->jobs */
     struct fe_context *fe;
@@ -95,7 +92,7 @@ fe_envelope_clear(struct fe_envelope *e)
         free(e->rcpts[i].orcpt);
     }
     e->n_rcpts = 0;
-    for (int i = 0; i < XF_COUNT; i++)
+    for (int i = 0; i < SL_XF_COUNT; i++)
         sl_free_and_clear(&e->xforward[i]);
 }
 
@@ -182,8 +179,8 @@ job_log_summary(const struct fe_job *j, const char *action, const char *queued_a
                 const char *detail)
 {
     struct sl_buf line;
-    const char *ip = j->env.xforward[XF_ADDR] ? j->env.xforward[XF_ADDR] : j->peer_ip;
-    const char *port = j->env.xforward[XF_PORT];
+    const char *ip = j->env.xforward[SL_XF_ADDR] ? j->env.xforward[SL_XF_ADDR] : j->peer_ip;
+    const char *port = j->env.xforward[SL_XF_PORT];
     bool passed = strstr(action, "Relayed") != NULL;
 
     sl_buf_init(&line);
@@ -196,7 +193,7 @@ job_log_summary(const struct fe_job *j, const char *action, const char *queued_a
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         sl_buf_printf(&line, "%s<%s>", i ? "," : " ", j->env.rcpts[i].address);
     sl_buf_printf(&line, ", Queue-ID: %s, Message-ID: %s, mail_id: %s, Hits: %s, size: %zu",
-                  j->env.xforward[XF_IDENT] ? j->env.xforward[XF_IDENT] : "-",
+                  j->env.xforward[SL_XF_IDENT] ? j->env.xforward[SL_XF_IDENT] : "-",
                   j->message_id && *j->message_id ? j->message_id : "-", j->id,
                   j->hits ? j->hits : "-", j->body ? j->body->len : (size_t)0);
     if (queued_as)
@@ -298,12 +295,6 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         rcpts[i] = (struct fe_reinject_rcpt){j->env.rcpts[i].address, j->env.rcpts[i].notify,
                                              j->env.rcpts[i].orcpt};
-    char *const *xfa = j->env.xforward;
-    struct fe_xforward xf = {
-        .name = xfa[XF_NAME], .addr = xfa[XF_ADDR],   .port = xfa[XF_PORT],
-        .proto = xfa[XF_PROTO], .helo = xfa[XF_HELO], .ident = xfa[XF_IDENT],
-        .source = xfa[XF_SOURCE],
-    };
     struct fe_reinject_request req = {
         .job_id = j->id,
         .host = oc->reinject_to_client ? j->peer_ip : oc->reinject_host,
@@ -316,7 +307,7 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
         .smtputf8 = j->env.smtputf8,
         .rcpts = rcpts,
         .n_rcpts = j->env.n_rcpts,
-        .xforward = &xf,
+        .xforward = j->env.xforward,
         .body = j->body,
     };
     struct fe_delivery_params p = {
@@ -448,7 +439,7 @@ job_ledger_start(struct fe_job *j)
     char *mid_copy = mid ? sl_strndup(mid, mid_len) : NULL;
     struct fe_ledger_message m = {
         .origin = j->origin->config->name,
-        .ident = j->env.xforward[XF_IDENT],
+        .ident = j->env.xforward[SL_XF_IDENT],
         .message_id = mid_copy,
         .body = j->body->data,
         .body_len = j->body->len,
@@ -472,19 +463,19 @@ job_submit(struct fe_job *j)
     const struct fe_envelope *e = &j->env;
     Sluice__Job job = SLUICE__JOB__INIT;
     Sluice__Xforward xf = SLUICE__XFORWARD__INIT;
-    char *xv[XF_COUNT];
+    char *xv[SL_XF_COUNT];
     Sluice__Recipient *rcpt_store = sl_calloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*rcpt_store));
     Sluice__Recipient **rcpt_ptrs = sl_calloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*rcpt_ptrs));
 
-    for (int i = 0; i < XF_COUNT; i++)
+    for (int i = 0; i < SL_XF_COUNT; i++)
         xv[i] = e->xforward[i] ? e->xforward[i] : (char *)"";
-    xf.name = xv[XF_NAME];
-    xf.addr = xv[XF_ADDR];
-    xf.port = xv[XF_PORT];
-    xf.proto = xv[XF_PROTO];
-    xf.helo = xv[XF_HELO];
-    xf.ident = xv[XF_IDENT];
-    xf.source = xv[XF_SOURCE];
+    xf.name = xv[SL_XF_NAME];
+    xf.addr = xv[SL_XF_ADDR];
+    xf.port = xv[SL_XF_PORT];
+    xf.proto = xv[SL_XF_PROTO];
+    xf.helo = xv[SL_XF_HELO];
+    xf.ident = xv[SL_XF_IDENT];
+    xf.source = xv[SL_XF_SOURCE];
     for (size_t i = 0; i < e->n_rcpts; i++) {
         sluice__recipient__init(&rcpt_store[i]);
         rcpt_store[i].address = e->rcpts[i].address;
@@ -558,7 +549,7 @@ fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
         job_ledger_start(j);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", j->id,
              j->body->len, j->env.n_rcpts,
-             j->env.xforward[XF_IDENT] ? j->env.xforward[XF_IDENT] : "-");
+             j->env.xforward[SL_XF_IDENT] ? j->env.xforward[SL_XF_IDENT] : "-");
     return j;
 }
 

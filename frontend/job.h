@@ -30,15 +30,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "sluice.pb-c.h"
+#include "mail/sl_smtp_parser.h"
 #include "util/sl_body.h"
 
 struct fe_context;
 struct fe_origin;
 struct fe_job;
-
-/* XFORWARD attributes sluice advertises and keeps, in Postfix's order. */
-enum fe_xf_attr { XF_NAME, XF_ADDR, XF_PORT, XF_PROTO, XF_HELO, XF_IDENT, XF_SOURCE, XF_COUNT };
-extern const char *const fe_xf_names[XF_COUNT];
 
 struct fe_rcpt {
     char *address; /* without <> */
@@ -54,7 +51,7 @@ struct fe_envelope {
     bool smtputf8;
     struct fe_rcpt *rcpts;
     size_t n_rcpts, cap_rcpts;
-    char *xforward[XF_COUNT]; /* NULL when not given */
+    char *xforward[SL_XF_COUNT]; /* by enum sl_xforward_attr; NULL when not given */
 };
 
 /* Appends r (its strings now belong to the envelope). */

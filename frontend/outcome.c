@@ -10,6 +10,7 @@
 #include "ledger.h"
 #include "reply_map.h"
 #include "mail/sl_message.h"
+#include "net/sl_wire.h"
 #include "util/sl_body.h"
 #include "util/sl_buf.h"
 #include "util/sl_log.h"
@@ -67,7 +68,6 @@ struct fe_delivery {
     /* the request, kept for the ledger's records and the report; its
      * strings belong to the job, which outlives us */
     struct fe_reinject_request req;
-    struct fe_xforward xf;
     struct fe_reinject_rcpt *rcpts;
     struct fe_ledger *ledger;
     char *ledger_key;
@@ -79,21 +79,6 @@ struct fe_delivery {
 };
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static enum sl_header_op
-op_from_wire(Sluice__HeaderEdit__Op op)
-{
-    switch (op) {
-    case SLUICE__HEADER_EDIT__OP__APPEND:
-        return SL_HDR_APPEND;
-    case SLUICE__HEADER_EDIT__OP__REPLACE:
-        return SL_HDR_REPLACE;
-    case SLUICE__HEADER_EDIT__OP__DELETE:
-        return SL_HDR_DELETE;
-    default:
-        return SL_HDR_PREPEND;
-    }
-}
 
 static bool
 edits_equal(const Sluice__RecipientVerdict *a, const Sluice__RecipientVerdict *b)
@@ -176,14 +161,7 @@ fe_verdict_log_parts(const Sluice__Verdict *v, char **category_r, char **hits_r)
     }
     if (f != NULL && f->spam_scanned) {
         char buf[64];
-        snprintf(buf, sizeof(buf), "%.3f", f->spam_score);
-        char *e = buf + strlen(buf) - 1; /* "1000.000" -> "1000" as amavis */
-        while (*e == '0')
-            *e-- = '\0';
-        if (*e == '.')
-            *e = '\0';
-        if (strcmp(buf, "-0") == 0)
-            strcpy(buf, "0");
+        sl_format_score(f->spam_score, buf, sizeof(buf)); /* "1000", as amavis */
         *hits_r = sl_strdup(buf);
     }
 }
@@ -790,11 +768,11 @@ group_copy_edits(struct group *gr, const Sluice__Verdict *v)
     gr->edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*gr->edits));
     gr->n_edits = ne;
     for (size_t k = 0; k < v->n_edits; k++)
-        gr->edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op),
+        gr->edits[k] = (struct sl_header_edit){(enum sl_header_op)sl_wire_header_op_to_mail(v->edits[k]->op),
                                                sl_strdup(v->edits[k]->name),
                                                sl_strdup(v->edits[k]->value)};
     for (size_t k = 0; k < gr->key->n_edits; k++)
-        gr->edits[v->n_edits + k] = (struct sl_header_edit){op_from_wire(gr->key->edits[k]->op),
+        gr->edits[v->n_edits + k] = (struct sl_header_edit){(enum sl_header_op)sl_wire_header_op_to_mail(gr->key->edits[k]->op),
                                                             sl_strdup(gr->key->edits[k]->name),
                                                             sl_strdup(gr->key->edits[k]->value)};
     gr->key = NULL; /* points into the verdict */
@@ -830,10 +808,6 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
     d->rcpts = sl_calloc(req->n_rcpts ? req->n_rcpts : 1, sizeof(*d->rcpts));
     memcpy(d->rcpts, req->rcpts, req->n_rcpts * sizeof(*d->rcpts));
     d->req.rcpts = d->rcpts;
-    if (req->xforward != NULL) {
-        d->xf = *req->xforward;
-        d->req.xforward = &d->xf;
-    }
     d->ledger = p->ledger_key != NULL ? p->ledger : NULL;
     d->ledger_key = d->ledger != NULL ? sl_strdup(p->ledger_key) : NULL;
     d->tempfail_unavailable = p->tempfail_unavailable;

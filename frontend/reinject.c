@@ -1379,12 +1379,7 @@ fe_reinject_start(struct fe_reinjector *r, const struct fe_reinject_request *req
             bad = "recipient";
     }
     if (req->xforward) {
-        const struct fe_xforward *x = req->xforward;
-        const char *v[SL_XF_COUNT] = {
-            [SL_XF_NAME] = x->name,     [SL_XF_ADDR] = x->addr,     [SL_XF_PORT] = x->port,
-            [SL_XF_PROTO] = x->proto,   [SL_XF_HELO] = x->helo,     [SL_XF_IDENT] = x->ident,
-            [SL_XF_SOURCE] = x->source, [SL_XF_DOMAIN] = x->domain,
-        };
+        char *const *v = req->xforward;
 
         for (int i = 0; i < SL_XF_COUNT; i++)
             op->xf[i] = dup_or_null(v[i]);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include "mail/sl_message.h"
+#include "mail/sl_smtp_parser.h"
 #include "util/sl_body.h"
 
 struct fe_reinjector;
@@ -36,11 +37,6 @@ struct fe_reinject_rcpt {
     const char *address;        /* without <> */
     const char *notify;         /* DSN NOTIFY value or NULL */
     const char *orcpt;          /* DSN ORCPT value or NULL */
-};
-
-/* XFORWARD attributes to pass on; NULL members are not sent. */
-struct fe_xforward {
-    const char *name, *addr, *port, *proto, *helo, *ident, *source, *domain;
 };
 
 struct fe_reinject_request {
@@ -53,7 +49,9 @@ struct fe_reinject_request {
     bool smtputf8;
     const struct fe_reinject_rcpt *rcpts;
     size_t n_rcpts;
-    const struct fe_xforward *xforward; /* may be NULL */
+    /* XFORWARD attributes to pass on, by enum sl_xforward_attr
+     * (mail/sl_smtp_parser.h); a NULL value is not sent; NULL: none */
+    char *const *xforward;
     struct sl_body *body;               /* the request takes a reference */
     const struct sl_header_edit *edits; /* copied by the request */
     size_t n_edits;

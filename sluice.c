@@ -6,6 +6,7 @@
  *   sluice [-c file] [-o key=value]... config [-n]
  *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice keygen NAME
+ *   sluice [-c file] [-o key=value]... check-postfix [-c dir] [--origin name]
  *   sluice version | help
  *
  * DESIGN
@@ -19,8 +20,11 @@
  *
  *   The roles' run functions (all, frontend, broker, worker) are here
  *   because this file is the only code that may link the roles; the
- *   other commands (config, status, keygen, version) are in lib/cli. help
- *   is here with the text it prints.
+ *   other commands (config, status, keygen, version, check-postfix) are
+ *   in lib/cli. help is here with the text it prints. A command with
+ *   options of its own (SL_CLI_ARGS) gets the words after its name: before
+ *   the name -c is sluice's file, after it check-postfix's -c is Postfix's
+ *   directory, as postconf -c.
  *
  * DIAGNOSTICS
  *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
@@ -82,6 +86,23 @@ static const char usage_text[] =
     "               NAME.pub to frontends and workers (security.broker_public_key\n"
     "               or _file) and put theirs in the broker's security.allow_dir\n"
     "               (frontend/NAME.pub, worker/NAME.pub); see docs/cluster.md\n"
+    "  check-postfix [-c DIR] [--origin NAME]\n"
+    "               compare a Postfix instance's filter settings with this\n"
+    "               configuration, as postfix check does: content_filter against\n"
+    "               frontend.listen; the transport's maxproc and\n"
+    "               <transport>_destination_concurrency_limit against the\n"
+    "               origin's concurrency; lmtp_data_done_timeout above\n"
+    "               job.timeout; lmtp_send_xforward_command = yes; the\n"
+    "               reinjection smtpd's content_filter=, receive_override_options,\n"
+    "               smtpd_authorized_xforward_hosts and mynetworks. Prints one\n"
+    "               \"sluice: warning: ...; fix: ...\" line per mismatch, the fix\n"
+    "               being the postconf command that mends it. -c DIR: the\n"
+    "               instance's configuration directory (postconf -c; sluice's own\n"
+    "               -c FILE goes before the command). --origin NAME: compare with\n"
+    "               that origin, not the one whose match holds the instance's\n"
+    "               lmtp_bind_address (127.0.0.1 when unset). Exit 0 all right,\n"
+    "               1 mismatches, 69 postconf cannot be run, 78 Postfix's\n"
+    "               configuration cannot be read\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -481,6 +502,7 @@ static const struct sl_cli_command commands[] = {
     {"config", sl_cli_config, SL_CLI_CONFIG, NULL},
     {"status", sl_cli_status, SL_CLI_CONFIG, NULL},
     {"keygen", sl_cli_keygen, SL_CLI_OPERAND, NULL},
+    {"check-postfix", sl_cli_check_postfix, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
     {"version", sl_cli_version, 0, NULL},
     {"help", run_help, 0, NULL},
 };
@@ -562,6 +584,12 @@ cli_parse(int argc, char **argv, struct sl_cli *cli)
                 return rc;
         } else if (name == NULL) {
             name = argv[optind++];
+            if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_ARGS)) {
+                /* the rest is the command's own (argv[0] its name) */
+                cli->argc = argc - optind + 1;
+                cli->argv = &argv[optind - 1];
+                break;
+            }
         } else if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_OPERAND) &&
                    cli->operand == NULL) {
             cli->operand = argv[optind++];
@@ -775,7 +803,7 @@ cli_cleanup(struct sl_cli *cli)
 int
 main(int argc, char **argv)
 {
-    struct sl_cli cli = {0};
+    struct sl_cli cli = {.usage = usage_text};
     int rc;
 
     if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)

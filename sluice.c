@@ -503,6 +503,7 @@ static const struct sl_cli_command commands[] = {
     {"status", sl_cli_status, SL_CLI_CONFIG, NULL},
     {"keygen", sl_cli_keygen, SL_CLI_OPERAND, NULL},
     {"check-postfix", sl_cli_check_postfix, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
+    {"drill", sl_cli_drill, SL_CLI_ARGS, NULL},
     {"version", sl_cli_version, 0, NULL},
     {"help", run_help, 0, NULL},
 };

@@ -44,7 +44,7 @@ struct check {
     struct sl_check_postfix *r;
     char *postconf; /* "postconf" or "postconf -c DIR", to begin each fix */
     /* learned along the way */
-    char *filter_host; /* content_filter's next hop, NULL if none */
+    char *filter_host;                      /* content_filter's next hop, NULL if none */
     const struct sl_postconf_service *feed; /* the transport's master.cf entry */
     const char *proto;                      /* "lmtp" or "smtp": its parameters' prefix */
     char client_ip[INET6_ADDRSTRLEN];       /* where this Postfix connects from, "" unknown */
@@ -711,7 +711,7 @@ sl_cli_check_postfix(struct sl_cli *cli)
 
     optind = 0; /* GNU getopt: start afresh on the command's own argv */
     opterr = 0;
-    while ((c = getopt_long(cli->argc, cli->argv, "+c:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(cli->argc, cli->argv, "+:c:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             dir = optarg;
@@ -722,6 +722,10 @@ sl_cli_check_postfix(struct sl_cli *cli)
         case 'h':
             fputs(cli->usage, stdout);
             return 0;
+        case ':':
+            fprintf(stderr, "sluice: check-postfix: %s needs a value\nTry 'sluice --help'.\n",
+                    cli->argv[optind - 1]);
+            return EX_USAGE;
         default:
             fprintf(stderr, "sluice: check-postfix: bad option '%s'\nTry 'sluice --help'.\n",
                     cli->argv[optind - 1]);

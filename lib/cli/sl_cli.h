@@ -1,5 +1,5 @@
 /* sl_cli.h - the commands of the sluice binary, and the ones that are not
- * roles (status, config, keygen, version, check-postfix).
+ * roles (status, config, keygen, version, check-postfix, drill).
  *
  * SYNOPSIS
  *   sluice.c holds the command table, as git.c and Postfix's front ends
@@ -98,5 +98,8 @@ int sl_cli_version(struct sl_cli *cli);
  * filter settings against this configuration (cli/sl_check_postfix.h);
  * 0 all right, 1 mismatches, 69/78 Postfix's configuration unreadable. */
 int sl_cli_check_postfix(struct sl_cli *cli);
+/* sluice drill --via HOST:PORT[,...] --sink HOST:PORT ...: the failover
+ * drill (cli/sl_drill.h); 0 nothing lost, 1 loss, 2 not all accepted. */
+int sl_cli_drill(struct sl_cli *cli);
 
 #endif

@@ -722,21 +722,12 @@ sl_cli_check_postfix(struct sl_cli *cli)
         case 'h':
             fputs(cli->usage, stdout);
             return 0;
-        case ':':
-            fprintf(stderr, "sluice: check-postfix: %s needs a value\nTry 'sluice --help'.\n",
-                    cli->argv[optind - 1]);
-            return EX_USAGE;
         default:
-            fprintf(stderr, "sluice: check-postfix: bad option '%s'\nTry 'sluice --help'.\n",
-                    cli->argv[optind - 1]);
-            return EX_USAGE;
+            return sl_cli_bad_option(cli, c);
         }
     }
-    if (optind < cli->argc) {
-        fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
-                cli->argv[optind]);
-        return EX_USAGE;
-    }
+    if ((rc = sl_cli_no_operands(cli)) != 0)
+        return rc;
     if (dir && stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
         /* the commonest slip: sluice's file given after the command */
         fprintf(stderr,

@@ -94,6 +94,13 @@ int sl_cli_status(struct sl_cli *cli);
 int sl_cli_keygen(struct sl_cli *cli);
 /* sluice version */
 int sl_cli_version(struct sl_cli *cli);
+/* For commands with options of their own (SL_CLI_ARGS), after getopt_long
+ * on (argc, argv): c being ':' (a value missing) or '?' (an unknown
+ * option), says so and returns EX_USAGE. */
+int sl_cli_bad_option(const struct sl_cli *cli, int c);
+/* Words left after the options: says so and returns EX_USAGE; else 0. */
+int sl_cli_no_operands(const struct sl_cli *cli);
+
 /* sluice check-postfix [-c DIR] [--origin NAME]: the Postfix instance's
  * filter settings against this configuration (cli/sl_check_postfix.h);
  * 0 all right, 1 mismatches, 69/78 Postfix's configuration unreadable. */

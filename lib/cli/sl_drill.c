@@ -32,6 +32,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ struct drill_opts {
     const char *bind; /* source address, Postfix's lmtp_bind_address */
     unsigned count, rcpts, sessions, attempts;
     double rate; /* messages a second, 0: as fast as the sessions go */
-    size_t size;
+    unsigned size;
     unsigned timeout_s, grace_s, reply_timeout_s;
     bool json, quiet, fail_on_duplicates;
 };
@@ -284,7 +285,7 @@ static void
 txn_command(const struct session *s, unsigned i, struct sl_buf *out)
 {
     if (i == 0)
-        sl_buf_printf(out, "MAIL FROM:<" DRILL_SENDER "> SIZE=%zu\r\n", s->d->o->size);
+        sl_buf_printf(out, "MAIL FROM:<" DRILL_SENDER "> SIZE=%u\r\n", s->d->o->size);
     else if (i <= s->n_rcpts)
         sl_buf_printf(out, "RCPT TO:<rcpt%u@" SL_DRILL_DOMAIN ">\r\n", s->rcpts[i - 1] + 1);
     else
@@ -540,17 +541,13 @@ session_on_read(struct bufferevent *bev, void *ctx)
 {
     struct session *s = ctx;
     struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
     struct sl_smtp_reply r;
     const char *error;
     int ret;
 
-    while (evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec vec;
-        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
-            break;
-        sl_smtp_reply_parser_feed(s->rp, vec.iov_base, vec.iov_len);
-        evbuffer_drain(in, vec.iov_len);
-    }
+    sl_smtp_reply_parser_feed(s->rp, evbuffer_pullup(in, -1), n);
+    evbuffer_drain(in, n);
     while (s->bev != NULL && (ret = sl_smtp_reply_parser_next(s->rp, &r, &error)) != 0) {
         if (ret < 0) {
             session_close(s, error);
@@ -799,7 +796,7 @@ report(struct drill *d)
                sum.sent, sum.accepted, sum.delivered, sum.lost, sum.duplicates, sum.tempfails,
                sum.p50_ms, sum.p99_ms);
     } else {
-        printf("drill %s: %u message(s) x %u recipient(s), %zu bytes, ", d->runid, o->count,
+        printf("drill %s: %u message(s) x %u recipient(s), %u bytes, ", d->runid, o->count,
                o->rcpts, o->size);
         if (o->rate > 0)
             printf("%g/s", o->rate);
@@ -925,6 +922,21 @@ drill_options(struct sl_cli *cli, struct drill_opts *o, char **via_list)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* the numeric ones: where each goes, and its bounds */
+    static const struct {
+        int id;
+        unsigned long min, max;
+        size_t offset;
+    } numeric[] = {
+        {O_COUNT, 1, SL_DRILL_MAX_COUNT, offsetof(struct drill_opts, count)},
+        {O_RCPTS, 1, SL_DRILL_MAX_RCPTS, offsetof(struct drill_opts, rcpts)},
+        {O_SESSIONS, 1, 1000, offsetof(struct drill_opts, sessions)},
+        {O_ATTEMPTS, 1, 100, offsetof(struct drill_opts, attempts)},
+        {O_TIMEOUT, 1, 86400, offsetof(struct drill_opts, timeout_s)},
+        {O_GRACE, 0, 3600, offsetof(struct drill_opts, grace_s)},
+        {O_REPLY_TIMEOUT, 1, 3600, offsetof(struct drill_opts, reply_timeout_s)},
+        {O_SIZE, 0, 10u << 20, offsetof(struct drill_opts, size)},
+    };
     unsigned long v;
     bool timeout_given = false;
     int c;
@@ -955,39 +967,6 @@ drill_options(struct sl_cli *cli, struct drill_opts *o, char **via_list)
         case O_BIND:
             o->bind = optarg;
             break;
-        case O_COUNT:
-            bad = parse_number(opt, optarg, 1, SL_DRILL_MAX_COUNT, &v);
-            o->count = (unsigned)v;
-            break;
-        case O_RCPTS:
-            bad = parse_number(opt, optarg, 1, SL_DRILL_MAX_RCPTS, &v);
-            o->rcpts = (unsigned)v;
-            break;
-        case O_SESSIONS:
-            bad = parse_number(opt, optarg, 1, 1000, &v);
-            o->sessions = (unsigned)v;
-            break;
-        case O_ATTEMPTS:
-            bad = parse_number(opt, optarg, 1, 100, &v);
-            o->attempts = (unsigned)v;
-            break;
-        case O_TIMEOUT:
-            bad = parse_number(opt, optarg, 1, 86400, &v);
-            o->timeout_s = (unsigned)v;
-            timeout_given = true;
-            break;
-        case O_GRACE:
-            bad = parse_number(opt, optarg, 0, 3600, &v);
-            o->grace_s = (unsigned)v;
-            break;
-        case O_REPLY_TIMEOUT:
-            bad = parse_number(opt, optarg, 1, 3600, &v);
-            o->reply_timeout_s = (unsigned)v;
-            break;
-        case O_SIZE:
-            bad = parse_number(opt, optarg, 0, 10u << 20, &v);
-            o->size = v;
-            break;
         case O_RATE: {
             char *end;
             o->rate = strtod(optarg, &end);
@@ -1011,23 +990,25 @@ drill_options(struct sl_cli *cli, struct drill_opts *o, char **via_list)
             break;
         case 'h':
             return -1;
-        case ':':
-            fprintf(stderr, "sluice: drill: %s needs a value\nTry 'sluice --help'.\n",
-                    cli->argv[optind - 1]);
-            return EX_USAGE;
         default:
-            fprintf(stderr, "sluice: drill: bad option '%s'\nTry 'sluice --help'.\n",
-                    cli->argv[optind - 1]);
-            return EX_USAGE;
+            for (size_t i = 0; i < SL_N_ELEMENTS(numeric); i++) {
+                if (numeric[i].id != c)
+                    continue;
+                if (parse_number(opt, optarg, numeric[i].min, numeric[i].max, &v) < 0)
+                    return EX_USAGE;
+                *(unsigned *)((char *)o + numeric[i].offset) = (unsigned)v;
+                timeout_given |= c == O_TIMEOUT;
+                break;
+            }
+            if (c < O_VIA) /* ':' or '?' */
+                return sl_cli_bad_option(cli, c);
+            break;
         }
         if (bad)
             return EX_USAGE;
     }
-    if (optind < cli->argc) {
-        fprintf(stderr, "sluice: unexpected argument '%s'\nTry 'sluice --help'.\n",
-                cli->argv[optind]);
-        return EX_USAGE;
-    }
+    if ((c = sl_cli_no_operands(cli)) != 0)
+        return c;
     if (*via_list == NULL || o->sink == NULL) {
         fprintf(stderr, "sluice: drill needs --via HOST:PORT[,...] (the frontends) and --sink "
                         "HOST:PORT (where their origin reinjects)\n");

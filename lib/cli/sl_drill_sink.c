@@ -186,17 +186,13 @@ conn_on_read(struct bufferevent *bev, void *ctx)
 {
     struct sink_conn *c = ctx;
     struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
     struct sl_smtp_cmd cmd;
     const char *error;
     int ret;
 
-    while (evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec vec;
-        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
-            break;
-        sl_smtp_parser_feed(c->parser, vec.iov_base, vec.iov_len);
-        evbuffer_drain(in, vec.iov_len);
-    }
+    sl_smtp_parser_feed(c->parser, evbuffer_pullup(in, -1), n);
+    evbuffer_drain(in, n);
     while (!c->closing && (ret = sl_smtp_parser_next(c->parser, &cmd, &error)) != 0) {
         if (ret < 0)
             reply(c, "500 5.5.2 Error: %s", error);

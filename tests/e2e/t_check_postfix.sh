@@ -22,16 +22,10 @@ need_cmd postconf
 
 # The correct instance: lib.sh's writers, as start_postfix uses them, on the
 # standard ports (nothing is started: postconf only reads the files).
-PF_DIR=$E2E_TMP/postfix
-PF_CONF=$PF_DIR/etc
-PF_QUEUE=$PF_DIR/spool
-PF_DATA=$PF_DIR/data
-PF_VMAIL=$PF_DIR/vmail
-PF_LOG=$PF_DIR/maillog
+pf_layout "$E2E_TMP/postfix"
 PF_SMTP_PORT=$(free_port)
 PF_FILTER_PORT=$STD_FILTER_PORT
 PF_REINJECT_PORT=$STD_REINJECT_PORT
-mkdir -p "$PF_CONF"
 pf_write_main_cf
 pf_write_master_cf
 GOOD=$PF_CONF
@@ -98,72 +92,53 @@ grep -qE '^sluice: check-postfix: Postfix .* feeds sluice as configured: transpo
     fail "the correct instance: summary: $out"
 ok "docs/postfix.md's instance: exit 0, no warning ($out)"
 
-# ---- one mistake each: main.cf
-d=$(fresh filter_port)
-postconf -c "$d" -e 'content_filter = amavisfeed:[127.0.0.1]:10026'
-expect_one filter_port 'content_filter = amavisfeed:\[127\.0\.0\.1\]:10026 sends mail to 127\.0\.0\.1:10026, but sluice listens on frontend\.listen 127\.0\.0\.1:10024'
+# mistake NAME ERE POSTCONF-ARGS...: a copy of the correct instance with
+# one change made by postconf -c COPY POSTCONF-ARGS, then expect_one.
+mistake() {
+    local name=$1 ere=$2 d
+    shift 2
+    d=$(fresh "$name")
+    postconf -c "$d" "$@" || fail "$name: postconf -c $d $* failed"
+    expect_one "$name" "$ere"
+}
 
-d=$(fresh filter_unset)
-postconf -c "$d" -X content_filter
-expect_one filter_unset 'content_filter is not set.*fix: .*content_filter = amavisfeed:\[127\.0\.0\.1\]:10024'
+# ---- one mistake each: main.cf (-e, -X)
+mistake filter_port 'content_filter = amavisfeed:\[127\.0\.0\.1\]:10026 sends mail to 127\.0\.0\.1:10026, but sluice listens on frontend\.listen 127\.0\.0\.1:10024' \
+    -e 'content_filter = amavisfeed:[127.0.0.1]:10026'
+mistake filter_unset 'content_filter is not set.*fix: .*content_filter = amavisfeed:\[127\.0\.0\.1\]:10024' \
+    -X content_filter
+mistake limit_4 'amavisfeed_destination_concurrency_limit is 4, not origins\.default\.concurrency \(2\)' \
+    -e 'amavisfeed_destination_concurrency_limit = 4'
+mistake limit_unset 'amavisfeed_destination_concurrency_limit is not set: Postfix uses default_destination_concurrency_limit \(20\), not origins\.default\.concurrency \(2\)' \
+    -X amavisfeed_destination_concurrency_limit
+mistake size_unlimited 'message_size_limit is 0 .* above frontend\.max_message_size \(52428800\)' \
+    -e 'message_size_limit = 0'
 
-d=$(fresh limit_4)
-postconf -c "$d" -e 'amavisfeed_destination_concurrency_limit = 4'
-expect_one limit_4 'amavisfeed_destination_concurrency_limit is 4, not origins\.default\.concurrency \(2\)'
-
-d=$(fresh limit_unset)
-postconf -c "$d" -X amavisfeed_destination_concurrency_limit
-expect_one limit_unset 'amavisfeed_destination_concurrency_limit is not set: Postfix uses default_destination_concurrency_limit \(20\), not origins\.default\.concurrency \(2\)'
-
-d=$(fresh size_unlimited)
-postconf -c "$d" -e 'message_size_limit = 0'
-expect_one size_unlimited 'message_size_limit is 0 .* above frontend\.max_message_size \(52428800\)'
-
-# ---- master.cf: the feed to sluice
-d=$(fresh feed_smtp)
-postconf -c "$d" -F 'amavisfeed/unix/command = smtp -o smtp_data_done_timeout=1200 -o smtp_send_xforward_command=yes -o smtp_tls_note_starttls_offer=no'
-expect_one feed_smtp "transport amavisfeed runs Postfix's SMTP client.*command = lmtp -o lmtp_data_done_timeout=1200 -o lmtp_send_xforward_command=yes -o lmtp_tls_note_starttls_offer=no'$"
-
-d=$(fresh feed_missing)
-postconf -c "$d" -MX amavisfeed/unix
-expect_one feed_missing "content_filter's transport amavisfeed is not a service in master\.cf"
-
-d=$(fresh maxproc_4)
-postconf -c "$d" -F 'amavisfeed/unix/process_limit = 4'
-expect_one maxproc_4 "amavisfeed's maxproc in master\.cf is 4, not origins\.default\.concurrency \(2\)"
-
-d=$(fresh done_timeout_300)
-postconf -c "$d" -P 'amavisfeed/unix/lmtp_data_done_timeout = 300'
-expect_one done_timeout_300 "amavisfeed's lmtp_data_done_timeout is 300, not above job\.timeout \(480 s\)"
-
-d=$(fresh no_xforward)
-postconf -c "$d" -PX amavisfeed/unix/lmtp_send_xforward_command
-expect_one no_xforward "amavisfeed's lmtp_send_xforward_command is no"
+# ---- master.cf: the feed to sluice (-F a column, -M/-MX an entry, -P/-PX an -o)
+mistake feed_smtp "transport amavisfeed runs Postfix's SMTP client.*command = lmtp -o lmtp_data_done_timeout=1200 -o lmtp_send_xforward_command=yes -o lmtp_tls_note_starttls_offer=no'\$" \
+    -F 'amavisfeed/unix/command = smtp -o smtp_data_done_timeout=1200 -o smtp_send_xforward_command=yes -o smtp_tls_note_starttls_offer=no'
+mistake feed_missing "content_filter's transport amavisfeed is not a service in master\.cf" \
+    -MX amavisfeed/unix
+mistake maxproc_4 "amavisfeed's maxproc in master\.cf is 4, not origins\.default\.concurrency \(2\)" \
+    -F 'amavisfeed/unix/process_limit = 4'
+mistake done_timeout_300 "amavisfeed's lmtp_data_done_timeout is 300, not above job\.timeout \(480 s\)" \
+    -P 'amavisfeed/unix/lmtp_data_done_timeout = 300'
+mistake no_xforward "amavisfeed's lmtp_send_xforward_command is no" \
+    -PX amavisfeed/unix/lmtp_send_xforward_command
 
 # ---- master.cf: the reinjection listener
-d=$(fresh reinject_missing)
-postconf -c "$d" -MX 127.0.0.1:10025/inet
-expect_one reinject_missing 'no smtpd in master\.cf listens on 127\.0\.0\.1:10025, where origins\.default\.reinject \(client:10025\)'
-
-d=$(fresh reinject_loop)
-postconf -c "$d" -PX 127.0.0.1:10025/inet/content_filter
-expect_one reinject_loop 'the reinjection smtpd 127\.0\.0\.1:10025 has content_filter = amavisfeed:\[127\.0\.0\.1\]:10024 \(from main\.cf.*in a loop'
-
-d=$(fresh reinject_overrides)
-postconf -c "$d" -P '127.0.0.1:10025/inet/receive_override_options = no_header_body_checks,no_unknown_recipient_checks'
-expect_one reinject_overrides "receive_override_options \(no_header_body_checks,no_unknown_recipient_checks\) lacks no_milters"
-
-d=$(fresh reinject_xforward)
-postconf -c "$d" -PX 127.0.0.1:10025/inet/smtpd_authorized_xforward_hosts
-expect_one reinject_xforward "smtpd_authorized_xforward_hosts is empty"
-
-d=$(fresh reinject_xforward_net)
-postconf -c "$d" -P '127.0.0.1:10025/inet/smtpd_authorized_xforward_hosts = 10.0.0.0/8'
-expect_one reinject_xforward_net "smtpd_authorized_xforward_hosts \(10\.0\.0\.0/8\) does not hold 127\.0\.0\.1"
-
-d=$(fresh reinject_mynetworks)
-postconf -c "$d" -P '127.0.0.1:10025/inet/mynetworks = 10.0.0.0/8'
-expect_one reinject_mynetworks "mynetworks \(10\.0\.0\.0/8\) does not hold 127\.0\.0\.1, sluice's address"
+mistake reinject_missing 'no smtpd in master\.cf listens on 127\.0\.0\.1:10025, where origins\.default\.reinject \(client:10025\)' \
+    -MX 127.0.0.1:10025/inet
+mistake reinject_loop 'the reinjection smtpd 127\.0\.0\.1:10025 has content_filter = amavisfeed:\[127\.0\.0\.1\]:10024 \(from main\.cf.*in a loop' \
+    -PX 127.0.0.1:10025/inet/content_filter
+mistake reinject_overrides "receive_override_options \(no_header_body_checks,no_unknown_recipient_checks\) lacks no_milters" \
+    -P '127.0.0.1:10025/inet/receive_override_options = no_header_body_checks,no_unknown_recipient_checks'
+mistake reinject_xforward "smtpd_authorized_xforward_hosts is empty" \
+    -PX 127.0.0.1:10025/inet/smtpd_authorized_xforward_hosts
+mistake reinject_xforward_net "smtpd_authorized_xforward_hosts \(10\.0\.0\.0/8\) does not hold 127\.0\.0\.1" \
+    -P '127.0.0.1:10025/inet/smtpd_authorized_xforward_hosts = 10.0.0.0/8'
+mistake reinject_mynetworks "mynetworks \(10\.0\.0\.0/8\) does not hold 127\.0\.0\.1, sluice's address" \
+    -P '127.0.0.1:10025/inet/mynetworks = 10.0.0.0/8'
 
 # ---- sluice's side
 d=$(fresh done_timeout_default)

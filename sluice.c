@@ -7,6 +7,7 @@
  *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice keygen NAME
  *   sluice [-c file] [-o key=value]... check-postfix [-c dir] [--origin name]
+ *   sluice drill --via host:port[,...] --sink host:port [options]
  *   sluice version | help
  *
  * DESIGN
@@ -20,11 +21,11 @@
  *
  *   The roles' run functions (all, frontend, broker, worker) are here
  *   because this file is the only code that may link the roles; the
- *   other commands (config, status, keygen, version, check-postfix) are
- *   in lib/cli. help is here with the text it prints. A command with
- *   options of its own (SL_CLI_ARGS) gets the words after its name: before
- *   the name -c is sluice's file, after it check-postfix's -c is Postfix's
- *   directory, as postconf -c.
+ *   other commands (config, status, keygen, version, check-postfix,
+ *   drill) are in lib/cli. help is here with the text it prints. A
+ *   command with options of its own (SL_CLI_ARGS) gets the words after its
+ *   name: before the name -c is sluice's file, after it check-postfix's -c
+ *   is Postfix's directory, as postconf -c.
  *
  * DIAGNOSTICS
  *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
@@ -103,6 +104,35 @@ static const char usage_text[] =
     "               lmtp_bind_address (127.0.0.1 when unset). Exit 0 all right,\n"
     "               1 mismatches, 69 postconf cannot be run, 78 Postfix's\n"
     "               configuration cannot be read\n"
+    "  drill --via HOST:PORT[,HOST:PORT]... --sink HOST:PORT [--count N]\n"
+    "        [--rate R] [--sessions S] [--rcpts K] [--size BYTES] [--bind ADDR]\n"
+    "        [--timeout SECONDS] [--grace SECONDS] [--attempts N]\n"
+    "        [--reply-timeout SECONDS] [--json] [-q, --quiet] [--fail-on-duplicates]\n"
+    "               the failover drill, run while nodes are killed or restarted:\n"
+    "               plays an origin Postfix. Sends N messages (default 100), R a\n"
+    "               second (10; 0: as fast as the sessions go), each with K\n"
+    "               recipients (1) and BYTES bytes (1024), over S LMTP sessions\n"
+    "               (2) kept open and reused, round-robin over the frontends of\n"
+    "               --via, as Postfix's lmtp client does: a 4xx, a lost\n"
+    "               connection or a timeout (--reply-timeout, 600 s) defers the\n"
+    "               message, tried again after 1, 2, 4, 8, then every 10 s, at\n"
+    "               most --attempts times (20) and until --timeout (default:\n"
+    "               the time the rate needs plus 120 s). --sink listens as the\n"
+    "               origin's reinjection smtpd (the origin's reinject must point\n"
+    "               there) and counts every copy by Message-ID and recipient;\n"
+    "               --bind connects from ADDR, as lmtp_bind_address does, so that\n"
+    "               origins.NAME.match picks the origin. A progress line each\n"
+    "               second on stderr (not with -q), then the figures on stdout:\n"
+    "               sent, accepted, delivered, lost (accepted, and no copy within\n"
+    "               --grace, 30 s, after the last reply), duplicates, tempfails\n"
+    "               (attempts deferred), latency p50 and p99 (first attempt to\n"
+    "               acceptance); --json prints them as one object with the keys\n"
+    "               sent accepted delivered lost duplicates tempfails p50_ms\n"
+    "               p99_ms. SIGINT stops sending and reports. Exit 0 nothing lost\n"
+    "               and every message accepted, 1 a message lost (or with\n"
+    "               --fail-on-duplicates a duplicate), 2 nothing lost but not\n"
+    "               every message accepted, 68 a --via name unknown, 71 --sink\n"
+    "               cannot listen\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"

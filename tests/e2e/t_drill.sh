@@ -33,6 +33,7 @@ for k, v in d.items():
 ' "$1")"
 }
 KEYS="accepted delivered duplicates lost p50_ms p99_ms sent tempfails"
+keys='' sent=0 accepted=0 delivered=0 lost=0 duplicates=0 tempfails=0
 
 # ---- 1. sluice all, no fault
 fe=$(free_port)

@@ -6,6 +6,8 @@
  *   sluice [-c file] [-o key=value]... config [-n]
  *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice keygen NAME
+ *   sluice [-c file] [-o key=value]... check-postfix [-c dir] [--origin name]
+ *   sluice drill --via host:port[,...] --sink host:port [options]
  *   sluice version | help
  *
  * DESIGN
@@ -19,8 +21,11 @@
  *
  *   The roles' run functions (all, frontend, broker, worker) are here
  *   because this file is the only code that may link the roles; the
- *   other commands (config, status, keygen, version) are in lib/cli. help
- *   is here with the text it prints.
+ *   other commands (config, status, keygen, version, check-postfix,
+ *   drill) are in lib/cli. help is here with the text it prints. A
+ *   command with options of its own (SL_CLI_ARGS) gets the words after its
+ *   name: before the name -c is sluice's file, after it check-postfix's -c
+ *   is Postfix's directory, as postconf -c.
  *
  * DIAGNOSTICS
  *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
@@ -82,6 +87,52 @@ static const char usage_text[] =
     "               NAME.pub to frontends and workers (security.broker_public_key\n"
     "               or _file) and put theirs in the broker's security.allow_dir\n"
     "               (frontend/NAME.pub, worker/NAME.pub); see docs/cluster.md\n"
+    "  check-postfix [-c DIR] [--origin NAME]\n"
+    "               compare a Postfix instance's filter settings with this\n"
+    "               configuration, as postfix check does: content_filter against\n"
+    "               frontend.listen; the transport's maxproc and\n"
+    "               <transport>_destination_concurrency_limit against the\n"
+    "               origin's concurrency; lmtp_data_done_timeout above\n"
+    "               job.timeout; lmtp_send_xforward_command = yes; the\n"
+    "               reinjection smtpd's content_filter=, receive_override_options,\n"
+    "               smtpd_authorized_xforward_hosts and mynetworks. Prints one\n"
+    "               \"sluice: warning: ...; fix: ...\" line per mismatch, the fix\n"
+    "               being the postconf command that mends it. -c DIR: the\n"
+    "               instance's configuration directory (postconf -c; sluice's own\n"
+    "               -c FILE goes before the command). --origin NAME: compare with\n"
+    "               that origin, not the one whose match holds the instance's\n"
+    "               lmtp_bind_address (127.0.0.1 when unset). Exit 0 all right,\n"
+    "               1 mismatches, 69 postconf cannot be run, 78 Postfix's\n"
+    "               configuration cannot be read\n"
+    "  drill --via HOST:PORT[,HOST:PORT]... --sink HOST:PORT [--count N]\n"
+    "        [--rate R] [--sessions S] [--rcpts K] [--size BYTES] [--bind ADDR]\n"
+    "        [--timeout SECONDS] [--grace SECONDS] [--attempts N]\n"
+    "        [--reply-timeout SECONDS] [--json] [-q, --quiet] [--fail-on-duplicates]\n"
+    "               the failover drill, run while nodes are killed or restarted:\n"
+    "               plays an origin Postfix. Sends N messages (default 100), R a\n"
+    "               second (10; 0: as fast as the sessions go), each with K\n"
+    "               recipients (1) and BYTES bytes (1024), over S LMTP sessions\n"
+    "               (2) kept open and reused, round-robin over the frontends of\n"
+    "               --via, as Postfix's lmtp client does: a 4xx, a lost\n"
+    "               connection or a timeout (--reply-timeout, 600 s) defers the\n"
+    "               message, tried again after 1, 2, 4, 8, then every 10 s, at\n"
+    "               most --attempts times (20) and until --timeout (default:\n"
+    "               the time the rate needs plus 120 s). --sink listens as the\n"
+    "               origin's reinjection smtpd (the origin's reinject must point\n"
+    "               there) and counts every copy by Message-ID and recipient;\n"
+    "               --bind connects from ADDR, as lmtp_bind_address does, so that\n"
+    "               origins.NAME.match picks the origin. A progress line each\n"
+    "               second on stderr (not with -q), then the figures on stdout:\n"
+    "               sent, accepted, delivered, lost (accepted, and no copy within\n"
+    "               --grace, 30 s, after the last reply), duplicates, tempfails\n"
+    "               (attempts deferred), latency p50 and p99 (first attempt to\n"
+    "               acceptance); --json prints them as one object with the keys\n"
+    "               sent accepted delivered lost duplicates tempfails p50_ms\n"
+    "               p99_ms. SIGINT stops sending and reports. Exit 0 nothing lost\n"
+    "               and every message accepted, 1 a message lost (or with\n"
+    "               --fail-on-duplicates a duplicate), 2 nothing lost but not\n"
+    "               every message accepted, 68 a --via name unknown, 71 --sink\n"
+    "               cannot listen\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -481,6 +532,8 @@ static const struct sl_cli_command commands[] = {
     {"config", sl_cli_config, SL_CLI_CONFIG, NULL},
     {"status", sl_cli_status, SL_CLI_CONFIG, NULL},
     {"keygen", sl_cli_keygen, SL_CLI_OPERAND, NULL},
+    {"check-postfix", sl_cli_check_postfix, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
+    {"drill", sl_cli_drill, SL_CLI_ARGS, NULL},
     {"version", sl_cli_version, 0, NULL},
     {"help", run_help, 0, NULL},
 };
@@ -562,6 +615,12 @@ cli_parse(int argc, char **argv, struct sl_cli *cli)
                 return rc;
         } else if (name == NULL) {
             name = argv[optind++];
+            if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_ARGS)) {
+                /* the rest is the command's own (argv[0] its name) */
+                cli->argc = argc - optind + 1;
+                cli->argv = &argv[optind - 1];
+                break;
+            }
         } else if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_OPERAND) &&
                    cli->operand == NULL) {
             cli->operand = argv[optind++];
@@ -775,7 +834,7 @@ cli_cleanup(struct sl_cli *cli)
 int
 main(int argc, char **argv)
 {
-    struct sl_cli cli = {0};
+    struct sl_cli cli = {.usage = usage_text};
     int rc;
 
     if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)

@@ -291,17 +291,11 @@ cl_start_postfix() {
     CL_PF_IP[$name]=$ip
     CL_PF_CONC[$name]=$conc
     # lib.sh's writers work on the PF_* globals: point them at this instance
-    PF_DIR=$E2E_TMP/pf-$name
-    PF_CONF=$PF_DIR/etc
-    PF_QUEUE=$PF_DIR/spool
-    PF_DATA=$PF_DIR/data
-    PF_VMAIL=$PF_DIR/vmail
-    PF_LOG=$PF_DIR/maillog
+    pf_layout "$E2E_TMP/pf-$name"
     PF_SMTP_PORT=$(free_port)
     PF_REINJECT_PORT=$(free_port)
     PF_FILTER_PORT=9        # replaced by cl_point_postfix
     PF_REINJECT_ENABLED=1
-    mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$PF_VMAIL"
     chown postfix "$PF_DATA"
     chown nobody "$PF_VMAIL"
     pf_write_main_cf

@@ -592,6 +592,19 @@ ${c}     -o smtpd_authorized_xforward_hosts=127.0.0.0/8
 EOF
 }
 
+# pf_layout DIR: point the PF_* paths at a private instance under DIR
+# (configuration in DIR/etc, queue, data, Maildirs, maillog) and make the
+# directories; pf_write_main_cf and pf_write_master_cf write there.
+pf_layout() {
+    PF_DIR=$1
+    PF_CONF=$PF_DIR/etc
+    PF_QUEUE=$PF_DIR/spool
+    PF_DATA=$PF_DIR/data
+    PF_VMAIL=$PF_DIR/vmail
+    PF_LOG=$PF_DIR/maillog
+    mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$PF_VMAIL"
+}
+
 # start_postfix [--reinject-down]: create and start the private instance.
 # --reinject-down writes the :10025 listener commented out (pf_reinject_up
 # enables it later). Sets PF_* variables.
@@ -599,13 +612,7 @@ start_postfix() {
     local out
     [ "${1:-}" = --reinject-down ] && PF_REINJECT_ENABLED=0
     need_cmd postfix postconf postqueue swaks ss setsid
-    PF_DIR=$E2E_TMP/postfix
-    PF_CONF=$PF_DIR/etc
-    PF_QUEUE=$PF_DIR/spool
-    PF_DATA=$PF_DIR/data
-    PF_VMAIL=$PF_DIR/vmail
-    PF_LOG=$PF_DIR/maillog
-    mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$PF_VMAIL"
+    pf_layout "$E2E_TMP/postfix"
     chown postfix "$PF_DATA"
     chown nobody "$PF_VMAIL"
     PF_SMTP_PORT=$(free_port)

@@ -188,15 +188,17 @@ conn_on_read(struct bufferevent *bev, void *ctx)
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
     struct sl_smtp_cmd cmd;
+    enum sl_smtp_error kind;
     const char *error;
     int ret;
 
     sl_smtp_parser_feed(c->parser, evbuffer_pullup(in, -1), n);
     evbuffer_drain(in, n);
-    while (!c->closing && (ret = sl_smtp_parser_next(c->parser, &cmd, &error)) != 0) {
-        if (ret < 0)
-            reply(c, "500 5.5.2 Error: %s", error);
-        else
+    while (!c->closing && (ret = sl_smtp_parser_next(c->parser, &cmd, &kind, &error)) != 0) {
+        if (ret < 0) {
+            const struct sl_smtp_error_reply *r = sl_smtp_error_reply(kind);
+            reply(c, "%d %s %s", r->code, r->enhanced, r->text);
+        } else
             conn_command(c, &cmd);
     }
 }

@@ -642,20 +642,12 @@ enum_list(const char *const *choices)
     return s;
 }
 
-static void
-free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Frees whatever def's fields hold in base and clears them. */
 static void
 value_free(const struct key_def *def, void *base)
 {
     if (is_list_type(def->type) && def->type != KT_ENDPOINTS) {
-        free_strv(*(char ***)field(base, def->off), *(size_t *)field(base, def->off2));
+        sl_strv_free(*(char ***)field(base, def->off), *(size_t *)field(base, def->off2));
         *(char ***)field(base, def->off) = NULL;
         *(size_t *)field(base, def->off2) = 0;
         return;
@@ -666,7 +658,7 @@ value_free(const struct key_def *def, void *base)
         sl_free_and_clear(field(base, def->off2));
         break;
     case KT_ENDPOINTS:
-        free_strv(*(char ***)field(base, def->off), *(size_t *)field(base, def->off2));
+        sl_strv_free(*(char ***)field(base, def->off), *(size_t *)field(base, def->off2));
         *(char ***)field(base, def->off) = NULL;
         *(size_t *)field(base, def->off2) = 0;
         break;
@@ -827,7 +819,7 @@ list_set(struct loader *ld, const struct where *w, const char *key, const struct
             break;
         }
         if (bad < 0) {
-            free_strv(v, n);
+            sl_strv_free(v, n);
             return -1;
         }
     }
@@ -925,7 +917,7 @@ value_set(struct loader *ld, const struct where *w, const char *key, const struc
                      "\"%s\" is not a ZeroMQ endpoint (tcp://host:port, ipc://path, "
                      "inproc://name)",
                      v[n]);
-                free_strv(v, n + 1);
+                sl_strv_free(v, n + 1);
                 return -1;
             }
             n++;

@@ -27,11 +27,11 @@
 #include <zmq.h>
 #include "broker.h"
 #include "frontend.h"
+#include "conf/sl_config.h"
 #include "net/sl_keys.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "net/sl_status.h"
-#include "util/sl_config.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"

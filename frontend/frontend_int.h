@@ -8,7 +8,7 @@
 #include <event2/listener.h>
 #include "broker_link.h"
 #include "reinject.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_id.h"
 
 /* Per-origin run-time state: how many transactions are in progress

@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "mime_check.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_util.h"
 
 struct walk {

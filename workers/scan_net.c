@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf/sl_config.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -1,4 +1,4 @@
-/* fuzz_config.c - libFuzzer target for lib/util/sl_config: the YAML
+/* fuzz_config.c - libFuzzer target for lib/conf (sl_config.h): the YAML
  * configuration file and the -o overrides.
  *
  * INPUT
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 #define NAME "fuzz.yaml"
 #define MAX_OVERRIDES 4

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "mime_check.h"
+#include "conf/sl_config.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
 #include "util/sl_util.h"
 #include "workers/checks.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 

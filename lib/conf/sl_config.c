@@ -13,7 +13,7 @@
  *
  * Only the first error is kept: the operator fixes it and runs again, as
  * with postfix check. */
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "frontend_int.h"
 #include "ledger.h"
+#include "origin_match.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "util/sl_addr.h"
@@ -113,7 +114,7 @@ frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
 struct fe_origin *
 frontend_origin_for(struct frontend *fe, const char *ip)
 {
-    const struct sl_origin_config *oc = sl_config_origin_for(fe->config, ip);
+    const struct sl_origin_config *oc = fe_origin_config_for(fe->config, ip);
     for (size_t i = 0; i < fe->n_origins; i++)
         if (fe->origins[i].config == oc)
             return &fe->origins[i];

@@ -216,11 +216,6 @@ void sl_config_print(const struct sl_config *config, FILE *out, bool only_change
  * not outlive the config and is never freed. */
 void sl_config_bank_copy_set(struct sl_policy_config *dst, const struct sl_policy_bank *bank);
 
-/* The bank called name, or NULL. */
-const struct sl_policy_bank *sl_config_bank(const struct sl_config *config, const char *name);
-/* Copies the keys bank sets into *dst (sl_config_bank_copy_set). */
-void sl_policy_apply_bank(struct sl_policy_config *dst, const struct sl_policy_bank *bank);
-
 /* Parses a level map item "key=level" (policy.spam_*_level_map). 0 and
  * *key_r (pointing into item, *keylen_r bytes) and *level_r, or -1. */
 int sl_config_level_item(const char *item, const char **key_r, size_t *keylen_r,
@@ -230,9 +225,5 @@ int sl_config_level_item(const char *item, const char **key_r, size_t *keylen_r,
 bool sl_config_dedup_on(const struct sl_config *config);
 /* redis.url with any password replaced by "***", for printing. Malloc'ed. */
 char *sl_config_redis_url_masked(const char *url);
-
-/* The origin whose match list holds ip, else "default". Never NULL. */
-const struct sl_origin_config *sl_config_origin_for(const struct sl_config *config,
-                                                    const char *ip);
 
 #endif

@@ -11,8 +11,8 @@
  *      error that names where it comes from ("fuzz.yaml:LINE..." or
  *      "-o KEY=VALUE: ...").
  *   2. A loaded configuration has the "default" origin, and
- *      sl_config_origin_for() answers for any address; values are in the
- *      documented ranges.
+ *      fe_origin_config_for() (frontend/origin_match.c) answers for any
+ *      address; values are in the documented ranges.
  *   3. sl_config_print() writes YAML that loads again, and printing that in
  *      the same form gives the same text (full form and only-changed form).
  */
@@ -24,6 +24,7 @@
 
 #include "fuzz_common.h"
 #include "conf/sl_config.h"
+#include "frontend/origin_match.h"
 
 #define NAME "fuzz.yaml"
 #define MAX_OVERRIDES 4
@@ -54,9 +55,9 @@ check_loaded(const struct sl_config *c)
         FUZZ_CHECK(o->reinject_to_client || o->reinject_host != NULL, "reinject host missing");
     }
     FUZZ_CHECK(has_default, "no default origin");
-    FUZZ_CHECK(sl_config_origin_for(c, "127.0.0.1") != NULL, "origin_for 127.0.0.1");
-    FUZZ_CHECK(sl_config_origin_for(c, "::1") != NULL, "origin_for ::1");
-    FUZZ_CHECK(sl_config_origin_for(c, "not an address") != NULL, "origin_for garbage");
+    FUZZ_CHECK(fe_origin_config_for(c, "127.0.0.1") != NULL, "origin_for 127.0.0.1");
+    FUZZ_CHECK(fe_origin_config_for(c, "::1") != NULL, "origin_for ::1");
+    FUZZ_CHECK(fe_origin_config_for(c, "not an address") != NULL, "origin_for garbage");
     FUZZ_CHECK(c->frontend.recipient_limit >= 1 && c->frontend.recipient_limit <= 100000,
                "recipient_limit %u", c->frontend.recipient_limit);
     FUZZ_CHECK(c->frontend.timeout_s >= 1 && c->job.timeout_s >= 1 && c->job.timeout_s < 1200,

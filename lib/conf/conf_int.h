@@ -159,6 +159,10 @@ conf_type(const struct conf_key *def)
     return &conf_types[def->type];
 }
 
+/* sl_cidr_list_parse() with its error as the key's: 0 and *list_r (the
+ * caller frees it), or -1. */
+int conf_cidr_parse(struct conf_loader *ld, const struct conf_where *w, const char *key,
+                    const char *text, struct sl_cidr_list *list_r);
 /* Records where key was set (conf_note_set), then sets it. */
 int conf_value_set(struct conf_loader *ld, const struct conf_where *w, const char *key,
                    const struct conf_key *def, void *base, const char *value);

@@ -31,6 +31,24 @@ name_valid(const char *name)
     return true;
 }
 
+/* name for a new origins.<name> or policy_banks.<name> (what: "origin",
+ * "bank"): 0, or -1 after the error. */
+static int
+name_check(struct conf_loader *ld, const struct conf_where *w, const char *section,
+           const char *what, const char *name)
+{
+    char *key;
+
+    if (name_valid(name))
+        return 0;
+    key = sl_asprintf("%s.%s", section, name);
+    conf_fail(ld, w, key,
+              "%s names are 1..%d letters, digits, '-' and '_', starting with a letter or digit",
+              what, CONF_NAME_MAX);
+    free(key);
+    return -1;
+}
+
 ssize_t
 conf_origin_find(const struct sl_config *config, const char *name)
 {
@@ -58,15 +76,8 @@ conf_origin_get(struct conf_loader *ld, const struct conf_where *w, const char *
 
     if (i >= 0)
         return i;
-    if (!name_valid(name)) {
-        char *key = sl_asprintf("origins.%s", name);
-        conf_fail(ld, w, key,
-                  "origin names are 1..%d letters, digits, '-' and '_', starting with a letter "
-                  "or digit",
-                  CONF_NAME_MAX);
-        free(key);
+    if (name_check(ld, w, "origins", "origin", name) < 0)
         return -1;
-    }
     c->origins = sl_realloc(c->origins, (c->n_origins + 1) * sizeof(*c->origins));
     ld->origin_where = sl_realloc(ld->origin_where, (c->n_origins + 1) * sizeof(char *));
     memset(&c->origins[c->n_origins], 0, sizeof(c->origins[0]));
@@ -125,15 +136,8 @@ conf_bank_get(struct conf_loader *ld, const struct conf_where *w, const char *na
 
     if (i >= 0)
         return i;
-    if (!name_valid(name)) {
-        char *key = sl_asprintf("policy_banks.%s", name);
-        conf_fail(ld, w, key,
-                  "bank names are 1..%d letters, digits, '-' and '_', starting with a letter or "
-                  "digit",
-                  CONF_NAME_MAX);
-        free(key);
+    if (name_check(ld, w, "policy_banks", "bank", name) < 0)
         return -1;
-    }
     c->banks = sl_realloc(c->banks, (c->n_banks + 1) * sizeof(*c->banks));
     memset(&c->banks[c->n_banks], 0, sizeof(c->banks[0]));
     c->banks[c->n_banks].name = sl_strdup(name);
@@ -166,8 +170,8 @@ out:
 
 /* ---- -o overrides ------------------------------------------------------ */
 
-/* "origins.<name>.<leaf>" with exactly two dots after prefix's: *name_r
- * (malloc'ed) and *leaf_r (into key). */
+/* key is prefix, a name and ".leaf", one dot after prefix ("origins.o2.match"):
+ * *name_r (malloc'ed) and *leaf_r (into key). */
 static bool
 split_named(const char *key, const char *prefix, char **name_r, const char **leaf_r)
 {
@@ -254,8 +258,7 @@ loader_start(struct conf_loader *ld)
 static void
 loader_done(struct conf_loader *ld)
 {
-    if (ld->origin_where != NULL)
-        sl_strv_free(ld->origin_where, ld->config->n_origins);
+    sl_strv_free(ld->origin_where, ld->config->n_origins);
     ld->origin_where = NULL;
     sl_strv_free(ld->set_key, ld->n_set);
     sl_strv_free(ld->set_where, ld->n_set);

@@ -521,19 +521,29 @@ copy_strv(const struct conf_key *def, void *dst, const void *src)
 
 /* ---- networks ---------------------------------------------------------- */
 
+int
+conf_cidr_parse(struct conf_loader *ld, const struct conf_where *w, const char *key,
+                const char *text, struct sl_cidr_list *list_r)
+{
+    char *error;
+
+    if (sl_cidr_list_parse(text, list_r, &error) < 0) {
+        conf_fail(ld, w, key, "%s", error);
+        free(error);
+        return -1;
+    }
+    return 0;
+}
+
 /* The parsed list at off, the text as written at off2 (for printing). */
 static int
 set_cidr(struct conf_loader *ld, const struct conf_where *w, const char *key,
          const struct conf_key *def, void *base, const char *value)
 {
     struct sl_cidr_list list;
-    char *error;
 
-    if (sl_cidr_list_parse(value, &list, &error) < 0) {
-        conf_fail(ld, w, key, "%s", error);
-        free(error);
+    if (conf_cidr_parse(ld, w, key, value, &list) < 0)
         return -1;
-    }
     conf_type(def)->free(def, base);
     *(struct sl_cidr_list *)field(base, def->off) = list;
     *(char **)field(base, def->off2) = sl_strdup(value);
@@ -649,7 +659,8 @@ copy_reinject(const struct conf_key *def, void *dst, const void *src)
 
 /* ---- the table --------------------------------------------------------- */
 
-/* clang-format off: it would spread each initializer over four lines */
+/* (clang-format would spread each initializer over four lines) */
+/* clang-format off */
 #define STRING_TYPE(setter, printer)                                                               \
     {setter, free_string, equal_string, printer, copy_pointer, false}
 #define NUMBER_TYPE(equal, printer, copy) {set_number, free_nothing, equal, printer, copy, false}

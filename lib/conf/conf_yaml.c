@@ -9,6 +9,7 @@
  * for the list types; its items are checked on their own lines first. */
 #include "conf_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -30,25 +31,6 @@ node_kind(const yaml_node_t *n)
     return n->type == YAML_MAPPING_NODE    ? "a map"
            : n->type == YAML_SEQUENCE_NODE ? "a list"
                                            : "a value";
-}
-
-/* One item of a YAML list, checked where the setter cannot say which line
- * is wrong (it sees the items joined): 0, or -1. */
-static int
-list_item_check(struct conf_loader *ld, const struct conf_where *iw, const char *key,
-                const struct conf_key *def, const char *s)
-{
-    if (def->type == KT_CIDR) {
-        struct sl_cidr_list list;
-        char *error;
-        if (sl_cidr_list_parse(s, &list, &error) < 0) {
-            conf_fail(ld, iw, key, "%s", error);
-            free(error);
-            return -1;
-        }
-        sl_cidr_list_free(&list);
-    }
-    return 0;
 }
 
 /* The value of a leaf key as text; a sequence is joined with ", " (with
@@ -76,9 +58,14 @@ leaf_text(struct conf_loader *ld, yaml_document_t *doc, const struct conf_where 
             return NULL;
         }
         s = (const char *)item->data.scalar.value;
-        if (list_item_check(ld, &iw, key, def, s) < 0) {
-            free(text);
-            return NULL;
+        /* Check each item on its own so that an error points at its line. */
+        if (def->type == KT_CIDR) {
+            struct sl_cidr_list list;
+            if (conf_cidr_parse(ld, &iw, key, s, &list) < 0) {
+                free(text);
+                return NULL;
+            }
+            sl_cidr_list_free(&list);
         }
         if (def->type == KT_PATTERNS && *s == '\0')
             continue; /* an empty pattern would match everything */

@@ -38,12 +38,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/sl_config.h"
 #include "net/sl_keys.h"
 #include "net/sl_wire.h"
 #include "net/sl_zap.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
-#include "util/sl_config.h"
 #include "util/sl_id.h"
 #include "util/sl_idmap.h"
 #include "util/sl_log.h"

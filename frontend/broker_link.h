@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include "sluice.pb-c.h"
+#include "conf/sl_config.h"
 #include "util/sl_body.h"
-#include "util/sl_config.h"
 
 struct fe_broker_link;
 struct fe_link_job;

@@ -16,7 +16,7 @@
 #include "origins.h"
 #include "session_int.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_id.h"
 #include "util/sl_log.h"
 

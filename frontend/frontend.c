@@ -25,7 +25,7 @@
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 

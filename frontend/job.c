@@ -23,7 +23,7 @@
 #include "outcome.h"
 #include "reinject.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_id.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"

@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -1,8 +1,12 @@
 /* origins.h - the origins (the Postfix instances that feed this frontend)
  * and their concurrency at run time.
  *
- * Each connection belongs to the origin whose origins.<name>.match holds
- * the client's address, else to "default". A transaction holds one slot of
+ * An origin is one Postfix (or group of them) that hands mail to this
+ * frontend: origins.<name>.match lists its client addresses, in file
+ * order; the first origin whose list holds the client wins, and a client
+ * that no named origin matches belongs to "default" (which has no match
+ * list). The origin decides the concurrency limit and where accepted mail
+ * is reinjected (docs/configuration.md, "origins"). A transaction holds one slot of
  * its origin from MAIL until it is answered; over
  * origins.<name>.concurrency, MAIL gets a 4xx (never the connection or the
  * greeting: Postfix would take that for a dead filter). The warning names
@@ -13,8 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct sl_config;
-struct sl_origin_config;
+#include "conf/sl_config.h"
 
 struct fe_origin {
     const struct sl_origin_config *config;

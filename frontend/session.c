@@ -51,7 +51,7 @@
 #include "origins.h"
 #include "session_int.h"
 #include "util/sl_body.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_log.h"
 
 #define SESSION_HARD_ERROR_LIMIT 20         /* Postfix smtpd_hard_error_limit */

@@ -55,12 +55,24 @@ strv_has(char *const *v, size_t n, const char *s)
     return false;
 }
 
+/* The bank called name, or NULL (policy.mynetworks_bank names one that
+ * may not exist: then no bank applies). */
+static const struct sl_policy_bank *
+bank_find(const struct sl_config *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_banks; i++)
+        if (strcmp(config->banks[i].name, name) == 0)
+            return &config->banks[i];
+    return NULL;
+}
+
+/* Loads b over the view: what b sets replaces what the view had. */
 static void
 view_add_bank(struct policy_view *v, const struct sl_policy_bank *b)
 {
     size_t len = strlen(v->banks);
 
-    sl_policy_apply_bank(&v->p, b);
+    sl_config_bank_copy_set(&v->p, b);
     snprintf(v->banks + len, sizeof(v->banks) - len, "%s%s", len > 0 ? "," : "", b->name);
 }
 
@@ -85,7 +97,7 @@ policy_select(const struct sl_config *config, const char *origin, unsigned by_po
     bool mynets = client_addr != NULL && client_addr[0] != '\0' && config->mynetworks.n > 0 &&
                   sl_cidr_list_match_text(&config->mynetworks, client_addr);
     if (mynets) {
-        const struct sl_policy_bank *b = sl_config_bank(config, config->mynetworks_bank);
+        const struct sl_policy_bank *b = bank_find(config, config->mynetworks_bank);
         if (b != NULL)
             view_add_bank(view_r, b);
     }

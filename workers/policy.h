@@ -35,7 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 /* Destinies, numbered as the wire's Destiny enum. */
 enum policy_destiny {

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf/sl_config.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -34,16 +34,6 @@ scan_strv_add(char ***v, size_t *n, const char *s)
     (*v)[(*n)++] = sl_strdup(s);
 }
 
-static void
-strv_free(char ***v, size_t *n)
-{
-    for (size_t i = 0; i < *n; i++)
-        free((*v)[i]);
-    free(*v);
-    *v = NULL;
-    *n = 0;
-}
-
 void
 scan_result_free(struct scan_result *r)
 {
@@ -51,8 +41,8 @@ scan_result_free(struct scan_result *r)
     sl_free_and_clear(&r->server);
     sl_free_and_clear(&r->unchecked_reason);
     sl_free_and_clear(&r->action);
-    strv_free(&r->viruses, &r->n_viruses);
-    strv_free(&r->tests, &r->n_tests);
+    sl_strv_free(r->viruses, r->n_viruses);
+    sl_strv_free(r->tests, r->n_tests);
     const char *scanner = r->scanner;
     memset(r, 0, sizeof(*r));
     r->scanner = scanner;

@@ -18,8 +18,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conf/sl_config.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -34,11 +34,11 @@
 #include "mime_check.h"
 #include "policy.h"
 #include "scan.h"
+#include "conf/sl_config.h"
 #include "mail/sl_message.h"
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

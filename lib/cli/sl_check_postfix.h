@@ -40,7 +40,7 @@
 
 #include <stddef.h>
 #include "cli/sl_postconf.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_util.h"
 
 struct sl_check_finding {

@@ -15,7 +15,7 @@
 #include "cli/sl_status.h"
 #include "net/sl_keys.h"
 #include "net/sl_redis.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 int
 sl_cli_config(struct sl_cli *cli)

@@ -8,7 +8,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 static int
 parse_uint(const char *s, size_t len, unsigned long max, unsigned *v_r)

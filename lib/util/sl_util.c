@@ -92,6 +92,16 @@ sl_free_and_clear(void *pp)
     *p = NULL;
 }
 
+void
+sl_strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static unsigned long long
 clock_ms(clockid_t id)
 {

@@ -35,6 +35,8 @@ char *sl_vasprintf(const char *fmt, va_list ap) SL_PRINTF(1, 0);
 
 /* Frees *p and clears it; *p may be NULL. */
 void sl_free_and_clear(void *pp);
+/* Frees the n strings of v, then v itself; v may be NULL (n is then 0). */
+void sl_strv_free(char **v, size_t n);
 
 /* Monotonic milliseconds (timeouts) and wall-clock milliseconds (deadlines
  * that travel between nodes). */

@@ -28,12 +28,12 @@
 #include <zmq.h>
 
 #include "broker/broker.h"
+#include "conf/sl_config.h"
 #include "frontend/broker_link.h"
 #include "net/sl_redis.h"
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "util/sl_body.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 #include "workers/worker.h"

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
+#include "conf/sl_config.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -82,6 +83,15 @@ origin(const struct sl_config *c, const char *name)
     for (size_t i = 0; i < c->n_origins; i++)
         if (strcmp(c->origins[i].name, name) == 0)
             return &c->origins[i];
+    return NULL;
+}
+
+static const struct sl_policy_bank *
+bank(const struct sl_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_banks; i++)
+        if (strcmp(c->banks[i].name, name) == 0)
+            return &c->banks[i];
     return NULL;
 }
 
@@ -490,7 +500,7 @@ test_dedup_keys(void **state)
     assert_string_equal(c->dedup.on_unavailable, "deliver");
     sl_config_destroy(&c);
     c = load_ok("log:\n  level: info\n", NULL, 0);
-    assert_false(sl_config_dedup_on(c));    /* auto without Redis: off */
+    assert_false(sl_config_dedup_on(c));    /* no Redis: the single-node default */
     sl_config_destroy(&c);
 
     char *m = sl_config_redis_url_masked("redis://app:s3cret@h:6379/1");
@@ -792,7 +802,7 @@ test_origin_for(void **state)
     sl_config_destroy(&c);
 }
 
-/* ---- scanning and policy --------------------------------------------- */
+/* ---- scanning and policy ---------------------------------------------- */
 
 static void
 test_scanning_keys(void **state)
@@ -817,7 +827,7 @@ test_scanning_keys(void **state)
     assert_int_equal(c->n_banks, 0);
     sl_config_destroy(&c);
 
-    /* the fixed names (scanners, banks) work with -o too */
+    /* the fixed names work with -o too */
     char *ov[] = { "scanners.clamd.servers=unix:/run/clamav/clamd.ctl",
                    "scanners.spamd.servers=127.0.0.1:783, [::1]:784",
                    "policy.spam_kill_level=-3.5", "policy_banks.ORIGINATING.originating=yes",
@@ -828,12 +838,12 @@ test_scanning_keys(void **state)
     assert_int_equal(c->scanners.spamd.n_servers, 2);
     assert_string_equal(c->scanners.spamd.servers[1], "[::1]:784");
     assert_true(c->policy.spam_kill_level == -3.5);
-    const struct sl_policy_bank *b = sl_config_bank(c, "ORIGINATING");
+    const struct sl_policy_bank *b = bank(c, "ORIGINATING");
     assert_non_null(b);
     assert_true(b->p.originating);
     /* a bank applies only what it sets */
     struct sl_policy_config view = c->policy;
-    sl_policy_apply_bank(&view, b);
+    sl_config_bank_copy_set(&view, b);
     assert_true(view.spam_kill_level == 10);
     assert_true(view.originating);
     assert_string_equal(view.final_virus_destiny, "discard");

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/sl_config.h"
 #include "mail/sl_message.h"
-#include "util/sl_config.h"
 #include "workers/policy.h"
 
 static struct sl_config *

@@ -1,12 +1,17 @@
-/* sl_config.h - sluice's configuration: one YAML file plus -o overrides.
+/* sl_config.h - sluice's configuration: one YAML file plus -o overrides
+ * (lib/conf, target sl_conf).
  *
  * The file is parsed with libyaml; every key is checked against a schema
  * and every error names the file, the line and the key, e.g.
  *   /etc/sluice/sluice.yaml:12: frontend.listne: unknown key
- *   -o origins.default.concurrency=x: origins.default.concurrency: not a number
- * With no file the defaults are the seed's single node (listen
- * 127.0.0.1:10024, reinject to the connecting Postfix's port 10025,
- * concurrency 2). docs/configuration.md lists every key. */
+ *   -o origins.default.concurrency=x: origins.default.concurrency: "x" is not a number
+ * With no file the defaults are the standard single-node Postfix setup
+ * (listen 127.0.0.1:10024, reinject to the connecting Postfix's port
+ * 10025, concurrency 2). docs/configuration.md lists every key; the files
+ * of lib/conf are listed in conf_int.h.
+ *
+ * A loaded struct sl_config belongs to whoever loaded it; every string
+ * and list in it lives until sl_config_destroy(). */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
@@ -17,6 +22,8 @@
 #include "util/sl_util.h"
 
 #define SL_CONFIG_DEFAULT_PATH "/etc/sluice/sluice.yaml"
+/* The origin that takes every client no other origin matches; always there. */
+#define SL_CONFIG_DEFAULT_ORIGIN "default"
 
 struct sl_origin_config {
     char *name;                 /* the key under origins: */
@@ -91,7 +98,7 @@ struct sl_policy_config {
 };
 
 /* policy_banks.<name>: overrides of some policy keys (bit i of set: the
- * i-th bank key, see sl_config.c) and what selects the bank. */
+ * i-th bank key of conf_schema.c) and what selects the bank. */
 struct sl_policy_bank {
     char *name;
     struct sl_policy_config p;
@@ -202,12 +209,12 @@ void sl_config_destroy(struct sl_config **configp);
  * back; only_changed: only values that differ from the defaults (postconf -n). */
 void sl_config_print(const struct sl_config *config, FILE *out, bool only_changed);
 
-/* The bank called name, or NULL. */
-const struct sl_policy_bank *sl_config_bank(const struct sl_config *config, const char *name);
-/* Copies the keys bank sets into *dst. Shallow: *dst then points into the
- * bank's strings and lists, so it must not outlive config and is never
- * freed (a merged view, as amavisd-new loads banks over each other). */
-void sl_policy_apply_bank(struct sl_policy_config *dst, const struct sl_policy_bank *bank);
+/* Copies the keys bank sets (and only those) into *dst: the data side of
+ * loading a bank over a policy, as amavisd-new loads banks over each
+ * other; which banks apply is the worker's choice (workers/policy.c).
+ * Shallow: *dst then points into the bank's strings and lists, so it must
+ * not outlive the config and is never freed. */
+void sl_config_bank_copy_set(struct sl_policy_config *dst, const struct sl_policy_bank *bank);
 
 /* Parses a level map item "key=level" (policy.spam_*_level_map). 0 and
  * *key_r (pointing into item, *keylen_r bytes) and *level_r, or -1. */
@@ -219,7 +226,11 @@ bool sl_config_dedup_on(const struct sl_config *config);
 /* redis.url with any password replaced by "***", for printing. Malloc'ed. */
 char *sl_config_redis_url_masked(const char *url);
 
-/* The origin whose match list holds ip, else "default". Never NULL. */
+/* The origin whose origins.<name>.match holds ip (IPv4, IPv6 or
+ * IPv4-mapped text; the first in file order), else the default origin;
+ * also the default when ip is NULL or not an address. Never NULL; points
+ * into config. The frontend asks it for every connection, check-postfix
+ * for the instance it checks. */
 const struct sl_origin_config *sl_config_origin_for(const struct sl_config *config,
                                                     const char *ip);
 

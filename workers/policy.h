@@ -1,5 +1,5 @@
 /* policy.h - from findings to per-recipient outcomes, with amavisd-new's
- * semantics (REFERENCE.md section 2).
+ * semantics (categories, destinies, spam levels and policy banks as amavisd-new defines them; docs/configuration.md, "policy").
  *
  * Content categories in amavis' priority order, highest first:
  *   INFECTED, BANNED, UNCHECKED (-OVERLIMIT, -ENCRYPTED), SPAM, SPAMMY,

@@ -13,7 +13,7 @@
  *
  * A job runs to completion on the thread; anything slow inside a job must
  * call worker_keepalive() so the brokers do not take the worker for dead.
- * Scanning (issue 4) runs the message's scanner calls (clamd, spamd,
+ * Scanning runs the message's scanner calls (clamd, spamd,
  * rspamd) and the built-in checks concurrently on helper threads
  * (scan_parallel) while this thread keeps heartbeating; policy.c turns
  * the findings into per-recipient destinies and header edits. */

@@ -3,7 +3,7 @@
  *
  * The peer is our own Postfix on :10025, so anything odd means the
  * connection cannot be trusted: every deviation is a sticky error and the
- * caller answers 4xx (never lose mail, STYLE.md 4). We therefore do not
+ * caller answers 4xx (never lose mail: docs/design.md). We therefore do not
  * tolerate LF-only line ends, although some servers send them.
  */
 #include "mail/sl_smtp_reply.h"

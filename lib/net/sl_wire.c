@@ -146,7 +146,7 @@ check_strv(char *const *v, size_t n, const char **error_r)
     return 0;
 }
 
-/* Per-recipient results and findings (scanning, issue 4). Indices are
+/* Per-recipient results and findings (scanning). Indices are
  * checked against the job by the frontend, which alone knows it. */
 static int
 check_verdict_scan(const Sluice__Verdict *v, const char **error_r)

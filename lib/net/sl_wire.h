@@ -7,7 +7,7 @@
  *
  * Frames come from the network: nothing here asserts on their contents.
  * Invalid input gives -1 and a static error string ("job.job_id: not 12
- * base64url characters"), which the caller logs and counts (STYLE.md, 3).
+ * base64url characters"), which the caller logs and counts: input from other nodes is never asserted on.
  *
  * The same validation runs on the sending side (sl_wire_pack), so a sender
  * learns at once that a peer would drop its frame (e.g. a Job whose

@@ -1,7 +1,7 @@
 /* sl_util.h - allocation wrappers and invariant checks used everywhere.
  *
  * Out of memory is not recoverable in a mail filter that holds connections
- * open: the wrappers abort, so callers never test for NULL (STYLE.md, 2).
+ * open: the wrappers abort, so callers never test for NULL.
  * SL_BUG_ON is for programming errors only, never for external input; it
  * stays on in release builds. */
 #ifndef SL_UTIL_H

@@ -1,5 +1,6 @@
 /* policy.h - from findings to per-recipient outcomes, with amavisd-new's
- * semantics (categories, destinies, spam levels and policy banks as amavisd-new defines them; docs/configuration.md, "policy").
+ * semantics: its categories, destinies, spam levels and policy banks
+ * (docs/configuration.md, "policy").
  *
  * Content categories in amavis' priority order, highest first:
  *   INFECTED, BANNED, UNCHECKED (-OVERLIMIT, -ENCRYPTED), SPAM, SPAMMY,

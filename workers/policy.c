@@ -106,54 +106,56 @@ policy_select(const struct sl_config *config, const char *origin, unsigned by_po
 
 /* ---- levels ----------------------------------------------------------- */
 
-static bool
-map_lookup(char *const *map, size_t n, const char *key, size_t keylen, double *v_r)
+/* The item of map whose key (the text before its last '=') is key. */
+static const char *
+map_lookup(char *const *map, size_t n, const char *key, size_t keylen)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *k;
-        size_t kl;
-        double lv;
-        if (sl_config_level_item(map[i], &k, &kl, &lv) < 0)
-            continue;
-        if (kl == keylen && strncasecmp(k, key, kl) == 0) {
-            *v_r = lv;
-            return true;
-        }
+        const char *eq = strrchr(map[i], '=');
+        if (eq != NULL && (size_t)(eq - map[i]) == keylen && strncasecmp(map[i], key, keylen) == 0)
+            return eq + 1;
     }
-    return false;
+    return NULL;
 }
 
-double
-policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
+const char *
+policy_rcpt_map(char *const *map, size_t n, const char *rcpt)
 {
     const char *at = strrchr(rcpt, '@');
-    double v;
+    const char *v;
 
     if (n == 0)
-        return dflt;
-    if (map_lookup(map, n, rcpt, strlen(rcpt), &v))
+        return NULL;
+    if ((v = map_lookup(map, n, rcpt, strlen(rcpt))) != NULL)
         return v;
     if (at != NULL) {
         const char *dom = at + 1;
-        if (map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1, &v)) /* "user@" */
+        if ((v = map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1)) != NULL) /* "user@" */
             return v;
-        if (map_lookup(map, n, dom, strlen(dom), &v)) /* "example.com" */
+        if ((v = map_lookup(map, n, dom, strlen(dom))) != NULL) /* "example.com" */
             return v;
         /* ".example.com" covers the domain and its subdomains */
         for (const char *d = dom; d != NULL && *d != '\0';) {
             char *key = sl_asprintf(".%s", d);
-            bool hit = map_lookup(map, n, key, strlen(key), &v);
+            v = map_lookup(map, n, key, strlen(key));
             free(key);
-            if (hit)
+            if (v != NULL)
                 return v;
             d = strchr(d, '.');
             if (d != NULL)
                 d++;
         }
     }
-    if (map_lookup(map, n, ".", 1, &v))
-        return v;
-    return dflt;
+    return map_lookup(map, n, ".", 1);
+}
+
+double
+policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
+{
+    const char *v = policy_rcpt_map(map, n, rcpt);
+
+    /* the loader checked every item (sl_config_level_item) */
+    return v != NULL ? strtod(v, NULL) : dflt;
 }
 
 bool
@@ -433,6 +435,7 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
     /* The message's category: the highest of any recipient (UNCHECKED
      * keeps its minor). */
     res->category = category_name(top, f->unchecked);
+    policy_quarantine_decide(view, rcpts, res);
 }
 
 void

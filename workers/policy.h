@@ -112,6 +112,10 @@ struct policy_rcpt {
     bool dsn_suppressed; /* D_BOUNCE, but no DSN (null sender, spam cut-off) */
     bool remote;         /* not in policy.local_domains: Outbound / OpenRelay */
     double tag_level, tag2_level, kill_level, dsn_cutoff_level;
+    /* policy_quarantine_decide(): pointing into the config or static */
+    const char *quarantine; /* "virus", "banned", "spam", "badh"; NULL: not quarantined */
+    const char *admin;      /* the category's administrator to notify, or NULL */
+    bool warn;              /* a warning to the recipient (virus, banned) */
 };
 
 struct policy_result {
@@ -128,8 +132,24 @@ void policy_decide(const struct policy_view *view, const struct policy_facts *fa
                    const char *subject, struct policy_result *result_r);
 void policy_result_free(struct policy_result *result);
 
-/* A recipient's level from map ("addr=5", "user@=5", "dom=5", ".dom=5",
- * ".=5"), most specific first; dflt when nothing matches. */
+/* Quarantine and notifications, amavis' way (docs/quarantine.md), called
+ * by policy_decide() once each recipient has its category and destiny:
+ * the recipient's category (the blocking one, else its highest) selects
+ * <category>_quarantine_to (or the recipient's item in the _map), the
+ * administrator (virus_admin, banned_admin or else virus_admin,
+ * spam_admin for SPAM and SPAMMY, bad_header_admin) and the warning
+ * (warn_virus_recip, warn_banned_recip; local recipients only, as amavis'
+ * $warn_offsite = 0). A recipient tempfailed gets none: the message comes
+ * back. policy_quarantine.c. */
+void policy_quarantine_decide(const struct policy_view *view, const char *const *rcpts,
+                              struct policy_result *result);
+
+/* The value of a recipient's item in map ("addr=v", "user@=v", "dom=v",
+ * ".dom=v", ".=v"), most specific first, pointing into map; NULL when
+ * nothing matches. */
+const char *policy_rcpt_map(char *const *map, size_t n, const char *rcpt);
+/* A recipient's level from a level map ("boss@example.com=20"); dflt when
+ * nothing matches. */
 double policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt);
 
 /* Is rcpt's domain in local_domains ("dom": that domain, ".dom": it and

@@ -638,6 +638,9 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
         rv[i].tagged = r->tagged;
         rv[i].dsn_suppressed = r->dsn_suppressed;
         rv[i].remote = r->remote;
+        rv[i].quarantine = (char *)(r->quarantine != NULL ? r->quarantine : "");
+        rv[i].admin = (char *)(r->admin != NULL ? r->admin : "");
+        rv[i].warn = r->warn;
         rstores[i] = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**rstores));
         rv[i].edits = wire_edits(r->edits, r->n_edits, rstores[i]);
         rv[i].n_edits = r->n_edits;

@@ -121,7 +121,8 @@ check_bank_matches(struct conf_loader *ld, const struct sl_policy_bank *b)
 int
 conf_check(struct conf_loader *ld)
 {
-    if (check_redis(ld) < 0 || check_origins(ld) < 0 || check_bad_header_tests(ld) < 0)
+    if (check_redis(ld) < 0 || check_origins(ld) < 0 || check_bad_header_tests(ld) < 0 ||
+        conf_check_quarantine(ld) < 0)
         return -1;
     for (size_t i = 0; i < ld->config->n_banks; i++)
         if (check_bank_matches(ld, &ld->config->banks[i]) < 0)

@@ -13,6 +13,7 @@
  *   conf_load.c    sl_config_load(), the defaults, -o overrides, the named
  *                  sections (origins.<name>, policy_banks.<name>), destroy
  *   conf_check.c   checked against other keys, after everything is read
+ *                  (quarantine.* in conf_quarantine.c)
  *   conf_error.c   the messages: "file:line: key: ..." or "-o key=value:
  *                  key: ...", and "did you mean"
  *   conf_print.c   printed: sl_config_print(), YAML quoting
@@ -218,6 +219,9 @@ struct sl_config *conf_defaults_new(void);
 int conf_yaml_read(struct conf_loader *ld, const char *file, FILE *fp);
 /* The checks that involve more than one key: 0, or -1. */
 int conf_check(struct conf_loader *ld);
+/* Those of quarantine.* and the policy's quarantine maps
+ * (conf_quarantine.c), run by conf_check: 0, or -1. */
+int conf_check_quarantine(struct conf_loader *ld);
 
 /* ---- conf_print.c ------------------------------------------------------ */
 

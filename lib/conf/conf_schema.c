@@ -84,7 +84,29 @@ static const char *const security_modes[] = {"curve", "plain", NULL};
     X("bypass_header_checks", KT_BOOL, "no", bypass_header_checks, bypass_header_checks, 0, 0,     \
       NULL)                                                                                        \
     X("originating", KT_BOOL, "no", originating, originating, 0, 0, NULL)                         \
-    X("local_domains", KT_LIST, "", local_domains, n_local_domains, 0, 0, NULL)
+    X("local_domains", KT_LIST, "", local_domains, n_local_domains, 0, 0, NULL)                  \
+    X("virus_quarantine_to", KT_STRING, "virus-quarantine", virus_quarantine_to,                   \
+      virus_quarantine_to, 0, 0, NULL)                                                             \
+    X("banned_quarantine_to", KT_STRING, "banned-quarantine", banned_quarantine_to,                \
+      banned_quarantine_to, 0, 0, NULL)                                                            \
+    X("spam_quarantine_to", KT_STRING, "spam-quarantine", spam_quarantine_to, spam_quarantine_to,  \
+      0, 0, NULL)                                                                                  \
+    X("bad_header_quarantine_to", KT_STRING, "bad-header-quarantine", bad_header_quarantine_to,    \
+      bad_header_quarantine_to, 0, 0, NULL)                                                        \
+    X("virus_quarantine_to_map", KT_LIST, "", virus_quarantine_to_map,                             \
+      n_virus_quarantine_to_map, 0, 0, NULL)                                                       \
+    X("banned_quarantine_to_map", KT_LIST, "", banned_quarantine_to_map,                           \
+      n_banned_quarantine_to_map, 0, 0, NULL)                                                      \
+    X("spam_quarantine_to_map", KT_LIST, "", spam_quarantine_to_map, n_spam_quarantine_to_map, 0,  \
+      0, NULL)                                                                                     \
+    X("bad_header_quarantine_to_map", KT_LIST, "", bad_header_quarantine_to_map,                   \
+      n_bad_header_quarantine_to_map, 0, 0, NULL)                                                  \
+    X("virus_admin", KT_STRING, "", virus_admin, virus_admin, 0, 0, NULL)                          \
+    X("banned_admin", KT_STRING, "", banned_admin, banned_admin, 0, 0, NULL)                       \
+    X("spam_admin", KT_STRING, "", spam_admin, spam_admin, 0, 0, NULL)                             \
+    X("bad_header_admin", KT_STRING, "", bad_header_admin, bad_header_admin, 0, 0, NULL)           \
+    X("warn_virus_recip", KT_BOOL, "no", warn_virus_recip, warn_virus_recip, 0, 0, NULL)           \
+    X("warn_banned_recip", KT_BOOL, "no", warn_banned_recip, warn_banned_recip, 0, 0, NULL)
 
 #define GLOBAL_POLICY_KEY(leaf, type, def, f, f2, min, max, ch)                                    \
     {"policy." leaf, type, def, G(policy.f), G(policy.f2), min, max, ch},
@@ -147,6 +169,24 @@ const struct conf_key conf_global_keys[] = {
     POLICY_KEYS(GLOBAL_POLICY_KEY)
     {"policy.mynetworks", KT_CIDR, "", G(mynetworks), G(mynetworks_text), 0, 0, NULL},
     {"policy.mynetworks_bank", KT_STRING, "ORIGINATING", G(mynetworks_bank), 0, 0, 0, NULL},
+    /* checked across keys in conf_quarantine.c */
+    {"quarantine.store", KT_STRING, "", G(quarantine.store), 0, 0, 0, NULL},
+    {"quarantine.timeout", KT_DURATION, "30", G(quarantine.timeout_s), 0, 1, 600, NULL},
+    {"quarantine.threads", KT_UINT, "2", G(quarantine.threads), 0, 1, 64, NULL},
+    {"quarantine.encryption", KT_BOOL, "no", G(quarantine.encryption), 0, 0, 0, NULL},
+    {"quarantine.key_file", KT_STRING, "", G(quarantine.key_file), 0, 0, 0, NULL},
+    {"quarantine.max_age", KT_DURATION, "30d", G(quarantine.max_age_s), 0, 0, 3650 * 86400,
+     NULL},
+    {"quarantine.expire_interval", KT_DURATION, "1h", G(quarantine.expire_interval_s), 0, 10,
+     86400, NULL},
+    {"quarantine.release_socket", KT_STRING, "", G(quarantine.release_socket), 0, 0, 0, NULL},
+    {"quarantine.release_requires_secret", KT_BOOL, "yes", G(quarantine.release_requires_secret),
+     0, 0, 0, NULL},
+    {"quarantine.notify.from", KT_STRING, "", G(quarantine.notify.from), 0, 0, 0, NULL},
+    {"quarantine.notify.admin_template", KT_STRING, "", G(quarantine.notify.admin_template), 0,
+     0, 0, NULL},
+    {"quarantine.notify.recip_template", KT_STRING, "", G(quarantine.notify.recip_template), 0,
+     0, 0, NULL},
 };
 const size_t conf_n_global_keys = SL_N_ELEMENTS(conf_global_keys);
 
@@ -169,7 +209,7 @@ const size_t conf_n_origin_keys = SL_N_ELEMENTS(conf_origin_keys);
 const char *const conf_sections[] = {"frontend", "job",      "broker", "workers",
                                      "reinject", "log",      "redis",  "dedup",  "security",
                                      "origins",
-                                     "scanners", "policy",   "policy_banks"};
+                                     "scanners", "policy",   "policy_banks", "quarantine"};
 const size_t conf_n_sections = SL_N_ELEMENTS(conf_sections);
 
 const struct conf_key *

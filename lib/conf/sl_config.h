@@ -95,6 +95,27 @@ struct sl_policy_config {
     bool originating;           /* outbound mail: log words Outbound / Internal */
     char **local_domains;       /* "example.com", ".example.com" (and subdomains), "." (all) */
     size_t n_local_domains;
+    /* Quarantine and notifications by category (docs/quarantine.md), amavis'
+     * $virus_quarantine_to ... : "" = not quarantined; the maps set it per
+     * recipient ("boss@example.com=", ".example.org=virus-quarantine"). */
+    char *virus_quarantine_to;
+    char *banned_quarantine_to;
+    char *spam_quarantine_to;
+    char *bad_header_quarantine_to;
+    char **virus_quarantine_to_map;
+    size_t n_virus_quarantine_to_map;
+    char **banned_quarantine_to_map;
+    size_t n_banned_quarantine_to_map;
+    char **spam_quarantine_to_map;
+    size_t n_spam_quarantine_to_map;
+    char **bad_header_quarantine_to_map;
+    size_t n_bad_header_quarantine_to_map;
+    char *virus_admin;          /* amavis' $virus_admin ...: "" = no notification */
+    char *banned_admin;         /* "" = virus_admin, as amavis' @banned_admin_maps */
+    char *spam_admin;
+    char *bad_header_admin;
+    bool warn_virus_recip;      /* amavis' $warnvirusrecip */
+    bool warn_banned_recip;     /* amavis' $warnbannedrecip */
 };
 
 /* policy_banks.<name>: overrides of some policy keys (bit i of set: the
@@ -182,6 +203,25 @@ struct sl_config {
     struct {
         struct sl_scanner_config clamd, spamd, rspamd;
     } scanners;
+
+    /* quarantine.*: where what the policy stops is kept, its release and
+     * the notifications (docs/quarantine.md). */
+    struct {
+        char *store;                /* "" = none, "local:/dir", "sql:<libpq conninfo or URI>" */
+        unsigned timeout_s;         /* one store operation */
+        unsigned threads;           /* store operations at once, off the event loop */
+        bool encryption;            /* the message sealed with libsodium */
+        char *key_file;             /* its key (or SLUICE_QUARANTINE_KEY) */
+        unsigned max_age_s;         /* expiry; 0 = kept for ever */
+        unsigned expire_interval_s; /* how often a frontend tries the expiry */
+        char *release_socket;       /* AM.PDP release requests (amavisd-release); "" = none */
+        bool release_requires_secret;   /* amavis' $auth_required_release */
+        struct {
+            char *from;             /* sender of notifications; "" = virusalert@<hostname> */
+            char *admin_template;   /* files overriding the built-in templates */
+            char *recip_template;
+        } notify;
+    } quarantine;
 
     struct sl_policy_config policy;
     struct sl_cidr_list mynetworks;     /* policy.mynetworks: XFORWARD ADDR -> originating */

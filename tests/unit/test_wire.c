@@ -531,6 +531,20 @@ test_verdict_scan_fields(void **state)
     assert_int_equal(sl_wire_check(&frame, &error), -1);
     f.spam_score = 1;
     assert_int_equal(sl_wire_check(&frame, &error), 0);
+    /* quarantine and notifications (docs/quarantine.md) */
+    r[0].quarantine = "virus";
+    r[0].admin = "postmaster@example.org";
+    r[0].warn = 1;
+    assert_int_equal(sl_wire_check(&frame, &error), 0);
+    r[0].quarantine = "archive";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    assert_non_null(strstr(error, "quarantine"));
+    r[0].quarantine = "badh";
+    r[0].admin = "a@b>\r\nRCPT TO:<x@y";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    assert_non_null(strstr(error, "admin"));
+    r[0].admin = "";
+    assert_int_equal(sl_wire_check(&frame, &error), 0);
 }
 
 /* sl_wire maps header edit operations by number (sl_wire.h): the two

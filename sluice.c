@@ -8,6 +8,7 @@
  *   sluice keygen NAME
  *   sluice [-c file] [-o key=value]... check-postfix [-c dir] [--origin name]
  *   sluice drill --via host:port[,...] --sink host:port [options]
+ *   sluice [-c file] [-o key=value]... quarantine list|show|release|delete|expire ...
  *   sluice version | help
  *
  * DESIGN
@@ -22,10 +23,10 @@
  *   The roles' run functions (all, frontend, broker, worker) are here
  *   because this file is the only code that may link the roles; the
  *   other commands (config, status, keygen, version, check-postfix,
- *   drill) are in lib/cli. help is here with the text it prints. A
- *   command with options of its own (SL_CLI_ARGS) gets the words after its
- *   name: before the name -c is sluice's file, after it check-postfix's -c
- *   is Postfix's directory, as postconf -c.
+ *   drill, quarantine) are in lib/cli. help is here with the text it
+ *   prints. A command with options of its own (SL_CLI_ARGS) gets the
+ *   words after its name: before the name -c is sluice's file, after it
+ *   check-postfix's -c is Postfix's directory, as postconf -c.
  *
  * DIAGNOSTICS
  *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
@@ -134,6 +135,25 @@ static const char usage_text[] =
     "               --fail-on-duplicates a duplicate), 2 nothing lost but not\n"
     "               every message accepted, 68 a --via name unknown, 71 --sink\n"
     "               cannot listen\n"
+    "  quarantine list [--recipient ADDR] [--since WHEN] [--json]\n"
+    "  quarantine show ID [--json]\n"
+    "  quarantine release ID [--rcpt ADDR]... [--to HOST:PORT]\n"
+    "  quarantine delete ID\n"
+    "  quarantine expire [--max-age DURATION]\n"
+    "               the quarantine (quarantine.store: local:/dir in amavisd-new's\n"
+    "               layout, or sql: PostgreSQL with amavisd-new's schema; see\n"
+    "               docs/quarantine.md). ID is amavis' virus-<mail_id> (banned-,\n"
+    "               spam-, badh-), the mail_id alone, or a file name V/virus-...\n"
+    "               list: the entries, oldest first, of one recipient, since\n"
+    "               WHEN (7d, 12h, or a date 2024-05-01[T12:00] in UTC); show:\n"
+    "               one entry with its secret_id and the message; release: back\n"
+    "               to the recipients it was kept for (or --rcpt) through the\n"
+    "               reinjection listener of the Postfix it came from (or --to),\n"
+    "               with amavis' X-Quarantine-ID, logged as amavisd-new logs a\n"
+    "               release; delete: removed; expire: what is older than\n"
+    "               quarantine.max_age (or --max-age) removed, unless another\n"
+    "               node is at it. Exit 0 done, 1 no such entry, 69 the store\n"
+    "               or Postfix unavailable, 78 no quarantine.store\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -535,6 +555,7 @@ static const struct sl_cli_command commands[] = {
     {"keygen", sl_cli_keygen, SL_CLI_OPERAND, NULL},
     {"check-postfix", sl_cli_check_postfix, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
     {"drill", sl_cli_drill, SL_CLI_ARGS, NULL},
+    {"quarantine", sl_cli_quarantine, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
     {"version", sl_cli_version, 0, NULL},
     {"help", run_help, 0, NULL},
 };

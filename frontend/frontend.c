@@ -20,6 +20,7 @@
 #include "job.h"
 #include "ledger.h"
 #include "origins.h"
+#include "quarantine.h"
 #include "reinject.h"
 #include "session.h"
 #include "net/sl_redis.h"
@@ -311,6 +312,8 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
     ctx->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
     if (frontend_ledger_open(fe, error_r) < 0)
         goto fail;
+    if ((ctx->quar = fe_quar_new(base, config, fe->hostname, error_r)) == NULL)
+        goto fail;
     /* Test-only (docs/exactly-once.md): die between the reinjection's 250
      * and our reply, the window the ledger exists for. */
     const char *kill_env = getenv("SLUICE_TEST_KILL_AFTER_REINJECT");
@@ -355,6 +358,7 @@ frontend_destroy(struct frontend **fep)
     free(fe->listeners);
     if (fe->accept_timer)
         event_free(fe->accept_timer);
+    fe_quar_destroy(&fe->ctx.quar); /* its tasks went with the jobs */
     fe_reinjector_destroy(&fe->ctx.reinjector);
     fe_ledger_destroy(&fe->ctx.ledger);
     fe_broker_link_destroy(&fe->ctx.link);

@@ -176,7 +176,7 @@ job_end(struct fe_job *j, const char *const *replies, size_t n)
  * dashboards keep working (docs/operations.md, "Logs"). */
 static void
 job_log_summary(const struct fe_job *j, const char *action, const char *queued_as,
-                const char *detail)
+                const char *detail, const char *quarantine)
 {
     struct sl_buf line;
     const char *ip = j->env.xforward[SL_XF_ADDR] ? j->env.xforward[SL_XF_ADDR] : j->peer_ip;
@@ -192,6 +192,8 @@ job_log_summary(const struct fe_job *j, const char *action, const char *queued_a
     sl_buf_printf(&line, " <%s> ->", j->env.mail_from ? j->env.mail_from : "");
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         sl_buf_printf(&line, "%s<%s>", i ? "," : " ", j->env.rcpts[i].address);
+    if (quarantine != NULL)
+        sl_buf_printf(&line, ", quarantine: %s", quarantine);
     sl_buf_printf(&line, ", Queue-ID: %s, Message-ID: %s, mail_id: %s, Hits: %s, size: %zu",
                   j->env.xforward[SL_XF_IDENT] ? j->env.xforward[SL_XF_IDENT] : "-",
                   j->message_id && *j->message_id ? j->message_id : "-", j->id,
@@ -216,7 +218,7 @@ job_tempfail(struct fe_job *j, const char *why)
     snprintf(text, sizeof(text), "451 4.5.0 id=%s, %s", j->id, why);
     for (size_t i = 0; i < n; i++)
         replies[i] = text;
-    job_log_summary(j, "TempFailedInbound", NULL, why);
+    job_log_summary(j, "TempFailedInbound", NULL, why, NULL);
     job_end(j, replies, n);
     free(replies);
 }
@@ -274,7 +276,7 @@ job_on_delivered(void *ctx, const struct fe_delivery_result *res)
     if (j->done == NULL)
         sl_info("%s: finished after the client left; the ledger holds the result for its retry",
                 j->id);
-    job_log_summary(j, res->action, res->queued_as, res->detail);
+    job_log_summary(j, res->action, res->queued_as, res->detail, res->quarantine);
     if (j->lmtp)
         job_end(j, (const char *const *)res->replies, res->n_replies);
     else
@@ -319,6 +321,10 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
         .hostname = fe->hostname,
         .message_id = j->message_id,
         .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - j->t_start_ms),
+        .quar = fe->quar,
+        .origin = j->origin->config->name,
+        .client = j->peer_ip,
+        .client_addr = j->env.xforward[SL_XF_ADDR],
     };
     if (fe->ledger != NULL) {
         p.ledger = fe->ledger;
@@ -412,7 +418,7 @@ job_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, cons
                 j->id, n);
         for (size_t i = 0; i < n; i++)
             replies[i] = entries[i].reply;
-        job_log_summary(j, "RelayedInbound", NULL, "ledger: already delivered");
+        job_log_summary(j, "RelayedInbound", NULL, "ledger: already delivered", NULL);
         job_end(j, replies, n_replies);
         free(replies);
         return;

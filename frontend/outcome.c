@@ -8,6 +8,7 @@
 
 #include "dsn.h"
 #include "ledger.h"
+#include "quarantine.h"
 #include "reply_map.h"
 #include "mail/sl_message.h"
 #include "net/sl_wire.h"
@@ -27,6 +28,7 @@ struct rcpt_state {
     char *reason;
     int code; /* final SMTP code, 0 while pending */
     char *reply;
+    bool quarantined; /* its copy is in the quarantine (log word Quarantined) */
 };
 
 struct group {
@@ -76,6 +78,10 @@ struct fe_delivery {
     char *queued_as;
     char *detail;
     char action[512];
+    /* the quarantine (quarantine.h), done before anything goes out */
+    struct fe_quar_task *quar_task;
+    struct fe_ledger_answer *quar_answer; /* the reservation, kept meanwhile */
+    char *quarantine_id;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -102,6 +108,12 @@ set_reply(struct rcpt_state *r, int code, char *text_owned)
     r->reply = text_owned;
 }
 
+static const char *
+direction_word(bool originating, bool remote)
+{
+    return originating ? (remote ? "Outbound" : "Internal") : (remote ? "OpenRelay" : "Inbound");
+}
+
 void
 fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
                bool remote, char *out, size_t len)
@@ -118,8 +130,7 @@ fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool ori
         w = dsn_suppressed ? "NoBounce" : "Bounced";
     else
         w = tagged ? "RelayedTagged" : "Relayed";
-    snprintf(out, len, "%s%s", w,
-             originating ? (remote ? "Outbound" : "Internal") : (remote ? "OpenRelay" : "Inbound"));
+    snprintf(out, len, "%s%s", w, direction_word(originating, remote));
 }
 
 char *
@@ -196,6 +207,9 @@ delivery_free(struct fe_delivery *d)
     free(d->dsn_hostname);
     free(d->dsn_message_id);
     free(d->dsn_mine);
+    fe_quar_task_cancel(&d->quar_task);
+    fe_ledger_answer_free(&d->quar_answer);
+    free(d->quarantine_id);
     if (d->later != NULL)
         event_free(d->later);
     free(d->queued_as);
@@ -208,7 +222,7 @@ delivery_free(struct fe_delivery *d)
 /* amavisd-new lists the words sorted, "Relayed" under its internal name
  * "RelayedUntagged" (so "RelayedTaggedInbound,RelayedInbound"). */
 #define ACTION_WORD_MAX 64
-#define ACTION_WORDS_MAX 32 /* 8 actions x 4 directions */
+#define ACTION_WORDS_MAX 36 /* 9 actions x 4 directions */
 
 static void
 action_sort_key(const char *w, char *key, size_t len)
@@ -249,6 +263,16 @@ finish(struct fe_delivery *d)
                 seen = strcmp(words[k], words[n_words]) == 0;
             if (!seen)
                 n_words++;
+            if (r->quarantined) { /* amavis' "{DiscardedInbound,QuarantinedInbound}" */
+                SL_BUG_ON(n_words == ACTION_WORDS_MAX);
+                snprintf(words[n_words], sizeof(words[n_words]), "Quarantined%s",
+                         direction_word(d->originating, r->remote));
+                seen = false;
+                for (size_t k = 0; k < n_words && !seen; k++)
+                    seen = strcmp(words[k], words[n_words]) == 0;
+                if (!seen)
+                    n_words++;
+            }
         }
         qsort(words, n_words, sizeof(words[0]), action_cmp);
         for (size_t k = 0; k < n_words; k++)
@@ -272,6 +296,7 @@ finish(struct fe_delivery *d)
         res.queued_as = d->queued_as;
         res.detail = d->detail;
         res.reinjected = d->reinjected;
+        res.quarantine = d->quarantine_id;
     }
     d->done(d->ctx, &res);
     free(res.replies);
@@ -584,6 +609,96 @@ dsn_wanted(void *ctx)
     return d->wanted == NULL || d->wanted(d->ctx);
 }
 
+/* ---- the quarantine, first (quarantine.h) ---------------------------- */
+
+/* Recipients that already have their reply (the quarantine failed for
+ * them) leave the groups to reinject and the report: nothing goes out
+ * for them, Postfix retries. */
+static void
+delivery_drop_answered(struct fe_delivery *d)
+{
+    for (size_t g = 0; g < d->n_groups; g++) {
+        struct group *gr = &d->groups[g];
+        size_t n = 0;
+        for (size_t k = 0; k < gr->n; k++)
+            if (d->r[gr->idx[k]].reply == NULL)
+                gr->idx[n++] = gr->idx[k];
+        gr->n = n;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < d->n_dsn; k++)
+        if (d->r[d->dsn_idx[k]].reply == NULL)
+            d->dsn_idx[n++] = d->dsn_idx[k];
+    d->n_dsn = n;
+}
+
+static void
+on_quar_done(void *ctx, const struct fe_quar_result *res)
+{
+    struct fe_delivery *d = ctx;
+
+    d->quar_task = NULL;
+    for (size_t i = 0; i < d->n; i++) {
+        d->r[i].quarantined = res->quarantined[i];
+        if (res->replies[i] != NULL)
+            set_reply(&d->r[i], atoi(res->replies[i]), sl_strdup(res->replies[i]));
+    }
+    if (res->quarantine_id != NULL) {
+        d->quarantine_id = sl_strdup(res->quarantine_id);
+        /* amavis marks the copies it delivers of a quarantined message */
+        for (size_t g = 0; g < d->n_groups; g++) {
+            struct group *gr = &d->groups[g];
+            gr->edits = sl_realloc(gr->edits, (gr->n_edits + 1) * sizeof(*gr->edits));
+            gr->edits[gr->n_edits++] = (struct sl_header_edit){
+                SL_HDR_APPEND, sl_strdup("X-Quarantine-ID"), sl_asprintf("<%s>", d->job_id)};
+        }
+    }
+    if (res->detail != NULL && d->detail == NULL)
+        d->detail = sl_strdup(res->detail);
+    delivery_drop_answered(d);
+    delivery_send(d, d->quar_answer);
+    fe_ledger_answer_free(&d->quar_answer);
+    one_done(d);
+}
+
+/* Quarantine and notifications before anything goes out; the delivery
+ * waits for them (one pending). */
+static void
+delivery_quarantine(struct fe_delivery *d, const struct fe_delivery_params *p,
+                    const Sluice__RecipientVerdict **by)
+{
+    const struct fe_ledger_answer *a = p->ledger_answer;
+    struct fe_quar_rcpt *qr = sl_calloc(d->n ? d->n : 1, sizeof(*qr));
+
+    for (size_t i = 0; i < d->n; i++)
+        qr[i] = (struct fe_quar_rcpt){d->req.rcpts[i].address, d->r[i].destiny, by[i]};
+    struct fe_quar_msg m = {
+        .job_id = d->job_id,
+        .origin = p->origin,
+        .client = p->client,
+        .client_addr = p->client_addr,
+        .sender = d->sender,
+        .rcpts = qr,
+        .n_rcpts = d->n,
+        .body = d->req.body,
+        .message_id = p->message_id,
+        .verdict = p->verdict,
+        .arrival_ms = p->arrival_ms,
+        .reinjector = d->reinjector,
+        .host = d->req.host,
+        .port = d->req.port,
+        .max_conns = d->req.max_conns,
+        .ledger = d->ledger,
+        .ledger_key = d->ledger_key,
+        .tempfail_unavailable = d->tempfail_unavailable,
+    };
+    if (a != NULL)
+        d->quar_answer = fe_ledger_answer_new(a->entries, a->n, a->mine, a->error);
+    d->pending++;
+    d->quar_task = fe_quar_task_start(p->quar, &m, on_quar_done, d);
+    free(qr);
+}
+
 /* ---- start ------------------------------------------------------------ */
 
 /* Every recipient exactly once, or the verdict is unusable. */
@@ -830,8 +945,11 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
     delivery_sort(d, by);
     for (size_t g = 0; g < d->n_groups; g++)
         group_copy_edits(&d->groups[g], v);
+    if (p->quar != NULL && fe_quar_wanted(p->quar, v))
+        delivery_quarantine(d, p, by);
+    else
+        delivery_send(d, p->ledger_answer);
     free(by);
-    delivery_send(d, p->ledger_answer);
     if (d->pending == 0) {
         /* nothing to send: answer from the loop, never from inside start */
         struct timeval zero = {0, 0};

@@ -36,6 +36,7 @@
 
 struct fe_delivery;
 struct fe_ledger;
+struct fe_quar;
 
 struct fe_delivery_result {
     bool cancelled; /* the client left before a final "." went out */
@@ -47,6 +48,7 @@ struct fe_delivery_result {
     const char *queued_as; /* the first queue id :10025 gave, or NULL */
     const char *detail;    /* the first failure towards :10025, or NULL */
     bool reinjected;       /* :10025 accepted something of this delivery (copy or DSN) */
+    const char *quarantine; /* "virus-<mail_id>" when the message was quarantined, or NULL */
 };
 
 typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res);
@@ -73,6 +75,14 @@ struct fe_delivery_params {
     const char *ledger_key;
     const struct fe_ledger_answer *ledger_answer;
     bool tempfail_unavailable;
+    /* Quarantine and notifications (quarantine.h), NULL for none: when the
+     * verdict asks for them they are carried out first, and a recipient
+     * whose quarantine or notification failed gets a 4xx and is neither
+     * reinjected nor reported. */
+    struct fe_quar *quar;
+    const char *origin;      /* origins.<name> */
+    const char *client;      /* the origin Postfix's address */
+    const char *client_addr; /* XFORWARD ADDR, or NULL */
 };
 
 /* Starts delivering; NULL with *error_r (static) for an unusable verdict.

@@ -1,5 +1,5 @@
 /* sl_cli.h - the commands of the sluice binary, and the ones that are not
- * roles (status, config, keygen, version, check-postfix, drill).
+ * roles (status, config, keygen, version, check-postfix, drill, quarantine).
  *
  * SYNOPSIS
  *   sluice.c holds the command table, as git.c and Postfix's front ends
@@ -108,5 +108,9 @@ int sl_cli_check_postfix(struct sl_cli *cli);
 /* sluice drill --via HOST:PORT[,...] --sink HOST:PORT ...: the failover
  * drill (cli/sl_drill.h); 0 nothing lost, 1 loss, 2 not all accepted. */
 int sl_cli_drill(struct sl_cli *cli);
+/* sluice quarantine list|show ID|release ID|delete ID|expire: the
+ * quarantine (quarantine.store, docs/quarantine.md); 0 done, 1 no such
+ * entry, 69 the store or Postfix unavailable, 78 no store configured. */
+int sl_cli_quarantine(struct sl_cli *cli);
 
 #endif

@@ -66,6 +66,11 @@ local_put(struct sl_quar_store *s, const struct sl_quar_entry *e, const char *te
     char *tmp = sl_asprintf("%s/.%s-%s.%ld.tmp", dir, e->type, e->mail_id, (long)getpid());
     int fd = -1, r = -1;
 
+    /* the directory itself too, the first time (its parent must exist) */
+    if (mkdir(dir, 0750) < 0 && errno == ENOENT && mkdir(s->where, 0750) < 0 && errno != EEXIST) {
+        quar_fail(error_r, "mkdir %s: %s", s->where, strerror(errno));
+        goto out;
+    }
     if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
         quar_fail(error_r, "mkdir %s: %s", dir, strerror(errno));
         goto out;

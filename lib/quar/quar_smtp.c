@@ -115,13 +115,14 @@ smtp_cmd(struct smtp *c, const char *line, char **line_r, struct sl_smtp_reply *
     free(cmd);
     if (r < 0 || smtp_read(c, &reply) < 0)
         return -1;
+    int code = reply.code;
     if (line_r != NULL)
         *line_r = sl_smtp_reply_first_line(&reply);
     if (keep_r != NULL)
         *keep_r = reply;
     else
         sl_smtp_reply_free(&reply);
-    return reply.code;
+    return code;
 }
 
 static bool

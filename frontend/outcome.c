@@ -655,6 +655,8 @@ on_quar_done(void *ctx, const struct fe_quar_result *res)
     }
     if (res->detail != NULL && d->detail == NULL)
         d->detail = sl_strdup(res->detail);
+    if (res->notified)
+        d->reinjected = true; /* :10025 took a notification */
     delivery_drop_answered(d);
     delivery_send(d, d->quar_answer);
     fe_ledger_answer_free(&d->quar_answer);

@@ -80,6 +80,7 @@ struct fe_quar_task {
     char type[SL_QUAR_TYPE_MAX + 1]; /* "" : no quarantine */
     char qid[SL_QUAR_ID_MAX + 1];
     char *detail;
+    bool notified; /* :10025 took a notification */
     char *category;
     char **viruses, **banned, **bad_headers;
     size_t n_viruses, n_banned, n_bad_headers;
@@ -223,6 +224,7 @@ task_finish(struct fe_quar_task *t)
         .quarantined = t->quarantined,
         .quarantine_id = t->qid[0] != '\0' ? t->qid : NULL,
         .detail = t->detail,
+        .notified = t->notified,
     };
     t->done(t->ctx, &res);
     task_free(t);
@@ -331,6 +333,7 @@ task_on_note_sent(void *ctx, const struct fe_reinject_result *res)
 
     nt->op = NULL;
     if (sent) {
+        t->notified = true;
         sl_info("%s: %s notification to <%s> sent: %s", t->job_id,
                 nt->kind == FE_NOTIFY_ADMIN ? "administrator" : "recipient", nt->to, reply);
         if (nt->mine)

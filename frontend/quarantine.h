@@ -92,6 +92,7 @@ struct fe_quar_result {
     const bool *quarantined;   /* its copy is in the quarantine */
     const char *quarantine_id; /* "virus-<mail_id>", or NULL when nothing was kept */
     const char *detail;        /* the first failure, for the log, or NULL */
+    bool notified;             /* :10025 accepted a notification */
 };
 
 typedef void fe_quar_done_fn(void *ctx, const struct fe_quar_result *res);

@@ -54,6 +54,7 @@ sql_conn(struct sl_quar_store *s, char **error_r)
     c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         char *msg = sl_strdup(PQerrorMessage(c));
+        msg[strcspn(msg, "\n")] = '\0';
         size_t n = strlen(msg);
         while (n > 0 && isspace((unsigned char)msg[n - 1]))
             msg[--n] = '\0';
@@ -85,6 +86,8 @@ sql_exec(struct sl_quar_store *s, const char *sql, int n, const char *const *val
         return res;
     char *msg = sl_strdup(PQresultErrorMessage(res)[0] != '\0' ? PQresultErrorMessage(res)
                                                                : PQerrorMessage(s->conn));
+    /* its first line: "ERROR:  ..."; LINE and DETAIL do not fit a reply */
+    msg[strcspn(msg, "\n")] = '\0';
     size_t len = strlen(msg);
     while (len > 0 && isspace((unsigned char)msg[len - 1]))
         msg[--len] = '\0';
@@ -238,7 +241,8 @@ sql_put_rows(struct sl_quar_store *s, const struct sl_quar_entry *e, const char 
                    "INSERT INTO msgs (partition_tag, mail_id, secret_id, am_id, time_num, "
                    "time_iso, sid, policy, client_addr, size, originating, content, quar_type, "
                    "quar_loc, dsn_sent, spam_level, message_id, from_addr, subject, host) "
-                   "VALUES (0, $1, $2, $15, $3, to_timestamp($3), $4, $5, $6, $7, $8, $9, 'Q', "
+                   "VALUES (0, $1, $2, $15, $3::integer, to_timestamp($3::integer), $4, $5, $6, $7, "
+                   "$8, $9, 'Q', "
                    "$15, 'N', $10, $11, $12, $13, $14)",
                    15, vals, lens, 0, PGRES_COMMAND_OK, error_r);
     free(policy);

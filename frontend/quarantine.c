@@ -437,8 +437,12 @@ task_stored(struct fe_quar_task *t, struct store_arg *sa, int status, bool timed
                 t->q->config->quarantine.store, sa->ms);
         for (size_t i = 0; i < t->n; i++)
             t->quarantined[i] = t->want[i] && t->replies[i] == NULL;
-        if (t->store_mine)
-            ledger_done(t, FIELD_QUARANTINE, t->qid);
+        if (t->store_mine) {
+            /* the ledger keeps successes as replies ("2..."): the id last */
+            char *v = sl_asprintf("250 2.7.0 Ok, quarantined as %s", t->qid);
+            ledger_done(t, FIELD_QUARANTINE, v);
+            free(v);
+        }
         task_notify(t);
         return;
     }
@@ -547,7 +551,8 @@ task_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, con
         const struct fe_ledger_entry *en = &entries[k++];
         if (en->state == FE_LEDGER_DONE) {
             /* kept by an earlier attempt: not again, and named as then */
-            snprintf(t->qid, sizeof(t->qid), "%s", en->reply);
+            const char *stored = strrchr(en->reply, ' ');
+            snprintf(t->qid, sizeof(t->qid), "%s", stored != NULL ? stored + 1 : en->reply);
             for (size_t i = 0; i < t->n; i++)
                 t->quarantined[i] = t->want[i];
             sl_info("%s: ledger: quarantined already as %s; not kept again", t->job_id, t->qid);

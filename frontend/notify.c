@@ -29,27 +29,66 @@ macro_of(const struct fe_notify_vars *v, char c, struct macro *m)
 {
     *m = (struct macro){0};
     switch (c) {
-    case 'f': m->text = v->from; break;
-    case 'd': m->text = v->date; break;
+    case 'f':
+        m->text = v->from;
+        break;
+    case 'd':
+        m->text = v->date;
+        break;
     case 'i':
-    case 'n': m->text = v->mail_id; break;
-    case 'h': m->text = v->host; break;
-    case 's': m->text = v->sender; break;
-    case 'a': m->text = v->client; break;
-    case 'm': m->text = v->message_id; break;
-    case 'j': m->text = v->subject; break;
-    case 'c': m->text = v->category; break;
-    case 'q': m->text = v->quarantine; break;
-    case 'S': m->text = v->spam_score; break;
-    case 'z': m->text = v->size; break;
-    case 'T': m->list = &v->to; break;
-    case 'V': m->list = &v->viruses; break;
-    case 'F': m->list = &v->banned; break;
-    case 'X': m->list = &v->bad_headers; break;
-    case 'D': m->list = &v->delivered; break;
-    case 'N': m->list = &v->blocked; break;
-    case 'R': m->list = &v->rcpts; break;
-    default: return false;
+    case 'n':
+        m->text = v->mail_id;
+        break;
+    case 'h':
+        m->text = v->host;
+        break;
+    case 's':
+        m->text = v->sender;
+        break;
+    case 'a':
+        m->text = v->client;
+        break;
+    case 'm':
+        m->text = v->message_id;
+        break;
+    case 'j':
+        m->text = v->subject;
+        break;
+    case 'c':
+        m->text = v->category;
+        break;
+    case 'q':
+        m->text = v->quarantine;
+        break;
+    case 'S':
+        m->text = v->spam_score;
+        break;
+    case 'z':
+        m->text = v->size;
+        break;
+    case 'T':
+        m->list = &v->to;
+        break;
+    case 'V':
+        m->list = &v->viruses;
+        break;
+    case 'F':
+        m->list = &v->banned;
+        break;
+    case 'X':
+        m->list = &v->bad_headers;
+        break;
+    case 'D':
+        m->list = &v->delivered;
+        break;
+    case 'N':
+        m->list = &v->blocked;
+        break;
+    case 'R':
+        m->list = &v->rcpts;
+        break;
+    default:
+        return false;
     }
     return true;
 }

@@ -18,9 +18,9 @@
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
-#define PDP_LINE_MAX 8192    /* amavis' lines are short; more is not AM.PDP */
-#define PDP_ATTRS_MAX 2000   /* attributes in one request */
-#define PDP_IDLE_S 300       /* a connection with nothing to say */
+#define PDP_LINE_MAX 8192  /* amavis' lines are short; more is not AM.PDP */
+#define PDP_ATTRS_MAX 2000 /* attributes in one request */
+#define PDP_IDLE_S 300     /* a connection with nothing to say */
 
 struct pdp_conn;
 

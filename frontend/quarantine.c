@@ -36,11 +36,11 @@ struct fe_quar {
     struct event_base *base;
     const struct sl_config *config;
     char *hostname;
-    struct fe_qpool *pool;          /* NULL: no quarantine.store */
-    char *templates[2];             /* by enum fe_notify_kind */
-    struct event *expire_timer;     /* NULL: quarantine.max_age 0 */
+    struct fe_qpool *pool;      /* NULL: no quarantine.store */
+    char *templates[2];         /* by enum fe_notify_kind */
+    struct event *expire_timer; /* NULL: quarantine.max_age 0 */
     struct fe_qcall *expire_call;
-    struct fe_pdp_server *pdp;      /* NULL: no quarantine.release_socket */
+    struct fe_pdp_server *pdp; /* NULL: no quarantine.release_socket */
 };
 
 /* One notification of a task. */
@@ -448,8 +448,8 @@ task_stored(struct fe_quar_task *t, struct store_arg *sa, int status, bool timed
     }
     char *why = timed_out ? sl_asprintf("timed out after %u s", t->q->config->quarantine.timeout_s)
                           : sl_strdup(sa->error != NULL ? sa->error : "failed");
-    sl_warn("%s: quarantine: %s could not be kept in %s: %s; tempfailing its recipients",
-            t->job_id, t->qid, t->q->config->quarantine.store, why);
+    sl_warn("%s: quarantine: %s could not be kept in %s: %s; tempfailing its recipients", t->job_id,
+            t->qid, t->q->config->quarantine.store, why);
     note_detail(t, "quarantine failed", why);
     for (size_t i = 0; i < t->n; i++)
         if (t->want[i])
@@ -511,8 +511,8 @@ task_store(struct fe_quar_task *t)
     sd->t = t;
     sd->sa = t->sa;
     t->sa = NULL;
-    t->store_call = fe_qpool_submit(t->q->pool, store_done_work, store_done_cb, store_done_free,
-                                    sd, t->q->config->quarantine.timeout_s);
+    t->store_call = fe_qpool_submit(t->q->pool, store_done_work, store_done_cb, store_done_free, sd,
+                                    t->q->config->quarantine.timeout_s);
 }
 
 /* ---- the ledger --------------------------------------------------------- */
@@ -575,8 +575,7 @@ task_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, con
         nt->go = fe_ledger_entry_is_ours(en);
         nt->mine = nt->go;
         if (en->state == FE_LEDGER_DONE)
-            sl_info("%s: ledger: notification to <%s> sent already; not again", t->job_id,
-                    nt->to);
+            sl_info("%s: ledger: notification to <%s> sent already; not again", t->job_id, nt->to);
         else if (en->state == FE_LEDGER_IN_FLIGHT)
             for (size_t i = 0; i < t->n; i++)
                 if (nt->about[i])
@@ -666,8 +665,7 @@ store_arg_new(struct fe_quar_task *t, const struct fe_quar_msg *m)
 }
 
 struct fe_quar_task *
-fe_quar_task_start(struct fe_quar *q, const struct fe_quar_msg *m, fe_quar_done_fn *done,
-                   void *ctx)
+fe_quar_task_start(struct fe_quar *q, const struct fe_quar_msg *m, fe_quar_done_fn *done, void *ctx)
 {
     struct fe_quar_task *t = sl_calloc(1, sizeof(*t));
     const Sluice__Verdict *v = m->verdict;

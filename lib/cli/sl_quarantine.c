@@ -63,9 +63,11 @@ parse_when(const char *s, unsigned long long *ms_r)
     const char *formats[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
 
     if (end != s && (*end == '\0' || end[1] == '\0') && strchr("smhdw", *end) != NULL) {
-        unsigned long long mul = *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400
-                                 : *end == 'w'                  ? 7 * 86400
-                                                                : 1;
+        unsigned long long mul = *end == 'm'   ? 60
+                                 : *end == 'h' ? 3600
+                                 : *end == 'd' ? 86400
+                                 : *end == 'w' ? 7 * 86400
+                                               : 1;
         unsigned long long back = n * mul * 1000, now = sl_now_wall_ms();
         *ms_r = back < now ? now - back : 0;
         return 0;
@@ -187,8 +189,7 @@ cmd_show(struct qcmd *q, const char *id)
     int r = sl_quar_get(q->store, id, &e, &error);
 
     if (r <= 0) {
-        fprintf(stderr, "sluice: quarantine show %s: %s\n", id,
-                r == 0 ? "no such entry" : error);
+        fprintf(stderr, "sluice: quarantine show %s: %s\n", id, r == 0 ? "no such entry" : error);
         free(error);
         return r == 0 ? 1 : EX_UNAVAILABLE;
     }
@@ -282,8 +283,8 @@ cmd_delete(struct qcmd *q, const char *id)
 static int
 cmd_expire(struct qcmd *q)
 {
-    unsigned long long age = q->max_age_s >= 0 ? (unsigned long long)q->max_age_s
-                                               : q->cli->config->quarantine.max_age_s;
+    unsigned long long age =
+        q->max_age_s >= 0 ? (unsigned long long)q->max_age_s : q->cli->config->quarantine.max_age_s;
     unsigned long n = 0;
     char *error = NULL;
     int r;
@@ -312,10 +313,14 @@ int
 sl_cli_quarantine(struct sl_cli *cli)
 {
     static const struct option longopts[] = {
-        {"recipient", required_argument, NULL, 'r'}, {"since", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},            {"rcpt", required_argument, NULL, 'R'},
-        {"to", required_argument, NULL, 't'},        {"max-age", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"recipient", required_argument, NULL, 'r'},
+        {"since", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"rcpt", required_argument, NULL, 'R'},
+        {"to", required_argument, NULL, 't'},
+        {"max-age", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct qcmd q = {.cli = cli, .max_age_s = -1};
     unsigned long long ms;
@@ -332,8 +337,9 @@ sl_cli_quarantine(struct sl_cli *cli)
             break;
         case 's':
             if (parse_when(optarg, &q.since_ms) < 0) {
-                fprintf(stderr, "sluice: quarantine: --since %s: not a duration (7d, 12h) or a "
-                                "date (2024-05-01, 2024-05-01T12:00)\n",
+                fprintf(stderr,
+                        "sluice: quarantine: --since %s: not a duration (7d, 12h) or a "
+                        "date (2024-05-01, 2024-05-01T12:00)\n",
                         optarg);
                 return EX_USAGE;
             }
@@ -355,8 +361,7 @@ sl_cli_quarantine(struct sl_cli *cli)
             break;
         case 'a':
             if (parse_when(optarg, &ms) < 0 || strchr(optarg, '-') != NULL) {
-                fprintf(stderr, "sluice: quarantine: --max-age %s: not a duration (30d)\n",
-                        optarg);
+                fprintf(stderr, "sluice: quarantine: --max-age %s: not a duration (30d)\n", optarg);
                 return EX_USAGE;
             }
             q.max_age_s = (long long)((sl_now_wall_ms() - ms) / 1000);

@@ -237,14 +237,15 @@ sql_put_rows(struct sl_quar_store *s, const struct sl_quar_entry *e, const char 
                   -1,
                   -1,
                   -1};
-    res = sql_exec(s,
-                   "INSERT INTO msgs (partition_tag, mail_id, secret_id, am_id, time_num, "
-                   "time_iso, sid, policy, client_addr, size, originating, content, quar_type, "
-                   "quar_loc, dsn_sent, spam_level, message_id, from_addr, subject, host) "
-                   "VALUES (0, $1, $2, $15, $3::integer, to_timestamp($3::integer), $4, $5, $6, $7, "
-                   "$8, $9, 'Q', "
-                   "$15, 'N', $10, $11, $12, $13, $14)",
-                   15, vals, lens, 0, PGRES_COMMAND_OK, error_r);
+    res =
+        sql_exec(s,
+                 "INSERT INTO msgs (partition_tag, mail_id, secret_id, am_id, time_num, "
+                 "time_iso, sid, policy, client_addr, size, originating, content, quar_type, "
+                 "quar_loc, dsn_sent, spam_level, message_id, from_addr, subject, host) "
+                 "VALUES (0, $1, $2, $15, $3::integer, to_timestamp($3::integer), $4, $5, $6, $7, "
+                 "$8, $9, 'Q', "
+                 "$15, 'N', $10, $11, $12, $13, $14)",
+                 15, vals, lens, 0, PGRES_COMMAND_OK, error_r);
     free(policy);
     free(client);
     free(mid);

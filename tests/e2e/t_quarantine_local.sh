@@ -15,7 +15,8 @@
 #      the retry keeps a second copy and notifies twice, which the counting
 #      below sees; with the ledger (redis.url) the administrator and the
 #      recipient have one notification each and the quarantine one entry,
-#      the retry answered with the same quarantine id.
+#      the retry answered with the same quarantine id;
+#   3. the frontend expires what is past quarantine.max_age by itself.
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2119 # lib helpers take optional arguments
@@ -123,3 +124,11 @@ sluice_log_has "ledger: quarantined already as virus-" || fail "sluice did not l
 sluice_log_has "ledger: notification to <admin@e2e.test> sent already; not again" ||
     fail "sluice did not log that the retry found the notification sent"
 ok "ledger on: one entry, one administrator notification, one recipient warning after the kill and the retry"
+
+# ---- 3. the frontend's own expiry --------------------------------------------
+entries() { find "$Q" -type f -name 'virus-*' | grep -c . || true; }
+n=$(entries)
+start_sluice_for_postfix "${BASE[@]}" -o quarantine.max_age=1 -o quarantine.expire_interval=10
+wait_for 25 eval '[ "$(entries)" -eq 0 ]' || fail "the frontend did not expire the $n entries"
+sluice_log_has "quarantine: expired $n entries older than 1 s" || fail "no log line for the expiry"
+ok "the frontend expired the $n entries (quarantine.max_age 1 s, quarantine.expire_interval 10 s)"

@@ -89,11 +89,13 @@ test_builtin(void **state)
     (void)state;
     s = expand(fe_notify_builtin(FE_NOTIFY_ADMIN), &v);
     assert_non_null(strstr(s, "From: \"Content-filter at mx\" <virusalert@mx>\n"));
-    assert_non_null(strstr(s, "Subject: VIRUS (Eicar-Test-Signature) in mail FROM <s@example.org>\n"));
+    assert_non_null(
+        strstr(s, "Subject: VIRUS (Eicar-Test-Signature) in mail FROM <s@example.org>\n"));
     assert_non_null(strstr(s, "To: <postmaster@example.com>\n"));
     assert_non_null(strstr(s, "\n\nA virus was found: Eicar-Test-Signature\n"));
     assert_non_null(strstr(s, "The message has been quarantined as: virus-Abcdefghij12"));
-    assert_non_null(strstr(s, "The message WAS NOT relayed to:\n<a@example.com>\n<b@example.com>\n"));
+    assert_non_null(
+        strstr(s, "The message WAS NOT relayed to:\n<a@example.com>\n<b@example.com>\n"));
     assert_null(strstr(s, "WILL BE relayed"));
     assert_null(strstr(s, "\n#"));
     free(s);

@@ -15,6 +15,7 @@ build_pkgs=(
     libprotobuf-c-dev protobuf-c-compiler   # wire format between roles
     libgmime-3.0-dev      # MIME parsing in workers
     libyaml-dev           # configuration parser (line/column for errors)
+    libpq-dev             # the quarantine's sql: store (PostgreSQL, amavisd-new's schema)
     libcmocka-dev         # unit tests
 )
 test_pkgs=(
@@ -24,6 +25,7 @@ test_pkgs=(
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
     procps iproute2 netcat-openbsd
+    postgresql            # initdb, postgres: the sql: quarantine tests run a private one
 )
 # Scanners: libraries the worker's built-in checks and scanner
 # clients link, and the real daemons the scanner tests start on loopback.
@@ -44,7 +46,8 @@ scanner_pkgs=(
 # The bench starts private instances (its own amavisd.conf, loopback port);
 # the system service stays stopped.
 bench_pkgs=(
-    amavisd-new           # amavisd-new 2.13 (Perl; SpamAssassin in-process when enabled)
+    amavisd-new           # amavisd-new 2.13 (Perl; SpamAssassin in-process when enabled);
+                          # its amavisd-release is what the quarantine tests release with
 )
 # Fuzzing (tests/fuzz, docs/fuzzing.md): clang and libFuzzer's runtime for
 # the `fuzz` preset that tests/run.sh builds; ASan/UBSan come with gcc.
@@ -76,7 +79,7 @@ if command -v service >/dev/null 2>&1; then
     service redis-server stop >/dev/null 2>&1 || true
     service postfix stop >/dev/null 2>&1 || true
     # Likewise clamd, spamd, rspamd and amavisd-new: tests start their own on loopback.
-    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis; do
+    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis postgresql; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

@@ -31,6 +31,23 @@
 
 /* ---- connection and statements ----------------------------------------- */
 
+/* libpq's message as ours: its first line ("ERROR:  ..."; LINE and
+ * DETAIL do not fit an SMTP reply), trimmed. Always -1. */
+static int
+pg_fail(const char *raw, char **error_r)
+{
+    char *msg = sl_strdup(raw);
+    size_t n;
+
+    msg[strcspn(msg, "\n")] = '\0';
+    n = strlen(msg);
+    while (n > 0 && isspace((unsigned char)msg[n - 1]))
+        msg[--n] = '\0';
+    quar_fail(error_r, "PostgreSQL: %s", msg);
+    free(msg);
+    return -1;
+}
+
 static PGconn *
 sql_conn(struct sl_quar_store *s, char **error_r)
 {
@@ -53,13 +70,7 @@ sql_conn(struct sl_quar_store *s, char **error_r)
     const char *const vals[] = {s->where, timeout, options, tcp_ms, timeout, "sluice", NULL};
     c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
-        char *msg = sl_strdup(PQerrorMessage(c));
-        msg[strcspn(msg, "\n")] = '\0';
-        size_t n = strlen(msg);
-        while (n > 0 && isspace((unsigned char)msg[n - 1]))
-            msg[--n] = '\0';
-        quar_fail(error_r, "PostgreSQL: %s", msg);
-        free(msg);
+        pg_fail(PQerrorMessage(c), error_r);
         PQfinish(c);
         return NULL;
     }
@@ -84,15 +95,9 @@ sql_exec(struct sl_quar_store *s, const char *sql, int n, const char *const *val
     res = PQexecParams(s->conn, sql, n, NULL, vals, lengths, fmts, binary_result);
     if (PQresultStatus(res) == want)
         return res;
-    char *msg = sl_strdup(PQresultErrorMessage(res)[0] != '\0' ? PQresultErrorMessage(res)
-                                                               : PQerrorMessage(s->conn));
-    /* its first line: "ERROR:  ..."; LINE and DETAIL do not fit a reply */
-    msg[strcspn(msg, "\n")] = '\0';
-    size_t len = strlen(msg);
-    while (len > 0 && isspace((unsigned char)msg[len - 1]))
-        msg[--len] = '\0';
-    quar_fail(error_r, "PostgreSQL: %s", msg);
-    free(msg);
+    pg_fail(PQresultErrorMessage(res)[0] != '\0' ? PQresultErrorMessage(res)
+                                                 : PQerrorMessage(s->conn),
+            error_r);
     PQclear(res);
     if (PQstatus(s->conn) != CONNECTION_OK) {
         PQfinish(s->conn); /* made again at the next call */
@@ -101,15 +106,23 @@ sql_exec(struct sl_quar_store *s, const char *sql, int n, const char *const *val
     return NULL;
 }
 
+/* A statement that returns no rows: 0, or -1 with *error_r. */
 static int
-sql_simple(struct sl_quar_store *s, const char *sql, char **error_r)
+sql_do(struct sl_quar_store *s, const char *sql, int n, const char *const *vals, const int *lens,
+       char **error_r)
 {
-    PGresult *res = sql_exec(s, sql, 0, NULL, NULL, 0, PGRES_COMMAND_OK, error_r);
+    PGresult *res = sql_exec(s, sql, n, vals, lens, 0, PGRES_COMMAND_OK, error_r);
 
     if (res == NULL)
         return -1;
     PQclear(res);
     return 0;
+}
+
+static int
+sql_simple(struct sl_quar_store *s, const char *sql, char **error_r)
+{
+    return sql_do(s, sql, 0, NULL, NULL, error_r);
 }
 
 static void
@@ -199,7 +212,7 @@ sql_put_rows(struct sl_quar_store *s, const struct sl_quar_entry *e, const char 
 {
     char num[8][32];
     long long sid = addr_id(s, e->sender, error_r);
-    PGresult *res;
+    int r;
 
     if (sid < 0)
         return -1;
@@ -237,70 +250,59 @@ sql_put_rows(struct sl_quar_store *s, const struct sl_quar_entry *e, const char 
                   -1,
                   -1,
                   -1};
-    res =
-        sql_exec(s,
-                 "INSERT INTO msgs (partition_tag, mail_id, secret_id, am_id, time_num, "
-                 "time_iso, sid, policy, client_addr, size, originating, content, quar_type, "
-                 "quar_loc, dsn_sent, spam_level, message_id, from_addr, subject, host) "
-                 "VALUES (0, $1, $2, $15, $3::integer, to_timestamp($3::integer), $4, $5, $6, $7, "
-                 "$8, $9, 'Q', "
-                 "$15, 'N', $10, $11, $12, $13, $14)",
-                 15, vals, lens, 0, PGRES_COMMAND_OK, error_r);
+    r = sql_do(s,
+               "INSERT INTO msgs (partition_tag, mail_id, secret_id, am_id, time_num, time_iso, "
+               "sid, policy, client_addr, size, originating, content, quar_type, quar_loc, "
+               "dsn_sent, spam_level, message_id, from_addr, subject, host) VALUES (0, $1, $2, "
+               "$15, $3::integer, to_timestamp($3::integer), $4, $5, $6, $7, $8, $9, 'Q', $15, "
+               "'N', $10, $11, $12, $13, $14)",
+               15, vals, lens, error_r);
     free(policy);
     free(client);
     free(mid);
     free(from);
     free(subject);
     free(host);
-    if (res == NULL)
-        return -1;
-    PQclear(res);
-
-    for (size_t i = 0; i < e->n_rcpts; i++) {
-        const struct sl_quar_rcpt *r = &e->rcpts[i];
-        long long rid = addr_id(s, r->address, error_r);
+    for (size_t i = 0; r == 0 && i < e->n_rcpts; i++) {
+        const struct sl_quar_rcpt *rc = &e->rcpts[i];
+        long long rid = addr_id(s, rc->address, error_r);
         if (rid < 0)
             return -1;
-        char *resp = quar_column_text(r->smtp_resp ? r->smtp_resp : "", 255);
-        char rc[2] = {r->content ? r->content : content[0], '\0'};
-        char ds[2] = {r->ds ? r->ds : 'D', '\0'};
+        char *resp = quar_column_text(rc->smtp_resp ? rc->smtp_resp : "", 255);
+        char rcontent[2] = {rc->content ? rc->content : content[0], '\0'};
+        char ds[2] = {rc->ds ? rc->ds : 'D', '\0'};
         snprintf(num[4], sizeof(num[4]), "%zu", i + 1);
         snprintf(num[5], sizeof(num[5]), "%lld", rid);
         const char *rv[] = {e->mail_id,
                             num[4],
                             num[5],
-                            r->is_local ? "Y" : "N",
-                            rc,
+                            rc->is_local ? "Y" : "N",
+                            rcontent,
                             ds,
                             e->spam_scanned ? num[3] : NULL,
                             resp};
         int rl[] = {(int)strlen(e->mail_id), -1, -1, -1, -1, -1, -1, -1};
-        res = sql_exec(s,
-                       "INSERT INTO msgrcpt (partition_tag, mail_id, rseqnum, rid, is_local, "
-                       "content, ds, rs, bl, wl, bspam_level, smtp_resp) VALUES (0, $1, $2, $3, "
-                       "$4, $5, $6, ' ', 'N', 'N', $7, $8)",
-                       8, rv, rl, 0, PGRES_COMMAND_OK, error_r);
+        r = sql_do(s,
+                   "INSERT INTO msgrcpt (partition_tag, mail_id, rseqnum, rid, is_local, content, "
+                   "ds, rs, bl, wl, bspam_level, smtp_resp) VALUES (0, $1, $2, $3, $4, $5, $6, "
+                   "' ', 'N', 'N', $7, $8)",
+                   8, rv, rl, error_r);
         free(resp);
-        if (res == NULL)
-            return -1;
-        PQclear(res);
     }
-    for (size_t off = 0, ind = 1; off < len || ind == 1; off += CHUNK_MAX, ind++) {
+    /* the text in chunks of at most CHUNK_MAX, numbered from 1 */
+    for (size_t off = 0, ind = 1; r == 0 && (off < len || ind == 1); off += CHUNK_MAX, ind++) {
         size_t n = len - off < CHUNK_MAX ? len - off : CHUNK_MAX;
         snprintf(num[6], sizeof(num[6]), "%zu", ind);
         const char *qv[] = {e->mail_id, num[6], text + off};
         int ql[] = {(int)strlen(e->mail_id), -1, (int)n};
-        res = sql_exec(s,
-                       "INSERT INTO quarantine (partition_tag, mail_id, chunk_ind, mail_text) "
-                       "VALUES (0, $1, $2, $3)",
-                       3, qv, ql, 0, PGRES_COMMAND_OK, error_r);
-        if (res == NULL)
-            return -1;
-        PQclear(res);
+        r = sql_do(s,
+                   "INSERT INTO quarantine (partition_tag, mail_id, chunk_ind, mail_text) "
+                   "VALUES (0, $1, $2, $3)",
+                   3, qv, ql, error_r);
         if (off + n >= len)
             break;
     }
-    return 0;
+    return r;
 }
 
 static int
@@ -522,22 +524,19 @@ static int
 sql_mark_released(struct sl_quar_store *s, const char *mail_id, const char *const *rcpts, size_t n,
                   char **error_r)
 {
-    if (sql_conn(s, error_r) == NULL)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
+    int r = sql_conn(s, error_r) != NULL ? 0 : -1;
+
+    for (size_t i = 0; r == 0 && i < n; i++) {
         char *email = addr_normal(rcpts[i], NULL);
         const char *vals[] = {mail_id, email};
         int lens[] = {(int)strlen(mail_id), (int)strlen(email)};
-        PGresult *res = sql_exec(s,
-                                 "UPDATE msgrcpt SET rs = 'R' WHERE mail_id = $1 AND rid IN "
-                                 "(SELECT id FROM maddr WHERE email = $2)",
-                                 2, vals, lens, 0, PGRES_COMMAND_OK, error_r);
+        r = sql_do(s,
+                   "UPDATE msgrcpt SET rs = 'R' WHERE mail_id = $1 AND rid IN "
+                   "(SELECT id FROM maddr WHERE email = $2)",
+                   2, vals, lens, error_r);
         free(email);
-        if (res == NULL)
-            return -1;
-        PQclear(res);
     }
-    return 0;
+    return r;
 }
 
 static void

@@ -47,7 +47,7 @@ struct fe_delivery_result {
     const char *action;    /* "RelayedTaggedInbound,DiscardedInbound" */
     const char *queued_as; /* the first queue id :10025 gave, or NULL */
     const char *detail;    /* the first failure towards :10025, or NULL */
-    bool reinjected;       /* :10025 accepted something of this delivery (copy, DSN, notification) */
+    bool reinjected;       /* :10025 accepted something: a copy, DSN or notification */
     const char *quarantine; /* "virus-<mail_id>" when the message was quarantined, or NULL */
 };
 

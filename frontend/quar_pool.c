@@ -29,6 +29,13 @@ struct fe_qcall {
     bool loop_gone;   /* done() called or the call cancelled */
 };
 
+/* One thread and the store handle it owns. */
+struct pool_thread {
+    struct fe_qpool *pool;
+    pthread_t tid;
+    struct sl_quar_store *store;
+};
+
 struct fe_qpool {
     struct event_base *base;
     const struct sl_config *config;
@@ -36,7 +43,7 @@ struct fe_qpool {
     pthread_cond_t cv;
     struct fe_qcall *head, *tail;
     bool stopping;
-    pthread_t *threads;
+    struct pool_thread *threads;
     unsigned n_threads;
 };
 
@@ -51,15 +58,10 @@ call_free(struct fe_qcall *c)
 static void *
 pool_thread(void *arg)
 {
-    struct fe_qpool *p = arg;
-    struct sl_quar_store *store = NULL;
-    char *error = NULL;
+    struct pool_thread *pt = arg;
+    struct fe_qpool *p = pt->pool;
+    struct sl_quar_store *store = pt->store;
 
-    store = sl_quar_store_open(p->config, &error);
-    if (store == NULL) {
-        sl_error("quarantine: %s", error);
-        free(error);
-    }
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->head == NULL && !p->stopping)
@@ -85,29 +87,39 @@ pool_thread(void *arg)
         }
     }
     pthread_mutex_unlock(&p->mu);
-    sl_quar_store_close(&store);
     return NULL;
 }
 
 struct fe_qpool *
 fe_qpool_new(struct event_base *base, const struct sl_config *config, char **error_r)
 {
+    unsigned n = config->quarantine.threads > 0 ? config->quarantine.threads : 1;
+    struct pool_thread *threads = sl_calloc(n, sizeof(*threads));
     struct fe_qpool *p;
-    struct sl_quar_store *probe;
 
-    /* the key and the store's name are checked now, not at the first virus */
-    if ((probe = sl_quar_store_open(config, error_r)) == NULL)
-        return NULL;
-    sl_quar_store_close(&probe);
+    /* Every thread's store is opened here, before the frontend gives up
+     * root (its key may be readable by root only), and a bad key or
+     * store name stops the start rather than the first virus. A sql:
+     * store connects at its first use. */
+    for (unsigned i = 0; i < n; i++) {
+        if ((threads[i].store = sl_quar_store_open(config, error_r)) == NULL) {
+            for (unsigned k = 0; k < i; k++)
+                sl_quar_store_close(&threads[k].store);
+            free(threads);
+            return NULL;
+        }
+    }
     p = sl_calloc(1, sizeof(*p));
     p->base = base;
     p->config = config;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    p->n_threads = config->quarantine.threads > 0 ? config->quarantine.threads : 1;
-    p->threads = sl_calloc(p->n_threads, sizeof(*p->threads));
-    for (unsigned i = 0; i < p->n_threads; i++)
-        SL_BUG_ON(pthread_create(&p->threads[i], NULL, pool_thread, p) != 0);
+    p->n_threads = n;
+    p->threads = threads;
+    for (unsigned i = 0; i < n; i++) {
+        threads[i].pool = p;
+        SL_BUG_ON(pthread_create(&threads[i].tid, NULL, pool_thread, &threads[i]) != 0);
+    }
     return p;
 }
 
@@ -131,8 +143,10 @@ fe_qpool_destroy(struct fe_qpool **pp)
     p->tail = NULL;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (unsigned i = 0; i < p->n_threads; i++)
-        pthread_join(p->threads[i], NULL);
+    for (unsigned i = 0; i < p->n_threads; i++) {
+        pthread_join(p->threads[i].tid, NULL);
+        sl_quar_store_close(&p->threads[i].store);
+    }
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);

@@ -21,14 +21,15 @@ struct sl_quar_store;
 struct fe_qpool;
 struct fe_qcall;
 
-/* On a pool thread, with that thread's store (NULL if it cannot be
- * opened: the work says so). Returns a status for done(). */
+/* On a pool thread, with that thread's store. Returns a status for
+ * done(). */
 typedef int fe_qpool_work_fn(struct sl_quar_store *store, void *arg);
 /* On the loop: status is work()'s, or -1 with timed_out. arg is still
  * the caller's; freeing it is free_arg's job (below). */
 typedef void fe_qpool_done_fn(void *arg, int status, bool timed_out);
 
-/* NULL with *error_r when the store cannot be opened (its key). */
+/* Opens each thread's store now (before the frontend gives up root: the
+ * key). NULL with *error_r when one cannot be opened. */
 struct fe_qpool *fe_qpool_new(struct event_base *base, const struct sl_config *config,
                               char **error_r);
 /* Joins the threads; calls still queued are dropped (their arg freed). */

@@ -42,12 +42,12 @@ struct fe_delivery_result {
     bool cancelled; /* the client left before a final "." went out */
     char **replies; /* LMTP: one line per recipient, in RCPT order */
     size_t n_replies;
-    char *combined;        /* SMTP: the one reply */
-    bool passed;           /* some recipient got the mail: "Passed", else "Blocked" */
-    const char *action;    /* "RelayedTaggedInbound,DiscardedInbound" */
-    const char *queued_as; /* the first queue id :10025 gave, or NULL */
-    const char *detail;    /* the first failure towards :10025, or NULL */
-    bool reinjected;       /* :10025 accepted something: a copy, DSN or notification */
+    char *combined;         /* SMTP: the one reply */
+    bool passed;            /* some recipient got the mail: "Passed", else "Blocked" */
+    const char *action;     /* "RelayedTaggedInbound,DiscardedInbound" */
+    const char *queued_as;  /* the first queue id :10025 gave, or NULL */
+    const char *detail;     /* the first failure towards :10025, or NULL */
+    bool reinjected;        /* :10025 accepted something: a copy, DSN or notification */
     const char *quarantine; /* "virus-<mail_id>" when the message was quarantined, or NULL */
 };
 

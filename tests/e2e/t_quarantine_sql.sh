@@ -14,13 +14,14 @@
 #   2. the query an amavis web front end runs to list a recipient's
 #      quarantine (MailZu's: msgs joined with msgrcpt, maddr twice and
 #      quarantine) returns sluice's row;
-#   3. sluice quarantine list --recipient shows it; release sends it back
+#   3. sluice quarantine list --recipient --since shows it (and only
+#      it), show gives its secret_id; release sends it back
 #      through the origin's :10025: delivered exactly once, with amavis'
 #      X-Quarantine-ID, msgrcpt.rs = 'R', and the release logged as
 #      amavisd-new logs it;
 #   4. Debian's amavisd-release, unmodified, releases another one over
 #      AM.PDP (quarantine.release_socket) with the secret_id from msgs; a
-#      wrong secret_id is refused;
+#      wrong secret_id is refused; sluice quarantine delete removes it;
 #   5. PostgreSQL stopped while a virus arrives: Postfix gets 451 and keeps
 #      the message; once PostgreSQL is back it is quarantined, once;
 #   6. expiry run by three nodes at once removes each old entry once.
@@ -97,7 +98,11 @@ printf '%s\n' "$rows" | grep -q "|$mail1|have a look|.*|V| |Q|$E2E_RCPT\$" ||
 ok "front end query: $(printf '%s\n' "$rows" | grep "$mail1")"
 
 # ---- 3. listed and released, once, with X-Quarantine-ID ---------------------
-qcmd list --recipient "$E2E_RCPT" | grep -q "^$id1 " || fail "sluice quarantine list does not show $id1"
+qcmd list --recipient "$E2E_RCPT" --since 1h | grep -q "^$id1 " || fail "sluice quarantine list does not show $id1"
+[ -z "$(qcmd list --since 2099-01-01)" ] || fail "sluice quarantine list --since 2099-01-01 shows entries"
+[ -z "$(qcmd list --recipient nobody@e2e.test)" ] || fail "sluice quarantine list --recipient shows others' entries"
+qcmd show "$id1" | grep -q "^Secret-ID: $(pg_sql "SELECT encode(secret_id, 'escape') FROM msgs WHERE mail_id = '$mail1'")\$" ||
+    fail "sluice quarantine show does not give msgs.secret_id"
 qcmd release "$id1" >"$E2E_TMP/release.out" 2>&1 || { cat "$E2E_TMP/release.out" >&2; fail "release failed"; }
 ok "release: $(head -n 1 "$E2E_TMP/release.out")"
 grep -q "Quarantined message release (miscategorized): $mail1 <$E2E_FROM> -> <$E2E_RCPT>" "$E2E_TMP/release.out" ||
@@ -131,6 +136,11 @@ wait_for 30 eval '[ "$(mbox_copies "$E2E_RCPT" "$msgid2")" -ge 1 ]' || fail "ama
 sleep 1
 [ "$(mbox_copies "$E2E_RCPT" "$msgid2")" -eq 1 ] || fail "amavisd-release's message arrived more than once"
 ok "released by Debian's amavisd-release, delivered once"
+qcmd delete "$id2" >/dev/null || fail "sluice quarantine delete $id2 failed"
+[ "$(pg_sql "SELECT (SELECT count(*) FROM msgs WHERE mail_id = '${id2#virus-}') + (SELECT count(*) FROM msgrcpt WHERE mail_id = '${id2#virus-}') + (SELECT count(*) FROM quarantine WHERE mail_id = '${id2#virus-}')")" -eq 0 ] ||
+    fail "rows of $id2 left after sluice quarantine delete"
+! qcmd show "$id2" >/dev/null 2>&1 || fail "sluice quarantine show finds the deleted $id2"
+ok "sluice quarantine delete $id2: its msgs, msgrcpt and quarantine rows gone"
 
 # ---- 5. PostgreSQL down: 451, nothing lost, kept once when back --------------
 stop_pg

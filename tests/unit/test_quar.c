@@ -2,7 +2,8 @@
  * prefix fields, X-Sluice-Quarantine, LF line ends) built and read back,
  * sealed and opened, an amavis-written text read; ids as users give them;
  * the local: store in amavis' layout (put, get, list with filters, delete,
- * expiry under its lock, a second put of one id refused); AM.PDP lines in
+ * expiry under its lock, a second put of one id refused; sealed with a
+ * key from the environment: not readable without it); AM.PDP lines in
  * and out, as amavisd-release writes and reads them. The sql: store and
  * releases run against real PostgreSQL and Postfix in tests/e2e. */
 #include <setjmp.h>
@@ -294,6 +295,64 @@ test_local_store(void **state)
     free(rm);
 }
 
+/* The same store sealed (SLUICE_QUARANTINE_KEY): the file does not hold
+ * the message, a get opens it, a store with another key cannot. */
+static void
+test_local_sealed(void **state)
+{
+    struct sl_quar_store *s;
+    struct sl_quar_entry in, out;
+    char *error = NULL, *ov[2];
+    struct sl_config *c;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/sluice-test-quar.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    ov[0] = sl_asprintf("quarantine.store=local:%s", dir);
+    ov[1] = "quarantine.encryption=yes";
+    setenv("SLUICE_QUARANTINE_KEY",
+           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    c = sl_config_load_buffer("test", "", 0, ov, 2, &error);
+    assert_non_null(c);
+    s = sl_quar_store_open(c, &error);
+    assert_non_null(s);
+    entry_fill(&in, "Sealed987654");
+    assert_int_equal(sl_quar_put(s, &in, &error), 0);
+    char *path = sl_asprintf("%s/S/virus-Sealed987654", dir), *text = NULL;
+    size_t len = 0;
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    text = sl_calloc(1, 65536);
+    len = fread(text, 1, 65535, fp);
+    fclose(fp);
+    assert_null(memmem(text, len, "line one", 8));
+    assert_non_null(memmem(text, len, "X-Envelope-To: <a@example.com>", 30));
+    assert_int_equal(sl_quar_get(s, "virus-Sealed987654", &out, &error), 1);
+    assert_non_null(strstr(out.message, "line one\n.dot line\n"));
+    sl_quar_entry_clear(&out);
+    sl_quar_store_close(&s);
+    setenv("SLUICE_QUARANTINE_KEY",
+           "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100", 1);
+    s = sl_quar_store_open(c, &error);
+    assert_non_null(s);
+    assert_int_equal(sl_quar_get(s, "virus-Sealed987654", &out, &error), -1);
+    assert_non_null(strstr(error, "wrong key"));
+    sl_free_and_clear(&error);
+    sl_quar_store_close(&s);
+    setenv("SLUICE_QUARANTINE_KEY", "not hex", 1);
+    assert_null(sl_quar_store_open(c, &error));
+    assert_non_null(strstr(error, "SLUICE_QUARANTINE_KEY"));
+    sl_free_and_clear(&error);
+    unsetenv("SLUICE_QUARANTINE_KEY");
+    sl_config_destroy(&c);
+    free(ov[0]);
+    free(text);
+    free(path);
+    char *rm = sl_asprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+}
+
 /* ---- AM.PDP ------------------------------------------------------------- */
 
 static void
@@ -328,9 +387,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_round_trip), cmocka_unit_test(test_sealed),
-        cmocka_unit_test(test_amavis_text),     cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_local_store),     cmocka_unit_test(test_pdp),
+        cmocka_unit_test(test_text_round_trip),
+        cmocka_unit_test(test_sealed),
+        cmocka_unit_test(test_amavis_text),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_local_store),
+        cmocka_unit_test(test_local_sealed),
+        cmocka_unit_test(test_pdp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

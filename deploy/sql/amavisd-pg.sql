@@ -1,6 +1,7 @@
 -- amavisd-pg.sql - amavisd-new's own PostgreSQL schema for its log and
--- quarantine ("R/W part of the dataset"), as amavisd-new 2.13 gives it in
--- README.sql-pg (amavisd-new, by Mark Martinec and contributors, GPL-2.0-or-later).
+-- quarantine ("R/W part of the dataset"), as amavisd-new 2.13 documents it
+-- for PostgreSQL (amavisd-new, by Mark Martinec and contributors,
+-- GPL-2.0-or-later); its comments are amavisd-new's.
 -- sluice's sql: quarantine store (docs/quarantine.md) writes these tables
 -- as amavisd-new does, so that the web front ends written for amavis read
 -- them unchanged, and an existing amavis database needs no change.

@@ -1,5 +1,5 @@
 /* quar_sql.c - the sql: store: PostgreSQL with amavisd-new's own schema
- * (README.sql-pg; deploy/sql/amavisd-pg.sql), written as amavis writes it,
+ * (deploy/sql/amavisd-pg.sql), written as amavis writes it,
  * so that the web front ends that read amavis' tables show sluice's
  * quarantine unchanged:
  *   maddr        one row per address (partition_tag, email, domain with its
@@ -504,7 +504,7 @@ sql_expire(struct sl_quar_store *s, unsigned long long before_ms, unsigned long 
         goto fail;
     *n_r = strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    /* addresses nobody refers to any more (README.sql-pg's housekeeping) */
+    /* addresses nobody refers to any more (amavis' documented housekeeping) */
     if (*n_r > 0 &&
         sql_simple(s,
                    "DELETE FROM maddr WHERE NOT EXISTS (SELECT 1 FROM msgs WHERE sid = maddr.id) "

@@ -185,10 +185,10 @@ SL_WARN_UNUSED int sl_quar_release(struct sl_quar_store *store, const struct sl_
                                    struct sl_quar_release_result *res_r, char **error_r);
 
 /* ---- AM.PDP (quar_pdp.c) -------------------------------------------------
- * amavisd-new's policy delegation protocol as amavisd-release speaks it
- * (README.protocol): request lines "name=value" (%XX-encoded), CRLF or
- * LF, an empty line ends the request; the reply is lines of the same form
- * and an empty line. No I/O: feed lines, get requests. */
+ * amavisd-new's policy delegation protocol as amavisd-release speaks it:
+ * request lines "name=value" (%XX-encoded), CRLF or LF, an empty line
+ * ends the request; the reply is lines of the same form and an empty
+ * line. No I/O: feed lines, get requests. */
 
 struct sl_pdp_attr {
     char *name;

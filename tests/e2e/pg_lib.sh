@@ -2,7 +2,8 @@
 # pg_lib.sh - a private PostgreSQL for the quarantine's sql: tests
 # (t_quarantine_sql.sh), on top of lib.sh. Source lib.sh first.
 #
-#   start_pg       initdb into the private directory (as user postgres:
+#   start_pg       initdb (from pg_config --bindir) into the private
+#                  directory (as user postgres:
 #                  PostgreSQL refuses to run as root), postgres on a free
 #                  loopback port, trust authentication, a database
 #                  mail_log with amavisd-new's schema
@@ -23,12 +24,9 @@ PG_PID=
 PG_CONNINFO=
 
 pg_find_bin() {
-    local d
-    for d in /usr/lib/postgresql/*/bin; do
-        [ -x "$d/initdb" ] && PG_BIN=$d
-    done
-    [ -n "$PG_BIN" ] || fail "PostgreSQL not found (/usr/lib/postgresql/*/bin/initdb; package postgresql)"
-    need_cmd psql setpriv
+    need_cmd pg_config psql setpriv
+    PG_BIN=$(pg_config --bindir)
+    [ -x "$PG_BIN/initdb" ] || fail "no initdb in $PG_BIN (pg_config --bindir; package postgresql)"
     id postgres >/dev/null 2>&1 || fail "no user postgres (package postgresql)"
 }
 

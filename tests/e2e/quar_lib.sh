@@ -12,13 +12,13 @@
 #   mbox_has_subject ADDR ERE  a message in ADDR's mailbox with that Subject
 #   mbox_grep ADDR TEXT       TEXT in some message of ADDR's mailbox
 #   amavisd_release SOCKET ARGS...
-#                             Debian's /usr/sbin/amavisd-release, unmodified,
-#                             talking to SOCKET: the script has its socket
-#                             (/var/lib/amavis/amavisd.sock) written into
-#                             it, so SOCKET's directory is bind-mounted over
-#                             /var/lib/amavis in a private mount namespace;
-#                             where that is not allowed, a copy with the
-#                             path replaced (and a note)
+#                             Debian's amavisd-release, unmodified, talking
+#                             to SOCKET: the script has its socket path
+#                             written into it ($socketname), so SOCKET's
+#                             directory is bind-mounted over that path's
+#                             directory in a private mount namespace; where
+#                             that is not allowed, a copy with the path
+#                             replaced (and a note)
 
 pf_send() {
     local out=$E2E_TMP/swaks.$RANDOM.log
@@ -54,17 +54,21 @@ mbox_has_subject() { mbox_files "$1" | xargs -r grep -lE "^Subject: $2" >/dev/nu
 mbox_grep() { mbox_files "$1" | xargs -r grep -lF -- "$2" >/dev/null 2>&1; }
 
 amavisd_release() {
-    local sock=$1 dir
+    local sock=$1 script want dir
     shift
     need_cmd amavisd-release
-    dir=$(dirname "$sock")
-    [ "$(basename "$sock")" = amavisd.sock ] || fail "amavisd_release: the socket must be called amavisd.sock"
-    if unshare -m --propagation private true 2>/dev/null; then
-        unshare -m --propagation private sh -c 'mount --bind "$1" /var/lib/amavis && shift && exec amavisd-release "$@"' \
-            sh "$dir" "$@"
+    script=$(command -v amavisd-release)
+    want=$(sed -n "s/^ *\$socketname *= *'\([^']*\)';.*/\1/p" "$script" | head -n 1)
+    [ -n "$want" ] || fail "no \$socketname in $script"
+    [ "$(basename "$sock")" = "$(basename "$want")" ] ||
+        fail "amavisd_release: the socket must be called $(basename "$want"), as in $script"
+    dir=$(dirname "$want")
+    if unshare -m --propagation private true 2>/dev/null && [ -d "$dir" ]; then
+        unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec amavisd-release "$@"' \
+            sh "$(dirname "$sock")" "$dir" "$@"
         return
     fi
     say "NOTE: no private mount namespace here: amavisd-release runs as a copy with its socket path replaced"
-    sed "s|/var/lib/amavis/amavisd.sock|$sock|" /usr/sbin/amavisd-release >"$E2E_TMP/amavisd-release"
+    sed "s|$want|$sock|" "$script" >"$E2E_TMP/amavisd-release"
     perl "$E2E_TMP/amavisd-release" "$@"
 }

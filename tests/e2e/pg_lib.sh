@@ -17,6 +17,7 @@
 # cwd in the private directory) and is registered in E2E_SINK_PIDS, so
 # lib.sh's EXIT trap ends it, pass or fail.
 
+# shellcheck disable=SC2034 # PG_CONNINFO is for the tests
 PG_BIN=
 PG_DIR=
 PG_PORT=
@@ -61,10 +62,12 @@ start_pg() {
     say "PostgreSQL started (pid $PG_PID, 127.0.0.1:$PG_PORT), database mail_log with amavisd-new's schema"
 }
 
+pg_gone() { ! kill -0 "$PG_PID" 2>/dev/null; }
+
 stop_pg() {
     [ -n "$PG_PID" ] || return 0
     kill -INT "$PG_PID" 2>/dev/null || true
-    wait_for 30 eval '! kill -0 "$PG_PID" 2>/dev/null' || fail "PostgreSQL does not stop"
+    wait_for 30 pg_gone || fail "PostgreSQL does not stop"
     wait "$PG_PID" 2>/dev/null || true
     say "PostgreSQL stopped (pid $PG_PID)"
     PG_PID=

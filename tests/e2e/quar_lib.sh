@@ -2,12 +2,17 @@
 # quar_lib.sh - helpers of the quarantine tests (t_quarantine_*.sh), on top
 # of lib.sh.
 #
+#   pf_private_ports          free ports for the filter and the reinjection
+#                             listener, never the standard 10024/10025: a
+#                             test elsewhere on the machine may take those
+#                             between the check and the bind
 #   pf_send FILE TO           submit FILE to the instance's smtpd; INJECT_QID
 #   msg_id_of FILE            the Message-ID of a message file (without <>)
 #   quarantine_id_of MSGID    the quarantine id sluice logged for it
 #   mbox_copies ADDR MSGID    copies of the message with that Message-ID in
 #                             ADDR's mailbox (in the header: notifications
 #                             quote it in their text)
+#   mbox_has_copy ADDR MSGID  at least one (for wait_for)
 #   mbox_file_msgid ADDR MSGID   the mailbox file of that message
 #   mbox_has_subject ADDR ERE  a message in ADDR's mailbox with that Subject
 #   mbox_grep ADDR TEXT       TEXT in some message of ADDR's mailbox
@@ -19,6 +24,12 @@
 #                             directory in a private mount namespace; where
 #                             that is not allowed, a copy with the path
 #                             replaced (and a note)
+
+# shellcheck disable=SC2034 # lib.sh's variables
+pf_private_ports() {
+    PF_FILTER_PORT=$(free_port)
+    PF_REINJECT_PORT=$(free_port)
+}
 
 pf_send() {
     local out=$E2E_TMP/swaks.$RANDOM.log
@@ -49,6 +60,7 @@ mbox_msgid_files() {
     return 0
 }
 mbox_copies() { mbox_msgid_files "$1" "$2" | grep -c . || true; }
+mbox_has_copy() { [ "$(mbox_copies "$1" "$2")" -ge 1 ]; }
 mbox_file_msgid() { mbox_msgid_files "$1" "$2" | sed -n 1p; }
 mbox_has_subject() { mbox_files "$1" | xargs -r grep -lE "^Subject: $2" >/dev/null 2>&1; }
 mbox_grep() { mbox_files "$1" | xargs -r grep -lF -- "$2" >/dev/null 2>&1; }
@@ -64,6 +76,7 @@ amavisd_release() {
         fail "amavisd_release: the socket must be called $(basename "$want"), as in $script"
     dir=$(dirname "$want")
     if unshare -m --propagation private true 2>/dev/null && [ -d "$dir" ]; then
+        # shellcheck disable=SC2016 # the inner shell expands them
         unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec amavisd-release "$@"' \
             sh "$(dirname "$sock")" "$dir" "$@"
         return

@@ -35,7 +35,7 @@ need_cmd swaks clamd
 
 start_clamd
 start_redis
-pf_choose_ports
+pf_private_ports
 start_postfix
 Q=$E2E_TMP/quarantine
 mkdir -p "$E2E_TMP/amavis"
@@ -51,6 +51,7 @@ discarded_re() {
 # files holding the message: quarantine entries, notifications about it
 quarantined() { grep -rlF "Message-ID: <$1>" "$Q" 2>/dev/null | grep -c . || true; }
 notices() { mbox_files "$1" | xargs -r grep -lF "Message-ID: <$2>" | xargs -r grep -lE "^Subject: VIRUS" | grep -c . || true; }
+notified() { [ "$(notices "$1" "$2")" -ge 1 ]; }
 
 # ---- 1. kept in amavis' layout, listed, released by amavisd-release ----------
 start_sluice_for_postfix "${BASE[@]}" -o "quarantine.release_socket=$RELSOCK" -o "redis.url=$REDIS_URL"
@@ -76,7 +77,7 @@ grep -qE '^250 2\.0\.0 Ok, id=rel-' "$E2E_TMP/amrel.out" || { cat "$E2E_TMP/amre
 ok "amavisd-release $id: $(head -n 1 "$E2E_TMP/amrel.out")"
 sluice_log_has "Quarantined message release \(miscategorized\): $mail <$(ere_quote "$E2E_FROM")> -> <$(ere_quote "$E2E_RCPT")>" ||
     fail "the release is not logged in amavis' words"
-wait_for 30 eval '[ "$(mbox_copies "$E2E_RCPT" "$msgid")" -ge 1 ]' || fail "the released message did not arrive"
+wait_for 30 mbox_has_copy "$E2E_RCPT" "$msgid" || fail "the released message did not arrive"
 sleep 2
 [ "$(mbox_copies "$E2E_RCPT" "$msgid")" -eq 1 ] || fail "the released message arrived more than once"
 [ "$(header_count "$(mbox_file_msgid "$E2E_RCPT" "$msgid")" "^X-Quarantine-ID: <$mail>\$")" -eq 1 ] ||
@@ -96,7 +97,7 @@ one_round() {
     pf_send "$m" "$E2E_RCPT"
     wait_sluice_dead 60 || fail "sluice did not kill itself after the notifications for <$ROUND_MSGID>"
     sluice_log_has "SLUICE_TEST_KILL_AFTER_REINJECT: killing myself" || fail "sluice died, but not at the test hook"
-    wait_for 30 eval '[ "$(notices admin@e2e.test "$ROUND_MSGID")" -ge 1 ]' ||
+    wait_for 30 notified admin@e2e.test "$ROUND_MSGID" ||
         fail "the administrator's notification for <$ROUND_MSGID> did not arrive"
     start_sluice_for_postfix "${BASE[@]}" "$@"
     pf_flush
@@ -108,8 +109,9 @@ one_round() {
 one_round ctl -o dedup.enabled=no
 n_admin=$(notices admin@e2e.test "$ROUND_MSGID")
 n_kept=$(quarantined "$ROUND_MSGID")
-[ "$n_admin" -eq 2 ] && [ "$n_kept" -eq 2 ] ||
+if [ "$n_admin" -ne 2 ] || [ "$n_kept" -ne 2 ]; then
     fail "control run (no ledger): expected a second notification and entry, found $n_admin and $n_kept"
+fi
 ok "control, ledger off: the retry kept a second copy and notified again ($n_kept entries, $n_admin notifications)"
 
 one_round once -o "redis.url=$REDIS_URL"
@@ -127,8 +129,9 @@ ok "ledger on: one entry, one administrator notification, one recipient warning 
 
 # ---- 3. the frontend's own expiry --------------------------------------------
 entries() { find "$Q" -type f -name 'virus-*' | grep -c . || true; }
+no_entries() { [ "$(entries)" -eq 0 ]; }
 n=$(entries)
 start_sluice_for_postfix "${BASE[@]}" -o quarantine.max_age=1 -o quarantine.expire_interval=10
-wait_for 25 eval '[ "$(entries)" -eq 0 ]' || fail "the frontend did not expire the $n entries"
+wait_for 25 no_entries || fail "the frontend did not expire the $n entries"
 sluice_log_has "quarantine: expired $n entries older than 1 s" || fail "no log line for the expiry"
 ok "the frontend expired the $n entries (quarantine.max_age 1 s, quarantine.expire_interval 10 s)"

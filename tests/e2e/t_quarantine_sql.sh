@@ -43,7 +43,7 @@ need_cmd swaks clamd
 
 start_clamd
 start_pg
-pf_choose_ports
+pf_private_ports
 start_postfix
 mkdir -p "$E2E_TMP/amavis"
 RELSOCK=$E2E_TMP/amavis/amavisd.sock
@@ -107,7 +107,7 @@ qcmd release "$id1" >"$E2E_TMP/release.out" 2>&1 || { cat "$E2E_TMP/release.out"
 ok "release: $(head -n 1 "$E2E_TMP/release.out")"
 grep -q "Quarantined message release (miscategorized): $mail1 <$E2E_FROM> -> <$E2E_RCPT>" "$E2E_TMP/release.out" ||
     fail "the release is not logged in amavis' words"
-wait_for 30 eval '[ "$(mbox_copies "$E2E_RCPT" "$msgid1")" -ge 1 ]' || fail "the released message did not arrive"
+wait_for 30 mbox_has_copy "$E2E_RCPT" "$msgid1" || fail "the released message did not arrive"
 sleep 2
 [ "$(mbox_copies "$E2E_RCPT" "$msgid1")" -eq 1 ] || fail "the released message arrived more than once"
 f=$(mbox_file_msgid "$E2E_RCPT" "$msgid1")
@@ -132,7 +132,7 @@ amavisd_release "$RELSOCK" "$id2" "$secret" >"$E2E_TMP/amrel.out" 2>&1 ||
 grep -qE "^250 2\.0\.0 Ok, id=rel-[A-Za-z0-9_-]+, from MTA\(smtp:\[127\.0\.0\.1\]:$PF_REINJECT_PORT\): 250 2\.0\.0 Ok: queued as " "$E2E_TMP/amrel.out" ||
     { cat "$E2E_TMP/amrel.out" >&2; fail "amavisd-release did not print the release's reply"; }
 ok "amavisd-release $id2 <secret>: $(head -n 1 "$E2E_TMP/amrel.out")"
-wait_for 30 eval '[ "$(mbox_copies "$E2E_RCPT" "$msgid2")" -ge 1 ]' || fail "amavisd-release's message did not arrive"
+wait_for 30 mbox_has_copy "$E2E_RCPT" "$msgid2" || fail "amavisd-release's message did not arrive"
 sleep 1
 [ "$(mbox_copies "$E2E_RCPT" "$msgid2")" -eq 1 ] || fail "amavisd-release's message arrived more than once"
 ok "released by Debian's amavisd-release, delivered once"

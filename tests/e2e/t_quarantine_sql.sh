@@ -18,7 +18,7 @@
 #      it), show gives its secret_id; release sends it back
 #      through the origin's :10025: delivered exactly once, with amavis'
 #      X-Quarantine-ID, msgrcpt.rs = 'R', and the release logged as
-#      amavisd-new logs it;
+#      amavisd-new logs it; release --rcpt sends it elsewhere;
 #   4. Debian's amavisd-release, unmodified, releases another one over
 #      AM.PDP (quarantine.release_socket) with the secret_id from msgs; a
 #      wrong secret_id is refused; sluice quarantine delete removes it;
@@ -114,6 +114,10 @@ f=$(mbox_file_msgid "$E2E_RCPT" "$msgid1")
 [ "$(header_count "$f" "^X-Quarantine-ID: <$mail1>\$")" -eq 1 ] || fail "no X-Quarantine-ID: <$mail1> in the delivered copy"
 [ "$(pg_sql "SELECT rs FROM msgrcpt WHERE mail_id = '$mail1'")" = R ] || fail "msgrcpt.rs is not R after the release"
 ok "released and delivered once with X-Quarantine-ID: <$mail1>; msgrcpt.rs = R"
+qcmd release "$id1" --rcpt other@e2e.test >/dev/null 2>&1 || fail "release --rcpt failed"
+wait_for 30 mbox_has_copy other@e2e.test "$msgid1" || fail "release --rcpt other@e2e.test did not arrive"
+[ "$(mbox_copies "$E2E_RCPT" "$msgid1")" -eq 1 ] || fail "release --rcpt went to the original recipient too"
+ok "release --rcpt other@e2e.test: delivered there, not again to <$E2E_RCPT>"
 
 # ---- 4. amavisd-release over AM.PDP ----------------------------------------
 m=$(mk_msg v2 "another look" "$(eicar)")

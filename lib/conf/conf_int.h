@@ -38,7 +38,7 @@
 /* ---- conf_schema.c: the keys ------------------------------------------ */
 
 enum conf_type {
-    KT_HOSTPORT,  /* "host:port", "[v6]:port" */
+    KT_HOSTPORT,  /* "host:port", "[v6]:port"; also "" (off) when the default is "" */
     KT_HOSTNAME,  /* "" or a DNS name */
     KT_ENDPOINT,  /* a ZeroMQ endpoint */
     KT_ENDPOINTS, /* a list of ZeroMQ endpoints, at least one */

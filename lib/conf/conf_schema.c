@@ -123,6 +123,7 @@ const struct conf_key conf_global_keys[] = {
     {"reinject.timeout", KT_DURATION, "300", G(reinject.timeout_s), 0, 1, 86400, NULL},
     {"log.target", KT_ENUM, "stderr", G(log.target), 0, 0, 0, log_targets},
     {"log.level", KT_ENUM, "info", G(log.level), 0, 0, 0, log_levels},
+    {"metrics.listen", KT_HOSTPORT, "", G(metrics.listen), 0, 0, 0, NULL},
     {"redis.url", KT_REDIS_URL, "", G(redis.url), 0, 0, 0, NULL},
     {"redis.sentinels", KT_SERVERS, "", G(redis.sentinels), G(redis.n_sentinels), 0, 0, NULL},
     {"redis.master_name", KT_STRING, "", G(redis.master_name), 0, 0, 0, NULL},
@@ -167,8 +168,8 @@ const struct conf_key conf_origin_keys[] = {
 const size_t conf_n_origin_keys = SL_N_ELEMENTS(conf_origin_keys);
 
 const char *const conf_sections[] = {"frontend", "job",      "broker", "workers",
-                                     "reinject", "log",      "redis",  "dedup",  "security",
-                                     "origins",
+                                     "reinject", "log",      "metrics", "redis", "dedup",
+                                     "security", "origins",
                                      "scanners", "policy",   "policy_banks"};
 const size_t conf_n_sections = SL_N_ELEMENTS(conf_sections);
 

@@ -71,6 +71,11 @@ set_hostport(struct conf_loader *ld, const struct conf_where *w, const char *key
     char *host;
     unsigned port;
 
+    /* a key whose default is "" may be "": off (metrics.listen) */
+    if (value[0] == '\0' && def->def[0] == '\0') {
+        string_store(def, base, value);
+        return 0;
+    }
     if (sl_hostport_parse(value, &host, &port) < 0)
         return conf_fail(ld, w, key,
                          "expected host:port (127.0.0.1:10024, [::1]:10024, name:10024; "

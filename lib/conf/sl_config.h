@@ -149,6 +149,10 @@ struct sl_config {
     } log;
 
     struct {
+        char *listen;           /* "host:port" of /metrics, /healthz, /readyz, /status; "" = off */
+    } metrics;
+
+    struct {
         char *url;              /* "" = no Redis; may hold a password: print masked */
         char **sentinels;       /* "host:port" of Sentinels; none: url is the master */
         size_t n_sentinels;

@@ -151,6 +151,7 @@ static void
 assert_defaults(const struct sl_config *c)
 {
     assert_string_equal(c->frontend.listen, "127.0.0.1:10024");
+    assert_string_equal(c->metrics.listen, ""); /* off */
     assert_string_equal(c->frontend.acl_text, "127.0.0.0/8, ::1");
     assert_int_equal(c->frontend.acl.n, 2);
     assert_true(sl_cidr_list_match_text(&c->frontend.acl, "127.0.0.1"));
@@ -415,6 +416,9 @@ static const struct error_case error_cases[] = {
     /* addresses */
     {"frontend:\n  listen: foo\n", ":2: frontend.listen: expected host:port"},
     {"frontend:\n  listen: 127.0.0.1:0\n", ":2: frontend.listen: expected host:port"},
+    /* "" is off only for a key whose default is "" */
+    {"frontend:\n  listen: \"\"\n", ":2: frontend.listen: expected host:port"},
+    {"metrics:\n  listen: 9100\n", ":2: metrics.listen: expected host:port"},
     {"frontend:\n  acl: 127.0.0.0/8, 10.0.0.0/33\n",
      ":2: frontend.acl: \"10.0.0.0/33\": prefix length must be 0..32"},
     {"frontend:\n  acl:\n    - 127.0.0.0/8\n    - nonsense\n",
@@ -567,6 +571,7 @@ test_overrides(void **state)
         "workers.count=4", /* later wins, as with postconf -o */
         "broker.endpoints=tcp://a:1 tcp://b:2",
         "frontend.hostname=",
+        "metrics.listen=[::1]:9100",
     };
     struct sl_config *c = load_ok("workers:\n  count: 1\nfrontend:\n  hostname: x.example\n", ov,
                                   sizeof(ov) / sizeof(ov[0]));
@@ -587,6 +592,7 @@ test_overrides(void **state)
     assert_int_equal(c->broker.n_endpoints, 2);
     assert_string_equal(c->broker.endpoints[1], "tcp://b:2");
     assert_string_equal(c->frontend.hostname, "");
+    assert_string_equal(c->metrics.listen, "[::1]:9100");
     sl_config_destroy(&c);
 }
 

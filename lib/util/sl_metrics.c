@@ -30,8 +30,8 @@ struct sl_metric {
     size_t n_children;
     double *bounds; /* histograms */
     size_t n_bounds;
-    char **le;      /* the bounds as label values, "+Inf" last */
-    size_t slots;   /* per child */
+    char **le;    /* the bounds as label values, "+Inf" last */
+    size_t slots; /* per child */
     _Atomic uint64_t *v;
 };
 
@@ -439,9 +439,8 @@ write_histogram_child(struct sl_buf *out, const struct sl_metric *m, size_t chil
         sl_buf_printf(out, "%llu\n", (unsigned long long)cum);
     }
     write_series(out, m, "_sum", child, NULL);
-    sl_metrics_format_value(out,
-                            bits_double(atomic_load_explicit(&s[m->n_bounds + 1],
-                                                             memory_order_relaxed)));
+    sl_metrics_format_value(
+        out, bits_double(atomic_load_explicit(&s[m->n_bounds + 1], memory_order_relaxed)));
     sl_buf_append_str(out, "\n");
     write_series(out, m, "_count", child, NULL);
     sl_buf_printf(out, "%llu\n", (unsigned long long)cum);

@@ -69,8 +69,7 @@ test_dimensions_sparse(void **state)
     static const char *const cats[] = {"CLEAN", "SPAM", "other"};
     static const char *const dests[] = {"pass", "reject"};
     static const char *const origins[] = {"o2", "o3"};
-    struct sl_metric_dim dims[] = {SL_METRIC_DIM("category", cats),
-                                   SL_METRIC_DIM("destiny", dests),
+    struct sl_metric_dim dims[] = {SL_METRIC_DIM("category", cats), SL_METRIC_DIM("destiny", dests),
                                    SL_METRIC_DIM("origin", origins)};
     struct sl_metrics *reg = sl_metrics_new();
     struct sl_metric *m;
@@ -88,12 +87,12 @@ test_dimensions_sparse(void **state)
     assert_int_equal(sl_metric_value_index(m, 2, "o3"), 1);
     sl_metric_inc(m, sl_metric_index(m, sl_metric_value_index(m, 0, "bogus"), 0, 1));
     text = written(reg);
-    assert_string_equal(
-        text, "# HELP t_messages_total Messages.\n"
-              "# TYPE t_messages_total counter\n"
-              "t_messages_total{category=\"CLEAN\",destiny=\"pass\",origin=\"o2\"} 3\n"
-              "t_messages_total{category=\"other\",destiny=\"pass\",origin=\"o3\"} 1\n"
-              "t_messages_total{category=\"SPAM\",destiny=\"reject\",origin=\"o3\"} 1\n");
+    assert_string_equal(text,
+                        "# HELP t_messages_total Messages.\n"
+                        "# TYPE t_messages_total counter\n"
+                        "t_messages_total{category=\"CLEAN\",destiny=\"pass\",origin=\"o2\"} 3\n"
+                        "t_messages_total{category=\"other\",destiny=\"pass\",origin=\"o3\"} 1\n"
+                        "t_messages_total{category=\"SPAM\",destiny=\"reject\",origin=\"o3\"} 1\n");
     free(text);
     sl_metrics_destroy(&reg);
 }
@@ -134,11 +133,18 @@ test_values(void **state)
         double v;
         const char *text;
     } cases[] = {
-        {0, "0"},           {-0.0, "0"},           {7, "7"},
-        {-3, "-3"},         {0.005, "0.005"},      {2.5, "2.5"},
-        {1e15, "1e+15"},    {123456789012, "123456789012"},
-        {1.0 / 3, "0.3333333333333333"},           {INFINITY, "+Inf"},
-        {-INFINITY, "-Inf"}, {NAN, "NaN"},
+        {0, "0"},
+        {-0.0, "0"},
+        {7, "7"},
+        {-3, "-3"},
+        {0.005, "0.005"},
+        {2.5, "2.5"},
+        {1e15, "1e+15"},
+        {123456789012, "123456789012"},
+        {1.0 / 3, "0.3333333333333333"},
+        {INFINITY, "+Inf"},
+        {-INFINITY, "-Inf"},
+        {NAN, "NaN"},
     };
     struct sl_buf b;
 

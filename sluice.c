@@ -52,6 +52,7 @@
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "conf/sl_config.h"
+#include "node_http.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"
@@ -199,6 +200,7 @@ struct run {
     struct worker_pool *workers;
     struct frontend *frontend;
     struct sl_registry *registry;
+    struct node_http *node; /* metrics.listen; NULL: off */
     unsigned n_workers;
     char host[256];
     struct sl_stop_count stops; /* SIGTERM, SIGINT and the master's copies */
@@ -282,10 +284,12 @@ registry_start(struct run *run, unsigned roles)
     const struct sl_config *cfg = run->config;
     struct sl_redis_url url;
     char *error = NULL, *id, *addr;
+    bool redis = cfg->redis.url != NULL && cfg->redis.url[0] != '\0';
 
-    if (cfg->redis.url == NULL || cfg->redis.url[0] == '\0')
+    /* without Redis the records still answer /status (metrics.listen) */
+    if (!redis && run->node == NULL)
         return;
-    if (sl_redis_url_from_config(cfg, &url, &error) < 0) {
+    if (redis && sl_redis_url_from_config(cfg, &url, &error) < 0) {
         /* checked at start-up (service_open); cannot fail here */
         sl_error("%s", error);
         free(error);
@@ -294,8 +298,9 @@ registry_start(struct run *run, unsigned roles)
     if (gethostname(run->host, sizeof(run->host)) != 0)
         snprintf(run->host, sizeof(run->host), "localhost");
     run->host[sizeof(run->host) - 1] = '\0';
-    run->registry = sl_registry_new(run->base, &url);
-    sl_redis_url_free(&url);
+    run->registry = sl_registry_new(run->base, redis ? &url : NULL);
+    if (redis)
+        sl_redis_url_free(&url);
     if (roles & ROLE_FRONTEND) {
         id = sl_registry_node_id("frontend");
         sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
@@ -389,6 +394,9 @@ roles_start(struct run *run, unsigned roles)
     char *error = NULL;
     int rc = 0;
 
+    /* the metrics' families before any role's thread counts */
+    run->node = node_http_new(cfg, roles & ROLE_FRONTEND, roles & ROLE_BROKER,
+                              (roles & ROLE_WORKERS) ? workers_wanted(cfg) : 0);
     if (roles & ROLE_BROKER) {
         run->broker = broker_start(run->zctx, cfg, cfg->broker.listen, &error);
         if (run->broker == NULL) {
@@ -419,6 +427,12 @@ roles_start(struct run *run, unsigned roles)
             rc = EX_OSERR;
             goto out;
         }
+    }
+    if (run->node != NULL && node_http_serve(run->node, run->base, run->frontend, run->broker,
+                                             &run->registry, &error) < 0) {
+        sl_fatal("%s", error);
+        rc = EX_OSERR;
+        goto out;
     }
     /* everything privileged is done: sockets bound, keys read */
     if ((cli->command->needs & SL_CLI_PRIVS) && sl_privs_drop(cfg->security.user, &error) < 0) {
@@ -478,6 +492,7 @@ roles_run(struct sl_cli *cli, unsigned roles)
     frontend_destroy(&run.frontend);
     worker_pool_stop(&run.workers);
     broker_stop(&run.broker);
+    node_http_destroy(&run.node); /* every thread that counts has stopped */
     if (run.base)
         event_base_free(run.base);
     zmq_ctx_term(run.zctx);

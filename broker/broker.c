@@ -31,6 +31,7 @@
  * (broker killed, unreachable frontend) is resubmitted by its frontend or
  * ends as the frontend's deadline and a 4xx, never as lost mail. */
 #include "broker.h"
+#include "broker_metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -764,6 +765,7 @@ dispatch(struct broker *b)
             continue;
         }
         queue_charge(b, o);
+        broker_metrics_waited(j->queued_ms);
         sl_debug("%s: broker: attempt %u to worker %s (origin %s)", j->id,
                  (unsigned)j->frame->job->attempt, w->name, o->name);
         j->worker = w;
@@ -933,6 +935,7 @@ stats_update(struct broker *b, unsigned long long now)
     st.n_failed = b->n_failed;
     st.n_bad_frames = b->n_bad_frames;
     st.n_duplicates = b->n_duplicates;
+    st.updated_ms = now;
     pthread_mutex_lock(&b->stats_lock);
     b->stats = st;
     pthread_mutex_unlock(&b->stats_lock);

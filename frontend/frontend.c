@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,6 +71,29 @@ frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
         fe_broker_link_stats(fe->ctx.link, &stats_r->link);
         stats_r->n_jobs = stats_r->link.held + stats_r->link.pending;
     }
+}
+
+bool
+frontend_ready(struct frontend *fe, char *why, size_t len)
+{
+    const struct sl_config *cfg = fe->ctx.config;
+    struct fe_broker_link_stats ls;
+
+    if (fe->ctx.shutting_down) {
+        snprintf(why, len, "frontend stopping");
+        return false;
+    }
+    fe_broker_link_stats(fe->ctx.link, &ls);
+    if (ls.n_alive == 0) {
+        snprintf(why, len, "frontend: no broker answers (0 of %u in broker.endpoints)",
+                 ls.n_brokers);
+        return false;
+    }
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        if (!cfg->origins[i].reinject_to_client)
+            fe_reinjector_watch(fe->ctx.reinjector, cfg->origins[i].reinject_host,
+                                cfg->origins[i].reinject_port);
+    return fe_reinjector_ready(fe->ctx.reinjector, why, len);
 }
 
 /* The port a client connected to (Received: "port N", policy banks'

@@ -49,4 +49,9 @@ struct frontend_stats {
 };
 void frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r);
 
+/* Can it take mail (/readyz, docs/operations.md)? A broker answers, every
+ * reinjection target known answers, and it is not stopping; false with
+ * the reason in why. Runs on fe's loop. */
+bool frontend_ready(struct frontend *fe, char *why, size_t len);
+
 #endif

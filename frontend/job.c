@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include "broker_link.h"
 #include "context.h"
+#include "fe_metrics.h"
 #include "ledger.h"
 #include "origins.h"
 #include "outcome.h"
@@ -64,6 +65,7 @@ struct fe_job {
     char *category;     /* "INFECTED (name)", "SPAM", ... NULL: CLEAN */
     char *hits;         /* the spam score; NULL: "-" */
     char *log_bank;     /* " ORIGINATING LOCAL"; NULL: "" */
+    struct fe_metrics_msg metrics; /* category and destiny, counted at the end */
 };
 
 /* ---- the envelope ----------------------------------------------------- */
@@ -165,6 +167,8 @@ job_end(struct fe_job *j, const char *const *replies, size_t n)
     fe_job_done_fn *done = j->done;
     void *ctx = j->ctx;
 
+    fe_metrics_msg_done(&j->metrics, j->origin != NULL ? j->origin->config : NULL, replies, n,
+                        sl_now_mono_ms() - j->t_start_ms);
     job_free(j);
     if (done != NULL)
         done(ctx, replies, n);
@@ -360,6 +364,7 @@ fe_job_on_verdict(void *ctx, const Sluice__Verdict *v)
 
     j->at_broker = NULL; /* the link forgot it */
     evtimer_del(j->deadline);
+    fe_metrics_msg_verdict(&j->metrics, v);
     /* logged as amavisd-new does: with angle brackets */
     if (v->message_id && *v->message_id && *v->message_id != '<')
         j->message_id = sl_asprintf("<%s>", v->message_id);

@@ -28,6 +28,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <sodium.h>
 
+#include "fe_metrics.h"
 #include "util/sl_log.h"
 
 #define LEDGER_RECONNECT_MS 1000 /* at most one connect attempt per second */
@@ -497,6 +498,7 @@ op_free(struct fe_ledger_op *op)
 static void
 op_answer_error(struct fe_ledger_op *op, const char *error)
 {
+    fe_metrics_ledger(op->kind != OP_RECORD, true);
     if (op->abandoned)
         return;
     if (op->kind != OP_RECORD)
@@ -756,6 +758,7 @@ op_new(struct fe_ledger *l, enum op_kind kind, size_t n, void *ctx, redisAsyncCo
     op->kind = kind;
     op->n = n;
     op->ctx = ctx;
+    fe_metrics_ledger(kind != OP_RECORD, false);
     op->next = l->ops;
     if (l->ops)
         l->ops->prev = op;

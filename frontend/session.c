@@ -48,6 +48,7 @@
 #include <time.h>
 #include <event2/buffer.h>
 #include "context.h"
+#include "fe_metrics.h"
 #include "origins.h"
 #include "session_int.h"
 #include "util/sl_body.h"
@@ -82,6 +83,7 @@ session_vreply(struct session *s, const char *fmt, va_list ap)
         if (line[i] == '\r' || line[i] == '\n')
             line[i] = ' ';
     struct evbuffer *out = bufferevent_get_output(s->bev);
+    fe_metrics_reply(line);
     evbuffer_add(out, line, (size_t)n);
     evbuffer_add(out, "\r\n", 2);
 }

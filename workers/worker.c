@@ -34,6 +34,7 @@
 #include "mime_check.h"
 #include "policy.h"
 #include "scan.h"
+#include "worker_metrics.h"
 #include "conf/sl_config.h"
 #include "mail/sl_message.h"
 #include "net/sl_wire.h"
@@ -353,7 +354,9 @@ static void
 task_checks(void *arg)
 {
     struct job_scan *js = arg;
+    unsigned long long start = sl_now_mono_ms();
     checks_run(&js->cctx, js->in.data, js->in.len, &js->findings);
+    worker_metrics_checks(sl_now_mono_ms() - start);
 }
 
 static void
@@ -536,6 +539,9 @@ scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t
     if (!js->view.p.bypass_spam_checks && cfg->scanners.rspamd.n_servers > 0)
         tasks[n++] = (struct scan_task){ task_rspamd, js };
     scan_parallel(w->helpers, tasks, n, keepalive_cb, w);
+    worker_metrics_scan(&js->clamd);
+    worker_metrics_scan(&js->spamd);
+    worker_metrics_scan(&js->rspamd);
     js->in.rcpts = NULL;
     free(rcpts);
 }
@@ -708,6 +714,7 @@ conn_recv_one(struct wthread *w, struct wconn *c)
     Sluice__Frame *frame = NULL;
     const char *error;
     bool again = true;
+    unsigned long long job_start;
 
     zmq_msg_init(&fmsg);
     zmq_msg_init(&body);
@@ -716,6 +723,7 @@ conn_recv_one(struct wthread *w, struct wconn *c)
         goto out;
     }
     /* any traffic proves the broker alive */
+    worker_metrics_heard();
     c->expiry_ms =
         sl_now_mono_ms() + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
     if (c->down_since_ms != 0) {
@@ -737,7 +745,9 @@ conn_recv_one(struct wthread *w, struct wconn *c)
             sl_warn("%s: worker %s: job with extra frames dropped", frame->job->job_id, w->id);
             break;
         }
+        job_start = worker_metrics_job_start();
         process_job(w, c, frame->job, &body);
+        worker_metrics_job_done(job_start);
         break;
     case SLUICE__FRAME__KIND_HEARTBEAT:
         break;

@@ -189,7 +189,7 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
     int rc;
 
     if (sl_status_fetch(url, &reg, &error) < 0) {
-        sl_status_print_unreachable(out, json, url_text, error);
+        sl_status_print_unreachable(out, json, "registry", url_text, error);
         free(error);
         return EX_UNAVAILABLE;
     }

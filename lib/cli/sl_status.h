@@ -117,8 +117,10 @@ void sl_status_print_text(FILE *out, const struct sl_status_registry *reg,
                           const struct sl_status_summary *sum, const char *url_text);
 void sl_status_print_json(FILE *out, const struct sl_status_registry *reg,
                           const struct sl_status_summary *sum, const char *url_text);
-/* When Redis cannot be read: "degraded", and that mail keeps flowing. */
-void sl_status_print_unreachable(FILE *out, bool json, const char *url_text, const char *error);
+/* When Redis (what: "registry": mail keeps flowing) or the node ("node")
+ * cannot be read: "degraded", and why. */
+void sl_status_print_unreachable(FILE *out, bool json, const char *what, const char *url_text,
+                                 const char *error);
 
 /* ---- all three ------------------------------------------------------ */
 
@@ -126,5 +128,20 @@ void sl_status_print_unreachable(FILE *out, bool json, const char *url_text, con
  * printed), or 69 (EX_UNAVAILABLE) when Redis cannot be read (also
  * printed, as degraded). */
 int sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, FILE *out);
+
+/* ---- one node, without Redis (sl_status_node.c) ---------------------- */
+
+/* The node's side (GET /status on metrics.listen): its own records (the
+ * local registry's, alive, seen now_ms), summarized and printed as
+ * sl_status_print_json does for a cluster; url_text names the node.
+ * Malloc'ed, *len_r bytes. */
+struct sl_registry;
+char *sl_status_local_json(const struct sl_registry *records, unsigned long long now_ms,
+                           const char *url_text, size_t *len_r);
+/* The command's side: asks the node at listen (metrics.listen) for its
+ * /status and prints it as sl_status_run does; the same exit status, 69
+ * when the node cannot be asked or does not answer with the status
+ * JSON. */
+int sl_status_run_node(const char *listen, bool json, FILE *out);
 
 #endif

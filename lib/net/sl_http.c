@@ -230,15 +230,12 @@ sl_http_get(const char *hostport, const char *path, unsigned timeout_ms, int *st
         event_base_dispatch(g.base);
     evhttp_connection_free(conn);
     event_base_free(g.base);
+    free(host);
     if (g.body == NULL) {
-        *error_r =
-            sl_asprintf("http://%s%s: %s", hostname, path, g.error != NULL ? g.error : "no answer");
-        free(g.error);
-        free(host);
+        *error_r = g.error != NULL ? g.error : sl_strdup("no answer");
         return -1;
     }
     free(g.error);
-    free(host);
     *status_r = g.status;
     *body_r = g.body;
     *len_r = g.len;

@@ -44,8 +44,8 @@ void sl_http_destroy(struct sl_http **hp);
 /* A blocking GET of http://hostport/path with a private loop; the
  * connect and each read wait at most timeout_ms. A wildcard host (0.0.0.0, [::], *) is asked on
  * loopback. 0 with *status_r and the body (malloc'ed, NUL-terminated,
- * *len_r bytes without the NUL), or -1 with a malloc'ed *error_r when no
- * answer came. */
+ * *len_r bytes without the NUL), or -1 with a malloc'ed *error_r (why,
+ * without the URL) when no answer came. */
 SL_WARN_UNUSED int sl_http_get(const char *hostport, const char *path, unsigned timeout_ms,
                                int *status_r, char **body_r, size_t *len_r, char **error_r);
 

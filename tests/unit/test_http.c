@@ -146,7 +146,7 @@ test_routes(void **state)
 
     /* nothing listens there any more */
     assert_int_equal(sl_http_get(addr, "/hello", 1000, &status, &body, &len, &error), -1);
-    assert_non_null(strstr(error, addr));
+    assert_string_equal(error, "cannot connect");
     free(error);
 }
 

@@ -23,6 +23,7 @@ test_pkgs=(
     swaks                 # scripted SMTP/LMTP client for end-to-end tests
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
+    prometheus            # prometheus and promtool: t_metrics_prometheus.sh, deploy/prometheus's rule tests
     procps iproute2 netcat-openbsd
 )
 # Scanners: libraries the worker's built-in checks and scanner
@@ -75,8 +76,8 @@ fi
 if command -v service >/dev/null 2>&1; then
     service redis-server stop >/dev/null 2>&1 || true
     service postfix stop >/dev/null 2>&1 || true
-    # Likewise clamd, spamd, rspamd and amavisd-new: tests start their own on loopback.
-    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis; do
+    # Likewise clamd, spamd, rspamd, amavisd-new and prometheus: tests start their own on loopback.
+    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis prometheus; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

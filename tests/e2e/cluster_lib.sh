@@ -33,13 +33,14 @@
 # VARIABLES (after the start functions)
 #   CL_REDIS_URL, CL_REDIS_PORT; CL_BROKER_PORT[name]; CL_FE_PORT[name];
 #   CL_PF_CONF[o2] CL_PF_LOG[o2] CL_PF_VMAIL[o2] CL_PF_SMTP[o2] CL_PF_IP[o2]
-#   CL_PF_REINJECT[o2] CL_PF_CONC[o2]; CL_LOG[name] for every daemon.
+#   CL_PF_REINJECT[o2] CL_PF_CONC[o2]; CL_LOG[name] for every daemon;
+#   with CL_METRICS=1, CL_METRICS_PORT[name] for every sluice node.
 
 # shellcheck disable=SC2034
 
 declare -A CL_PID=() CL_LOG=() CL_CMD=() CL_BROKER_PORT=() CL_FE_PORT=()
 declare -A CL_PF_CONF=() CL_PF_LOG=() CL_PF_VMAIL=() CL_PF_SMTP=() CL_PF_IP=()
-declare -A CL_PF_REINJECT=() CL_PF_CONC=() CL_PF_QUEUE=()
+declare -A CL_PF_REINJECT=() CL_PF_CONC=() CL_PF_QUEUE=() CL_METRICS_PORT=()
 CL_ORIGINS=()
 CL_BROKERS=()
 CL_REDIS_URL=
@@ -221,6 +222,16 @@ cl_sluice_common() {
     cl_security_args "$@"
 }
 
+# cl_add_metrics_args NAME: with CL_METRICS=1 (set before the start
+# functions), NAME serves metrics.listen on a loopback port of its own,
+# CL_METRICS_PORT[NAME] (the same across restarts); appended to the
+# caller's args.
+cl_add_metrics_args() {
+    [ "${CL_METRICS:-0}" = 1 ] || return 0
+    CL_METRICS_PORT[$1]=${CL_METRICS_PORT[$1]:-$(free_port)}
+    args+=(-o "metrics.listen=127.0.0.1:${CL_METRICS_PORT[$1]}")
+}
+
 cl_endpoints() {
     local b eps=""
     for b in "${CL_BROKERS[@]}"; do
@@ -236,6 +247,7 @@ cl_start_broker() {
     CL_BROKER_PORT[$name]=$port
     case " ${CL_BROKERS[*]} " in *" $name "*) ;; *) CL_BROKERS+=("$name") ;; esac
     mapfile -t args < <(cl_sluice_common broker)
+    cl_add_metrics_args "$name"
     cl_spawn "$name" "$SLUICE_BIN" broker "${args[@]}" -o "broker.listen=tcp://127.0.0.1:$port"
     wait_port 127.0.0.1 "$port" 10 || fail "broker $name does not listen on :$port"
     say "broker $name started (pid ${CL_PID[$name]}, tcp://127.0.0.1:$port)"
@@ -247,6 +259,7 @@ cl_start_broker() {
 cl_start_worker() {
     local name=$1 count=$2 key=${3:-worker} args=()
     mapfile -t args < <(cl_sluice_common worker "$key")
+    cl_add_metrics_args "$name"
     cl_spawn "$name" "$SLUICE_BIN" worker "${args[@]}" -o "broker.endpoints=$(cl_endpoints)" \
         -o "workers.count=$count"
     say "worker $name started (pid ${CL_PID[$name]}, $count thread(s))"
@@ -270,6 +283,7 @@ cl_start_frontend() {
     port=${CL_FE_PORT[$name]:-$(free_port)}
     CL_FE_PORT[$name]=$port
     mapfile -t args < <(cl_sluice_common frontend)
+    cl_add_metrics_args "$name"
     mapfile -t oargs < <(cl_origin_args)
     cl_spawn "$name" "$SLUICE_BIN" frontend "${args[@]}" "${oargs[@]}" \
         -o "frontend.listen=127.0.0.1:$port" -o "broker.endpoints=$(cl_endpoints)" \

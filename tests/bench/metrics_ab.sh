@@ -14,8 +14,8 @@
 #   4 sessions) after 500 untimed ones. On the "on" side a scraper asks
 #   /metrics every second while the messages flow, as a Prometheus with a
 #   1 s scrape interval would (15-60 s is usual: this is the harsh case).
-#   Runs alternate so that a swing of the shared machine's load hits both
-#   sides alike; only their ratio counts. Per run: msg/s and sluice's CPU
+#   Runs alternate (off-on, on-off, ...) so that a swing of the shared
+#   machine's load hits both sides alike; only their ratio counts. Per run: msg/s and sluice's CPU
 #   per message. At the end: the mean of each side, the ratio of the means,
 #   each pair's ratio and their median. No scanner runs: this is sluice's
 #   fastest path, where the counting shows most.
@@ -68,7 +68,7 @@ scrape_count() {
 }
 scraped_all() { [ "$(scrape_count)" -eq $((WARM + N)) ]; }
 
-declare -a RATES_OFF=() RATES_ON=()
+declare -a RATES_OFF=() RATES_ON=() CPU_OFF=() CPU_ON=()
 run_one() {
     local side=$1 extra=() t0 t1 s0 s1 rate child scraper=
     [ "$side" = on ] && extra=(-o "metrics.listen=127.0.0.1:$mport")
@@ -83,6 +83,8 @@ run_one() {
         e2e_spawn "$E2E_TMP/scraper.log" python3 "$E2E_TMP/scrape.py" \
             "http://127.0.0.1:$mport/metrics" "$E2E_TMP/scrape"
         scraper=$E2E_SPAWNED_PID
+        # scraping from the start of the timed run (python3 may start slowly)
+        wait_for 20 test -s "$E2E_TMP/scrape" || fail "on: the scraper does not scrape"
     elif port_listening 127.0.0.1 "$mport"; then
         fail "off: something listens on the metrics port"
     fi
@@ -111,22 +113,37 @@ run_one() {
     fi
     stop_sluice >/dev/null || true
     rate=$(awk -v n="$N" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
-    say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; sluice CPU per message $(us_per_msg $((s1 - s0)) "$N") us${scraper:+; /metrics scraped $scrapes time(s), sluice_messages_total $counted}"
-    if [ "$side" = on ]; then RATES_ON+=("$rate"); else RATES_OFF+=("$rate"); fi
+    say "$side: $N messages in $(((t1 - t0) / 1000)) ms = $rate msg/s; sluice CPU per message $(us_per_msg $((s1 - s0)) "$N") us${scraper:+; /metrics scraped $scrapes time(s) in all, sluice_messages_total $counted}"
+    cpu=$(us_per_msg $((s1 - s0)) "$N")
+    if [ "$side" = on ]; then
+        RATES_ON+=("$rate")
+        CPU_ON+=("$cpu")
+    else
+        RATES_OFF+=("$rate")
+        CPU_OFF+=("$cpu")
+    fi
 }
 
 say "$PAIRS pairs, $N messages each, $S sessions, 4 KiB, $(nproc) CPUs"
-for _ in $(seq 1 "$PAIRS"); do
-    run_one off
-    run_one on
+for i in $(seq 1 "$PAIRS"); do
+    # off-on, then on-off: a drift of the machine's load over the run
+    # favours neither side
+    if [ $((i % 2)) = 1 ]; then
+        run_one off
+        run_one on
+    else
+        run_one on
+        run_one off
+    fi
 done
-python3 - "${RATES_OFF[*]}" "${RATES_ON[*]}" <<'EOF'
+python3 - "${RATES_OFF[*]}" "${RATES_ON[*]}" "${CPU_OFF[*]}" "${CPU_ON[*]}" <<'EOF'
 import sys, statistics
-a = [float(x) for x in sys.argv[1].split()]
-b = [float(x) for x in sys.argv[2].split()]
+a, b, ca, cb = ([float(x) for x in arg.split()] for arg in sys.argv[1:5])
 pairs = [y / x for x, y in zip(a, b)]
 print("metrics off: mean %.0f msg/s; metrics on: mean %.0f msg/s; ratio of means %.3f" %
       (statistics.mean(a), statistics.mean(b), statistics.mean(b) / statistics.mean(a)))
 print("  ratio per round: %s; median %.3f" %
       (", ".join("%.2f" % p for p in pairs), statistics.median(pairs)))
+print("  sluice CPU per message: off median %.0f us, on median %.0f us (on/off %.3f)" %
+      (statistics.median(ca), statistics.median(cb), statistics.median(cb) / statistics.median(ca)))
 EOF

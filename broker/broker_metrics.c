@@ -42,18 +42,6 @@ broker_metrics_scrape(void *ctx)
     sl_metric_set(m.duplicates, 0, (double)st.n_duplicates);
 }
 
-static struct sl_metric *
-gauge(struct sl_metrics *reg, const char *name, const char *help)
-{
-    return sl_metrics_gauge(reg, name, help, NULL, 0);
-}
-
-static struct sl_metric *
-counter(struct sl_metrics *reg, const char *name, const char *help)
-{
-    return sl_metrics_counter(reg, name, help, NULL, 0, 0);
-}
-
 void
 broker_metrics_watch(struct sl_metrics *reg, struct broker *broker)
 {
@@ -64,30 +52,40 @@ broker_metrics_watch(struct sl_metrics *reg, struct broker *broker)
 void
 broker_metrics_register(struct sl_metrics *reg)
 {
-    m.wait = sl_metrics_histogram(
-        reg, "sluice_broker_queue_wait_seconds",
-        "Time a job waited for a worker: from its arrival at the broker to its hand-out.", NULL, 0,
-        wait_bounds, SL_N_ELEMENTS(wait_bounds), 0);
-    m.waiting = gauge(reg, "sluice_broker_jobs_waiting", "Jobs waiting for a worker.");
-    m.oldest = gauge(reg, "sluice_broker_oldest_job_age_seconds",
-                     "Age of the oldest job waiting for a worker; 0 when none waits.");
-    m.inflight = gauge(reg, "sluice_broker_jobs_in_flight", "Jobs held by workers.");
-    m.workers = gauge(reg, "sluice_broker_workers", "Worker connections registered.");
-    m.slots_free = gauge(reg, "sluice_broker_worker_slots_free", "Worker slots free now.");
-    m.frontends =
-        gauge(reg, "sluice_broker_frontends", "Frontends heard from within 3 heartbeats.");
-    m.jobs = counter(reg, "sluice_broker_jobs_total", "Jobs received from frontends.");
-    m.verdicts = counter(reg, "sluice_broker_verdicts_total", "Verdicts passed to frontends.");
-    m.requeued = counter(reg, "sluice_broker_requeued_total",
-                         "Jobs requeued because their worker died or left.");
-    m.expired = counter(reg, "sluice_broker_expired_total",
-                        "Jobs dropped because their deadline passed while queued.");
-    m.failed = counter(reg, "sluice_broker_failed_total",
-                       "Jobs answered with an error verdict (a poison message, a full queue).");
-    m.bad_frames =
-        counter(reg, "sluice_broker_bad_frames_total", "Frames from peers that failed validation.");
-    m.duplicates = counter(reg, "sluice_broker_duplicate_jobs_total",
-                           "Resubmitted jobs the broker held already.");
+    static const struct sl_metric_def defs[] = {
+        SL_HISTOGRAM_DEF(&m.wait, "sluice_broker_queue_wait_seconds",
+                         "Time a job waited for a worker: from its arrival at the broker to its "
+                         "hand-out.",
+                         NULL, 0, wait_bounds, 0),
+        SL_GAUGE_DEF(&m.waiting, "sluice_broker_jobs_waiting", "Jobs waiting for a worker.", NULL,
+                     0),
+        SL_GAUGE_DEF(&m.oldest, "sluice_broker_oldest_job_age_seconds",
+                     "Age of the oldest job waiting for a worker; 0 when none waits.", NULL, 0),
+        SL_GAUGE_DEF(&m.inflight, "sluice_broker_jobs_in_flight", "Jobs held by workers.", NULL, 0),
+        SL_GAUGE_DEF(&m.workers, "sluice_broker_workers", "Worker connections registered.", NULL,
+                     0),
+        SL_GAUGE_DEF(&m.slots_free, "sluice_broker_worker_slots_free", "Worker slots free now.",
+                     NULL, 0),
+        SL_GAUGE_DEF(&m.frontends, "sluice_broker_frontends",
+                     "Frontends heard from within 3 heartbeats.", NULL, 0),
+        SL_COUNTER_DEF(&m.jobs, "sluice_broker_jobs_total", "Jobs received from frontends.", NULL,
+                       0, 0),
+        SL_COUNTER_DEF(&m.verdicts, "sluice_broker_verdicts_total", "Verdicts passed to frontends.",
+                       NULL, 0, 0),
+        SL_COUNTER_DEF(&m.requeued, "sluice_broker_requeued_total",
+                       "Jobs requeued because their worker died or left.", NULL, 0, 0),
+        SL_COUNTER_DEF(&m.expired, "sluice_broker_expired_total",
+                       "Jobs dropped because their deadline passed while queued.", NULL, 0, 0),
+        SL_COUNTER_DEF(&m.failed, "sluice_broker_failed_total",
+                       "Jobs answered with an error verdict (a poison message, a full queue).",
+                       NULL, 0, 0),
+        SL_COUNTER_DEF(&m.bad_frames, "sluice_broker_bad_frames_total",
+                       "Frames from peers that failed validation.", NULL, 0, 0),
+        SL_COUNTER_DEF(&m.duplicates, "sluice_broker_duplicate_jobs_total",
+                       "Resubmitted jobs the broker held already.", NULL, 0, 0),
+    };
+
+    sl_metrics_add(reg, defs, SL_N_ELEMENTS(defs));
     sl_zap_metrics_register(reg);
 }
 

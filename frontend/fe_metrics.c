@@ -91,76 +91,76 @@ fe_metrics_register(struct sl_metrics *reg, const struct sl_config *cfg)
     const char **names = sl_calloc(cfg->n_origins, sizeof(*names));
     for (size_t i = 0; i < cfg->n_origins; i++)
         names[i] = cfg->origins[i].name;
-    struct sl_metric_dim origin = {"origin", names, cfg->n_origins};
-    struct sl_metric_dim msg[] = {SL_METRIC_DIM("category", categories),
-                                  SL_METRIC_DIM("destiny", destinies), origin};
-    struct sl_metric_dim class = SL_METRIC_DIM("class", classes);
-    struct sl_metric_dim result = SL_METRIC_DIM("result", results);
-    struct sl_metric_dim stage = SL_METRIC_DIM("stage", stages);
-    struct sl_metric_dim op = SL_METRIC_DIM("op", ledger_ops);
+    const struct sl_metric_dim origin = {"origin", names, cfg->n_origins};
+    const struct sl_metric_dim msg[] = {SL_METRIC_DIM("category", categories),
+                                        SL_METRIC_DIM("destiny", destinies), origin};
+    const struct sl_metric_dim class = SL_METRIC_DIM("class", classes);
+    const struct sl_metric_dim result = SL_METRIC_DIM("result", results);
+    const struct sl_metric_dim stage = SL_METRIC_DIM("stage", stages);
+    const struct sl_metric_dim op = SL_METRIC_DIM("op", ledger_ops);
+    const struct sl_metric_def defs[] = {
+        SL_COUNTER_DEF(
+            &m.messages, "sluice_messages_total",
+            "Messages answered (one per LMTP/SMTP transaction), by the verdict's category "
+            "(NONE: no verdict), destiny (mixed: recipients differed; tempfail without a "
+            "verdict) and origin.",
+            msg, 3, SL_METRIC_SPARSE),
+        SL_HISTOGRAM_DEF(
+            &m.message_seconds, "sluice_message_duration_seconds",
+            "Time from the end of a message's data to its reply: scan and reinjection.", &origin, 1,
+            message_bounds, SL_METRIC_SPARSE),
+        SL_COUNTER_DEF(&m.rcpt_replies, "sluice_recipient_replies_total",
+                       "Replies to the end of data by class: one per recipient in LMTP, one per "
+                       "transaction in SMTP.",
+                       &class, 1, 0),
+        SL_COUNTER_DEF(&m.replies, "sluice_replies_total",
+                       "Every reply line written to Postfix, by class.", &class, 1, 0),
+        SL_COUNTER_DEF(
+            &m.reinjections, "sluice_reinjections_total",
+            "SMTP transactions to the origin's reinjection listener (:10025), by result: "
+            "every recipient accepted, some, none with a 4xx, none with a 5xx, aborted "
+            "because Postfix left.",
+            &result, 1, 0),
+        SL_COUNTER_DEF(
+            &m.reinject_failures, "sluice_reinjection_failures_total",
+            "Reinjection transactions that did not deliver to every recipient, by the stage "
+            "of the first failure.",
+            &stage, 1, 0),
+        SL_HISTOGRAM_DEF(&m.reinject_seconds, "sluice_reinjection_duration_seconds",
+                         "Time of one reinjection transaction.", NULL, 0, reinject_bounds, 0),
+        SL_COUNTER_DEF(&m.ledger_ops, "sluice_ledger_operations_total",
+                       "Calls to the exactly-once ledger in Redis.", &op, 1, 0),
+        SL_COUNTER_DEF(
+            &m.ledger_errors, "sluice_ledger_errors_total",
+            "Ledger calls that failed: Redis unavailable, too slow (redis.timeout) or an "
+            "error reply.",
+            &op, 1, 0),
+        SL_GAUGE_DEF(&m.connections, "sluice_frontend_connections", "LMTP/SMTP connections open.",
+                     NULL, 0),
+        SL_GAUGE_DEF(&m.jobs, "sluice_frontend_jobs_in_flight",
+                     "Messages between their end of data and their reply.", NULL, 0),
+        SL_GAUGE_DEF(&m.unsubmitted, "sluice_frontend_jobs_unsubmitted",
+                     "Messages that no broker has taken yet.", NULL, 0),
+        SL_GAUGE_DEF(&m.brokers, "sluice_frontend_brokers",
+                     "Brokers configured (broker.endpoints).", NULL, 0),
+        SL_GAUGE_DEF(&m.brokers_alive, "sluice_frontend_brokers_alive",
+                     "Brokers heard from within 3 heartbeats.", NULL, 0),
+        SL_COUNTER_DEF(&m.resubmitted, "sluice_frontend_resubmitted_total",
+                       "Jobs resubmitted after their broker died.", NULL, 0, 0),
+        SL_COUNTER_DEF(&m.duplicate_verdicts, "sluice_frontend_duplicate_verdicts_total",
+                       "Late second verdicts of a resubmitted job, dropped.", NULL, 0, 0),
+        SL_GAUGE_DEF(&m.origin_sessions, "sluice_origin_sessions",
+                     "Transactions holding one of the origin's concurrency slots (MAIL to reply).",
+                     &origin, 1),
+        SL_GAUGE_DEF(
+            &m.origin_concurrency, "sluice_origin_concurrency",
+            "The origin's slots (origins.NAME.concurrency): past them MAIL gets 451 4.3.2.",
+            &origin, 1),
+    };
 
     m.config = cfg;
-    m.messages = sl_metrics_counter(
-        reg, "sluice_messages_total",
-        "Messages answered (one per LMTP/SMTP transaction), by the verdict's category "
-        "(NONE: no verdict), destiny (mixed: recipients differed; tempfail without a "
-        "verdict) and origin.",
-        msg, 3, SL_METRIC_SPARSE);
-    m.message_seconds = sl_metrics_histogram(
-        reg, "sluice_message_duration_seconds",
-        "Time from the end of a message's data to its reply: scan and reinjection.", &origin, 1,
-        message_bounds, SL_N_ELEMENTS(message_bounds), SL_METRIC_SPARSE);
-    m.rcpt_replies = sl_metrics_counter(
-        reg, "sluice_recipient_replies_total",
-        "Replies to the end of data by class: one per recipient in LMTP, one per "
-        "transaction in SMTP.",
-        &class, 1, 0);
-    m.replies = sl_metrics_counter(reg, "sluice_replies_total",
-                                   "Every reply line written to Postfix, by class.", &class, 1, 0);
-    m.reinjections = sl_metrics_counter(
-        reg, "sluice_reinjections_total",
-        "SMTP transactions to the origin's reinjection listener (:10025), by result: "
-        "every recipient accepted, some, none with a 4xx, none with a 5xx, aborted because "
-        "Postfix left.",
-        &result, 1, 0);
-    m.reinject_failures = sl_metrics_counter(
-        reg, "sluice_reinjection_failures_total",
-        "Reinjection transactions that did not deliver to every recipient, by the stage of "
-        "the first failure.",
-        &stage, 1, 0);
-    m.reinject_seconds = sl_metrics_histogram(reg, "sluice_reinjection_duration_seconds",
-                                              "Time of one reinjection transaction.", NULL, 0,
-                                              reinject_bounds, SL_N_ELEMENTS(reinject_bounds), 0);
-    m.ledger_ops = sl_metrics_counter(reg, "sluice_ledger_operations_total",
-                                      "Calls to the exactly-once ledger in Redis.", &op, 1, 0);
-    m.ledger_errors = sl_metrics_counter(
-        reg, "sluice_ledger_errors_total",
-        "Ledger calls that failed: Redis unavailable, too slow (redis.timeout) or an error "
-        "reply.",
-        &op, 1, 0);
-    m.connections = sl_metrics_gauge(reg, "sluice_frontend_connections",
-                                     "LMTP/SMTP connections open.", NULL, 0);
-    m.jobs = sl_metrics_gauge(reg, "sluice_frontend_jobs_in_flight",
-                              "Messages between their end of data and their reply.", NULL, 0);
-    m.unsubmitted = sl_metrics_gauge(reg, "sluice_frontend_jobs_unsubmitted",
-                                     "Messages that no broker has taken yet.", NULL, 0);
-    m.brokers = sl_metrics_gauge(reg, "sluice_frontend_brokers",
-                                 "Brokers configured (broker.endpoints).", NULL, 0);
-    m.brokers_alive = sl_metrics_gauge(reg, "sluice_frontend_brokers_alive",
-                                       "Brokers heard from within 3 heartbeats.", NULL, 0);
-    m.resubmitted = sl_metrics_counter(reg, "sluice_frontend_resubmitted_total",
-                                       "Jobs resubmitted after their broker died.", NULL, 0, 0);
-    m.duplicate_verdicts =
-        sl_metrics_counter(reg, "sluice_frontend_duplicate_verdicts_total",
-                           "Late second verdicts of a resubmitted job, dropped.", NULL, 0, 0);
-    m.origin_sessions = sl_metrics_gauge(
-        reg, "sluice_origin_sessions",
-        "Transactions holding one of the origin's concurrency slots (MAIL to reply).", &origin, 1);
-    m.origin_concurrency = sl_metrics_gauge(
-        reg, "sluice_origin_concurrency",
-        "The origin's slots (origins.NAME.concurrency): past them MAIL gets 451 4.3.2.", &origin,
-        1);
-    free(names);
+    sl_metrics_add(reg, defs, SL_N_ELEMENTS(defs));
+    free(names); /* the registry copied the values */
 }
 
 /* ---- counting ------------------------------------------------------------ */

@@ -48,33 +48,33 @@ scanner_index(const char *name)
 void
 worker_metrics_register(struct sl_metrics *reg, unsigned slots)
 {
-    struct sl_metric_dim scanner = SL_METRIC_DIM("scanner", scanners);
-    struct sl_metric_dim daemon = {"scanner", scanners, N_DAEMONS};
-    struct sl_metric_dim result[] = {daemon, SL_METRIC_DIM("result", scan_results)};
+    const struct sl_metric_dim scanner = SL_METRIC_DIM("scanner", scanners);
+    const struct sl_metric_dim daemon = {"scanner", scanners, N_DAEMONS};
+    const struct sl_metric_dim result[] = {daemon, SL_METRIC_DIM("result", scan_results)};
+    const struct sl_metric_def defs[] = {
+        SL_HISTOGRAM_DEF(&m.scan_seconds, "sluice_scan_duration_seconds",
+                         "Time of one message's scan by each scanner daemon (all its servers "
+                         "tried), and of the built-in checks (checks).",
+                         &scanner, 1, scan_bounds, SL_METRIC_SPARSE),
+        SL_COUNTER_DEF(&m.scans, "sluice_scans_total",
+                       "Scanner calls, one per message and daemon: ok (a server answered) or "
+                       "failed (every server failed: UNCHECKED).",
+                       result, 2, 0),
+        SL_COUNTER_DEF(&m.scanner_errors, "sluice_scanner_errors_total",
+                       "Failures of one scanner server (refused, timed out, protocol error); the "
+                       "next server is tried.",
+                       &daemon, 1, 0),
+        SL_HISTOGRAM_DEF(&m.job_seconds, "sluice_worker_job_duration_seconds",
+                         "Time a worker spends on one job: scanners, checks and policy.", NULL, 0,
+                         scan_bounds, 0),
+        SL_COUNTER_DEF(&m.jobs, "sluice_worker_jobs_total", "Jobs a worker took.", NULL, 0, 0),
+        SL_GAUGE_DEF(&m.slots, "sluice_worker_slots",
+                     "Worker threads, each scanning one message at a time.", NULL, 0),
+        SL_GAUGE_DEF(&m.busy, "sluice_worker_slots_busy", "Worker threads scanning a message now.",
+                     NULL, 0),
+    };
 
-    m.scan_seconds = sl_metrics_histogram(
-        reg, "sluice_scan_duration_seconds",
-        "Time of one message's scan by each scanner daemon (all its servers tried), and of "
-        "the built-in checks (checks).",
-        &scanner, 1, scan_bounds, SL_N_ELEMENTS(scan_bounds), SL_METRIC_SPARSE);
-    m.scans = sl_metrics_counter(reg, "sluice_scans_total",
-                                 "Scanner calls, one per message and daemon: ok (a server "
-                                 "answered) or failed (every server failed: UNCHECKED).",
-                                 result, 2, 0);
-    m.scanner_errors = sl_metrics_counter(
-        reg, "sluice_scanner_errors_total",
-        "Failures of one scanner server (refused, timed out, protocol error); the next "
-        "server is tried.",
-        &daemon, 1, 0);
-    m.job_seconds =
-        sl_metrics_histogram(reg, "sluice_worker_job_duration_seconds",
-                             "Time a worker spends on one job: scanners, checks and policy.", NULL,
-                             0, scan_bounds, SL_N_ELEMENTS(scan_bounds), 0);
-    m.jobs = sl_metrics_counter(reg, "sluice_worker_jobs_total", "Jobs a worker took.", NULL, 0, 0);
-    m.slots = sl_metrics_gauge(reg, "sluice_worker_slots",
-                               "Worker threads, each scanning one message at a time.", NULL, 0);
-    m.busy = sl_metrics_gauge(reg, "sluice_worker_slots_busy",
-                              "Worker threads scanning a message now.", NULL, 0);
+    sl_metrics_add(reg, defs, SL_N_ELEMENTS(defs));
     sl_metric_set(m.slots, 0, slots);
 }
 

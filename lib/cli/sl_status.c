@@ -181,10 +181,21 @@ sl_status_fetch(const struct sl_redis_url *url, struct sl_status_registry **reg_
 /* ---- the command ---------------------------------------------------- */
 
 int
+sl_status_report(FILE *out, const struct sl_status_registry *reg, const char *url_text, bool json)
+{
+    struct sl_status_summary *sum = sl_status_summary_new(reg);
+    int rc;
+
+    (json ? sl_status_print_json : sl_status_print_text)(out, reg, sum, url_text);
+    rc = sum->exit_status;
+    sl_status_summary_destroy(&sum);
+    return rc;
+}
+
+int
 sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, FILE *out)
 {
     struct sl_status_registry *reg;
-    struct sl_status_summary *sum;
     char *error = NULL;
     int rc;
 
@@ -193,10 +204,7 @@ sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, F
         free(error);
         return EX_UNAVAILABLE;
     }
-    sum = sl_status_summary_new(reg);
-    (json ? sl_status_print_json : sl_status_print_text)(out, reg, sum, url_text);
-    rc = sum->exit_status;
-    sl_status_summary_destroy(&sum);
+    rc = sl_status_report(out, reg, url_text, json);
     sl_status_registry_destroy(&reg);
     return rc;
 }

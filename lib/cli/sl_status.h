@@ -124,6 +124,11 @@ void sl_status_print_unreachable(FILE *out, bool json, const char *what, const c
 
 /* ---- all three ------------------------------------------------------ */
 
+/* Steps 2 and 3 for records got either way: prints the summary of reg as
+ * text or JSON and returns its exit status (0 ok, 1 degraded). */
+int sl_status_report(FILE *out, const struct sl_status_registry *reg, const char *url_text,
+                     bool json);
+
 /* Exit status for the command: the summary's (0 ok, 1 degraded, reasons
  * printed), or 69 (EX_UNAVAILABLE) when Redis cannot be read (also
  * printed, as degraded). */

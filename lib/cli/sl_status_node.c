@@ -35,19 +35,15 @@ sl_status_local_json(const struct sl_registry *records, unsigned long long now_m
                      const char *url_text, size_t *len_r)
 {
     struct sl_status_registry *reg = sl_status_registry_new(now_ms);
-    struct sl_status_summary *sum;
     char *text = NULL;
     size_t len = 0;
-    FILE *out;
+    FILE *out = open_memstream(&text, &len);
 
+    SL_BUG_ON(out == NULL);
     sl_registry_collect(records, add_record, reg);
     sl_status_registry_sort(reg);
-    sum = sl_status_summary_new(reg);
-    out = open_memstream(&text, &len);
-    SL_BUG_ON(out == NULL);
-    sl_status_print_json(out, reg, sum, url_text);
+    (void)sl_status_report(out, reg, url_text, true);
     fclose(out);
-    sl_status_summary_destroy(&sum);
     sl_status_registry_destroy(&reg);
     *len_r = len;
     return text;
@@ -136,7 +132,6 @@ sl_status_run_node(const char *listen, bool json, FILE *out)
     char *url_text = sl_asprintf("http://%s/status", listen), *body = NULL, *error = NULL;
     const char *why = NULL;
     struct sl_status_registry *reg = NULL;
-    struct sl_status_summary *sum;
     size_t len;
     int status, rc;
 
@@ -156,10 +151,7 @@ sl_status_run_node(const char *listen, bool json, FILE *out)
         free(url_text);
         return EX_UNAVAILABLE;
     }
-    sum = sl_status_summary_new(reg);
-    (json ? sl_status_print_json : sl_status_print_text)(out, reg, sum, url_text);
-    rc = sum->exit_status;
-    sl_status_summary_destroy(&sum);
+    rc = sl_status_report(out, reg, url_text, json);
     sl_status_registry_destroy(&reg);
     free(url_text);
     return rc;

@@ -194,6 +194,26 @@ sl_metrics_histogram(struct sl_metrics *reg, const char *name, const char *help,
 }
 
 void
+sl_metrics_add(struct sl_metrics *reg, const struct sl_metric_def *defs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_metric_def *d = &defs[i];
+        switch (d->kind) {
+        case SL_METRIC_COUNTER:
+            *d->handle = sl_metrics_counter(reg, d->name, d->help, d->dims, d->n_dims, d->flags);
+            break;
+        case SL_METRIC_GAUGE:
+            *d->handle = sl_metrics_gauge(reg, d->name, d->help, d->dims, d->n_dims);
+            break;
+        case SL_METRIC_HISTOGRAM:
+            *d->handle = sl_metrics_histogram(reg, d->name, d->help, d->dims, d->n_dims, d->bounds,
+                                              d->n_bounds, d->flags);
+            break;
+        }
+    }
+}
+
+void
 sl_metrics_on_scrape(struct sl_metrics *reg, void (*fn)(void *ctx), void *ctx)
 {
     reg->hooks = sl_realloc(reg->hooks, (reg->n_hooks + 1) * sizeof(*reg->hooks));
@@ -337,14 +357,14 @@ sl_metric_get(const struct sl_metric *m, size_t child)
 
 /* ---- the text format ----------------------------------------------------- */
 
-void
-sl_metrics_escape_label(struct sl_buf *out, const char *value)
+/* \ and line feed escaped, and " too in a label value (a HELP text
+ * keeps its quotes): the format's two rules. */
+static void
+escape(struct sl_buf *out, const char *text, bool quote)
 {
-    for (const char *p = value; *p != '\0'; p++) {
-        if (*p == '\\')
-            sl_buf_append(out, "\\\\", 2);
-        else if (*p == '"')
-            sl_buf_append(out, "\\\"", 2);
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\\' || (quote && *p == '"'))
+            sl_buf_printf(out, "\\%c", *p);
         else if (*p == '\n')
             sl_buf_append(out, "\\n", 2);
         else
@@ -352,18 +372,10 @@ sl_metrics_escape_label(struct sl_buf *out, const char *value)
     }
 }
 
-/* HELP text: \ and line feed escaped (the format's rule for docstrings). */
-static void
-escape_help(struct sl_buf *out, const char *text)
+void
+sl_metrics_escape_label(struct sl_buf *out, const char *value)
 {
-    for (const char *p = text; *p != '\0'; p++) {
-        if (*p == '\\')
-            sl_buf_append(out, "\\\\", 2);
-        else if (*p == '\n')
-            sl_buf_append(out, "\\n", 2);
-        else
-            sl_buf_append(out, p, 1);
-    }
+    escape(out, value, true);
 }
 
 void
@@ -452,7 +464,7 @@ write_family(struct sl_buf *out, const struct sl_metric *m)
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
 
     sl_buf_printf(out, "# HELP %s ", m->name);
-    escape_help(out, m->help);
+    escape(out, m->help, false);
     sl_buf_printf(out, "\n# TYPE %s %s\n", m->name, type_names[m->type]);
     for (size_t c = 0; c < m->n_children; c++) {
         if (m->type == MT_HISTOGRAM) {

@@ -83,6 +83,35 @@ struct sl_metric *sl_metrics_histogram(struct sl_metrics *reg, const char *name,
                                        const struct sl_metric_dim *dims, size_t n_dims,
                                        const double *bounds, size_t n_bounds, unsigned flags);
 
+/* A family as a row of a table, for a role that registers many:
+ * sl_metrics_add() registers each row and stores the family in *handle. */
+enum sl_metric_kind { SL_METRIC_COUNTER, SL_METRIC_GAUGE, SL_METRIC_HISTOGRAM };
+struct sl_metric_def {
+    struct sl_metric **handle;
+    enum sl_metric_kind kind;
+    const char *name, *help;
+    const struct sl_metric_dim *dims; /* n_dims of them, or NULL */
+    size_t n_dims;
+    const double *bounds; /* histograms */
+    size_t n_bounds;
+    unsigned flags;
+};
+void sl_metrics_add(struct sl_metrics *reg, const struct sl_metric_def *defs, size_t n);
+/* Rows: h is where the family goes (struct sl_metric **); bounds an array. */
+#define SL_COUNTER_DEF(h, name, help, dims, n_dims, flags)                                         \
+    {                                                                                              \
+        (h), SL_METRIC_COUNTER, (name), (help), (dims), (n_dims), NULL, 0, (flags)                 \
+    }
+#define SL_GAUGE_DEF(h, name, help, dims, n_dims)                                                  \
+    {                                                                                              \
+        (h), SL_METRIC_GAUGE, (name), (help), (dims), (n_dims), NULL, 0, 0                         \
+    }
+#define SL_HISTOGRAM_DEF(h, name, help, dims, n_dims, bounds, flags)                               \
+    {                                                                                              \
+        (h), SL_METRIC_HISTOGRAM, (name), (help), (dims), (n_dims), (bounds),                      \
+            SL_N_ELEMENTS(bounds), (flags)                                                         \
+    }
+
 /* Runs fn(ctx) at the start of every sl_metrics_write(), in the order
  * added: it sets the gauges of live state. */
 void sl_metrics_on_scrape(struct sl_metrics *reg, void (*fn)(void *ctx), void *ctx);

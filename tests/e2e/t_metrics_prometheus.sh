@@ -21,6 +21,8 @@
 #     agree with it; the alert rules load and none fires;
 #   - every metric the alert rules and the Grafana dashboard
 #     (deploy/prometheus/) use is one that the nodes export;
+#   - a worker with a CURVE key not on the broker's allow-list is counted in
+#     sluice_curve_handshakes_total{result="refused"};
 #   - a frontend child killed by SIGKILL is restarted by its master and the
 #     new child reports sluice_child_restarts_total 1.
 #
@@ -279,6 +281,18 @@ print(n)
 EOF
 ) || fail "grafana-dashboard.json has queries prometheus refuses: $queries"
 ok "all $queries queries of grafana-dashboard.json are accepted by prometheus"
+
+# ---- a worker whose key is not on the allow-list: the broker counts it
+cl_keygen stranger
+cl_start_worker wx 1 stranger
+refused() {
+    http_get "$(node_url b1 /metrics)" |
+        awk '/^sluice_curve_handshakes_total\{result="refused"\}/ { print $2 }'
+}
+refused_some() { [ "$(refused)" -ge 1 ] 2>/dev/null; }
+wait_for 15 refused_some || fail "b1: sluice_curve_handshakes_total{result=\"refused\"} '$(refused)' after an unknown key"
+cl_kill wx TERM
+ok "a worker with a key not on the allow-list: b1 counts $(refused) refused CURVE handshake(s)"
 
 # ---- a frontend's child killed: its master restarts it, and says so
 child=$(cl_child fa)

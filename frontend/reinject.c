@@ -110,8 +110,8 @@ struct fe_reinject_op {
     fe_reinject_wanted_fn *wanted;
     void *ctx;
     struct event *done_ev;
-
     unsigned long long started_ms; /* for the metrics */
+
     bool retried;    /* the one retry on a fresh connection is used */
     bool need_fresh; /* the retry: do not take an idle connection */
     bool final_ok;   /* the server answered the final "." with 2xx */

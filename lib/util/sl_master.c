@@ -18,7 +18,7 @@
 static sigset_t child_mask;
 static bool child_mask_pending;
 static pid_t master_of_child; /* set in the child */
-static unsigned restarts;      /* children that died and were replaced; a child inherits it */
+static unsigned restarts;     /* children that died and were replaced; a child inherits it */
 
 unsigned
 sl_master_restarts(void)

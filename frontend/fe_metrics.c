@@ -101,7 +101,8 @@ fe_metrics_register(struct sl_metrics *reg, const struct sl_config *cfg)
     const struct sl_metric_def defs[] = {
         SL_COUNTER_DEF(
             &m.messages, "sluice_messages_total",
-            "Messages answered (one per LMTP/SMTP transaction), by the verdict's category "
+            "Messages done (one per LMTP/SMTP transaction: answered, or given up because "
+            "Postfix left), by the verdict's category "
             "(NONE: no verdict), destiny (mixed: recipients differed; tempfail without a "
             "verdict) and origin.",
             msg, 3, SL_METRIC_SPARSE),
@@ -138,7 +139,8 @@ fe_metrics_register(struct sl_metrics *reg, const struct sl_config *cfg)
         SL_GAUGE_DEF(&m.connections, "sluice_frontend_connections", "LMTP/SMTP connections open.",
                      NULL, 0),
         SL_GAUGE_DEF(&m.jobs, "sluice_frontend_jobs_in_flight",
-                     "Messages between their end of data and their reply.", NULL, 0),
+                     "Messages waiting for their verdict (with a broker, or not taken yet).", NULL,
+                     0),
         SL_GAUGE_DEF(&m.unsubmitted, "sluice_frontend_jobs_unsubmitted",
                      "Messages that no broker has taken yet.", NULL, 0),
         SL_GAUGE_DEF(&m.brokers, "sluice_frontend_brokers",
@@ -222,7 +224,7 @@ fe_metrics_msg_verdict(struct fe_metrics_msg *mm, const Sluice__Verdict *v)
 
 void
 fe_metrics_msg_done(const struct fe_metrics_msg *mm, const struct sl_origin_config *origin,
-                    const char *const *replies, size_t n, unsigned long long ms)
+                    const char *const *replies, size_t n, unsigned long long start_ms)
 {
     size_t o, dest = mm->destiny;
 
@@ -239,7 +241,7 @@ fe_metrics_msg_done(const struct fe_metrics_msg *mm, const struct sl_origin_conf
                 dest = DEST_TEMPFAIL;
     }
     sl_metric_inc(m.messages, sl_metric_index(m.messages, mm->category, dest, o));
-    sl_metric_observe(m.message_seconds, o, (double)ms / 1000);
+    sl_metric_observe(m.message_seconds, o, (double)(sl_now_mono_ms() - start_ms) / 1000);
     for (size_t i = 0; replies != NULL && i < n; i++)
         sl_metric_inc(m.rcpt_replies, class_of(replies[i]));
 }
@@ -250,9 +252,15 @@ fe_metrics_reply(const char *line)
     sl_metric_inc(m.replies, class_of(line));
 }
 
+unsigned long long
+fe_metrics_now(void)
+{
+    return m.reinjections != NULL ? sl_now_mono_ms() : 0;
+}
+
 void
 fe_metrics_reinjection(size_t n_ok, size_t n_5xx, size_t n, const char *stage, bool cancelled,
-                       unsigned long long ms)
+                       unsigned long long start_ms)
 {
     size_t r;
 
@@ -269,7 +277,7 @@ fe_metrics_reinjection(size_t n_ok, size_t n_5xx, size_t n, const char *stage, b
     sl_metric_inc(m.reinjections, r);
     if (r != RJ_DELIVERED && r != RJ_CANCELLED)
         sl_metric_inc(m.reinject_failures, sl_metric_value_index(m.reinject_failures, 0, stage));
-    sl_metric_observe(m.reinject_seconds, 0, (double)ms / 1000);
+    sl_metric_observe(m.reinject_seconds, 0, (double)(sl_now_mono_ms() - start_ms) / 1000);
 }
 
 void

@@ -41,18 +41,20 @@ struct fe_metrics_msg {
 /* The verdict came. */
 void fe_metrics_msg_verdict(struct fe_metrics_msg *m, const Sluice__Verdict *v);
 /* The job ended: counted once, with the replies Postfix gets (NULL: the
- * client left), the origin and the time since end of data. */
+ * client left), the origin and when its data ended (sl_now_mono_ms). */
 void fe_metrics_msg_done(const struct fe_metrics_msg *m, const struct sl_origin_config *origin,
-                         const char *const *replies, size_t n, unsigned long long ms);
+                         const char *const *replies, size_t n, unsigned long long start_ms);
 
 /* A reply line written to Postfix (any command). */
 void fe_metrics_reply(const char *line);
 
-/* A reinjection transaction ended: n_ok of n recipients accepted, n_5xx
- * refused for good; stage: the first failure's ("fwd-connect", ...) or
- * NULL. */
+/* sl_now_mono_ms(), or 0 with metrics off (no clock read for nothing). */
+unsigned long long fe_metrics_now(void);
+/* A reinjection transaction that began at start_ms (fe_metrics_now())
+ * ended: n_ok of n recipients accepted, n_5xx refused for good; stage:
+ * the first failure's ("fwd-connect", ...) or NULL. */
 void fe_metrics_reinjection(size_t n_ok, size_t n_5xx, size_t n, const char *stage, bool cancelled,
-                            unsigned long long ms);
+                            unsigned long long start_ms);
 
 /* A call to the ledger (reserve: true, record or release: false), and a
  * call that failed (Redis unavailable, timed out, an error reply). */

@@ -168,7 +168,7 @@ job_end(struct fe_job *j, const char *const *replies, size_t n)
     void *ctx = j->ctx;
 
     fe_metrics_msg_done(&j->metrics, j->origin != NULL ? j->origin->config : NULL, replies, n,
-                        sl_now_mono_ms() - j->t_start_ms);
+                        j->t_start_ms);
     job_free(j);
     if (done != NULL)
         done(ctx, replies, n);

@@ -368,8 +368,7 @@ op_finish(struct fe_reinject_op *op)
             first_bad = i;
         n_5xx += op->res[i].code / 100 == 5;
     }
-    fe_metrics_reinjection(n_ok, n_5xx, op->n_rcpts, op->stage, op->cancelled,
-                           sl_now_mono_ms() - op->started_ms);
+    fe_metrics_reinjection(n_ok, n_5xx, op->n_rcpts, op->stage, op->cancelled, op->started_ms);
     if (op->n_rcpts == 0)
         sl_error("%s: reinject: request without recipients", op->job_id);
     else if (n_ok == op->n_rcpts)
@@ -1380,7 +1379,7 @@ fe_reinject_start(struct fe_reinjector *r, const struct fe_reinject_request *req
 
     SL_BUG_ON(!done || !req->host || !req->body || (req->n_rcpts && !req->rcpts));
     op->r = r;
-    op->started_ms = sl_now_mono_ms();
+    op->started_ms = fe_metrics_now();
     op->t = target_get(r, req->host, req->port);
     op->t->max_conns = req->max_conns ? req->max_conns : 1;
     op->job_id = sl_strdup(req->job_id ? req->job_id : "-");

@@ -354,9 +354,9 @@ static void
 task_checks(void *arg)
 {
     struct job_scan *js = arg;
-    unsigned long long start = sl_now_mono_ms();
+    unsigned long long start = worker_metrics_now();
     checks_run(&js->cctx, js->in.data, js->in.len, &js->findings);
-    worker_metrics_checks(sl_now_mono_ms() - start);
+    worker_metrics_checks(start);
 }
 
 static void

@@ -81,12 +81,21 @@ worker_metrics_register(struct sl_metrics *reg, unsigned slots)
 void
 worker_metrics_heard(void)
 {
-    atomic_store_explicit(&heard_ms, sl_now_mono_ms(), memory_order_relaxed);
+    if (m.jobs != NULL)
+        atomic_store_explicit(&heard_ms, sl_now_mono_ms(), memory_order_relaxed);
+}
+
+unsigned long long
+worker_metrics_now(void)
+{
+    return m.jobs != NULL ? sl_now_mono_ms() : 0;
 }
 
 unsigned long long
 worker_metrics_job_start(void)
 {
+    if (m.jobs == NULL)
+        return 0;
     atomic_fetch_add_explicit(&busy, 1, memory_order_relaxed);
     sl_metric_gauge_add(m.busy, 0, 1);
     return sl_now_mono_ms();
@@ -95,6 +104,8 @@ worker_metrics_job_start(void)
 void
 worker_metrics_job_done(unsigned long long started_ms)
 {
+    if (m.jobs == NULL)
+        return;
     atomic_fetch_sub_explicit(&busy, 1, memory_order_relaxed);
     sl_metric_gauge_add(m.busy, 0, -1);
     sl_metric_inc(m.jobs, 0);
@@ -107,7 +118,7 @@ worker_metrics_scan(const struct scan_result *res)
     size_t s = scanner_index(res->scanner);
     bool ok = res->status == SCAN_OK;
 
-    if (res->status == SCAN_OFF || s >= N_DAEMONS)
+    if (m.scans == NULL || res->status == SCAN_OFF || s >= N_DAEMONS)
         return;
     sl_metric_observe(m.scan_seconds, s, (double)res->ms / 1000);
     sl_metric_inc(m.scans, sl_metric_index(m.scans, s, ok ? 0 : 1, 0));
@@ -131,9 +142,11 @@ worker_metrics_scanner_error(const char *scanner)
 }
 
 void
-worker_metrics_checks(unsigned long long ms)
+worker_metrics_checks(unsigned long long start_ms)
 {
-    sl_metric_observe(m.scan_seconds, SL_N_ELEMENTS(scanners) - 1, (double)ms / 1000);
+    if (m.scan_seconds != NULL)
+        sl_metric_observe(m.scan_seconds, SL_N_ELEMENTS(scanners) - 1,
+                          (double)(sl_now_mono_ms() - start_ms) / 1000);
 }
 
 bool

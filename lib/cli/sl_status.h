@@ -143,6 +143,13 @@ int sl_status_run(const struct sl_redis_url *url, const char *url_text, bool jso
 struct sl_registry;
 char *sl_status_local_json(const struct sl_registry *records, unsigned long long now_ms,
                            const char *url_text, size_t *len_r);
+/* The records in a status JSON (the node's answer: outside input), as
+ * sl_status_print_json wrote them: each node's id, alive and age, every
+ * other key a field (strings and integers only). NULL and a static
+ * *error_r when it is not that JSON; owned by the caller. */
+struct sl_status_registry *sl_status_registry_from_json(const char *body, size_t len,
+                                                        unsigned long long now_ms,
+                                                        const char **error_r);
 /* The command's side: asks the node at listen (metrics.listen) for its
  * /status and prints it as sl_status_run does; the same exit status, 69
  * when the node cannot be asked or does not answer with the status

@@ -68,10 +68,14 @@ node_from_json(struct sl_status_registry *reg, json_t *jn, const char **error_r)
         *error_r = "a node without id or alive";
         return -1;
     }
-    n = sl_status_registry_add_node(
-        reg, json_string_value(id),
-        reg->now_ms -
-            (json_is_integer(ago) ? (unsigned long long)json_integer_value(ago) * 1000 : 0));
+    /* an age that does not fit before now is as old as can be */
+    json_int_t ago_s = json_is_integer(ago) ? json_integer_value(ago) : 0;
+    unsigned long long ago_ms = 0;
+
+    if (ago_s > 0)
+        ago_ms = (unsigned long long)ago_s <= reg->now_ms / 1000 ? (unsigned long long)ago_s * 1000
+                                                                 : reg->now_ms;
+    n = sl_status_registry_add_node(reg, json_string_value(id), reg->now_ms - ago_ms);
     n->alive = json_is_true(alive);
     json_object_foreach(jn, key, v)
     {
@@ -79,6 +83,9 @@ node_from_json(struct sl_status_registry *reg, json_t *jn, const char **error_r)
 
         if (strcmp(key, "id") == 0 || strcmp(key, "alive") == 0 ||
             strcmp(key, "last_seen_seconds_ago") == 0)
+            continue;
+        /* the printer writes "" for a node without an address */
+        if (strcmp(key, "address") == 0 && json_is_string(v) && json_string_length(v) == 0)
             continue;
         if (json_is_string(v)) {
             sl_status_node_add_field(n, key, json_string_value(v));
@@ -93,10 +100,9 @@ node_from_json(struct sl_status_registry *reg, json_t *jn, const char **error_r)
     return 0;
 }
 
-/* The records of the node's answer. NULL and *error_r if it is not the
- * status JSON. */
-static struct sl_status_registry *
-registry_from_json(const char *body, size_t len, unsigned long long now_ms, const char **error_r)
+struct sl_status_registry *
+sl_status_registry_from_json(const char *body, size_t len, unsigned long long now_ms,
+                             const char **error_r)
 {
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -144,7 +150,7 @@ sl_status_run_node(const char *listen, bool json, FILE *out)
     if (status != 200)
         why = "the node did not answer 200";
     else
-        reg = registry_from_json(body, len, sl_now_wall_ms(), &why);
+        reg = sl_status_registry_from_json(body, len, sl_now_wall_ms(), &why);
     free(body);
     if (reg == NULL) {
         sl_status_print_unreachable(out, json, "node", url_text, why);

@@ -84,10 +84,22 @@ sl_status_node_get(const struct sl_status_node *node, const char *name)
 }
 
 unsigned long long
+sl_status_num(const char *s)
+{
+    unsigned long long v = 0;
+
+    for (; s != NULL && *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (unsigned long long)(*s - '0');
+        if (v >= SL_STATUS_NUM_MAX)
+            return SL_STATUS_NUM_MAX;
+    }
+    return v;
+}
+
+unsigned long long
 sl_status_node_num(const struct sl_status_node *node, const char *name)
 {
-    const char *v = sl_status_node_get(node, name);
-    return v ? strtoull(v, NULL, 10) : 0;
+    return sl_status_num(sl_status_node_get(node, name));
 }
 
 /* ---- fetching them -------------------------------------------------- */

@@ -70,9 +70,14 @@ struct sl_status_node *sl_status_registry_add_node(struct sl_status_registry *re
 void sl_status_registry_sort(struct sl_status_registry *reg);
 /* Appends one field of the node's hash. Strings are copied. */
 void sl_status_node_add_field(struct sl_status_node *node, const char *name, const char *value);
-/* The field's value, or NULL; as a number, 0 when absent. */
+/* The field's value, or NULL; as a number (sl_status_num), 0 when absent. */
 const char *sl_status_node_get(const struct sl_status_node *node, const char *name);
 unsigned long long sl_status_node_num(const struct sl_status_node *node, const char *name);
+/* A record's value as a count: its leading decimal digits, at most
+ * SL_STATUS_NUM_MAX. Records come from other nodes: a sign or a word
+ * counts 0, a huge number the cap, and sums over nodes cannot wrap. */
+#define SL_STATUS_NUM_MAX 1000000000000000ULL
+unsigned long long sl_status_num(const char *s);
 
 /* Reads the registry. 0 and *reg_r, or -1 and *error_r (malloc'ed: why
  * Redis could not be read, no password in it) with nothing allocated. */
@@ -144,8 +149,8 @@ struct sl_registry;
 char *sl_status_local_json(const struct sl_registry *records, unsigned long long now_ms,
                            const char *url_text, size_t *len_r);
 /* The records in a status JSON (the node's answer: outside input), as
- * sl_status_print_json wrote them: each node's id, alive and age, every
- * other key a field (strings and integers only). NULL and a static
+ * sl_status_print_json wrote them: each node's id, role, alive and age,
+ * every key but id, alive and age a field (strings and integers only). NULL and a static
  * *error_r when it is not that JSON; owned by the caller. */
 struct sl_status_registry *sl_status_registry_from_json(const char *body, size_t len,
                                                         unsigned long long now_ms,

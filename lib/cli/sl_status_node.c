@@ -59,13 +59,14 @@ static int
 node_from_json(struct sl_status_registry *reg, json_t *jn, const char **error_r)
 {
     json_t *id = json_object_get(jn, "id"), *alive = json_object_get(jn, "alive");
-    json_t *ago = json_object_get(jn, "last_seen_seconds_ago");
+    json_t *role = json_object_get(jn, "role"), *ago = json_object_get(jn, "last_seen_seconds_ago");
     struct sl_status_node *n;
     const char *key;
     json_t *v;
 
-    if (!json_is_string(id) || !json_is_boolean(alive)) {
-        *error_r = "a node without id or alive";
+    /* the printer writes all three for every node */
+    if (!json_is_string(id) || !json_is_string(role) || !json_is_boolean(alive)) {
+        *error_r = "a node without id, role or alive";
         return -1;
     }
     /* an age that does not fit before now is as old as can be */

@@ -391,7 +391,7 @@ def status_json():
         "node-all": node,
         "gone-node": b'{"nodes":[{"id":"worker:h:1","role":"worker","address":"","alive":false,'
                      b'"last_seen_seconds_ago":8}]}',
-        "odd-values": b'{"nodes":[{"id":"x\\u0000y","alive":true,"last_seen_seconds_ago":-1,'
+        "odd-values": b'{"nodes":[{"id":"x\\u0000y","role":"","alive":true,"last_seen_seconds_ago":-1,'
                       b'"jobs":"0123","name":"a\\"b\\\\c\\n","n":9223372036854775807}]}',
         "unreachable": b'{"state":"degraded","reasons":["node unreachable: status unknown"],'
                        b'"registry":{"url":"http://127.0.0.1:9/status","reachable":false,'

@@ -386,11 +386,12 @@ test_from_json_refused(void **state)
         "{\"nodes\":{}}",
         "{\"nodes\":[1]}",
         "{\"nodes\":[{\"alive\":true}]}",
-        "{\"nodes\":[{\"id\":\"a\",\"alive\":1}]}",
-        "{\"nodes\":[{\"id\":\"a\",\"alive\":true,\"x\":1.5}]}",
-        "{\"nodes\":[{\"id\":\"a\",\"alive\":true,\"x\":[]}]}",
-        "{\"nodes\":[{\"id\":\"a\",\"alive\":true,\"x\":1,\"x\":2}]}",
-        "{\"nodes\":[{\"id\":\"a\",\"alive\":true}]",
+        "{\"nodes\":[{\"id\":\"a\",\"alive\":true}]}", /* no role */
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":1}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,\"x\":1.5}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,\"x\":[]}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,\"x\":1,\"x\":2}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true}]",
     };
     const char *error;
 
@@ -401,14 +402,21 @@ test_from_json_refused(void **state)
         assert_non_null(error);
     }
     /* an age past the clock's start is as old as can be, not a wrap */
-    static const char odd[] = "{\"nodes\":[{\"id\":\"a\",\"alive\":true,"
+    static const char odd[] = "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,"
                               "\"last_seen_seconds_ago\":99999999999},"
-                              "{\"id\":\"b\",\"alive\":false,\"last_seen_seconds_ago\":-3}]}";
+                              "{\"id\":\"b\",\"role\":\"worker\",\"alive\":false,\"last_seen_seconds_ago\":-3}]}";
     struct sl_status_registry *reg = sl_status_registry_from_json(odd, strlen(odd), 5000, &error);
     assert_non_null(reg);
     assert_int_equal(reg->nodes[0].seen_ms, 0);
     assert_int_equal(reg->nodes[1].seen_ms, 5000);
     sl_status_registry_destroy(&reg);
+
+    /* counts from other nodes never wrap a sum, nor turn negative */
+    assert_int_equal(sl_status_num("12abc"), 12);
+    assert_int_equal(sl_status_num("-12"), 0);
+    assert_int_equal(sl_status_num(" 7"), 0);
+    assert_int_equal(sl_status_num(NULL), 0);
+    assert_int_equal(sl_status_num("99999999999999999999999"), SL_STATUS_NUM_MAX);
 }
 
 /* ---- fetch, against a fake Redis --------------------------------------- */

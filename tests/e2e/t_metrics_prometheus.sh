@@ -68,7 +68,8 @@ sleep 1
 r=$(http_get "$(node_url fa /readyz)")
 [ "${r%% *}" = 503 ] || fail "fa /readyz without a broker: '$r', expected 503"
 case $r in *"no broker answers"*) ;; *) fail "fa /readyz does not name the broker: '$r'" ;; esac
-ok "frontend without a broker: /healthz 200, /readyz 503 ($(echo "${r#* }" | head -n 1))"
+r=${r#* }
+ok "frontend without a broker: /healthz 200, /readyz 503 (${r%%$'\n'*})"
 
 cl_start_broker b1
 wait_for 10 status_is b1 /healthz 200 || fail "b1 /healthz: $(http_get "$(node_url b1 /healthz)")"

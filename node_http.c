@@ -154,7 +154,7 @@ node_http_new(const struct sl_config *config, bool frontend, bool broker, unsign
 
 int
 node_http_serve(struct node_http *n, struct event_base *base, struct frontend *fe,
-                struct broker *broker, struct sl_registry *const *registry, char **error_r)
+                struct broker *broker, struct sl_registry *const *registry, int fd, char **error_r)
 {
     char *error = NULL;
 
@@ -165,7 +165,8 @@ node_http_serve(struct node_http *n, struct event_base *base, struct frontend *f
         fe_metrics_watch(n->metrics, fe);
     if (broker != NULL)
         broker_metrics_watch(n->metrics, broker);
-    n->http = sl_http_new(base, n->config->metrics.listen, &error);
+    n->http =
+        fd >= 0 ? sl_http_new_fd(base, fd) : sl_http_new(base, n->config->metrics.listen, &error);
     if (n->http == NULL) {
         *error_r = sl_asprintf("metrics.listen: %s", error);
         free(error);

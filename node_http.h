@@ -32,12 +32,15 @@ struct sl_registry;
  * counted). workers: the process's worker threads, 0 for none. */
 struct node_http *node_http_new(const struct sl_config *config, bool frontend, bool broker,
                                 unsigned workers);
-/* Binds metrics.listen and serves on base; fe and broker are the roles
- * this process runs (NULL for the others), *registry its node records
- * (read at each /status; may still be NULL). 0, or -1 with a malloc'ed
- * *error_r. */
+/* Serves metrics.listen on base: on fd, when the master bound it before
+ * forking (it then survives this process, and scrapes wait in its backlog
+ * while a child restarts; the server owns fd), else (fd -1) bound here.
+ * fe and broker are the roles this process runs (NULL for the others),
+ * *registry its node records (read at each /status; may still be NULL).
+ * 0, or -1 with a malloc'ed *error_r. */
 int node_http_serve(struct node_http *n, struct event_base *base, struct frontend *fe,
-                    struct broker *broker, struct sl_registry *const *registry, char **error_r);
+                    struct broker *broker, struct sl_registry *const *registry, int fd,
+                    char **error_r);
 void node_http_destroy(struct node_http **np);
 
 #endif

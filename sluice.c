@@ -49,6 +49,7 @@
 #include "frontend.h"
 #include "conf/sl_config.h"
 #include "net/sl_keys.h"
+#include "net/sl_http.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "conf/sl_config.h"
@@ -430,11 +431,12 @@ roles_start(struct run *run, unsigned roles)
         }
     }
     if (run->node != NULL && node_http_serve(run->node, run->base, run->frontend, run->broker,
-                                             &run->registry, &error) < 0) {
+                                             &run->registry, cli->metrics_fd, &error) < 0) {
         sl_fatal("%s", error);
         rc = EX_OSERR;
         goto out;
     }
+    cli->metrics_fd = -1; /* the server owns it now (or there is none) */
     /* everything privileged is done: sockets bound, keys read */
     if ((cli->command->needs & SL_CLI_PRIVS) && sl_privs_drop(cfg->security.user, &error) < 0) {
         sl_fatal("%s", error);
@@ -764,17 +766,26 @@ listen_sockets_open(struct sl_cli *cli)
         sl_info("socket activation: %d listening socket(s) from systemd (first %s); "
                 "frontend.listen is not used",
                 n, where);
-        return 0;
+    } else {
+        int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
+        if (fd < 0) {
+            sl_fatal("frontend.listen: %s", error);
+            free(error);
+            return EX_OSERR;
+        }
+        cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
+        cli->listen_fds[0] = fd;
+        cli->n_listen_fds = 1;
     }
-    int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
-    if (fd < 0) {
-        sl_fatal("frontend.listen: %s", error);
+    /* held by the master too: a child that cannot bind it would be
+     * restarted for ever, and scrapes wait while a child restarts */
+    if (cli->config->metrics.listen[0] != '\0' &&
+        (cli->metrics_fd = sl_listen_tcp(cli->config->metrics.listen, SL_HTTP_BACKLOG, &error)) <
+            0) {
+        sl_fatal("metrics.listen: %s", error);
         free(error);
         return EX_OSERR;
     }
-    cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
-    cli->listen_fds[0] = fd;
-    cli->n_listen_fds = 1;
     return 0;
 }
 
@@ -843,6 +854,8 @@ cli_cleanup(struct sl_cli *cli)
     for (size_t i = 0; i < cli->n_listen_fds; i++)
         close(cli->listen_fds[i]);
     free(cli->listen_fds);
+    if (cli->metrics_fd >= 0)
+        close(cli->metrics_fd);
     sl_config_destroy(&cli->config);
     free(cli->overrides);
     sl_log_close();
@@ -851,7 +864,7 @@ cli_cleanup(struct sl_cli *cli)
 int
 main(int argc, char **argv)
 {
-    struct sl_cli cli = {.usage = usage_text};
+    struct sl_cli cli = {.usage = usage_text, .metrics_fd = -1};
     int rc;
 
     if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)

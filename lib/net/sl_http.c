@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -13,7 +12,6 @@
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 
-#define HTTP_BACKLOG 64
 #define HTTP_TIMEOUT_S 10
 #define HTTP_MAX_HEADERS 8192
 
@@ -91,21 +89,20 @@ http_dispatch(struct evhttp_request *req, void *arg)
 struct sl_http *
 sl_http_new(struct event_base *base, const char *listen, char **error_r)
 {
-    struct sl_http *h;
-    int fd = sl_listen_tcp(listen, HTTP_BACKLOG, error_r);
+    int fd = sl_listen_tcp(listen, SL_HTTP_BACKLOG, error_r);
 
-    if (fd < 0)
-        return NULL;
-    h = sl_calloc(1, sizeof(*h));
+    return fd < 0 ? NULL : sl_http_new_fd(base, fd);
+}
+
+struct sl_http *
+sl_http_new_fd(struct event_base *base, int fd)
+{
+    struct sl_http *h = sl_calloc(1, sizeof(*h));
+
     h->http = evhttp_new(base);
     SL_BUG_ON(h->http == NULL);
-    if (evhttp_accept_socket_with_handle(h->http, fd) == NULL) {
-        *error_r = sl_asprintf("cannot accept on %s", listen);
-        close(fd);
-        evhttp_free(h->http);
-        free(h);
-        return NULL;
-    }
+    /* only allocation can fail here: the socket listens already */
+    SL_BUG_ON(evhttp_accept_socket_with_handle(h->http, fd) == NULL);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
     evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);

@@ -28,6 +28,8 @@
 #include "util/sl_buf.h"
 #include "util/sl_util.h"
 
+#define SL_HTTP_BACKLOG 64 /* scrapes and probes, not mail */
+
 struct sl_http;
 
 /* Fills body (empty on entry) and *content_type_r (default text/plain);
@@ -37,6 +39,9 @@ typedef int sl_http_handler_fn(void *ctx, struct sl_buf *body, const char **cont
 /* Binds "host:port" (sl_listen_tcp: SO_REUSEADDR, IPv6 in brackets) and
  * serves on base. NULL with a malloc'ed *error_r when it cannot bind. */
 struct sl_http *sl_http_new(struct event_base *base, const char *listen, char **error_r);
+/* Serves on a listening socket bound already (by a master that keeps it
+ * across its children); the server owns fd from now on. */
+struct sl_http *sl_http_new_fd(struct event_base *base, int fd);
 void sl_http_route(struct sl_http *h, const char *path, sl_http_handler_fn *fn, void *ctx);
 /* Stops serving and frees; *hp may be NULL. */
 void sl_http_destroy(struct sl_http **hp);

@@ -16,6 +16,7 @@
 #   - exit statuses: 78 with neither redis.url nor metrics.listen (the
 #     message names both), 1 for a node that is degraded (a lone frontend,
 #     no broker), 69 when nothing answers (text and JSON say degraded);
+#     and `sluice all` whose metrics.listen is taken exits 71 at start;
 #   - with redis.url set, status reads Redis as before (69 when Redis is
 #     not there, though the node answers on metrics.listen).
 #
@@ -93,6 +94,15 @@ printf '%s\n' "$out" | check_json || fail "GET /status: $out"
 ok "GET http://$MLISTEN/status serves the same JSON"
 
 # ---- exit statuses
+# metrics.listen taken: the start fails at once (the master binds it before
+# its child), not a child restarted for ever
+rc=0
+out=$(timeout 20 "$SLUICE_BIN" -o security.user=root -o log.target=stderr \
+    -o "frontend.listen=127.0.0.1:$(free_port)" -o "metrics.listen=$MLISTEN" all 2>&1) || rc=$?
+[ "$rc" -eq 71 ] || fail "sluice all with metrics.listen taken exited $rc: $out"
+case $out in *"metrics.listen: cannot listen on $MLISTEN"*) ;; *) fail "metrics.listen taken: $out" ;; esac
+ok "metrics.listen taken: sluice all exits 71 at start, naming it"
+
 rc=0
 out=$(status status 2>&1) || rc=$?
 [ "$rc" -eq 78 ] || fail "status with neither redis.url nor metrics.listen exited $rc: $out"

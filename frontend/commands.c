@@ -479,7 +479,8 @@ cmd_data_end(struct session *s, const struct sl_smtp_cmd *cmd)
     (void)cmd;
     sl_id_new(id);
     if (info->bare_lf || info->bare_cr)
-        sl_info("%s: from [%s]:%u: %u bare LF and %u bare CR in the message normalised to CRLF",
+        sl_info("%s: from [%s]:%u: %u bare LF in the message normalised to CRLF, %u bare CR "
+                "replaced by a space",
                 id, s->peer_ip, s->peer_port, info->bare_lf, info->bare_cr);
     if (info->too_big) {
         /* RFC 1870 section 6.3; one reply per recipient in LMTP */

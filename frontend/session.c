@@ -18,9 +18,9 @@
  *
  * Hostile input is met here and in the parser:
  *   - bare CR/LF and NUL in a command line: 500, the line is dropped;
- *     in message data bare CR/LF are normalised to CRLF by the parser and
- *     the smuggling forms never end the data; NUL in data: 554, nothing
- *     is forwarded;
+ *     in message data the parser normalises a bare LF to CRLF and makes a
+ *     bare CR a space (as Postfix does), and the smuggling forms never end
+ *     the data; NUL in data: 554, nothing is forwarded;
  *   - a command that RFC 2920 says must end a pipelined group (LHLO, EHLO,
  *     HELO, DATA, NOOP, VRFY, EXPN, BDAT, STARTTLS), followed by more input
  *     before our reply - notably message content sent before the 354 - is

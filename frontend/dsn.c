@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mail/sl_message.h"
 #include "util/sl_buf.h"
 #include "util/sl_util.h"
 
@@ -38,20 +39,6 @@ fe_dsn_notify_failure(const char *notify)
     if (notify == NULL || notify[0] == '\0')
         return 1;
     return strcasestr(notify, "FAILURE") != NULL;
-}
-
-/* The original's header section, up to (not including) the empty line. */
-static size_t
-header_len(const char *msg, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (msg[i] == '\n' && msg[i + 1] == '\n')
-            return i + 1;
-        if (i + 3 < len && msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' &&
-            msg[i + 3] == '\n')
-            return i + 2;
-    }
-    return len;
 }
 
 char *
@@ -131,7 +118,9 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
                   "Content-Description: Undelivered-message headers\r\n"
                   "\r\n",
                   in->job_id);
-    size_t hl = header_len(in->original, in->original_len);
+    /* the header section as the next MTA reads it: never body text, even
+     * in a message without the empty line (sl_message.h) */
+    size_t hl = sl_message_header_end(in->original, in->original_len);
     sl_buf_append(&b, in->original, hl);
     if (hl > 0 && in->original[hl - 1] != '\n')
         sl_buf_append(&b, "\r\n", 2);

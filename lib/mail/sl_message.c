@@ -2,9 +2,19 @@
  * (RFC 5321 4.5.2, RFC 5322 2.2 and 2.2.3). See sl_message.h.
  *
  * Lines are split on CRLF, and also on a bare LF or a bare CR: the SMTP
- * parser already normalises those, but this is the last place before bytes
- * go to the next MTA, so a stray one that got here another way still
- * leaves as CRLF (REFERENCE.md 6: never forward bare CR/LF).
+ * parser already removes those (a bare LF becomes CRLF, a bare CR a
+ * space), but this is the last place before bytes go to the next MTA, so
+ * a stray one that got here another way still leaves as CRLF: a bare CR
+ * or LF is never forwarded.
+ *
+ * The header section ends at the empty line, or else at the first line
+ * that is neither a header field nor the continuation of one: that line
+ * starts the body, as Postfix's cleanup reads such a message (its
+ * is_header() and MIME state machine). Header fields are inserted above
+ * it, and when a field was added the section is closed with the empty
+ * line RFC 5322 2.1 asks for, as cleanup does; otherwise a field appended
+ * "after the last header" landed after the body's first lines, where the
+ * next MTA reads it as body text.
  *
  * Header edits come from a worker on another node, i.e. from outside: an
  * edit whose name is not a valid field name (RFC 5322 3.6.8: printable
@@ -75,13 +85,30 @@ struct hdr {
 struct hdr_section {
     struct hdr *h;
     size_t n, cap;
-    size_t body_off;        /* where the empty line (or the end) is */
+    size_t body_off;        /* where the empty line, the first other line, or the end is */
+    bool no_empty_line;     /* a body follows that does not start with the empty line */
 };
 
 static bool
 is_wsp(char c)
 {
     return c == ' ' || c == '\t';
+}
+
+/* A header field's first line, as Postfix's is_header() takes it (RFC 5322
+ * 2.2 and 3.6.8; RFC 822's "Name :" allowed): printable ASCII other than
+ * ':' up to optional blanks and a ':'. Sets *namelen_r. */
+static bool
+line_is_field(const char *line, size_t n, size_t *namelen_r)
+{
+    size_t i = 0;
+
+    while (i < n && (unsigned char)line[i] > 32 && (unsigned char)line[i] < 127 && line[i] != ':')
+        i++;
+    *namelen_r = i;
+    while (i < n && is_wsp(line[i]))
+        i++;
+    return *namelen_r > 0 && i < n && line[i] == ':';
 }
 
 static void
@@ -95,7 +122,7 @@ header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
     memset(hs, 0, sizeof(*hs));
     hs->body_off = len;
     for (;;) {
-        size_t line_off = it.off;
+        size_t line_off = it.off, namelen;
         if (!line_next(&it, &line, &n, &term))
             break;
         if (n == 0) {
@@ -106,6 +133,12 @@ header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
             hs->h[hs->n - 1].end = it.off;      /* RFC 5322 2.2.3 folding */
             continue;
         }
+        if (!line_is_field(line, n, &namelen)) {
+            /* body text without the empty line before it */
+            hs->body_off = line_off;
+            hs->no_empty_line = true;
+            break;
+        }
         if (hs->n == hs->cap) {
             hs->cap = hs->cap ? hs->cap * 2 : 32;
             hs->h = sl_realloc(hs->h, hs->cap * sizeof(*hs->h));
@@ -113,23 +146,25 @@ header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
         struct hdr *h = &hs->h[hs->n++];
         h->start = line_off;
         h->end = it.off;
-        h->name = NULL;
-        h->namelen = 0;
-        const char *colon = memchr(line, ':', n);
-        if (colon != NULL && colon > line && !is_wsp(line[0])) {
-            size_t nl = (size_t)(colon - line);
-            while (nl > 0 && is_wsp(line[nl - 1]))      /* obs-optional "Name :" */
-                nl--;
-            h->name = line;
-            h->namelen = nl;
-        }
+        h->name = line;
+        h->namelen = namelen;
     }
+}
+
+size_t
+sl_message_header_end(const char *msg, size_t len)
+{
+    struct hdr_section hs;
+
+    header_section_parse(msg, len, &hs);
+    free(hs.h);
+    return hs.body_off;
 }
 
 static bool
 hdr_name_is(const struct hdr *h, const char *name)
 {
-    return h->name != NULL && strlen(name) == h->namelen &&
+    return strlen(name) == h->namelen &&
            strncasecmp(h->name, name, h->namelen) == 0;
 }
 
@@ -399,16 +434,21 @@ sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edi
             apply_edit(&l, &edits[i]);
     }
 
+    bool added = false;
     for (size_t i = 0; i < l.n; i++) {
         const struct out_hdr *o = &l.v[i];
-        if (o->deleted)
+        if (o->deleted) {
             ;
-        else if (o->orig != NULL)
+        } else if (o->orig != NULL) {
             emit_range(out, msg, o->orig->start, o->orig->end);
-        else
+        } else {
             emit_header(out, o->name, o->value);
+            added = true;
+        }
         free(o->value);
     }
+    if (added && hs.no_empty_line)
+        sl_buf_append(out, "\r\n", 2);   /* the section closed, as cleanup does */
     emit_range(out, msg, hs.body_off, len);
 
     free(l.v);

@@ -176,7 +176,7 @@ mail_size_ok(struct session *s, const char *v)
     }
     errno = 0;
     unsigned long long size = strtoull(v, NULL, 10);
-    if (errno == ERANGE || size > s->fe->config->frontend.max_message_size) {
+    if (errno == ERANGE || size > session_size_limit(s)) {
         /* RFC 1870 6.1 */
         session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
         return false;
@@ -332,7 +332,7 @@ cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
      * (IDENT) for log correlation. */
     session_reply(s, "250-%s", host);
     session_reply(s, "250-PIPELINING");
-    session_reply(s, "250-SIZE %zu", s->fe->config->frontend.max_message_size);
+    session_reply(s, "250-SIZE %zu", session_size_limit(s));
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-DSN");
@@ -485,8 +485,9 @@ cmd_data_end(struct session *s, const struct sl_smtp_cmd *cmd)
     if (info->too_big) {
         /* RFC 1870 section 6.3; one reply per recipient in LMTP */
         session_reply_all(s, "552 5.3.4 Error: message file too big");
-        sl_info("%s: rejected: message size %zu exceeds frontend.max_message_size %zu", id,
-                info->size, s->fe->config->frontend.max_message_size);
+        sl_info("%s: rejected: message size %zu exceeds %zu (frontend.max_message_size %zu less "
+                "the room for sluice's header fields)",
+                id, info->size, session_size_limit(s), s->fe->config->frontend.max_message_size);
         session_reset_transaction(s);
         return;
     }

@@ -129,6 +129,15 @@ session_error(struct session *s)
     }
 }
 
+size_t
+session_size_limit(const struct session *s)
+{
+    size_t max = s->fe->config->frontend.max_message_size;
+    size_t room = max / 2 < SESSION_SIZE_ROOM ? max / 2 : SESSION_SIZE_ROOM;
+
+    return max - room;
+}
+
 /* --------------------------------------------------------- transactions */
 
 /* XFORWARD attributes go too, as Postfix's smtpd resets them. */
@@ -477,15 +486,13 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
             struct fe_origin *origin, unsigned local_port)
 {
     struct session *s = sl_calloc(1, sizeof(*s));
-    struct sl_smtp_limits lim = {
-        .max_command_line = SESSION_MAX_COMMAND_LINE,
-        .max_message_size = fe->config->frontend.max_message_size,
-    };
+    struct sl_smtp_limits lim = {.max_command_line = SESSION_MAX_COMMAND_LINE};
     int one = 1;
 
     /* replies are small and the client waits for each batch: no Nagle delay */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->fe = fe;
+    lim.max_message_size = session_size_limit(s);
     snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip);
     s->peer_port = peer_port;
     s->local_port = local_port;

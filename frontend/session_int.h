@@ -51,7 +51,17 @@ struct session {
     struct fe_job *job;     /* state WAIT: the message in flight */
 };
 
+/* Room left under frontend.max_message_size for the header fields sluice
+ * adds to a message (Received:, X-Virus-Scanned:, X-Spam-*, X-Amavis-Alert:,
+ * the subject tag: about 300 octets on clean mail, a few KiB at most on
+ * tagged spam): 64 KiB, or half the limit when that is smaller. */
+#define SESSION_SIZE_ROOM ((size_t)64 * 1024)
+
 /* session.c, for the commands */
+/* The largest message accepted, advertised in SIZE: max_message_size less
+ * SESSION_SIZE_ROOM, so the copy reinjected still fits a next hop with the
+ * same limit (docs/configuration.md). */
+size_t session_size_limit(const struct session *s);
 void session_reply(struct session *s, const char *fmt, ...) SL_PRINTF(2, 3);
 /* The same reply for every recipient (LMTP) or once (SMTP). */
 void session_reply_all(struct session *s, const char *fmt, ...) SL_PRINTF(2, 3);

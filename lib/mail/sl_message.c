@@ -210,24 +210,28 @@ sl_message_header(const char *msg, size_t len, const char *name)
 
 /* ---- output ---- */
 
-/* One output line: dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated. */
-static void
+/* One output line: dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated.
+ * Returns the number of stuffing dots added (0 or 1). */
+static size_t
 emit_line(struct sl_buf *out, const char *s, size_t n)
 {
-    if (n > 0 && s[0] == '.')
+    size_t dot = n > 0 && s[0] == '.';
+
+    if (dot)
         sl_buf_append(out, ".", 1);
     sl_buf_append(out, s, n);
     sl_buf_append(out, "\r\n", 2);
+    return dot;
 }
 
 /* Copies msg[start, end) line by line. Lines that need no change (CRLF,
  * no leading dot: nearly all of them) are copied in runs, one append per
- * run rather than per line. */
-static void
+ * run rather than per line. Returns the stuffing dots added. */
+static size_t
 emit_range(struct sl_buf *out, const char *msg, size_t start, size_t end)
 {
     struct line_iter it = { .msg = msg, .len = end, .off = start };
-    size_t run = start;
+    size_t run = start, dots = 0;
     const char *line;
     size_t n;
     bool term;
@@ -238,10 +242,11 @@ emit_range(struct sl_buf *out, const char *msg, size_t start, size_t end)
         if (crlf && (n == 0 || line[0] != '.'))
             continue;
         sl_buf_append(out, msg + run, line_off - run);
-        emit_line(out, line, n);
+        dots += emit_line(out, line, n);
         run = it.off;
     }
     sl_buf_append(out, msg + run, end - run);
+    return dots;
 }
 
 static bool
@@ -292,10 +297,12 @@ edit_value_clean(const char *value)
 
 /* "Name: value", folded before whitespace so lines stay within 78
  * columns where the value's spaces allow (RFC 5322 2.2.3); the whitespace
- * at a fold point becomes CRLF TAB. A word longer than a line stays whole. */
-static void
+ * at a fold point becomes CRLF TAB. A word longer than a line stays whole.
+ * Returns the stuffing dots added. */
+static size_t
 emit_header(struct sl_buf *out, const char *name, const char *value)
 {
+    size_t dots = 0;
     struct sl_buf line;
     sl_buf_init(&line);
     sl_buf_append_str(&line, name);
@@ -323,15 +330,16 @@ emit_header(struct sl_buf *out, const char *name, const char *value)
             sl_buf_append(&line, ws, wslen + wordlen);
             col += wslen + wordlen;
         } else {
-            emit_line(out, line.data, line.len);
+            dots += emit_line(out, line.data, line.len);
             sl_buf_reset(&line);
             sl_buf_append(&line, "\t", 1);
             sl_buf_append(&line, word, wordlen);
             col = 1 + wordlen;
         }
     }
-    emit_line(out, line.data ? line.data : "", line.len);
+    dots += emit_line(out, line.data ? line.data : "", line.len);
     sl_buf_free(&line);
+    return dots;
 }
 
 /* The header list after edits: an original field or a new one. */
@@ -417,12 +425,13 @@ apply_edit(struct out_list *l, const struct sl_header_edit *e)
     o->value = edit_value_clean(e->value);
 }
 
-void
+size_t
 sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
                          size_t n_edits, struct sl_buf *out)
 {
     struct hdr_section hs;
     struct out_list l = { NULL, 0, 0 };
+    size_t dots = 0;
 
     header_section_parse(msg, len, &hs);
     sl_buf_reserve(out, len + len / 64 + 256);
@@ -440,17 +449,18 @@ sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edi
         if (o->deleted) {
             ;
         } else if (o->orig != NULL) {
-            emit_range(out, msg, o->orig->start, o->orig->end);
+            dots += emit_range(out, msg, o->orig->start, o->orig->end);
         } else {
-            emit_header(out, o->name, o->value);
+            dots += emit_header(out, o->name, o->value);
             added = true;
         }
         free(o->value);
     }
     if (added && hs.no_empty_line)
         sl_buf_append(out, "\r\n", 2);   /* the section closed, as cleanup does */
-    emit_range(out, msg, hs.body_off, len);
+    dots += emit_range(out, msg, hs.body_off, len);
 
     free(l.v);
     free(hs.h);
+    return dots;
 }

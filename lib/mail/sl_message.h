@@ -33,8 +33,10 @@ struct sl_header_edit {
  * the order given, above the original first header; APPEND edits after the
  * last field of the header section, never after body text. When a field
  * was added to a message whose body does not start with the empty line,
- * the empty line is inserted before the body. */
-void sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
+ * the empty line is inserted before the body. Returns the number of
+ * stuffing dots in what was appended: the message's size as RFC 1870
+ * counts it (for SIZE=) is what was appended less that. */
+size_t sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
                               size_t n_edits, struct sl_buf *out);
 
 /* Where the header section of msg ends (see above): the offset of the

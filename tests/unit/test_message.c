@@ -137,12 +137,18 @@ test_cases(void **state)
 
         sl_buf_init(&out);
         sl_buf_append(&out, "PRE|", 4);    /* appends, never resets */
-        sl_message_write_stuffed(c->in, strlen(c->in), c->edits, c->n_edits, &out);
+        size_t dots = sl_message_write_stuffed(c->in, strlen(c->in), c->edits, c->n_edits, &out);
         if (strcmp(out.data + 4, c->expect) != 0)
             print_error("case %s:\n got: %s\nwant: %s\n", c->name, out.data + 4, c->expect);
         assert_memory_equal(out.data, "PRE|", 4);
         assert_string_equal(out.data + 4, c->expect);
         assert_int_equal(out.len, 4 + strlen(c->expect));
+        /* every output line that opens with a dot has one stuffing dot:
+         * the RFC 1870 size is the output less those */
+        size_t want_dots = c->expect[0] == '.';
+        for (const char *e = c->expect; (e = strstr(e, "\r\n.")) != NULL; e += 3)
+            want_dots++;
+        assert_int_equal(dots, want_dots);
         sl_buf_free(&out);
     }
 }

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 #include "context.h"
-#include "origins.h"
 #include "session_int.h"
 #include "util/sl_addr.h"
 #include "util/sl_config.h"
@@ -409,19 +408,6 @@ cmd_mail(struct session *s, const struct sl_smtp_cmd *cmd)
         session_error(s);
         return;
     }
-    /* Per-origin concurrency: over the limit the connection stays up and
-     * MAIL gets a 4xx (a refused connection or greeting would make Postfix
-     * mark the whole filter dead). */
-    if (!s->holds_slot && !fe_origin_take_slot(s->origin, s->peer_ip)) {
-        sl_smtp_path_free(&path);
-        session_reset_transaction(s);
-        session_reply(s,
-                      "451 4.3.2 Too many concurrent sessions from this origin (limit %u), "
-                      "try again later",
-                      s->origin->config->concurrency);
-        return;
-    }
-    s->holds_slot = true;
     s->env.mail_from = sl_strdup(path.address);
     sl_smtp_path_free(&path);
     s->state = SESSION_MAIL;

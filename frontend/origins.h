@@ -2,11 +2,11 @@
  * and their concurrency at run time.
  *
  * Each connection belongs to the origin whose origins.<name>.match holds
- * the client's address, else to "default". A transaction holds one slot of
- * its origin from MAIL until it is answered; over
- * origins.<name>.concurrency, MAIL gets a 4xx (never the connection or the
- * greeting: Postfix would take that for a dead filter). The warning names
- * the Postfix parameter to change. */
+ * the client's address, else to "default". A message holds one slot of its
+ * origin from its final "." until it is answered (its job); over
+ * origins.<name>.concurrency, that message gets a 4xx (never the
+ * connection or the greeting: Postfix would take that for a dead filter).
+ * The warning names the Postfix parameter to change. */
 #ifndef SLUICE_FRONTEND_ORIGINS_H
 #define SLUICE_FRONTEND_ORIGINS_H
 

@@ -14,6 +14,11 @@
 #include <stddef.h>
 #include "reinject.h"
 
+/* The enhanced status code (RFC 3463) of a reply line "550 5.1.1 text" when
+ * its class matches code, else "<class>.0.0"; written to buf (len bytes,
+ * 16 are enough), which is returned. */
+const char *fe_reply_enhanced(const char *line, int code, char *buf, size_t len);
+
 /* Writes the reply line (without CRLF) for one recipient into out. */
 void fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
                        const struct fe_reinject_rcpt_result *r, char *out, size_t len);

@@ -277,8 +277,8 @@ job_on_delivered(void *ctx, const struct fe_delivery_result *res)
         raise(SIGKILL);
     }
     if (j->done == NULL)
-        sl_info("%s: finished after the client left; the %s holds the result for its retry",
-                j->id, j->record.ops->name);
+        sl_info("%s: finished after the client left; the %s holds the result for its retry", j->id,
+                j->record.ops->name);
     job_log_summary(j, res->action, res->queued_as, res->detail);
     if (j->lmtp)
         job_end(j, (const char *const *)res->replies, res->n_replies);
@@ -551,8 +551,8 @@ fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
     evtimer_add(j->deadline, &tv);
     /* the Redis ledger when dedup is on, else this process's own record:
      * either way a retry reinjects no recipient twice (record.h) */
-    j->record = fe->ledger != NULL ? fe_record_of_ledger(fe->ledger)
-                                   : fe_record_of_local(fe->local_record);
+    j->record =
+        fe->ledger != NULL ? fe_record_of_ledger(fe->ledger) : fe_record_of_local(fe->local_record);
     job_record_start(j);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", j->id,
              j->body->len, j->env.n_rcpts,

@@ -490,8 +490,8 @@ delivery_send(struct fe_delivery *d, const struct fe_ledger_answer *a)
                 "given, not sent again",
                 d->job_id, d->record.ops->name, already);
         if (d->detail == NULL)
-            d->detail = sl_asprintf("%s: %zu recipient(s) already delivered",
-                                    d->record.ops->name, already);
+            d->detail =
+                sl_asprintf("%s: %zu recipient(s) already delivered", d->record.ops->name, already);
     }
     if (in_flight > 0 && d->detail == NULL)
         d->detail = sl_asprintf("ledger: %zu recipient(s) in flight elsewhere", in_flight);
@@ -676,7 +676,7 @@ smtp_report_refusals(struct fe_delivery *d)
             sl_info("%s: <%s> refused by the next-hop MTA (%s); no DSN (%s)", d->job_id,
                     d->req.rcpts[i].address, r->reply,
                     d->req.mail_from == NULL || d->req.mail_from[0] == '\0' ? "null sender"
-                                                                           : "NOTIFY");
+                                                                            : "NOTIFY");
             r->destiny = SLUICE__DESTINY__D_BOUNCE;
             r->dsn_suppressed = true;
             set_reply(r, 250,

@@ -551,8 +551,8 @@ txn_build(struct rj_conn *c, struct fe_reinject_op *op)
     op_txn_clear(op);
     if (!op->wire_ready) {
         sl_buf_init(&op->wire);
-        op->wire_dots =
-            sl_message_write_stuffed(op->body->data, op->body->len, op->edits, op->n_edits, &op->wire);
+        op->wire_dots = sl_message_write_stuffed(op->body->data, op->body->len, op->edits,
+                                                 op->n_edits, &op->wire);
         op->wire_ready = true;
     }
     txn_build_xforward(c, op, &cap);

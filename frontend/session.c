@@ -266,8 +266,7 @@ session_hand_off(struct session *s, const char *job_id)
                           "try again later",
                           s->origin->config->concurrency);
         sl_info("%s: from [%s]:%u: tempfailed: origin %s at its concurrency (%u)", job_id,
-                s->peer_ip, s->peer_port, s->origin->config->name,
-                s->origin->config->concurrency);
+                s->peer_ip, s->peer_port, s->origin->config->name, s->origin->config->concurrency);
         session_reset_transaction(s);
         return;
     }

@@ -78,7 +78,7 @@ line_next(struct line_iter *it, const char **line_r, size_t *len_r, bool *term_r
 
 struct hdr {
     size_t start, end;      /* byte range in msg: the field and its continuation lines */
-    const char *name;       /* NULL if the first line is not "name:" */
+    const char *name;       /* the field name, in msg (namelen octets) */
     size_t namelen;
 };
 

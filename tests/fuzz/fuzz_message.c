@@ -21,13 +21,11 @@
  *      ASCII but ':' up to optional blanks and ':', as Postfix's
  *      is_header()) nor a blank-led line after one; when a field of the
  *      edits is left (the last edit naming it is no DELETE) and that first
- *      body line is not empty, the output puts the empty line before it. For each valid header name (RFC 5322 3.6.8)
- *      the last edit that names it decides: after DELETE no header of
- *      that name is left;
- *      after REPLACE exactly one, whose unfolded value is the edit's value
- *      with control characters made spaces (whitespace runs compared as one
- *      space); after PREPEND or APPEND at least one has that value.
- *      sl_message_header() of the output is such a header's value.
+ *      body line is not empty, the output puts the empty line before it. For each valid header name
+ * (RFC 5322 3.6.8) the last edit that names it decides: after DELETE no header of that name is
+ * left; after REPLACE exactly one, whose unfolded value is the edit's value with control characters
+ * made spaces (whitespace runs compared as one space); after PREPEND or APPEND at least one has
+ * that value. sl_message_header() of the output is such a header's value.
  */
 #include <stdbool.h>
 #include <stdint.h>

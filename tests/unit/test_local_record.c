@@ -17,8 +17,10 @@
 #include "frontend/local_record.h"
 #include "util/sl_util.h"
 
-#define KEY_A FE_LEDGER_KEY_PREFIX "aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000"
-#define KEY_B FE_LEDGER_KEY_PREFIX "bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000"
+#define KEY_A                                                                                      \
+    FE_LEDGER_KEY_PREFIX "aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000"
+#define KEY_B                                                                                      \
+    FE_LEDGER_KEY_PREFIX "bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000bbbb0000"
 
 struct answer {
     bool called;
@@ -74,8 +76,8 @@ test_retry_finds_accepted(void **state)
     struct fe_local_record *lr = fe_local_record_new(base, 100, 3600);
     struct fe_record rec = fe_record_of_local(lr);
     const char *rcpts[] = {"a@example.com", "b@example.com", "c@example.com"};
-    const char *first[] = {"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok (id=X)",
-                           NULL, "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok (id=X)"};
+    const char *first[] = {"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok (id=X)", NULL,
+                           "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok (id=X)"};
     struct answer a;
 
     (void)state;

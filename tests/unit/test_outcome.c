@@ -324,7 +324,8 @@ test_dsn(void **state)
     free(d);
 
     /* SMTP mode's report of :10025's refusals: its cause, its codes */
-    static const char no_separator[] = "From: a@example.org\r\nSubject: hi\r\nbody, no empty line\r\n";
+    static const char no_separator[] =
+        "From: a@example.org\r\nSubject: hi\r\nbody, no empty line\r\n";
     struct fe_dsn_rcpt refused = {"c@example.com", NULL,
                                   "550 5.1.1 id=j, Rejected by next-hop MTA on relaying, from "
                                   "MTA(smtp:[127.0.0.1]:10025) during fwd-rcpt-to: 550 5.1.1 "
@@ -340,7 +341,8 @@ test_dsn(void **state)
                               .n_rcpts = 1};
     d = fe_dsn_build(&in2, &len);
     assert_non_null(strstr(d, "Subject: Undeliverable mail\r\n"));
-    assert_non_null(strstr(d, "  <c@example.com>\r\nbecause the next-hop mail server refused it\r\n"));
+    assert_non_null(
+        strstr(d, "  <c@example.com>\r\nbecause the next-hop mail server refused it\r\n"));
     assert_null(strstr(d, "content filter blocked"));
     assert_non_null(strstr(d, "Final-Recipient: rfc822; c@example.com\r\nAction: failed\r\n"
                               "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 id=j, Rejected"));

@@ -414,9 +414,11 @@ job_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, cons
         sl_info("%s: %s: all %zu recipient(s) already reinjected; stored replies given, "
                 "not scanned or reinjected again",
                 j->id, j->record.ops->name, n);
+        char detail[64];
         for (size_t i = 0; i < n; i++)
             replies[i] = entries[i].reply;
-        job_log_summary(j, "RelayedInbound", NULL, "already delivered");
+        snprintf(detail, sizeof(detail), "%s: already delivered", j->record.ops->name);
+        job_log_summary(j, "RelayedInbound", NULL, detail);
         fe_record_answered(&j->record, j->key, false);
         job_end(j, replies, n_replies);
         free(replies);

@@ -27,7 +27,9 @@ void fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
  * codes and reply lines: all accepted -> lines[accepted] (the first
  * recipient reinjected: its line quotes the next hop's queue id); all
  * refused temporarily, or all permanently -> lines[0]; a mix cannot be told
- * in one reply and becomes a 4xx: Postfix retries, nothing is lost. */
+ * in one reply and becomes a 4xx: Postfix retries, nothing is lost (and the
+ * record keeps the accepted ones from a second copy). outcome.c has turned
+ * permanent refusals next to acceptances into reported bounces before. */
 void fe_reply_combined(const char *job_id, const int *codes, const char *const *lines, size_t n,
                        size_t accepted, char *out, size_t len);
 

@@ -16,6 +16,7 @@ struct sl_config;
 struct fe_broker_link;
 struct fe_reinjector;
 struct fe_ledger;
+struct fe_local_record;
 struct session;
 struct fe_job;
 
@@ -26,6 +27,7 @@ struct fe_context {
     struct fe_broker_link *link;
     struct fe_reinjector *reinjector;
     struct fe_ledger *ledger;           /* exactly-once ledger (dedup.*), or NULL */
+    struct fe_local_record *local_record; /* what was reinjected, without the ledger */
     bool dedup_tempfail;                /* dedup.on_unavailable: tempfail */
     bool test_kill_after_reinject;      /* SLUICE_TEST_KILL_AFTER_REINJECT (tests only) */
     bool shutting_down;                 /* no new transactions; close when answered */

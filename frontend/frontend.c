@@ -19,6 +19,7 @@
 #include "context.h"
 #include "job.h"
 #include "ledger.h"
+#include "local_record.h"
 #include "origins.h"
 #include "reinject.h"
 #include "session.h"
@@ -258,15 +259,19 @@ frontend_on_idle(struct fe_context *ctx)
         frontend_shutdown_done(fe);
 }
 
-/* The exactly-once ledger (dedup.*), when on. */
+/* The exactly-once ledger (dedup.*), when on; else the local record
+ * (local_record.h), kept as long as the ledger keeps its entries. */
 static int
 frontend_ledger_open(struct frontend *fe, char **error_r)
 {
     const struct sl_config *config = fe->ctx.config;
     struct sl_redis_url url;
 
-    if (!sl_config_dedup_on(config))
+    if (!sl_config_dedup_on(config)) {
+        fe->ctx.local_record =
+            fe_local_record_new(fe->ctx.base, FE_LOCAL_RECORD_MAX_RCPTS, config->dedup.ttl_s);
         return 0;
+    }
     if (sl_redis_url_from_config(config, &url, error_r) < 0)
         return -1;
     /* The registry id names the node (its master's pid: stable across
@@ -357,6 +362,7 @@ frontend_destroy(struct frontend **fep)
         event_free(fe->accept_timer);
     fe_reinjector_destroy(&fe->ctx.reinjector);
     fe_ledger_destroy(&fe->ctx.ledger);
+    fe_local_record_destroy(&fe->ctx.local_record);
     fe_broker_link_destroy(&fe->ctx.link);
     fe_origins_clear(&fe->origins);
     free(fe->hostname);

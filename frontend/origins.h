@@ -6,11 +6,11 @@
  * order; the first origin whose list holds the client wins, and a client
  * that no named origin matches belongs to "default" (which has no match
  * list). The origin decides the concurrency limit and where accepted mail
- * is reinjected (docs/configuration.md, "origins"). A transaction holds one slot of
- * its origin from MAIL until it is answered; over
- * origins.<name>.concurrency, MAIL gets a 4xx (never the connection or the
- * greeting: Postfix would take that for a dead filter). The warning names
- * the Postfix parameter to change. */
+ * is reinjected (docs/configuration.md, "origins"). A message holds one
+ * slot of its origin from its final "." until it is answered (its job);
+ * over origins.<name>.concurrency, that message gets a 4xx (never the
+ * connection or the greeting: Postfix would take that for a dead filter).
+ * The warning names the Postfix parameter to change. */
 #ifndef SLUICE_FRONTEND_ORIGINS_H
 #define SLUICE_FRONTEND_ORIGINS_H
 

@@ -692,7 +692,7 @@ service_open(struct sl_cli *cli)
         sl_redis_url_free(&url);
     }
     level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
-    sl_log_open("sluice", strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
+    sl_log_open(cfg->log.ident, strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
                 level < 0 ? LOG_INFO : level);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();

@@ -170,7 +170,7 @@ mail_size_ok(struct session *s, const char *v)
     }
     errno = 0;
     unsigned long long size = strtoull(v, NULL, 10);
-    if (errno == ERANGE || size > s->fe->config->frontend.max_message_size) {
+    if (errno == ERANGE || size > s->config->frontend.max_message_size) {
         /* RFC 1870 6.1 */
         session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
         return false;
@@ -302,7 +302,7 @@ cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
      * (IDENT) for log correlation. */
     session_reply(s, "250-%s", host);
     session_reply(s, "250-PIPELINING");
-    session_reply(s, "250-SIZE %zu", s->fe->config->frontend.max_message_size);
+    session_reply(s, "250-SIZE %zu", s->config->frontend.max_message_size);
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-DSN");
@@ -367,7 +367,7 @@ cmd_mail(struct session *s, const struct sl_smtp_cmd *cmd)
         session_reply(s,
                       "451 4.3.2 Too many concurrent sessions from this origin (limit %u), "
                       "try again later",
-                      s->origin->config->concurrency);
+                      s->origin->slots->limit);
         return;
     }
     s->holds_slot = true;
@@ -384,7 +384,7 @@ cmd_rcpt(struct session *s, const struct sl_smtp_cmd *cmd)
     struct fe_rcpt r = {0};
     const char *error;
 
-    if (s->env.n_rcpts >= s->fe->config->frontend.recipient_limit) {
+    if (s->env.n_rcpts >= s->config->frontend.recipient_limit) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest in another
          * transaction; not a client error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
@@ -434,7 +434,7 @@ cmd_data_end(struct session *s, const struct sl_smtp_cmd *cmd)
         /* RFC 1870 section 6.3; one reply per recipient in LMTP */
         session_reply_all(s, "552 5.3.4 Error: message file too big");
         sl_info("%s: rejected: message size %zu exceeds frontend.max_message_size %zu", id,
-                info->size, s->fe->config->frontend.max_message_size);
+                info->size, s->config->frontend.max_message_size);
         session_reset_transaction(s);
         return;
     }

@@ -50,6 +50,7 @@
 #include "context.h"
 #include "origins.h"
 #include "session_int.h"
+#include "settings.h"
 #include "util/sl_body.h"
 #include "conf/sl_config.h"
 #include "util/sl_log.h"
@@ -165,7 +166,7 @@ session_client_connected(void *ctx)
 static void
 session_set_idle_timeout(struct session *s, bool on)
 {
-    struct timeval tv = {.tv_sec = s->fe->config->frontend.timeout_s};
+    struct timeval tv = {.tv_sec = s->config->frontend.timeout_s};
     bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
 }
 
@@ -183,7 +184,7 @@ session_arm_ms(struct session *s, unsigned long long ms)
 static void
 session_arm_command_deadline(struct session *s)
 {
-    session_arm_ms(s, (unsigned long long)s->fe->config->frontend.timeout_s * 1000);
+    session_arm_ms(s, (unsigned long long)s->config->frontend.timeout_s * 1000);
 }
 
 /* DATA: frontend.timeout from the 354, plus 1 s for every
@@ -193,7 +194,7 @@ static void
 session_start_data_deadline(struct session *s)
 {
     s->data_deadline_ms =
-        sl_now_mono_ms() + (unsigned long long)s->fe->config->frontend.timeout_s * 1000;
+        sl_now_mono_ms() + (unsigned long long)s->config->frontend.timeout_s * 1000;
     session_arm_command_deadline(s);
 }
 
@@ -243,6 +244,7 @@ session_hand_off(struct session *s, const char *job_id)
     struct fe_job_params p = {
         .id = job_id,
         .origin = s->origin,
+        .settings = s->settings,
         .peer_ip = s->peer_ip,
         .peer_port = s->peer_port,
         .local_port = s->local_port,
@@ -456,6 +458,7 @@ session_free(struct session *s)
     fe_job_detach(&s->job);
     event_free(s->io_timer);
     session_reset_transaction(s);
+    fe_settings_unref(&s->settings); /* after the slot went back into its table */
     free(s->env.rcpts);
     bufferevent_free(s->bev);
     sl_smtp_parser_destroy(&s->parser);
@@ -486,6 +489,8 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
     /* replies are small and the client waits for each batch: no Nagle delay */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->fe = fe;
+    s->settings = fe_settings_ref(fe->settings);
+    s->config = s->settings->config;
     snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip);
     s->peer_port = peer_port;
     s->local_port = local_port;

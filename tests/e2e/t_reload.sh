@@ -28,7 +28,10 @@ need_root
 need_cmd swaks spamd
 
 start_spamd
-pf_choose_ports
+# free ports, not the standard ones: the file names them, and a port that
+# another program takes meanwhile would not be told from sluice's
+PF_FILTER_PORT=$(free_port)
+PF_REINJECT_PORT=$(free_port)
 start_postfix
 CONF=$E2E_TMP/sluice.yaml
 

@@ -213,6 +213,7 @@ ssize_t conf_origin_find(const struct sl_config *config, const char *name);
 /* Sets origins.<name>.<leaf>; creates the origin. */
 int conf_origin_set(struct conf_loader *ld, const struct conf_where *w, const char *name,
                     const char *leaf, const char *value);
+ssize_t conf_bank_find(const struct sl_config *config, const char *name);
 /* Index of the bank called name, created empty (nothing set) if new; -1
  * on a bad name. */
 ssize_t conf_bank_get(struct conf_loader *ld, const struct conf_where *w, const char *name);

@@ -119,8 +119,8 @@ out:
     return ret;
 }
 
-static ssize_t
-bank_find(const struct sl_config *config, const char *name)
+ssize_t
+conf_bank_find(const struct sl_config *config, const char *name)
 {
     for (size_t i = 0; i < config->n_banks; i++)
         if (strcmp(config->banks[i].name, name) == 0)
@@ -132,7 +132,7 @@ ssize_t
 conf_bank_get(struct conf_loader *ld, const struct conf_where *w, const char *name)
 {
     struct sl_config *c = ld->config;
-    ssize_t i = bank_find(c, name);
+    ssize_t i = conf_bank_find(c, name);
 
     if (i >= 0)
         return i;

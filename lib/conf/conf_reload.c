@@ -19,21 +19,6 @@ keys_equal(const struct conf_key *table, size_t n, const void *a, const void *b)
     return true;
 }
 
-static const struct sl_origin_config *
-origin_named(const struct sl_config *c, const char *name)
-{
-    ssize_t i = conf_origin_find(c, name);
-    return i >= 0 ? &c->origins[i] : NULL;
-}
-
-static const struct sl_policy_bank *
-bank_named(const struct sl_config *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_banks; i++)
-        if (strcmp(c->banks[i].name, name) == 0)
-            return &c->banks[i];
-    return NULL;
-}
 
 static bool
 bank_equal(const struct sl_policy_bank *a, const struct sl_policy_bank *b)
@@ -61,15 +46,12 @@ diff_named(const char *section, const struct sl_config *a, const struct sl_confi
         const struct sl_config *from = i < na ? a : b, *other = i < na ? b : a;
         size_t k = i < na ? i : i - na;
         const char *name = banks ? from->banks[k].name : from->origins[k].name;
-        bool same;
-        if (banks) {
-            const struct sl_policy_bank *o = bank_named(other, name);
-            same = o != NULL && (i >= na || bank_equal(&from->banks[k], o));
-        } else {
-            const struct sl_origin_config *o = origin_named(other, name);
-            same = o != NULL && (i >= na || keys_equal(conf_origin_keys, conf_n_origin_keys,
-                                                       &from->origins[k], o));
-        }
+        ssize_t o = banks ? conf_bank_find(other, name) : conf_origin_find(other, name);
+        bool same = o >= 0;
+        if (same && i < na)
+            same = banks ? bank_equal(&from->banks[k], &other->banks[o])
+                         : keys_equal(conf_origin_keys, conf_n_origin_keys, &from->origins[k],
+                                      &other->origins[o]);
         if (!same) {
             char *key = sl_asprintf("%s.%s", section, name);
             fn(ctx, key);

@@ -24,24 +24,17 @@
 #include "frontend/settings.h"
 #include "util/sl_log.h"
 
-static struct sl_config *
-config_from(const char *yaml)
-{
-    char *error = NULL;
-    struct sl_config *c = sl_config_load_buffer("test.yaml", yaml, strlen(yaml), NULL, 0, &error);
-
-    if (c == NULL)
-        fail_msg("config: %s", error);
-    return c;
-}
-
 /* settings made from yaml, holding the only reference to its configuration */
 static struct fe_settings *
 settings_from(const char *yaml, struct fe_origin_slots **slots)
 {
-    struct sl_config *c = config_from(yaml);
-    struct fe_settings *s = fe_settings_new(c, slots);
+    char *error = NULL;
+    struct sl_config *c = sl_config_load_buffer("test.yaml", yaml, strlen(yaml), NULL, 0, &error);
+    struct fe_settings *s;
 
+    if (c == NULL)
+        fail_msg("config: %s", error);
+    s = fe_settings_new(c, slots);
     sl_config_unref(&c);
     return s;
 }

@@ -359,8 +359,8 @@ reload_note(void *ctx, const char *key)
     }
     char *was = sl_config_value_text(rn->running, key);
     char *now = sl_config_value_text(rn->next, key);
-    sl_warn("%s: %s changed (%s -> %s) and needs a restart; the running value stays", rn->why,
-            key, was != NULL ? was : "?", now != NULL ? now : "?");
+    sl_warn("%s: %s changed (%s -> %s) and needs a restart; the running value stays", rn->why, key,
+            was != NULL ? was : "?", now != NULL ? now : "?");
     free(was);
     free(now);
 }

@@ -39,8 +39,8 @@ struct frontend {
     struct event *accept_timer;         /* resumes a listener paused on EMFILE */
     bool accept_paused;
     unsigned long long accept_warned_ms;
-    struct fe_origin_slots *slots;      /* every origin name's slot counter (origins.h) */
-    struct sl_config *start_config;     /* a reference: the broker link's and the ledger's */
+    struct fe_origin_slots *slots;  /* every origin name's slot counter (origins.h) */
+    struct sl_config *start_config; /* a reference: the broker link's and the ledger's */
     void (*shutdown_done)(void *ctx);
     void *shutdown_ctx;
 };
@@ -63,8 +63,7 @@ frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
 
     memset(stats_r, 0, sizeof(*stats_r));
     stats_r->n_sessions = fe->ctx.n_sessions;
-    stats_r->n_origins = origins->n < FRONTEND_STATS_ORIGINS ? origins->n
-                                                             : FRONTEND_STATS_ORIGINS;
+    stats_r->n_origins = origins->n < FRONTEND_STATS_ORIGINS ? origins->n : FRONTEND_STATS_ORIGINS;
     for (size_t i = 0; i < stats_r->n_origins; i++) {
         stats_r->origins[i].name = origins->v[i].config->name;
         stats_r->origins[i].active = origins->v[i].slots->active;

@@ -35,7 +35,7 @@ struct fe_job {
     struct fe_job *next, *prev; /* fe->jobs */
     struct fe_context *fe;
     struct fe_settings *settings; /* from end of data (a reference): settings.h */
-    struct fe_origin *origin; /* in settings->origins; its slot is this job's */
+    struct fe_origin *origin;     /* in settings->origins; its slot is this job's */
     char id[SL_ID_LEN + 1];
     struct fe_envelope env;
     struct sl_body *body;

@@ -36,7 +36,7 @@ struct session {
     char peer_ip[64];
     unsigned peer_port;
     unsigned local_port; /* the port it connected to */
-    struct fe_origin *origin;       /* in settings->origins */
+    struct fe_origin *origin; /* in settings->origins */
     enum session_state state;
     bool lmtp;
     bool esmtp; /* LHLO or EHLO: PIPELINING was offered */

@@ -25,8 +25,7 @@ struct fe_settings {
 
 /* One reference for the caller; takes a reference to config; counters by
  * name from *slots (origins.h). */
-struct fe_settings *fe_settings_new(const struct sl_config *config,
-                                    struct fe_origin_slots **slots);
+struct fe_settings *fe_settings_new(const struct sl_config *config, struct fe_origin_slots **slots);
 struct fe_settings *fe_settings_ref(struct fe_settings *settings);
 /* Drops a reference and clears *settingsp (NULL is fine). */
 void fe_settings_unref(struct fe_settings **settingsp);

@@ -87,7 +87,7 @@ struct compiled_re {
  * its verdict. Changed by nobody once made. */
 struct worker_settings {
     atomic_uint refs;
-    struct sl_config *config;       /* a reference */
+    struct sl_config *config; /* a reference */
     struct compiled_re *res;
     size_t n_res;
 };
@@ -101,8 +101,8 @@ struct worker_pool {
     atomic_bool stop;
     struct wthread *threads;
     unsigned count;
-    struct sl_config *config;       /* the pool's start (a reference): the sockets' */
-    pthread_mutex_t settings_lock;  /* guards settings: taking a reference, swapping */
+    struct sl_config *config;         /* the pool's start (a reference): the sockets' */
+    pthread_mutex_t settings_lock;    /* guards settings: taking a reference, swapping */
     struct worker_settings *settings; /* the current ones */
 };
 
@@ -599,9 +599,9 @@ settings_new(const struct sl_config *config)
     for (size_t i = 0; i < config->n_banks; i++) {
         const struct sl_policy_bank *b = &config->banks[i];
         if (b->p.n_banned_names_re > 0)
-            ws->res[ws->n_res++] = (struct compiled_re){
-                b->p.banned_names_re, b->p.n_banned_names_re,
-                banned_compile(b->p.banned_names_re, b->p.n_banned_names_re)};
+            ws->res[ws->n_res++] =
+                (struct compiled_re){b->p.banned_names_re, b->p.n_banned_names_re,
+                                     banned_compile(b->p.banned_names_re, b->p.n_banned_names_re)};
     }
     return ws;
 }

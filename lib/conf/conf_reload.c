@@ -19,7 +19,6 @@ keys_equal(const struct conf_key *table, size_t n, const void *a, const void *b)
     return true;
 }
 
-
 static bool
 bank_equal(const struct sl_policy_bank *a, const struct sl_policy_bank *b)
 {
@@ -37,8 +36,8 @@ bank_equal(const struct sl_policy_bank *a, const struct sl_policy_bank *b)
 /* Names of section (origins or banks) that differ: in a and changed or
  * gone, then new in b. */
 static void
-diff_named(const char *section, const struct sl_config *a, const struct sl_config *b,
-           bool banks, void (*fn)(void *ctx, const char *key), void *ctx)
+diff_named(const char *section, const struct sl_config *a, const struct sl_config *b, bool banks,
+           void (*fn)(void *ctx, const char *key), void *ctx)
 {
     size_t na = banks ? a->n_banks : a->n_origins, nb = banks ? b->n_banks : b->n_origins;
 

@@ -167,7 +167,8 @@ test_reopen_while_logging(void **state)
 
     size_t lines = 0;
     regex_t r;
-    assert_int_equal(regcomp(&r, "^" STAMP "(sluice|amavis)\\[[0-9]+\\]: (line [0-9]+|warning: kept)$",
+    assert_int_equal(regcomp(&r,
+                             "^" STAMP "(sluice|amavis)\\[[0-9]+\\]: (line [0-9]+|warning: kept)$",
                              REG_EXTENDED | REG_NOSUB),
                      0);
     for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {

@@ -23,6 +23,7 @@ test_pkgs=(
     swaks                 # scripted SMTP/LMTP client for end-to-end tests
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
+    logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
 )
 # Scanners: libraries the worker's built-in checks and scanner

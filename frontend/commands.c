@@ -421,7 +421,7 @@ cmd_rcpt(struct session *s, const struct sl_smtp_cmd *cmd)
     struct fe_rcpt r = {0};
     const char *error;
 
-    if (s->env.n_rcpts >= s->fe->config->frontend.recipient_limit) {
+    if (s->env.n_rcpts >= s->config->frontend.recipient_limit) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest in another
          * transaction; not a client error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
@@ -473,7 +473,7 @@ cmd_data_end(struct session *s, const struct sl_smtp_cmd *cmd)
         session_reply_all(s, "552 5.3.4 Error: message file too big");
         sl_info("%s: rejected: message size %zu exceeds %zu (frontend.max_message_size %zu less "
                 "the room for sluice's header fields)",
-                id, info->size, session_size_limit(s), s->fe->config->frontend.max_message_size);
+                id, info->size, session_size_limit(s), s->config->frontend.max_message_size);
         session_reset_transaction(s);
         return;
     }

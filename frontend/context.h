@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 struct sl_config;
+struct fe_settings;
 struct fe_broker_link;
 struct fe_reinjector;
 struct fe_ledger;
@@ -22,6 +23,9 @@ struct fe_job;
 
 struct fe_context {
     struct event_base *base;
+    /* The current configuration and origins (settings.h); a session or a
+     * job keeps the one it started under. config is settings->config. */
+    struct fe_settings *settings;
     const struct sl_config *config;
     const char *hostname;               /* greeting, Received:, EHLO to :10025 */
     struct fe_broker_link *link;

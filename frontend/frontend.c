@@ -23,6 +23,7 @@
 #include "origins.h"
 #include "reinject.h"
 #include "session.h"
+#include "settings.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "util/sl_addr.h"
@@ -39,7 +40,8 @@ struct frontend {
     struct event *accept_timer;         /* resumes a listener paused on EMFILE */
     bool accept_paused;
     unsigned long long accept_warned_ms;
-    struct fe_origins origins;
+    struct fe_origin_slots *slots;  /* every origin name's slot counter (origins.h) */
+    struct sl_config *start_config; /* a reference: the broker link's and the ledger's */
     void (*shutdown_done)(void *ctx);
     void *shutdown_ctx;
 };
@@ -50,7 +52,7 @@ static unsigned
 frontend_origin_weight(void *ctx, const char *origin)
 {
     const struct frontend *fe = ctx;
-    const struct fe_origin *o = fe_origins_find(&fe->origins, origin);
+    const struct fe_origin *o = fe_origins_find(&fe->ctx.settings->origins, origin);
 
     return o != NULL ? o->config->concurrency : 1;
 }
@@ -58,14 +60,15 @@ frontend_origin_weight(void *ctx, const char *origin)
 void
 frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
 {
+    const struct fe_origins *origins = &fe->ctx.settings->origins;
+
     memset(stats_r, 0, sizeof(*stats_r));
     stats_r->n_sessions = fe->ctx.n_sessions;
-    stats_r->n_origins = fe->origins.n < FRONTEND_STATS_ORIGINS ? fe->origins.n
-                                                                : FRONTEND_STATS_ORIGINS;
+    stats_r->n_origins = origins->n < FRONTEND_STATS_ORIGINS ? origins->n : FRONTEND_STATS_ORIGINS;
     for (size_t i = 0; i < stats_r->n_origins; i++) {
-        stats_r->origins[i].name = fe->origins.v[i].config->name;
-        stats_r->origins[i].active = fe->origins.v[i].active;
-        stats_r->origins[i].concurrency = fe->origins.v[i].config->concurrency;
+        stats_r->origins[i].name = origins->v[i].config->name;
+        stats_r->origins[i].active = origins->v[i].slots->active;
+        stats_r->origins[i].concurrency = origins->v[i].config->concurrency;
     }
     if (fe->ctx.link != NULL) {
         fe_broker_link_stats(fe->ctx.link, &stats_r->link);
@@ -111,7 +114,8 @@ frontend_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct s
         evutil_closesocket(fd);
         return;
     }
-    session_new(&fe->ctx, fd, ip, port, fe_origins_for(&fe->origins, fe->ctx.config, ip),
+    session_new(&fe->ctx, fd, ip, port,
+                fe_origins_for(&fe->ctx.settings->origins, fe->ctx.config, ip),
                 frontend_local_port(fe, fd));
 }
 
@@ -300,10 +304,11 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
                        ? sl_strdup(config->frontend.hostname)
                        : system_hostname();
     ctx->base = base;
-    ctx->config = config;
+    fe->start_config = sl_config_ref(config);
+    ctx->settings = fe_settings_new(config, &fe->slots);
+    ctx->config = ctx->settings->config;
     ctx->hostname = fe->hostname;
     ctx->on_idle = frontend_on_idle;
-    fe_origins_init(&fe->origins, config);
 
     SL_BUG_ON(n_listen_fds == 0);
     if (frontend_listen(fe, listen_fds, n_listen_fds, error_r) != 0)
@@ -328,6 +333,17 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
 fail:
     frontend_destroy(&fe);
     return NULL;
+}
+
+void
+frontend_reconfigure(struct frontend *fe, const struct sl_config *config)
+{
+    struct fe_settings *next = fe_settings_new(config, &fe->slots);
+
+    fe_settings_unref(&fe->ctx.settings); /* freed with its last session or job */
+    fe->ctx.settings = next;
+    fe->ctx.config = next->config;
+    fe_reinjector_set_timeout(fe->ctx.reinjector, config->reinject.timeout_s);
 }
 
 void
@@ -364,7 +380,9 @@ frontend_destroy(struct frontend **fep)
     fe_ledger_destroy(&fe->ctx.ledger);
     fe_local_record_destroy(&fe->ctx.local_record);
     fe_broker_link_destroy(&fe->ctx.link);
-    fe_origins_clear(&fe->origins);
+    fe_settings_unref(&fe->ctx.settings); /* sessions and jobs dropped theirs above */
+    fe_origin_slots_free(&fe->slots);
+    sl_config_unref(&fe->start_config);
     free(fe->hostname);
     free(fe);
 }

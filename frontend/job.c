@@ -23,6 +23,7 @@
 #include "origins.h"
 #include "outcome.h"
 #include "reinject.h"
+#include "settings.h"
 #include "util/sl_buf.h"
 #include "conf/sl_config.h"
 #include "util/sl_id.h"
@@ -34,7 +35,8 @@
 struct fe_job {
     struct fe_job *next, *prev; /* fe->jobs */
     struct fe_context *fe;
-    struct fe_origin *origin; /* whose slot this job holds */
+    struct fe_settings *settings; /* from end of data (a reference): settings.h */
+    struct fe_origin *origin;     /* in settings->origins; its slot is this job's */
     char id[SL_ID_LEN + 1];
     struct fe_envelope env;
     struct sl_body *body;
@@ -143,6 +145,7 @@ job_free(struct fe_job *j)
         sluice__verdict__free_unpacked(j->verdict, NULL);
     if (j->origin != NULL)
         fe_origin_release_slot(j->origin);
+    fe_settings_unref(&j->settings);
     if (j->prev != NULL)
         j->prev->next = j->next;
     else
@@ -244,7 +247,7 @@ job_on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sl_warn("%s: no verdict within job.timeout (%u s); tempfailing", j->id,
-            j->fe->config->job.timeout_s);
+            j->settings->config->job.timeout_s);
     job_tempfail(j, "no scanner verdict in time, try again later");
 }
 
@@ -492,7 +495,8 @@ job_submit(struct fe_job *j)
     job.job_id = j->id;
     job.origin = j->origin->config->name;
     job.client_addr = j->peer_ip;
-    job.deadline_ms = sl_now_wall_ms() + (unsigned long long)j->fe->config->job.timeout_s * 1000;
+    job.deadline_ms =
+        sl_now_wall_ms() + (unsigned long long)j->settings->config->job.timeout_s * 1000;
     job.mail_from = e->mail_from;
     job.ret = e->ret ? e->ret : (char *)"";
     job.envid = e->envid ? e->envid : (char *)"";
@@ -518,10 +522,19 @@ struct fe_job *
 fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
 {
     struct fe_job *j = sl_calloc(1, sizeof(*j));
-    struct timeval tv = {.tv_sec = fe->config->job.timeout_s};
+    /* the settings current at end of data; the slot counter is the same
+     * for an origin of the same name in any table (origins.h) */
+    struct fe_settings *settings = fe->settings;
+    struct fe_origin *origin = fe_origins_find(&settings->origins, p->origin->config->name);
 
+    if (origin == NULL) { /* a reload removed the origin: the session's */
+        settings = p->settings;
+        origin = p->origin;
+    }
     j->fe = fe;
-    j->origin = p->origin;
+    j->settings = fe_settings_ref(settings);
+    j->origin = origin;
+    struct timeval tv = {.tv_sec = j->settings->config->job.timeout_s};
     snprintf(j->id, sizeof(j->id), "%s", p->id);
     j->env = *p->env;
     memset(p->env, 0, sizeof(*p->env));

@@ -38,6 +38,7 @@
 
 struct fe_context;
 struct fe_origin;
+struct fe_settings;
 struct fe_job;
 
 struct fe_rcpt {
@@ -73,6 +74,10 @@ typedef bool fe_job_connected_fn(void *ctx);
 struct fe_job_params {
     const char *id;           /* the job id, fresh from sl_id_new() */
     struct fe_origin *origin; /* the job takes over the slot the session took for it */
+    /* the session's (origin is in its table): the job runs under the
+     * current settings (job.timeout, the origin's reinjection), or under
+     * these when a reload removed the origin since the connect */
+    struct fe_settings *settings;
     const char *peer_ip;      /* the connection the message came on */
     unsigned peer_port;
     unsigned local_port;  /* Received: "port N", policy banks' match_listener */

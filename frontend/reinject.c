@@ -1330,6 +1330,12 @@ fe_reinjector_new(struct event_base *base, const char *helo_name, unsigned timeo
 }
 
 void
+fe_reinjector_set_timeout(struct fe_reinjector *r, unsigned timeout_s)
+{
+    r->timeout_s = timeout_s ? timeout_s : 1;
+}
+
+void
 fe_reinjector_destroy(struct fe_reinjector **reinjectorp)
 {
     struct fe_reinjector *r = *reinjectorp;

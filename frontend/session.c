@@ -51,6 +51,7 @@
 #include "context.h"
 #include "origins.h"
 #include "session_int.h"
+#include "settings.h"
 #include "util/sl_body.h"
 #include "conf/sl_config.h"
 #include "util/sl_log.h"
@@ -133,7 +134,7 @@ session_error(struct session *s)
 size_t
 session_size_limit(const struct session *s)
 {
-    size_t max = s->fe->config->frontend.max_message_size;
+    size_t max = s->config->frontend.max_message_size;
     size_t room = max / 2 < SESSION_SIZE_ROOM ? max / 2 : SESSION_SIZE_ROOM;
 
     return max - room;
@@ -171,7 +172,7 @@ session_client_connected(void *ctx)
 static void
 session_set_idle_timeout(struct session *s, bool on)
 {
-    struct timeval tv = {.tv_sec = s->fe->config->frontend.timeout_s};
+    struct timeval tv = {.tv_sec = s->config->frontend.timeout_s};
     bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
 }
 
@@ -189,7 +190,7 @@ session_arm_ms(struct session *s, unsigned long long ms)
 static void
 session_arm_command_deadline(struct session *s)
 {
-    session_arm_ms(s, (unsigned long long)s->fe->config->frontend.timeout_s * 1000);
+    session_arm_ms(s, (unsigned long long)s->config->frontend.timeout_s * 1000);
 }
 
 /* DATA, as Postfix 3.7's smtpd with smtpd_min_data_rate and per-request
@@ -204,7 +205,7 @@ static void
 session_start_data_deadline(struct session *s)
 {
     s->data_deadline_ms =
-        sl_now_mono_ms() + (unsigned long long)s->fe->config->frontend.timeout_s * 1000;
+        sl_now_mono_ms() + (unsigned long long)s->config->frontend.timeout_s * 1000;
     session_arm_command_deadline(s);
 }
 
@@ -212,7 +213,7 @@ static void
 session_extend_data_deadline(struct session *s, size_t bytes)
 {
     unsigned long long now = sl_now_mono_ms();
-    unsigned long long most = (unsigned long long)s->fe->config->frontend.timeout_s * 1000;
+    unsigned long long most = (unsigned long long)s->config->frontend.timeout_s * 1000;
     unsigned long long left = s->data_deadline_ms > now ? s->data_deadline_ms - now : 0;
 
     left += (unsigned long long)bytes * 1000 / SESSION_MIN_DATA_RATE;
@@ -264,9 +265,9 @@ session_hand_off(struct session *s, const char *job_id)
         session_reply_all(s,
                           "451 4.3.2 Too many concurrent sessions from this origin (limit %u), "
                           "try again later",
-                          s->origin->config->concurrency);
+                          s->origin->slots->limit);
         sl_info("%s: from [%s]:%u: tempfailed: origin %s at its concurrency (%u)", job_id,
-                s->peer_ip, s->peer_port, s->origin->config->name, s->origin->config->concurrency);
+                s->peer_ip, s->peer_port, s->origin->slots->name, s->origin->slots->limit);
         session_reset_transaction(s);
         return;
     }
@@ -277,6 +278,7 @@ session_hand_off(struct session *s, const char *job_id)
     struct fe_job_params p = {
         .id = job_id,
         .origin = s->origin,
+        .settings = s->settings,
         .peer_ip = s->peer_ip,
         .peer_port = s->peer_port,
         .local_port = s->local_port,
@@ -488,6 +490,7 @@ session_free(struct session *s)
     fe_job_detach(&s->job);
     event_free(s->io_timer);
     session_reset_transaction(s);
+    fe_settings_unref(&s->settings); /* after the slot went back into its table */
     free(s->env.rcpts);
     bufferevent_free(s->bev);
     sl_smtp_parser_destroy(&s->parser);
@@ -515,6 +518,8 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
     /* replies are small and the client waits for each batch: no Nagle delay */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->fe = fe;
+    s->settings = fe_settings_ref(fe->settings);
+    s->config = s->settings->config;
     lim.max_message_size = session_size_limit(s);
     snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip);
     s->peer_port = peer_port;

@@ -29,12 +29,14 @@ enum session_state {
 struct session {
     struct session *next, *prev; /* fe->sessions */
     struct fe_context *fe;
+    struct fe_settings *settings;   /* from connect (a reference): settings.h */
+    const struct sl_config *config; /* settings->config */
     struct bufferevent *bev;
     struct sl_smtp_parser *parser;
     char peer_ip[64];
     unsigned peer_port;
     unsigned local_port; /* the port it connected to */
-    struct fe_origin *origin;
+    struct fe_origin *origin; /* in settings->origins */
     enum session_state state;
     bool lmtp;
     bool esmtp; /* LHLO or EHLO: PIPELINING was offered */

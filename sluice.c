@@ -54,6 +54,7 @@
 #include "net/sl_registry.h"
 #include "conf/sl_config.h"
 #include "node_http.h"
+#include "util/sl_buf.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"
@@ -162,8 +163,13 @@ static const char usage_text[] =
     "gracefully (messages in flight finish; a second signal stops at once,\n"
     "Postfix retries what was not answered). Signalling the process group\n"
     "(pkill) is one request, not two.\n"
-    "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
-    "at its next connect, a key removed is refused at its next connect.\n"
+    "SIGHUP reloads the configuration file (same -c and -o): what is in\n"
+    "flight finishes with the settings it started with, the next connection\n"
+    "or message gets the new ones; a file that does not load is logged (file,\n"
+    "line, key) and changes nothing; a changed key that needs a restart\n"
+    "(frontend.listen, broker.*, security.*, redis.*, ...) is logged and keeps\n"
+    "its value. A broker also re-reads security.allow_dir: a key added is\n"
+    "admitted at its next connect, a key removed is refused at its next connect.\n"
     "\n"
     "Security: every ZeroMQ link that is not inproc:// (sluice all) is CURVE-\n"
     "encrypted and authenticated; a node with tcp:// links and no keys does not\n"
@@ -195,7 +201,7 @@ enum role {
 /* The roles of one process, while they run. */
 struct run {
     struct sl_cli *cli; /* the sockets main() bound are in it */
-    const struct sl_config *config;
+    struct sl_config *config; /* the current one (a reference); SIGHUP swaps it */
     struct event_base *base;
     void *zctx;
     struct broker *broker;
@@ -339,6 +345,108 @@ workers_wanted(const struct sl_config *config)
     return sum ? sum : 2;
 }
 
+/* ---------------------------------------------------------- reloading */
+
+/* Logs what a reload changes; the keys only a restart can change each get
+ * a warning with both values (the running one stays). */
+struct reload_notes {
+    const char *why;
+    const struct sl_config *running, *next;
+    struct sl_buf changed; /* "policy.spam_kill_level, origins.o2" */
+};
+
+static void
+reload_note(void *ctx, const char *key)
+{
+    struct reload_notes *rn = ctx;
+
+    if (!sl_config_key_needs_restart(key)) {
+        sl_buf_printf(&rn->changed, "%s%s", rn->changed.len > 0 ? ", " : "", key);
+        return;
+    }
+    char *was = sl_config_value_text(rn->running, key);
+    char *now = sl_config_value_text(rn->next, key);
+    sl_warn("%s: %s changed (%s -> %s) and needs a restart; the running value stays", rn->why, key,
+            was != NULL ? was : "?", now != NULL ? now : "?");
+    free(was);
+    free(now);
+}
+
+/* The configuration file again, with the same -c and -o as at start,
+ * compared with running: NULL after logging why it does not load (the
+ * running configuration stays), or the new configuration, in which every
+ * key that needs a restart has its running value. */
+static struct sl_config *
+config_reread(const struct sl_cli *cli, const struct sl_config *running, const char *why)
+{
+    char *error = NULL;
+    struct sl_config *next =
+        sl_config_load(cli->config_path, cli->overrides, cli->n_overrides, &error);
+
+    if (next == NULL) {
+        sl_error("%s: configuration not reloaded, the running one stays: %s", why, error);
+        free(error);
+        return NULL;
+    }
+    struct reload_notes rn = {.why = why, .running = running, .next = next};
+    sl_buf_init(&rn.changed);
+    sl_config_diff(running, next, reload_note, &rn);
+    sl_config_keep_restart_keys(next, running);
+    if (rn.changed.len > 0 || strcmp(why, "SIGHUP") == 0)
+        sl_notice("%s: configuration reloaded from %s: %s%s", why,
+                  next->path ? next->path : "(no file: built-in defaults)",
+                  rn.changed.len > 0 ? "changed " : "no change that takes effect without a restart",
+                  rn.changed.len > 0 ? rn.changed.data : "");
+    sl_buf_free(&rn.changed);
+    return next;
+}
+
+/* log.target, log.level, log.ident (and -v) take effect at once. */
+static void
+log_apply(const struct sl_cli *cli, const struct sl_config *cfg)
+{
+    int level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
+
+    sl_log_open(cfg->log.ident,
+                strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
+                level < 0 ? LOG_INFO : level);
+}
+
+static unsigned workers_wanted(const struct sl_config *config);
+
+/* SIGHUP: the broker's allow-list, then the whole configuration (docs/
+ * operations.md, "Reloading"). Whatever fails, the process goes on with
+ * what it runs. */
+static void
+run_reload(struct run *run)
+{
+    char *error = NULL;
+    struct sl_config *next;
+
+    if (run->broker != NULL && run->config->security.curve) {
+        if (broker_reload(run->broker, &error) < 0) {
+            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
+            free(error);
+        } else {
+            sl_notice("SIGHUP: allow-list reloaded (%s)", run->config->security.allow_dir);
+        }
+    }
+    if ((next = config_reread(run->cli, run->config, "SIGHUP")) == NULL)
+        return;
+    log_apply(run->cli, next);
+    if (run->workers != NULL) {
+        worker_pool_reconfigure(run->workers, next);
+        if (next->workers.count == 0 && workers_wanted(next) != run->n_workers)
+            sl_warn("SIGHUP: the origins' concurrency now adds up to %u; the %u worker "
+                    "thread(s) started for it stay until a restart (workers.count: 0)",
+                    workers_wanted(next), run->n_workers);
+    }
+    if (run->frontend != NULL)
+        frontend_reconfigure(run->frontend, next);
+    sl_config_unref(&run->config);
+    run->config = next;
+}
+
 static void
 on_shutdown_done(void *ctx)
 {
@@ -352,15 +460,7 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     struct run *run = ctx;
     (void)what;
     if (sig == SIGHUP) {
-        char *error = NULL;
-        bool allow_list = run->broker != NULL && run->config->security.curve;
-        if (allow_list && broker_reload(run->broker, &error) < 0) {
-            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
-            free(error);
-            allow_list = false;
-        }
-        sl_notice("SIGHUP: %sother configuration changes take effect at the next restart",
-                  allow_list ? "allow-list reloaded; " : "");
+        run_reload(run);
         return;
     }
     const char *name =
@@ -481,12 +581,13 @@ roles_serve(struct run *run, unsigned roles)
 static int
 roles_run(struct sl_cli *cli, unsigned roles)
 {
-    struct run run = {.cli = cli, .config = cli->config};
+    struct run run = {.cli = cli, .config = sl_config_ref(cli->config)};
     int rc;
 
     run.zctx = zmq_ctx_new();
     if (run.zctx == NULL) {
         sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
+        sl_config_unref(&run.config);
         return EX_SOFTWARE;
     }
     if ((rc = roles_start(&run, roles)) == 0)
@@ -499,6 +600,7 @@ roles_run(struct sl_cli *cli, unsigned roles)
     if (run.base)
         event_base_free(run.base);
     zmq_ctx_term(run.zctx);
+    sl_config_unref(&run.config);
     return rc;
 }
 
@@ -698,7 +800,6 @@ service_open(struct sl_cli *cli)
 {
     const struct sl_config *cfg = cli->config;
     char *error = NULL;
-    int level;
 
     if (cfg->redis.url != NULL && cfg->redis.url[0] != '\0') {
         struct sl_redis_url url;
@@ -709,9 +810,7 @@ service_open(struct sl_cli *cli)
         }
         sl_redis_url_free(&url);
     }
-    level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
-    sl_log_open("sluice", strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
-                level < 0 ? LOG_INFO : level);
+    log_apply(cli, cfg);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     raise_fd_limit();
@@ -821,11 +920,23 @@ cli_prepare(struct sl_cli *cli)
     return 0;
 }
 
-/* The master's child: the command's own run function. */
+/* The master's child: the command's own run function, with the
+ * configuration file as it is now: the master loaded it once, at start,
+ * and a child started after a reload (SIGHUP) or after its predecessor
+ * died must run with what the file says, not with the master's copy.
+ * What needs a restart stays as the master has it (its sockets, keys,
+ * user). */
 static int
 command_child(void *ctx)
 {
     struct sl_cli *cli = ctx;
+    struct sl_config *now = config_reread(cli, cli->config, "child start");
+
+    if (now != NULL) {
+        log_apply(cli, now);
+        sl_config_unref(&cli->config);
+        cli->config = now;
+    }
     return cli->command->run(cli);
 }
 

@@ -24,6 +24,7 @@ test_pkgs=(
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
     prometheus            # prometheus and promtool: t_metrics_prometheus.sh, deploy/prometheus's rule tests
+    logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
 )
 # Scanners: libraries the worker's built-in checks and scanner

@@ -122,6 +122,7 @@ struct fe_reinject_op {
     struct rj_cmd *cmds;
     size_t n_cmds, cmd_sent, cmd_replied;
     struct sl_buf wire; /* the message edited and stuffed */
+    size_t wire_dots;   /* the stuffing dots in it */
     bool wire_ready;
     size_t wire_off;
     enum rcpt_state *rstate;
@@ -567,15 +568,16 @@ txn_build(struct rj_conn *c, struct fe_reinject_op *op)
     op_txn_clear(op);
     if (!op->wire_ready) {
         sl_buf_init(&op->wire);
-        sl_message_write_stuffed(op->body->data, op->body->len, op->edits, op->n_edits, &op->wire);
+        op->wire_dots = sl_message_write_stuffed(op->body->data, op->body->len, op->edits,
+                                                 op->n_edits, &op->wire);
         op->wire_ready = true;
     }
     txn_build_xforward(c, op, &cap);
 
     sl_buf_init(&line);
     sl_buf_printf(&line, "MAIL FROM:<%s>", op->mail_from);
-    if (c->size)
-        sl_buf_printf(&line, " SIZE=%zu", op->wire.len);
+    if (c->size) /* RFC 1870 4: without the stuffing dots */
+        sl_buf_printf(&line, " SIZE=%zu", op->wire.len - op->wire_dots);
     if (op->body_type && c->eightbitmime)
         sl_buf_printf(&line, " BODY=%s", op->body_type);
     if (op->ret && c->dsn)
@@ -1346,6 +1348,12 @@ fe_reinjector_new(struct event_base *base, const char *helo_name, unsigned timeo
     TAILQ_INIT(&r->targets);
     TAILQ_INIT(&r->ops);
     return r;
+}
+
+void
+fe_reinjector_set_timeout(struct fe_reinjector *r, unsigned timeout_s)
+{
+    r->timeout_s = timeout_s ? timeout_s : 1;
 }
 
 void

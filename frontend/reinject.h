@@ -83,6 +83,8 @@ typedef bool fe_reinject_wanted_fn(void *ctx);
 
 struct fe_reinjector *fe_reinjector_new(struct event_base *base, const char *helo_name,
                                         unsigned timeout_s);
+/* reinject.timeout changed (a reload): every timer armed from now on. */
+void fe_reinjector_set_timeout(struct fe_reinjector *r, unsigned timeout_s);
 void fe_reinjector_destroy(struct fe_reinjector **reinjectorp);
 
 /* Starts a reinjection; done() is always called exactly once, later (never

@@ -60,6 +60,9 @@ def smtp_parser():
     s["smuggle-crlf-dot-lf"] = LIM_DEFAULT + b"DATA\r\nx\r\n.\nRSET\r\n\r\n.\r\n"
     s["data-bare-cr-lf-nul-8bit"] = LIM_DEFAULT + (
         b"DATA\r\nSubject: \xc3\xa9t\xc3\xa9\r\n\r\na\rb\nc\x00d\r\r\n\n\r.\r\n")
+    s["data-bare-cr-header"] = LIM_DEFAULT + (
+        b"DATA\r\nX-Note: hi\rFrom: ceo@victim.example\r\n\rX-Folded: y\r\n\r\n"
+        b".\rx\r\n.\r\r\n\r\r\n.\r\n")
     s["data-dots"] = LIM_DEFAULT + b"DATA\r\n.\r\n"
     s["data-dot-lines"] = LIM_DEFAULT + b"DATA\r\n..\r\n...\r\n.x\r\n.\n.\rx\r\n.\r\n"
     s["data-empty-lines"] = LIM_DEFAULT + b"data\r\n\r\n\r\n\r\n.\r\nnoop\r\n"
@@ -368,6 +371,10 @@ def message():
         "nul-8bit": edits_prefix([(2, b"Subject", b"\xc3\xa9")]) +
         b"Subject: a\x00b\r\nX: \xff\r\n\r\n\x00\r\n",
         "dot-only": edits_prefix([]) + b".",
+        "no-empty-line": edits_prefix([(0, b"Received", RECEIVED), (1, b"X-Virus-Scanned", b"s")])
+        + b"Subject: x\r\nX-A: 1\r\nThis is the body, no empty line\r\nY: 2\r\n",
+        "body-first-line": edits_prefix([(1, b"X-A", b"1"), (3, b"Y", b"")])
+        + b"Bad Name: a\r\nY: b\r\n\xc3\xbc: c\r\n",
     }
 
 

@@ -24,6 +24,7 @@ test_pkgs=(
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
     procps iproute2 netcat-openbsd
+    iptables              # partitions in the cluster tests (a chain of their own on lo)
 )
 # Scanners: libraries the worker's built-in checks and scanner
 # clients link, and the real daemons the scanner tests start on loopback.

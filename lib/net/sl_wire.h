@@ -7,7 +7,7 @@
  *
  * Frames come from the network: nothing here asserts on their contents.
  * Invalid input gives -1 and a static error string ("job.job_id: not 12
- * base64url characters"), which the caller logs and counts (STYLE.md, 3).
+ * base64url characters"), which the caller logs and counts.
  *
  * The same validation runs on the sending side (sl_wire_pack), so a sender
  * learns at once that a peer would drop its frame (e.g. a Job whose
@@ -42,6 +42,12 @@
 #define SL_WIRE_HEARTBEAT_MS 1000
 #define SL_WIRE_HEARTBEAT_LIVENESS 3    /* intervals of silence before a peer is dead */
 #define SL_WIRE_MAX_FAILURES 3          /* workers a job may take down before it fails */
+/* A node whose own loop turns are further apart than this was stalled
+ * (SIGSTOP, a VM migration, swapping): it could not hear its peers
+ * meanwhile, so it gives them a fresh liveness period before it judges
+ * their silence (docs/cluster.md, "Pauses and partitions"). Loops turn at
+ * least every 200 ms. */
+#define SL_WIRE_STALL_MS SL_WIRE_HEARTBEAT_MS
 
 /* Sets frame->version = SL_WIRE_VERSION, validates the frame exactly as
  * sl_wire_unpack() would on the other side, and packs it into *msg_r

@@ -54,7 +54,7 @@ struct fe_job {
     const char *later_why;
     Sluice__Verdict *verdict; /* a copy, kept while the ledger's answer is awaited */
 
-    char ledger_key[FE_LEDGER_KEY_LEN + 1];
+    char ledger_key[FE_LEDGER_KEY_LEN + 1]; /* "": no reservation made (fe_ledger_serve_end) */
     struct fe_ledger_op *reserve;      /* reserving the recipients, from end of data */
     struct fe_ledger_answer *reserved; /* its answer, until the delivery uses it */
     struct fe_delivery *delivery;      /* per-recipient destinies (outcome.h) */
@@ -108,7 +108,10 @@ envelope_free(struct fe_envelope *e)
 /* ---- the end of a job ------------------------------------------------- */
 
 /* Gives back what the reservation took and nobody will use (a retry must
- * not wait for it to go stale). */
+ * not wait for it to go stale), and tells the ledger this job no longer
+ * works on the message: a reservation of ours left under its key (a
+ * release Redis did not take) is then an orphan that a retry takes over,
+ * not a copy in flight. */
 static void
 job_ledger_stop(struct fe_job *j)
 {
@@ -120,6 +123,9 @@ job_ledger_stop(struct fe_job *j)
         fe_ledger_answer_release(j->fe->ledger, j->ledger_key, rcpts, &j->reserved);
         free(rcpts);
     }
+    if (j->ledger_key[0] != '\0')
+        fe_ledger_serve_end(j->fe->ledger, j->ledger_key);
+    j->ledger_key[0] = '\0';
 }
 
 static void

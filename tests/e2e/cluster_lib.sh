@@ -40,8 +40,9 @@
 #   SECONDS freezes it (SIGSTOP, then SIGCONT). cl_partition_init makes an
 #   iptables chain of the test's own (sluice-test-PID), jumped to from INPUT
 #   and OUTPUT on lo; cl_partition PORT drops every packet to or from a
-#   loopback port both ways, cl_heal PORT lets them through again; the
-#   chain and its jumps are removed on exit, pass or fail.
+#   loopback port both ways, cl_refuse PORT answers them with resets (a
+#   peer that is down), cl_heal PORT lets them through again; the chain and
+#   its jumps are removed on exit, pass or fail.
 
 # shellcheck disable=SC2034
 
@@ -218,13 +219,31 @@ cl_partition() {
     say "partition: port $port cut off both ways"
 }
 
+# cl_refuse PORT: every TCP packet to loopback PORT is answered by a reset
+# (the resets themselves must pass: no rule for the other way):
+# connections break at their next packet, connects are refused, and
+# nothing sent meanwhile ever arrives (a peer that is down).
+cl_refuse() {
+    local port=$1
+    [ -n "$CL_IPT_CHAIN" ] || fail "cl_refuse: call cl_partition_init first"
+    [ -z "${CL_PARTED[$port]:-}" ] || return 0
+    iptables -A "$CL_IPT_CHAIN" -p tcp --dport "$port" -j REJECT --reject-with tcp-reset
+    CL_PARTED[$port]=refuse
+    say "port $port refused (TCP resets)"
+}
+
+# cl_heal PORT: undoes cl_partition or cl_refuse.
 cl_heal() {
     local port=$1
     [ -n "${CL_PARTED[$port]:-}" ] || return 0
-    iptables -D "$CL_IPT_CHAIN" -p tcp --dport "$port" -j DROP || true
-    iptables -D "$CL_IPT_CHAIN" -p tcp --sport "$port" -j DROP || true
+    if [ "${CL_PARTED[$port]}" = refuse ]; then
+        iptables -D "$CL_IPT_CHAIN" -p tcp --dport "$port" -j REJECT --reject-with tcp-reset || true
+    else
+        iptables -D "$CL_IPT_CHAIN" -p tcp --dport "$port" -j DROP || true
+        iptables -D "$CL_IPT_CHAIN" -p tcp --sport "$port" -j DROP || true
+    fi
     unset "CL_PARTED[$port]"
-    say "partition: port $port reachable again"
+    say "port $port reachable again"
 }
 
 # cl_child NAME: the pid of the child of NAME's master (sluice frontend and

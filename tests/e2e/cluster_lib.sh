@@ -608,6 +608,18 @@ for mid, n in ids.items():
 ' "${CL_PF_LOG[$name]}"
 }
 
+# cl_self_refusals LOG: how many "is being reinjected by NODE; 451" lines in
+# a frontend's LOG name the very process that logs them (NODE ends in
+# "/<pid>"): a retry refused because of that process's own reservation.
+cl_self_refusals() {
+    awk '/is being reinjected by frontend:/ {
+        if (match($0, /sluice\[[0-9]+\]/)) pid = substr($0, RSTART + 7, RLENGTH - 8)
+        if (match($0, /reinjected by [^ ]+/)) node = substr($0, RSTART + 14, RLENGTH - 14)
+        n = split(node, part, "/")
+        if (part[n] == pid) c++
+    } END { print c + 0 }' "$1"
+}
+
 # ---------------------------------------------------------------------------
 # Kill runs (t_cluster_kill_*.sh)
 

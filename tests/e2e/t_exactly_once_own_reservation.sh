@@ -43,17 +43,6 @@ pending() {
 }
 has_pending() { [ "$(pending)" -ge 1 ]; }
 timed_out() { grep -q "no verdict within job.timeout" "${CL_LOG[fa]}"; }
-# the frontend's own 451s: "is being reinjected by NODE" where NODE ends in
-# the pid of the process that logs the line
-self_refusals() {
-    awk '/is being reinjected by frontend:/ {
-        if (match($0, /sluice\[[0-9]+\]/)) pid = substr($0, RSTART + 7, RLENGTH - 8)
-        if (match($0, /reinjected by [^ ]+/)) node = substr($0, RSTART + 14, RLENGTH - 14)
-        n = split(node, part, "/")
-        if (part[n] == pid) c++
-    } END { print c + 0 }' "${CL_LOG[fa]}"
-}
-
 cl_inject o2 1 1
 p=$CL_INJECT_PID
 wait_for 20 has_pending || fail "no reservation in the ledger for the message"
@@ -68,11 +57,11 @@ cl_start_worker w2 1
 sleep 2
 cl_heal "$CL_REDIS_PORT"
 if ! wait_for 40 cl_origin_done 1; then
-    say "fa refused $(self_refusals) retry(ies) because of its own reservation:"
+    say "fa refused $(cl_self_refusals "${CL_LOG[fa]}") retry(ies) because of its own reservation:"
     grep -m3 "is being reinjected by" "${CL_LOG[fa]}" >&2 || true
     fail "the message was not delivered within 40 s after Redis came back ($(pending) reservation(s) pending)"
 fi
-n=$(self_refusals)
+n=$(cl_self_refusals "${CL_LOG[fa]}")
 [ "$n" -eq 0 ] || fail "fa refused $n retry(ies) because of its own reservation"
 ok "delivered after Redis came back; fa never refused a retry because of its own reservation"
 cl_final_report 1

@@ -118,6 +118,7 @@ struct fe_ledger_op {
     bool *taken;  /* HSETNX set it: reserved */
     bool served;  /* another job of ours works on key (reserve script, ARGV[5]) */
     bool release; /* OP_RECORD from fe_ledger_release: key, rcpts, mine kept to retry it */
+    unsigned long long since_ms; /* release: when it was first tried */
 };
 
 /* A key jobs of this process work on (fe_ledger_reserve to
@@ -935,9 +936,10 @@ fe_ledger_record_nowait(struct fe_ledger *l, const char *label, const char *key,
     ledger_flush(l);
 }
 
-void
-fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
-                  const char *const *rcpts, size_t n)
+/* fe_ledger_release, first tried at since_ms. */
+static void
+ledger_release_since(struct fe_ledger *l, const char *key, const char *mine,
+                     const char *const *rcpts, size_t n, unsigned long long since_ms)
 {
     const char **none = sl_calloc(n ? n : 1, sizeof(*none));
 
@@ -945,6 +947,7 @@ fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
         struct fe_ledger_op *op = fe_ledger_record(l, key, mine, rcpts, none, n, NULL, NULL);
         /* kept to try again if Redis cannot take it now */
         op->release = true;
+        op->since_ms = since_ms;
         op->key = sl_strdup(key);
         op->mine = sl_strdup(mine);
         op->rcpts = sl_calloc(n, sizeof(*op->rcpts));
@@ -952,6 +955,13 @@ fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
             op->rcpts[i] = sl_strdup(rcpts[i]);
     }
     free(none);
+}
+
+void
+fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
+                  const char *const *rcpts, size_t n)
+{
+    ledger_release_since(l, key, mine, rcpts, n, sl_now_mono_ms());
 }
 
 /* ---- what this process serves, what it could not give back ------------ */
@@ -1010,7 +1020,7 @@ ledger_keep_orphan(struct fe_ledger *l, struct fe_ledger_op *op)
     o->n = op->n;
     op->key = op->mine = NULL;
     op->rcpts = NULL;
-    o->since_ms = sl_now_mono_ms();
+    o->since_ms = op->since_ms;
     sl_debug("ledger: cannot give a reservation back to Redis %s now; trying again in a second",
              l->desc);
     o->next = l->orphans;
@@ -1048,7 +1058,8 @@ ledger_on_orphans(evutil_socket_t fd, short what, void *arg)
     while ((o = list) != NULL) {
         list = o->next;
         if (now - o->since_ms < l->stale_ms)
-            fe_ledger_release(l, o->key, o->mine, (const char *const *)o->rcpts, o->n);
+            ledger_release_since(l, o->key, o->mine, (const char *const *)o->rcpts, o->n,
+                                 o->since_ms);
         orphan_free(o);
     }
 }

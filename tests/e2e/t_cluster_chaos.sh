@@ -140,4 +140,4 @@ self=$(($(cl_self_refusals "${CL_LOG[fa]}") + $(cl_self_refusals "${CL_LOG[fb]}"
 [ "$self" -eq 0 ] || fail "$self retry(ies) refused because of the answering frontend's own reservation"
 deferred=$(cat "${CL_PF_LOG[o2]}" "${CL_PF_LOG[o3]}" | grep -c "status=deferred" || true)
 others=$(cat "${CL_LOG[fa]}" "${CL_LOG[fb]}" | grep -c "is being reinjected by" || true)
-ok "nothing lost, nothing bounced, no poison, no self-refused retry; $deferred deferral(s) (retried), $others retry(ies) answered 451 for a copy in flight at the other frontend, $CL_DUPLICATES duplicate(s) in the kill window"
+ok "nothing lost, nothing bounced, no poison, no self-refused retry; $deferred deferral(s) (retried), $others retry(ies) answered 451 for a copy in flight in another process or job, $CL_DUPLICATES duplicate(s) in the kill window"

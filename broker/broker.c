@@ -976,10 +976,9 @@ static void
 check_own_stall(struct broker *b, unsigned long long now)
 {
     unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
-    unsigned long long gap = b->now_ms != 0 && now > b->now_ms ? now - b->now_ms : 0;
+    unsigned long long gap = sl_wire_stalled(&b->now_ms, now);
 
-    b->now_ms = now;
-    if (gap <= SL_WIRE_STALL_MS)
+    if (gap == 0)
         return;
     sl_warn("broker: this process was stalled for %llu ms (paused?); workers and frontends get "
             "%llu ms before their silence is judged",

@@ -664,10 +664,9 @@ conn_fail(struct fe_broker_link *link, int index, const char *why)
 static void
 link_check_stall(struct fe_broker_link *link, unsigned long long now)
 {
-    unsigned long long gap = link->tick_ms != 0 && now > link->tick_ms ? now - link->tick_ms : 0;
+    unsigned long long gap = sl_wire_stalled(&link->tick_ms, now);
 
-    link->tick_ms = now;
-    if (gap <= SL_WIRE_STALL_MS)
+    if (gap == 0)
         return;
     sl_warn("frontend: this process was stalled for %llu ms (paused?); brokers get %llu ms before "
             "their silence is judged",

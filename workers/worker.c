@@ -229,16 +229,16 @@ worker_keepalive(struct wthread *w)
 {
     unsigned long long now = sl_now_mono_ms();
     unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long stalled = sl_wire_stalled(&w->turn_ms, now);
 
-    if (w->turn_ms != 0 && now > w->turn_ms + SL_WIRE_STALL_MS) {
+    if (stalled != 0) {
         sl_notice("worker %s: this thread was stalled for %llu ms (paused?); brokers get %llu ms "
                   "before their silence is judged",
-                  w->id, now - w->turn_ms, grace);
+                  w->id, stalled, grace);
         for (size_t i = 0; i < w->pool->n_endpoints; i++)
             if (w->conns[i].expiry_ms < now + grace)
                 w->conns[i].expiry_ms = now + grace;
     }
-    w->turn_ms = now;
     for (size_t i = 0; i < w->pool->n_endpoints; i++) {
         struct wconn *c = &w->conns[i];
         if (c->sock != NULL && now >= c->next_heartbeat_ms) {

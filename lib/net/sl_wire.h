@@ -49,6 +49,18 @@
  * least every 200 ms. */
 #define SL_WIRE_STALL_MS SL_WIRE_HEARTBEAT_MS
 
+/* A loop's turn at monotonic time now: how long the node was stalled (the
+ * time since its previous turn, *turn_ms) if that is more than
+ * SL_WIRE_STALL_MS, else 0. *turn_ms becomes now; 0 means no turn yet. */
+static inline unsigned long long
+sl_wire_stalled(unsigned long long *turn_ms, unsigned long long now)
+{
+    unsigned long long gap = *turn_ms != 0 && now > *turn_ms ? now - *turn_ms : 0;
+
+    *turn_ms = now;
+    return gap > SL_WIRE_STALL_MS ? gap : 0;
+}
+
 /* Sets frame->version = SL_WIRE_VERSION, validates the frame exactly as
  * sl_wire_unpack() would on the other side, and packs it into *msg_r
  * (initialised here; the caller sends or closes it). -1 with *error_r (a

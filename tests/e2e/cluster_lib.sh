@@ -566,6 +566,20 @@ cl_final_report() {
     fi
 }
 
+# cl_drain_report N SECONDS WHAT: wait up to SECONDS for N messages in every
+# origin and empty queues (fail, with each origin's figures, if not: "not
+# every message delivered within SECONDS s after WHAT"), then a few more
+# seconds for late extra copies, then cl_final_report N.
+cl_drain_report() {
+    local n=$1 secs=$2 what=$3 o
+    wait_for "$secs" cl_origin_done "$n" || {
+        for o in "${CL_ORIGINS[@]}"; do say "origin $o: $(cl_delivery_report "$o") queue $(cl_queue_count "$o")"; done
+        fail "not every message delivered within $secs s after $what"
+    }
+    sleep 3     # late extra copies would show up now
+    cl_final_report "$n"
+}
+
 # cl_duplicates_explained NAME: one line per Message-Id delivered more than
 # once in the instance's Maildirs: "window1 <id> (original QID)" when the
 # original's LMTP session was lost after end of data (a killed frontend
@@ -699,12 +713,7 @@ cl_kill_run() {
     wait "$p2" || fail "smtp-source into o2 failed: $(tail -n 3 "$E2E_TMP/inject.o2.log")"
     wait "$p3" || fail "smtp-source into o3 failed: $(tail -n 3 "$E2E_TMP/inject.o3.log")"
     ok "injected $n messages into each origin"
-    wait_for 150 cl_origin_done "$n" || {
-        for o in "${CL_ORIGINS[@]}"; do say "origin $o: $(cl_delivery_report "$o") queue $(cl_queue_count "$o")"; done
-        fail "not every message delivered within 150 s after the kill"
-    }
-    sleep 3     # late extra copies would show up now
-    cl_final_report "$n"
+    cl_drain_report "$n" 150 "the kill"
     CL_REFUSALS=0
     CL_DEFERRALS=0
     for o in "${CL_ORIGINS[@]}"; do

@@ -21,6 +21,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=cluster_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
+# shellcheck source=ledger_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ledger_lib.sh"
 
 e2e_init 150
 cl_init
@@ -34,13 +36,8 @@ cl_start_frontend fa -o job.timeout=3 -o redis.timeout=1 -o dedup.on_unavailable
 cl_point_postfix o2 fa
 sleep 2
 
-pending() {
-    local k n=0
-    for k in $(cl_redis --scan --pattern 'sluice:ledger:*'); do
-        n=$((n + $(cl_redis HVALS "$k" | { grep -c '^pending:' || true; })))
-    done
-    echo "$n"
-}
+REDIS_PORT=$CL_REDIS_PORT    # ledger_lib's redis_cmd, on the cluster's Redis
+pending() { ledger_fields pending:; }
 has_pending() { [ "$(pending)" -ge 1 ]; }
 timed_out() { grep -q "no verdict within job.timeout" "${CL_LOG[fa]}"; }
 cl_inject o2 1 1

@@ -54,6 +54,7 @@ struct harness {
     struct fe_broker_link *link;
     struct worker_pool *pool;       /* stopped by teardown if a test failed */
     void *fake;                     /* a raw worker socket, ditto */
+    void *fakes[4];                 /* more of them, ditto */
 
     /* verdict bookkeeping */
     unsigned n_jobs;                /* submitted */
@@ -216,6 +217,9 @@ teardown(void **state)
     worker_pool_stop(&h->pool);
     if (h->fake != NULL)
         zmq_close(h->fake);
+    for (size_t i = 0; i < SL_N_ELEMENTS(h->fakes); i++)
+        if (h->fakes[i] != NULL)
+            zmq_close(h->fakes[i]);
     fe_broker_link_destroy(&h->link);
     broker_stop(&h->broker);
     event_base_free(h->base);
@@ -763,7 +767,7 @@ static void
 test_lost_with_everyone_not_counted(void **state)
 {
     struct harness *h = *state;
-    void *silent[SL_WIRE_MAX_FAILURES];
+    void **silent = h->fakes; /* closed by teardown */
     unsigned attempt = 0;
     char *error = NULL;
 
@@ -785,8 +789,6 @@ test_lost_with_everyone_not_counted(void **state)
     if (!h->ok[0])
         fail_msg("the job was given up: %s", h->error[0]);
     worker_pool_stop(&h->pool);
-    for (unsigned k = 0; k < SL_WIRE_MAX_FAILURES; k++)
-        zmq_close(silent[k]);
 }
 
 /* A worker that goes silent while others keep talking counts against its
@@ -797,7 +799,8 @@ static void
 test_paused_worker_back_not_counted(void **state)
 {
     struct harness *h = *state;
-    void *other = fake_worker_new(h, 1), *paused = NULL;
+    void *other = h->fakes[0] = fake_worker_new(h, 1); /* closed by teardown */
+    void **paused = &h->fakes[1];
     unsigned attempt = 0;
 
     h->check_clean = false;
@@ -807,24 +810,22 @@ test_paused_worker_back_not_counted(void **state)
     assert_int_equal(submit(h, 0, 0), 0);
     for (unsigned round = 1; round <= SL_WIRE_MAX_FAILURES; round++) {
         /* the same worker, back on a new connection after each pause */
-        if (paused != NULL)
-            zmq_close(paused);
-        paused = zmq_socket(h->zctx, ZMQ_DEALER);
-        sl_zsock_set_common(paused, h->config.frontend.max_message_size);
-        assert_int_equal(zmq_connect(paused, h->endpoint), 0);
-        fake_worker_ready(paused, "fake-paused", 1);
-        assert_int_equal(fake_wait_job(h, paused, 10000, &attempt, other), 0);
+        if (*paused != NULL)
+            zmq_close(*paused);
+        *paused = zmq_socket(h->zctx, ZMQ_DEALER);
+        sl_zsock_set_common(*paused, h->config.frontend.max_message_size);
+        assert_int_equal(zmq_connect(*paused, h->endpoint), 0);
+        fake_worker_ready(*paused, "fake-paused", 1);
+        assert_int_equal(fake_wait_job(h, *paused, 10000, &attempt, other), 0);
         assert_int_equal(attempt, round);
         /* paused: silent until the broker removes it (3 heartbeats) */
-        (void)fake_wait_job(h, paused, 4000, &attempt, other);
+        (void)fake_wait_job(h, *paused, 4000, &attempt, other);
     }
-    fake_verdict(paused, 0);
+    fake_verdict(*paused, 0);
     if (!run_until(h, 1, 5000))
         fail_msg("no verdict for the job after its worker's pauses");
     if (!h->ok[0])
         fail_msg("the job was given up: %s", h->error[0]);
-    zmq_close(paused);
-    zmq_close(other);
 }
 
 static void

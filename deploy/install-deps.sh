@@ -25,6 +25,7 @@ test_pkgs=(
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
     logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
+    iptables              # partitions in the cluster tests (a chain of their own on lo)
 )
 # Scanners: libraries the worker's built-in checks and scanner
 # clients link, and the real daemons the scanner tests start on loopback.

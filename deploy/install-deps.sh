@@ -26,6 +26,7 @@ test_pkgs=(
     prometheus            # prometheus and promtool: t_metrics_prometheus.sh, deploy/prometheus's rule tests
     logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
+    iptables              # partitions in the cluster tests (a chain of their own on lo)
 )
 # Scanners: libraries the worker's built-in checks and scanner
 # clients link, and the real daemons the scanner tests start on loopback.

@@ -62,6 +62,7 @@ struct fe_job {
     struct fe_record record;
     char key[FE_LEDGER_KEY_LEN + 1];
     void *reserve;                     /* reserving the recipients, from end of data */
+    bool serving;                      /* reserve called: fe_record_serve_end owed */
     struct fe_ledger_answer *reserved; /* its answer, until the delivery uses it */
     struct fe_delivery *delivery;      /* per-recipient destinies (outcome.h) */
 
@@ -115,7 +116,10 @@ envelope_free(struct fe_envelope *e)
 /* ---- the end of a job ------------------------------------------------- */
 
 /* Gives back what the reservation took and nobody will use (a retry must
- * not wait for it to go stale). */
+ * not wait for it to go stale), and tells the ledger this job no longer
+ * works on the message: a reservation of ours left under its key (a
+ * release Redis did not take) is then an orphan that a retry takes over,
+ * not a copy in flight. */
 static void
 job_record_stop(struct fe_job *j)
 {
@@ -129,6 +133,9 @@ job_record_stop(struct fe_job *j)
         fe_record_answer_release(&j->record, j->key, rcpts, &j->reserved);
         free(rcpts);
     }
+    if (j->serving)
+        fe_record_serve_end(&j->record, j->key);
+    j->serving = false;
 }
 
 static void
@@ -466,6 +473,7 @@ job_record_start(struct fe_job *j)
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         rcpts[i] = j->env.rcpts[i].address;
     j->reserve = fe_record_reserve(&j->record, j->key, rcpts, j->env.n_rcpts, job_on_reserved, j);
+    j->serving = true;
     free(rcpts);
 }
 

@@ -277,6 +277,14 @@ lr_answered(void *impl, const char *key, bool retried)
     lr_remove(r, m); /* every recipient's answer is in Postfix's hands */
 }
 
+/* One process: a job that ends has released what it reserved already. */
+static void
+lr_serve_end(void *impl, const char *key)
+{
+    (void)impl;
+    (void)key;
+}
+
 static const struct fe_record_ops local_ops = {
     .name = "local record",
     .finish_detached = false,
@@ -286,6 +294,7 @@ static const struct fe_record_ops local_ops = {
     .release = lr_release,
     .answer_release = lr_answer_release,
     .answered = lr_answered,
+    .serve_end = lr_serve_end,
 };
 
 struct fe_record

@@ -49,6 +49,12 @@ ledger_answered(void *impl, const char *key, bool retried)
     (void)retried;
 }
 
+static void
+ledger_serve_end(void *impl, const char *key)
+{
+    fe_ledger_serve_end(impl, key);
+}
+
 static const struct fe_record_ops ledger_ops = {
     .name = "ledger",
     .finish_detached = true,
@@ -58,6 +64,7 @@ static const struct fe_record_ops ledger_ops = {
     .release = ledger_release,
     .answer_release = ledger_answer_release,
     .answered = ledger_answered,
+    .serve_end = ledger_serve_end,
 };
 
 struct fe_record

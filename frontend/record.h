@@ -50,6 +50,10 @@ struct fe_record_ops {
      * (SMTP's one 4xx after some were reinjected), so their records are
      * still wanted; otherwise a record kept only for that may go. */
     void (*answered)(void *impl, const char *key, bool retried);
+    /* fe_ledger_serve_end: the job that reserved key is over, whatever
+     * the answer was (a reservation of ours left under key is then an
+     * orphan, not a copy in flight). */
+    void (*serve_end)(void *impl, const char *key);
 };
 
 /* The interface and the object behind it; a value, copied freely. */
@@ -99,6 +103,12 @@ static inline void
 fe_record_answered(const struct fe_record *r, const char *key, bool retried)
 {
     r->ops->answered(r->impl, key, retried);
+}
+
+static inline void
+fe_record_serve_end(const struct fe_record *r, const char *key)
+{
+    r->ops->serve_end(r->impl, key);
 }
 
 #endif

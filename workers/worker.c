@@ -48,6 +48,7 @@
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
 #include "util/sl_buf.h"
+#include "util/sl_id.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -67,8 +68,13 @@ struct wconn {
 
 struct wthread {
     struct worker_pool *pool;
-    char id[SL_WIRE_MAX_WORKER_ID]; /* "host:pid:p<pool>w<n>", Ready.worker_id and Verdict.worker */
+    /* "host:pid:p<pool>w<n>:<life>", Ready.worker_id and Verdict.worker;
+     * <life> is random per pool, so a worker restarted with the same pid
+     * (a container restarted in its pod) has a new name: a broker tells a
+     * worker that comes back from one that was replaced by its name. */
+    char id[SL_WIRE_MAX_WORKER_ID];
     struct wconn *conns;            /* one per endpoint */
+    unsigned long long turn_ms;     /* monotonic, its latest turn (worker_keepalive) */
     pthread_t thread;
     bool started;
     unsigned long long n_jobs;
@@ -231,12 +237,26 @@ conn_reopen(struct wthread *w, struct wconn *c, const char *why)
 }
 
 /* Heartbeats that are due, on every connection. Safe to call from inside
- * a job: the thread owns all its sockets. */
+ * a job: the thread owns all its sockets. Called at every turn of the
+ * loop and every 100 ms of a scan: calls further apart than
+ * SL_WIRE_STALL_MS mean the process was stalled (SIGSTOP, a VM migration),
+ * and the brokers, which this thread could not hear meanwhile, get a
+ * fresh liveness period before their silence is judged. */
 static void
 worker_keepalive(struct wthread *w)
 {
     unsigned long long now = sl_now_mono_ms();
+    unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long stalled = sl_wire_stalled(&w->turn_ms, now);
 
+    if (stalled != 0) {
+        sl_notice("worker %s: this thread was stalled for %llu ms (paused?); brokers get %llu ms "
+                  "before their silence is judged",
+                  w->id, stalled, grace);
+        for (size_t i = 0; i < w->pool->n_endpoints; i++)
+            if (w->conns[i].expiry_ms < now + grace)
+                w->conns[i].expiry_ms = now + grace;
+    }
     for (size_t i = 0; i < w->pool->n_endpoints; i++) {
         struct wconn *c = &w->conns[i];
         if (c->sock != NULL && now >= c->next_heartbeat_ms) {
@@ -998,6 +1018,7 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
     struct worker_pool *pool;
     char host[64];
     unsigned serial = atomic_fetch_add(&pool_serial, 1) + 1;
+    char life[SL_ID_LEN + 1];
 
     SL_BUG_ON(zctx == NULL || config == NULL);
     if (n_endpoints == 0 || count == 0) {
@@ -1008,6 +1029,7 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
     if (gethostname(host, sizeof(host)) != 0)
         strcpy(host, "localhost");
     host[sizeof(host) - 1] = '\0';
+    sl_id_new(life);
 
     pool = sl_calloc(1, sizeof(*pool));
     pool->zctx = zctx;
@@ -1027,7 +1049,7 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
     for (unsigned t = 0; t < count; t++) {
         struct wthread *w = &pool->threads[t];
         w->pool = pool;
-        snprintf(w->id, sizeof(w->id), "%s:%d:p%uw%u", host, (int)getpid(), serial, t);
+        snprintf(w->id, sizeof(w->id), "%s:%d:p%uw%u:%.6s", host, (int)getpid(), serial, t, life);
         /* MIME types only; compressed files are reported as such (gzip),
          * the archive checks look inside themselves. The text, encoding,
          * token, JSON, CSV, CDF and ELF tests are skipped: the checks look

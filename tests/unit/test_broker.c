@@ -10,6 +10,11 @@
  *   hung_worker:   a worker that takes jobs and goes silent; its jobs are
  *                  requeued after 3 missed heartbeats (attempt 2);
  *   poison:        a job whose workers die 3 times gets a failure verdict;
+ *   lost_with_everyone: a job held through 3 losses of every worker at once
+ *                  (the broker cut off) is requeued each time, not failed;
+ *   paused_worker_back: a worker that goes silent holding a job and comes
+ *                  back under its name takes its count back: 3 pauses do
+ *                  not fail the job;
  *   deadline:      a queued job past its deadline is dropped, not run;
  *   reconfigure:   a reload swaps the pool's configuration: a job already
  *                  taken finishes with the old one, the next gets the new.
@@ -52,6 +57,7 @@ struct harness {
     struct fe_broker_link *link;
     struct worker_pool *pool;       /* stopped by teardown if a test failed */
     void *fake;                     /* a raw worker socket, ditto */
+    void *fakes[4];                 /* more of them, ditto */
 
     /* verdict bookkeeping */
     unsigned n_jobs;                /* submitted */
@@ -219,6 +225,9 @@ teardown(void **state)
     worker_pool_stop(&h->pool);
     if (h->fake != NULL)
         zmq_close(h->fake);
+    for (size_t i = 0; i < SL_N_ELEMENTS(h->fakes); i++)
+        if (h->fakes[i] != NULL)
+            zmq_close(h->fakes[i]);
     fe_broker_link_destroy(&h->link);
     broker_stop(&h->broker);
     event_base_free(h->base);
@@ -358,21 +367,36 @@ assert_all_once(struct harness *h, unsigned n)
 
 /* ---- a raw worker the test controls ----------------------------------- */
 
-static void *
-fake_worker_new(struct harness *h, unsigned slots)
+/* A Ready for the worker named name on sock (a worker says it once per
+ * connection). */
+static void
+fake_worker_ready(void *sock, const char *name, unsigned slots)
 {
     Sluice__Frame frame = SLUICE__FRAME__INIT;
     Sluice__Ready ready = SLUICE__READY__INIT;
-    void *sock = zmq_socket(h->zctx, ZMQ_DEALER);
     const char *error;
 
-    sl_zsock_set_common(sock, h->config.frontend.max_message_size);
-    assert_int_equal(zmq_connect(sock, h->endpoint), 0);
-    ready.worker_id = "fake";
+    ready.worker_id = (char *)name;
     ready.slots = slots;
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     assert_int_equal(sl_zsock_send_frame(sock, &frame, 0, &error), 0);
+}
+
+/* A raw worker on a new connection, named "fake-N" (a name of its own, as
+ * every worker process has: the broker tells a worker that comes back
+ * from a new one by its name). */
+static void *
+fake_worker_new(struct harness *h, unsigned slots)
+{
+    static unsigned n;
+    void *sock = zmq_socket(h->zctx, ZMQ_DEALER);
+    char name[32];
+
+    sl_zsock_set_common(sock, h->config.frontend.max_message_size);
+    assert_int_equal(zmq_connect(sock, h->endpoint), 0);
+    snprintf(name, sizeof(name), "fake-%u", ++n);
+    fake_worker_ready(sock, name, slots);
     return sock;
 }
 
@@ -408,6 +432,69 @@ fake_worker_take(void *sock, unsigned timeout_ms, unsigned *attempt_r)
         sl_wire_frame_free(&frame);
         if (idx >= 0)
             return idx;
+    }
+}
+
+static void
+fake_send(void *sock, Sluice__Frame *frame)
+{
+    const char *error;
+
+    assert_int_equal(sl_zsock_send_frame(sock, frame, 0, &error), 0);
+}
+
+static void
+fake_heartbeat(void *sock)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
+
+    frame.kind_case = SLUICE__FRAME__KIND_HEARTBEAT;
+    frame.heartbeat = &hb;
+    fake_send(sock, &frame);
+}
+
+static void
+fake_verdict(void *sock, unsigned i)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Verdict v = SLUICE__VERDICT__INIT;
+    char id[16];
+
+    snprintf(id, sizeof(id), "job%09u", i);
+    v.job_id = id;
+    v.ok = 1;
+    v.category = "CLEAN";
+    v.worker = "fake";
+    frame.kind_case = SLUICE__FRAME__KIND_VERDICT;
+    frame.verdict = &v;
+    fake_send(sock, &frame);
+}
+
+/* Waits up to timeout_ms for a job on sock (-1: none; its index and
+ * attempt otherwise), in slices of 100 ms: the frontend's loop runs
+ * between them, and talking (NULL: none), a worker the broker must keep
+ * hearing from, heartbeats every 500 ms. */
+static int
+fake_wait_job(struct harness *h, void *sock, unsigned timeout_ms, unsigned *attempt_r,
+              void *talking)
+{
+    unsigned long long end = sl_now_mono_ms() + timeout_ms, beat = 0;
+
+    for (;;) {
+        unsigned long long now = sl_now_mono_ms();
+        int idx;
+
+        if (talking != NULL && now >= beat) {
+            fake_heartbeat(talking);
+            beat = now + 500;
+        }
+        if (now >= end)
+            return -1;
+        idx = fake_worker_take(sock, end - now < 100 ? (unsigned)(end - now) : 100, attempt_r);
+        if (idx >= 0)
+            return idx;
+        event_base_loop(h->base, EVLOOP_NONBLOCK);
     }
 }
 
@@ -680,6 +767,75 @@ test_poison_job_fails(void **state)
     assert_int_equal(h->n_verdicts, 1);
 }
 
+/* The broker loses touch with every worker at once (a partition of the
+ * broker, here its only worker going silent): that says nothing about the
+ * message. A job held through three such losses is requeued each time and
+ * still scanned, never given up as a poison message. */
+static void
+test_lost_with_everyone_not_counted(void **state)
+{
+    struct harness *h = *state;
+    void **silent = h->fakes; /* closed by teardown */
+    unsigned attempt = 0;
+    char *error = NULL;
+
+    h->check_clean = false;
+    assert_int_equal(submit(h, 0, 0), 0);
+    for (unsigned round = 1; round <= SL_WIRE_MAX_FAILURES; round++) {
+        /* takes the job and is never heard from again: removed after 3
+         * heartbeats, with no other worker talking */
+        silent[round - 1] = fake_worker_new(h, 1);
+        assert_int_equal(fake_wait_job(h, silent[round - 1], 10000, &attempt, NULL), 0);
+        assert_int_equal(attempt, round);
+        (void)fake_wait_job(h, silent[round - 1], 4000, &attempt, NULL);
+    }
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 1, &error);
+    assert_non_null(h->pool);
+    if (!run_until(h, 1, 15000))
+        fail_msg("no verdict for the job after its workers were lost");
+    assert_int_equal(h->seen[0], 1);
+    if (!h->ok[0])
+        fail_msg("the job was given up: %s", h->error[0]);
+    worker_pool_stop(&h->pool);
+}
+
+/* A worker that goes silent while others keep talking counts against its
+ * job (a hang may be the message's doing) until it comes back under its
+ * own name: then it was paused or cut off, and the count is taken back.
+ * Three such pauses do not make a poison message. */
+static void
+test_paused_worker_back_not_counted(void **state)
+{
+    struct harness *h = *state;
+    void *other = h->fakes[0] = fake_worker_new(h, 1); /* closed by teardown */
+    void **paused = &h->fakes[1];
+    unsigned attempt = 0;
+
+    h->check_clean = false;
+    /* job 1 keeps the other worker busy (it never answers, but talks) */
+    assert_int_equal(submit(h, 1, 0), 0);
+    assert_int_equal(fake_wait_job(h, other, 5000, &attempt, NULL), 1);
+    assert_int_equal(submit(h, 0, 0), 0);
+    for (unsigned round = 1; round <= SL_WIRE_MAX_FAILURES; round++) {
+        /* the same worker, back on a new connection after each pause */
+        if (*paused != NULL)
+            zmq_close(*paused);
+        *paused = zmq_socket(h->zctx, ZMQ_DEALER);
+        sl_zsock_set_common(*paused, h->config.frontend.max_message_size);
+        assert_int_equal(zmq_connect(*paused, h->endpoint), 0);
+        fake_worker_ready(*paused, "fake-paused", 1);
+        assert_int_equal(fake_wait_job(h, *paused, 10000, &attempt, other), 0);
+        assert_int_equal(attempt, round);
+        /* paused: silent until the broker removes it (3 heartbeats) */
+        (void)fake_wait_job(h, *paused, 4000, &attempt, other);
+    }
+    fake_verdict(*paused, 0);
+    if (!run_until(h, 1, 5000))
+        fail_msg("no verdict for the job after its worker's pauses");
+    if (!h->ok[0])
+        fail_msg("the job was given up: %s", h->error[0]);
+}
+
 static void
 test_deadline_drops_queued_job(void **state)
 {
@@ -813,6 +969,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pool_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hung_worker_requeued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_job_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_with_everyone_not_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paused_worker_back_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsendable_job_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconfigure_next_job, setup, teardown),

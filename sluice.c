@@ -50,9 +50,12 @@
 #include "frontend.h"
 #include "conf/sl_config.h"
 #include "net/sl_keys.h"
+#include "net/sl_http.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "conf/sl_config.h"
+#include "node_http.h"
+#include "util/sl_buf.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"
@@ -82,7 +85,8 @@ static const char usage_text[] =
     "               the cluster as registered in Redis (redis.url): nodes alive\n"
     "               or gone, queue depth and oldest age, sessions per origin,\n"
     "               worker slots and any provisioning shortfall; exit 0 ok,\n"
-    "               1 degraded, 69 Redis unreachable\n"
+    "               1 degraded, 69 Redis unreachable. Without redis.url, one\n"
+    "               node asked on its metrics.listen (69: it does not answer)\n"
     "  keygen NAME  write a CURVE key pair for one node: NAME.key (the secret\n"
     "               key, created mode 0600, never overwritten, never logged) and\n"
     "               NAME.pub (the public key, Z85 text). Give the broker's\n"
@@ -179,8 +183,13 @@ static const char usage_text[] =
     "gracefully (messages in flight finish; a second signal stops at once,\n"
     "Postfix retries what was not answered). Signalling the process group\n"
     "(pkill) is one request, not two.\n"
-    "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
-    "at its next connect, a key removed is refused at its next connect.\n"
+    "SIGHUP reloads the configuration file (same -c and -o): what is in\n"
+    "flight finishes with the settings it started with, the next connection\n"
+    "or message gets the new ones; a file that does not load is logged (file,\n"
+    "line, key) and changes nothing; a changed key that needs a restart\n"
+    "(frontend.listen, broker.*, security.*, redis.*, ...) is logged and keeps\n"
+    "its value. A broker also re-reads security.allow_dir: a key added is\n"
+    "admitted at its next connect, a key removed is refused at its next connect.\n"
     "\n"
     "Security: every ZeroMQ link that is not inproc:// (sluice all) is CURVE-\n"
     "encrypted and authenticated; a node with tcp:// links and no keys does not\n"
@@ -212,13 +221,14 @@ enum role {
 /* The roles of one process, while they run. */
 struct run {
     struct sl_cli *cli; /* the sockets main() bound are in it */
-    const struct sl_config *config;
+    struct sl_config *config; /* the current one (a reference); SIGHUP swaps it */
     struct event_base *base;
     void *zctx;
     struct broker *broker;
     struct worker_pool *workers;
     struct frontend *frontend;
     struct sl_registry *registry;
+    struct node_http *node; /* metrics.listen; NULL: off */
     unsigned n_workers;
     char host[256];
     struct sl_stop_count stops; /* SIGTERM, SIGINT and the master's copies */
@@ -302,10 +312,12 @@ registry_start(struct run *run, unsigned roles)
     const struct sl_config *cfg = run->config;
     struct sl_redis_url url;
     char *error = NULL, *id, *addr;
+    bool redis = cfg->redis.url != NULL && cfg->redis.url[0] != '\0';
 
-    if (cfg->redis.url == NULL || cfg->redis.url[0] == '\0')
+    /* without Redis the records still answer /status (metrics.listen) */
+    if (!redis && run->node == NULL)
         return;
-    if (sl_redis_url_from_config(cfg, &url, &error) < 0) {
+    if (redis && sl_redis_url_from_config(cfg, &url, &error) < 0) {
         /* checked at start-up (service_open); cannot fail here */
         sl_error("%s", error);
         free(error);
@@ -314,8 +326,9 @@ registry_start(struct run *run, unsigned roles)
     if (gethostname(run->host, sizeof(run->host)) != 0)
         snprintf(run->host, sizeof(run->host), "localhost");
     run->host[sizeof(run->host) - 1] = '\0';
-    run->registry = sl_registry_new(run->base, &url);
-    sl_redis_url_free(&url);
+    run->registry = sl_registry_new(run->base, redis ? &url : NULL);
+    if (redis)
+        sl_redis_url_free(&url);
     if (roles & ROLE_FRONTEND) {
         id = sl_registry_node_id("frontend");
         sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
@@ -352,6 +365,108 @@ workers_wanted(const struct sl_config *config)
     return sum ? sum : 2;
 }
 
+/* ---------------------------------------------------------- reloading */
+
+/* Logs what a reload changes; the keys only a restart can change each get
+ * a warning with both values (the running one stays). */
+struct reload_notes {
+    const char *why;
+    const struct sl_config *running, *next;
+    struct sl_buf changed; /* "policy.spam_kill_level, origins.o2" */
+};
+
+static void
+reload_note(void *ctx, const char *key)
+{
+    struct reload_notes *rn = ctx;
+
+    if (!sl_config_key_needs_restart(key)) {
+        sl_buf_printf(&rn->changed, "%s%s", rn->changed.len > 0 ? ", " : "", key);
+        return;
+    }
+    char *was = sl_config_value_text(rn->running, key);
+    char *now = sl_config_value_text(rn->next, key);
+    sl_warn("%s: %s changed (%s -> %s) and needs a restart; the running value stays", rn->why, key,
+            was != NULL ? was : "?", now != NULL ? now : "?");
+    free(was);
+    free(now);
+}
+
+/* The configuration file again, with the same -c and -o as at start,
+ * compared with running: NULL after logging why it does not load (the
+ * running configuration stays), or the new configuration, in which every
+ * key that needs a restart has its running value. */
+static struct sl_config *
+config_reread(const struct sl_cli *cli, const struct sl_config *running, const char *why)
+{
+    char *error = NULL;
+    struct sl_config *next =
+        sl_config_load(cli->config_path, cli->overrides, cli->n_overrides, &error);
+
+    if (next == NULL) {
+        sl_error("%s: configuration not reloaded, the running one stays: %s", why, error);
+        free(error);
+        return NULL;
+    }
+    struct reload_notes rn = {.why = why, .running = running, .next = next};
+    sl_buf_init(&rn.changed);
+    sl_config_diff(running, next, reload_note, &rn);
+    sl_config_keep_restart_keys(next, running);
+    if (rn.changed.len > 0 || strcmp(why, "SIGHUP") == 0)
+        sl_notice("%s: configuration reloaded from %s: %s%s", why,
+                  next->path ? next->path : "(no file: built-in defaults)",
+                  rn.changed.len > 0 ? "changed " : "no change that takes effect without a restart",
+                  rn.changed.len > 0 ? rn.changed.data : "");
+    sl_buf_free(&rn.changed);
+    return next;
+}
+
+/* log.target, log.level, log.ident (and -v) take effect at once. */
+static void
+log_apply(const struct sl_cli *cli, const struct sl_config *cfg)
+{
+    int level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
+
+    sl_log_open(cfg->log.ident,
+                strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
+                level < 0 ? LOG_INFO : level);
+}
+
+static unsigned workers_wanted(const struct sl_config *config);
+
+/* SIGHUP: the broker's allow-list, then the whole configuration (docs/
+ * operations.md, "Reloading"). Whatever fails, the process goes on with
+ * what it runs. */
+static void
+run_reload(struct run *run)
+{
+    char *error = NULL;
+    struct sl_config *next;
+
+    if (run->broker != NULL && run->config->security.curve) {
+        if (broker_reload(run->broker, &error) < 0) {
+            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
+            free(error);
+        } else {
+            sl_notice("SIGHUP: allow-list reloaded (%s)", run->config->security.allow_dir);
+        }
+    }
+    if ((next = config_reread(run->cli, run->config, "SIGHUP")) == NULL)
+        return;
+    log_apply(run->cli, next);
+    if (run->workers != NULL) {
+        worker_pool_reconfigure(run->workers, next);
+        if (next->workers.count == 0 && workers_wanted(next) != run->n_workers)
+            sl_warn("SIGHUP: the origins' concurrency now adds up to %u; the %u worker "
+                    "thread(s) started for it stay until a restart (workers.count: 0)",
+                    workers_wanted(next), run->n_workers);
+    }
+    if (run->frontend != NULL)
+        frontend_reconfigure(run->frontend, next);
+    sl_config_unref(&run->config);
+    run->config = next;
+}
+
 static void
 on_shutdown_done(void *ctx)
 {
@@ -365,15 +480,7 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     struct run *run = ctx;
     (void)what;
     if (sig == SIGHUP) {
-        char *error = NULL;
-        bool allow_list = run->broker != NULL && run->config->security.curve;
-        if (allow_list && broker_reload(run->broker, &error) < 0) {
-            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
-            free(error);
-            allow_list = false;
-        }
-        sl_notice("SIGHUP: %sother configuration changes take effect at the next restart",
-                  allow_list ? "allow-list reloaded; " : "");
+        run_reload(run);
         return;
     }
     const char *name =
@@ -409,6 +516,9 @@ roles_start(struct run *run, unsigned roles)
     char *error = NULL;
     int rc = 0;
 
+    /* the metrics' families before any role's thread counts */
+    run->node = node_http_new(cfg, roles & ROLE_FRONTEND, roles & ROLE_BROKER,
+                              (roles & ROLE_WORKERS) ? workers_wanted(cfg) : 0);
     if (roles & ROLE_BROKER) {
         run->broker = broker_start(run->zctx, cfg, cfg->broker.listen, &error);
         if (run->broker == NULL) {
@@ -440,6 +550,13 @@ roles_start(struct run *run, unsigned roles)
             goto out;
         }
     }
+    if (run->node != NULL && node_http_serve(run->node, run->base, run->frontend, run->broker,
+                                             &run->registry, cli->metrics_fd, &error) < 0) {
+        sl_fatal("%s", error);
+        rc = EX_OSERR;
+        goto out;
+    }
+    cli->metrics_fd = -1; /* the server owns it now (or there is none) */
     /* everything privileged is done: sockets bound, keys read */
     if ((cli->command->needs & SL_CLI_PRIVS) && sl_privs_drop(cfg->security.user, &error) < 0) {
         sl_fatal("%s", error);
@@ -484,12 +601,13 @@ roles_serve(struct run *run, unsigned roles)
 static int
 roles_run(struct sl_cli *cli, unsigned roles)
 {
-    struct run run = {.cli = cli, .config = cli->config};
+    struct run run = {.cli = cli, .config = sl_config_ref(cli->config)};
     int rc;
 
     run.zctx = zmq_ctx_new();
     if (run.zctx == NULL) {
         sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
+        sl_config_unref(&run.config);
         return EX_SOFTWARE;
     }
     if ((rc = roles_start(&run, roles)) == 0)
@@ -498,9 +616,11 @@ roles_run(struct sl_cli *cli, unsigned roles)
     frontend_destroy(&run.frontend);
     worker_pool_stop(&run.workers);
     broker_stop(&run.broker);
+    node_http_destroy(&run.node); /* every thread that counts has stopped */
     if (run.base)
         event_base_free(run.base);
     zmq_ctx_term(run.zctx);
+    sl_config_unref(&run.config);
     return rc;
 }
 
@@ -701,7 +821,6 @@ service_open(struct sl_cli *cli)
 {
     const struct sl_config *cfg = cli->config;
     char *error = NULL;
-    int level;
 
     if (cfg->redis.url != NULL && cfg->redis.url[0] != '\0') {
         struct sl_redis_url url;
@@ -712,9 +831,7 @@ service_open(struct sl_cli *cli)
         }
         sl_redis_url_free(&url);
     }
-    level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
-    sl_log_open("sluice", strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
-                level < 0 ? LOG_INFO : level);
+    log_apply(cli, cfg);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     raise_fd_limit();
@@ -769,17 +886,26 @@ listen_sockets_open(struct sl_cli *cli)
         sl_info("socket activation: %d listening socket(s) from systemd (first %s); "
                 "frontend.listen is not used",
                 n, where);
-        return 0;
+    } else {
+        int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
+        if (fd < 0) {
+            sl_fatal("frontend.listen: %s", error);
+            free(error);
+            return EX_OSERR;
+        }
+        cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
+        cli->listen_fds[0] = fd;
+        cli->n_listen_fds = 1;
     }
-    int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
-    if (fd < 0) {
-        sl_fatal("frontend.listen: %s", error);
+    /* held by the master too: a child that cannot bind it would be
+     * restarted for ever, and scrapes wait while a child restarts */
+    if (cli->config->metrics.listen[0] != '\0' &&
+        (cli->metrics_fd = sl_listen_tcp(cli->config->metrics.listen, SL_HTTP_BACKLOG, &error)) <
+            0) {
+        sl_fatal("metrics.listen: %s", error);
         free(error);
         return EX_OSERR;
     }
-    cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
-    cli->listen_fds[0] = fd;
-    cli->n_listen_fds = 1;
     return 0;
 }
 
@@ -815,11 +941,23 @@ cli_prepare(struct sl_cli *cli)
     return 0;
 }
 
-/* The master's child: the command's own run function. */
+/* The master's child: the command's own run function, with the
+ * configuration file as it is now: the master loaded it once, at start,
+ * and a child started after a reload (SIGHUP) or after its predecessor
+ * died must run with what the file says, not with the master's copy.
+ * What needs a restart stays as the master has it (its sockets, keys,
+ * user). */
 static int
 command_child(void *ctx)
 {
     struct sl_cli *cli = ctx;
+    struct sl_config *now = config_reread(cli, cli->config, "child start");
+
+    if (now != NULL) {
+        log_apply(cli, now);
+        sl_config_unref(&cli->config);
+        cli->config = now;
+    }
     return cli->command->run(cli);
 }
 
@@ -848,6 +986,8 @@ cli_cleanup(struct sl_cli *cli)
     for (size_t i = 0; i < cli->n_listen_fds; i++)
         close(cli->listen_fds[i]);
     free(cli->listen_fds);
+    if (cli->metrics_fd >= 0)
+        close(cli->metrics_fd);
     sl_config_destroy(&cli->config);
     free(cli->overrides);
     sl_log_close();
@@ -856,7 +996,7 @@ cli_cleanup(struct sl_cli *cli)
 int
 main(int argc, char **argv)
 {
-    struct sl_cli cli = {.usage = usage_text};
+    struct sl_cli cli = {.usage = usage_text, .metrics_fd = -1};
     int rc;
 
     if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)

@@ -27,10 +27,11 @@
  * buffer), and the broker keeps its own reference until the verdict is
  * forwarded, so a job can be requeued when its worker dies.
  *
- * Postfix's queue is the durable store (DESIGN-NOTES.md): a job lost here
+ * Postfix's queue is the durable store (docs/design.md): a job lost here
  * (broker killed, unreachable frontend) is resubmitted by its frontend or
  * ends as the frontend's deadline and a 4xx, never as lost mail. */
 #include "broker.h"
+#include "broker_metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -67,7 +68,8 @@ struct bjob {
     size_t fe_ident_len;
     Sluice__Frame *frame;           /* the Job frame as received; attempt updated per hand-out */
     zmq_msg_t body;                 /* our reference on the body bytes */
-    unsigned failures;              /* workers that died holding this job */
+    unsigned failures;              /* workers it is counted to have taken down (worker_remove) */
+    char *charged[SL_WIRE_MAX_FAILURES]; /* their names: one that comes back takes its count back */
     struct bworker *worker;         /* NULL while queued */
     struct borigin *origin;
     unsigned long long queued_ms;   /* monotonic, first arrival (the queue's age) */
@@ -94,7 +96,15 @@ struct bworker {
     char *name;                     /* Ready.worker_id, for logs */
     unsigned slots;                 /* jobs it can take now */
     struct jlist inflight;
+    unsigned long long heard_ms;    /* monotonic, its latest message */
     unsigned long long expiry_ms;   /* monotonic; dead when passed */
+};
+
+/* How a worker was lost (worker_remove). */
+enum wloss {
+    WLOSS_GOODBYE, /* it said Disconnect */
+    WLOSS_CLOSED,  /* ZeroMQ dropped its connection (it cannot be routed to) */
+    WLOSS_SILENT,  /* no message for 3 heartbeats, or not reading what we send */
 };
 
 struct bclient {
@@ -128,6 +138,8 @@ struct broker {
     unsigned long long next_heartbeat_ms;
     unsigned long long next_purge_ms;
     unsigned long long next_stats_ms;
+    unsigned long long now_ms;      /* monotonic time of this turn of the loop */
+    unsigned long long grace_until_ms; /* after our own stall: nobody is judged before this */
 
     pthread_mutex_t stats_lock;
     struct broker_stats stats;      /* under stats_lock */
@@ -211,6 +223,8 @@ bjob_destroy(struct broker *b, struct bjob **jobp)
         return;
     *jobp = NULL;
     job_table_remove(b, j);
+    for (unsigned i = 0; i < j->failures; i++)
+        free(j->charged[i]);
     sl_wire_frame_free(&j->frame);
     zmq_msg_close(&j->body);
     free(j);
@@ -496,12 +510,49 @@ clients_heartbeat(struct broker *b, unsigned long long now)
 
 /* ---- workers ---------------------------------------------------------- */
 
-/* Removes w; its jobs go back to the front of their queues in their order.
- * died: the worker vanished (counts against each job, which fails after
- * SL_WIRE_MAX_FAILURES); !died: it said Disconnect. */
-static void
-worker_remove(struct broker *b, struct bworker *w, const char *why, bool died)
+/* Does losing w count against the jobs it held? A poison message is one
+ * that takes down the workers scanning it, so only evidence that points
+ * at the message counts, never the broker's own trouble:
+ *   - nothing counts right after our own stall (every worker looks dead
+ *     to a broker that was frozen: it was us who did not listen);
+ *   - a connection that closed before the worker's silence could explain
+ *     it (ZMTP heartbeats end a silent peer's connection more than 3
+ *     heartbeats after its last message, never sooner) counts: its
+ *     process died, or dropped its socket, under the job;
+ *   - silence (a hang, a pause, a partition), or a connection closed
+ *     after one, counts only while other workers keep talking (heard
+ *     within 2 heartbeats): a broker that lost touch with every worker at
+ *     once is cut off itself.
+ * A worker counted here that comes back under its own name (the same
+ * process: names carry a random tag per process life) was paused or cut
+ * off, not killed, and takes its count back (jobs_absolve). NULL: not
+ * counted; else the evidence, for the log. */
+static const char *
+worker_loss_counts(const struct broker *b, const struct bworker *w, enum wloss loss)
 {
+    unsigned long long now = b->now_ms, recent = 2ULL * SL_WIRE_HEARTBEAT_MS;
+
+    if (loss == WLOSS_GOODBYE || now < b->grace_until_ms)
+        return NULL;
+    for (const struct bworker *o = b->whead; o != NULL; o = o->next)
+        if (o != w && strcmp(o->name, w->name) == 0)
+            return NULL; /* the same process, back on a new connection */
+    if (loss == WLOSS_CLOSED && now < w->expiry_ms)
+        return "its connection closed while it was talking";
+    for (const struct bworker *o = b->whead; o != NULL; o = o->next)
+        if (o != w && now < o->heard_ms + recent)
+            return "other workers keep talking";
+    return NULL;
+}
+
+/* Removes w; its jobs go back to the front of their queues in their order.
+ * Each job w held may be counted one failure (worker_loss_counts); a job
+ * counted SL_WIRE_MAX_FAILURES times is given up with a failure verdict
+ * (a poison message must not take down the whole pool). */
+static void
+worker_remove(struct broker *b, struct bworker *w, const char *why, enum wloss loss)
+{
+    const char *counts = w->inflight.n > 0 ? worker_loss_counts(b, w, loss) : NULL;
     struct bjob *j;
 
     sl_notice("broker: worker %s removed (%s), %zu job(s) in flight", w->name, why,
@@ -510,25 +561,58 @@ worker_remove(struct broker *b, struct bworker *w, const char *why, bool died)
         jlist_unlink(&w->inflight, j);
         j->worker = NULL;
         j->origin->inflight--;
-        if (died)
-            j->failures++;
+        if (counts != NULL)
+            j->charged[j->failures++] = sl_strdup(w->name);
         if (j->failures >= SL_WIRE_MAX_FAILURES) {
-            sl_error("%s: job failed on %u workers, giving up (poison message?)", j->id,
-                     j->failures);
+            sl_error("%s: job failed on %u workers, giving up (poison message?): %s, %s, %s",
+                     j->id, j->failures, j->charged[0], j->charged[1], j->charged[2]);
             send_error_verdict(b, j->fe_ident, j->fe_ident_len, j->id,
                                "job failed on 3 workers (poison message?)");
             b->n_failed++;
             bjob_destroy(b, &j);
             continue;
         }
-        sl_notice("%s: requeued after attempt %u (worker %s %s)", j->id,
-                  (unsigned)j->frame->job->attempt, w->name, why);
+        if (counts != NULL)
+            sl_notice("%s: requeued after attempt %u (worker %s %s; counted against the "
+                      "message, %u of %u: %s)",
+                      j->id, (unsigned)j->frame->job->attempt, w->name, why, j->failures,
+                      SL_WIRE_MAX_FAILURES, counts);
+        else
+            sl_notice("%s: requeued after attempt %u (worker %s %s; not counted against the "
+                      "message)",
+                      j->id, (unsigned)j->frame->job->attempt, w->name, why);
         queue_put(b, j, true);
         b->n_requeued++;
     }
     workers_unlink(b, w);
     free(w->name);
     free(w);
+}
+
+/* A worker registered under name: if jobs were counted as having taken
+ * it down, it is back (the same process), so it was paused or cut off,
+ * not killed by them: the counts are taken back. */
+static void
+jobs_absolve(struct broker *b, const char *name)
+{
+    size_t it = 0;
+    void *value;
+
+    while (sl_idmap_next(b->jobs, &it, NULL, &value)) {
+        struct bjob *j = value;
+        for (unsigned i = 0; i < j->failures; i++) {
+            if (strcmp(j->charged[i], name) != 0)
+                continue;
+            free(j->charged[i]);
+            memmove(&j->charged[i], &j->charged[i + 1],
+                    (j->failures - i - 1) * sizeof(j->charged[0]));
+            j->failures--;
+            sl_notice("%s: worker %s is back: it was paused or cut off, not taken down by the "
+                      "message; %u failure(s) counted",
+                      j->id, name, j->failures);
+            break;
+        }
+    }
 }
 
 static void
@@ -547,10 +631,12 @@ worker_ready(struct broker *b, const zmq_msg_t *ident, const Sluice__Ready *read
         w->name = sl_strdup(ready->worker_id);
         workers_push_tail(b, w);
         sl_info("broker: worker %s ready, %u slot(s)", w->name, (unsigned)ready->slots);
+        jobs_absolve(b, w->name);
     }
     w->slots += ready->slots;
     if (w->slots > SL_WIRE_MAX_SLOTS)
         w->slots = SL_WIRE_MAX_SLOTS;
+    w->heard_ms = now;
     w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
 }
 
@@ -699,7 +785,7 @@ send_job(struct broker *b, struct bworker *w, struct bjob *j, const char **error
     /* The frame was validated on receipt, but it came from another node:
      * with attempt + 1 it can fail validation (a frontend sent attempt
      * 1000) or outgrow SL_WIRE_FRAME_MAX (proto3 omits attempt 0, so the
-     * first hand-out adds two bytes). Not a bug of ours (STYLE.md 3). */
+     * first hand-out adds two bytes). Not a bug of ours: outside input. */
     job->attempt = old_attempt + 1;
     if (sl_wire_pack(j->frame, &fmsg, error_r) < 0) {
         job->attempt = old_attempt;
@@ -760,10 +846,11 @@ dispatch(struct broker *b)
         if (sent < 0) {
             const char *why = errno == EHOSTUNREACH ? "unreachable" : "not reading";
             queue_put(b, j, true);
-            worker_remove(b, w, why, true);
+            worker_remove(b, w, why, errno == EHOSTUNREACH ? WLOSS_CLOSED : WLOSS_SILENT);
             continue;
         }
         queue_charge(b, o);
+        broker_metrics_waited(j->queued_ms);
         sl_debug("%s: broker: attempt %u to worker %s (origin %s)", j->id,
                  (unsigned)j->frame->job->attempt, w->name, o->name);
         j->worker = w;
@@ -847,8 +934,10 @@ recv_one(struct broker *b, unsigned long long now)
         goto out;
     }
     w = worker_find(b, &ident);
-    if (w != NULL)      /* any traffic proves the worker alive */
+    if (w != NULL) {    /* any traffic proves the worker alive */
+        w->heard_ms = now;
         w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    }
     switch (frame->kind_case) {
     case SLUICE__FRAME__KIND_READY:
         worker_ready(b, &ident, frame->ready, now);
@@ -864,7 +953,7 @@ recv_one(struct broker *b, unsigned long long now)
         break;
     case SLUICE__FRAME__KIND_DISCONNECT:
         if (w != NULL)
-            worker_remove(b, w, "disconnected", false);
+            worker_remove(b, w, "disconnected", WLOSS_GOODBYE);
         break;
     case SLUICE__FRAME__KIND_JOB:
     case SLUICE__FRAME__KIND__NOT_SET:
@@ -879,6 +968,32 @@ out:
     return true;
 }
 
+/* The loop's turns are normally at most BROKER_STATS_MS apart. Turns
+ * further apart than SL_WIRE_STALL_MS mean this process was stalled
+ * (SIGSTOP, a VM migration, swapping): what its peers sent meanwhile may
+ * not even be read yet, so every worker and frontend gets a fresh
+ * liveness period before its silence is judged, and no worker lost during
+ * that period counts against its jobs (worker_loss_counts). */
+static void
+check_own_stall(struct broker *b, unsigned long long now)
+{
+    unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long gap = sl_wire_stalled(&b->now_ms, now);
+
+    if (gap == 0)
+        return;
+    sl_warn("broker: this process was stalled for %llu ms (paused?); workers and frontends get "
+            "%llu ms before their silence is judged",
+            gap, grace);
+    b->grace_until_ms = now + grace;
+    for (struct bworker *w = b->whead; w != NULL; w = w->next)
+        if (w->expiry_ms < now + grace)
+            w->expiry_ms = now + grace;
+    for (struct bclient *c = b->clients; c != NULL; c = c->next)
+        if (c->expiry_ms < now + grace)
+            c->expiry_ms = now + grace;
+}
+
 static void
 heartbeat_and_expire(struct broker *b, unsigned long long now)
 {
@@ -887,7 +1002,7 @@ heartbeat_and_expire(struct broker *b, unsigned long long now)
     for (w = b->whead; w != NULL; w = next) {
         next = w->next;
         if (w->expiry_ms <= now)
-            worker_remove(b, w, "silent for 3 heartbeats", true);
+            worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
     }
     if (now < b->next_heartbeat_ms)
         return;
@@ -895,7 +1010,7 @@ heartbeat_and_expire(struct broker *b, unsigned long long now)
     for (w = b->whead; w != NULL; w = next) {
         next = w->next;
         if (send_heartbeat(b, w->ident, w->ident_len) < 0 && errno == EHOSTUNREACH)
-            worker_remove(b, w, "connection gone", true);
+            worker_remove(b, w, "connection gone", WLOSS_CLOSED);
         /* EAGAIN: not reading (busy or hung); its own silence decides */
     }
     clients_heartbeat(b, now);
@@ -933,6 +1048,7 @@ stats_update(struct broker *b, unsigned long long now)
     st.n_failed = b->n_failed;
     st.n_bad_frames = b->n_bad_frames;
     st.n_duplicates = b->n_duplicates;
+    st.updated_ms = now;
     pthread_mutex_lock(&b->stats_lock);
     b->stats = st;
     pthread_mutex_unlock(&b->stats_lock);
@@ -963,6 +1079,7 @@ broker_thread(void *arg)
         if (items[0].revents & ZMQ_POLLIN)
             break;
         now = sl_now_mono_ms();
+        check_own_stall(b, now);
         if (items[1].revents & ZMQ_POLLIN)
             for (int i = 0; i < BROKER_RECV_BATCH && recv_one(b, now); i++)
                 ;

@@ -24,8 +24,11 @@ test_pkgs=(
     swaks                 # scripted SMTP/LMTP client for end-to-end tests
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
+    prometheus            # prometheus and promtool: t_metrics_prometheus.sh, deploy/prometheus's rule tests
+    logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
     postgresql            # initdb, postgres: the sql: quarantine tests run a private one
+    iptables              # partitions in the cluster tests (a chain of their own on lo)
 )
 # Scanners: libraries the worker's built-in checks and scanner
 # clients link, and the real daemons the scanner tests start on loopback.
@@ -78,8 +81,8 @@ fi
 if command -v service >/dev/null 2>&1; then
     service redis-server stop >/dev/null 2>&1 || true
     service postfix stop >/dev/null 2>&1 || true
-    # Likewise clamd, spamd, rspamd and amavisd-new: tests start their own on loopback.
-    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis postgresql; do
+    # Likewise clamd, spamd, rspamd, amavisd-new, prometheus and postgresql: tests start their own on loopback.
+    for svc in clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis prometheus postgresql; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

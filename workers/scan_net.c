@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "worker_metrics.h"
 #include "conf/sl_config.h"
 #include "util/sl_addr.h"
 #include "util/sl_log.h"
@@ -307,6 +308,7 @@ scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg,
         }
         sl_warn("%s: %s failed: %s%s", in->job_id, scanner, error,
                 i + 1 < cfg->n_servers ? "; trying the next server" : "");
+        worker_metrics_scanner_error(scanner);
         if (errors == NULL) {
             errors = sl_asprintf("%s", error);
         } else if (strlen(errors) < SCAN_MAX_ERROR) {

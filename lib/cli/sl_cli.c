@@ -32,8 +32,13 @@ sl_cli_status(struct sl_cli *cli)
     int rc;
 
     if (cli->config->redis.url == NULL || cli->config->redis.url[0] == '\0') {
+        /* a single node: it answers for itself */
+        if (cli->config->metrics.listen[0] != '\0')
+            return sl_status_run_node(cli->config->metrics.listen, cli->json, stdout);
         fprintf(stderr, "sluice: status reads the cluster registry in Redis: set redis.url "
-                        "(e.g. -o redis.url=redis://127.0.0.1:6379)\n");
+                        "(e.g. -o redis.url=redis://127.0.0.1:6379), or for a single node "
+                        "without Redis the node's metrics.listen, where it answers for itself "
+                        "(e.g. -o metrics.listen=127.0.0.1:9100)\n");
         return EX_CONFIG;
     }
     if (sl_redis_url_from_config(cli->config, &url, &error) < 0) {

@@ -83,6 +83,7 @@ struct sl_cli {
     struct sl_config *config; /* SL_CLI_CONFIG */
     int *listen_fds;          /* SL_CLI_LISTEN */
     size_t n_listen_fds;
+    int metrics_fd;           /* SL_CLI_LISTEN: metrics.listen, bound; -1: none */
 };
 
 /* sluice config [-n]: the effective configuration as YAML. */

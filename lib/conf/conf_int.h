@@ -17,6 +17,8 @@
  *   conf_error.c   the messages: "file:line: key: ..." or "-o key=value:
  *                  key: ...", and "did you mean"
  *   conf_print.c   printed: sl_config_print(), YAML quoting
+ *   conf_reload.c  compared with the running configuration at a reload;
+ *                  what needs a restart is listed in conf_schema.c
  *
  * Everything goes through one loader (struct conf_loader) that keeps the
  * first error only: the operator fixes it and runs again, as with
@@ -39,7 +41,7 @@
 /* ---- conf_schema.c: the keys ------------------------------------------ */
 
 enum conf_type {
-    KT_HOSTPORT,  /* "host:port", "[v6]:port" */
+    KT_HOSTPORT,  /* "host:port", "[v6]:port"; also "" (off) when the default is "" */
     KT_HOSTNAME,  /* "" or a DNS name */
     KT_ENDPOINT,  /* a ZeroMQ endpoint */
     KT_ENDPOINTS, /* a list of ZeroMQ endpoints, at least one */
@@ -58,6 +60,7 @@ enum conf_type {
     KT_PATTERNS,  /* PCRE2 patterns: a YAML list, or one pattern */
     KT_SERVERS,   /* list of unix:/path or host:port, may be empty */
     KT_Z85KEY,    /* "" or a CURVE public key, 40 Z85 characters */
+    KT_IDENT,     /* a program name for log lines: 1..32 of [A-Za-z0-9._/-] */
     KT_COUNT
 };
 
@@ -149,6 +152,9 @@ struct conf_type_ops {
     void (*print)(FILE *out, const struct conf_key *def, const void *base);
     /* Shallow: dst then points into src's strings and lists. */
     void (*copy)(const struct conf_key *def, void *dst, const void *src);
+    /* Deep: dst's old value is freed, dst gets copies of src's (a reload
+     * keeping a running value, conf_reload.c). */
+    void (*dup)(const struct conf_key *def, void *dst, const void *src);
     bool list;      /* char ** at off, count at off2; a YAML list is accepted */
 };
 
@@ -185,6 +191,10 @@ bool conf_endpoint_valid(const char *s);
 bool conf_redis_url_valid(const char *s);
 bool conf_server_valid(const char *s);
 bool conf_z85_key_valid(const char *s);
+bool conf_ident_valid(const char *s);
+/* "env:NAME" or "file:/path" (sl_config_secret): true, with the syntax
+ * checked in *ok_r. */
+bool conf_secret_ref(const char *s, bool *ok_r);
 /* No control characters but tab. */
 bool conf_text_printable(const char *s);
 /* PCRE2 compiles re with the options the worker uses (check_banned.c): 0,
@@ -204,6 +214,7 @@ ssize_t conf_origin_find(const struct sl_config *config, const char *name);
 /* Sets origins.<name>.<leaf>; creates the origin. */
 int conf_origin_set(struct conf_loader *ld, const struct conf_where *w, const char *name,
                     const char *leaf, const char *value);
+ssize_t conf_bank_find(const struct sl_config *config, const char *name);
 /* Index of the bank called name, created empty (nothing set) if new; -1
  * on a bad name. */
 ssize_t conf_bank_get(struct conf_loader *ld, const struct conf_where *w, const char *name);

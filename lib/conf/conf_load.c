@@ -119,8 +119,8 @@ out:
     return ret;
 }
 
-static ssize_t
-bank_find(const struct sl_config *config, const char *name)
+ssize_t
+conf_bank_find(const struct sl_config *config, const char *name)
 {
     for (size_t i = 0; i < config->n_banks; i++)
         if (strcmp(config->banks[i].name, name) == 0)
@@ -132,7 +132,7 @@ ssize_t
 conf_bank_get(struct conf_loader *ld, const struct conf_where *w, const char *name)
 {
     struct sl_config *c = ld->config;
-    ssize_t i = bank_find(c, name);
+    ssize_t i = conf_bank_find(c, name);
 
     if (i >= 0)
         return i;
@@ -252,6 +252,7 @@ loader_start(struct conf_loader *ld)
 {
     memset(ld, 0, sizeof(*ld));
     ld->config = sl_calloc(1, sizeof(*ld->config));
+    atomic_init(&ld->config->refs, 1);
     config_defaults(ld);
 }
 
@@ -370,12 +371,37 @@ keys_free(const struct conf_key *table, size_t n, void *base)
         conf_type(&table[i])->free(&table[i], base);
 }
 
+struct sl_config *
+sl_config_ref(const struct sl_config *config)
+{
+    /* the count is the one field a reference may change: loaded
+     * configurations are allocated, never const objects */
+    struct sl_config *c = (struct sl_config *)config;
+    unsigned was = atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+
+    SL_BUG_ON(was == 0); /* a reference to a freed configuration */
+    return c;
+}
+
 void
 sl_config_destroy(struct sl_config **configp)
+{
+    sl_config_unref(configp);
+}
+
+void
+sl_config_unref(struct sl_config **configp)
 {
     struct sl_config *c = *configp;
 
     if (c == NULL)
+        return;
+    *configp = NULL;
+    /* release: this thread's reads of c happen before the free below, in
+     * whichever thread drops the last reference (acquire) */
+    unsigned was = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    SL_BUG_ON(was == 0);
+    if (was > 1)
         return;
     keys_free(conf_global_keys, conf_n_global_keys, c);
     for (size_t i = 0; i < c->n_origins; i++) {
@@ -391,5 +417,4 @@ sl_config_destroy(struct sl_config **configp)
     explicit_bzero(c->security.secret_key, sizeof(c->security.secret_key));
     free(c->path);
     free(c);
-    *configp = NULL;
 }

@@ -177,9 +177,12 @@ bool
 conf_redis_url_valid(const char *s)
 {
     const char *rest;
+    bool ok;
 
     if (*s == '\0')
         return true;
+    if (conf_secret_ref(s, &ok))
+        return ok;
     if ((rest = sl_strcase_prefix(s, "redis://")) != NULL ||
         (rest = sl_strcase_prefix(s, "unix:")) != NULL) /* unix:/path, unix:///path */
         return *rest != '\0';
@@ -213,6 +216,21 @@ conf_z85_key_valid(const char *s)
         return false;
     for (; *s != '\0'; s++)
         if (strchr(z85, *s) == NULL)
+            return false;
+    return true;
+}
+
+/* syslog's TAG (RFC 3164 4.1.3: at most 32 characters), as logwatch and
+ * mailgraph find it before "[pid]:". */
+bool
+conf_ident_valid(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len > 32)
+        return false;
+    for (; *s != '\0'; s++)
+        if (!(isalnum((unsigned char)*s) || strchr("._/-", *s) != NULL))
             return false;
     return true;
 }

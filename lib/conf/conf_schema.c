@@ -145,6 +145,8 @@ const struct conf_key conf_global_keys[] = {
     {"reinject.timeout", KT_DURATION, "300", G(reinject.timeout_s), 0, 1, 86400, NULL},
     {"log.target", KT_ENUM, "stderr", G(log.target), 0, 0, 0, log_targets},
     {"log.level", KT_ENUM, "info", G(log.level), 0, 0, 0, log_levels},
+    {"log.ident", KT_IDENT, "sluice", G(log.ident), 0, 0, 0, NULL},
+    {"metrics.listen", KT_HOSTPORT, "", G(metrics.listen), 0, 0, 0, NULL},
     {"redis.url", KT_REDIS_URL, "", G(redis.url), 0, 0, 0, NULL},
     {"redis.sentinels", KT_SERVERS, "", G(redis.sentinels), G(redis.n_sentinels), 0, 0, NULL},
     {"redis.master_name", KT_STRING, "", G(redis.master_name), 0, 0, 0, NULL},
@@ -207,10 +209,38 @@ const struct conf_key conf_origin_keys[] = {
 const size_t conf_n_origin_keys = SL_N_ELEMENTS(conf_origin_keys);
 
 const char *const conf_sections[] = {"frontend", "job",      "broker", "workers",
-                                     "reinject", "log",      "redis",  "dedup",  "security",
-                                     "origins",
+                                     "reinject", "log",      "metrics", "redis", "dedup",
+                                     "security", "origins",
                                      "scanners", "policy",   "policy_banks", "quarantine"};
 const size_t conf_n_sections = SL_N_ELEMENTS(conf_sections);
+
+/* What a reload cannot change (sl_config_key_needs_restart): a dotted key,
+ * or a section with its dot for all of its keys. Everything else takes
+ * effect at SIGHUP; docs/operations.md ("Reloading") says when. */
+static const char *const restart_keys[] = {
+    "frontend.listen",           /* bound by the master (or systemd) */
+    "frontend.hostname",         /* the reinjector's EHLO, made at start */
+    "frontend.max_message_size", /* every ZeroMQ socket's ZMQ_MAXMSGSIZE */
+    "broker.",                   /* the sockets bound and connected */
+    "workers.count",             /* the threads started */
+    "redis.",                    /* the registry's and the ledger's connections */
+    "dedup.",                    /* the ledger, opened at start */
+    "security.",                 /* keys read and root given up at start */
+    "metrics.",                  /* its socket bound by the master */
+    "quarantine.",               /* stores, threads, release socket: opened at start */
+};
+
+bool
+sl_config_key_needs_restart(const char *key)
+{
+    for (size_t i = 0; i < SL_N_ELEMENTS(restart_keys); i++) {
+        size_t len = strlen(restart_keys[i]);
+        if (restart_keys[i][len - 1] == '.' ? strncmp(key, restart_keys[i], len) == 0
+                                            : strcmp(key, restart_keys[i]) == 0)
+            return true;
+    }
+    return false;
+}
 
 const struct conf_key *
 conf_key_find(const struct conf_key *table, size_t n, const char *name)

@@ -71,6 +71,11 @@ set_hostport(struct conf_loader *ld, const struct conf_where *w, const char *key
     char *host;
     unsigned port;
 
+    /* a key whose default is "" may be "": off (metrics.listen) */
+    if (value[0] == '\0' && def->def[0] == '\0') {
+        string_store(def, base, value);
+        return 0;
+    }
     if (sl_hostport_parse(value, &host, &port) < 0)
         return conf_fail(ld, w, key,
                          "expected host:port (127.0.0.1:10024, [::1]:10024, name:10024; "
@@ -110,7 +115,20 @@ set_redis_url(struct conf_loader *ld, const struct conf_where *w, const char *ke
     if (!conf_redis_url_valid(value))
         return conf_fail(ld, w, key,
                          "\"%s\" is not a Redis URL (redis://[:password@]host:port[/db], "
-                         "unix:/path, or \"\" for none)",
+                         "unix:/path, env:NAME, file:/path, or \"\" for none)",
+                         value);
+    string_store(def, base, value);
+    return 0;
+}
+
+static int
+set_ident(struct conf_loader *ld, const struct conf_where *w, const char *key,
+          const struct conf_key *def, void *base, const char *value)
+{
+    if (!conf_ident_valid(value))
+        return conf_fail(ld, w, key,
+                         "\"%s\" is not a program name for log lines (1..32 letters, digits, "
+                         "'.', '_', '/' and '-')",
                          value);
     string_store(def, base, value);
     return 0;
@@ -151,18 +169,31 @@ print_string(FILE *out, const struct conf_key *def, const void *base)
     conf_print_quoted(out, *(char *const *)cfield(base, def->off));
 }
 
+/* A reference as written; a URL with its password in the file as a
+ * reference to SL_CONFIG_REDIS_URL_ENV: the printed file loads, and reads
+ * the secret from where it is put, rather than printing it or a mask that
+ * would load back as the password "***" (conf_secret.c). */
 static void
 print_redis_url(FILE *out, const struct conf_key *def, const void *base)
 {
-    char *masked = sl_config_redis_url_masked(*(char *const *)cfield(base, def->off));
-    conf_print_quoted(out, masked);
+    const char *url = *(char *const *)cfield(base, def->off);
+    char *masked = sl_config_redis_url_masked(url);
+    bool has_password = strcmp(masked, url) != 0;
+
     free(masked);
+    conf_print_quoted(out, has_password ? "env:" SL_CONFIG_REDIS_URL_ENV : url);
 }
 
 static void
 copy_pointer(const struct conf_key *def, void *dst, const void *src)
 {
     memcpy(field(dst, def->off), cfield(src, def->off), sizeof(char *));
+}
+
+static void
+dup_string(const struct conf_key *def, void *dst, const void *src)
+{
+    string_store(def, dst, *(char *const *)cfield(src, def->off));
 }
 
 /* ---- numbers, levels, booleans ---------------------------------------- */
@@ -248,10 +279,40 @@ equal_bool(const struct conf_key *def, const void *a, const void *b)
     return *(const bool *)cfield(a, def->off) == *(const bool *)cfield(b, def->off);
 }
 
+/* v in the largest unit of units[] (largest first) that divides it
+ * exactly, as an operator writes it ("50M", "6d", "8m"); conf_parse_number
+ * reads it back to v. The last unit has factor 1. */
+struct unit {
+    char letter; /* '\0': none */
+    unsigned long long factor;
+};
+
+static void
+print_in_unit(FILE *out, unsigned long long v, const struct unit *units)
+{
+    for (; units->factor > 1; units++)
+        if (v != 0 && v % units->factor == 0)
+            break;
+    fprintf(out, "%llu", v / units->factor);
+    if (units->letter != '\0')
+        fputc(units->letter, out);
+}
+
 static void
 print_size(FILE *out, const struct conf_key *def, const void *base)
 {
-    fprintf(out, "%zu", *(const size_t *)cfield(base, def->off));
+    static const struct unit units[] = {
+        {'G', 1024ULL * 1024 * 1024}, {'M', 1024ULL * 1024}, {'k', 1024}, {'\0', 1}};
+
+    print_in_unit(out, *(const size_t *)cfield(base, def->off), units);
+}
+
+static void
+print_duration(FILE *out, const struct conf_key *def, const void *base)
+{
+    static const struct unit units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+
+    print_in_unit(out, *(const unsigned *)cfield(base, def->off), units);
 }
 
 static void
@@ -519,6 +580,18 @@ copy_strv(const struct conf_key *def, void *dst, const void *src)
     memcpy(field(dst, def->off2), cfield(src, def->off2), sizeof(size_t));
 }
 
+static void
+dup_strv(const struct conf_key *def, void *dst, const void *src)
+{
+    char *const *v = *(char *const *const *)cfield(src, def->off);
+    size_t n = *(const size_t *)cfield(src, def->off2);
+    char **copy = n > 0 ? sl_calloc(n, sizeof(*copy)) : NULL;
+
+    for (size_t i = 0; i < n; i++)
+        copy[i] = sl_strdup(v[i]);
+    strv_store(def, dst, copy, n);
+}
+
 /* ---- networks ---------------------------------------------------------- */
 
 int
@@ -584,6 +657,21 @@ copy_cidr(const struct conf_key *def, void *dst, const void *src)
 {
     memcpy(field(dst, def->off), cfield(src, def->off), sizeof(struct sl_cidr_list));
     memcpy(field(dst, def->off2), cfield(src, def->off2), sizeof(char *));
+}
+
+/* Parsed again from the text: it parsed once. */
+static void
+dup_cidr(const struct conf_key *def, void *dst, const void *src)
+{
+    const char *text = *(char *const *)cfield(src, def->off2);
+    struct sl_cidr_list list;
+    char *error = NULL;
+    int r = sl_cidr_list_parse(text, &list, &error);
+
+    SL_BUG_ON(r < 0);
+    conf_type(def)->free(def, dst);
+    *(struct sl_cidr_list *)field(dst, def->off) = list;
+    *(char **)field(dst, def->off2) = sl_strdup(text);
 }
 
 /* ---- origins.<name>.reinject ------------------------------------------ */
@@ -657,14 +745,27 @@ copy_reinject(const struct conf_key *def, void *dst, const void *src)
     od->reinject_port = os->reinject_port;
 }
 
+static void
+dup_reinject(const struct conf_key *def, void *dst, const void *src)
+{
+    struct sl_origin_config *od = dst;
+    const struct sl_origin_config *os = src;
+
+    conf_type(def)->free(def, dst);
+    od->reinject = sl_strdup(os->reinject);
+    od->reinject_to_client = os->reinject_to_client;
+    od->reinject_host = os->reinject_host != NULL ? sl_strdup(os->reinject_host) : NULL;
+    od->reinject_port = os->reinject_port;
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 /* (clang-format would spread each initializer over four lines) */
 /* clang-format off */
 #define STRING_TYPE(setter, printer)                                                               \
-    {setter, free_string, equal_string, printer, copy_pointer, false}
-#define NUMBER_TYPE(equal, printer, copy) {set_number, free_nothing, equal, printer, copy, false}
-#define LIST_TYPE(setter) {setter, free_strv, equal_strv, print_strv, copy_strv, true}
+    {setter, free_string, equal_string, printer, copy_pointer, dup_string, false}
+#define NUMBER_TYPE(equal, printer, copy) {set_number, free_nothing, equal, printer, copy, copy, false}
+#define LIST_TYPE(setter) {setter, free_strv, equal_strv, print_strv, copy_strv, dup_strv, true}
 /* clang-format on */
 
 const struct conf_type_ops conf_types[KT_COUNT] = {
@@ -675,17 +776,18 @@ const struct conf_type_ops conf_types[KT_COUNT] = {
     [KT_REDIS_URL] = STRING_TYPE(set_redis_url, print_redis_url),
     [KT_STRING] = STRING_TYPE(set_string, print_string),
     [KT_Z85KEY] = STRING_TYPE(set_z85key, print_string),
+    [KT_IDENT] = STRING_TYPE(set_ident, print_string),
     [KT_SIZE] = NUMBER_TYPE(equal_size, print_size, copy_size),
-    [KT_DURATION] = NUMBER_TYPE(equal_unsigned, print_unsigned, copy_unsigned),
+    [KT_DURATION] = NUMBER_TYPE(equal_unsigned, print_duration, copy_unsigned),
     [KT_UINT] = NUMBER_TYPE(equal_unsigned, print_unsigned, copy_unsigned),
-    [KT_LEVEL] = {set_level, free_nothing, equal_level, print_level, copy_level, false},
-    [KT_BOOL] = {set_bool, free_nothing, equal_bool, print_bool, copy_bool, false},
+    [KT_LEVEL] = {set_level, free_nothing, equal_level, print_level, copy_level, copy_level, false},
+    [KT_BOOL] = {set_bool, free_nothing, equal_bool, print_bool, copy_bool, copy_bool, false},
     [KT_ENDPOINTS] = LIST_TYPE(set_endpoints),
     [KT_LIST] = LIST_TYPE(set_list),
     [KT_LEVELMAP] = LIST_TYPE(set_levelmap),
     [KT_PATTERNS] = LIST_TYPE(set_patterns),
     [KT_SERVERS] = LIST_TYPE(set_servers),
-    [KT_CIDR] = {set_cidr, free_cidr, equal_cidr, print_cidr, copy_cidr, false},
+    [KT_CIDR] = {set_cidr, free_cidr, equal_cidr, print_cidr, copy_cidr, dup_cidr, false},
     [KT_REINJECT] = {set_reinject, free_reinject, equal_reinject, print_string, copy_reinject,
-                     false},
+                     dup_reinject, false},
 };

@@ -10,11 +10,16 @@
  * 10025, concurrency 2). docs/configuration.md lists every key; the files
  * of lib/conf are listed in conf_int.h.
  *
- * A loaded struct sl_config belongs to whoever loaded it; every string
- * and list in it lives until sl_config_destroy(). */
+ * A loaded struct sl_config is reference-counted: whoever loaded it holds
+ * one reference, sl_config_ref() takes another (from any thread), and the
+ * last sl_config_unref() frees it. A loaded configuration is never
+ * changed: a reload (SIGHUP) loads a new one, and each session or job
+ * goes on with the one it took (docs/operations.md, "Reloading"). Every
+ * string and list in it lives as long as the configuration. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -131,6 +136,7 @@ struct sl_policy_bank {
 };
 
 struct sl_config {
+    atomic_uint refs;           /* sl_config_ref(), sl_config_unref() */
     char *path;                 /* file read, NULL when running on defaults */
 
     struct {
@@ -167,10 +173,16 @@ struct sl_config {
     struct {
         char *target;           /* "stderr" or "syslog" */
         char *level;            /* "info", "debug", ... */
+        char *ident;            /* program name in every line ("sluice", "amavis") */
     } log;
 
     struct {
-        char *url;              /* "" = no Redis; may hold a password: print masked */
+        char *listen;           /* "host:port" of /metrics, /healthz, /readyz, /status; "" = off */
+    } metrics;
+
+    struct {
+        char *url;              /* "" = no Redis; "env:NAME", "file:/path": a reference
+                                 * (sl_config_secret); may hold a password, never printed */
         char **sentinels;       /* "host:port" of Sentinels; none: url is the master */
         size_t n_sentinels;
         char *master_name;      /* the Sentinel service name */
@@ -243,6 +255,13 @@ struct sl_config *sl_config_load(const char *path, char *const *overrides, size_
 struct sl_config *sl_config_load_buffer(const char *name, const void *data, size_t len,
                                         char *const *overrides, size_t n_overrides,
                                         char **error_r);
+/* Another reference to config, from any thread; the caller drops it with
+ * sl_config_unref(). Returns config. */
+struct sl_config *sl_config_ref(const struct sl_config *config);
+/* Drops the caller's reference and clears *configp (NULL is fine); the
+ * last one frees the configuration. */
+void sl_config_unref(struct sl_config **configp);
+/* The same as sl_config_unref(), for code that holds the only reference. */
 void sl_config_destroy(struct sl_config **configp);
 
 /* Prints the effective configuration as YAML that sl_config_load() reads
@@ -263,8 +282,43 @@ int sl_config_level_item(const char *item, const char **key_r, size_t *keylen_r,
 
 /* Is the reinjection ledger on (dedup.enabled, with redis.url)? */
 bool sl_config_dedup_on(const struct sl_config *config);
-/* redis.url with any password replaced by "***", for printing. Malloc'ed. */
+/* redis.url with any password replaced by "***", for log lines and error
+ * messages (never for a file: `sluice config` prints a reference). Malloc'ed. */
 char *sl_config_redis_url_masked(const char *url);
+
+/* A secret key's value (redis.url) as the program uses it: "env:NAME" is
+ * the environment variable NAME, "file:/path" the first line of that file
+ * (without its line end), anything else the value itself. The reference is
+ * kept as written and resolved when used, so that `sluice config` prints
+ * it, never the secret. 0 and a malloc'ed *value_r, or -1 and a malloc'ed
+ * *error_r naming the reference (never the secret). */
+SL_WARN_UNUSED int sl_config_secret(const char *value, char **value_r, char **error_r);
+/* The variable `sluice config` names for a redis.url written with its
+ * password in the file: the printed file reads the URL from there. */
+#define SL_CONFIG_REDIS_URL_ENV "SLUICE_REDIS_URL"
+
+/* ---- reloading (conf_reload.c) ------------------------------------------
+ * A reload loads the file again into a new configuration and compares it
+ * with the running one. Some keys cannot change in a running process (a
+ * listening address, the keys and the user, what the ledger and the
+ * registry connected with: docs/operations.md lists them); for those the
+ * running value stays and the log says that a restart is needed. */
+
+/* Does key (dotted) need a restart to change? */
+bool sl_config_key_needs_restart(const char *key);
+/* Calls fn(ctx, key) for each key whose value differs between a and b, in
+ * the order sl_config_print() writes them: global keys by their dotted
+ * name, an origin or a bank as "origins.NAME" / "policy_banks.NAME". */
+void sl_config_diff(const struct sl_config *a, const struct sl_config *b,
+                    void (*fn)(void *ctx, const char *key), void *ctx);
+/* A global key's value as `sluice config` would print it (redis.url
+ * masked), malloc'ed; NULL for an unknown key or one of origins.*,
+ * policy_banks.*. */
+char *sl_config_value_text(const struct sl_config *config, const char *key);
+/* Gives next the running value of every key that needs a restart, and the
+ * keys resolved at start (security.curve, the Z85 keys): what the process
+ * bound and connected with stays as it is. Returns how many keys differed. */
+size_t sl_config_keep_restart_keys(struct sl_config *next, const struct sl_config *running);
 
 /* The origin whose origins.<name>.match holds ip (IPv4, IPv6 or
  * IPv4-mapped text; the first in file order), else the default origin;

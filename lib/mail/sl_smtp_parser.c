@@ -21,13 +21,15 @@
  *
  *   Data mode is a small state machine over "where in the line are we". A
  *   dot is special only at a *real* line start: right after begin_data() or
- *   after a CRLF. A bare LF or bare CR is normalised to CRLF and counted,
- *   but the line that follows it is not a real line start, so none of the
- *   smuggling forms <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR>, <CRLF>.<LF> can end
- *   the data (CVE-2023-51764/51765/51766). A lone "." on a real line start
- *   followed by a bare line end is kept as "." (the text is not a stuffed
- *   line and dropping the dot would turn it into an empty line, which could
- *   move the header/body boundary); the reinjector stuffs it again.
+ *   after a CRLF. A bare LF is normalised to CRLF and counted, but the line
+ *   that follows it is not a real line start; a bare CR is no line end at
+ *   all: it becomes a space (Postfix does the same) and is counted. So none
+ *   of the smuggling forms <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR>, <CRLF>.<LF>
+ *   can end the data (CVE-2023-51764/51765/51766). A lone "." on a real
+ *   line start followed by a bare LF is kept as "." (the text is not a
+ *   stuffed line and dropping the dot would turn it into an empty line,
+ *   which could move the header/body boundary); the reinjector stuffs it
+ *   again. "." then a bare CR opens a line that starts with a space.
  *
  *   data_info.size counts the message as it would be stored (unstuffed,
  *   line ends normalised), including bytes dropped after the size cap, so
@@ -46,7 +48,7 @@ enum data_state {
     D_LINE_START,   /* at a real line start (after CRLF or begin_data) */
     D_DOT,          /* "." seen at a real line start */
     D_DOT_CR,       /* ".\r" seen at a real line start: end if LF follows */
-    D_TEXT,         /* inside a line (or at a line start after a bare LF/CR) */
+    D_TEXT,         /* inside a line (or at a line start after a bare LF) */
     D_CR,           /* CR seen inside a line: CRLF or bare CR? */
 };
 
@@ -298,6 +300,18 @@ data_line_end(struct sl_smtp_parser *p)
     p->cur_line = 0;
 }
 
+/* A CR not followed by LF is no line end: it becomes a space, as Postfix's
+ * smtpd and cleanup make it, in the header section and the body alike.
+ * Taken as a line break it would let "X-Note: a<CR>From: ceo@victim"
+ * add a From: header that the sender's MTA never saw as one. */
+static void
+data_bare_cr(struct sl_smtp_parser *p)
+{
+    p->info.bare_cr++;
+    data_emit(p, " ", 1);
+    p->cur_line++;
+}
+
 /* Byte classes for the text scanner: 0 plain, 1 NUL, 2 8-bit, 3 CR/LF. */
 static const unsigned char byte_class[256] = {
     [0] = 1, ['\r'] = 3, ['\n'] = 3, [0x80 ... 0xff] = 2,    /* GNU range, C extensions are on */
@@ -346,11 +360,9 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
                 cmd_r->arg = "";
                 return 1;
             }
-            /* ".<CR>x": a lone dot and a bare CR, neither ends the data. */
-            data_emit(p, ".", 1);
-            p->cur_line = 1;
-            p->info.bare_cr++;
-            data_line_end(p);
+            /* ".<CR>x" is no end: a line opened by a stuffing dot
+             * (dropped), then a bare CR, a space like any other. */
+            data_bare_cr(p);
             p->dstate = D_TEXT;
             break;
         case D_CR:
@@ -359,9 +371,8 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
                 data_line_end(p);
                 p->dstate = D_LINE_START;
             } else {
-                p->info.bare_cr++;
-                data_line_end(p);
-                p->dstate = D_TEXT;     /* not a real line start */
+                data_bare_cr(p); /* c is looked at again, as text */
+                p->dstate = D_TEXT;
             }
             break;
         case D_TEXT: {

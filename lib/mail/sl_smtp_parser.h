@@ -14,8 +14,9 @@
  *     dot-unstuffed (RFC 5321 4.5.2) and appended to the caller's sink
  *     buffer with CRLF line ends. Only <CRLF>.<CRLF> ends the data (the
  *     SMTP smuggling forms <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR> do not);
- *     a bare LF or bare CR inside data is normalised to CRLF and counted in
- *     struct sl_smtp_data_info. Once the body exceeds limits.max_message_size
+ *     a bare LF inside data is normalised to CRLF, a bare CR (one not
+ *     before an LF) becomes a space, as Postfix makes it; both are counted
+ *     in struct sl_smtp_data_info. Once the body exceeds limits.max_message_size
  *     the parser keeps consuming but stops storing and sets too_big.
  *     When the terminating line is seen, next() returns 1 with
  *     cmd_r->verb == SL_CMD_DATA_END and the parser is back in command mode.
@@ -68,7 +69,7 @@ struct sl_smtp_data_info {
     size_t size;            /* bytes of the whole message as received (even if not stored) */
     bool too_big;           /* size exceeded limits.max_message_size; sink holds a prefix */
     unsigned bare_lf;       /* bare LFs normalised to CRLF */
-    unsigned bare_cr;       /* bare CRs normalised to CRLF */
+    unsigned bare_cr;       /* bare CRs replaced by a space */
     unsigned nul_bytes;     /* NUL bytes seen (kept; the worker decides) */
     bool eight_bit;         /* any byte >= 0x80 */
     size_t longest_line;    /* without CRLF */

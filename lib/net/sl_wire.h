@@ -42,6 +42,24 @@
 #define SL_WIRE_HEARTBEAT_MS 1000
 #define SL_WIRE_HEARTBEAT_LIVENESS 3    /* intervals of silence before a peer is dead */
 #define SL_WIRE_MAX_FAILURES 3          /* workers a job may take down before it fails */
+/* A node whose own loop turns are further apart than this was stalled
+ * (SIGSTOP, a VM migration, swapping): it could not hear its peers
+ * meanwhile, so it gives them a fresh liveness period before it judges
+ * their silence (docs/cluster.md, "Pauses and partitions"). Loops turn at
+ * least every 200 ms. */
+#define SL_WIRE_STALL_MS SL_WIRE_HEARTBEAT_MS
+
+/* A loop's turn at monotonic time now: how long the node was stalled (the
+ * time since its previous turn, *turn_ms) if that is more than
+ * SL_WIRE_STALL_MS, else 0. *turn_ms becomes now; 0 means no turn yet. */
+static inline unsigned long long
+sl_wire_stalled(unsigned long long *turn_ms, unsigned long long now)
+{
+    unsigned long long gap = *turn_ms != 0 && now > *turn_ms ? now - *turn_ms : 0;
+
+    *turn_ms = now;
+    return gap > SL_WIRE_STALL_MS ? gap : 0;
+}
 
 /* Sets frame->version = SL_WIRE_VERSION, validates the frame exactly as
  * sl_wire_unpack() would on the other side, and packs it into *msg_r

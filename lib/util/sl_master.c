@@ -18,6 +18,13 @@
 static sigset_t child_mask;
 static bool child_mask_pending;
 static pid_t master_of_child; /* set in the child */
+static unsigned restarts;     /* children that died and were replaced; a child inherits it */
+
+unsigned
+sl_master_restarts(void)
+{
+    return restarts;
+}
 
 long
 sl_master_node_pid(void)
@@ -187,6 +194,7 @@ sl_master_run(const struct sl_master_params *p)
                         p->label, (long)pid, rc, backoff_ms);
             restart_at_ms = now + backoff_ms;
             backoff_ms = backoff_ms * 2 > max_ms ? max_ms : backoff_ms * 2;
+            restarts++;
         }
     }
 }

@@ -319,14 +319,15 @@ sluice_up_or_dead() {
 
 # start_sluice [ARGS...]: "$SLUICE_BIN" all -o log.target=stderr ARGS... in
 # the background, stderr to $E2E_TMP/sluice.log (appended across restarts),
-# then wait for the listen port (frontend.listen from ARGS, else 10024).
+# then wait for the listen port (frontend.listen from ARGS, else
+# $E2E_SLUICE_PORT for a port set in a -c file, else 10024).
 # The environment is passed on (e.g. SLUICE_TEST_WORKER_DELAY_MS).
 start_sluice() {
     local a rc=0
     [ -x "$SLUICE_BIN" ] || fail "SLUICE_BIN=$SLUICE_BIN is not an executable (build it: cmake --build build --target sluice)"
     [ -z "$E2E_SLUICE_PID" ] || fail "start_sluice: sluice already running (pid $E2E_SLUICE_PID)"
     SLUICE_LOG=$E2E_TMP/sluice.log
-    SLUICE_PORT=$STD_FILTER_PORT
+    SLUICE_PORT=${E2E_SLUICE_PORT:-$STD_FILTER_PORT}
     for a in "$@"; do
         case $a in frontend.listen=*:*) SLUICE_PORT=${a##*:} ;; esac
     done

@@ -19,9 +19,9 @@
  *      fault and that kind's text in the reply table; data ends only at
  *      the first <CRLF>.<CRLF> (so never at <LF>.<LF>, <LF>.<CR><LF>,
  *      <CR>.<CR>); a leading dot is removed only from a real
- *      (CRLF-started) line that has more text;
- *      each bare CR or bare LF becomes CRLF; past max_message_size only a
- *      prefix is stored. In the whole run the bytes consumed after each
+ *      (CRLF-started) line that has more text before any bare LF;
+ *      each bare LF becomes CRLF, each bare CR a space; past
+ *      max_message_size only a prefix is stored. In the whole run the bytes consumed after each
  *      item (fed - sl_smtp_parser_pending()) also match the model.
  *   3. A stored message never holds a bare CR or LF (the truncated prefix
  *      of a too-big one may end in the CR of a cut CRLF), ends in CRLF,
@@ -380,15 +380,18 @@ model_message(const char *d, size_t n, size_t max_msg, struct sl_buf *t)
         while (!(d[e] == '\r' && d[e + 1] == '\n'))
             e++;
         size_t k = i;
-        if (d[i] == '.' && e - i >= 2 && d[i + 1] != '\r' && d[i + 1] != '\n')
+        if (d[i] == '.' && e - i >= 2 && d[i + 1] != '\n')
             k++; /* a stuffed dot */
         for (; k < e; k++) {
             unsigned char c = (unsigned char)d[k];
-            if (c == '\r' || c == '\n') {
-                if (c == '\r')
-                    in.bare_cr++;
-                else
-                    in.bare_lf++;
+            if (c == '\r') {
+                in.bare_cr++;
+                sl_buf_append(&m, " ", 1);
+                line++;
+                continue;
+            }
+            if (c == '\n') {
+                in.bare_lf++;
                 sl_buf_append(&m, "\r\n", 2);
                 if (line > in.longest_line)
                     in.longest_line = line;

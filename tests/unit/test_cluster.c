@@ -58,6 +58,8 @@ h_new(void)
     struct h *h = calloc(1, sizeof(*h));
     h->zctx = zmq_ctx_new();
     h->config.frontend.max_message_size = 1024 * 1024;
+    /* the harness's own reference: the pools' references never free it */
+    atomic_init(&h->config.refs, 1);
     h->base = event_base_new();
     h->body = sl_body_new(sl_strdup("Subject: x\r\n\r\nbody\r\n"), 21);
     return h;

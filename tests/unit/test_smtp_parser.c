@@ -251,7 +251,8 @@ static const struct pcase data_cases[] = {
     { "data not ended", IN("DATA\r\nhello\r\n"), 0, 0, "C DATA [DATA] []\n" },
     { "data not ended by dot without LF", IN("DATA\r\nhello\r\n.\r"), 0, 0, "C DATA [DATA] []\n" },
     /* SMTP smuggling (CVE-2023-51764/5/6): none of these end the data, the
-     * smuggled command stays in the body, with CRLF line ends. */
+     * smuggled command stays in the body, with CRLF line ends; a bare CR is
+     * no line end but a space (as Postfix makes it). */
     { "smuggling LF.LF", IN("DATA\r\nhello\n.\nMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=30 big=0 lf=2 cr=0 nul=0 8bit=0 longest=18 "
       "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
@@ -259,28 +260,35 @@ static const struct pcase data_cases[] = {
       "C DATA [DATA] []\nD size=30 big=0 lf=1 cr=0 nul=0 8bit=0 longest=18 "
       "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CR.CR", IN("DATA\r\nhello\r.\rMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=30 big=0 lf=0 cr=2 nul=0 8bit=0 longest=18 "
-      "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
+      "C DATA [DATA] []\nD size=28 big=0 lf=0 cr=2 nul=0 8bit=0 longest=26 "
+      "body=hello . MAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CRLF.LF", IN("DATA\r\nhello\r\n.\nMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=30 big=0 lf=1 cr=0 nul=0 8bit=0 longest=18 "
       "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CRLF.CR", IN("DATA\r\nhello\r\n.\rMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=30 big=0 lf=0 cr=1 nul=0 8bit=0 longest=18 "
-      "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
+      "C DATA [DATA] []\nD size=28 big=0 lf=0 cr=1 nul=0 8bit=0 longest=19 "
+      "body=hello\\r\\n MAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CR.CRLF", IN("DATA\r\nhello\r.\r\nMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=30 big=0 lf=0 cr=1 nul=0 8bit=0 longest=18 "
-      "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
+      "C DATA [DATA] []\nD size=29 big=0 lf=0 cr=1 nul=0 8bit=0 longest=18 "
+      "body=hello .\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
     { "no unstuffing after a bare line end", IN("DATA\r\na\r..x\n..y\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=13 big=0 lf=1 cr=1 nul=0 8bit=0 longest=3 "
-      "body=a\\r\\n..x\\r\\n..y\\r\\n\n" },
+      "C DATA [DATA] []\nD size=12 big=0 lf=1 cr=1 nul=0 8bit=0 longest=5 "
+      "body=a ..x\\r\\n..y\\r\\n\n" },
     { "smuggling LF.LF alone never ends", IN("DATA\r\nhello\n.\nQUIT\r\n"), 0, 0,
       "C DATA [DATA] []\n" },
     { "smuggling first line .LF", IN("DATA\r\n.\nQUIT\r\n.\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=9 big=0 lf=1 cr=0 nul=0 8bit=0 longest=4 "
       "body=.\\r\\nQUIT\\r\\n\n" },
     { "bare CR before CRLF", IN("DATA\r\na\r\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=5 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
-      "body=a\\r\\n\\r\\n\n" },
+      "C DATA [DATA] []\nD size=4 big=0 lf=0 cr=1 nul=0 8bit=0 longest=2 "
+      "body=a \\r\\n\n" },
+    /* a bare CR in a header does not start a new one (Postfix: a space) */
+    { "bare CR in a header", IN("DATA\r\nX-Note: hi\rFrom: ceo@v\r\n\r\nb\rc\r\n.\r\n"), 0, 0,
+      "C DATA [DATA] []\nD size=31 big=0 lf=0 cr=2 nul=0 8bit=0 longest=22 "
+      "body=X-Note: hi From: ceo@v\\r\\n\\r\\nb c\\r\\n\n" },
+    { "bare CR at a line start folds", IN("DATA\r\nA: 1\r\n\rB: 2\r\n.\r\n"), 0, 0,
+      "C DATA [DATA] []\nD size=13 big=0 lf=0 cr=1 nul=0 8bit=0 longest=5 "
+      "body=A: 1\\r\\n B: 2\\r\\n\n" },
     { "too big", IN("DATA\r\n0123456789abcdef\r\nxy\r\n.\r\nQUIT\r\n"), 0, 10,
       "C DATA [DATA] []\nD size=22 big=1 lf=0 cr=0 nul=0 8bit=0 longest=16 body=0123456789\n"
       "C QUIT [QUIT] []\n" },
@@ -295,11 +303,12 @@ static const struct pcase data_cases[] = {
       "C DATA [DATA] []\nD size=3 big=0 lf=0 cr=0 nul=0 8bit=0 longest=1 body=x\\r\\n\n"
       "C MAIL [MAIL] [FROM:<>]\nC RCPT [RCPT] [TO:<a@b>]\nC DATA [DATA] []\n"
       "D size=3 big=0 lf=0 cr=0 nul=0 8bit=0 longest=1 body=y\\r\\n\nC QUIT [QUIT] []\n" },
-    /* more near misses: a dot line with an extra CR is text; after a bare
-     * LF an empty CRLF line gives a real line start again */
+    /* more near misses: a dot line with an extra CR is text (a stuffing
+     * dot and a space; Postfix 3.7's smtpd would take it for the end); after
+     * a bare LF an empty CRLF line gives a real line start again */
     { "dot CR CR LF is not the end", IN("DATA\r\na\r\n.\r\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=8 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
-      "body=a\\r\\n.\\r\\n\\r\\n\n" },
+      "C DATA [DATA] []\nD size=6 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
+      "body=a\\r\\n \\r\\n\n" },
     { "end after a bare LF and a CRLF", IN("DATA\r\nx\n\r\n.\r\nQUIT\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=5 big=0 lf=1 cr=0 nul=0 8bit=0 longest=1 "
       "body=x\\r\\n\\r\\n\nC QUIT [QUIT] []\n" },

@@ -6,6 +6,9 @@
  *   sluice [-c file] [-o key=value]... config [-n]
  *   sluice [-c file] [-o key=value]... status [--json]
  *   sluice keygen NAME
+ *   sluice [-c file] [-o key=value]... check-postfix [-c dir] [--origin name]
+ *   sluice drill --via host:port[,...] --sink host:port [options]
+ *   sluice [-c file] [-o key=value]... quarantine list|show|release|delete|expire ...
  *   sluice version | help
  *
  * DESIGN
@@ -19,8 +22,11 @@
  *
  *   The roles' run functions (all, frontend, broker, worker) are here
  *   because this file is the only code that may link the roles; the
- *   other commands (config, status, keygen, version) are in lib/cli. help
- *   is here with the text it prints.
+ *   other commands (config, status, keygen, version, check-postfix,
+ *   drill, quarantine) are in lib/cli. help is here with the text it
+ *   prints. A command with options of its own (SL_CLI_ARGS) gets the
+ *   words after its name: before the name -c is sluice's file, after it
+ *   check-postfix's -c is Postfix's directory, as postconf -c.
  *
  * DIAGNOSTICS
  *   Exit status follows sysexits(3): 0 after a clean stop, 64 (EX_USAGE)
@@ -42,10 +48,14 @@
 #include "broker.h"
 #include "cli/sl_cli.h"
 #include "frontend.h"
+#include "conf/sl_config.h"
 #include "net/sl_keys.h"
+#include "net/sl_http.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
+#include "node_http.h"
+#include "util/sl_buf.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 #include "util/sl_master.h"
@@ -76,13 +86,79 @@ static const char usage_text[] =
     "               the cluster as registered in Redis (redis.url): nodes alive\n"
     "               or gone, queue depth and oldest age, sessions per origin,\n"
     "               worker slots and any provisioning shortfall; exit 0 ok,\n"
-    "               1 degraded, 69 Redis unreachable\n"
+    "               1 degraded, 69 Redis unreachable. Without redis.url, one\n"
+    "               node asked on its metrics.listen (69: it does not answer)\n"
     "  keygen NAME  write a CURVE key pair for one node: NAME.key (the secret\n"
     "               key, created mode 0600, never overwritten, never logged) and\n"
     "               NAME.pub (the public key, Z85 text). Give the broker's\n"
     "               NAME.pub to frontends and workers (security.broker_public_key\n"
     "               or _file) and put theirs in the broker's security.allow_dir\n"
     "               (frontend/NAME.pub, worker/NAME.pub); see docs/cluster.md\n"
+    "  check-postfix [-c DIR] [--origin NAME]\n"
+    "               compare a Postfix instance's filter settings with this\n"
+    "               configuration, as postfix check does: content_filter against\n"
+    "               frontend.listen; the transport's maxproc and\n"
+    "               <transport>_destination_concurrency_limit against the\n"
+    "               origin's concurrency; lmtp_data_done_timeout above\n"
+    "               job.timeout; lmtp_send_xforward_command = yes; the\n"
+    "               reinjection smtpd's content_filter=, receive_override_options,\n"
+    "               smtpd_authorized_xforward_hosts and mynetworks. Prints one\n"
+    "               \"sluice: warning: ...; fix: ...\" line per mismatch, the fix\n"
+    "               being the postconf command that mends it. -c DIR: the\n"
+    "               instance's configuration directory (postconf -c; sluice's own\n"
+    "               -c FILE goes before the command). --origin NAME: compare with\n"
+    "               that origin, not the one whose match holds the instance's\n"
+    "               lmtp_bind_address (127.0.0.1 when unset). Exit 0 all right,\n"
+    "               1 mismatches, 69 postconf cannot be run, 78 Postfix's\n"
+    "               configuration cannot be read\n"
+    "  drill --via HOST:PORT[,HOST:PORT]... --sink HOST:PORT [--count N]\n"
+    "        [--rate R] [--sessions S] [--rcpts K] [--size BYTES] [--bind ADDR]\n"
+    "        [--timeout SECONDS] [--grace SECONDS] [--attempts N]\n"
+    "        [--reply-timeout SECONDS] [--json] [-q, --quiet] [--fail-on-duplicates]\n"
+    "               the failover drill, run while nodes are killed or restarted:\n"
+    "               plays an origin Postfix. Sends N messages (default 100), R a\n"
+    "               second (10; 0: as fast as the sessions go), each with K\n"
+    "               recipients (1) and BYTES bytes (1024), over S LMTP sessions\n"
+    "               (2) kept open and reused, round-robin over the frontends of\n"
+    "               --via, as Postfix's lmtp client does: a 4xx, a lost\n"
+    "               connection or a timeout (--reply-timeout, 600 s) defers the\n"
+    "               message, tried again after 1, 2, 4, 8, then every 10 s, at\n"
+    "               most --attempts times (20) and until --timeout (default:\n"
+    "               the time the rate needs plus 120 s). --sink listens as the\n"
+    "               origin's reinjection smtpd (the origin's reinject must point\n"
+    "               there) and counts every copy by Message-ID and recipient;\n"
+    "               --bind connects from ADDR, as lmtp_bind_address does, so that\n"
+    "               origins.NAME.match picks the origin. A progress line each\n"
+    "               second on stderr (not with -q), then the figures on stdout:\n"
+    "               sent, accepted, delivered, lost (accepted, and no copy within\n"
+    "               --grace, 30 s, after the last reply), duplicates, tempfails\n"
+    "               (attempts deferred), latency p50 and p99 (first attempt to\n"
+    "               acceptance); --json prints them as one object with the keys\n"
+    "               sent accepted delivered lost duplicates tempfails p50_ms\n"
+    "               p99_ms. SIGINT stops sending and reports. Exit 0 nothing lost\n"
+    "               and every message accepted, 1 a message lost (or with\n"
+    "               --fail-on-duplicates a duplicate), 2 nothing lost but not\n"
+    "               every message accepted, 68 a --via name unknown, 71 --sink\n"
+    "               cannot listen\n"
+    "  quarantine list [--recipient ADDR] [--since WHEN] [--json]\n"
+    "  quarantine show ID [--json]\n"
+    "  quarantine release ID [--rcpt ADDR]... [--to HOST:PORT]\n"
+    "  quarantine delete ID\n"
+    "  quarantine expire [--max-age DURATION]\n"
+    "               the quarantine (quarantine.store: local:/dir in amavisd-new's\n"
+    "               layout, or sql: PostgreSQL with amavisd-new's schema; see\n"
+    "               docs/quarantine.md). ID is amavis' virus-<mail_id> (banned-,\n"
+    "               spam-, badh-), the mail_id alone, or a file name V/virus-...\n"
+    "               list: the entries, oldest first, of one recipient, since\n"
+    "               WHEN (7d, 12h, or a date 2024-05-01[T12:00] in UTC); show:\n"
+    "               one entry with its secret_id and the message; release: back\n"
+    "               to the recipients it was kept for (or --rcpt) through the\n"
+    "               reinjection listener of the Postfix it came from (or --to),\n"
+    "               with amavis' X-Quarantine-ID, logged as amavisd-new logs a\n"
+    "               release; delete: removed; expire: what is older than\n"
+    "               quarantine.max_age (or --max-age) removed, unless another\n"
+    "               node is at it. Exit 0 done, 1 no such entry, 69 the store\n"
+    "               or Postfix unavailable, 78 no quarantine.store\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -111,8 +187,13 @@ static const char usage_text[] =
     "gracefully (messages in flight finish; a second signal stops at once,\n"
     "Postfix retries what was not answered). Signalling the process group\n"
     "(pkill) is one request, not two.\n"
-    "SIGHUP makes a broker re-read security.allow_dir: a key added is admitted\n"
-    "at its next connect, a key removed is refused at its next connect.\n"
+    "SIGHUP reloads the configuration file (same -c and -o): what is in\n"
+    "flight finishes with the settings it started with, the next connection\n"
+    "or message gets the new ones; a file that does not load is logged (file,\n"
+    "line, key) and changes nothing; a changed key that needs a restart\n"
+    "(frontend.listen, broker.*, security.*, redis.*, ...) is logged and keeps\n"
+    "its value. A broker also re-reads security.allow_dir: a key added is\n"
+    "admitted at its next connect, a key removed is refused at its next connect.\n"
     "\n"
     "Security: every ZeroMQ link that is not inproc:// (sluice all) is CURVE-\n"
     "encrypted and authenticated; a node with tcp:// links and no keys does not\n"
@@ -144,13 +225,14 @@ enum role {
 /* The roles of one process, while they run. */
 struct run {
     struct sl_cli *cli; /* the sockets main() bound are in it */
-    const struct sl_config *config;
+    struct sl_config *config; /* the current one (a reference); SIGHUP swaps it */
     struct event_base *base;
     void *zctx;
     struct broker *broker;
     struct worker_pool *workers;
     struct frontend *frontend;
     struct sl_registry *registry;
+    struct node_http *node; /* metrics.listen; NULL: off */
     unsigned n_workers;
     char host[256];
     struct sl_stop_count stops; /* SIGTERM, SIGINT and the master's copies */
@@ -236,10 +318,12 @@ registry_start(struct run *run, unsigned roles)
     const struct sl_config *cfg = run->config;
     struct sl_redis_url url;
     char *error = NULL, *id, *addr;
+    bool redis = cfg->redis.url != NULL && cfg->redis.url[0] != '\0';
 
-    if (cfg->redis.url == NULL || cfg->redis.url[0] == '\0')
+    /* without Redis the records still answer /status (metrics.listen) */
+    if (!redis && run->node == NULL)
         return;
-    if (sl_redis_url_from_config(cfg, &url, &error) < 0) {
+    if (redis && sl_redis_url_from_config(cfg, &url, &error) < 0) {
         /* checked at start-up (service_open); cannot fail here */
         sl_error("%s", error);
         free(error);
@@ -248,8 +332,9 @@ registry_start(struct run *run, unsigned roles)
     if (gethostname(run->host, sizeof(run->host)) != 0)
         snprintf(run->host, sizeof(run->host), "localhost");
     run->host[sizeof(run->host) - 1] = '\0';
-    run->registry = sl_registry_new(run->base, &url);
-    sl_redis_url_free(&url);
+    run->registry = sl_registry_new(run->base, redis ? &url : NULL);
+    if (redis)
+        sl_redis_url_free(&url);
     if (roles & ROLE_FRONTEND) {
         id = sl_registry_node_id("frontend");
         sl_registry_add_node(run->registry, "frontend", id, cfg->frontend.listen,
@@ -325,6 +410,108 @@ on_notify_timer(evutil_socket_t fd, short what, void *ctx)
     notify_status(ctx);
 }
 
+/* ---------------------------------------------------------- reloading */
+
+/* Logs what a reload changes; the keys only a restart can change each get
+ * a warning with both values (the running one stays). */
+struct reload_notes {
+    const char *why;
+    const struct sl_config *running, *next;
+    struct sl_buf changed; /* "policy.spam_kill_level, origins.o2" */
+};
+
+static void
+reload_note(void *ctx, const char *key)
+{
+    struct reload_notes *rn = ctx;
+
+    if (!sl_config_key_needs_restart(key)) {
+        sl_buf_printf(&rn->changed, "%s%s", rn->changed.len > 0 ? ", " : "", key);
+        return;
+    }
+    char *was = sl_config_value_text(rn->running, key);
+    char *now = sl_config_value_text(rn->next, key);
+    sl_warn("%s: %s changed (%s -> %s) and needs a restart; the running value stays", rn->why, key,
+            was != NULL ? was : "?", now != NULL ? now : "?");
+    free(was);
+    free(now);
+}
+
+/* The configuration file again, with the same -c and -o as at start,
+ * compared with running: NULL after logging why it does not load (the
+ * running configuration stays), or the new configuration, in which every
+ * key that needs a restart has its running value. */
+static struct sl_config *
+config_reread(const struct sl_cli *cli, const struct sl_config *running, const char *why)
+{
+    char *error = NULL;
+    struct sl_config *next =
+        sl_config_load(cli->config_path, cli->overrides, cli->n_overrides, &error);
+
+    if (next == NULL) {
+        sl_error("%s: configuration not reloaded, the running one stays: %s", why, error);
+        free(error);
+        return NULL;
+    }
+    struct reload_notes rn = {.why = why, .running = running, .next = next};
+    sl_buf_init(&rn.changed);
+    sl_config_diff(running, next, reload_note, &rn);
+    sl_config_keep_restart_keys(next, running);
+    if (rn.changed.len > 0 || strcmp(why, "SIGHUP") == 0)
+        sl_notice("%s: configuration reloaded from %s: %s%s", why,
+                  next->path ? next->path : "(no file: built-in defaults)",
+                  rn.changed.len > 0 ? "changed " : "no change that takes effect without a restart",
+                  rn.changed.len > 0 ? rn.changed.data : "");
+    sl_buf_free(&rn.changed);
+    return next;
+}
+
+/* log.target, log.level, log.ident (and -v) take effect at once. */
+static void
+log_apply(const struct sl_cli *cli, const struct sl_config *cfg)
+{
+    int level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
+
+    sl_log_open(cfg->log.ident,
+                strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
+                level < 0 ? LOG_INFO : level);
+}
+
+static unsigned workers_wanted(const struct sl_config *config);
+
+/* SIGHUP: the broker's allow-list, then the whole configuration (docs/
+ * operations.md, "Reloading"). Whatever fails, the process goes on with
+ * what it runs. */
+static void
+run_reload(struct run *run)
+{
+    char *error = NULL;
+    struct sl_config *next;
+
+    if (run->broker != NULL && run->config->security.curve) {
+        if (broker_reload(run->broker, &error) < 0) {
+            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
+            free(error);
+        } else {
+            sl_notice("SIGHUP: allow-list reloaded (%s)", run->config->security.allow_dir);
+        }
+    }
+    if ((next = config_reread(run->cli, run->config, "SIGHUP")) == NULL)
+        return;
+    log_apply(run->cli, next);
+    if (run->workers != NULL) {
+        worker_pool_reconfigure(run->workers, next);
+        if (next->workers.count == 0 && workers_wanted(next) != run->n_workers)
+            sl_warn("SIGHUP: the origins' concurrency now adds up to %u; the %u worker "
+                    "thread(s) started for it stay until a restart (workers.count: 0)",
+                    workers_wanted(next), run->n_workers);
+    }
+    if (run->frontend != NULL)
+        frontend_reconfigure(run->frontend, next);
+    sl_config_unref(&run->config);
+    run->config = next;
+}
+
 static void
 on_shutdown_done(void *ctx)
 {
@@ -338,15 +525,7 @@ on_signal(evutil_socket_t sig, short what, void *ctx)
     struct run *run = ctx;
     (void)what;
     if (sig == SIGHUP) {
-        char *error = NULL;
-        bool allow_list = run->broker != NULL && run->config->security.curve;
-        if (allow_list && broker_reload(run->broker, &error) < 0) {
-            sl_error("SIGHUP: allow-list not reloaded, the previous one stays: %s", error);
-            free(error);
-            allow_list = false;
-        }
-        sl_notice("SIGHUP: %sother configuration changes take effect at the next restart",
-                  allow_list ? "allow-list reloaded; " : "");
+        run_reload(run);
         return;
     }
     const char *name =
@@ -386,6 +565,9 @@ roles_start(struct run *run, unsigned roles)
     char *error = NULL;
     int rc = 0;
 
+    /* the metrics' families before any role's thread counts */
+    run->node = node_http_new(cfg, roles & ROLE_FRONTEND, roles & ROLE_BROKER,
+                              (roles & ROLE_WORKERS) ? workers_wanted(cfg) : 0);
     if (roles & ROLE_BROKER) {
         run->broker = broker_start(run->zctx, cfg, cfg->broker.listen, &error);
         if (run->broker == NULL) {
@@ -417,6 +599,13 @@ roles_start(struct run *run, unsigned roles)
             goto out;
         }
     }
+    if (run->node != NULL && node_http_serve(run->node, run->base, run->frontend, run->broker,
+                                             &run->registry, cli->metrics_fd, &error) < 0) {
+        sl_fatal("%s", error);
+        rc = EX_OSERR;
+        goto out;
+    }
+    cli->metrics_fd = -1; /* the server owns it now (or there is none) */
     /* everything privileged is done: sockets bound, keys read */
     if ((cli->command->needs & SL_CLI_PRIVS) && sl_privs_drop(cfg->security.user, &error) < 0) {
         sl_fatal("%s", error);
@@ -475,12 +664,13 @@ roles_serve(struct run *run, unsigned roles)
 static int
 roles_run(struct sl_cli *cli, unsigned roles)
 {
-    struct run run = {.cli = cli, .config = cli->config};
+    struct run run = {.cli = cli, .config = sl_config_ref(cli->config)};
     int rc;
 
     run.zctx = zmq_ctx_new();
     if (run.zctx == NULL) {
         sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
+        sl_config_unref(&run.config);
         return EX_SOFTWARE;
     }
     if ((rc = roles_start(&run, roles)) == 0)
@@ -489,9 +679,11 @@ roles_run(struct sl_cli *cli, unsigned roles)
     frontend_destroy(&run.frontend);
     worker_pool_stop(&run.workers);
     broker_stop(&run.broker);
+    node_http_destroy(&run.node); /* every thread that counts has stopped */
     if (run.base)
         event_base_free(run.base);
     zmq_ctx_term(run.zctx);
+    sl_config_unref(&run.config);
     return rc;
 }
 
@@ -544,6 +736,9 @@ static const struct sl_cli_command commands[] = {
     {"config", sl_cli_config, SL_CLI_CONFIG, NULL},
     {"status", sl_cli_status, SL_CLI_CONFIG, NULL},
     {"keygen", sl_cli_keygen, SL_CLI_OPERAND, NULL},
+    {"check-postfix", sl_cli_check_postfix, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
+    {"drill", sl_cli_drill, SL_CLI_ARGS, NULL},
+    {"quarantine", sl_cli_quarantine, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
     {"version", sl_cli_version, 0, NULL},
     {"help", run_help, 0, NULL},
 };
@@ -625,6 +820,12 @@ cli_parse(int argc, char **argv, struct sl_cli *cli)
                 return rc;
         } else if (name == NULL) {
             name = argv[optind++];
+            if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_ARGS)) {
+                /* the rest is the command's own (argv[0] its name) */
+                cli->argc = argc - optind + 1;
+                cli->argv = &argv[optind - 1];
+                break;
+            }
         } else if ((cmd = command_find(name)) != NULL && (cmd->needs & SL_CLI_OPERAND) &&
                    cli->operand == NULL) {
             cli->operand = argv[optind++];
@@ -683,7 +884,6 @@ service_open(struct sl_cli *cli)
 {
     const struct sl_config *cfg = cli->config;
     char *error = NULL;
-    int level;
 
     if (cfg->redis.url != NULL && cfg->redis.url[0] != '\0') {
         struct sl_redis_url url;
@@ -694,9 +894,7 @@ service_open(struct sl_cli *cli)
         }
         sl_redis_url_free(&url);
     }
-    level = cli->verbose ? LOG_DEBUG : sl_log_level_from_name(cfg->log.level);
-    sl_log_open("sluice", strcmp(cfg->log.target, "syslog") == 0 ? SL_LOG_SYSLOG : SL_LOG_STDERR,
-                level < 0 ? LOG_INFO : level);
+    log_apply(cli, cfg);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     raise_fd_limit();
@@ -751,17 +949,26 @@ listen_sockets_open(struct sl_cli *cli)
         sl_info("socket activation: %d listening socket(s) from systemd (first %s); "
                 "frontend.listen is not used",
                 n, where);
-        return 0;
+    } else {
+        int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
+        if (fd < 0) {
+            sl_fatal("frontend.listen: %s", error);
+            free(error);
+            return EX_OSERR;
+        }
+        cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
+        cli->listen_fds[0] = fd;
+        cli->n_listen_fds = 1;
     }
-    int fd = sl_listen_tcp(cli->config->frontend.listen, SL_LISTEN_BACKLOG, &error);
-    if (fd < 0) {
-        sl_fatal("frontend.listen: %s", error);
+    /* held by the master too: a child that cannot bind it would be
+     * restarted for ever, and scrapes wait while a child restarts */
+    if (cli->config->metrics.listen[0] != '\0' &&
+        (cli->metrics_fd = sl_listen_tcp(cli->config->metrics.listen, SL_HTTP_BACKLOG, &error)) <
+            0) {
+        sl_fatal("metrics.listen: %s", error);
         free(error);
         return EX_OSERR;
     }
-    cli->listen_fds = sl_calloc(1, sizeof(*cli->listen_fds));
-    cli->listen_fds[0] = fd;
-    cli->n_listen_fds = 1;
     return 0;
 }
 
@@ -797,11 +1004,23 @@ cli_prepare(struct sl_cli *cli)
     return 0;
 }
 
-/* The master's child: the command's own run function. */
+/* The master's child: the command's own run function, with the
+ * configuration file as it is now: the master loaded it once, at start,
+ * and a child started after a reload (SIGHUP) or after its predecessor
+ * died must run with what the file says, not with the master's copy.
+ * What needs a restart stays as the master has it (its sockets, keys,
+ * user). */
 static int
 command_child(void *ctx)
 {
     struct sl_cli *cli = ctx;
+    struct sl_config *now = config_reread(cli, cli->config, "child start");
+
+    if (now != NULL) {
+        log_apply(cli, now);
+        sl_config_unref(&cli->config);
+        cli->config = now;
+    }
     return cli->command->run(cli);
 }
 
@@ -830,6 +1049,8 @@ cli_cleanup(struct sl_cli *cli)
     for (size_t i = 0; i < cli->n_listen_fds; i++)
         close(cli->listen_fds[i]);
     free(cli->listen_fds);
+    if (cli->metrics_fd >= 0)
+        close(cli->metrics_fd);
     sl_config_destroy(&cli->config);
     free(cli->overrides);
     sl_log_close();
@@ -838,7 +1059,7 @@ cli_cleanup(struct sl_cli *cli)
 int
 main(int argc, char **argv)
 {
-    struct sl_cli cli = {0};
+    struct sl_cli cli = {.usage = usage_text, .metrics_fd = -1};
     int rc;
 
     if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)

@@ -27,10 +27,11 @@
  * buffer), and the broker keeps its own reference until the verdict is
  * forwarded, so a job can be requeued when its worker dies.
  *
- * Postfix's queue is the durable store (DESIGN-NOTES.md): a job lost here
+ * Postfix's queue is the durable store (docs/design.md): a job lost here
  * (broker killed, unreachable frontend) is resubmitted by its frontend or
  * ends as the frontend's deadline and a 4xx, never as lost mail. */
 #include "broker.h"
+#include "broker_metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,13 +39,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/sl_config.h"
 #include "net/sl_keys.h"
 #include "net/sl_wire.h"
 #include "net/sl_zap.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
-#include "util/sl_config.h"
 #include "util/sl_id.h"
+#include "util/sl_idmap.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -53,7 +55,6 @@
 #define BROKER_IDENT_MAX 255        /* ZeroMQ routing ids are 1..255 bytes */
 #define BROKER_MAX_ORIGINS 1024     /* more origin names share one queue */
 #define BROKER_OVERFLOW_ORIGIN "(other)"
-#define BROKER_JOB_BUCKETS 16384    /* id hash; power of two */
 #define BROKER_STATS_MS 100         /* snapshot refresh for broker_stats() */
 #define STRIDE_ONE (1ULL << 20)     /* a weight-1 origin's pass advance per hand-out */
 
@@ -62,13 +63,13 @@ struct borigin;
 
 struct bjob {
     struct bjob *prev, *next;       /* in an origin's queue or in a worker's in-flight list */
-    struct bjob *hnext;             /* id hash chain */
     char id[SL_ID_LEN + 1];
     unsigned char fe_ident[BROKER_IDENT_MAX];
     size_t fe_ident_len;
     Sluice__Frame *frame;           /* the Job frame as received; attempt updated per hand-out */
     zmq_msg_t body;                 /* our reference on the body bytes */
-    unsigned failures;              /* workers that died holding this job */
+    unsigned failures;              /* workers it is counted to have taken down (worker_remove) */
+    char *charged[SL_WIRE_MAX_FAILURES]; /* their names: one that comes back takes its count back */
     struct bworker *worker;         /* NULL while queued */
     struct borigin *origin;
     unsigned long long queued_ms;   /* monotonic, first arrival (the queue's age) */
@@ -95,7 +96,15 @@ struct bworker {
     char *name;                     /* Ready.worker_id, for logs */
     unsigned slots;                 /* jobs it can take now */
     struct jlist inflight;
+    unsigned long long heard_ms;    /* monotonic, its latest message */
     unsigned long long expiry_ms;   /* monotonic; dead when passed */
+};
+
+/* How a worker was lost (worker_remove). */
+enum wloss {
+    WLOSS_GOODBYE, /* it said Disconnect */
+    WLOSS_CLOSED,  /* ZeroMQ dropped its connection (it cannot be routed to) */
+    WLOSS_SILENT,  /* no message for 3 heartbeats, or not reading what we send */
 };
 
 struct bclient {
@@ -121,7 +130,7 @@ struct broker {
     unsigned n_origins;
     size_t depth;                   /* jobs waiting, all origins */
     unsigned long long vtime;       /* pass of the latest hand-out */
-    struct bjob **jobs;             /* BROKER_JOB_BUCKETS chains */
+    struct sl_idmap *jobs;          /* id -> struct bjob, every job held */
     struct bworker *whead, *wtail;
     size_t n_workers;
     struct bclient *clients;
@@ -129,6 +138,8 @@ struct broker {
     unsigned long long next_heartbeat_ms;
     unsigned long long next_purge_ms;
     unsigned long long next_stats_ms;
+    unsigned long long now_ms;      /* monotonic time of this turn of the loop */
+    unsigned long long grace_until_ms; /* after our own stall: nobody is judged before this */
 
     pthread_mutex_t stats_lock;
     struct broker_stats stats;      /* under stats_lock */
@@ -182,41 +193,24 @@ jlist_push_head(struct jlist *l, struct bjob *j)
 
 /* ---- the job table ---------------------------------------------------- */
 
-static size_t
-job_bucket(const char *id)
-{
-    size_t h = 5381;    /* ids are random: any mix will do */
-    for (const char *p = id; *p != '\0'; p++)
-        h = h * 33 + (unsigned char)*p;
-    return h & (BROKER_JOB_BUCKETS - 1);
-}
-
 static struct bjob *
 job_find(struct broker *b, const char *id)
 {
-    for (struct bjob *j = b->jobs[job_bucket(id)]; j != NULL; j = j->hnext)
-        if (strcmp(j->id, id) == 0)
-            return j;
-    return NULL;
+    return sl_idmap_find(b->jobs, id);
 }
 
 static void
 job_table_add(struct broker *b, struct bjob *j)
 {
-    size_t h = job_bucket(j->id);
-    j->hnext = b->jobs[h];
-    b->jobs[h] = j;
+    int ret = sl_idmap_insert(b->jobs, j->id, j);
+    SL_BUG_ON(ret != 0); /* on_job looked it up first */
 }
 
 static void
 job_table_remove(struct broker *b, struct bjob *j)
 {
-    for (struct bjob **pp = &b->jobs[job_bucket(j->id)]; *pp != NULL; pp = &(*pp)->hnext)
-        if (*pp == j) {
-            *pp = j->hnext;
-            j->hnext = NULL;
-            return;
-        }
+    struct bjob *was = sl_idmap_remove(b->jobs, j->id);
+    SL_BUG_ON(was != j);
 }
 
 /* Forgets a job that is in no list any more and frees it. */
@@ -229,6 +223,8 @@ bjob_destroy(struct broker *b, struct bjob **jobp)
         return;
     *jobp = NULL;
     job_table_remove(b, j);
+    for (unsigned i = 0; i < j->failures; i++)
+        free(j->charged[i]);
     sl_wire_frame_free(&j->frame);
     zmq_msg_close(&j->body);
     free(j);
@@ -514,12 +510,49 @@ clients_heartbeat(struct broker *b, unsigned long long now)
 
 /* ---- workers ---------------------------------------------------------- */
 
-/* Removes w; its jobs go back to the front of their queues in their order.
- * died: the worker vanished (counts against each job, which fails after
- * SL_WIRE_MAX_FAILURES); !died: it said Disconnect. */
-static void
-worker_remove(struct broker *b, struct bworker *w, const char *why, bool died)
+/* Does losing w count against the jobs it held? A poison message is one
+ * that takes down the workers scanning it, so only evidence that points
+ * at the message counts, never the broker's own trouble:
+ *   - nothing counts right after our own stall (every worker looks dead
+ *     to a broker that was frozen: it was us who did not listen);
+ *   - a connection that closed before the worker's silence could explain
+ *     it (ZMTP heartbeats end a silent peer's connection more than 3
+ *     heartbeats after its last message, never sooner) counts: its
+ *     process died, or dropped its socket, under the job;
+ *   - silence (a hang, a pause, a partition), or a connection closed
+ *     after one, counts only while other workers keep talking (heard
+ *     within 2 heartbeats): a broker that lost touch with every worker at
+ *     once is cut off itself.
+ * A worker counted here that comes back under its own name (the same
+ * process: names carry a random tag per process life) was paused or cut
+ * off, not killed, and takes its count back (jobs_absolve). NULL: not
+ * counted; else the evidence, for the log. */
+static const char *
+worker_loss_counts(const struct broker *b, const struct bworker *w, enum wloss loss)
 {
+    unsigned long long now = b->now_ms, recent = 2ULL * SL_WIRE_HEARTBEAT_MS;
+
+    if (loss == WLOSS_GOODBYE || now < b->grace_until_ms)
+        return NULL;
+    for (const struct bworker *o = b->whead; o != NULL; o = o->next)
+        if (o != w && strcmp(o->name, w->name) == 0)
+            return NULL; /* the same process, back on a new connection */
+    if (loss == WLOSS_CLOSED && now < w->expiry_ms)
+        return "its connection closed while it was talking";
+    for (const struct bworker *o = b->whead; o != NULL; o = o->next)
+        if (o != w && now < o->heard_ms + recent)
+            return "other workers keep talking";
+    return NULL;
+}
+
+/* Removes w; its jobs go back to the front of their queues in their order.
+ * Each job w held may be counted one failure (worker_loss_counts); a job
+ * counted SL_WIRE_MAX_FAILURES times is given up with a failure verdict
+ * (a poison message must not take down the whole pool). */
+static void
+worker_remove(struct broker *b, struct bworker *w, const char *why, enum wloss loss)
+{
+    const char *counts = w->inflight.n > 0 ? worker_loss_counts(b, w, loss) : NULL;
     struct bjob *j;
 
     sl_notice("broker: worker %s removed (%s), %zu job(s) in flight", w->name, why,
@@ -528,25 +561,58 @@ worker_remove(struct broker *b, struct bworker *w, const char *why, bool died)
         jlist_unlink(&w->inflight, j);
         j->worker = NULL;
         j->origin->inflight--;
-        if (died)
-            j->failures++;
+        if (counts != NULL)
+            j->charged[j->failures++] = sl_strdup(w->name);
         if (j->failures >= SL_WIRE_MAX_FAILURES) {
-            sl_error("%s: job failed on %u workers, giving up (poison message?)", j->id,
-                     j->failures);
+            sl_error("%s: job failed on %u workers, giving up (poison message?): %s, %s, %s",
+                     j->id, j->failures, j->charged[0], j->charged[1], j->charged[2]);
             send_error_verdict(b, j->fe_ident, j->fe_ident_len, j->id,
                                "job failed on 3 workers (poison message?)");
             b->n_failed++;
             bjob_destroy(b, &j);
             continue;
         }
-        sl_notice("%s: requeued after attempt %u (worker %s %s)", j->id,
-                  (unsigned)j->frame->job->attempt, w->name, why);
+        if (counts != NULL)
+            sl_notice("%s: requeued after attempt %u (worker %s %s; counted against the "
+                      "message, %u of %u: %s)",
+                      j->id, (unsigned)j->frame->job->attempt, w->name, why, j->failures,
+                      SL_WIRE_MAX_FAILURES, counts);
+        else
+            sl_notice("%s: requeued after attempt %u (worker %s %s; not counted against the "
+                      "message)",
+                      j->id, (unsigned)j->frame->job->attempt, w->name, why);
         queue_put(b, j, true);
         b->n_requeued++;
     }
     workers_unlink(b, w);
     free(w->name);
     free(w);
+}
+
+/* A worker registered under name: if jobs were counted as having taken
+ * it down, it is back (the same process), so it was paused or cut off,
+ * not killed by them: the counts are taken back. */
+static void
+jobs_absolve(struct broker *b, const char *name)
+{
+    size_t it = 0;
+    void *value;
+
+    while (sl_idmap_next(b->jobs, &it, NULL, &value)) {
+        struct bjob *j = value;
+        for (unsigned i = 0; i < j->failures; i++) {
+            if (strcmp(j->charged[i], name) != 0)
+                continue;
+            free(j->charged[i]);
+            memmove(&j->charged[i], &j->charged[i + 1],
+                    (j->failures - i - 1) * sizeof(j->charged[0]));
+            j->failures--;
+            sl_notice("%s: worker %s is back: it was paused or cut off, not taken down by the "
+                      "message; %u failure(s) counted",
+                      j->id, name, j->failures);
+            break;
+        }
+    }
 }
 
 static void
@@ -565,10 +631,12 @@ worker_ready(struct broker *b, const zmq_msg_t *ident, const Sluice__Ready *read
         w->name = sl_strdup(ready->worker_id);
         workers_push_tail(b, w);
         sl_info("broker: worker %s ready, %u slot(s)", w->name, (unsigned)ready->slots);
+        jobs_absolve(b, w->name);
     }
     w->slots += ready->slots;
     if (w->slots > SL_WIRE_MAX_SLOTS)
         w->slots = SL_WIRE_MAX_SLOTS;
+    w->heard_ms = now;
     w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
 }
 
@@ -717,7 +785,7 @@ send_job(struct broker *b, struct bworker *w, struct bjob *j, const char **error
     /* The frame was validated on receipt, but it came from another node:
      * with attempt + 1 it can fail validation (a frontend sent attempt
      * 1000) or outgrow SL_WIRE_FRAME_MAX (proto3 omits attempt 0, so the
-     * first hand-out adds two bytes). Not a bug of ours (STYLE.md 3). */
+     * first hand-out adds two bytes). Not a bug of ours: outside input. */
     job->attempt = old_attempt + 1;
     if (sl_wire_pack(j->frame, &fmsg, error_r) < 0) {
         job->attempt = old_attempt;
@@ -778,10 +846,11 @@ dispatch(struct broker *b)
         if (sent < 0) {
             const char *why = errno == EHOSTUNREACH ? "unreachable" : "not reading";
             queue_put(b, j, true);
-            worker_remove(b, w, why, true);
+            worker_remove(b, w, why, errno == EHOSTUNREACH ? WLOSS_CLOSED : WLOSS_SILENT);
             continue;
         }
         queue_charge(b, o);
+        broker_metrics_waited(j->queued_ms);
         sl_debug("%s: broker: attempt %u to worker %s (origin %s)", j->id,
                  (unsigned)j->frame->job->attempt, w->name, o->name);
         j->worker = w;
@@ -865,8 +934,10 @@ recv_one(struct broker *b, unsigned long long now)
         goto out;
     }
     w = worker_find(b, &ident);
-    if (w != NULL)      /* any traffic proves the worker alive */
+    if (w != NULL) {    /* any traffic proves the worker alive */
+        w->heard_ms = now;
         w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    }
     switch (frame->kind_case) {
     case SLUICE__FRAME__KIND_READY:
         worker_ready(b, &ident, frame->ready, now);
@@ -882,7 +953,7 @@ recv_one(struct broker *b, unsigned long long now)
         break;
     case SLUICE__FRAME__KIND_DISCONNECT:
         if (w != NULL)
-            worker_remove(b, w, "disconnected", false);
+            worker_remove(b, w, "disconnected", WLOSS_GOODBYE);
         break;
     case SLUICE__FRAME__KIND_JOB:
     case SLUICE__FRAME__KIND__NOT_SET:
@@ -897,6 +968,32 @@ out:
     return true;
 }
 
+/* The loop's turns are normally at most BROKER_STATS_MS apart. Turns
+ * further apart than SL_WIRE_STALL_MS mean this process was stalled
+ * (SIGSTOP, a VM migration, swapping): what its peers sent meanwhile may
+ * not even be read yet, so every worker and frontend gets a fresh
+ * liveness period before its silence is judged, and no worker lost during
+ * that period counts against its jobs (worker_loss_counts). */
+static void
+check_own_stall(struct broker *b, unsigned long long now)
+{
+    unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long gap = sl_wire_stalled(&b->now_ms, now);
+
+    if (gap == 0)
+        return;
+    sl_warn("broker: this process was stalled for %llu ms (paused?); workers and frontends get "
+            "%llu ms before their silence is judged",
+            gap, grace);
+    b->grace_until_ms = now + grace;
+    for (struct bworker *w = b->whead; w != NULL; w = w->next)
+        if (w->expiry_ms < now + grace)
+            w->expiry_ms = now + grace;
+    for (struct bclient *c = b->clients; c != NULL; c = c->next)
+        if (c->expiry_ms < now + grace)
+            c->expiry_ms = now + grace;
+}
+
 static void
 heartbeat_and_expire(struct broker *b, unsigned long long now)
 {
@@ -905,7 +1002,7 @@ heartbeat_and_expire(struct broker *b, unsigned long long now)
     for (w = b->whead; w != NULL; w = next) {
         next = w->next;
         if (w->expiry_ms <= now)
-            worker_remove(b, w, "silent for 3 heartbeats", true);
+            worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
     }
     if (now < b->next_heartbeat_ms)
         return;
@@ -913,7 +1010,7 @@ heartbeat_and_expire(struct broker *b, unsigned long long now)
     for (w = b->whead; w != NULL; w = next) {
         next = w->next;
         if (send_heartbeat(b, w->ident, w->ident_len) < 0 && errno == EHOSTUNREACH)
-            worker_remove(b, w, "connection gone", true);
+            worker_remove(b, w, "connection gone", WLOSS_CLOSED);
         /* EAGAIN: not reading (busy or hung); its own silence decides */
     }
     clients_heartbeat(b, now);
@@ -951,6 +1048,7 @@ stats_update(struct broker *b, unsigned long long now)
     st.n_failed = b->n_failed;
     st.n_bad_frames = b->n_bad_frames;
     st.n_duplicates = b->n_duplicates;
+    st.updated_ms = now;
     pthread_mutex_lock(&b->stats_lock);
     b->stats = st;
     pthread_mutex_unlock(&b->stats_lock);
@@ -981,6 +1079,7 @@ broker_thread(void *arg)
         if (items[0].revents & ZMQ_POLLIN)
             break;
         now = sl_now_mono_ms();
+        check_own_stall(b, now);
         if (items[1].revents & ZMQ_POLLIN)
             for (int i = 0; i < BROKER_RECV_BATCH && recv_one(b, now); i++)
                 ;
@@ -1007,7 +1106,7 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
     b->zctx = zctx;
     b->endpoint = sl_strdup(endpoint);
     sl_id_new(b->instance);
-    b->jobs = sl_calloc(BROKER_JOB_BUCKETS, sizeof(*b->jobs));
+    b->jobs = sl_idmap_new();
     pthread_mutex_init(&b->stats_lock, NULL);
     memcpy(b->stats.instance, b->instance, sizeof(b->instance));
     b->router = zmq_socket(zctx, ZMQ_ROUTER);
@@ -1061,7 +1160,7 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
     return b;
 fail:
     pthread_mutex_destroy(&b->stats_lock);
-    free(b->jobs);
+    sl_idmap_destroy(&b->jobs);
     free(b->endpoint);
     free(b);
     return NULL;
@@ -1132,7 +1231,7 @@ broker_stop(struct broker **brokerp)
     zmq_close(b->router);
     sl_zap_stop(&b->zap);
     pthread_mutex_destroy(&b->stats_lock);
-    free(b->jobs);
+    sl_idmap_destroy(&b->jobs);
     free(b->endpoint);
     free(b);
 }

@@ -33,6 +33,7 @@ struct broker_stats {
     unsigned n_origins;                 /* origins with a queue */
     unsigned long long n_jobs, n_verdicts, n_requeued, n_expired, n_failed, n_bad_frames,
         n_duplicates;
+    unsigned long long updated_ms;      /* monotonic, when the thread took it; 0: not yet */
 };
 
 /* Binds endpoint (inproc:// in `sluice all`, tcp:// between nodes) and

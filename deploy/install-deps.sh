@@ -53,6 +53,7 @@ build_pkgs=(
     libmagic-dev          # real file type vs the declared one (one magic_t per thread)
     libpcre2-dev          # banned-name patterns
     libjansson-dev        # rspamd's JSON replies (docs/architecture.md, dependencies)
+    libpq-dev             # the quarantine's sql: store (PostgreSQL, amavisd-new's schema)
     libcmocka-dev         # unit tests (CMake configures them with the build)
 )
 test_pkgs=(
@@ -61,8 +62,12 @@ test_pkgs=(
     swaks                 # scripted SMTP/LMTP client for end-to-end tests
     python3               # tests/dialogue/run.py, the dialogue test runner
     systemd               # systemd-socket-activate: t_systemd_socket.sh (LISTEN_FDS)
+    prometheus            # prometheus and promtool: t_metrics_prometheus.sh, deploy/prometheus's rule tests
+    logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
     libczmq-dev           # CZMQ; not linked (lib/net/sl_zap.c is its own ZAP handler)
+    postgresql            # initdb, postgres: the sql: quarantine tests run a private one
+    iptables              # partitions in the cluster tests (a chain of their own on lo)
 )
 # Scanners: the real daemons the scanner tests start on loopback. Debian
 # ships clamd without signatures: the tests write their own EICAR .ndb;
@@ -78,7 +83,8 @@ scanner_pkgs=(
 # The bench starts private instances (its own amavisd.conf, loopback port);
 # the system service stays stopped.
 bench_pkgs=(
-    amavisd-new           # amavisd-new 2.13 (Perl; SpamAssassin in-process when enabled)
+    amavisd-new           # amavisd-new 2.13 (Perl; SpamAssassin in-process when enabled);
+                          # its amavisd-release is what the quarantine tests release with
 )
 # Fuzzing (tests/fuzz, docs/fuzzing.md): clang and libFuzzer's runtime for
 # the `fuzz` preset that tests/run.sh builds; ASan/UBSan come with gcc.
@@ -140,7 +146,7 @@ fi
 if [ "$with_test" -eq 1 ] && command -v service >/dev/null 2>&1; then
     # Debian starts these from their packages; the tests run their own
     # instances on loopback, and the system ones would hold the standard ports.
-    for svc in redis-server postfix clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis; do
+    for svc in redis-server postfix clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis prometheus postgresql; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

@@ -12,7 +12,14 @@
  *     frozen cannot deliver to the old one) and its jobs are resubmitted;
  *   - a changed instance id means the broker restarted with an empty
  *     queue: the jobs sent to it are resubmitted (a broker that still holds
- *     a job recognises it by id and keeps a single copy).
+ *     a job recognises it by id and keeps a single copy);
+ *   - after a stall of our own (ticks further apart than SL_WIRE_STALL_MS:
+ *     SIGSTOP, a VM migration) every broker gets a fresh 3 s, and a broker
+ *     that dropped our connection meanwhile gets its jobs again over the
+ *     new one (link_check_stall): a frozen frontend is not a dead broker;
+ *   - a handshake that succeeds (the socket monitor) is acted on at once:
+ *     our heartbeat, so the broker answers, and the jobs waiting for a
+ *     broker (conn_on_connected).
  * Jobs are spread round-robin over the brokers heard from recently, then
  * over the others ZeroMQ has a connection to (ZMQ_IMMEDIATE); a job nobody
  * takes waits in the link (retried every tick) until a broker returns or
@@ -39,12 +46,12 @@
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "util/sl_id.h"
+#include "util/sl_idmap.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
 #define LINK_DRAIN_BATCH 256    /* messages per wake-up before other events get a turn */
 #define LINK_TICK_MS 200        /* heartbeats, liveness, pending jobs */
-#define LINK_JOB_BUCKETS 4096   /* power of two */
 #define LINK_LIVENESS_MS ((unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
 
 struct fe_broker_link;
@@ -63,11 +70,13 @@ struct link_conn {
     void *mon;                  /* PAIR on the socket's monitor (ZMQ_EVENT_DISCONNECTED) */
     struct event *mon_ev;
     bool dropped;               /* the connection went away: fail over at the next tick */
+    bool connected;             /* a handshake succeeded: act on it at once (link_on_monitor) */
+    bool resend;                /* dropped after our own stall: send its jobs again over
+                                 * the new connection (link_after_stall) */
     bool handshake_warned;      /* a failed handshake was logged; cleared when heard from */
 };
 
 struct fe_link_job {
-    struct fe_link_job *hnext;  /* bucket chain */
     struct fe_link_job *prev, *next;    /* all jobs */
     char id[SL_ID_LEN + 1];
     void *ctx;                  /* the caller's, handed back with the verdict */
@@ -85,48 +94,33 @@ struct fe_broker_link {
     size_t n_conns;
     size_t rr;                  /* round-robin start */
     struct event *tick;
+    unsigned long long tick_ms;         /* monotonic, the latest tick */
+    unsigned long long grace_until_ms;  /* after our own stall: brokers are not judged */
     fe_verdict_fn *on_verdict;
     fe_origin_weight_fn *weight_fn;
     void *weight_ctx;
     unsigned draining;          /* inside on_verdict: destroy must wait */
     bool destroy_pending;
 
-    struct fe_link_job **buckets;
-    struct fe_link_job *jobs;      /* list head */
+    struct sl_idmap *by_id;     /* job id -> struct fe_link_job, for the verdicts */
+    struct fe_link_job *jobs;   /* list head */
     unsigned n_held, n_pending;
     unsigned long long n_jobs, n_verdicts, n_resubmitted, n_duplicate_verdicts, n_bad;
 };
 
 /* ---- the job table ---------------------------------------------------- */
 
-static size_t
-job_bucket(const char *id)
-{
-    size_t h = 5381;
-    for (const char *p = id; *p != '\0'; p++)
-        h = h * 33 + (unsigned char)*p;
-    return h & (LINK_JOB_BUCKETS - 1);
-}
-
 static struct fe_link_job *
 job_find(struct fe_broker_link *link, const char *id)
 {
-    for (struct fe_link_job *j = link->buckets[job_bucket(id)]; j != NULL; j = j->hnext)
-        if (strcmp(j->id, id) == 0)
-            return j;
-    return NULL;
+    return sl_idmap_find(link->by_id, id);
 }
 
 /* Unlinks and frees j, dropping its body reference. */
 static void
 job_remove(struct fe_broker_link *link, struct fe_link_job *j)
 {
-    for (struct fe_link_job **pp = &link->buckets[job_bucket(j->id)]; *pp != NULL;
-         pp = &(*pp)->hnext)
-        if (*pp == j) {
-            *pp = j->hnext;
-            break;
-        }
+    SL_BUG_ON(sl_idmap_remove(link->by_id, j->id) != j);
     if (j->prev != NULL)
         j->prev->next = j->next;
     else
@@ -148,6 +142,7 @@ job_remove(struct fe_broker_link *link, struct fe_link_job *j)
 /* ---- sockets ---------------------------------------------------------- */
 
 static void link_on_event(evutil_socket_t fd, short what, void *arg);
+static void conn_on_connected(struct link_conn *c);
 
 static bool
 conn_alive(const struct link_conn *c, unsigned long long now)
@@ -208,6 +203,8 @@ link_on_monitor(evutil_socket_t fd, short what, void *arg)
             if (event == ZMQ_EVENT_DISCONNECTED && !c->dropped) {
                 c->dropped = true;
                 sl_info("frontend: connection to broker %s lost", c->endpoint);
+            } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                c->connected = true;
             } else if (event != ZMQ_EVENT_DISCONNECTED && !c->handshake_warned) {
                 /* libzmq retries a failed handshake forever and silently:
                  * say once why this broker is never heard from */
@@ -225,6 +222,10 @@ link_on_monitor(evutil_socket_t fd, short what, void *arg)
         zmq_msg_close(&msg);
         sl_zsock_drain_more(c->mon);
     }
+    if (c->connected && c->sock != NULL) {
+        c->connected = false;
+        conn_on_connected(c);
+    }
 }
 
 static void
@@ -236,7 +237,8 @@ conn_monitor(struct link_conn *c)
 
     snprintf(name, sizeof(name), "inproc://sluice-link-monitor-%p", (void *)c);
     if (zmq_socket_monitor(c->sock, name,
-                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
         return;     /* only an optimisation: heartbeats still decide */
@@ -300,10 +302,12 @@ conn_open(struct link_conn *c, char **error_r)
     event_active(c->ev, EV_READ, 0);
     conn_monitor(c);
     c->dropped = false;
+    c->resend = false;
     c->opened_ms = sl_now_mono_ms();
     c->heard_ms = 0;
-    /* The first heartbeat waits a tick: a broker learns of us from our
-     * first job or heartbeat, whichever comes first. */
+    /* A broker learns of us from our first job or heartbeat: the first
+     * heartbeat goes as soon as the handshake succeeds (conn_on_connected),
+     * else at the next second. */
     c->next_heartbeat_ms = c->opened_ms + SL_WIRE_HEARTBEAT_MS;
     return 0;
 }
@@ -462,6 +466,50 @@ link_flush_pending(struct fe_broker_link *link)
                     link->conns[j->conn].endpoint);
 }
 
+/* The broker behind c dropped our connection while we were stalled (it
+ * took us for dead: ZMTP heartbeats) and we are connected again: the
+ * verdicts of the jobs it holds would go to our old connection, so each
+ * goes again over the new one. The broker keeps its copy of a job it
+ * holds (it recognises the id) and answers over the newer connection: no
+ * second scan, and no resubmission to another broker. */
+static void
+conn_resend_jobs(struct link_conn *c)
+{
+    unsigned n = 0, failed = 0;
+
+    for (struct fe_link_job *j = c->link->jobs; j != NULL; j = j->next) {
+        if (j->conn != c->index)
+            continue;
+        if (conn_send_job(c, j) == 0)
+            n++;
+        else
+            failed++;
+    }
+    /* not connected yet: conn_on_connected comes back here */
+    c->resend = failed > 0;
+    if (n > 0)
+        sl_notice("frontend: broker %s: connected again after our stall; %u job(s) sent again "
+                  "over the new connection (it keeps one copy of each)%s",
+                  c->endpoint, n, failed > 0 ? "; the others when it can take them" : "");
+}
+
+/* A handshake with the broker behind c succeeded (the monitor says so):
+ * a broker that comes back is used at once, not at the next heartbeat or
+ * tick. Our heartbeat makes it answer (it learns of us from our first
+ * message), jobs waiting for a broker go out, and after our own stall
+ * the jobs it held go again over this connection. */
+static void
+conn_on_connected(struct link_conn *c)
+{
+    conn_send_heartbeat(c);
+    c->next_heartbeat_ms = sl_now_mono_ms() + SL_WIRE_HEARTBEAT_MS;
+    if (c->resend)
+        conn_resend_jobs(c);
+    if (c->link->n_pending > 0)
+        link_flush_pending(c->link);
+    conn_rearm(c);
+}
+
 /* ---- receiving -------------------------------------------------------- */
 
 static void
@@ -480,7 +528,7 @@ link_free(struct fe_broker_link *link)
     if (link->tick != NULL)
         event_free(link->tick);
     free(link->conns);
-    free(link->buckets);
+    sl_idmap_destroy(&link->by_id);
     free(link);
 }
 
@@ -604,6 +652,34 @@ conn_fail(struct fe_broker_link *link, int index, const char *why)
     conn_resubmit_jobs(link, index, why);
 }
 
+/* Ticks come every LINK_TICK_MS; ticks further apart than
+ * SL_WIRE_STALL_MS mean this process was stalled (SIGSTOP, a VM migration,
+ * swapping). Brokers' heartbeats look old then, but only because we did
+ * not read them: every broker gets a fresh liveness period before it is
+ * judged, and a connection a broker dropped meanwhile (it took us for dead)
+ * is not a dead broker: libzmq reconnects it, and its jobs go again over
+ * the new connection (conn_resend_jobs). Without this a frontend resuming
+ * from a pause took every broker for dead and had every job scanned
+ * twice. */
+static void
+link_check_stall(struct fe_broker_link *link, unsigned long long now)
+{
+    unsigned long long gap = sl_wire_stalled(&link->tick_ms, now);
+
+    if (gap == 0)
+        return;
+    sl_warn("frontend: this process was stalled for %llu ms (paused?); brokers get %llu ms before "
+            "their silence is judged",
+            gap, LINK_LIVENESS_MS);
+    link->grace_until_ms = now + LINK_LIVENESS_MS;
+    for (size_t i = 0; i < link->n_conns; i++) {
+        struct link_conn *c = &link->conns[i];
+        if (c->heard_ms != 0)
+            c->heard_ms = now;
+        c->opened_ms = now;
+    }
+}
+
 static void
 link_on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -612,6 +688,7 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    link_check_stall(link, now);
     for (size_t i = 0; i < link->n_conns; i++) {
         struct link_conn *c = &link->conns[i];
         unsigned long long since = c->heard_ms > c->opened_ms ? c->heard_ms : c->opened_ms;
@@ -627,7 +704,15 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
             conn_send_heartbeat(c);
             c->next_heartbeat_ms = now + SL_WIRE_HEARTBEAT_MS;
         }
-        if (c->dropped && c->n_jobs > 0) {
+        if (c->dropped && c->n_jobs > 0 && now < link->grace_until_ms) {
+            /* the broker gave up on us while we were stalled: ZeroMQ
+             * reconnects by itself, then the jobs go again over the new
+             * connection; its silence past the grace still fails over */
+            sl_notice("frontend: broker %s dropped our connection while we were stalled; "
+                      "reconnecting to it",
+                      c->endpoint);
+            conn_resend_jobs(c);
+        } else if (c->dropped && c->n_jobs > 0) {
             conn_fail(link, (int)i, "connection lost");
             continue;
         }
@@ -662,7 +747,7 @@ fe_broker_link_new(struct event_base *base, void *zctx, char *const *endpoints, 
     link->zctx = zctx;
     link->config = config;
     link->on_verdict = on_verdict;
-    link->buckets = sl_calloc(LINK_JOB_BUCKETS, sizeof(*link->buckets));
+    link->by_id = sl_idmap_new();
     link->n_conns = n_endpoints;
     link->conns = sl_calloc(n_endpoints, sizeof(*link->conns));
     for (size_t i = 0; i < n_endpoints; i++) {
@@ -728,16 +813,13 @@ fe_broker_link_submit(struct fe_broker_link *link, const Sluice__Job *job, struc
         free(j);
         return NULL;
     }
-    /* ids are fresh random ones (sl_id_new): verdicts are matched by them */
-    SL_BUG_ON(job_find(link, job->job_id) != NULL);
     snprintf(j->id, sizeof(j->id), "%s", job->job_id);
+    /* ids are fresh random ones (sl_id_new): verdicts are matched by them */
+    SL_BUG_ON(sl_idmap_insert(link->by_id, j->id, j) != 0);
     j->ctx = ctx;
     j->body = sl_body_ref(body);
     j->conn = -1;
     j->submits = 1;
-    size_t h = job_bucket(j->id);
-    j->hnext = link->buckets[h];
-    link->buckets[h] = j;
     j->next = link->jobs;
     if (link->jobs != NULL)
         link->jobs->prev = j;

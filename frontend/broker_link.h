@@ -6,7 +6,9 @@
  * the body anyway. Each job carries its caller's context, handed back with
  * its verdict: the caller keeps no table of its own. Brokers heartbeat the link every second; a broker silent for
  * 3 s, or one whose instance id changed (it restarted and lost its queue),
- * has its jobs resubmitted through another broker (docs/cluster.md). A job
+ * has its jobs resubmitted through another broker (docs/cluster.md); after
+ * a stall of the frontend itself (SIGSTOP, a VM migration) brokers get a
+ * fresh 3 s before they are judged, and their jobs stay with them. A job
  * no broker can take waits in the link until one can, or until the caller
  * gives up at its deadline and withdraws it. Verdicts are matched by job
  * id; a second verdict for a resubmitted job, or one for a job already
@@ -21,8 +23,8 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include "sluice.pb-c.h"
+#include "conf/sl_config.h"
 #include "util/sl_body.h"
-#include "util/sl_config.h"
 
 struct fe_broker_link;
 struct fe_link_job;

@@ -13,14 +13,19 @@
 #include <string.h>
 #include <strings.h>
 #include "context.h"
-#include "origins.h"
 #include "session_int.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_id.h"
 #include "util/sl_log.h"
 
 #define SESSION_MAX_ADDRESS 1024       /* longer paths get 501 */
+/* The longest LHLO/EHLO/HELO name kept and XFORWARD value accepted: RFC
+ * 5321 4.5.3.1.2 (a domain is at most 255 octets), and what Postfix's
+ * smtpd takes in XFORWARD ("501 5.5.4 Error: attribute value too long"
+ * above it). Below the job's 1024-octet strings on the wire
+ * (SL_WIRE_MAX_STR), so nothing accepted here can fail there later. */
+#define SESSION_MAX_NAME 255
 #define SESSION_JUNK_COMMAND_LIMIT 100 /* Postfix smtpd_junk_command_limit */
 
 enum {
@@ -170,7 +175,7 @@ mail_size_ok(struct session *s, const char *v)
     }
     errno = 0;
     unsigned long long size = strtoull(v, NULL, 10);
-    if (errno == ERANGE || size > s->fe->config->frontend.max_message_size) {
+    if (errno == ERANGE || size > session_size_limit(s)) {
         /* RFC 1870 6.1 */
         session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
         return false;
@@ -281,6 +286,30 @@ rcpt_params_ok(struct session *s, const struct sl_smtp_path *path, struct fe_rcp
 
 /* ---- the handlers ----------------------------------------------------- */
 
+/* The name a client greets with, as the job keeps it (it becomes our
+ * Received: line's "from"). Postfix's smtpd takes any name that fits its
+ * line and turns control characters into '?'; so do we, and keep at most
+ * SESSION_MAX_NAME octets: a longer name is not a reason to refuse the
+ * greeting, and must not become one to refuse every message after it
+ * (the job's strings on the wire are limited). Malloc'ed. */
+static char *
+hello_name(const struct session *s, const struct sl_smtp_cmd *cmd)
+{
+    size_t len = strcspn(cmd->arg, " ");
+    char *name;
+
+    if (len > SESSION_MAX_NAME) {
+        sl_info("[%s]:%u: %s name of %zu octets; its first %d kept", s->peer_ip, s->peer_port,
+                cmd->verb_text, len, SESSION_MAX_NAME);
+        len = SESSION_MAX_NAME;
+    }
+    name = sl_strndup(cmd->arg, len);
+    for (char *c = name; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return name;
+}
+
 static void
 cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
 {
@@ -289,7 +318,7 @@ cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
     /* RFC 5321 4.1.4: a new greeting also resets any transaction */
     session_reset_transaction(s);
     free(s->helo);
-    s->helo = sl_strndup(cmd->arg, strcspn(cmd->arg, " "));
+    s->helo = hello_name(s, cmd);
     s->lmtp = cmd->verb == SL_CMD_LHLO;
     s->esmtp = cmd->verb != SL_CMD_HELO;
     s->state = SESSION_READY;
@@ -302,7 +331,7 @@ cmd_hello(struct session *s, const struct sl_smtp_cmd *cmd)
      * (IDENT) for log correlation. */
     session_reply(s, "250-%s", host);
     session_reply(s, "250-PIPELINING");
-    session_reply(s, "250-SIZE %zu", s->fe->config->frontend.max_message_size);
+    session_reply(s, "250-SIZE %zu", session_size_limit(s));
     session_reply(s, "250-ENHANCEDSTATUSCODES");
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-DSN");
@@ -314,26 +343,46 @@ static void
 xforward_store(void *ctx, const char *name, const char *value)
 {
     struct session *s = ctx;
-    for (int i = 0; i < XF_COUNT; i++) {
-        if (strcasecmp(name, fe_xf_names[i]) == 0) {
-            free(s->env.xforward[i]);
-            s->env.xforward[i] = sl_strdup(value);
-            return;
-        }
-    }
+    int i = sl_xforward_attr_lookup(name);
+
     /* DOMAIN and future attributes: not advertised, so not expected; ignore */
+    if (i < 0 || i == SL_XF_DOMAIN)
+        return;
+    free(s->env.xforward[i]);
+    s->env.xforward[i] = sl_strdup(value);
+}
+
+/* A first pass over the line: is any value longer than we keep? */
+static void
+xforward_measure(void *ctx, const char *name, const char *value)
+{
+    bool *too_long = ctx;
+
+    (void)name;
+    if (strlen(value) > SESSION_MAX_NAME)
+        *too_long = true;
 }
 
 static void
 cmd_xforward(struct session *s, const struct sl_smtp_cmd *cmd)
 {
     const char *error;
+    bool too_long = false;
 
-    if (sl_smtp_parse_xforward(cmd->arg, xforward_store, s, &error) != 0) {
+    if (sl_smtp_parse_xforward(cmd->arg, xforward_measure, &too_long, &error) != 0) {
         session_reply(s, "501 5.5.4 Syntax: XFORWARD attribute=value... (%s)", error);
         session_error(s);
         return;
     }
+    if (too_long) {
+        /* Postfix's smtpd: the whole line refused, nothing stored */
+        session_reply(s, "501 5.5.4 Error: attribute value too long");
+        session_error(s);
+        return;
+    }
+    /* the same line again, known good: it cannot fail now */
+    int ret = sl_smtp_parse_xforward(cmd->arg, xforward_store, s, &error);
+    SL_BUG_ON(ret != 0);
     session_reply(s, "250 2.0.0 Ok");
 }
 
@@ -359,19 +408,6 @@ cmd_mail(struct session *s, const struct sl_smtp_cmd *cmd)
         session_error(s);
         return;
     }
-    /* Per-origin concurrency: over the limit the connection stays up and
-     * MAIL gets a 4xx (a refused connection or greeting would make Postfix
-     * mark the whole filter dead). */
-    if (!s->holds_slot && !fe_origin_take_slot(s->origin, s->peer_ip)) {
-        sl_smtp_path_free(&path);
-        session_reset_transaction(s);
-        session_reply(s,
-                      "451 4.3.2 Too many concurrent sessions from this origin (limit %u), "
-                      "try again later",
-                      s->origin->config->concurrency);
-        return;
-    }
-    s->holds_slot = true;
     s->env.mail_from = sl_strdup(path.address);
     sl_smtp_path_free(&path);
     s->state = SESSION_MAIL;
@@ -385,7 +421,7 @@ cmd_rcpt(struct session *s, const struct sl_smtp_cmd *cmd)
     struct fe_rcpt r = {0};
     const char *error;
 
-    if (s->env.n_rcpts >= s->fe->config->frontend.recipient_limit) {
+    if (s->env.n_rcpts >= s->config->frontend.recipient_limit) {
         /* RFC 5321 4.5.3.1.10: the client sends the rest in another
          * transaction; not a client error */
         session_reply(s, "452 4.5.3 Error: too many recipients");
@@ -429,13 +465,15 @@ cmd_data_end(struct session *s, const struct sl_smtp_cmd *cmd)
     (void)cmd;
     sl_id_new(id);
     if (info->bare_lf || info->bare_cr)
-        sl_info("%s: from [%s]:%u: %u bare LF and %u bare CR in the message normalised to CRLF",
+        sl_info("%s: from [%s]:%u: %u bare LF in the message normalised to CRLF, %u bare CR "
+                "replaced by a space",
                 id, s->peer_ip, s->peer_port, info->bare_lf, info->bare_cr);
     if (info->too_big) {
         /* RFC 1870 section 6.3; one reply per recipient in LMTP */
         session_reply_all(s, "552 5.3.4 Error: message file too big");
-        sl_info("%s: rejected: message size %zu exceeds frontend.max_message_size %zu", id,
-                info->size, s->fe->config->frontend.max_message_size);
+        sl_info("%s: rejected: message size %zu exceeds %zu (frontend.max_message_size %zu less "
+                "the room for sluice's header fields)",
+                id, info->size, session_size_limit(s), s->config->frontend.max_message_size);
         session_reset_transaction(s);
         return;
     }

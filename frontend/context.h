@@ -13,19 +13,27 @@
 #include <event2/event.h>
 
 struct sl_config;
+struct fe_settings;
 struct fe_broker_link;
 struct fe_reinjector;
 struct fe_ledger;
+struct fe_quar;
+struct fe_local_record;
 struct session;
 struct fe_job;
 
 struct fe_context {
     struct event_base *base;
+    /* The current configuration and origins (settings.h); a session or a
+     * job keeps the one it started under. config is settings->config. */
+    struct fe_settings *settings;
     const struct sl_config *config;
     const char *hostname;               /* greeting, Received:, EHLO to :10025 */
     struct fe_broker_link *link;
     struct fe_reinjector *reinjector;
     struct fe_ledger *ledger;           /* exactly-once ledger (dedup.*), or NULL */
+    struct fe_quar *quar;               /* quarantine and notifications (quarantine.h) */
+    struct fe_local_record *local_record; /* what was reinjected, without the ledger */
     bool dedup_tempfail;                /* dedup.on_unavailable: tempfail */
     bool test_kill_after_reinject;      /* SLUICE_TEST_KILL_AFTER_REINJECT (tests only) */
     bool shutting_down;                 /* no new transactions; close when answered */

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mail/sl_message.h"
 #include "util/sl_buf.h"
 #include "util/sl_util.h"
 
@@ -38,20 +39,6 @@ fe_dsn_notify_failure(const char *notify)
     if (notify == NULL || notify[0] == '\0')
         return 1;
     return strcasestr(notify, "FAILURE") != NULL;
-}
-
-/* The original's header section, up to (not including) the empty line. */
-static size_t
-header_len(const char *msg, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (msg[i] == '\n' && msg[i + 1] == '\n')
-            return i + 1;
-        if (i + 3 < len && msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' &&
-            msg[i + 3] == '\n')
-            return i + 2;
-    }
-    return len;
 }
 
 char *
@@ -94,10 +81,14 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
     sl_buf_printf(&b, "could not be delivered to:\r\n");
     for (size_t i = 0; i < in->n_rcpts; i++)
         sl_buf_printf(&b, "  <%s>\r\n", in->rcpts[i].address);
+    if (in->cause != NULL)
+        sl_buf_printf(&b, "because %s\r\n", in->cause);
+    else
+        sl_buf_printf(&b, "because the content filter blocked it: %s\r\n",
+                      in->reason != NULL ? in->reason : "blocked");
     sl_buf_printf(&b,
-                  "because the content filter blocked it: %s\r\n"
-                  "(id=%s). The message was not delivered; its header section is\r\n"
-                  "attached below.\r\n"
+                  "(id=%s). The message was not delivered to them; its header section\r\n"
+                  "is attached below.\r\n"
                   "\r\n"
                   "------------=_%s\r\n"
                   "Content-Type: message/delivery-status\r\n"
@@ -106,7 +97,7 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
                   "Content-Description: Delivery error report\r\n"
                   "\r\n"
                   "Reporting-MTA: dns; %s\r\n",
-                  in->reason != NULL ? in->reason : "blocked", in->job_id, in->job_id, host);
+                  in->job_id, in->job_id, host);
     if (in->envid != NULL && in->envid[0] != '\0')
         sl_buf_printf(&b, "Original-Envelope-Id: %s\r\n", in->envid);
     sl_buf_printf(&b, "Arrival-Date: %s\r\n", arrival);
@@ -118,10 +109,11 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
         sl_buf_printf(&b,
                       "Final-Recipient: rfc822; %s\r\n"
                       "Action: failed\r\n"
-                      "Status: 5.7.0\r\n"
+                      "Status: %s\r\n"
                       "Diagnostic-Code: smtp; %s\r\n"
                       "Last-Attempt-Date: %s\r\n",
-                      r->address, r->diagnostic != NULL ? r->diagnostic : "554 5.7.0 Reject", now);
+                      r->address, r->status != NULL ? r->status : "5.7.0",
+                      r->diagnostic != NULL ? r->diagnostic : "554 5.7.0 Reject", now);
     }
     sl_buf_printf(&b,
                   "\r\n"
@@ -131,7 +123,9 @@ fe_dsn_build(const struct fe_dsn_info *in, size_t *len_r)
                   "Content-Description: Undelivered-message headers\r\n"
                   "\r\n",
                   in->job_id);
-    size_t hl = header_len(in->original, in->original_len);
+    /* the header section as the next MTA reads it: never body text, even
+     * in a message without the empty line (sl_message.h) */
+    size_t hl = sl_message_header_end(in->original, in->original_len);
     sl_buf_append(&b, in->original, hl);
     if (hl > 0 && in->original[hl - 1] != '\n')
         sl_buf_append(&b, "\r\n", 2);

@@ -1,7 +1,9 @@
-/* dsn.h - the non-delivery report sluice sends for the D_BOUNCE destiny:
- * a delivery status notification (RFC 3464, multipart/report with
- * message/delivery-status, RFC 6522) to the envelope sender, through the
- * notify path (the origin's reinjection listener), as amavisd-new does.
+/* dsn.h - the non-delivery report sluice sends for the D_BOUNCE destiny,
+ * and in SMTP mode for the recipients :10025 refused while it accepted
+ * others (outcome.h): a delivery status notification (RFC 3464,
+ * multipart/report with message/delivery-status, RFC 6522) to the envelope
+ * sender, through the notify path (the origin's reinjection listener), as
+ * amavisd-new does.
  *
  * Only the original header section is returned (text/rfc822-headers),
  * whatever RET= asked for: the content was blocked and must not travel
@@ -16,6 +18,7 @@ struct fe_dsn_rcpt {
     const char *address;    /* final recipient, without <> */
     const char *orcpt;      /* DSN ORCPT= as received ("rfc822;a@b"), or NULL */
     const char *diagnostic; /* "554 5.7.0 Reject, id=... - INFECTED: ..." */
+    const char *status;     /* RFC 3463 code of Status:, or NULL for 5.7.0 */
 };
 
 struct fe_dsn_info {
@@ -25,6 +28,9 @@ struct fe_dsn_info {
     const char *envid;             /* DSN ENVID= or NULL */
     const char *category;          /* "INFECTED", "SPAM", "BANNED", ... */
     const char *reason;            /* "INFECTED: Eicar-Test-Signature" */
+    const char *cause;             /* what the text says happened ("the next-hop mail
+                                      server refused it"), or NULL: "the content filter
+                                      blocked it: <reason>" */
     const char *message_id;        /* of the original, with <>, or NULL */
     unsigned long long arrival_ms; /* wall clock */
     const char *original;          /* the original message (its headers are returned) */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,13 +20,16 @@
 #include "context.h"
 #include "job.h"
 #include "ledger.h"
+#include "local_record.h"
 #include "origins.h"
+#include "quarantine.h"
 #include "reinject.h"
 #include "session.h"
+#include "settings.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_listen.h"
 #include "util/sl_log.h"
 
@@ -38,7 +42,8 @@ struct frontend {
     struct event *accept_timer;         /* resumes a listener paused on EMFILE */
     bool accept_paused;
     unsigned long long accept_warned_ms;
-    struct fe_origins origins;
+    struct fe_origin_slots *slots;  /* every origin name's slot counter (origins.h) */
+    struct sl_config *start_config; /* a reference: the broker link's and the ledger's */
     void (*shutdown_done)(void *ctx);
     void *shutdown_ctx;
 };
@@ -49,7 +54,7 @@ static unsigned
 frontend_origin_weight(void *ctx, const char *origin)
 {
     const struct frontend *fe = ctx;
-    const struct fe_origin *o = fe_origins_find(&fe->origins, origin);
+    const struct fe_origin *o = fe_origins_find(&fe->ctx.settings->origins, origin);
 
     return o != NULL ? o->config->concurrency : 1;
 }
@@ -57,19 +62,43 @@ frontend_origin_weight(void *ctx, const char *origin)
 void
 frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r)
 {
+    const struct fe_origins *origins = &fe->ctx.settings->origins;
+
     memset(stats_r, 0, sizeof(*stats_r));
     stats_r->n_sessions = fe->ctx.n_sessions;
-    stats_r->n_origins = fe->origins.n < FRONTEND_STATS_ORIGINS ? fe->origins.n
-                                                                : FRONTEND_STATS_ORIGINS;
+    stats_r->n_origins = origins->n < FRONTEND_STATS_ORIGINS ? origins->n : FRONTEND_STATS_ORIGINS;
     for (size_t i = 0; i < stats_r->n_origins; i++) {
-        stats_r->origins[i].name = fe->origins.v[i].config->name;
-        stats_r->origins[i].active = fe->origins.v[i].active;
-        stats_r->origins[i].concurrency = fe->origins.v[i].config->concurrency;
+        stats_r->origins[i].name = origins->v[i].config->name;
+        stats_r->origins[i].active = origins->v[i].slots->active;
+        stats_r->origins[i].concurrency = origins->v[i].config->concurrency;
     }
     if (fe->ctx.link != NULL) {
         fe_broker_link_stats(fe->ctx.link, &stats_r->link);
         stats_r->n_jobs = stats_r->link.held + stats_r->link.pending;
     }
+}
+
+bool
+frontend_ready(struct frontend *fe, char *why, size_t len)
+{
+    const struct sl_config *cfg = fe->ctx.config;
+    struct fe_broker_link_stats ls;
+
+    if (fe->ctx.shutting_down) {
+        snprintf(why, len, "frontend stopping");
+        return false;
+    }
+    fe_broker_link_stats(fe->ctx.link, &ls);
+    if (ls.n_alive == 0) {
+        snprintf(why, len, "frontend: no broker answers (0 of %u in broker.endpoints)",
+                 ls.n_brokers);
+        return false;
+    }
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        if (!cfg->origins[i].reinject_to_client)
+            fe_reinjector_watch(fe->ctx.reinjector, cfg->origins[i].reinject_host,
+                                cfg->origins[i].reinject_port);
+    return fe_reinjector_ready(fe->ctx.reinjector, why, len);
 }
 
 /* The port a client connected to (Received: "port N", policy banks'
@@ -110,7 +139,8 @@ frontend_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct s
         evutil_closesocket(fd);
         return;
     }
-    session_new(&fe->ctx, fd, ip, port, fe_origins_for(&fe->origins, fe->ctx.config, ip),
+    session_new(&fe->ctx, fd, ip, port,
+                fe_origins_for(&fe->ctx.settings->origins, fe->ctx.config, ip),
                 frontend_local_port(fe, fd));
 }
 
@@ -258,15 +288,19 @@ frontend_on_idle(struct fe_context *ctx)
         frontend_shutdown_done(fe);
 }
 
-/* The exactly-once ledger (dedup.*), when on. */
+/* The exactly-once ledger (dedup.*), when on; else the local record
+ * (local_record.h), kept as long as the ledger keeps its entries. */
 static int
 frontend_ledger_open(struct frontend *fe, char **error_r)
 {
     const struct sl_config *config = fe->ctx.config;
     struct sl_redis_url url;
 
-    if (!sl_config_dedup_on(config))
+    if (!sl_config_dedup_on(config)) {
+        fe->ctx.local_record =
+            fe_local_record_new(fe->ctx.base, FE_LOCAL_RECORD_MAX_RCPTS, config->dedup.ttl_s);
         return 0;
+    }
     if (sl_redis_url_from_config(config, &url, error_r) < 0)
         return -1;
     /* The registry id names the node (its master's pid: stable across
@@ -295,10 +329,11 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
                        ? sl_strdup(config->frontend.hostname)
                        : system_hostname();
     ctx->base = base;
-    ctx->config = config;
+    fe->start_config = sl_config_ref(config);
+    ctx->settings = fe_settings_new(config, &fe->slots);
+    ctx->config = ctx->settings->config;
     ctx->hostname = fe->hostname;
     ctx->on_idle = frontend_on_idle;
-    fe_origins_init(&fe->origins, config);
 
     SL_BUG_ON(n_listen_fds == 0);
     if (frontend_listen(fe, listen_fds, n_listen_fds, error_r) != 0)
@@ -310,6 +345,8 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
     fe_broker_link_set_weight_fn(ctx->link, frontend_origin_weight, fe);
     ctx->reinjector = fe_reinjector_new(base, fe->hostname, config->reinject.timeout_s);
     if (frontend_ledger_open(fe, error_r) < 0)
+        goto fail;
+    if ((ctx->quar = fe_quar_new(base, config, fe->hostname, error_r)) == NULL)
         goto fail;
     /* Test-only (docs/exactly-once.md): die between the reinjection's 250
      * and our reply, the window the ledger exists for. */
@@ -323,6 +360,17 @@ frontend_new(struct event_base *base, void *zctx, const struct sl_config *config
 fail:
     frontend_destroy(&fe);
     return NULL;
+}
+
+void
+frontend_reconfigure(struct frontend *fe, const struct sl_config *config)
+{
+    struct fe_settings *next = fe_settings_new(config, &fe->slots);
+
+    fe_settings_unref(&fe->ctx.settings); /* freed with its last session or job */
+    fe->ctx.settings = next;
+    fe->ctx.config = next->config;
+    fe_reinjector_set_timeout(fe->ctx.reinjector, config->reinject.timeout_s);
 }
 
 void
@@ -355,10 +403,14 @@ frontend_destroy(struct frontend **fep)
     free(fe->listeners);
     if (fe->accept_timer)
         event_free(fe->accept_timer);
+    fe_quar_destroy(&fe->ctx.quar); /* its tasks went with the jobs */
     fe_reinjector_destroy(&fe->ctx.reinjector);
     fe_ledger_destroy(&fe->ctx.ledger);
+    fe_local_record_destroy(&fe->ctx.local_record);
     fe_broker_link_destroy(&fe->ctx.link);
-    fe_origins_clear(&fe->origins);
+    fe_settings_unref(&fe->ctx.settings); /* sessions and jobs dropped theirs above */
+    fe_origin_slots_free(&fe->slots);
+    sl_config_unref(&fe->start_config);
     free(fe->hostname);
     free(fe);
 }

@@ -21,11 +21,20 @@ struct frontend;
 /* Accepts on listen_fds (n_listen_fds >= 1 listening, non-blocking
  * sockets: frontend.listen bound by the caller, or systemd's; the frontend
  * owns and closes them) and connects to the brokers in endpoints. The
- * config must outlive the frontend. NULL with *error_r (malloc'ed). */
+ * frontend takes a reference to config; what the broker link, the ledger
+ * and the listeners use of it stays for the frontend's life. NULL with
+ * *error_r (malloc'ed). */
 struct frontend *frontend_new(struct event_base *base, void *zctx,
                               const struct sl_config *config, const int *listen_fds,
                               size_t n_listen_fds, char *const *endpoints, size_t n_endpoints,
                               char **error_r);
+
+/* A reload: connections accepted from now on are served with config
+ * (frontend.acl, .timeout, .recipient_limit, the origins), messages whose
+ * data ends from now on get its job.timeout and reinjection; the sessions
+ * and jobs under way keep theirs (frontend/settings.h). reinject.timeout
+ * applies at once. The frontend takes its own reference. */
+void frontend_reconfigure(struct frontend *fe, const struct sl_config *config);
 
 /* Graceful stop (SIGTERM): closes the listener, says 421 to idle sessions,
  * lets messages in flight finish. done_cb(ctx) runs once nothing is left. */
@@ -48,5 +57,10 @@ struct frontend_stats {
     struct fe_broker_link_stats link;
 };
 void frontend_stats(const struct frontend *fe, struct frontend_stats *stats_r);
+
+/* Can it take mail (/readyz, docs/operations.md)? A broker answers, every
+ * reinjection target known answers, and it is not stopping; false with
+ * the reason in why. Runs on fe's loop. */
+bool frontend_ready(struct frontend *fe, char *why, size_t len);
 
 #endif

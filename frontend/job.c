@@ -2,8 +2,8 @@
  * (job.h).
  *
  * Life of a job:
- *   fe_job_start: submitted to the brokers; with the ledger, its
- *     recipients reserved at the same time
+ *   fe_job_start: submitted to the brokers; its recipients reserved in
+ *     the record (the ledger, or the local record) at the same time
  *   job_on_verdict, job_on_reserved: in either order; the delivery starts
  *     once both are in (job_proceed)
  *   job_on_delivered: replies to the session, the summary line, freed
@@ -18,25 +18,26 @@
 #include <event2/event.h>
 #include "broker_link.h"
 #include "context.h"
+#include "fe_metrics.h"
 #include "ledger.h"
+#include "local_record.h"
 #include "origins.h"
 #include "outcome.h"
 #include "reinject.h"
+#include "settings.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_id.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
 #define JOB_REPLY_MAX 510 /* RFC 5321 4.5.3.1.5: 512 with CRLF */
 
-const char *const fe_xf_names[XF_COUNT] = {"NAME", "ADDR",  "PORT",  "PROTO",
-                                           "HELO", "IDENT", "SOURCE"};
-
 struct fe_job {
     struct fe_job *next, *prev; /* fe->jobs */
     struct fe_context *fe;
-    struct fe_origin *origin; /* whose slot this job holds */
+    struct fe_settings *settings; /* from end of data (a reference): settings.h */
+    struct fe_origin *origin;     /* in settings->origins; its slot is this job's */
     char id[SL_ID_LEN + 1];
     struct fe_envelope env;
     struct sl_body *body;
@@ -55,10 +56,13 @@ struct fe_job {
     struct event *deadline;        /* job.timeout for the verdict */
     struct event *later;           /* a failure found in fe_job_start, answered from the loop */
     const char *later_why;
-    Sluice__Verdict *verdict; /* a copy, kept while the ledger's answer is awaited */
+    Sluice__Verdict *verdict; /* a copy, kept while the record's answer is awaited */
 
-    char ledger_key[FE_LEDGER_KEY_LEN + 1];
-    struct fe_ledger_op *reserve;      /* reserving the recipients, from end of data */
+    /* what was reinjected already (record.h): the ledger, or the local record */
+    struct fe_record record;
+    char key[FE_LEDGER_KEY_LEN + 1];
+    void *reserve;                     /* reserving the recipients, from end of data */
+    bool serving;                      /* reserve called: fe_record_serve_end owed */
     struct fe_ledger_answer *reserved; /* its answer, until the delivery uses it */
     struct fe_delivery *delivery;      /* per-recipient destinies (outcome.h) */
 
@@ -67,6 +71,7 @@ struct fe_job {
     char *category;     /* "INFECTED (name)", "SPAM", ... NULL: CLEAN */
     char *hits;         /* the spam score; NULL: "-" */
     char *log_bank;     /* " ORIGINATING LOCAL"; NULL: "" */
+    struct fe_metrics_msg metrics; /* category and destiny, counted at the end */
 };
 
 /* ---- the envelope ----------------------------------------------------- */
@@ -95,7 +100,7 @@ fe_envelope_clear(struct fe_envelope *e)
         free(e->rcpts[i].orcpt);
     }
     e->n_rcpts = 0;
-    for (int i = 0; i < XF_COUNT; i++)
+    for (int i = 0; i < SL_XF_COUNT; i++)
         sl_free_and_clear(&e->xforward[i]);
 }
 
@@ -111,18 +116,26 @@ envelope_free(struct fe_envelope *e)
 /* ---- the end of a job ------------------------------------------------- */
 
 /* Gives back what the reservation took and nobody will use (a retry must
- * not wait for it to go stale). */
+ * not wait for it to go stale), and tells the ledger this job no longer
+ * works on the message: a reservation of ours left under its key (a
+ * release Redis did not take) is then an orphan that a retry takes over,
+ * not a copy in flight. */
 static void
-job_ledger_stop(struct fe_job *j)
+job_record_stop(struct fe_job *j)
 {
-    fe_ledger_abandon(&j->reserve);
+    if (j->record.ops == NULL)
+        return;
+    fe_record_abandon(&j->record, &j->reserve);
     if (j->reserved != NULL) {
         const char **rcpts = sl_calloc(j->env.n_rcpts ? j->env.n_rcpts : 1, sizeof(*rcpts));
         for (size_t i = 0; i < j->env.n_rcpts; i++)
             rcpts[i] = j->env.rcpts[i].address;
-        fe_ledger_answer_release(j->fe->ledger, j->ledger_key, rcpts, &j->reserved);
+        fe_record_answer_release(&j->record, j->key, rcpts, &j->reserved);
         free(rcpts);
     }
+    if (j->serving)
+        fe_record_serve_end(&j->record, j->key);
+    j->serving = false;
 }
 
 static void
@@ -130,7 +143,7 @@ job_free(struct fe_job *j)
 {
     struct fe_context *fe = j->fe;
 
-    job_ledger_stop(j);
+    job_record_stop(j);
     fe_broker_link_withdraw(fe->link, &j->at_broker);
     fe_delivery_cancel(&j->delivery);
     if (j->deadline != NULL)
@@ -141,6 +154,7 @@ job_free(struct fe_job *j)
         sluice__verdict__free_unpacked(j->verdict, NULL);
     if (j->origin != NULL)
         fe_origin_release_slot(j->origin);
+    fe_settings_unref(&j->settings);
     if (j->prev != NULL)
         j->prev->next = j->next;
     else
@@ -168,6 +182,8 @@ job_end(struct fe_job *j, const char *const *replies, size_t n)
     fe_job_done_fn *done = j->done;
     void *ctx = j->ctx;
 
+    fe_metrics_msg_done(&j->metrics, j->origin != NULL ? j->origin->config : NULL, replies, n,
+                        j->t_start_ms);
     job_free(j);
     if (done != NULL)
         done(ctx, replies, n);
@@ -179,11 +195,11 @@ job_end(struct fe_job *j, const char *const *replies, size_t n)
  * dashboards keep working (docs/operations.md, "Logs"). */
 static void
 job_log_summary(const struct fe_job *j, const char *action, const char *queued_as,
-                const char *detail)
+                const char *detail, const char *quarantine)
 {
     struct sl_buf line;
-    const char *ip = j->env.xforward[XF_ADDR] ? j->env.xforward[XF_ADDR] : j->peer_ip;
-    const char *port = j->env.xforward[XF_PORT];
+    const char *ip = j->env.xforward[SL_XF_ADDR] ? j->env.xforward[SL_XF_ADDR] : j->peer_ip;
+    const char *port = j->env.xforward[SL_XF_PORT];
     bool passed = strstr(action, "Relayed") != NULL;
 
     sl_buf_init(&line);
@@ -195,8 +211,10 @@ job_log_summary(const struct fe_job *j, const char *action, const char *queued_a
     sl_buf_printf(&line, " <%s> ->", j->env.mail_from ? j->env.mail_from : "");
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         sl_buf_printf(&line, "%s<%s>", i ? "," : " ", j->env.rcpts[i].address);
+    if (quarantine != NULL)
+        sl_buf_printf(&line, ", quarantine: %s", quarantine);
     sl_buf_printf(&line, ", Queue-ID: %s, Message-ID: %s, mail_id: %s, Hits: %s, size: %zu",
-                  j->env.xforward[XF_IDENT] ? j->env.xforward[XF_IDENT] : "-",
+                  j->env.xforward[SL_XF_IDENT] ? j->env.xforward[SL_XF_IDENT] : "-",
                   j->message_id && *j->message_id ? j->message_id : "-", j->id,
                   j->hits ? j->hits : "-", j->body ? j->body->len : (size_t)0);
     if (queued_as)
@@ -219,7 +237,7 @@ job_tempfail(struct fe_job *j, const char *why)
     snprintf(text, sizeof(text), "451 4.5.0 id=%s, %s", j->id, why);
     for (size_t i = 0; i < n; i++)
         replies[i] = text;
-    job_log_summary(j, "TempFailedInbound", NULL, why);
+    job_log_summary(j, "TempFailedInbound", NULL, why, NULL);
     job_end(j, replies, n);
     free(replies);
 }
@@ -242,7 +260,7 @@ job_on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sl_warn("%s: no verdict within job.timeout (%u s); tempfailing", j->id,
-            j->fe->config->job.timeout_s);
+            j->settings->config->job.timeout_s);
     job_tempfail(j, "no scanner verdict in time, try again later");
 }
 
@@ -275,16 +293,16 @@ job_on_delivered(void *ctx, const struct fe_delivery_result *res)
         raise(SIGKILL);
     }
     if (j->done == NULL)
-        sl_info("%s: finished after the client left; the ledger holds the result for its retry",
-                j->id);
-    job_log_summary(j, res->action, res->queued_as, res->detail);
+        sl_info("%s: finished after the client left; the %s holds the result for its retry", j->id,
+                j->record.ops->name);
+    job_log_summary(j, res->action, res->queued_as, res->detail, res->quarantine);
     if (j->lmtp)
         job_end(j, (const char *const *)res->replies, res->n_replies);
     else
         job_end(j, (const char *const *)&res->combined, 1);
 }
 
-/* The verdict (and, with the ledger, the reservation's answer) is in:
+/* The verdict (and the reservation's answer) is in:
  * carry out each recipient's destiny. */
 static void
 job_deliver(struct fe_job *j, const Sluice__Verdict *v)
@@ -298,12 +316,6 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         rcpts[i] = (struct fe_reinject_rcpt){j->env.rcpts[i].address, j->env.rcpts[i].notify,
                                              j->env.rcpts[i].orcpt};
-    char *const *xfa = j->env.xforward;
-    struct fe_xforward xf = {
-        .name = xfa[XF_NAME], .addr = xfa[XF_ADDR],   .port = xfa[XF_PORT],
-        .proto = xfa[XF_PROTO], .helo = xfa[XF_HELO], .ident = xfa[XF_IDENT],
-        .source = xfa[XF_SOURCE],
-    };
     struct fe_reinject_request req = {
         .job_id = j->id,
         .host = oc->reinject_to_client ? j->peer_ip : oc->reinject_host,
@@ -316,7 +328,7 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
         .smtputf8 = j->env.smtputf8,
         .rcpts = rcpts,
         .n_rcpts = j->env.n_rcpts,
-        .xforward = &xf,
+        .xforward = j->env.xforward,
         .body = j->body,
     };
     struct fe_delivery_params p = {
@@ -328,13 +340,16 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
         .hostname = fe->hostname,
         .message_id = j->message_id,
         .arrival_ms = sl_now_wall_ms() - (sl_now_mono_ms() - j->t_start_ms),
+        .quar = fe->quar,
+        .ledger = fe->ledger,
+        .origin = j->origin->config->name,
+        .client = j->peer_ip,
+        .client_addr = j->env.xforward[SL_XF_ADDR],
     };
-    if (fe->ledger != NULL) {
-        p.ledger = fe->ledger;
-        p.ledger_key = j->ledger_key;
-        p.ledger_answer = j->reserved;
-        p.tempfail_unavailable = fe->dedup_tempfail;
-    }
+    p.record = &j->record;
+    p.record_key = j->key;
+    p.record_answer = j->reserved;
+    p.tempfail_unavailable = fe->dedup_tempfail;
     j->delivery = fe_delivery_start(&p, job_on_delivered, job_client_connected, j, &error);
     free(rcpts);
     if (j->delivery == NULL) {
@@ -369,6 +384,7 @@ fe_job_on_verdict(void *ctx, const Sluice__Verdict *v)
 
     j->at_broker = NULL; /* the link forgot it */
     evtimer_del(j->deadline);
+    fe_metrics_msg_verdict(&j->metrics, v);
     /* logged as amavisd-new does: with angle brackets */
     if (v->message_id && *v->message_id && *v->message_id != '<')
         j->message_id = sl_asprintf("<%s>", v->message_id);
@@ -383,7 +399,7 @@ fe_job_on_verdict(void *ctx, const Sluice__Verdict *v)
     }
     fe_verdict_log_parts(v, &j->category, &j->hits);
     j->log_bank = fe_verdict_log_bank(v);
-    if (j->fe->ledger == NULL && !job_client_connected(j)) {
+    if (!j->record.ops->finish_detached && !job_client_connected(j)) {
         sl_info("%s: client left while the message was scanned; not reinjected "
                 "(Postfix keeps it and retries)",
                 j->id);
@@ -399,9 +415,10 @@ fe_job_on_verdict(void *ctx, const Sluice__Verdict *v)
 
 /* The reservation made at end of data has its answer. Before the verdict:
  * if every recipient is already reinjected, Postfix is retrying a message
- * whose reply it never got (it gave up waiting, lmtp_data_done_timeout):
- * the stored replies go out now and the scan started meanwhile is
- * withdrawn; the retry does not wait for a slow scan again. */
+ * whose reply it never got (it gave up waiting, lmtp_data_done_timeout),
+ * or, in SMTP mode, that it was told to retry when a recipient was
+ * tempfailed: the stored replies go out now and the scan started
+ * meanwhile is withdrawn; the retry does not wait for a slow scan again. */
 static void
 job_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, const char *mine,
                 const char *error)
@@ -416,12 +433,15 @@ job_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, cons
         const char **replies = sl_calloc(n, sizeof(*replies));
         size_t n_replies = j->lmtp ? n : 1;
 
-        sl_info("%s: ledger: all %zu recipient(s) already reinjected; stored replies given, "
+        sl_info("%s: %s: all %zu recipient(s) already reinjected; stored replies given, "
                 "not scanned or reinjected again",
-                j->id, n);
+                j->id, j->record.ops->name, n);
+        char detail[64];
         for (size_t i = 0; i < n; i++)
             replies[i] = entries[i].reply;
-        job_log_summary(j, "RelayedInbound", NULL, "ledger: already delivered");
+        snprintf(detail, sizeof(detail), "%s: already delivered", j->record.ops->name);
+        job_log_summary(j, "RelayedInbound", NULL, detail, NULL);
+        fe_record_answered(&j->record, j->key, false);
         job_end(j, replies, n_replies);
         free(replies);
         return;
@@ -437,30 +457,30 @@ job_on_reserved(void *ctx, const struct fe_ledger_entry *entries, size_t n, cons
 
 /* ---- the start -------------------------------------------------------- */
 
-/* Names the message in the ledger and reserves its recipients while the
- * message is scanned: the Redis round trip is off the path Postfix waits
- * on. */
+/* Names the message as the ledger does and reserves its recipients
+ * while the message is scanned: with Redis, the round trip is off the
+ * path Postfix waits on. */
 static void
-job_ledger_start(struct fe_job *j)
+job_record_start(struct fe_job *j)
 {
     size_t mid_len;
     const char *mid = fe_ledger_message_id(j->body->data, j->body->len, &mid_len);
     char *mid_copy = mid ? sl_strndup(mid, mid_len) : NULL;
     struct fe_ledger_message m = {
         .origin = j->origin->config->name,
-        .ident = j->env.xforward[XF_IDENT],
+        .ident = j->env.xforward[SL_XF_IDENT],
         .message_id = mid_copy,
         .body = j->body->data,
         .body_len = j->body->len,
     };
     const char **rcpts = sl_calloc(j->env.n_rcpts ? j->env.n_rcpts : 1, sizeof(*rcpts));
 
-    fe_ledger_key(&m, j->ledger_key);
+    fe_ledger_key(&m, j->key);
     free(mid_copy);
     for (size_t i = 0; i < j->env.n_rcpts; i++)
         rcpts[i] = j->env.rcpts[i].address;
-    j->reserve = fe_ledger_reserve(j->fe->ledger, j->ledger_key, rcpts, j->env.n_rcpts,
-                                   job_on_reserved, j);
+    j->reserve = fe_record_reserve(&j->record, j->key, rcpts, j->env.n_rcpts, job_on_reserved, j);
+    j->serving = true;
     free(rcpts);
 }
 
@@ -472,19 +492,19 @@ job_submit(struct fe_job *j)
     const struct fe_envelope *e = &j->env;
     Sluice__Job job = SLUICE__JOB__INIT;
     Sluice__Xforward xf = SLUICE__XFORWARD__INIT;
-    char *xv[XF_COUNT];
+    char *xv[SL_XF_COUNT];
     Sluice__Recipient *rcpt_store = sl_calloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*rcpt_store));
     Sluice__Recipient **rcpt_ptrs = sl_calloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*rcpt_ptrs));
 
-    for (int i = 0; i < XF_COUNT; i++)
+    for (int i = 0; i < SL_XF_COUNT; i++)
         xv[i] = e->xforward[i] ? e->xforward[i] : (char *)"";
-    xf.name = xv[XF_NAME];
-    xf.addr = xv[XF_ADDR];
-    xf.port = xv[XF_PORT];
-    xf.proto = xv[XF_PROTO];
-    xf.helo = xv[XF_HELO];
-    xf.ident = xv[XF_IDENT];
-    xf.source = xv[XF_SOURCE];
+    xf.name = xv[SL_XF_NAME];
+    xf.addr = xv[SL_XF_ADDR];
+    xf.port = xv[SL_XF_PORT];
+    xf.proto = xv[SL_XF_PROTO];
+    xf.helo = xv[SL_XF_HELO];
+    xf.ident = xv[SL_XF_IDENT];
+    xf.source = xv[SL_XF_SOURCE];
     for (size_t i = 0; i < e->n_rcpts; i++) {
         sluice__recipient__init(&rcpt_store[i]);
         rcpt_store[i].address = e->rcpts[i].address;
@@ -495,7 +515,8 @@ job_submit(struct fe_job *j)
     job.job_id = j->id;
     job.origin = j->origin->config->name;
     job.client_addr = j->peer_ip;
-    job.deadline_ms = sl_now_wall_ms() + (unsigned long long)j->fe->config->job.timeout_s * 1000;
+    job.deadline_ms =
+        sl_now_wall_ms() + (unsigned long long)j->settings->config->job.timeout_s * 1000;
     job.mail_from = e->mail_from;
     job.ret = e->ret ? e->ret : (char *)"";
     job.envid = e->envid ? e->envid : (char *)"";
@@ -521,10 +542,19 @@ struct fe_job *
 fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
 {
     struct fe_job *j = sl_calloc(1, sizeof(*j));
-    struct timeval tv = {.tv_sec = fe->config->job.timeout_s};
+    /* the settings current at end of data; the slot counter is the same
+     * for an origin of the same name in any table (origins.h) */
+    struct fe_settings *settings = fe->settings;
+    struct fe_origin *origin = fe_origins_find(&settings->origins, p->origin->config->name);
 
+    if (origin == NULL) { /* a reload removed the origin: the session's */
+        settings = p->settings;
+        origin = p->origin;
+    }
     j->fe = fe;
-    j->origin = p->origin;
+    j->settings = fe_settings_ref(settings);
+    j->origin = origin;
+    struct timeval tv = {.tv_sec = j->settings->config->job.timeout_s};
     snprintf(j->id, sizeof(j->id), "%s", p->id);
     j->env = *p->env;
     memset(p->env, 0, sizeof(*p->env));
@@ -554,11 +584,14 @@ fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
         return j;
     }
     evtimer_add(j->deadline, &tv);
-    if (fe->ledger != NULL)
-        job_ledger_start(j);
+    /* the Redis ledger when dedup is on, else this process's own record:
+     * either way a retry reinjects no recipient twice (record.h) */
+    j->record =
+        fe->ledger != NULL ? fe_record_of_ledger(fe->ledger) : fe_record_of_local(fe->local_record);
+    job_record_start(j);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", j->id,
              j->body->len, j->env.n_rcpts,
-             j->env.xforward[XF_IDENT] ? j->env.xforward[XF_IDENT] : "-");
+             j->env.xforward[SL_XF_IDENT] ? j->env.xforward[SL_XF_IDENT] : "-");
     return j;
 }
 
@@ -573,7 +606,8 @@ fe_job_detach(struct fe_job **jobp)
     *jobp = NULL;
     fe = j->fe;
     j->done = NULL;
-    if (fe->ledger != NULL && (j->at_broker != NULL || j->verdict != NULL || j->delivery != NULL)) {
+    if (j->record.ops != NULL && j->record.ops->finish_detached &&
+        (j->at_broker != NULL || j->verdict != NULL || j->delivery != NULL)) {
         /* finished and recorded, so Postfix's retry gets the reply instead
          * of a second copy */
         sl_info("%s: client disconnected %s; finishing the job for the ledger", j->id,

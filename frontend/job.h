@@ -5,8 +5,10 @@
  * attributes, the origin's concurrency slot, the deadline, the ledger
  * reservation and the delivery. It
  *   1. sends the message to the brokers (broker_link.h) and reserves its
- *      recipients in the ledger (ledger.h, when on), both at once;
- *   2. waits for the verdict and the ledger's answer, in either order (an
+ *      recipients in the record of what was reinjected (record.h: the
+ *      Redis ledger when dedup is on, else this process's local record),
+ *      both at once;
+ *   2. waits for the verdict and the record's answer, in either order (an
  *      answer "every recipient already delivered" ends a retry at once,
  *      without waiting for the scan);
  *   3. carries out each recipient's destiny (outcome.h);
@@ -17,10 +19,11 @@
  *
  * The client may leave at any time (fe_job_detach). Without the ledger the
  * job stops at once: nothing was delivered (the reinjector checks again
- * before its final "."), and Postfix retries. With the ledger, once
- * recipients are reserved the job runs to its end and records the result,
- * so the retry gets the stored reply instead of a second copy; it then
- * frees itself.
+ * before its final "."), and Postfix retries; the local record is lost with
+ * the process, so it does not promise the retry an answer. With the
+ * ledger, once recipients are reserved the job runs to its end and records
+ * the result, so the retry gets the stored reply instead of a second copy;
+ * it then frees itself.
  *
  * Runs in the frontend's event loop; done() is never called from inside
  * fe_job_start() or fe_job_detach(). */
@@ -30,15 +33,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "sluice.pb-c.h"
+#include "mail/sl_smtp_parser.h"
 #include "util/sl_body.h"
 
 struct fe_context;
 struct fe_origin;
+struct fe_settings;
 struct fe_job;
-
-/* XFORWARD attributes sluice advertises and keeps, in Postfix's order. */
-enum fe_xf_attr { XF_NAME, XF_ADDR, XF_PORT, XF_PROTO, XF_HELO, XF_IDENT, XF_SOURCE, XF_COUNT };
-extern const char *const fe_xf_names[XF_COUNT];
 
 struct fe_rcpt {
     char *address; /* without <> */
@@ -54,7 +55,7 @@ struct fe_envelope {
     bool smtputf8;
     struct fe_rcpt *rcpts;
     size_t n_rcpts, cap_rcpts;
-    char *xforward[XF_COUNT]; /* NULL when not given */
+    char *xforward[SL_XF_COUNT]; /* by enum sl_xforward_attr; NULL when not given */
 };
 
 /* Appends r (its strings now belong to the envelope). */
@@ -72,7 +73,11 @@ typedef bool fe_job_connected_fn(void *ctx);
 
 struct fe_job_params {
     const char *id;           /* the job id, fresh from sl_id_new() */
-    struct fe_origin *origin; /* the job takes over the slot the transaction holds */
+    struct fe_origin *origin; /* the job takes over the slot the session took for it */
+    /* the session's (origin is in its table): the job runs under the
+     * current settings (job.timeout, the origin's reinjection), or under
+     * these when a reload removed the origin since the connect */
+    struct fe_settings *settings;
     const char *peer_ip;      /* the connection the message came on */
     unsigned peer_port;
     unsigned local_port;  /* Received: "port N", policy banks' match_listener */

@@ -28,16 +28,21 @@
 #include <hiredis/adapters/libevent.h>
 #include <sodium.h>
 
+#include "fe_metrics.h"
 #include "util/sl_log.h"
 
 #define LEDGER_RECONNECT_MS 1000 /* at most one connect attempt per second */
+#define LEDGER_MAX_ORPHANS 10000 /* releases kept to try again; more are left to go stale */
 
-/* KEYS[1] message key; ARGV: node, stale ms, ttl s, mine, recipients...
- * node is "<registry id>/<pid>"; mine is our reservation's value, or "" to
- * date it on Redis' TIME here. A reservation is live while it is younger
- * than stale and its node's registry key exists; one of our own registry
- * id but another pid was left by a child the master has since restarted,
- * so it is stale at once.
+/* KEYS[1] message key; ARGV: node, stale ms, ttl s, mine, served,
+ * recipients... node is "<registry id>/<pid>"; mine is our reservation's
+ * value, or "" to date it on Redis' TIME here. A reservation is live while
+ * it is younger than stale and its node's registry key exists; one of our
+ * own registry id but another pid was left by a child the master has
+ * since restarted, so it is stale at once; one of this very process is
+ * live only while another of its jobs works on the message (served "1"):
+ * otherwise no job of ours serves it any more (its release was lost while
+ * Redis was away) and it is ours to take over at once.
  * Returns {now, mine, one entry per recipient}. */
 const char fe_ledger_reserve_script[] =
     "local t = redis.call('TIME')\n"
@@ -47,7 +52,7 @@ const char fe_ledger_reserve_script[] =
     "local stale = tonumber(ARGV[2])\n"
     "local myreg = string.match(ARGV[1], '^(.*)/%d+$')\n"
     "local out = {string.format('%.0f', now), mine}\n"
-    "for i = 5, #ARGV do\n"
+    "for i = 6, #ARGV do\n"
     "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
     "  local live = false\n"
     "  if v and string.sub(v, 1, 5) == 'done:' then\n"
@@ -57,7 +62,7 @@ const char fe_ledger_reserve_script[] =
     "    if node ~= nil and now - tonumber(ts) < stale then\n"
     "      local reg = string.match(node, '^(.*)/%d+$') or node\n"
     "      if reg == myreg then\n"
-    "        live = node == ARGV[1]\n"
+    "        live = node == ARGV[1] and ARGV[5] == '1'\n"
     "      else\n"
     "        live = redis.call('EXISTS', 'sluice:node:' .. reg) == 1\n"
     "      end\n"
@@ -112,6 +117,27 @@ struct fe_ledger_op {
     char **rcpts;
     char *mine;   /* NULL: the script dates the reservation */
     bool *taken;  /* HSETNX set it: reserved */
+    bool served;  /* another job of ours works on key (reserve script, ARGV[5]) */
+    bool release; /* OP_RECORD from fe_ledger_release: key, rcpts, mine kept to retry it */
+    unsigned long long since_ms; /* release: when it was first tried */
+};
+
+/* A key jobs of this process work on (fe_ledger_reserve to
+ * fe_ledger_serve_end), with how many of them do. */
+struct ledger_claim {
+    char key[FE_LEDGER_KEY_LEN + 1];
+    unsigned n;
+};
+
+/* A reservation of ours that could not be given back (Redis unavailable):
+ * given back again every second until Redis takes it, or until it is
+ * stale for everybody anyway. */
+struct ledger_orphan {
+    struct ledger_orphan *next;
+    char *key, *mine;
+    char **rcpts;
+    size_t n;
+    unsigned long long since_ms;
 };
 
 struct fe_ledger {
@@ -134,6 +160,11 @@ struct fe_ledger {
     void *idle_ctx;
     struct event *idle_ev;
     struct event *idle_deadline_ev; /* cancelled ops have no timer of their own */
+    struct ledger_claim *claims;    /* keys our jobs work on, unordered */
+    size_t n_claims, cap_claims;
+    struct ledger_orphan *orphans;  /* releases to try again */
+    size_t n_orphans;
+    struct event *orphan_ev;        /* every LEDGER_RECONNECT_MS while there are orphans */
 };
 
 /* ---- pure parts ------------------------------------------------------- */
@@ -277,6 +308,9 @@ fe_ledger_answer_new(const struct fe_ledger_entry *entries, size_t n, const char
 
     if (error != NULL) {
         a->error = sl_strdup(error);
+        /* the reservation may have been written all the same */
+        a->mine = mine != NULL ? sl_strdup(mine) : NULL;
+        a->n = n;
         return a;
     }
     a->n = n;
@@ -331,6 +365,10 @@ fe_ledger_answer_release(struct fe_ledger *l, const char *key, const char *const
         return;
     if (a->error == NULL)
         release_ours(l, key, a->mine, rcpts, a->entries, a->n);
+    else if (a->mine != NULL)
+        /* unanswered: whatever of it Redis wrote is given back (only what
+         * still holds our value is deleted) */
+        fe_ledger_release(l, key, a->mine, rcpts, a->n);
     fe_ledger_answer_free(ap);
 }
 
@@ -468,6 +506,19 @@ ledger_conn(struct fe_ledger *l)
 
 /* ---- ops -------------------------------------------------------------- */
 
+/* What op owns besides itself. */
+static void
+op_strings_free(struct fe_ledger_op *op)
+{
+    free(op->key);
+    for (size_t i = 0; op->rcpts != NULL && i < op->n; i++)
+        free(op->rcpts[i]);
+    free(op->rcpts);
+    free(op->mine);
+    free(op->taken);
+    free(op->label);
+}
+
 static void
 op_free(struct fe_ledger_op *op)
 {
@@ -480,13 +531,7 @@ op_free(struct fe_ledger_op *op)
     if (op->next)
         op->next->prev = op->prev;
     event_free(op->timer);
-    free(op->key);
-    for (size_t i = 0; op->rcpts != NULL && i < op->n; i++)
-        free(op->rcpts[i]);
-    free(op->rcpts);
-    free(op->mine);
-    free(op->taken);
-    free(op->label);
+    op_strings_free(op);
     free(op);
     if (l->ops == NULL && l->idle_cb != NULL && !l->destroying) {
         struct timeval now = {0, 0};
@@ -494,13 +539,23 @@ op_free(struct fe_ledger_op *op)
     }
 }
 
+static void ledger_keep_orphan(struct fe_ledger *l, struct fe_ledger_op *op);
+
 static void
 op_answer_error(struct fe_ledger_op *op, const char *error)
 {
-    if (op->abandoned)
+    fe_metrics_ledger(op->kind != OP_RECORD, true);
+    if (op->abandoned) {
+        /* nobody waits: what Redis may have written is given back */
+        if (op->mine != NULL)
+            fe_ledger_release(op->l, op->key, op->mine, (const char *const *)op->rcpts, op->n);
         return;
+    }
     if (op->kind != OP_RECORD)
-        op->reserved(op->ctx, NULL, op->n, NULL, error);
+        /* with our value, if we made it: the reservation may be in Redis */
+        op->reserved(op->ctx, NULL, op->n, op->mine, error);
+    else if (op->release)
+        ledger_keep_orphan(op->l, op);
     else if (op->recorded != NULL)
         op->recorded(op->ctx, error);
     else if (op->label != NULL)
@@ -510,9 +565,7 @@ op_answer_error(struct fe_ledger_op *op, const char *error)
                 "would be reinjected again",
                 op->label, error);
     else
-        /* a release: the reservation stays until it is stale; a retry
-         * meanwhile gets 451 */
-        sl_debug("ledger: cannot release a reservation: %s", error);
+        sl_debug("ledger: cannot record: %s", error);
 }
 
 /* Marks op answered; the caller answers it. */
@@ -621,9 +674,9 @@ static bool
 op_send_reserve_script(redisAsyncContext *ac, struct fe_ledger_op *op)
 {
     struct fe_ledger *l = op->l;
-    const char **argv = sl_calloc(8 + op->n, sizeof(*argv));
+    const char **argv = sl_calloc(9 + op->n, sizeof(*argv));
     char stale[32], ttl[32];
-    size_t argc = 8;
+    size_t argc = 9;
     bool ok;
 
     snprintf(stale, sizeof(stale), "%llu", l->stale_ms);
@@ -636,6 +689,7 @@ op_send_reserve_script(redisAsyncContext *ac, struct fe_ledger_op *op)
     argv[5] = stale;
     argv[6] = ttl;
     argv[7] = op->mine != NULL ? op->mine : "";
+    argv[8] = op->served ? "1" : "0";
     for (size_t i = 0; i < op->n; i++)
         if (op->taken == NULL || !op->taken[i])
             argv[argc++] = op->rcpts[i];
@@ -727,12 +781,15 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     op->finished = true;
-    op->label = NULL; /* the copy's now: op may be freed before it is used */
+    /* the copy's now: op may be freed before they are used */
+    op->label = op->key = op->mine = NULL;
+    op->rcpts = NULL;
+    op->taken = NULL;
     if (op->fail != NULL) {
         if (op->outstanding == 0)
             op_free(op);
         op_answer_error(&copy, copy.fail);
-        free(copy.label);
+        op_strings_free(&copy);
         return;
     }
     /* no answer in time: the drop makes hiredis call back every queued
@@ -740,8 +797,10 @@ op_on_timer(evutil_socket_t fd, short what, void *arg)
     snprintf(why, sizeof(why), "no answer within %u ms", l->timeout_ms);
     ledger_drop(l, why);
     op_answer_error(&copy, why);
-    free(copy.label);
+    op_strings_free(&copy);
 }
+
+static unsigned ledger_claim(struct fe_ledger *l, const char *key);
 
 /* A new op, linked in, its timeout armed; *ac_r the connection to send on,
  * or NULL: the op then fails from the loop. */
@@ -756,6 +815,7 @@ op_new(struct fe_ledger *l, enum op_kind kind, size_t n, void *ctx, redisAsyncCo
     op->kind = kind;
     op->n = n;
     op->ctx = ctx;
+    fe_metrics_ledger(kind != OP_RECORD, false);
     op->next = l->ops;
     if (l->ops)
         l->ops->prev = op;
@@ -787,12 +847,13 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     char ttl[32];
 
     op->reserved = cb;
-    if (ac == NULL)
-        return op;
+    op->served = ledger_claim(l, key) > 1;
     op->key = sl_strdup(key);
     op->rcpts = sl_calloc(n ? n : 1, sizeof(*op->rcpts));
     for (size_t i = 0; i < n; i++)
         op->rcpts[i] = sl_strdup(rcpts[i]);
+    if (ac == NULL)
+        return op;
     if (!l->clock_known) {
         /* just connected: the script dates the reservation on Redis' TIME */
         if (!op_send_reserve_script(ac, op))
@@ -878,15 +939,132 @@ fe_ledger_record_nowait(struct fe_ledger *l, const char *label, const char *key,
     ledger_flush(l);
 }
 
+/* fe_ledger_release, first tried at since_ms. */
+static void
+ledger_release_since(struct fe_ledger *l, const char *key, const char *mine,
+                     const char *const *rcpts, size_t n, unsigned long long since_ms)
+{
+    const char **none = sl_calloc(n ? n : 1, sizeof(*none));
+
+    if (n > 0) {
+        struct fe_ledger_op *op = fe_ledger_record(l, key, mine, rcpts, none, n, NULL, NULL);
+        /* kept to try again if Redis cannot take it now */
+        op->release = true;
+        op->since_ms = since_ms;
+        op->key = sl_strdup(key);
+        op->mine = sl_strdup(mine);
+        op->rcpts = sl_calloc(n, sizeof(*op->rcpts));
+        for (size_t i = 0; i < n; i++)
+            op->rcpts[i] = sl_strdup(rcpts[i]);
+    }
+    free(none);
+}
+
 void
 fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
                   const char *const *rcpts, size_t n)
 {
-    const char **none = sl_calloc(n ? n : 1, sizeof(*none));
+    ledger_release_since(l, key, mine, rcpts, n, sl_now_mono_ms());
+}
 
-    if (n > 0)
-        (void)fe_ledger_record(l, key, mine, rcpts, none, n, NULL, NULL);
-    free(none);
+/* ---- what this process serves, what it could not give back ------------ */
+
+/* One more job of ours works on key; how many do now. */
+static unsigned
+ledger_claim(struct fe_ledger *l, const char *key)
+{
+    for (size_t i = 0; i < l->n_claims; i++)
+        if (strcmp(l->claims[i].key, key) == 0)
+            return ++l->claims[i].n;
+    if (l->n_claims == l->cap_claims) {
+        l->cap_claims = l->cap_claims ? l->cap_claims * 2 : 16;
+        l->claims = sl_realloc(l->claims, l->cap_claims * sizeof(*l->claims));
+    }
+    snprintf(l->claims[l->n_claims].key, sizeof(l->claims[0].key), "%s", key);
+    l->claims[l->n_claims].n = 1;
+    l->n_claims++;
+    return 1;
+}
+
+void
+fe_ledger_serve_end(struct fe_ledger *l, const char *key)
+{
+    for (size_t i = 0; i < l->n_claims; i++) {
+        if (strcmp(l->claims[i].key, key) != 0)
+            continue;
+        if (--l->claims[i].n == 0)
+            l->claims[i] = l->claims[--l->n_claims];
+        return;
+    }
+    SL_BUG_ON(true); /* an end without its fe_ledger_reserve */
+}
+
+/* A release op Redis did not take: its key, value and recipients are
+ * kept (op gives them up) and given back again within a second. */
+static void
+ledger_keep_orphan(struct fe_ledger *l, struct fe_ledger_op *op)
+{
+    struct timeval tv = {.tv_sec = LEDGER_RECONNECT_MS / 1000,
+                         .tv_usec = (suseconds_t)(LEDGER_RECONNECT_MS % 1000) * 1000};
+    struct ledger_orphan *o;
+
+    if (l->destroying)
+        return;
+    if (l->n_orphans >= LEDGER_MAX_ORPHANS) {
+        sl_warn("ledger: %zu reservations of ours wait to be given back; this one is left to go "
+                "stale (dedup.pending_timeout)",
+                l->n_orphans);
+        return;
+    }
+    o = sl_calloc(1, sizeof(*o));
+    o->key = op->key;
+    o->mine = op->mine;
+    o->rcpts = op->rcpts;
+    o->n = op->n;
+    op->key = op->mine = NULL;
+    op->rcpts = NULL;
+    o->since_ms = op->since_ms;
+    sl_debug("ledger: cannot give a reservation back to Redis %s now; trying again in a second",
+             l->desc);
+    o->next = l->orphans;
+    l->orphans = o;
+    l->n_orphans++;
+    if (!evtimer_pending(l->orphan_ev, NULL))
+        evtimer_add(l->orphan_ev, &tv);
+}
+
+static void
+orphan_free(struct ledger_orphan *o)
+{
+    free(o->key);
+    free(o->mine);
+    for (size_t i = 0; i < o->n; i++)
+        free(o->rcpts[i]);
+    free(o->rcpts);
+    free(o);
+}
+
+/* Gives back, again, what could not be given back: each that fails once
+ * more returns to the list; one older than dedup.pending_timeout is stale
+ * for everybody and is dropped. */
+static void
+ledger_on_orphans(evutil_socket_t fd, short what, void *arg)
+{
+    struct fe_ledger *l = arg;
+    struct ledger_orphan *list = l->orphans, *o;
+    unsigned long long now = sl_now_mono_ms();
+
+    (void)fd;
+    (void)what;
+    l->orphans = NULL;
+    l->n_orphans = 0;
+    while ((o = list) != NULL) {
+        list = o->next;
+        if (now - o->since_ms < l->stale_ms)
+            ledger_release_since(l, o->key, o->mine, (const char *const *)o->rcpts, o->n,
+                                 o->since_ms);
+        orphan_free(o);
+    }
 }
 
 static void
@@ -970,7 +1148,8 @@ fe_ledger_new(struct event_base *base, const struct sl_redis_url *url, const cha
     l->timeout_ms = url->timeout_ms ? url->timeout_ms : 2000;
     l->idle_ev = evtimer_new(base, ledger_on_idle, l);
     l->idle_deadline_ev = evtimer_new(base, ledger_on_idle, l);
-    SL_BUG_ON(l->idle_ev == NULL || l->idle_deadline_ev == NULL);
+    l->orphan_ev = evtimer_new(base, ledger_on_orphans, l);
+    SL_BUG_ON(l->idle_ev == NULL || l->idle_deadline_ev == NULL || l->orphan_ev == NULL);
     sl_info("ledger: exactly-once reinjection through Redis %s (node %s, kept %u s)", l->desc,
             node, ttl_s);
     (void)ledger_conn(l); /* connect now; the first message need not wait for it */
@@ -993,6 +1172,13 @@ fe_ledger_destroy(struct fe_ledger **lp)
     }
     while (l->ops != NULL)
         op_free(l->ops);
+    while (l->orphans != NULL) {
+        struct ledger_orphan *o = l->orphans;
+        l->orphans = o->next;
+        orphan_free(o);
+    }
+    event_free(l->orphan_ev);
+    free(l->claims);
     event_free(l->idle_ev);
     event_free(l->idle_deadline_ev);
     free(l->desc);

@@ -92,14 +92,15 @@ fe_ledger_entry_is_ours(const struct fe_ledger_entry *e)
 struct fe_ledger_answer {
     struct fe_ledger_entry *entries; /* n of them; NULL with error */
     size_t n;
-    char *mine;  /* NULL with error */
+    char *mine;  /* with error: the value Redis may have written, or NULL */
     char *error; /* NULL: answered */
 };
 /* A deep copy of a fe_ledger_reserved_fn's arguments. */
 struct fe_ledger_answer *fe_ledger_answer_new(const struct fe_ledger_entry *entries, size_t n,
                                               const char *mine, const char *error);
 /* Gives back what the answer reserved for rcpts (the n addresses it was
- * asked for, in order), then frees it. *ap may be NULL. */
+ * asked for, in order), then frees it; for an error, whatever Redis may
+ * have written under mine. *ap may be NULL. */
 void fe_ledger_answer_release(struct fe_ledger *l, const char *key, const char *const *rcpts,
                               struct fe_ledger_answer **ap);
 void fe_ledger_answer_free(struct fe_ledger_answer **ap);
@@ -111,7 +112,8 @@ struct fe_ledger *fe_ledger_new(struct event_base *base, const struct sl_redis_u
 void fe_ledger_destroy(struct fe_ledger **lp);
 
 /* entries: n, in rcpts order, or NULL with error (Redis unavailable or a
- * reply we cannot read). mine: our reservation's value, for the record. */
+ * reply we cannot read). mine: our reservation's value, for the record;
+ * with error the value Redis may have written all the same, or NULL. */
 typedef void fe_ledger_reserved_fn(void *ctx, const struct fe_ledger_entry *entries, size_t n,
                                    const char *mine, const char *error);
 /* error NULL: recorded. */
@@ -119,7 +121,12 @@ typedef void fe_ledger_recorded_fn(void *ctx, const char *error);
 
 /* Reserves the recipients of the message key (addresses without <>),
  * as soon as the message is received (session.c): one round trip that
- * runs while the message is scanned. */
+ * runs while the message is scanned. The caller serves key from now until
+ * it calls fe_ledger_serve_end(l, key), whatever the answer: while another
+ * job of this process serves it, a reservation of ours under key is in
+ * flight here (a retry during the first attempt gets 451); once none does,
+ * one left behind (its release lost while Redis was away) is taken over
+ * at once rather than refusing the retries for dedup.pending_timeout. */
 struct fe_ledger_op *fe_ledger_reserve(struct fe_ledger *l, const char *key,
                                        const char *const *rcpts, size_t n,
                                        fe_ledger_reserved_fn *cb, void *ctx);
@@ -140,8 +147,11 @@ void fe_ledger_cancel(struct fe_ledger_op **opp);
  * callback will not be called, and what the reservation took is released
  * when Redis answers. Other ops: fe_ledger_cancel. *opp may be NULL. */
 void fe_ledger_abandon(struct fe_ledger_op **opp);
+/* The caller's job is over: it no longer serves key (fe_ledger_reserve). */
+void fe_ledger_serve_end(struct fe_ledger *l, const char *key);
 /* Releases reservations of mine (fe_ledger_record with no reply), without
- * a callback: failing, they stay until they are stale. */
+ * a callback; one Redis cannot take now is given back again every second
+ * until it is stale for everybody (dedup.pending_timeout). */
 void fe_ledger_release(struct fe_ledger *l, const char *key, const char *mine,
                        const char *const *rcpts, size_t n);
 /* Calls cb from the loop once no command waits for Redis any more (at

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "dsn.h"
-#include "ledger.h"
+#include "quarantine.h"
+#include "record.h"
 #include "reply_map.h"
 #include "mail/sl_message.h"
+#include "net/sl_wire.h"
 #include "util/sl_body.h"
 #include "util/sl_buf.h"
 #include "util/sl_log.h"
@@ -26,6 +28,8 @@ struct rcpt_state {
     char *reason;
     int code; /* final SMTP code, 0 while pending */
     char *reply;
+    bool quarantined; /* its copy is in the quarantine (log word Quarantined) */
+    bool relayed; /* :10025 accepted it (now, or the record says so) */
 };
 
 struct group {
@@ -35,9 +39,9 @@ struct group {
     const Sluice__RecipientVerdict *key; /* during start only: whose edits */
     struct sl_header_edit *edits;        /* owned copies: for everyone, then the group's */
     size_t n_edits;
-    size_t *go; /* the recipients reinjected (all, or those the ledger left) */
+    size_t *go; /* the recipients reinjected (all, or those the record left) */
     size_t n_go;
-    char *mine; /* our ledger reservation, NULL: nothing reserved */
+    char *mine; /* our reservation in the record, NULL: nothing reserved */
     struct fe_reinject_op *op;
 };
 
@@ -60,40 +64,30 @@ struct fe_delivery {
     /* for the report (start_dsn) */
     char *dsn_hostname, *dsn_message_id;
     unsigned long long dsn_arrival_ms;
-    char *dsn_mine; /* the ledger reservation of dsn_idx[], NULL: none */
+    char *dsn_mine; /* the reservation of dsn_idx[] in the record, NULL: none */
+    bool refusals;  /* the report in flight is SMTP mode's, of :10025's refusals */
+    bool refusals_done;
     size_t pending;
     bool cancelled;
     struct event *later; /* completion when nothing had to be sent */
-    /* the request, kept for the ledger's records and the report; its
-     * strings belong to the job, which outlives us */
+    /* the request, kept for the record and the report; its strings
+     * belong to the job, which outlives us */
     struct fe_reinject_request req;
-    struct fe_xforward xf;
     struct fe_reinject_rcpt *rcpts;
-    struct fe_ledger *ledger;
-    char *ledger_key;
+    struct fe_record record; /* ops NULL: none */
+    char *record_key;
     bool tempfail_unavailable;
     bool reinjected;
     char *queued_as;
     char *detail;
     char action[512];
+    /* the quarantine (quarantine.h), done before anything goes out */
+    struct fe_quar_task *quar_task;
+    struct fe_ledger_answer *quar_answer; /* the reservation, kept meanwhile */
+    char *quarantine_id;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static enum sl_header_op
-op_from_wire(Sluice__HeaderEdit__Op op)
-{
-    switch (op) {
-    case SLUICE__HEADER_EDIT__OP__APPEND:
-        return SL_HDR_APPEND;
-    case SLUICE__HEADER_EDIT__OP__REPLACE:
-        return SL_HDR_REPLACE;
-    case SLUICE__HEADER_EDIT__OP__DELETE:
-        return SL_HDR_DELETE;
-    default:
-        return SL_HDR_PREPEND;
-    }
-}
 
 static bool
 edits_equal(const Sluice__RecipientVerdict *a, const Sluice__RecipientVerdict *b)
@@ -117,6 +111,12 @@ set_reply(struct rcpt_state *r, int code, char *text_owned)
     r->reply = text_owned;
 }
 
+static const char *
+direction_word(bool originating, bool remote)
+{
+    return originating ? (remote ? "Outbound" : "Internal") : (remote ? "OpenRelay" : "Inbound");
+}
+
 void
 fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool originating,
                bool remote, char *out, size_t len)
@@ -133,8 +133,7 @@ fe_action_word(int destiny, bool tagged, bool dsn_suppressed, int code, bool ori
         w = dsn_suppressed ? "NoBounce" : "Bounced";
     else
         w = tagged ? "RelayedTagged" : "Relayed";
-    snprintf(out, len, "%s%s", w,
-             originating ? (remote ? "Outbound" : "Internal") : (remote ? "OpenRelay" : "Inbound"));
+    snprintf(out, len, "%s%s", w, direction_word(originating, remote));
 }
 
 char *
@@ -176,14 +175,7 @@ fe_verdict_log_parts(const Sluice__Verdict *v, char **category_r, char **hits_r)
     }
     if (f != NULL && f->spam_scanned) {
         char buf[64];
-        snprintf(buf, sizeof(buf), "%.3f", f->spam_score);
-        char *e = buf + strlen(buf) - 1; /* "1000.000" -> "1000" as amavis */
-        while (*e == '0')
-            *e-- = '\0';
-        if (*e == '.')
-            *e = '\0';
-        if (strcmp(buf, "-0") == 0)
-            strcpy(buf, "0");
+        sl_format_score(f->spam_score, buf, sizeof(buf)); /* "1000", as amavis */
         *hits_r = sl_strdup(buf);
     }
 }
@@ -213,11 +205,14 @@ delivery_free(struct fe_delivery *d)
     free(d->groups);
     free(d->rcpts);
     sl_body_unref(&d->req.body);
-    free(d->ledger_key);
+    free(d->record_key);
     free(d->dsn_idx);
     free(d->dsn_hostname);
     free(d->dsn_message_id);
     free(d->dsn_mine);
+    fe_quar_task_cancel(&d->quar_task);
+    fe_ledger_answer_free(&d->quar_answer);
+    free(d->quarantine_id);
     if (d->later != NULL)
         event_free(d->later);
     free(d->queued_as);
@@ -230,7 +225,7 @@ delivery_free(struct fe_delivery *d)
 /* amavisd-new lists the words sorted, "Relayed" under its internal name
  * "RelayedUntagged" (so "RelayedTaggedInbound,RelayedInbound"). */
 #define ACTION_WORD_MAX 64
-#define ACTION_WORDS_MAX 32 /* 8 actions x 4 directions */
+#define ACTION_WORDS_MAX 36 /* 9 actions x 4 directions */
 
 static void
 action_sort_key(const char *w, char *key, size_t len)
@@ -248,6 +243,8 @@ action_cmp(const void *a, const void *b)
     return strcmp(ka, kb);
 }
 
+static bool smtp_report_refusals(struct fe_delivery *d);
+
 static void
 finish(struct fe_delivery *d)
 {
@@ -255,6 +252,10 @@ finish(struct fe_delivery *d)
     char words[ACTION_WORDS_MAX][ACTION_WORD_MAX];
     size_t n_words = 0;
 
+    /* SMTP mode: :10025's permanent refusals are reported to the sender
+     * before the one reply (it runs finish() again when done) */
+    if (!d->cancelled && !d->lmtp && smtp_report_refusals(d))
+        return;
     if (!d->cancelled) {
         res.replies = sl_calloc(d->n, sizeof(char *));
         res.n_replies = d->n;
@@ -271,6 +272,16 @@ finish(struct fe_delivery *d)
                 seen = strcmp(words[k], words[n_words]) == 0;
             if (!seen)
                 n_words++;
+            if (r->quarantined) { /* amavis' "{DiscardedInbound,QuarantinedInbound}" */
+                SL_BUG_ON(n_words == ACTION_WORDS_MAX);
+                snprintf(words[n_words], sizeof(words[n_words]), "Quarantined%s",
+                         direction_word(d->originating, r->remote));
+                seen = false;
+                for (size_t k = 0; k < n_words && !seen; k++)
+                    seen = strcmp(words[k], words[n_words]) == 0;
+                if (!seen)
+                    n_words++;
+            }
         }
         qsort(words, n_words, sizeof(words[0]), action_cmp);
         for (size_t k = 0; k < n_words; k++)
@@ -282,18 +293,23 @@ finish(struct fe_delivery *d)
         char combined[REPLY_MAX + 1];
         for (size_t i = 0; i < d->n; i++) {
             codes[i] = d->r[i].code;
-            if (first_relayed == d->n && d->r[i].destiny == SLUICE__DESTINY__D_PASS &&
-                d->r[i].code < 400)
+            if (first_relayed == d->n && d->r[i].relayed)
                 first_relayed = i;
         }
         fe_reply_combined(d->job_id, codes, (const char *const *)res.replies, d->n, first_relayed,
                           combined, sizeof(combined));
         free(codes);
         res.combined = sl_strdup(combined);
+        /* answered: in SMTP mode a 4xx sends every recipient back, so what
+         * was reinjected must still be found then; otherwise Postfix holds
+         * every recipient's answer */
+        if (d->record.ops != NULL)
+            fe_record_answered(&d->record, d->record_key, !d->lmtp && combined[0] == '4');
         res.action = d->action;
         res.queued_as = d->queued_as;
         res.detail = d->detail;
         res.reinjected = d->reinjected;
+        res.quarantine = d->quarantine_id;
     }
     d->done(d->ctx, &res);
     free(res.replies);
@@ -326,12 +342,13 @@ note_failure(struct fe_delivery *d, const struct fe_reinject_result *res, size_t
                             res->rcpts[k].code, res->rcpts[k].reply ? res->rcpts[k].reply : "");
 }
 
-/* ---- the ledger (ledger.h) -------------------------------------------- */
+/* ---- the record of what was reinjected (record.h) --------------------- */
 
 /* Records what happened to the group's reserved recipients: done with our
  * reply for a 2xx, released otherwise (a retry reinjects those). Sent
  * before Postfix's replies, not waited for: a retry comes only when a reply
- * was lost, long after this reached Redis (docs/exactly-once.md). */
+ * was lost or was a 4xx, long after this reached Redis
+ * (docs/exactly-once.md); the local record has it at once. */
 static void
 group_record(struct group *g)
 {
@@ -345,8 +362,7 @@ group_record(struct group *g)
         rcpts[k] = d->req.rcpts[g->go[k]].address;
         replies[k] = r->code >= 200 && r->code < 300 ? r->reply : NULL;
     }
-    fe_ledger_record_nowait(d->ledger, d->job_id, d->ledger_key, g->mine, rcpts, replies,
-                            g->n_go);
+    fe_record_record(&d->record, d->job_id, d->record_key, g->mine, rcpts, replies, g->n_go);
     free(rcpts);
     free(replies);
 }
@@ -388,6 +404,7 @@ entry_says_go(struct fe_delivery *d, size_t i, const struct fe_ledger_entry *en,
     if (en->state == FE_LEDGER_DONE) {
         (*already)++;
         set_reply(&d->r[i], atoi(en->reply), sl_strdup(en->reply));
+        d->r[i].relayed = d->r[i].code >= 200 && d->r[i].code < 300;
         return false;
     }
     (*in_flight)++;
@@ -401,7 +418,7 @@ entry_says_go(struct fe_delivery *d, size_t i, const struct fe_ledger_entry *en,
 }
 
 /* Starts what goes out: each group's reinjection and the report of the
- * bounced recipients. Without the ledger, everything. With it, a (the
+ * bounced recipients. Without a record, everything. With it, a (the
  * reservation made at end of data, entries in RCPT order) decides:
  * passed recipients it reserved are reinjected, those already done get
  * the stored reply, those in flight elsewhere 451. Recipients the verdict
@@ -412,7 +429,7 @@ delivery_send(struct fe_delivery *d, const struct fe_ledger_answer *a)
 {
     static const struct fe_ledger_answer none = {.error = "no reservation was made"};
 
-    if (d->ledger == NULL) {
+    if (d->record.ops == NULL) {
         for (size_t g = 0; g < d->n_groups; g++) {
             struct group *gr = &d->groups[g];
             memcpy(gr->go, gr->idx, gr->n * sizeof(size_t));
@@ -490,15 +507,16 @@ delivery_send(struct fe_delivery *d, const struct fe_ledger_answer *a)
         for (size_t i = 0; i < d->n; i++)
             if (!passed[i] && fe_ledger_entry_is_ours(&a->entries[i]))
                 give_back[n_back++] = d->req.rcpts[i].address;
-        fe_ledger_release(d->ledger, d->ledger_key, a->mine, give_back, n_back);
+        fe_record_release(&d->record, d->record_key, a->mine, give_back, n_back);
         free(give_back);
     }
     if (already > 0) {
-        sl_info("%s: ledger: %zu recipient(s) already reinjected or reported; stored reply "
+        sl_info("%s: %s: %zu recipient(s) already reinjected or reported; stored reply "
                 "given, not sent again",
-                d->job_id, already);
+                d->job_id, d->record.ops->name, already);
         if (d->detail == NULL)
-            d->detail = sl_asprintf("ledger: %zu recipient(s) already delivered", already);
+            d->detail =
+                sl_asprintf("%s: %zu recipient(s) already delivered", d->record.ops->name, already);
     }
     if (in_flight > 0 && d->detail == NULL)
         d->detail = sl_asprintf("ledger: %zu recipient(s) in flight elsewhere", in_flight);
@@ -524,7 +542,7 @@ on_group_done(void *ctx, const struct fe_reinject_result *res)
             if (code >= 400)
                 note_failure(d, res, k);
             else
-                d->reinjected = true;
+                d->reinjected = d->r[g->go[k]].relayed = true;
         }
         if (res->queued_as != NULL && d->queued_as == NULL)
             d->queued_as = sl_strdup(res->queued_as);
@@ -548,7 +566,13 @@ on_dsn_done(void *ctx, const struct fe_reinject_result *res)
         d->reinjected = true; /* :10025 took the report */
     for (size_t k = 0; k < d->n_dsn && !res->cancelled; k++) {
         struct rcpt_state *r = &d->r[d->dsn_idx[k]];
-        if (sent) {
+        if (sent && d->refusals) {
+            r->destiny = SLUICE__DESTINY__D_BOUNCE;
+            set_reply(r, 250,
+                      sl_asprintf("250 2.0.0 id=%s, <%s> refused by the next-hop MTA, the "
+                                  "sender notified",
+                                  d->job_id, d->req.rcpts[d->dsn_idx[k]].address));
+        } else if (sent) {
             set_reply(r, 250,
                       sl_asprintf("250 2.7.0 Ok, bounced, id=%s - %s", d->job_id, r->reason));
         } else {
@@ -568,8 +592,8 @@ on_dsn_done(void *ctx, const struct fe_reinject_result *res)
             rcpts[k] = d->req.rcpts[d->dsn_idx[k]].address;
             replies[k] = sent ? d->r[d->dsn_idx[k]].reply : NULL;
         }
-        fe_ledger_record_nowait(d->ledger, d->job_id, d->ledger_key, d->dsn_mine, rcpts, replies,
-                                d->n_dsn);
+        fe_record_record(&d->record, d->job_id, d->record_key, d->dsn_mine, rcpts, replies,
+                         d->n_dsn);
         free(rcpts);
         free(replies);
     }
@@ -591,7 +615,7 @@ group_wanted(void *ctx)
 {
     struct group *g = ctx;
     /* reserved in the ledger: finish, so the retry finds the reply */
-    if (g->mine != NULL)
+    if (g->mine != NULL && g->d->record.ops->finish_detached)
         return true;
     return g->d->wanted == NULL || g->d->wanted(g->d->ctx);
 }
@@ -601,9 +625,101 @@ dsn_wanted(void *ctx)
 {
     struct fe_delivery *d = ctx;
     /* reserved in the ledger: finish, so the retry finds the reply */
-    if (d->dsn_mine != NULL)
+    if (d->dsn_mine != NULL && d->record.ops->finish_detached)
         return true;
     return d->wanted == NULL || d->wanted(d->ctx);
+}
+
+/* ---- the quarantine, first (quarantine.h) ---------------------------- */
+
+/* Recipients that already have their reply (the quarantine failed for
+ * them) leave the groups to reinject and the report: nothing goes out
+ * for them, Postfix retries. */
+static void
+delivery_drop_answered(struct fe_delivery *d)
+{
+    for (size_t g = 0; g < d->n_groups; g++) {
+        struct group *gr = &d->groups[g];
+        size_t n = 0;
+        for (size_t k = 0; k < gr->n; k++)
+            if (d->r[gr->idx[k]].reply == NULL)
+                gr->idx[n++] = gr->idx[k];
+        gr->n = n;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < d->n_dsn; k++)
+        if (d->r[d->dsn_idx[k]].reply == NULL)
+            d->dsn_idx[n++] = d->dsn_idx[k];
+    d->n_dsn = n;
+}
+
+static void
+on_quar_done(void *ctx, const struct fe_quar_result *res)
+{
+    struct fe_delivery *d = ctx;
+
+    d->quar_task = NULL;
+    for (size_t i = 0; i < d->n; i++) {
+        d->r[i].quarantined = res->quarantined[i];
+        if (res->replies[i] != NULL)
+            set_reply(&d->r[i], atoi(res->replies[i]), sl_strdup(res->replies[i]));
+    }
+    if (res->quarantine_id != NULL) {
+        d->quarantine_id = sl_strdup(res->quarantine_id);
+        /* amavis marks the copies it delivers of a quarantined message */
+        for (size_t g = 0; g < d->n_groups; g++) {
+            struct group *gr = &d->groups[g];
+            gr->edits = sl_realloc(gr->edits, (gr->n_edits + 1) * sizeof(*gr->edits));
+            gr->edits[gr->n_edits++] = (struct sl_header_edit){
+                SL_HDR_APPEND, sl_strdup("X-Quarantine-ID"), sl_asprintf("<%s>", d->job_id)};
+        }
+    }
+    if (res->detail != NULL && d->detail == NULL)
+        d->detail = sl_strdup(res->detail);
+    if (res->notified)
+        d->reinjected = true; /* :10025 took a notification */
+    delivery_drop_answered(d);
+    delivery_send(d, d->quar_answer);
+    fe_ledger_answer_free(&d->quar_answer);
+    one_done(d);
+}
+
+/* Quarantine and notifications before anything goes out; the delivery
+ * waits for them (one pending). */
+static void
+delivery_quarantine(struct fe_delivery *d, const struct fe_delivery_params *p,
+                    const Sluice__RecipientVerdict **by)
+{
+    const struct fe_ledger_answer *a = p->record_answer;
+    struct fe_quar_rcpt *qr = sl_calloc(d->n ? d->n : 1, sizeof(*qr));
+
+    for (size_t i = 0; i < d->n; i++)
+        qr[i] = (struct fe_quar_rcpt){d->req.rcpts[i].address, d->r[i].destiny, by[i]};
+    struct fe_quar_msg m = {
+        .job_id = d->job_id,
+        .origin = p->origin,
+        .client = p->client,
+        .client_addr = p->client_addr,
+        .sender = d->sender,
+        .rcpts = qr,
+        .n_rcpts = d->n,
+        .body = d->req.body,
+        .message_id = p->message_id,
+        .verdict = p->verdict,
+        .arrival_ms = p->arrival_ms,
+        .reinjector = d->reinjector,
+        .host = d->req.host,
+        .port = d->req.port,
+        .max_conns = d->req.max_conns,
+        .ledger = p->ledger,
+        .ledger_key = p->record_key,
+        .tempfail_unavailable = d->tempfail_unavailable,
+    };
+    if (a != NULL)
+        d->quar_answer = fe_ledger_answer_new(a->entries, a->n, a->mine, a->error);
+    d->pending++;
+    d->quar_task = fe_quar_task_start(p->quar, &m, on_quar_done, d);
+    free(qr);
 }
 
 /* ---- start ------------------------------------------------------------ */
@@ -641,6 +757,62 @@ index_verdict(const Sluice__Verdict *v, size_t n, const Sluice__RecipientVerdict
     return 0;
 }
 
+/* SMTP mode after the reinjection: when :10025 refused some recipients
+ * permanently, accepted others and tempfailed none, one reply cannot say
+ * both; an MTA then answers for the transaction and reports the refused
+ * ones to the sender, and so does sluice (a 451 instead would make Postfix
+ * send the accepted ones again and again, as the refusal never changes).
+ * Starts that report and returns true (finish() runs again when it is
+ * done), or false when there is nothing to report. A recipient the report
+ * must not go out for (null sender, NOTIFY without FAILURE) is dropped
+ * with a log line, as a DSN nobody may receive. */
+static bool
+smtp_report_refusals(struct fe_delivery *d)
+{
+    size_t ok = 0, temp = 0, perm = 0;
+
+    if (d->refusals_done)
+        return false;
+    d->refusals_done = true;
+    for (size_t i = 0; i < d->n; i++) {
+        ok += d->r[i].code >= 200 && d->r[i].code < 300;
+        temp += d->r[i].code >= 400 && d->r[i].code < 500;
+        perm += d->r[i].code >= 500;
+    }
+    if (ok == 0 || perm == 0 || temp > 0)
+        return false;
+    free(d->dsn_mine); /* the bounce destiny's report is recorded and done */
+    d->dsn_mine = NULL;
+    d->n_dsn = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        struct rcpt_state *r = &d->r[i];
+        if (r->code < 500)
+            continue;
+        if (d->req.mail_from == NULL || d->req.mail_from[0] == '\0' ||
+            !fe_dsn_notify_failure(d->req.rcpts[i].notify)) {
+            sl_info("%s: <%s> refused by the next-hop MTA (%s); no DSN (%s)", d->job_id,
+                    d->req.rcpts[i].address, r->reply,
+                    d->req.mail_from == NULL || d->req.mail_from[0] == '\0' ? "null sender"
+                                                                            : "NOTIFY");
+            r->destiny = SLUICE__DESTINY__D_BOUNCE;
+            r->dsn_suppressed = true;
+            set_reply(r, 250,
+                      sl_asprintf("250 2.0.0 id=%s, <%s> refused by the next-hop MTA, no DSN",
+                                  d->job_id, d->req.rcpts[i].address));
+            continue;
+        }
+        d->dsn_idx[d->n_dsn++] = i;
+    }
+    if (d->n_dsn == 0)
+        return false;
+    sl_info("%s: SMTP mode: %zu recipient(s) refused by the next-hop MTA, %zu accepted: "
+            "reporting the refused to <%s>, then 250 for the transaction",
+            d->job_id, d->n_dsn, ok, d->sender);
+    d->refusals = true;
+    SL_BUG_ON(start_dsn(d) < 0);
+    return true;
+}
+
 /* amavis in SMTP mode: one reply; tempfail wins, partial rejects bounce. */
 static void
 smtp_mode(struct fe_delivery *d)
@@ -671,18 +843,25 @@ start_dsn(struct fe_delivery *d)
     const struct fe_reinject_request *req = &d->req;
     struct fe_dsn_rcpt *dr = sl_calloc(d->n_dsn, sizeof(*dr));
     char **diag = sl_calloc(d->n_dsn, sizeof(char *));
+    char(*status)[16] = sl_calloc(d->n_dsn, sizeof(*status));
     const char *category = NULL, *reason = NULL;
 
     for (size_t k = 0; k < d->n_dsn; k++) {
         const struct rcpt_state *r = &d->r[d->dsn_idx[k]];
-        diag[k] = sl_asprintf("554 5.7.0 Reject, id=%s - %s", d->job_id, r->reason);
         dr[k].address = req->rcpts[d->dsn_idx[k]].address;
         dr[k].orcpt = req->rcpts[d->dsn_idx[k]].orcpt;
-        dr[k].diagnostic = diag[k];
-        if (category == NULL) {
-            category = r->category;
-            reason = r->reason;
+        if (d->refusals) {
+            /* :10025's refusal, as our reply quotes it */
+            diag[k] = sl_strdup(r->reply);
+            dr[k].status = fe_reply_enhanced(r->reply, r->code, status[k], sizeof(status[k]));
+        } else {
+            diag[k] = sl_asprintf("554 5.7.0 Reject, id=%s - %s", d->job_id, r->reason);
+            if (category == NULL) {
+                category = r->category;
+                reason = r->reason;
+            }
         }
+        dr[k].diagnostic = diag[k];
     }
     struct fe_dsn_info info = {
         .job_id = d->job_id,
@@ -691,6 +870,7 @@ start_dsn(struct fe_delivery *d)
         .envid = req->envid,
         .category = category,
         .reason = reason,
+        .cause = d->refusals ? "the next-hop mail server refused it" : NULL,
         .message_id = d->dsn_message_id,
         .arrival_ms = d->dsn_arrival_ms,
         .original = req->body->data,
@@ -719,6 +899,7 @@ start_dsn(struct fe_delivery *d)
     for (size_t k = 0; k < d->n_dsn; k++)
         free(diag[k]);
     free(diag);
+    free(status);
     free(dr);
     if (d->dsn_op == NULL)
         return -1;
@@ -790,11 +971,11 @@ group_copy_edits(struct group *gr, const Sluice__Verdict *v)
     gr->edits = sl_calloc(ne > 0 ? ne : 1, sizeof(*gr->edits));
     gr->n_edits = ne;
     for (size_t k = 0; k < v->n_edits; k++)
-        gr->edits[k] = (struct sl_header_edit){op_from_wire(v->edits[k]->op),
+        gr->edits[k] = (struct sl_header_edit){(enum sl_header_op)sl_wire_header_op_to_mail(v->edits[k]->op),
                                                sl_strdup(v->edits[k]->name),
                                                sl_strdup(v->edits[k]->value)};
     for (size_t k = 0; k < gr->key->n_edits; k++)
-        gr->edits[v->n_edits + k] = (struct sl_header_edit){op_from_wire(gr->key->edits[k]->op),
+        gr->edits[v->n_edits + k] = (struct sl_header_edit){(enum sl_header_op)sl_wire_header_op_to_mail(gr->key->edits[k]->op),
                                                             sl_strdup(gr->key->edits[k]->name),
                                                             sl_strdup(gr->key->edits[k]->value)};
     gr->key = NULL; /* points into the verdict */
@@ -830,12 +1011,10 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
     d->rcpts = sl_calloc(req->n_rcpts ? req->n_rcpts : 1, sizeof(*d->rcpts));
     memcpy(d->rcpts, req->rcpts, req->n_rcpts * sizeof(*d->rcpts));
     d->req.rcpts = d->rcpts;
-    if (req->xforward != NULL) {
-        d->xf = *req->xforward;
-        d->req.xforward = &d->xf;
+    if (p->record != NULL && p->record_key != NULL) {
+        d->record = *p->record;
+        d->record_key = sl_strdup(p->record_key);
     }
-    d->ledger = p->ledger_key != NULL ? p->ledger : NULL;
-    d->ledger_key = d->ledger != NULL ? sl_strdup(p->ledger_key) : NULL;
     d->tempfail_unavailable = p->tempfail_unavailable;
     d->dsn_hostname = sl_strdup(p->hostname);
     d->dsn_message_id = p->message_id != NULL ? sl_strdup(p->message_id) : NULL;
@@ -856,8 +1035,11 @@ fe_delivery_start(const struct fe_delivery_params *p, fe_delivery_done_fn *done,
     delivery_sort(d, by);
     for (size_t g = 0; g < d->n_groups; g++)
         group_copy_edits(&d->groups[g], v);
+    if (p->quar != NULL && fe_quar_wanted(p->quar, v))
+        delivery_quarantine(d, p, by);
+    else
+        delivery_send(d, p->record_answer);
     free(by);
-    delivery_send(d, p->ledger_answer);
     if (d->pending == 0) {
         /* nothing to send: answer from the loop, never from inside start */
         struct timeval zero = {0, 0};

@@ -17,7 +17,12 @@
  *
  * SMTP sessions (EHLO) get one reply for the transaction, as amavisd-new
  * handles it: a tempfail for anyone tempfails everyone, and a reject that
- * is not for everyone becomes a bounce.
+ * is not for everyone becomes a bounce. After the reinjection, as an MTA
+ * does with one reply for many recipients: when :10025 refused some
+ * permanently, accepted the others and tempfailed none, the refused ones
+ * are reported to the sender (a DSN, dsn.h) and the transaction gets 250;
+ * when some were tempfailed it gets 451, and the record (record.h) keeps
+ * those already accepted from a second copy on Postfix's retry.
  *
  * A verdict whose recipient list does not cover the job exactly (missing,
  * repeated or out-of-range indices) is refused: the job tempfails. A
@@ -31,22 +36,24 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include "reinject.h"
-#include "ledger.h"
+#include "record.h"
 #include "sluice.pb-c.h"
 
 struct fe_delivery;
 struct fe_ledger;
+struct fe_quar;
 
 struct fe_delivery_result {
     bool cancelled; /* the client left before a final "." went out */
     char **replies; /* LMTP: one line per recipient, in RCPT order */
     size_t n_replies;
-    char *combined;        /* SMTP: the one reply */
-    bool passed;           /* some recipient got the mail: "Passed", else "Blocked" */
-    const char *action;    /* "RelayedTaggedInbound,DiscardedInbound" */
-    const char *queued_as; /* the first queue id :10025 gave, or NULL */
-    const char *detail;    /* the first failure towards :10025, or NULL */
-    bool reinjected;       /* :10025 accepted something of this delivery (copy or DSN) */
+    char *combined;         /* SMTP: the one reply */
+    bool passed;            /* some recipient got the mail: "Passed", else "Blocked" */
+    const char *action;     /* "RelayedTaggedInbound,DiscardedInbound" */
+    const char *queued_as;  /* the first queue id :10025 gave, or NULL */
+    const char *detail;     /* the first failure towards :10025, or NULL */
+    bool reinjected;        /* :10025 accepted something: a copy, DSN or notification */
+    const char *quarantine; /* "virus-<mail_id>" when the message was quarantined, or NULL */
 };
 
 typedef void fe_delivery_done_fn(void *ctx, const struct fe_delivery_result *res);
@@ -60,19 +67,35 @@ struct fe_delivery_params {
     const char *hostname;   /* Reporting-MTA of DSNs */
     const char *message_id; /* for DSNs, with <>, or NULL */
     unsigned long long arrival_ms;
-    /* Exactly-once (ledger.h): ledger NULL for none. The job reserved every
-     * recipient under ledger_key at end of data; ledger_answer is that
-     * reservation's answer (NULL: none was made, taken as Redis
+    /* What was reinjected before (record.h: the ledger or the local
+     * record; copied): record NULL for none. The job reserved every
+     * recipient under record_key at end of data; record_answer is that
+     * reservation's answer (NULL: none was made, taken as the record
      * unavailable). A passed recipient already reinjected gets its stored
      * reply, one in flight elsewhere 451 4.3.0; after the reinjection each
-     * is recorded (2xx) or released. While recipients are reserved the
+     * is recorded (2xx) or released, and once the transaction is answered
+     * the record hears whether Postfix will retry it. While recipients are
+     * reserved in a record that finishes detached jobs (the ledger) the
      * reinjection runs to its end even if our client left, so its retry
-     * finds the reply (wanted() is not asked). Redis unavailable:
+     * finds the reply (wanted() is not asked). Record unavailable (Redis):
      * tempfail_unavailable ? 451 4.3.0 : reinject anyway (at-least-once). */
-    struct fe_ledger *ledger;
-    const char *ledger_key;
-    const struct fe_ledger_answer *ledger_answer;
+    const struct fe_record *record;
+    const char *record_key;
+    const struct fe_ledger_answer *record_answer;
     bool tempfail_unavailable;
+    /* Quarantine and notifications (quarantine.h), NULL for none: when the
+     * verdict asks for them they are carried out first, and a recipient
+     * whose quarantine or notification failed gets a 4xx and is neither
+     * reinjected nor reported. */
+    struct fe_quar *quar;
+    /* The Redis ledger, NULL without it: the quarantine and notifications
+     * reserve their own fields under record_key there, so a retry redoes
+     * none of them. The local record does not keep them: without Redis a
+     * retry after a lost reply quarantines and notifies again. */
+    struct fe_ledger *ledger;
+    const char *origin;      /* origins.<name> */
+    const char *client;      /* the origin Postfix's address */
+    const char *client_addr; /* XFORWARD ADDR, or NULL */
 };
 
 /* Starts delivering; NULL with *error_r (static) for an unusable verdict.

@@ -45,6 +45,8 @@
 #include <event2/bufferevent.h>
 #include <event2/util.h>
 
+#include "fe_metrics.h"
+#include "mail/sl_smtp_parser.h" /* XFORWARD attribute names */
 #include "mail/sl_smtp_reply.h"
 #include "util/sl_buf.h"
 #include "util/sl_log.h"
@@ -53,12 +55,7 @@
 #define RJ_IDLE_TIMEOUT_S 60               /* Postfix smtpd's own idle timeout is 300 s */
 #define RJ_XFORWARD_LINE_MAX 512           /* Postfix XFORWARD_README: incl. CRLF */
 #define RJ_BODY_CHUNK ((size_t)256 * 1024) /* one write; each restarts the timeout */
-
-/* XFORWARD attributes, in the order Postfix sends them. */
-enum rj_xf { XF_NAME, XF_ADDR, XF_PORT, XF_PROTO, XF_HELO, XF_IDENT, XF_SOURCE, XF_DOMAIN, XF_N };
-static const char *const xf_names[XF_N] = {
-    "NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE", "DOMAIN",
-};
+#define RJ_PROBE_MS 2000                   /* a failing target is tried again this often */
 
 enum conn_state {
     CONN_CONNECTING,
@@ -104,7 +101,7 @@ struct fe_reinject_op {
     bool smtputf8;
     struct fe_reinject_rcpt *rcpts;
     size_t n_rcpts;
-    char *xf[XF_N];
+    char *xf[SL_XF_COUNT]; /* by enum sl_xforward_attr */
     struct sl_body *body;
     struct sl_header_edit *edits;
     size_t n_edits;
@@ -113,6 +110,7 @@ struct fe_reinject_op {
     fe_reinject_wanted_fn *wanted;
     void *ctx;
     struct event *done_ev;
+    unsigned long long started_ms; /* for the metrics */
 
     bool retried;    /* the one retry on a fresh connection is used */
     bool need_fresh; /* the retry: do not take an idle connection */
@@ -124,6 +122,7 @@ struct fe_reinject_op {
     struct rj_cmd *cmds;
     size_t n_cmds, cmd_sent, cmd_replied;
     struct sl_buf wire; /* the message edited and stuffed */
+    size_t wire_dots;   /* the stuffing dots in it */
     bool wire_ready;
     size_t wire_off;
     enum rcpt_state *rstate;
@@ -151,7 +150,7 @@ struct rj_conn {
 
     /* EHLO extensions */
     bool pipelining, size, dsn, eightbitmime, smtputf8;
-    unsigned xforward; /* bit per enum rj_xf */
+    unsigned xforward; /* bit per enum sl_xforward_attr */
 };
 
 struct rj_target {
@@ -165,6 +164,8 @@ struct rj_target {
     TAILQ_HEAD(, rj_conn) conns;
     TAILQ_HEAD(, rj_conn) idle;
     TAILQ_HEAD(, fe_reinject_op) queue;
+    char *failing; /* why its last connection failed before EHLO was answered; NULL: fine */
+    unsigned long long probe_ms;
 };
 
 struct fe_reinjector {
@@ -270,7 +271,7 @@ op_free(struct fe_reinject_op *op)
     free(op->rcpts);
     free(op->res);
     free(op->rstate);
-    for (int i = 0; i < XF_N; i++)
+    for (int i = 0; i < SL_XF_COUNT; i++)
         free(op->xf[i]);
     sl_body_unref(&op->body);
     for (size_t i = 0; i < op->n_edits; i++) {
@@ -338,7 +339,7 @@ op_done_cb(evutil_socket_t fd, short what, void *arg)
 static void
 op_finish(struct fe_reinject_op *op)
 {
-    size_t n_ok = 0, first_bad = 0;
+    size_t n_ok = 0, n_5xx = 0, first_bad = 0;
 
     SL_BUG_ON(op->state == OP_FINISHED);
     if (op->state == OP_QUEUED)
@@ -366,7 +367,9 @@ op_finish(struct fe_reinject_op *op)
         }
         if (op->res[i].code / 100 != 2 && op->res[first_bad].code / 100 == 2)
             first_bad = i;
+        n_5xx += op->res[i].code / 100 == 5;
     }
+    fe_metrics_reinjection(n_ok, n_5xx, op->n_rcpts, op->stage, op->cancelled, op->started_ms);
     if (op->n_rcpts == 0)
         sl_error("%s: reinject: request without recipients", op->job_id);
     else if (n_ok == op->n_rcpts)
@@ -409,6 +412,15 @@ target_get(struct fe_reinjector *r, const char *host, unsigned port)
     return t;
 }
 
+/* The readiness of t (fe_reinjector_ready): set by every connection that
+ * fails before it is ready, cleared by every one that becomes ready. */
+static void
+target_failing(struct rj_target *t, const char *why)
+{
+    free(t->failing);
+    t->failing = why != NULL ? sl_strdup(why) : NULL;
+}
+
 static void
 target_free(struct rj_target *t)
 {
@@ -419,6 +431,7 @@ target_free(struct rj_target *t)
         conn_free(c);
     while ((op = TAILQ_FIRST(&t->queue)) != NULL)
         TAILQ_REMOVE(&t->queue, op, queue_entry); /* freed through r->ops */
+    free(t->failing);
     free(t->host);
     free(t->mta);
     free(t);
@@ -515,19 +528,20 @@ txn_build_xforward(struct rj_conn *c, struct fe_reinject_op *op, size_t *cap)
         return;
     sl_buf_init(&line);
     sl_buf_append_str(&line, "XFORWARD");
-    for (int i = 0; i < XF_N; i++) {
+    for (int i = 0; i < SL_XF_COUNT; i++) {
+        const char *name = sl_xforward_attr_names[i];
         size_t add;
 
         if (!(c->xforward & (1u << i)) || !op->xf[i])
             continue;
         if (!xforward_value_ok(op->xf[i])) {
             sl_warn("%s: reinject: XFORWARD %s value not sent: contains spaces or controls",
-                    op->job_id, xf_names[i]);
+                    op->job_id, name);
             continue;
         }
-        add = 1 + strlen(xf_names[i]) + 1 + strlen(op->xf[i]);
+        add = 1 + strlen(name) + 1 + strlen(op->xf[i]);
         if (strlen("XFORWARD") + add + 2 > RJ_XFORWARD_LINE_MAX) {
-            sl_warn("%s: reinject: XFORWARD %s value too long, not sent", op->job_id, xf_names[i]);
+            sl_warn("%s: reinject: XFORWARD %s value too long, not sent", op->job_id, name);
             continue;
         }
         if (line.len + add + 2 > RJ_XFORWARD_LINE_MAX) {
@@ -535,7 +549,7 @@ txn_build_xforward(struct rj_conn *c, struct fe_reinject_op *op, size_t *cap)
             cmds_add(op, cap, CMD_XFORWARD, 0, sl_buf_steal(&line, NULL));
             sl_buf_append_str(&line, "XFORWARD");
         }
-        sl_buf_printf(&line, " %s=%s", xf_names[i], op->xf[i]);
+        sl_buf_printf(&line, " %s=%s", name, op->xf[i]);
         have = true;
     }
     if (have && line.len > strlen("XFORWARD")) {
@@ -554,15 +568,16 @@ txn_build(struct rj_conn *c, struct fe_reinject_op *op)
     op_txn_clear(op);
     if (!op->wire_ready) {
         sl_buf_init(&op->wire);
-        sl_message_write_stuffed(op->body->data, op->body->len, op->edits, op->n_edits, &op->wire);
+        op->wire_dots = sl_message_write_stuffed(op->body->data, op->body->len, op->edits,
+                                                 op->n_edits, &op->wire);
         op->wire_ready = true;
     }
     txn_build_xforward(c, op, &cap);
 
     sl_buf_init(&line);
     sl_buf_printf(&line, "MAIL FROM:<%s>", op->mail_from);
-    if (c->size)
-        sl_buf_printf(&line, " SIZE=%zu", op->wire.len);
+    if (c->size) /* RFC 1870 4: without the stuffing dots */
+        sl_buf_printf(&line, " SIZE=%zu", op->wire.len - op->wire_dots);
     if (op->body_type && c->eightbitmime)
         sl_buf_printf(&line, " BODY=%s", op->body_type);
     if (op->ret && c->dsn)
@@ -856,10 +871,11 @@ conn_parse_ehlo(struct rj_conn *c, const struct sl_smtp_reply *reply)
         else if (strcasecmp(kw, "XFORWARD") == 0) {
             const char *attr;
 
-            while ((attr = strtok_r(NULL, " ", &save)) != NULL)
-                for (int a = 0; a < XF_N; a++)
-                    if (strcasecmp(attr, xf_names[a]) == 0)
-                        c->xforward |= 1u << a;
+            while ((attr = strtok_r(NULL, " ", &save)) != NULL) {
+                int a = sl_xforward_attr_lookup(attr);
+                if (a >= 0)
+                    c->xforward |= 1u << a;
+            }
         }
         free(copy);
     }
@@ -911,6 +927,7 @@ op_smtputf8_ok(struct rj_conn *c, struct fe_reinject_op *op)
 static int
 conn_ready(struct rj_conn *c)
 {
+    target_failing(c->t, NULL);
     sl_debug("reinject: connected to %s:%s%s%s%s%s%s", c->t->mta,
              c->pipelining ? " PIPELINING" : "", c->size ? " SIZE" : "", c->dsn ? " DSN" : "",
              c->eightbitmime ? " 8BITMIME" : "", c->smtputf8 ? " SMTPUTF8" : "",
@@ -936,6 +953,7 @@ conn_setup_failed(struct rj_conn *c, const struct sl_smtp_reply *reply, const ch
     char *text = sl_asprintf("%s rejected %s: %s", c->t->mta, conn_doing(c), line);
 
     sl_warn("reinject: %s", text);
+    target_failing(c->t, line);
     if (op) {
         op_fail_unanswered(op, reply->code / 100 == 4 ? reply->code : 451, "fwd-connect", line,
                            true);
@@ -1163,6 +1181,8 @@ conn_fail(struct rj_conn *c, const char *reason, bool timeout)
         conn_close(c);
         return -1;
     }
+    if (c->state <= CONN_HELO)
+        target_failing(t, reason);
     if (op && !timeout && c->reused && c->state == CONN_TXN && op->cmd_replied == 0 &&
         !op->retried) {
         sl_info("%s: reinject: pooled connection to %s failed (%s), retrying on a new one",
@@ -1331,6 +1351,12 @@ fe_reinjector_new(struct event_base *base, const char *helo_name, unsigned timeo
 }
 
 void
+fe_reinjector_set_timeout(struct fe_reinjector *r, unsigned timeout_s)
+{
+    r->timeout_s = timeout_s ? timeout_s : 1;
+}
+
+void
 fe_reinjector_destroy(struct fe_reinjector **reinjectorp)
 {
     struct fe_reinjector *r = *reinjectorp;
@@ -1361,6 +1387,7 @@ fe_reinject_start(struct fe_reinjector *r, const struct fe_reinject_request *req
 
     SL_BUG_ON(!done || !req->host || !req->body || (req->n_rcpts && !req->rcpts));
     op->r = r;
+    op->started_ms = fe_metrics_now();
     op->t = target_get(r, req->host, req->port);
     op->t->max_conns = req->max_conns ? req->max_conns : 1;
     op->job_id = sl_strdup(req->job_id ? req->job_id : "-");
@@ -1382,11 +1409,9 @@ fe_reinject_start(struct fe_reinjector *r, const struct fe_reinject_request *req
             bad = "recipient";
     }
     if (req->xforward) {
-        const struct fe_xforward *x = req->xforward;
-        const char *v[XF_N] = {x->name, x->addr,  x->port,   x->proto,
-                               x->helo, x->ident, x->source, x->domain};
+        char *const *v = req->xforward;
 
-        for (int i = 0; i < XF_N; i++)
+        for (int i = 0; i < SL_XF_COUNT; i++)
             op->xf[i] = dup_or_null(v[i]);
     }
     op->body = sl_body_ref(req->body);
@@ -1462,4 +1487,44 @@ fe_reinject_cancel(struct fe_reinject_op **opp)
     }
     TAILQ_REMOVE(&op->r->ops, op, all_entry);
     op_free(op);
+}
+
+void
+fe_reinjector_watch(struct fe_reinjector *r, const char *host, unsigned port)
+{
+    struct rj_target *t = target_get(r, host, port);
+
+    if (t->n_conns == 0 && t->probe_ms == 0 && t->failing == NULL) {
+        t->probe_ms = sl_now_mono_ms();
+        conn_new(t, NULL); /* ready: it joins the pool */
+    }
+}
+
+bool
+fe_reinjector_ready(struct fe_reinjector *r, char *why, size_t len)
+{
+    unsigned long long now = sl_now_mono_ms();
+    struct rj_target *t;
+    struct rj_conn *c;
+    bool ready = true;
+
+    for (t = TAILQ_FIRST(&r->targets); t != NULL; t = TAILQ_NEXT(t, entry)) {
+        bool trying = false;
+
+        if (t->failing == NULL)
+            continue;
+        if (ready)
+            snprintf(why, len, "reinjection to %s failing: %s", t->mta, t->failing);
+        ready = false;
+        for (c = TAILQ_FIRST(&t->conns); c != NULL; c = TAILQ_NEXT(c, entry))
+            trying |= c->state <= CONN_HELO;
+        /* nothing else may try it while it fails (no mail comes to a
+         * frontend that is not ready): a connection of our own, which
+         * joins the pool if the target answers */
+        if (!trying && t->n_conns < t->max_conns && now - t->probe_ms >= RJ_PROBE_MS) {
+            t->probe_ms = now;
+            conn_new(t, NULL);
+        }
+    }
+    return ready;
 }

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <event2/event.h>
 #include "mail/sl_message.h"
+#include "mail/sl_smtp_parser.h"
 #include "util/sl_body.h"
 
 struct fe_reinjector;
@@ -36,11 +37,6 @@ struct fe_reinject_rcpt {
     const char *address;        /* without <> */
     const char *notify;         /* DSN NOTIFY value or NULL */
     const char *orcpt;          /* DSN ORCPT value or NULL */
-};
-
-/* XFORWARD attributes to pass on; NULL members are not sent. */
-struct fe_xforward {
-    const char *name, *addr, *port, *proto, *helo, *ident, *source, *domain;
 };
 
 struct fe_reinject_request {
@@ -53,7 +49,9 @@ struct fe_reinject_request {
     bool smtputf8;
     const struct fe_reinject_rcpt *rcpts;
     size_t n_rcpts;
-    const struct fe_xforward *xforward; /* may be NULL */
+    /* XFORWARD attributes to pass on, by enum sl_xforward_attr
+     * (mail/sl_smtp_parser.h); a NULL value is not sent; NULL: none */
+    char *const *xforward;
     struct sl_body *body;               /* the request takes a reference */
     const struct sl_header_edit *edits; /* copied by the request */
     size_t n_edits;
@@ -85,6 +83,8 @@ typedef bool fe_reinject_wanted_fn(void *ctx);
 
 struct fe_reinjector *fe_reinjector_new(struct event_base *base, const char *helo_name,
                                         unsigned timeout_s);
+/* reinject.timeout changed (a reload): every timer armed from now on. */
+void fe_reinjector_set_timeout(struct fe_reinjector *r, unsigned timeout_s);
 void fe_reinjector_destroy(struct fe_reinjector **reinjectorp);
 
 /* Starts a reinjection; done() is always called exactly once, later (never
@@ -96,5 +96,17 @@ struct fe_reinject_op *fe_reinject_start(struct fe_reinjector *r,
 /* Abandons an op (our client left): done() will not be called. If the
  * final "." was not yet sent, nothing is delivered. */
 void fe_reinject_cancel(struct fe_reinject_op **opp);
+
+/* Readiness (docs/operations.md, "Metrics and health"): false, and why,
+ * while the last connection to a target failed before its EHLO was
+ * answered (refused, timed out, a 4xx or 5xx greeting); such a target
+ * gets a connection of ours every 2 s, which clears the state when the
+ * target answers and then joins the pool. A target not tried yet counts
+ * as answering. */
+bool fe_reinjector_ready(struct fe_reinjector *r, char *why, size_t len);
+/* A target known in advance (an origin's fixed reinject host:port): its
+ * first connection is made now rather than with the first message, so
+ * that readiness knows about it. */
+void fe_reinjector_watch(struct fe_reinjector *r, const char *host, unsigned port);
 
 #endif

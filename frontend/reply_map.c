@@ -4,10 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Enhanced status code (RFC 3463) of a reply line "550 5.1.1 text" when its
- * class matches the code, else "<class>.0.0". */
-static const char *
-reply_enhanced(const char *line, int code, char *buf, size_t len)
+const char *
+fe_reply_enhanced(const char *line, int code, char *buf, size_t len)
 {
     const char *p = line ? strchr(line, ' ') : NULL;
     if (p && p[1] - '0' == code / 100 && p[2] == '.') {
@@ -38,7 +36,7 @@ fe_reply_for_rcpt(const char *job_id, const struct fe_reinject_result *res,
         snprintf(out, len, "%d 2.0.0 from MTA(%s): %s (id=%s)", code, res->mta, text, job_id);
     } else if (r->from_mta && code >= 400 && code < 600) {
         snprintf(out, len, "%d %s id=%s, %s by next-hop MTA on relaying, from MTA(%s) during %s: %s",
-                 code, reply_enhanced(text, code, enh, sizeof(enh)), job_id,
+                 code, fe_reply_enhanced(text, code, enh, sizeof(enh)), job_id,
                  code >= 500 ? "Rejected" : "Temporarily rejected", res->mta, stage, text);
     } else {
         /* our side failed (connect, timeout, lost connection, garbage): the

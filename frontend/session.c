@@ -18,9 +18,9 @@
  *
  * Hostile input is met here and in the parser:
  *   - bare CR/LF and NUL in a command line: 500, the line is dropped;
- *     in message data bare CR/LF are normalised to CRLF by the parser and
- *     the smuggling forms never end the data; NUL in data: 554, nothing
- *     is forwarded;
+ *     in message data the parser normalises a bare LF to CRLF and makes a
+ *     bare CR a space (as Postfix does), and the smuggling forms never end
+ *     the data; NUL in data: 554, nothing is forwarded;
  *   - a command that RFC 2920 says must end a pipelined group (LHLO, EHLO,
  *     HELO, DATA, NOOP, VRFY, EXPN, BDAT, STARTTLS), followed by more input
  *     before our reply - notably message content sent before the 354 - is
@@ -32,8 +32,9 @@
  *   - timeouts: frontend.timeout per read and per write (idle), and also
  *     for a whole command line however slowly it trickles in; a DATA phase
  *     must keep up SESSION_MIN_DATA_RATE, so one byte a minute cannot hold
- *     a concurrency slot forever (Postfix's smtpd_per_record_deadline and
- *     smtpd_min_data_rate);
+ *     a session for ever (Postfix's smtpd_per_request_deadline and
+ *     smtpd_min_data_rate); a session counts against its origin's
+ *     concurrency only from the final "." on, so a slow one blocks nobody;
  *   - a client that does not read its replies: past SESSION_MAX_OUTPUT of
  *     unsent replies we stop reading its commands until it catches up. */
 #include "session.h"
@@ -48,10 +49,12 @@
 #include <time.h>
 #include <event2/buffer.h>
 #include "context.h"
+#include "fe_metrics.h"
 #include "origins.h"
 #include "session_int.h"
+#include "settings.h"
 #include "util/sl_body.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_log.h"
 
 #define SESSION_HARD_ERROR_LIMIT 20         /* Postfix smtpd_hard_error_limit */
@@ -82,6 +85,7 @@ session_vreply(struct session *s, const char *fmt, va_list ap)
         if (line[i] == '\r' || line[i] == '\n')
             line[i] = ' ';
     struct evbuffer *out = bufferevent_get_output(s->bev);
+    fe_metrics_reply(line);
     evbuffer_add(out, line, (size_t)n);
     evbuffer_add(out, "\r\n", 2);
 }
@@ -129,6 +133,15 @@ session_error(struct session *s)
     }
 }
 
+size_t
+session_size_limit(const struct session *s)
+{
+    size_t max = s->config->frontend.max_message_size;
+    size_t room = max / 2 < SESSION_SIZE_ROOM ? max / 2 : SESSION_SIZE_ROOM;
+
+    return max - room;
+}
+
 /* --------------------------------------------------------- transactions */
 
 /* XFORWARD attributes go too, as Postfix's smtpd resets them. */
@@ -137,10 +150,6 @@ session_reset_transaction(struct session *s)
 {
     fe_envelope_clear(&s->env);
     sl_buf_free(&s->data);
-    if (s->holds_slot) {
-        fe_origin_release_slot(s->origin);
-        s->holds_slot = false;
-    }
     if (s->state != SESSION_INIT && s->state != SESSION_CLOSING)
         s->state = SESSION_READY;
 }
@@ -165,7 +174,7 @@ session_client_connected(void *ctx)
 static void
 session_set_idle_timeout(struct session *s, bool on)
 {
-    struct timeval tv = {.tv_sec = s->fe->config->frontend.timeout_s};
+    struct timeval tv = {.tv_sec = s->config->frontend.timeout_s};
     bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
 }
 
@@ -178,22 +187,27 @@ session_arm_ms(struct session *s, unsigned long long ms)
 
 /* The next command line must be complete within frontend.timeout, however
  * it trickles in: the per-read timeout alone would let a client that sends
- * a byte every (timeout - 1) s hold its session, and its concurrency slot,
- * for ever. Re-armed after every command, not after every byte. */
+ * a byte every (timeout - 1) s hold its session for ever. Re-armed after
+ * every command, not after every byte. */
 static void
 session_arm_command_deadline(struct session *s)
 {
-    session_arm_ms(s, (unsigned long long)s->fe->config->frontend.timeout_s * 1000);
+    session_arm_ms(s, (unsigned long long)s->config->frontend.timeout_s * 1000);
 }
 
-/* DATA: frontend.timeout from the 354, plus 1 s for every
- * SESSION_MIN_DATA_RATE bytes received (Postfix's smtpd_min_data_rate with
- * smtpd_per_record_deadline); the per-read timeout still applies. */
+/* DATA, as Postfix 3.7's smtpd with smtpd_min_data_rate and per-request
+ * deadlines: the phase starts with frontend.timeout to run; each read
+ * spends the time since the one before and earns 1 s for every
+ * SESSION_MIN_DATA_RATE bytes it brought, and what is left never exceeds
+ * frontend.timeout. A client slower than the rate runs out of time (1
+ * byte/s: after about frontend.timeout), and a burst first banks nothing
+ * for a trickle after it; one at the rate or faster goes on, bounded by the
+ * message size. The per-read timeout still applies. */
 static void
 session_start_data_deadline(struct session *s)
 {
     s->data_deadline_ms =
-        sl_now_mono_ms() + (unsigned long long)s->fe->config->frontend.timeout_s * 1000;
+        sl_now_mono_ms() + (unsigned long long)s->config->frontend.timeout_s * 1000;
     session_arm_command_deadline(s);
 }
 
@@ -201,8 +215,14 @@ static void
 session_extend_data_deadline(struct session *s, size_t bytes)
 {
     unsigned long long now = sl_now_mono_ms();
-    s->data_deadline_ms += (unsigned long long)bytes * 1000 / SESSION_MIN_DATA_RATE;
-    session_arm_ms(s, s->data_deadline_ms > now ? s->data_deadline_ms - now : 0);
+    unsigned long long most = (unsigned long long)s->config->frontend.timeout_s * 1000;
+    unsigned long long left = s->data_deadline_ms > now ? s->data_deadline_ms - now : 0;
+
+    left += (unsigned long long)bytes * 1000 / SESSION_MIN_DATA_RATE;
+    if (left > most)
+        left = most;
+    s->data_deadline_ms = now + left;
+    session_arm_ms(s, left);
 }
 
 /* The job answered (job.h): replies in order, then on with any pipelined
@@ -237,12 +257,30 @@ session_on_job_done(void *ctx, const char *const *replies, size_t n)
 void
 session_hand_off(struct session *s, const char *job_id)
 {
+    /* Per-origin concurrency counts messages from here, the point where
+     * one starts to use what the limit protects (a worker, a connection to
+     * :10025) and to be Postfix's delivery in progress: a session that is
+     * slow to send its message holds no slot from the others. Over the
+     * limit the message gets a 4xx; the connection and the greeting never
+     * do (Postfix would take that for a dead filter). */
+    if (!fe_origin_take_slot(s->origin, s->peer_ip)) {
+        session_reply_all(s,
+                          "451 4.3.2 Too many concurrent sessions from this origin (limit %u), "
+                          "try again later",
+                          s->origin->slots->limit);
+        sl_info("%s: from [%s]:%u: tempfailed: origin %s at its concurrency (%u)", job_id,
+                s->peer_ip, s->peer_port, s->origin->slots->name, s->origin->slots->limit);
+        session_reset_transaction(s);
+        return;
+    }
+
     size_t len;
     char *bytes = sl_buf_steal(&s->data, &len);
     struct sl_body *body = sl_body_new(bytes, len);
     struct fe_job_params p = {
         .id = job_id,
         .origin = s->origin,
+        .settings = s->settings,
         .peer_ip = s->peer_ip,
         .peer_port = s->peer_port,
         .local_port = s->local_port,
@@ -255,8 +293,6 @@ session_hand_off(struct session *s, const char *job_id)
         .ctx = s,
     };
 
-    SL_BUG_ON(!s->holds_slot);
-    s->holds_slot = false; /* the job holds it now */
     evtimer_del(s->io_timer);
     s->state = SESSION_WAIT;
     session_set_idle_timeout(s, false); /* we hold the line; Postfix waits up to 1200 s */
@@ -324,12 +360,15 @@ session_process(struct session *s)
             bufferevent_disable(s->bev, EV_READ);
             break;
         }
-        ret = sl_smtp_parser_next(s->parser, &cmd, &error);
+        enum sl_smtp_error kind;
+        ret = sl_smtp_parser_next(s->parser, &cmd, &kind, &error);
         if (ret == 0)
             break;
         if (ret < 0) {
-            /* the client's fault: answer and go on with the next line */
-            session_reply(s, "500 5.5.2 Error: %s", error);
+            /* the client's fault: answer as lib/mail's table says for this
+             * kind of bad line, and go on with the next line */
+            const struct sl_smtp_error_reply *r = sl_smtp_error_reply(kind);
+            session_reply(s, "%d %s %s", r->code, r->enhanced, r->text);
             session_error(s);
             continue;
         }
@@ -453,6 +492,7 @@ session_free(struct session *s)
     fe_job_detach(&s->job);
     event_free(s->io_timer);
     session_reset_transaction(s);
+    fe_settings_unref(&s->settings); /* after the slot went back into its table */
     free(s->env.rcpts);
     bufferevent_free(s->bev);
     sl_smtp_parser_destroy(&s->parser);
@@ -474,15 +514,15 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
             struct fe_origin *origin, unsigned local_port)
 {
     struct session *s = sl_calloc(1, sizeof(*s));
-    struct sl_smtp_limits lim = {
-        .max_command_line = SESSION_MAX_COMMAND_LINE,
-        .max_message_size = fe->config->frontend.max_message_size,
-    };
+    struct sl_smtp_limits lim = {.max_command_line = SESSION_MAX_COMMAND_LINE};
     int one = 1;
 
     /* replies are small and the client waits for each batch: no Nagle delay */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->fe = fe;
+    s->settings = fe_settings_ref(fe->settings);
+    s->config = s->settings->config;
+    lim.max_message_size = session_size_limit(s);
     snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip);
     s->peer_port = peer_port;
     s->local_port = local_port;

@@ -10,7 +10,8 @@ struct fe_origin;
 
 /* Starts a session on an accepted connection (fd, now owned by the
  * session) and greets the client. The session keeps itself on
- * fe->sessions until it ends. */
+ * fe->sessions until it ends, and the current settings (fe->settings,
+ * whose table origin is from) until then. */
 void session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip,
                  unsigned peer_port, struct fe_origin *origin, unsigned local_port);
 

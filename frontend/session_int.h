@@ -29,12 +29,14 @@ enum session_state {
 struct session {
     struct session *next, *prev; /* fe->sessions */
     struct fe_context *fe;
+    struct fe_settings *settings;   /* from connect (a reference): settings.h */
+    const struct sl_config *config; /* settings->config */
     struct bufferevent *bev;
     struct sl_smtp_parser *parser;
     char peer_ip[64];
     unsigned peer_port;
     unsigned local_port; /* the port it connected to */
-    struct fe_origin *origin;
+    struct fe_origin *origin; /* in settings->origins */
     enum session_state state;
     bool lmtp;
     bool esmtp; /* LHLO or EHLO: PIPELINING was offered */
@@ -44,24 +46,35 @@ struct session {
     struct event *io_timer;  /* command or DATA deadline */
     unsigned long long data_deadline_ms;
     bool output_blocked; /* reading paused until the client reads its replies */
-    bool holds_slot;     /* counted in origin->active (from MAIL to end of data) */
 
     struct fe_envelope env; /* the transaction being collected (XFORWARD too) */
     struct sl_buf data;     /* the message, during DATA */
     struct fe_job *job;     /* state WAIT: the message in flight */
 };
 
+/* Room left under frontend.max_message_size for the header fields sluice
+ * adds to a message (Received:, X-Virus-Scanned:, X-Spam-*, X-Amavis-Alert:,
+ * the subject tag: about 300 octets on clean mail, a few KiB at most on
+ * tagged spam): 64 KiB, or half the limit when that is smaller. */
+#define SESSION_SIZE_ROOM ((size_t)64 * 1024)
+
 /* session.c, for the commands */
+/* The largest message accepted, advertised in SIZE: max_message_size less
+ * SESSION_SIZE_ROOM, so the copy reinjected still fits a next hop with the
+ * same limit (docs/configuration.md). */
+size_t session_size_limit(const struct session *s);
 void session_reply(struct session *s, const char *fmt, ...) SL_PRINTF(2, 3);
 /* The same reply for every recipient (LMTP) or once (SMTP). */
 void session_reply_all(struct session *s, const char *fmt, ...) SL_PRINTF(2, 3);
 /* Counts a client error; past Postfix's smtpd_hard_error_limit, 421. */
 void session_error(struct session *s);
 void session_close_after_reply(struct session *s);
-/* Ends the transaction (RSET, LHLO, a refused message): envelope,
- * XFORWARD attributes and the origin's slot. */
+/* Ends the transaction (RSET, LHLO, a refused message): envelope and
+ * XFORWARD attributes. */
 void session_reset_transaction(struct session *s);
-/* End of data with a message to deliver: hands it to its job. */
+/* End of data with a message to deliver: takes one of the origin's
+ * concurrency slots for it and hands it to its job, or, the origin at its
+ * limit, answers 451 4.3.2 and ends the transaction. */
 void session_hand_off(struct session *s, const char *job_id);
 
 /* commands.c, for the dispatcher */

@@ -27,8 +27,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/sl_config.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "mime_check.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_util.h"
 
 struct walk {
@@ -91,22 +91,13 @@ checks_run(const struct check_ctx *ctx, const char *data, size_t len, struct che
     mime_info_free(&info);
 }
 
-static void
-strv_free(char ***v, size_t *n)
-{
-    for (size_t i = 0; i < *n; i++)
-        free((*v)[i]);
-    free(*v);
-    *v = NULL;
-    *n = 0;
-}
-
 void
 checks_findings_free(struct check_findings *f)
 {
-    strv_free(&f->banned, &f->n_banned);
-    strv_free(&f->bad_headers, &f->n_bad_headers);
-    strv_free(&f->encrypted, &f->n_encrypted);
-    strv_free(&f->overlimit, &f->n_overlimit);
-    sl_free_and_clear(&f->message_id);
+    sl_strv_free(f->banned, f->n_banned);
+    sl_strv_free(f->bad_headers, f->n_bad_headers);
+    sl_strv_free(f->encrypted, f->n_encrypted);
+    sl_strv_free(f->overlimit, f->n_overlimit);
+    free(f->message_id);
+    memset(f, 0, sizeof(*f));   /* empty again: a second free, or checks_run(), is safe */
 }

@@ -44,24 +44,6 @@ policy_destiny_name(enum policy_destiny d)
     return (unsigned)d < SL_N_ELEMENTS(destiny_names) ? destiny_names[d] : "tempfail";
 }
 
-void
-policy_fmt_score(char *buf, size_t len, double v)
-{
-    if (!isfinite(v))
-        v = 0;
-    snprintf(buf, len, "%.3f", v);
-    char *dot = strchr(buf, '.');
-    if (dot != NULL) {
-        char *e = buf + strlen(buf) - 1;
-        while (e > dot && *e == '0')
-            *e-- = '\0';
-        if (e == dot)
-            *e = '\0';
-    }
-    if (strcmp(buf, "-0") == 0)
-        strcpy(buf, "0");
-}
-
 /* ---- banks ------------------------------------------------------------ */
 
 static bool
@@ -73,12 +55,24 @@ strv_has(char *const *v, size_t n, const char *s)
     return false;
 }
 
+/* The bank called name, or NULL (policy.mynetworks_bank names one that
+ * may not exist: then no bank applies). */
+static const struct sl_policy_bank *
+bank_find(const struct sl_config *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_banks; i++)
+        if (strcmp(config->banks[i].name, name) == 0)
+            return &config->banks[i];
+    return NULL;
+}
+
+/* Loads b over the view: what b sets replaces what the view had. */
 static void
 view_add_bank(struct policy_view *v, const struct sl_policy_bank *b)
 {
     size_t len = strlen(v->banks);
 
-    sl_policy_apply_bank(&v->p, b);
+    sl_config_bank_copy_set(&v->p, b);
     snprintf(v->banks + len, sizeof(v->banks) - len, "%s%s", len > 0 ? "," : "", b->name);
 }
 
@@ -103,7 +97,7 @@ policy_select(const struct sl_config *config, const char *origin, unsigned by_po
     bool mynets = client_addr != NULL && client_addr[0] != '\0' && config->mynetworks.n > 0 &&
                   sl_cidr_list_match_text(&config->mynetworks, client_addr);
     if (mynets) {
-        const struct sl_policy_bank *b = sl_config_bank(config, config->mynetworks_bank);
+        const struct sl_policy_bank *b = bank_find(config, config->mynetworks_bank);
         if (b != NULL)
             view_add_bank(view_r, b);
     }
@@ -112,54 +106,56 @@ policy_select(const struct sl_config *config, const char *origin, unsigned by_po
 
 /* ---- levels ----------------------------------------------------------- */
 
-static bool
-map_lookup(char *const *map, size_t n, const char *key, size_t keylen, double *v_r)
+/* The item of map whose key (the text before its last '=') is key. */
+static const char *
+map_lookup(char *const *map, size_t n, const char *key, size_t keylen)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *k;
-        size_t kl;
-        double lv;
-        if (sl_config_level_item(map[i], &k, &kl, &lv) < 0)
-            continue;
-        if (kl == keylen && strncasecmp(k, key, kl) == 0) {
-            *v_r = lv;
-            return true;
-        }
+        const char *eq = strrchr(map[i], '=');
+        if (eq != NULL && (size_t)(eq - map[i]) == keylen && strncasecmp(map[i], key, keylen) == 0)
+            return eq + 1;
     }
-    return false;
+    return NULL;
 }
 
-double
-policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
+const char *
+policy_rcpt_map(char *const *map, size_t n, const char *rcpt)
 {
     const char *at = strrchr(rcpt, '@');
-    double v;
+    const char *v;
 
     if (n == 0)
-        return dflt;
-    if (map_lookup(map, n, rcpt, strlen(rcpt), &v))
+        return NULL;
+    if ((v = map_lookup(map, n, rcpt, strlen(rcpt))) != NULL)
         return v;
     if (at != NULL) {
         const char *dom = at + 1;
-        if (map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1, &v)) /* "user@" */
+        if ((v = map_lookup(map, n, rcpt, (size_t)(at - rcpt) + 1)) != NULL) /* "user@" */
             return v;
-        if (map_lookup(map, n, dom, strlen(dom), &v)) /* "example.com" */
+        if ((v = map_lookup(map, n, dom, strlen(dom))) != NULL) /* "example.com" */
             return v;
         /* ".example.com" covers the domain and its subdomains */
         for (const char *d = dom; d != NULL && *d != '\0';) {
             char *key = sl_asprintf(".%s", d);
-            bool hit = map_lookup(map, n, key, strlen(key), &v);
+            v = map_lookup(map, n, key, strlen(key));
             free(key);
-            if (hit)
+            if (v != NULL)
                 return v;
             d = strchr(d, '.');
             if (d != NULL)
                 d++;
         }
     }
-    if (map_lookup(map, n, ".", 1, &v))
-        return v;
-    return dflt;
+    return map_lookup(map, n, ".", 1);
+}
+
+double
+policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
+{
+    const char *v = policy_rcpt_map(map, n, rcpt);
+
+    /* the loader checked every item (sl_config_level_item) */
+    return v != NULL ? strtod(v, NULL) : dflt;
 }
 
 bool
@@ -238,9 +234,9 @@ spam_status(const struct policy_facts *f, const struct policy_rcpt *r)
     char *tests = join(f->spam_tests, f->n_spam_tests, ", ", MAX_STATUS_TESTS);
     char *v;
 
-    policy_fmt_score(score, sizeof(score), f->spam_score);
-    policy_fmt_score(tag, sizeof(tag), r->tag_level);
-    policy_fmt_score(tag2, sizeof(tag2), r->tag2_level);
+    sl_format_score(f->spam_score, score, sizeof(score));
+    sl_format_score(r->tag_level, tag, sizeof(tag));
+    sl_format_score(r->tag2_level, tag2, sizeof(tag2));
     v = sl_asprintf("%s, score=%s tagged_above=%s required=%s tests=[%s]",
                     f->spam_score >= r->tag2_level ? "Yes" : "No", score, tag, tag2, tests);
     free(tests);
@@ -255,7 +251,7 @@ spam_edits(const struct policy_view *view, const struct policy_facts *f, const c
 
     if (!f->spam_scanned || f->spam_score < r->tag_level)
         return;
-    policy_fmt_score(score, sizeof(score), f->spam_score);
+    sl_format_score(f->spam_score, score, sizeof(score));
     if (f->spam_score >= r->tag2_level)
         edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Flag", sl_strdup("YES"));
     edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Score", sl_strdup(score));
@@ -334,7 +330,7 @@ reason_for(enum policy_ccat c, const struct policy_facts *f, const struct policy
                            f->n_unchecked_reasons > 0 ? f->unchecked_reasons[0] : "not scanned");
     case CCAT_SPAM:
     case CCAT_SPAMMY:
-        policy_fmt_score(score, sizeof(score), f->spam_score);
+        sl_format_score(f->spam_score, score, sizeof(score));
         return sl_asprintf("%s, score=%s", cat, score);
     case CCAT_BAD_HEADER:
         return sl_asprintf("BAD-HEADER: %s", f->n_bad_headers > 0 ? f->bad_headers[0] : "?");
@@ -439,6 +435,7 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
     /* The message's category: the highest of any recipient (UNCHECKED
      * keeps its minor). */
     res->category = category_name(top, f->unchecked);
+    policy_quarantine_decide(view, rcpts, res);
 }
 
 void

@@ -1,5 +1,6 @@
 /* policy.h - from findings to per-recipient outcomes, with amavisd-new's
- * semantics (REFERENCE.md section 2).
+ * semantics: its categories, destinies, spam levels and policy banks
+ * (docs/configuration.md, "policy").
  *
  * Content categories in amavis' priority order, highest first:
  *   INFECTED, BANNED, UNCHECKED (-OVERLIMIT, -ENCRYPTED), SPAM, SPAMMY,
@@ -35,7 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 /* Destinies, numbered as the wire's Destiny enum. */
 enum policy_destiny {
@@ -111,6 +112,10 @@ struct policy_rcpt {
     bool dsn_suppressed; /* D_BOUNCE, but no DSN (null sender, spam cut-off) */
     bool remote;         /* not in policy.local_domains: Outbound / OpenRelay */
     double tag_level, tag2_level, kill_level, dsn_cutoff_level;
+    /* policy_quarantine_decide(): pointing into the config or static */
+    const char *quarantine; /* "virus", "banned", "spam", "badh"; NULL: not quarantined */
+    const char *admin;      /* the category's administrator to notify, or NULL */
+    bool warn;              /* a warning to the recipient (virus, banned) */
 };
 
 struct policy_result {
@@ -127,8 +132,24 @@ void policy_decide(const struct policy_view *view, const struct policy_facts *fa
                    const char *subject, struct policy_result *result_r);
 void policy_result_free(struct policy_result *result);
 
-/* A recipient's level from map ("addr=5", "user@=5", "dom=5", ".dom=5",
- * ".=5"), most specific first; dflt when nothing matches. */
+/* Quarantine and notifications, amavis' way (docs/quarantine.md), called
+ * by policy_decide() once each recipient has its category and destiny:
+ * the recipient's category (the blocking one, else its highest) selects
+ * <category>_quarantine_to (or the recipient's item in the _map), the
+ * administrator (virus_admin, banned_admin or else virus_admin,
+ * spam_admin for SPAM and SPAMMY, bad_header_admin) and the warning
+ * (warn_virus_recip, warn_banned_recip; local recipients only, as amavis'
+ * $warn_offsite = 0). A recipient tempfailed gets none: the message comes
+ * back. policy_quarantine.c. */
+void policy_quarantine_decide(const struct policy_view *view, const char *const *rcpts,
+                              struct policy_result *result);
+
+/* The value of a recipient's item in map ("addr=v", "user@=v", "dom=v",
+ * ".dom=v", ".=v"), most specific first, pointing into map; NULL when
+ * nothing matches. */
+const char *policy_rcpt_map(char *const *map, size_t n, const char *rcpt);
+/* A recipient's level from a level map ("boss@example.com=20"); dflt when
+ * nothing matches. */
 double policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt);
 
 /* Is rcpt's domain in local_domains ("dom": that domain, ".dom": it and
@@ -139,8 +160,5 @@ bool policy_domain_is_local(char *const *local_domains, size_t n, const char *rc
 enum policy_destiny policy_destiny_from_name(const char *name);
 const char *policy_destiny_name(enum policy_destiny d);
 const char *policy_ccat_name(enum policy_ccat c);
-
-/* "1000", "6.31", "-0.5": at most 3 decimals, no exponent. */
-void policy_fmt_score(char *buf, size_t len, double v);
 
 #endif

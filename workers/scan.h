@@ -114,6 +114,11 @@ int scan_recv_all(int fd, size_t max, unsigned long long deadline_ms, char **buf
 
 /* The earlier of now + timeout_s and in->deadline_ms. */
 unsigned long long scan_deadline(const struct scan_input *in, unsigned timeout_s);
+/* How many bytes of the message a spam scanner gets: all of it, or, when
+ * it is longer than max_size (0: no limit), the head cut after the last
+ * LF within max_size (at max_size itself if there is none). Sets
+ * *truncated_r to whether it cut. */
+size_t scan_spam_len(const struct scan_input *in, size_t max_size, bool *truncated_r);
 
 /* One try against one server: 0 with res filled, -1 with *error_r. */
 typedef int scan_try_fn(const char *server, const struct sl_scanner_config *cfg,

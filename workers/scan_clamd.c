@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 

@@ -20,8 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "worker_metrics.h"
+#include "conf/sl_config.h"
 #include "util/sl_addr.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -34,16 +35,6 @@ scan_strv_add(char ***v, size_t *n, const char *s)
     (*v)[(*n)++] = sl_strdup(s);
 }
 
-static void
-strv_free(char ***v, size_t *n)
-{
-    for (size_t i = 0; i < *n; i++)
-        free((*v)[i]);
-    free(*v);
-    *v = NULL;
-    *n = 0;
-}
-
 void
 scan_result_free(struct scan_result *r)
 {
@@ -51,8 +42,8 @@ scan_result_free(struct scan_result *r)
     sl_free_and_clear(&r->server);
     sl_free_and_clear(&r->unchecked_reason);
     sl_free_and_clear(&r->action);
-    strv_free(&r->viruses, &r->n_viruses);
-    strv_free(&r->tests, &r->n_tests);
+    sl_strv_free(r->viruses, r->n_viruses);
+    sl_strv_free(r->tests, r->n_tests);
     const char *scanner = r->scanner;
     memset(r, 0, sizeof(*r));
     r->scanner = scanner;
@@ -66,6 +57,23 @@ scan_deadline(const struct scan_input *in, unsigned timeout_s)
     if (in->deadline_ms != 0 && in->deadline_ms < d)
         d = in->deadline_ms;
     return d;
+}
+
+/* Spam scoring is about the text, not about large attachments: scanning
+ * the head, cut at a line end so that the scanner sees whole lines, is
+ * what amavisd-new >= 2.7 does and spamc's -s limit intends. */
+size_t
+scan_spam_len(const struct scan_input *in, size_t max_size, bool *truncated_r)
+{
+    size_t len = in->len;
+
+    *truncated_r = max_size > 0 && len > max_size;
+    if (!*truncated_r)
+        return len;
+    len = max_size;
+    while (len > 0 && in->data[len - 1] != '\n')
+        len--;
+    return len > 0 ? len : max_size;
 }
 
 /* poll for ev until deadline: 1 ready, 0 timed out, -1 error (errno) */
@@ -300,6 +308,7 @@ scan_with_failover(const char *scanner, const struct sl_scanner_config *cfg,
         }
         sl_warn("%s: %s failed: %s%s", in->job_id, scanner, error,
                 i + 1 < cfg->n_servers ? "; trying the next server" : "");
+        worker_metrics_scanner_error(scanner);
         if (errors == NULL) {
             errors = sl_asprintf("%s", error);
         } else if (strlen(errors) < SCAN_MAX_ERROR) {

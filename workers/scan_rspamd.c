@@ -18,8 +18,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conf/sl_config.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -39,23 +39,6 @@ sym_cmp(const void *a, const void *b)
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
     return strcmp(x->name, y->name);
-}
-
-/* "2.5" "-0.1" "15": %g-like but never an exponent, at most 3 decimals */
-static void
-fmt_score(char *buf, size_t len, double v)
-{
-    snprintf(buf, len, "%.3f", v);
-    char *dot = strchr(buf, '.');
-    if (dot != NULL) {
-        char *e = buf + strlen(buf) - 1;
-        while (e > dot && *e == '0')
-            *e-- = '\0';
-        if (e == dot)
-            *e = '\0';
-    }
-    if (strcmp(buf, "-0") == 0)
-        strcpy(buf, "0");
 }
 
 /* The body of an HTTP/1.1 response: Content-Length, chunked or to EOF. */
@@ -206,7 +189,7 @@ scan_rspamd_parse(const char *reply, size_t len, struct scan_result *res, char *
         qsort(syms, k, sizeof(*syms), sym_cmp);
         for (size_t i = 0; i < k && i < RSPAMD_MAX_TESTS; i++) {
             char num[64];
-            fmt_score(num, sizeof(num), syms[i].score);
+            sl_format_score(syms[i].score, num, sizeof(num));
             char *t = sl_asprintf("%s=%s", syms[i].name, num);
             scan_strv_add(&res->tests, &res->n_tests, t);
             free(t);
@@ -305,20 +288,12 @@ rspamd_try(const char *server, const struct sl_scanner_config *cfg, const struct
            struct scan_result *res, char **error_r)
 {
     unsigned long long deadline = scan_deadline(in, cfg->timeout_s);
-    size_t len = in->len;
+    size_t len = scan_spam_len(in, cfg->max_size, &res->truncated);
     struct sl_buf head;
     char ip[64], *reply = NULL;
     size_t reply_len;
     int fd, ret = -1;
 
-    if (cfg->max_size > 0 && len > cfg->max_size) {
-        len = cfg->max_size;
-        while (len > 0 && in->data[len - 1] != '\n')
-            len--;
-        if (len == 0)
-            len = cfg->max_size;
-        res->truncated = true;
-    }
     if (scan_connect(server, cfg->connect_timeout_s * 1000, &fd, error_r) < 0)
         return -1;
     sl_buf_init(&head);

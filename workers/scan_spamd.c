@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -126,19 +126,11 @@ spamd_try(const char *server, const struct sl_scanner_config *cfg, const struct 
           struct scan_result *res, char **error_r)
 {
     unsigned long long deadline = scan_deadline(in, cfg->timeout_s);
-    size_t len = in->len;
+    size_t len = scan_spam_len(in, cfg->max_size, &res->truncated);
     char *head, *reply = NULL;
     size_t reply_len;
     int fd, ret = -1;
 
-    if (cfg->max_size > 0 && len > cfg->max_size) {
-        len = cfg->max_size;
-        while (len > 0 && in->data[len - 1] != '\n')
-            len--;
-        if (len == 0)
-            len = cfg->max_size;
-        res->truncated = true;
-    }
     if (scan_connect(server, cfg->connect_timeout_s * 1000, &fd, error_r) < 0)
         return -1;
     if (cfg->user != NULL && cfg->user[0] != '\0')

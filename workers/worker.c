@@ -13,10 +13,17 @@
  *
  * A job runs to completion on the thread; anything slow inside a job must
  * call worker_keepalive() so the brokers do not take the worker for dead.
- * Scanning (issue 4) runs the message's scanner calls (clamd, spamd,
+ * Scanning runs the message's scanner calls (clamd, spamd,
  * rspamd) and the built-in checks concurrently on helper threads
  * (scan_parallel) while this thread keeps heartbeating; policy.c turns
- * the findings into per-recipient destinies and header edits. */
+ * the findings into per-recipient destinies and header edits.
+ *
+ * A job is scanned with the settings current when it arrives (struct
+ * worker_settings: the configuration and its compiled patterns); a reload
+ * (worker_pool_reconfigure) swaps in new ones for the next jobs while the
+ * jobs in progress finish with theirs. The sockets keep the configuration
+ * the pool started with: what they use (broker.*, security.*,
+ * frontend.max_message_size) changes only with a restart. */
 #include "worker.h"
 
 #include <errno.h>
@@ -34,11 +41,14 @@
 #include "mime_check.h"
 #include "policy.h"
 #include "scan.h"
+#include "worker_metrics.h"
+#include "conf/sl_config.h"
 #include "mail/sl_message.h"
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
-#include "util/sl_config.h"
+#include "util/sl_buf.h"
+#include "util/sl_id.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 
@@ -58,8 +68,13 @@ struct wconn {
 
 struct wthread {
     struct worker_pool *pool;
-    char id[SL_WIRE_MAX_WORKER_ID]; /* "host:pid:p<pool>w<n>", Ready.worker_id and Verdict.worker */
+    /* "host:pid:p<pool>w<n>:<life>", Ready.worker_id and Verdict.worker;
+     * <life> is random per pool, so a worker restarted with the same pid
+     * (a container restarted in its pod) has a new name: a broker tells a
+     * worker that comes back from one that was replaced by its name. */
+    char id[SL_WIRE_MAX_WORKER_ID];
     struct wconn *conns;            /* one per endpoint */
+    unsigned long long turn_ms;     /* monotonic, its latest turn (worker_keepalive) */
     pthread_t thread;
     bool started;
     unsigned long long n_jobs;
@@ -75,6 +90,15 @@ struct compiled_re {
     pcre2_code **res;
 };
 
+/* What jobs are scanned with; a job holds a reference from its start to
+ * its verdict. Changed by nobody once made. */
+struct worker_settings {
+    atomic_uint refs;
+    struct sl_config *config; /* a reference */
+    struct compiled_re *res;
+    size_t n_res;
+};
+
 struct worker_pool {
     void *zctx;
     char **endpoints;
@@ -84,9 +108,9 @@ struct worker_pool {
     atomic_bool stop;
     struct wthread *threads;
     unsigned count;
-    const struct sl_config *config; /* outlives the pool */
-    struct compiled_re *res;
-    size_t n_res;
+    struct sl_config *config;         /* the pool's start (a reference): the sockets' */
+    pthread_mutex_t settings_lock;    /* guards settings: taking a reference, swapping */
+    struct worker_settings *settings; /* the current ones */
 };
 
 static atomic_uint pool_serial;
@@ -213,12 +237,26 @@ conn_reopen(struct wthread *w, struct wconn *c, const char *why)
 }
 
 /* Heartbeats that are due, on every connection. Safe to call from inside
- * a job: the thread owns all its sockets. */
+ * a job: the thread owns all its sockets. Called at every turn of the
+ * loop and every 100 ms of a scan: calls further apart than
+ * SL_WIRE_STALL_MS mean the process was stalled (SIGSTOP, a VM migration),
+ * and the brokers, which this thread could not hear meanwhile, get a
+ * fresh liveness period before their silence is judged. */
 static void
 worker_keepalive(struct wthread *w)
 {
     unsigned long long now = sl_now_mono_ms();
+    unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long stalled = sl_wire_stalled(&w->turn_ms, now);
 
+    if (stalled != 0) {
+        sl_notice("worker %s: this thread was stalled for %llu ms (paused?); brokers get %llu ms "
+                  "before their silence is judged",
+                  w->id, stalled, grace);
+        for (size_t i = 0; i < w->pool->n_endpoints; i++)
+            if (w->conns[i].expiry_ms < now + grace)
+                w->conns[i].expiry_ms = now + grace;
+    }
     for (size_t i = 0; i < w->pool->n_endpoints; i++) {
         struct wconn *c = &w->conns[i];
         if (c->sock != NULL && now >= c->next_heartbeat_ms) {
@@ -353,7 +391,9 @@ static void
 task_checks(void *arg)
 {
     struct job_scan *js = arg;
+    unsigned long long start = worker_metrics_now();
     checks_run(&js->cctx, js->in.data, js->in.len, &js->findings);
+    worker_metrics_checks(start);
 }
 
 static void
@@ -363,11 +403,11 @@ keepalive_cb(void *ctx)
 }
 
 static const struct compiled_re *
-compiled_for(const struct worker_pool *pool, char *const *list)
+compiled_for(const struct worker_settings *ws, char *const *list)
 {
-    for (size_t i = 0; i < pool->n_res; i++)
-        if (pool->res[i].list == list)
-            return &pool->res[i];
+    for (size_t i = 0; i < ws->n_res; i++)
+        if (ws->res[i].list == list)
+            return &ws->res[i];
     return NULL;
 }
 
@@ -485,10 +525,10 @@ gather_facts(const Sluice__Job *job, struct job_scan *js, struct facts_store *fs
 
 /* Runs the scanners and checks the view asks for, concurrently. */
 static void
-scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t len,
-             struct job_scan *js)
+scan_message(struct wthread *w, const struct worker_settings *ws, const Sluice__Job *job,
+             const char *data, size_t len, struct job_scan *js)
 {
-    const struct sl_config *cfg = w->pool->config;
+    const struct sl_config *cfg = ws->config;
     const Sluice__Xforward *xf = job->xforward;
     struct scan_task tasks[SCAN_MAX_TASKS];
     size_t n = 0;
@@ -517,7 +557,7 @@ scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t
                            ? sl_now_mono_ms() + (job->deadline_ms - now_wall)
                            : sl_now_mono_ms() + 1000,
     };
-    const struct compiled_re *cre = compiled_for(w->pool, js->view.p.banned_names_re);
+    const struct compiled_re *cre = compiled_for(ws, js->view.p.banned_names_re);
     js->cctx = (struct check_ctx){
         .p = &js->view.p,
         .res = cre != NULL ? cre->res : NULL,
@@ -536,6 +576,9 @@ scan_message(struct wthread *w, const Sluice__Job *job, const char *data, size_t
     if (!js->view.p.bypass_spam_checks && cfg->scanners.rspamd.n_servers > 0)
         tasks[n++] = (struct scan_task){ task_rspamd, js };
     scan_parallel(w->helpers, tasks, n, keepalive_cb, w);
+    worker_metrics_scan(&js->clamd);
+    worker_metrics_scan(&js->spamd);
+    worker_metrics_scan(&js->rspamd);
     js->in.rcpts = NULL;
     free(rcpts);
 }
@@ -549,21 +592,6 @@ job_scan_free(struct job_scan *js)
     checks_findings_free(&js->findings);
 }
 
-static Sluice__HeaderEdit__Op
-wire_op(int op)
-{
-    switch (op) {
-    case SL_HDR_APPEND:
-        return SLUICE__HEADER_EDIT__OP__APPEND;
-    case SL_HDR_REPLACE:
-        return SLUICE__HEADER_EDIT__OP__REPLACE;
-    case SL_HDR_DELETE:
-        return SLUICE__HEADER_EDIT__OP__DELETE;
-    default:
-        return SLUICE__HEADER_EDIT__OP__PREPEND;
-    }
-}
-
 /* Wire edits pointing into the policy's (no copies). */
 static Sluice__HeaderEdit **
 wire_edits(const struct policy_edit *e, size_t n, Sluice__HeaderEdit *store)
@@ -572,12 +600,120 @@ wire_edits(const struct policy_edit *e, size_t n, Sluice__HeaderEdit *store)
 
     for (size_t i = 0; i < n; i++) {
         sluice__header_edit__init(&store[i]);
-        store[i].op = wire_op(e[i].op);
+        store[i].op = sl_wire_header_op_from_mail(e[i].op);
         store[i].name = e[i].name;
         store[i].value = e[i].value;
         v[i] = &store[i];
     }
     return v;
+}
+
+/* ---- settings --------------------------------------------------------- */
+
+static struct worker_settings *
+settings_new(const struct sl_config *config)
+{
+    struct worker_settings *ws = sl_calloc(1, sizeof(*ws));
+
+    atomic_init(&ws->refs, 1);
+    ws->config = sl_config_ref(config);
+    /* banned_names_re: the policy's list and every bank's own */
+    ws->res = sl_calloc(1 + config->n_banks, sizeof(*ws->res));
+    ws->res[ws->n_res++] = (struct compiled_re){
+        config->policy.banned_names_re, config->policy.n_banned_names_re,
+        banned_compile(config->policy.banned_names_re, config->policy.n_banned_names_re)};
+    for (size_t i = 0; i < config->n_banks; i++) {
+        const struct sl_policy_bank *b = &config->banks[i];
+        if (b->p.n_banned_names_re > 0)
+            ws->res[ws->n_res++] =
+                (struct compiled_re){b->p.banned_names_re, b->p.n_banned_names_re,
+                                     banned_compile(b->p.banned_names_re, b->p.n_banned_names_re)};
+    }
+    return ws;
+}
+
+static void
+settings_unref(struct worker_settings **wsp)
+{
+    struct worker_settings *ws = *wsp;
+
+    if (ws == NULL)
+        return;
+    *wsp = NULL;
+    if (atomic_fetch_sub_explicit(&ws->refs, 1, memory_order_acq_rel) > 1)
+        return;
+    for (size_t i = 0; i < ws->n_res; i++)
+        banned_free_compiled(ws->res[i].res, ws->res[i].n);
+    free(ws->res);
+    sl_config_unref(&ws->config);
+    free(ws);
+}
+
+/* The current settings, with a reference for the caller. The lock makes
+ * taking the reference and a reload's swap (which drops the pool's) one
+ * step each: a reference is never taken on settings already freed. */
+static struct worker_settings *
+settings_get(struct worker_pool *pool)
+{
+    pthread_mutex_lock(&pool->settings_lock);
+    struct worker_settings *ws = pool->settings;
+    atomic_fetch_add_explicit(&ws->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&pool->settings_lock);
+    return ws;
+}
+
+static void
+scanner_describe(struct sl_buf *b, const char *name, const struct sl_scanner_config *sc)
+{
+    if (sc->n_servers == 0)
+        return;
+    sl_buf_printf(b, "%s%s at ", b->len > 0 ? ", " : "", name);
+    for (size_t i = 0; i < sc->n_servers; i++)
+        sl_buf_printf(b, "%s%s", i > 0 ? " then " : "", sc->servers[i]);
+}
+
+/* Which scanners the jobs use, said at start and when a reload changes
+ * them: a node without any scans for nothing but the built-in checks, and
+ * that must not pass unnoticed. */
+static void
+log_scanners(const struct sl_config *c)
+{
+    struct sl_buf b;
+
+    sl_buf_init(&b);
+    scanner_describe(&b, "clamd", &c->scanners.clamd);
+    scanner_describe(&b, "spamd", &c->scanners.spamd);
+    scanner_describe(&b, "rspamd", &c->scanners.rspamd);
+    if (b.len == 0)
+        sl_warn("workers: no virus or spam scanner configured (scanners.clamd, .spamd, "
+                ".rspamd): messages are only checked by the built-in checks (banned files, "
+                "headers)");
+    else
+        sl_info("workers: scanners: %s", b.data);
+    if (b.len > 0 && c->scanners.clamd.n_servers == 0)
+        sl_notice("workers: no virus scanner configured (scanners.clamd.servers): messages "
+                  "are not checked for viruses and get no X-Virus-Scanned header");
+    sl_buf_free(&b);
+}
+
+static bool
+scanners_equal(const struct sl_scanner_config *a, const struct sl_scanner_config *b)
+{
+    if (a->n_servers != b->n_servers)
+        return false;
+    for (size_t i = 0; i < a->n_servers; i++)
+        if (strcmp(a->servers[i], b->servers[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Did clamd look at the message? Only then does it get X-Virus-Scanned:
+ * not without a virus scanner, nor when clamd was bypassed, failed (with
+ * on_failure: pass), or did not get the message (above its max_size). */
+static bool
+virus_scanned(const struct scan_result *clamd)
+{
+    return clamd->status == SCAN_OK && clamd->unchecked != SCAN_UNCHECKED_OVERLIMIT;
 }
 
 static void
@@ -593,6 +729,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     struct job_scan js;
     struct facts_store fs;
     struct policy_result pr;
+    struct worker_settings *ws;
     char *received_text, *scanned_text, *subject;
 
     v.job_id = job->job_id;
@@ -605,10 +742,11 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
         send_verdict(w, c, &v);
         return;
     }
+    ws = settings_get(w->pool); /* this job's, whatever a reload does meanwhile */
     if (w->pool->delay_ms > 0)
         worker_test_delay(w, w->pool->delay_ms);
 
-    scan_message(w, job, data, len, &js);
+    scan_message(w, ws, job, data, len, &js);
     gather_facts(job, &js, &fs);
     subject = sl_message_header(data, len, "Subject");
     {
@@ -629,15 +767,17 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     scanned.op = SLUICE__HEADER_EDIT__OP__APPEND;
     scanned.name = "X-Virus-Scanned";
     scanned.value = scanned_text;
-    size_t n_common = 2 + pr.n_edits;
+    size_t n_trace = virus_scanned(&js.clamd) ? 2 : 1;
+    size_t n_common = n_trace + pr.n_edits;
     Sluice__HeaderEdit *common_store = sl_calloc(pr.n_edits > 0 ? pr.n_edits : 1,
                                                  sizeof(*common_store));
     Sluice__HeaderEdit **common_pol = wire_edits(pr.edits, pr.n_edits, common_store);
     Sluice__HeaderEdit **edits = sl_calloc(n_common, sizeof(*edits));
     edits[0] = &received;
-    edits[1] = &scanned;
+    if (n_trace == 2)
+        edits[1] = &scanned;
     for (size_t i = 0; i < pr.n_edits; i++)
-        edits[2 + i] = common_pol[i];
+        edits[n_trace + i] = common_pol[i];
 
     /* Per recipient. */
     Sluice__RecipientVerdict *rv = sl_calloc(pr.n_rcpts > 0 ? pr.n_rcpts : 1, sizeof(*rv));
@@ -653,6 +793,9 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
         rv[i].tagged = r->tagged;
         rv[i].dsn_suppressed = r->dsn_suppressed;
         rv[i].remote = r->remote;
+        rv[i].quarantine = (char *)(r->quarantine != NULL ? r->quarantine : "");
+        rv[i].admin = (char *)(r->admin != NULL ? r->admin : "");
+        rv[i].warn = r->warn;
         rstores[i] = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**rstores));
         rv[i].edits = wire_edits(r->edits, r->n_edits, rstores[i]);
         rv[i].n_edits = r->n_edits;
@@ -690,7 +833,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     {
         char score[32] = "-";
         if (fs.pf.spam_scanned)
-            policy_fmt_score(score, sizeof(score), fs.pf.spam_score);
+            sl_format_score(fs.pf.spam_score, score, sizeof(score));
         sl_debug("%s: worker %s: %s, %u part(s), Message-ID <%s>, hits %s, clamd %llu ms, "
                  "spamd %llu ms, rspamd %llu ms, %llu ms, attempt %u",
                  job->job_id, w->id, pr.category, js.findings.parts, v.message_id, score,
@@ -712,6 +855,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     policy_result_free(&pr);
     facts_store_free(&fs);
     job_scan_free(&js);
+    settings_unref(&ws);
 }
 
 /* Receives and handles one message on c. false when nothing was waiting
@@ -723,6 +867,7 @@ conn_recv_one(struct wthread *w, struct wconn *c)
     Sluice__Frame *frame = NULL;
     const char *error;
     bool again = true;
+    unsigned long long job_start;
 
     zmq_msg_init(&fmsg);
     zmq_msg_init(&body);
@@ -731,6 +876,7 @@ conn_recv_one(struct wthread *w, struct wconn *c)
         goto out;
     }
     /* any traffic proves the broker alive */
+    worker_metrics_heard();
     c->expiry_ms =
         sl_now_mono_ms() + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
     if (c->down_since_ms != 0) {
@@ -752,7 +898,9 @@ conn_recv_one(struct wthread *w, struct wconn *c)
             sl_warn("%s: worker %s: job with extra frames dropped", frame->job->job_id, w->id);
             break;
         }
+        job_start = worker_metrics_job_start();
         process_job(w, c, frame->job, &body);
+        worker_metrics_job_done(job_start);
         break;
     case SLUICE__FRAME__KIND_HEARTBEAT:
         break;
@@ -873,6 +1021,7 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
     struct worker_pool *pool;
     char host[64];
     unsigned serial = atomic_fetch_add(&pool_serial, 1) + 1;
+    char life[SL_ID_LEN + 1];
 
     SL_BUG_ON(zctx == NULL || config == NULL);
     if (n_endpoints == 0 || count == 0) {
@@ -883,6 +1032,7 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
     if (gethostname(host, sizeof(host)) != 0)
         strcpy(host, "localhost");
     host[sizeof(host) - 1] = '\0';
+    sl_id_new(life);
 
     pool = sl_calloc(1, sizeof(*pool));
     pool->zctx = zctx;
@@ -892,27 +1042,17 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
         pool->endpoints[i] = sl_strdup(endpoints[i]);
     pool->max_body = config->frontend.max_message_size;
     pool->delay_ms = read_test_delay();
-    pool->config = config;
+    pool->config = sl_config_ref(config);
     atomic_init(&pool->stop, false);
-    /* banned_names_re: the policy's list and every bank's own */
-    pool->res = sl_calloc(1 + config->n_banks, sizeof(*pool->res));
-    pool->res[pool->n_res++] = (struct compiled_re){
-        config->policy.banned_names_re, config->policy.n_banned_names_re,
-        banned_compile(config->policy.banned_names_re, config->policy.n_banned_names_re) };
-    for (size_t i = 0; i < config->n_banks; i++) {
-        const struct sl_policy_bank *b = &config->banks[i];
-        if (b->p.n_banned_names_re > 0)
-            pool->res[pool->n_res++] = (struct compiled_re){
-                b->p.banned_names_re, b->p.n_banned_names_re,
-                banned_compile(b->p.banned_names_re, b->p.n_banned_names_re) };
-    }
+    pthread_mutex_init(&pool->settings_lock, NULL);
+    pool->settings = settings_new(config);
     pool->count = count;
     pool->threads = sl_calloc(count, sizeof(*pool->threads));
 
     for (unsigned t = 0; t < count; t++) {
         struct wthread *w = &pool->threads[t];
         w->pool = pool;
-        snprintf(w->id, sizeof(w->id), "%s:%d:p%uw%u", host, (int)getpid(), serial, t);
+        snprintf(w->id, sizeof(w->id), "%s:%d:p%uw%u:%.6s", host, (int)getpid(), serial, t, life);
         /* MIME types only; compressed files are reported as such (gzip),
          * the archive checks look inside themselves. The text, encoding,
          * token, JSON, CSV, CDF and ELF tests are skipped: the checks look
@@ -951,7 +1091,25 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
         w->started = true;
     }
     sl_info("workers: %u worker(s) connected to %zu broker(s)", count, n_endpoints);
+    log_scanners(config);
     return pool;
+}
+
+void
+worker_pool_reconfigure(struct worker_pool *pool, const struct sl_config *config)
+{
+    struct worker_settings *next = settings_new(config), *old;
+
+    pthread_mutex_lock(&pool->settings_lock);
+    old = pool->settings;
+    pool->settings = next;
+    pthread_mutex_unlock(&pool->settings_lock);
+    const struct sl_config *was = old->config;
+    if (!scanners_equal(&was->scanners.clamd, &config->scanners.clamd) ||
+        !scanners_equal(&was->scanners.spamd, &config->scanners.spamd) ||
+        !scanners_equal(&was->scanners.rspamd, &config->scanners.rspamd))
+        log_scanners(config);
+    settings_unref(&old); /* freed when the last job scanning with it is done */
 }
 
 void
@@ -975,9 +1133,9 @@ worker_pool_stop(struct worker_pool **poolp)
             magic_close(w->magic);
         scan_helpers_destroy(&w->helpers);
     }
-    for (size_t i = 0; i < pool->n_res; i++)
-        banned_free_compiled(pool->res[i].res, pool->res[i].n);
-    free(pool->res);
+    settings_unref(&pool->settings);
+    pthread_mutex_destroy(&pool->settings_lock);
+    sl_config_unref(&pool->config);
     for (size_t i = 0; i < pool->n_endpoints; i++)
         free(pool->endpoints[i]);
     free(pool->endpoints);

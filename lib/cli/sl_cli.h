@@ -1,5 +1,5 @@
 /* sl_cli.h - the commands of the sluice binary, and the ones that are not
- * roles (status, config, keygen, version).
+ * roles (status, config, keygen, version, check-postfix, drill, quarantine).
  *
  * SYNOPSIS
  *   sluice.c holds the command table, as git.c and Postfix's front ends
@@ -49,6 +49,10 @@ enum sl_cli_needs {
     /* runs as the child of a master that holds the sockets and restarts
      * it (sl_master.h), unless -F */
     SL_CLI_MASTER = 1 << 7,
+    /* has options of its own: everything after the command's name is its
+     * (argc, argv), as git's subcommands have theirs; -c and -o before
+     * the name stay sluice's. check-postfix's -c is Postfix's directory. */
+    SL_CLI_ARGS = 1 << 8,
 };
 
 /* Returns the exit status (sysexits(3)). */
@@ -72,10 +76,14 @@ struct sl_cli {
     bool only_changed; /* config -n */
     bool json;         /* status --json */
     bool no_master;    /* -F */
+    int argc;          /* SL_CLI_ARGS: argv[0] is the command's name */
+    char **argv;
+    const char *usage; /* the --help text, for a command's own -h */
     /* what main() prepared for the command's needs */
     struct sl_config *config; /* SL_CLI_CONFIG */
     int *listen_fds;          /* SL_CLI_LISTEN */
     size_t n_listen_fds;
+    int metrics_fd;           /* SL_CLI_LISTEN: metrics.listen, bound; -1: none */
 };
 
 /* sluice config [-n]: the effective configuration as YAML. */
@@ -87,5 +95,23 @@ int sl_cli_status(struct sl_cli *cli);
 int sl_cli_keygen(struct sl_cli *cli);
 /* sluice version */
 int sl_cli_version(struct sl_cli *cli);
+/* For commands with options of their own (SL_CLI_ARGS), after getopt_long
+ * on (argc, argv): c being ':' (a value missing) or '?' (an unknown
+ * option), says so and returns EX_USAGE. */
+int sl_cli_bad_option(const struct sl_cli *cli, int c);
+/* Words left after the options: says so and returns EX_USAGE; else 0. */
+int sl_cli_no_operands(const struct sl_cli *cli);
+
+/* sluice check-postfix [-c DIR] [--origin NAME]: the Postfix instance's
+ * filter settings against this configuration (cli/sl_check_postfix.h);
+ * 0 all right, 1 mismatches, 69/78 Postfix's configuration unreadable. */
+int sl_cli_check_postfix(struct sl_cli *cli);
+/* sluice drill --via HOST:PORT[,...] --sink HOST:PORT ...: the failover
+ * drill (cli/sl_drill.h); 0 nothing lost, 1 loss, 2 not all accepted. */
+int sl_cli_drill(struct sl_cli *cli);
+/* sluice quarantine list|show ID|release ID|delete ID|expire: the
+ * quarantine (quarantine.store, docs/quarantine.md); 0 done, 1 no such
+ * entry, 69 the store or Postfix unavailable, 78 no store configured. */
+int sl_cli_quarantine(struct sl_cli *cli);
 
 #endif

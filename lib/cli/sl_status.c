@@ -84,10 +84,22 @@ sl_status_node_get(const struct sl_status_node *node, const char *name)
 }
 
 unsigned long long
+sl_status_num(const char *s)
+{
+    unsigned long long v = 0;
+
+    for (; s != NULL && *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (unsigned long long)(*s - '0');
+        if (v >= SL_STATUS_NUM_MAX)
+            return SL_STATUS_NUM_MAX;
+    }
+    return v;
+}
+
+unsigned long long
 sl_status_node_num(const struct sl_status_node *node, const char *name)
 {
-    const char *v = sl_status_node_get(node, name);
-    return v ? strtoull(v, NULL, 10) : 0;
+    return sl_status_num(sl_status_node_get(node, name));
 }
 
 /* ---- fetching them -------------------------------------------------- */
@@ -181,22 +193,30 @@ sl_status_fetch(const struct sl_redis_url *url, struct sl_status_registry **reg_
 /* ---- the command ---------------------------------------------------- */
 
 int
+sl_status_report(FILE *out, const struct sl_status_registry *reg, const char *url_text, bool json)
+{
+    struct sl_status_summary *sum = sl_status_summary_new(reg);
+    int rc;
+
+    (json ? sl_status_print_json : sl_status_print_text)(out, reg, sum, url_text);
+    rc = sum->exit_status;
+    sl_status_summary_destroy(&sum);
+    return rc;
+}
+
+int
 sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, FILE *out)
 {
     struct sl_status_registry *reg;
-    struct sl_status_summary *sum;
     char *error = NULL;
     int rc;
 
     if (sl_status_fetch(url, &reg, &error) < 0) {
-        sl_status_print_unreachable(out, json, url_text, error);
+        sl_status_print_unreachable(out, json, "registry", url_text, error);
         free(error);
         return EX_UNAVAILABLE;
     }
-    sum = sl_status_summary_new(reg);
-    (json ? sl_status_print_json : sl_status_print_text)(out, reg, sum, url_text);
-    rc = sum->exit_status;
-    sl_status_summary_destroy(&sum);
+    rc = sl_status_report(out, reg, url_text, json);
     sl_status_registry_destroy(&reg);
     return rc;
 }

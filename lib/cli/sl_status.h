@@ -70,9 +70,14 @@ struct sl_status_node *sl_status_registry_add_node(struct sl_status_registry *re
 void sl_status_registry_sort(struct sl_status_registry *reg);
 /* Appends one field of the node's hash. Strings are copied. */
 void sl_status_node_add_field(struct sl_status_node *node, const char *name, const char *value);
-/* The field's value, or NULL; as a number, 0 when absent. */
+/* The field's value, or NULL; as a number (sl_status_num), 0 when absent. */
 const char *sl_status_node_get(const struct sl_status_node *node, const char *name);
 unsigned long long sl_status_node_num(const struct sl_status_node *node, const char *name);
+/* A record's value as a count: its leading decimal digits, at most
+ * SL_STATUS_NUM_MAX. Records come from other nodes: a sign or a word
+ * counts 0, a huge number the cap, and sums over nodes cannot wrap. */
+#define SL_STATUS_NUM_MAX 1000000000000000ULL
+unsigned long long sl_status_num(const char *s);
 
 /* Reads the registry. 0 and *reg_r, or -1 and *error_r (malloc'ed: why
  * Redis could not be read, no password in it) with nothing allocated. */
@@ -117,14 +122,43 @@ void sl_status_print_text(FILE *out, const struct sl_status_registry *reg,
                           const struct sl_status_summary *sum, const char *url_text);
 void sl_status_print_json(FILE *out, const struct sl_status_registry *reg,
                           const struct sl_status_summary *sum, const char *url_text);
-/* When Redis cannot be read: "degraded", and that mail keeps flowing. */
-void sl_status_print_unreachable(FILE *out, bool json, const char *url_text, const char *error);
+/* When Redis (what: "registry": mail keeps flowing) or the node ("node")
+ * cannot be read: "degraded", and why. */
+void sl_status_print_unreachable(FILE *out, bool json, const char *what, const char *url_text,
+                                 const char *error);
 
 /* ---- all three ------------------------------------------------------ */
+
+/* Steps 2 and 3 for records got either way: prints the summary of reg as
+ * text or JSON and returns its exit status (0 ok, 1 degraded). */
+int sl_status_report(FILE *out, const struct sl_status_registry *reg, const char *url_text,
+                     bool json);
 
 /* Exit status for the command: the summary's (0 ok, 1 degraded, reasons
  * printed), or 69 (EX_UNAVAILABLE) when Redis cannot be read (also
  * printed, as degraded). */
 int sl_status_run(const struct sl_redis_url *url, const char *url_text, bool json, FILE *out);
+
+/* ---- one node, without Redis (sl_status_node.c) ---------------------- */
+
+/* The node's side (GET /status on metrics.listen): its own records (the
+ * local registry's, alive, seen now_ms), summarized and printed as
+ * sl_status_print_json does for a cluster; url_text names the node.
+ * Malloc'ed, *len_r bytes. */
+struct sl_registry;
+char *sl_status_local_json(const struct sl_registry *records, unsigned long long now_ms,
+                           const char *url_text, size_t *len_r);
+/* The records in a status JSON (the node's answer: outside input), as
+ * sl_status_print_json wrote them: each node's id, role, alive and age,
+ * every key but id, alive and age a field (strings and integers only). NULL and a static
+ * *error_r when it is not that JSON; owned by the caller. */
+struct sl_status_registry *sl_status_registry_from_json(const char *body, size_t len,
+                                                        unsigned long long now_ms,
+                                                        const char **error_r);
+/* The command's side: asks the node at listen (metrics.listen) for its
+ * /status and prints it as sl_status_run does; the same exit status, 69
+ * when the node cannot be asked or does not answer with the status
+ * JSON. */
+int sl_status_run_node(const char *listen, bool json, FILE *out);
 
 #endif

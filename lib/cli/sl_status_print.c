@@ -194,16 +194,25 @@ sl_status_print_text(FILE *out, const struct sl_status_registry *reg,
 /* ---- Redis cannot be read ------------------------------------------- */
 
 void
-sl_status_print_unreachable(FILE *out, bool json, const char *url_text, const char *error)
+sl_status_print_unreachable(FILE *out, bool json, const char *what, const char *url_text,
+                            const char *error)
 {
+    bool node = strcmp(what, "node") == 0;
+
     if (json) {
         fputs("{\"state\":\"degraded\",\"reasons\":[", out);
-        json_str(out, "registry unreachable: mail keeps flowing, status unknown");
+        json_str(out, node ? "node unreachable: status unknown"
+                           : "registry unreachable: mail keeps flowing, status unknown");
         fputs("],\"registry\":{\"url\":", out);
         json_str(out, url_text);
         fputs(",\"reachable\":false,\"error\":", out);
         json_str(out, error);
         fputs("},\"nodes\":[],\"queue\":null,\"origins\":[]}\n", out);
+    } else if (node) {
+        fprintf(out,
+                "sluice status: DEGRADED\n  node unreachable (%s): %s\n"
+                "  is it running, with this metrics.listen?\n",
+                url_text, error);
     } else {
         fprintf(out,
                 "sluice status: DEGRADED\n  registry unreachable (%s): %s\n"

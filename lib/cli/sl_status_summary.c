@@ -54,7 +54,7 @@ summary_add_origin_field(struct sl_status_summary *sum, const struct sl_status_f
         return;
     if ((o = summary_origin(sum, name, (size_t)(dot - name))) == NULL)
         return;
-    v = strtoull(f->value, NULL, 10);
+    v = sl_status_num(f->value);
     if (strcmp(dot, ".sessions") == 0)
         o->sessions += v;
     else if (strcmp(dot, ".concurrency") == 0 && v > o->concurrency)

@@ -2,9 +2,19 @@
  * (RFC 5321 4.5.2, RFC 5322 2.2 and 2.2.3). See sl_message.h.
  *
  * Lines are split on CRLF, and also on a bare LF or a bare CR: the SMTP
- * parser already normalises those, but this is the last place before bytes
- * go to the next MTA, so a stray one that got here another way still
- * leaves as CRLF (REFERENCE.md 6: never forward bare CR/LF).
+ * parser already removes those (a bare LF becomes CRLF, a bare CR a
+ * space), but this is the last place before bytes go to the next MTA, so
+ * a stray one that got here another way still leaves as CRLF: a bare CR
+ * or LF is never forwarded.
+ *
+ * The header section ends at the empty line, or else at the first line
+ * that is neither a header field nor the continuation of one: that line
+ * starts the body, as Postfix's cleanup reads such a message (its
+ * is_header() and MIME state machine). Header fields are inserted above
+ * it, and when a field was added the section is closed with the empty
+ * line RFC 5322 2.1 asks for, as cleanup does; otherwise a field appended
+ * "after the last header" landed after the body's first lines, where the
+ * next MTA reads it as body text.
  *
  * Header edits come from a worker on another node, i.e. from outside: an
  * edit whose name is not a valid field name (RFC 5322 3.6.8: printable
@@ -68,20 +78,37 @@ line_next(struct line_iter *it, const char **line_r, size_t *len_r, bool *term_r
 
 struct hdr {
     size_t start, end;      /* byte range in msg: the field and its continuation lines */
-    const char *name;       /* NULL if the first line is not "name:" */
+    const char *name;       /* the field name, in msg (namelen octets) */
     size_t namelen;
 };
 
 struct hdr_section {
     struct hdr *h;
     size_t n, cap;
-    size_t body_off;        /* where the empty line (or the end) is */
+    size_t body_off;        /* where the empty line, the first other line, or the end is */
+    bool no_empty_line;     /* a body follows that does not start with the empty line */
 };
 
 static bool
 is_wsp(char c)
 {
     return c == ' ' || c == '\t';
+}
+
+/* A header field's first line, as Postfix's is_header() takes it (RFC 5322
+ * 2.2 and 3.6.8; RFC 822's "Name :" allowed): printable ASCII other than
+ * ':' up to optional blanks and a ':'. Sets *namelen_r. */
+static bool
+line_is_field(const char *line, size_t n, size_t *namelen_r)
+{
+    size_t i = 0;
+
+    while (i < n && (unsigned char)line[i] > 32 && (unsigned char)line[i] < 127 && line[i] != ':')
+        i++;
+    *namelen_r = i;
+    while (i < n && is_wsp(line[i]))
+        i++;
+    return *namelen_r > 0 && i < n && line[i] == ':';
 }
 
 static void
@@ -95,7 +122,7 @@ header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
     memset(hs, 0, sizeof(*hs));
     hs->body_off = len;
     for (;;) {
-        size_t line_off = it.off;
+        size_t line_off = it.off, namelen;
         if (!line_next(&it, &line, &n, &term))
             break;
         if (n == 0) {
@@ -106,6 +133,12 @@ header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
             hs->h[hs->n - 1].end = it.off;      /* RFC 5322 2.2.3 folding */
             continue;
         }
+        if (!line_is_field(line, n, &namelen)) {
+            /* body text without the empty line before it */
+            hs->body_off = line_off;
+            hs->no_empty_line = true;
+            break;
+        }
         if (hs->n == hs->cap) {
             hs->cap = hs->cap ? hs->cap * 2 : 32;
             hs->h = sl_realloc(hs->h, hs->cap * sizeof(*hs->h));
@@ -113,23 +146,25 @@ header_section_parse(const char *msg, size_t len, struct hdr_section *hs)
         struct hdr *h = &hs->h[hs->n++];
         h->start = line_off;
         h->end = it.off;
-        h->name = NULL;
-        h->namelen = 0;
-        const char *colon = memchr(line, ':', n);
-        if (colon != NULL && colon > line && !is_wsp(line[0])) {
-            size_t nl = (size_t)(colon - line);
-            while (nl > 0 && is_wsp(line[nl - 1]))      /* obs-optional "Name :" */
-                nl--;
-            h->name = line;
-            h->namelen = nl;
-        }
+        h->name = line;
+        h->namelen = namelen;
     }
+}
+
+size_t
+sl_message_header_end(const char *msg, size_t len)
+{
+    struct hdr_section hs;
+
+    header_section_parse(msg, len, &hs);
+    free(hs.h);
+    return hs.body_off;
 }
 
 static bool
 hdr_name_is(const struct hdr *h, const char *name)
 {
-    return h->name != NULL && strlen(name) == h->namelen &&
+    return strlen(name) == h->namelen &&
            strncasecmp(h->name, name, h->namelen) == 0;
 }
 
@@ -175,24 +210,28 @@ sl_message_header(const char *msg, size_t len, const char *name)
 
 /* ---- output ---- */
 
-/* One output line: dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated. */
-static void
+/* One output line: dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated.
+ * Returns the number of stuffing dots added (0 or 1). */
+static size_t
 emit_line(struct sl_buf *out, const char *s, size_t n)
 {
-    if (n > 0 && s[0] == '.')
+    size_t dot = n > 0 && s[0] == '.';
+
+    if (dot)
         sl_buf_append(out, ".", 1);
     sl_buf_append(out, s, n);
     sl_buf_append(out, "\r\n", 2);
+    return dot;
 }
 
 /* Copies msg[start, end) line by line. Lines that need no change (CRLF,
  * no leading dot: nearly all of them) are copied in runs, one append per
- * run rather than per line. */
-static void
+ * run rather than per line. Returns the stuffing dots added. */
+static size_t
 emit_range(struct sl_buf *out, const char *msg, size_t start, size_t end)
 {
     struct line_iter it = { .msg = msg, .len = end, .off = start };
-    size_t run = start;
+    size_t run = start, dots = 0;
     const char *line;
     size_t n;
     bool term;
@@ -203,10 +242,11 @@ emit_range(struct sl_buf *out, const char *msg, size_t start, size_t end)
         if (crlf && (n == 0 || line[0] != '.'))
             continue;
         sl_buf_append(out, msg + run, line_off - run);
-        emit_line(out, line, n);
+        dots += emit_line(out, line, n);
         run = it.off;
     }
     sl_buf_append(out, msg + run, end - run);
+    return dots;
 }
 
 static bool
@@ -257,10 +297,12 @@ edit_value_clean(const char *value)
 
 /* "Name: value", folded before whitespace so lines stay within 78
  * columns where the value's spaces allow (RFC 5322 2.2.3); the whitespace
- * at a fold point becomes CRLF TAB. A word longer than a line stays whole. */
-static void
+ * at a fold point becomes CRLF TAB. A word longer than a line stays whole.
+ * Returns the stuffing dots added. */
+static size_t
 emit_header(struct sl_buf *out, const char *name, const char *value)
 {
+    size_t dots = 0;
     struct sl_buf line;
     sl_buf_init(&line);
     sl_buf_append_str(&line, name);
@@ -288,15 +330,16 @@ emit_header(struct sl_buf *out, const char *name, const char *value)
             sl_buf_append(&line, ws, wslen + wordlen);
             col += wslen + wordlen;
         } else {
-            emit_line(out, line.data, line.len);
+            dots += emit_line(out, line.data, line.len);
             sl_buf_reset(&line);
             sl_buf_append(&line, "\t", 1);
             sl_buf_append(&line, word, wordlen);
             col = 1 + wordlen;
         }
     }
-    emit_line(out, line.data ? line.data : "", line.len);
+    dots += emit_line(out, line.data ? line.data : "", line.len);
     sl_buf_free(&line);
+    return dots;
 }
 
 /* The header list after edits: an original field or a new one. */
@@ -382,12 +425,13 @@ apply_edit(struct out_list *l, const struct sl_header_edit *e)
     o->value = edit_value_clean(e->value);
 }
 
-void
+size_t
 sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
                          size_t n_edits, struct sl_buf *out)
 {
     struct hdr_section hs;
     struct out_list l = { NULL, 0, 0 };
+    size_t dots = 0;
 
     header_section_parse(msg, len, &hs);
     sl_buf_reserve(out, len + len / 64 + 256);
@@ -399,18 +443,24 @@ sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edi
             apply_edit(&l, &edits[i]);
     }
 
+    bool added = false;
     for (size_t i = 0; i < l.n; i++) {
         const struct out_hdr *o = &l.v[i];
-        if (o->deleted)
+        if (o->deleted) {
             ;
-        else if (o->orig != NULL)
-            emit_range(out, msg, o->orig->start, o->orig->end);
-        else
-            emit_header(out, o->name, o->value);
+        } else if (o->orig != NULL) {
+            dots += emit_range(out, msg, o->orig->start, o->orig->end);
+        } else {
+            dots += emit_header(out, o->name, o->value);
+            added = true;
+        }
         free(o->value);
     }
-    emit_range(out, msg, hs.body_off, len);
+    if (added && hs.no_empty_line)
+        sl_buf_append(out, "\r\n", 2);   /* the section closed, as cleanup does */
+    dots += emit_range(out, msg, hs.body_off, len);
 
     free(l.v);
     free(hs.h);
+    return dots;
 }

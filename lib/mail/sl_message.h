@@ -2,14 +2,18 @@
  * from the worker's verdict applied, then dot-stuffed (RFC 5321 4.5.2).
  *
  * The input is the message as received (CRLF line ends, not stuffed). The
- * header section ends at the first empty line (or the end of the message
- * if there is none). Header names compare case-insensitively. */
+ * header section ends at the first empty line, or at the first line that
+ * is neither a header field nor a continuation line (body text without
+ * the empty line before it: Postfix's cleanup reads it so), or at the end
+ * of the message. Header names compare case-insensitively. */
 #ifndef SL_MESSAGE_H
 #define SL_MESSAGE_H
 
 #include <stddef.h>
 #include "util/sl_buf.h"
 
+/* Numbered as HeaderEdit.Op in proto/sluice.proto, so that lib/net maps
+ * between the two without knowing this header (sl_wire_header_op_*). */
 enum sl_header_op {
     SL_HDR_PREPEND = 0,   /* above all existing headers (trace headers) */
     SL_HDR_APPEND = 1,    /* after the last header */
@@ -26,9 +30,18 @@ struct sl_header_edit {
 /* Appends to out the message with edits applied, dot-stuffed, every line
  * CRLF-terminated (a final line without CRLF gets one). Does NOT append the
  * terminating ".\r\n". Edits are applied in order; PREPEND edits end up in
- * the order given, above the original first header. */
-void sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
+ * the order given, above the original first header; APPEND edits after the
+ * last field of the header section, never after body text. When a field
+ * was added to a message whose body does not start with the empty line,
+ * the empty line is inserted before the body. Returns the number of
+ * stuffing dots in what was appended: the message's size as RFC 1870
+ * counts it (for SIZE=) is what was appended less that. */
+size_t sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
                               size_t n_edits, struct sl_buf *out);
+
+/* Where the header section of msg ends (see above): the offset of the
+ * empty line, of the first body line, or len. */
+size_t sl_message_header_end(const char *msg, size_t len);
 
 /* The value of the first header called name (unfolded, malloc'ed, caller
  * frees), or NULL. Looks only at the header section. */

@@ -3,29 +3,33 @@
  *
  * Design notes
  *
- *   Input bytes are kept in one buffer [pos, len). Command mode only ever
- *   keeps one partial line there: a line that reaches max_command_line
- *   without an LF is reported at once and the rest of it is discarded as it
- *   arrives (state skipping), so memory stays bounded by the limit plus the
- *   caller's last feed. Data mode consumes everything it is given on each
- *   next() call and keeps only its state, never bytes.
+ *   Input bytes are kept in one sl_inbuf (lib/util), which drops consumed
+ *   bytes lazily. Command mode only ever keeps one partial line pending: a
+ *   line that reaches max_command_line without an LF is reported at once
+ *   and the rest of it is discarded as it arrives (state skipping), so
+ *   memory stays bounded by a small multiple of the limit plus the caller's
+ *   last feed. Data mode consumes everything it is given on each next()
+ *   call and keeps only its state, never bytes.
  *
  *   A command line ends at the first LF. It is valid only if that LF follows
- *   a CR and the line holds no other CR and no NUL (REFERENCE.md 6: bare LF
- *   and bare CR in commands are how SMTP smuggling starts). Errors are
- *   decided on the whole line (or on the length alone), never on how the
- *   bytes were split between feeds, so feeding whole and one byte at a time
- *   give the same results.
+ *   a CR and the line holds no other CR and no NUL (bare LF and bare CR in
+ *   commands are how SMTP smuggling starts). Errors are decided on the
+ *   whole line (or on the length alone), never on how the bytes were split
+ *   between feeds, so feeding whole and one byte at a time give the same
+ *   results. Each way of refusing a line is one enum sl_smtp_error, and
+ *   error_replies[] below holds its reply and its text, once.
  *
  *   Data mode is a small state machine over "where in the line are we". A
  *   dot is special only at a *real* line start: right after begin_data() or
- *   after a CRLF. A bare LF or bare CR is normalised to CRLF and counted,
- *   but the line that follows it is not a real line start, so none of the
- *   smuggling forms <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR>, <CRLF>.<LF> can end
- *   the data (CVE-2023-51764/51765/51766). A lone "." on a real line start
- *   followed by a bare line end is kept as "." (the text is not a stuffed
- *   line and dropping the dot would turn it into an empty line, which could
- *   move the header/body boundary); the reinjector stuffs it again.
+ *   after a CRLF. A bare LF is normalised to CRLF and counted, but the line
+ *   that follows it is not a real line start; a bare CR is no line end at
+ *   all: it becomes a space (Postfix does the same) and is counted. So none
+ *   of the smuggling forms <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR>, <CRLF>.<LF>
+ *   can end the data (CVE-2023-51764/51765/51766). A lone "." on a real
+ *   line start followed by a bare LF is kept as "." (the text is not a
+ *   stuffed line and dropping the dot would turn it into an empty line,
+ *   which could move the header/body boundary); the reinjector stuffs it
+ *   again. "." then a bare CR opens a line that starts with a space.
  *
  *   data_info.size counts the message as it would be stored (unstuffed,
  *   line ends normalised), including bytes dropped after the size cap, so
@@ -38,19 +42,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/sl_inbuf.h"
+
 enum data_state {
     D_LINE_START,   /* at a real line start (after CRLF or begin_data) */
     D_DOT,          /* "." seen at a real line start */
     D_DOT_CR,       /* ".\r" seen at a real line start: end if LF follows */
-    D_TEXT,         /* inside a line (or at a line start after a bare LF/CR) */
+    D_TEXT,         /* inside a line (or at a line start after a bare LF) */
     D_CR,           /* CR seen inside a line: CRLF or bare CR? */
 };
 
 struct sl_smtp_parser {
     struct sl_smtp_limits limits;
 
-    char *buf;          /* unconsumed input is buf[pos .. len) */
-    size_t pos, len, cap;
+    struct sl_inbuf in; /* unconsumed input */
 
     char *cmd;          /* copy of the current command line, NUL-split */
     bool skipping;      /* discarding the rest of an over-long line */
@@ -99,7 +104,7 @@ sl_smtp_parser_destroy(struct sl_smtp_parser **parserp)
 
     if (p == NULL)
         return;
-    free(p->buf);
+    sl_inbuf_free(&p->in);
     free(p->cmd);
     free(p);
     *parserp = NULL;
@@ -108,37 +113,19 @@ sl_smtp_parser_destroy(struct sl_smtp_parser **parserp)
 void
 sl_smtp_parser_feed(struct sl_smtp_parser *p, const void *buf, size_t len)
 {
-    if (len == 0)
-        return;
-    /* Compact first: consumed bytes are dead, and moving only the pending
-     * tail keeps the buffer at (one partial line + this feed). */
-    if (p->pos > 0) {
-        memmove(p->buf, p->buf + p->pos, p->len - p->pos);
-        p->len -= p->pos;
-        p->pos = 0;
-    }
-    SL_BUG_ON(p->len + len < p->len);
-    if (p->len + len > p->cap) {
-        size_t cap = p->cap ? p->cap : 1024;
-        while (cap < p->len + len)
-            cap *= 2;
-        p->buf = sl_realloc(p->buf, cap);
-        p->cap = cap;
-    }
-    memcpy(p->buf + p->len, buf, len);
-    p->len += len;
+    sl_inbuf_feed(&p->in, buf, len);
 }
 
 size_t
 sl_smtp_parser_pending(const struct sl_smtp_parser *p)
 {
-    return p->len - p->pos;
+    return sl_inbuf_pending(&p->in);
 }
 
 const char *
 sl_smtp_parser_pending_data(const struct sl_smtp_parser *p)
 {
-    return p->buf != NULL ? p->buf + p->pos : "";
+    return sl_inbuf_head(&p->in);
 }
 
 void
@@ -169,6 +156,31 @@ sl_smtp_parser_data_info(const struct sl_smtp_parser *p)
 
 /* ---- command mode ---- */
 
+/* The reason is written once: the reply text is "Error: " and it. */
+#define ERROR_REPLY(code, enhanced, reason) {code, enhanced, "Error: " reason, reason}
+
+static const struct sl_smtp_error_reply error_replies[SL_SMTP_ERR_COUNT] = {
+    [SL_SMTP_ERR_LINE_TOO_LONG] = ERROR_REPLY(500, "5.5.2", "line too long"),
+    [SL_SMTP_ERR_BARE_LF] = ERROR_REPLY(500, "5.5.2", "bare LF in command"),
+    [SL_SMTP_ERR_BARE_CR] = ERROR_REPLY(500, "5.5.2", "bare CR in command"),
+    [SL_SMTP_ERR_NUL] = ERROR_REPLY(500, "5.5.2", "NUL in command"),
+};
+
+const struct sl_smtp_error_reply *
+sl_smtp_error_reply(enum sl_smtp_error kind)
+{
+    SL_BUG_ON(kind <= SL_SMTP_ERR_NONE || kind >= SL_SMTP_ERR_COUNT);
+    return &error_replies[kind];
+}
+
+static int
+command_error(enum sl_smtp_error kind, enum sl_smtp_error *error_kind_r, const char **error_r)
+{
+    *error_kind_r = kind;
+    *error_r = error_replies[kind].reason;
+    return -1;
+}
+
 static enum sl_smtp_verb
 verb_lookup(const char *s)
 {
@@ -179,37 +191,32 @@ verb_lookup(const char *s)
     return SL_CMD_UNKNOWN;
 }
 
-static void
-consume_all(struct sl_smtp_parser *p)
-{
-    p->pos = p->len = 0;
-}
-
 /* Discards the rest of an over-long line: up to and including its LF if
  * buffered, else all buffered bytes (skipping stays set). */
 static void
 skip_line(struct sl_smtp_parser *p)
 {
-    const char *start = p->buf + p->pos;
-    const char *lf = memchr(start, '\n', p->len - p->pos);
+    const char *start = sl_inbuf_head(&p->in);
+    const char *lf = memchr(start, '\n', sl_inbuf_pending(&p->in));
 
     if (lf == NULL) {
-        consume_all(p);
+        sl_inbuf_clear(&p->in);
         return;
     }
-    p->pos += (size_t)(lf - start) + 1;
+    sl_inbuf_consume(&p->in, (size_t)(lf - start) + 1);
     p->skipping = false;
 }
 
 static int
-parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **error_r)
+parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r,
+              enum sl_smtp_error *error_kind_r, const char **error_r)
 {
     for (;;) {
-        size_t avail = p->len - p->pos;
+        size_t avail = sl_inbuf_pending(&p->in);
 
         if (avail == 0)
-            return 0;               /* (buf may still be NULL: no NULL + 0) */
-        const char *start = p->buf + p->pos;
+            return 0;
+        const char *start = sl_inbuf_head(&p->in);
         if (p->skipping) {
             skip_line(p);
             continue;
@@ -226,32 +233,25 @@ parse_command(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **
                 return 0;
             /* Drop the line up to its end if we have it, else everything
              * buffered and the rest of the line as it arrives. */
-            p->pos += max;
+            sl_inbuf_consume(&p->in, max);
             p->skipping = true;
             skip_line(p);
-            *error_r = "line too long";
-            return -1;
+            return command_error(SL_SMTP_ERR_LINE_TOO_LONG, error_kind_r, error_r);
         }
 
         size_t linelen = (size_t)(lf - start);     /* without the LF */
-        p->pos += linelen + 1;
+        sl_inbuf_consume(&p->in, linelen + 1);
         /* RFC 5321 2.3.8: lines end in CRLF, and CR and LF must not appear
          * alone. Report the first offending byte from the left. */
         size_t textlen = linelen > 0 && start[linelen - 1] == '\r' ? linelen - 1 : linelen;
         for (size_t i = 0; i < textlen; i++) {
-            if (start[i] == '\r') {
-                *error_r = "bare CR in command";
-                return -1;
-            }
-            if (start[i] == '\0') {
-                *error_r = "NUL in command";
-                return -1;
-            }
+            if (start[i] == '\r')
+                return command_error(SL_SMTP_ERR_BARE_CR, error_kind_r, error_r);
+            if (start[i] == '\0')
+                return command_error(SL_SMTP_ERR_NUL, error_kind_r, error_r);
         }
-        if (textlen == linelen) {
-            *error_r = "bare LF in command";
-            return -1;
-        }
+        if (textlen == linelen)
+            return command_error(SL_SMTP_ERR_BARE_LF, error_kind_r, error_r);
 
         memcpy(p->cmd, start, textlen);
         p->cmd[textlen] = '\0';
@@ -300,6 +300,18 @@ data_line_end(struct sl_smtp_parser *p)
     p->cur_line = 0;
 }
 
+/* A CR not followed by LF is no line end: it becomes a space, as Postfix's
+ * smtpd and cleanup make it, in the header section and the body alike.
+ * Taken as a line break it would let "X-Note: a<CR>From: ceo@victim"
+ * add a From: header that the sender's MTA never saw as one. */
+static void
+data_bare_cr(struct sl_smtp_parser *p)
+{
+    p->info.bare_cr++;
+    data_emit(p, " ", 1);
+    p->cur_line++;
+}
+
 /* Byte classes for the text scanner: 0 plain, 1 NUL, 2 8-bit, 3 CR/LF. */
 static const unsigned char byte_class[256] = {
     [0] = 1, ['\r'] = 3, ['\n'] = 3, [0x80 ... 0xff] = 2,    /* GNU range, C extensions are on */
@@ -308,15 +320,17 @@ static const unsigned char byte_class[256] = {
 static int
 parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
 {
-    const char *buf = p->buf;
+    /* the hot loop works on the buffer's fields directly */
+    struct sl_inbuf *in = &p->in;
+    const char *buf = in->data;
 
-    while (p->pos < p->len) {
-        char c = buf[p->pos];
+    while (in->pos < in->len) {
+        char c = buf[in->pos];
 
         switch (p->dstate) {
         case D_LINE_START:
             if (c == '.') {
-                p->pos++;
+                in->pos++;
                 p->dstate = D_DOT;
             } else {
                 p->dstate = D_TEXT;
@@ -324,7 +338,7 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
             break;
         case D_DOT:
             if (c == '\r') {
-                p->pos++;
+                in->pos++;
                 p->dstate = D_DOT_CR;
                 break;
             }
@@ -338,7 +352,7 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
             break;
         case D_DOT_CR:
             if (c == '\n') {
-                p->pos++;
+                in->pos++;
                 p->in_data = false;
                 p->sink = NULL;
                 cmd_r->verb = SL_CMD_DATA_END;
@@ -346,30 +360,27 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
                 cmd_r->arg = "";
                 return 1;
             }
-            /* ".<CR>x": a lone dot and a bare CR, neither ends the data. */
-            data_emit(p, ".", 1);
-            p->cur_line = 1;
-            p->info.bare_cr++;
-            data_line_end(p);
+            /* ".<CR>x" is no end: a line opened by a stuffing dot
+             * (dropped), then a bare CR, a space like any other. */
+            data_bare_cr(p);
             p->dstate = D_TEXT;
             break;
         case D_CR:
             if (c == '\n') {
-                p->pos++;
+                in->pos++;
                 data_line_end(p);
                 p->dstate = D_LINE_START;
             } else {
-                p->info.bare_cr++;
-                data_line_end(p);
-                p->dstate = D_TEXT;     /* not a real line start */
+                data_bare_cr(p); /* c is looked at again, as text */
+                p->dstate = D_TEXT;
             }
             break;
         case D_TEXT: {
             /* The hot loop: scan a run of text with one table lookup per
              * byte, then append the run, with its CRLF when it has one, in
              * one call. */
-            const unsigned char *s = (const unsigned char *)buf + p->pos;
-            const unsigned char *e = (const unsigned char *)buf + p->len;
+            const unsigned char *s = (const unsigned char *)buf + in->pos;
+            const unsigned char *e = (const unsigned char *)buf + in->len;
             const unsigned char *q = s;
             unsigned nul = 0;
             bool eight = false;
@@ -396,16 +407,16 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
                 if (p->cur_line > p->info.longest_line)
                     p->info.longest_line = p->cur_line;
                 p->cur_line = 0;
-                p->pos += n + 2;
+                in->pos += n + 2;
                 p->dstate = D_LINE_START;
                 break;
             }
             data_emit(p, (const char *)s, n);
             p->cur_line += n;
-            p->pos += n;
+            in->pos += n;
             if (q == e)
                 break;
-            p->pos++;
+            in->pos++;
             if (*q == '\r') {
                 p->dstate = D_CR;
             } else {
@@ -418,16 +429,18 @@ parse_data(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r)
         }
         }
     }
-    consume_all(p);
+    sl_inbuf_clear(in);
     return 0;
 }
 
 int
-sl_smtp_parser_next(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r, const char **error_r)
+sl_smtp_parser_next(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r,
+                    enum sl_smtp_error *error_kind_r, const char **error_r)
 {
+    *error_kind_r = SL_SMTP_ERR_NONE;
     if (p->in_data)
         return parse_data(p, cmd_r);
-    return parse_command(p, cmd_r, error_r);
+    return parse_command(p, cmd_r, error_kind_r, error_r);
 }
 
 /* ---- argument parsers ---- */
@@ -617,6 +630,21 @@ sl_smtp_path_param(const struct sl_smtp_path *path, const char *keyword, bool *p
     if (present_r != NULL)
         *present_r = false;
     return NULL;
+}
+
+const char *const sl_xforward_attr_names[SL_XF_COUNT] = {
+    [SL_XF_NAME] = "NAME",     [SL_XF_ADDR] = "ADDR",     [SL_XF_PORT] = "PORT",
+    [SL_XF_PROTO] = "PROTO",   [SL_XF_HELO] = "HELO",     [SL_XF_IDENT] = "IDENT",
+    [SL_XF_SOURCE] = "SOURCE", [SL_XF_DOMAIN] = "DOMAIN",
+};
+
+int
+sl_xforward_attr_lookup(const char *name)
+{
+    for (int i = 0; i < SL_XF_COUNT; i++)
+        if (strcasecmp(name, sl_xforward_attr_names[i]) == 0)
+            return i;
+    return -1;
 }
 
 /* Postfix XFORWARD_README: "XFORWARD name=value ...". Names are letters

@@ -6,15 +6,17 @@
  *
  *   command mode: every complete CRLF-terminated line becomes one
  *     struct sl_smtp_cmd. A line with a bare LF or bare CR, a NUL, or longer
- *     than limits.max_command_line is an error (-1); the parser has then
- *     skipped to the next line end and stays usable.
+ *     than limits.max_command_line is an error (-1) of one of the kinds of
+ *     enum sl_smtp_error; the parser has then skipped to the next line end
+ *     and stays usable.
  *
  *   data mode (after sl_smtp_parser_begin_data()): message lines are
  *     dot-unstuffed (RFC 5321 4.5.2) and appended to the caller's sink
  *     buffer with CRLF line ends. Only <CRLF>.<CRLF> ends the data (the
  *     SMTP smuggling forms <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR> do not);
- *     a bare LF or bare CR inside data is normalised to CRLF and counted in
- *     struct sl_smtp_data_info. Once the body exceeds limits.max_message_size
+ *     a bare LF inside data is normalised to CRLF, a bare CR (one not
+ *     before an LF) becomes a space, as Postfix makes it; both are counted
+ *     in struct sl_smtp_data_info. Once the body exceeds limits.max_message_size
  *     the parser keeps consuming but stops storing and sets too_big.
  *     When the terminating line is seen, next() returns 1 with
  *     cmd_r->verb == SL_CMD_DATA_END and the parser is back in command mode.
@@ -67,7 +69,7 @@ struct sl_smtp_data_info {
     size_t size;            /* bytes of the whole message as received (even if not stored) */
     bool too_big;           /* size exceeded limits.max_message_size; sink holds a prefix */
     unsigned bare_lf;       /* bare LFs normalised to CRLF */
-    unsigned bare_cr;       /* bare CRs normalised to CRLF */
+    unsigned bare_cr;       /* bare CRs replaced by a space */
     unsigned nul_bytes;     /* NUL bytes seen (kept; the worker decides) */
     bool eight_bit;         /* any byte >= 0x80 */
     size_t longest_line;    /* without CRLF */
@@ -92,10 +94,37 @@ void sl_smtp_parser_begin_data(struct sl_smtp_parser *p, struct sl_buf *sink);
 bool sl_smtp_parser_in_data(const struct sl_smtp_parser *p);
 const struct sl_smtp_data_info *sl_smtp_parser_data_info(const struct sl_smtp_parser *p);
 
-/* 1: *cmd_r filled; 0: need more input; -1: bad line, *error_r is a static
- * human-readable reason ("line too long", "bare LF in command", ...). */
+/* Why a command line was refused, one kind per way the parser refuses one
+ * (as Dovecot's lib-smtp reports enum smtp_command_parse_error). */
+enum sl_smtp_error {
+    SL_SMTP_ERR_NONE = 0,      /* not an error: next() returned 1 or 0 */
+    SL_SMTP_ERR_LINE_TOO_LONG, /* no LF within limits.max_command_line (RFC 5321 4.5.3.1.4) */
+    SL_SMTP_ERR_BARE_LF,       /* the line ends in LF without CR (RFC 5321 2.3.8) */
+    SL_SMTP_ERR_BARE_CR,       /* a CR inside the line, not before its LF (RFC 5321 2.3.8) */
+    SL_SMTP_ERR_NUL,           /* a NUL byte in the line */
+    SL_SMTP_ERR_COUNT
+};
+
+/* 1: *cmd_r filled; 0: need more input; -1: a bad line (skipped):
+ * *error_kind_r says what was wrong and *error_r is a static human-readable
+ * reason for logs ("line too long", "bare LF in command", ...), the
+ * reason of sl_smtp_error_reply(*error_kind_r). *error_kind_r is
+ * SL_SMTP_ERR_NONE unless -1. */
 SL_WARN_UNUSED int sl_smtp_parser_next(struct sl_smtp_parser *p, struct sl_smtp_cmd *cmd_r,
-                                       const char **error_r);
+                                       enum sl_smtp_error *error_kind_r, const char **error_r);
+
+/* What a server answers to a line refused with each kind, in the form
+ * Postfix's smtpd gives its protocol errors ("500 5.5.2 Error: bad
+ * syntax"); the session then goes on with the next line. */
+struct sl_smtp_error_reply {
+    int code;             /* RFC 5321 4.2.3 */
+    const char *enhanced; /* RFC 3463 */
+    const char *text;     /* after the enhanced code: "Error: line too long" */
+    const char *reason;   /* the text without "Error: ", next()'s *error_r */
+};
+/* The row of kind in the table (static); kind must be one next() reports,
+ * not SL_SMTP_ERR_NONE. */
+const struct sl_smtp_error_reply *sl_smtp_error_reply(enum sl_smtp_error kind);
 
 /* ---- argument parsers (RFC 5321 4.1.2, RFC 1870, RFC 3461, RFC 6152, RFC 6531) ---- */
 
@@ -121,6 +150,25 @@ void sl_smtp_path_free(struct sl_smtp_path *path);
  * tells a "KEY" without value from an absent one (present_r may be NULL). */
 const char *sl_smtp_path_param(const struct sl_smtp_path *path, const char *keyword,
                                bool *present_r);
+
+/* XFORWARD attributes (Postfix XFORWARD_README), in the order Postfix's
+ * SMTP client sends them: what our server accepts and what the reinjector
+ * passes on to the origin use the same names. */
+enum sl_xforward_attr {
+    SL_XF_NAME,
+    SL_XF_ADDR,
+    SL_XF_PORT,
+    SL_XF_PROTO,
+    SL_XF_HELO,
+    SL_XF_IDENT,
+    SL_XF_SOURCE,
+    SL_XF_DOMAIN,
+    SL_XF_COUNT
+};
+/* "NAME", "ADDR", ... indexed by enum sl_xforward_attr. */
+extern const char *const sl_xforward_attr_names[SL_XF_COUNT];
+/* The attribute called name (any case), or -1 for one we do not know. */
+int sl_xforward_attr_lookup(const char *name);
 
 /* XFORWARD attr=value [attr=value...] (Postfix XFORWARD_README).
  * Calls cb for each pair; returns 0, or -1 on syntax error with *error_r. */

@@ -3,7 +3,7 @@
  *
  * The peer is our own Postfix on :10025, so anything odd means the
  * connection cannot be trusted: every deviation is a sticky error and the
- * caller answers 4xx (never lose mail, STYLE.md 4). We therefore do not
+ * caller answers 4xx (never lose mail: docs/design.md). We therefore do not
  * tolerate LF-only line ends, although some servers send them.
  */
 #include "mail/sl_smtp_reply.h"
@@ -14,13 +14,13 @@
 #include <string.h>
 
 #include "util/sl_buf.h"
+#include "util/sl_inbuf.h"
 
 #define REPLY_MAX_LINE 2048     /* bytes per line including CRLF */
 #define REPLY_MAX_LINES 100
 
 struct sl_smtp_reply_parser {
-    char *buf;                  /* unconsumed input is buf[pos .. len) */
-    size_t pos, len, cap;
+    struct sl_inbuf in;         /* unconsumed input */
 
     const char *error;          /* sticky once set */
 
@@ -55,7 +55,7 @@ sl_smtp_reply_parser_destroy(struct sl_smtp_reply_parser **parserp)
     if (p == NULL)
         return;
     partial_clear(p);
-    free(p->buf);
+    sl_inbuf_free(&p->in);
     free(p);
     *parserp = NULL;
 }
@@ -63,30 +63,16 @@ sl_smtp_reply_parser_destroy(struct sl_smtp_reply_parser **parserp)
 void
 sl_smtp_reply_parser_feed(struct sl_smtp_reply_parser *p, const void *buf, size_t len)
 {
-    if (len == 0 || p->error != NULL)
+    if (p->error != NULL)
         return;                 /* in error nothing more is looked at */
-    if (p->pos > 0) {
-        memmove(p->buf, p->buf + p->pos, p->len - p->pos);
-        p->len -= p->pos;
-        p->pos = 0;
-    }
-    SL_BUG_ON(p->len + len < p->len);
-    if (p->len + len > p->cap) {
-        size_t cap = p->cap ? p->cap : 512;
-        while (cap < p->len + len)
-            cap *= 2;
-        p->buf = sl_realloc(p->buf, cap);
-        p->cap = cap;
-    }
-    memcpy(p->buf + p->len, buf, len);
-    p->len += len;
+    sl_inbuf_feed(&p->in, buf, len);
 }
 
 void
 sl_smtp_reply_parser_reset(struct sl_smtp_reply_parser *p)
 {
     partial_clear(p);
-    p->pos = p->len = 0;
+    sl_inbuf_clear(&p->in);
     p->error = NULL;
 }
 
@@ -95,7 +81,7 @@ fail(struct sl_smtp_reply_parser *p, const char *why, const char **error_r)
 {
     p->error = why;
     partial_clear(p);
-    p->pos = p->len = 0;
+    sl_inbuf_clear(&p->in);
     *error_r = why;
     return -1;
 }
@@ -142,10 +128,10 @@ sl_smtp_reply_parser_next(struct sl_smtp_reply_parser *p, struct sl_smtp_reply *
         return -1;
     }
     for (;;) {
-        size_t avail = p->len - p->pos;
+        size_t avail = sl_inbuf_pending(&p->in);
         if (avail == 0)
-            return 0;               /* (buf may still be NULL: no NULL + 0) */
-        const char *start = p->buf + p->pos;
+            return 0;
+        const char *start = sl_inbuf_head(&p->in);
         size_t scan = avail < REPLY_MAX_LINE ? avail : REPLY_MAX_LINE;
         const char *lf = memchr(start, '\n', scan);
 
@@ -185,7 +171,7 @@ sl_smtp_reply_parser_next(struct sl_smtp_reply_parser *p, struct sl_smtp_reply *
         p->lines = sl_realloc(p->lines, (p->n_lines + 1) * sizeof(*p->lines));
         p->lines[p->n_lines++] =
             textlen > 4 ? sl_strndup(start + 4, textlen - 4) : sl_strdup("");
-        p->pos += linelen + 1;
+        sl_inbuf_consume(&p->in, linelen + 1);
         if (!last)
             continue;
 

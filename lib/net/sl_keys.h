@@ -12,7 +12,7 @@
 #define SL_KEYS_H
 
 #include <stdbool.h>
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_util.h"
 
 #define SL_KEY_Z85_LEN 40

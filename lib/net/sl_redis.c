@@ -8,7 +8,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 
 static int
 parse_uint(const char *s, size_t len, unsigned long max, unsigned *v_r)
@@ -180,8 +180,19 @@ sl_redis_url_from_config(const struct sl_config *config, struct sl_redis_url *ur
 {
     const char *env_user = getenv("SLUICE_REDIS_USER");
     const char *env_password = getenv("SLUICE_REDIS_PASSWORD");
+    char *text, *why;
 
-    if (sl_redis_url_parse(config->redis.url, url_r, error_r) < 0)
+    /* env:NAME, file:/path: the URL is kept elsewhere (sl_config.h) */
+    if (sl_config_secret(config->redis.url, &text, &why) < 0) {
+        memset(url_r, 0, sizeof(*url_r));
+        *error_r = sl_asprintf("redis.url %s", why);
+        free(why);
+        return -1;
+    }
+    int r = sl_redis_url_parse(text, url_r, error_r);
+    explicit_bzero(text, strlen(text));
+    free(text);
+    if (r < 0)
         return -1;
     /* the URL's own password wins; the environment fills in */
     if (url_r->password == NULL && env_password != NULL && env_password[0] != '\0') {

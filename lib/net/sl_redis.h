@@ -6,6 +6,8 @@
  * ACL AUTH (AUTH user password). When the URL carries no password,
  * SLUICE_REDIS_PASSWORD (and SLUICE_REDIS_USER) from the environment are
  * used: a Kubernetes Secret need not be written into the config file.
+ * redis.url may also be a reference, "env:NAME" or "file:/path", resolved
+ * here (sl_config_secret): the file then holds no secret at all.
  * Passwords never appear in a log line or an error message.
  *
  * With Sentinel (redis.sentinels + redis.master_name) the URL's host is

@@ -123,6 +123,7 @@ struct sl_registry {
     struct event *timer;
     struct reg_node *nodes;
     size_t n_nodes;
+    bool remote; /* a Redis to publish to (else local only) */
 };
 
 void
@@ -206,6 +207,26 @@ reg_command(struct sl_registry *reg, const char *what, int argc, const char **ar
         reg->waiting_since_ms = sl_now_mono_ms();
 }
 
+/* A node's record as it is now: the common fields, then its own. */
+static void
+reg_record(const struct sl_registry *reg, const struct reg_node *n, struct sl_registry_rec *rec)
+{
+    sl_registry_put(rec, "role", "%s", n->role);
+    sl_registry_put(rec, "address", "%s", n->address);
+    sl_registry_put(rec, "version", "%s", SLUICE_VERSION);
+    sl_registry_put(rec, "pid", "%ld", (long)getpid());
+    sl_registry_put(rec, "uptime_s", "%llu", (sl_now_mono_ms() - reg->started_ms) / 1000);
+    if (n->fill != NULL)
+        n->fill(n->ctx, rec);
+}
+
+static void
+reg_rec_free(struct sl_registry_rec *rec)
+{
+    for (size_t k = 0; k < rec->argc; k++)
+        free(rec->argv[k]);
+}
+
 static void
 reg_publish(struct sl_registry *reg)
 {
@@ -219,13 +240,7 @@ reg_publish(struct sl_registry *reg)
         size_t *lens;
         size_t argc;
 
-        sl_registry_put(&rec, "role", "%s", n->role);
-        sl_registry_put(&rec, "address", "%s", n->address);
-        sl_registry_put(&rec, "version", "%s", SLUICE_VERSION);
-        sl_registry_put(&rec, "pid", "%ld", (long)getpid());
-        sl_registry_put(&rec, "uptime_s", "%llu", (sl_now_mono_ms() - reg->started_ms) / 1000);
-        if (n->fill != NULL)
-            n->fill(n->ctx, &rec);
+        reg_record(reg, n, &rec);
         argc = rec.argc + 5;
         argv = sl_calloc(argc, sizeof(*argv));
         lens = sl_calloc(argc, sizeof(*lens));
@@ -239,8 +254,7 @@ reg_publish(struct sl_registry *reg)
         for (size_t k = 0; k < argc; k++)
             lens[k] = strlen(argv[k]);
         reg_command(reg, "node heartbeat", (int)argc, argv, lens);
-        for (size_t k = 0; k < rec.argc; k++)
-            free(rec.argv[k]);
+        reg_rec_free(&rec);
         free(argv);
         free(lens);
     }
@@ -345,9 +359,12 @@ sl_registry_new(struct event_base *base, const struct sl_redis_url *url)
                          .tv_usec = (SL_REGISTRY_INTERVAL_MS % 1000) * 1000};
 
     reg->base = base;
+    reg->started_ms = sl_now_mono_ms();
+    if (url == NULL)
+        return reg; /* local: sl_registry_collect() only */
+    reg->remote = true;
     sl_redis_url_copy(&reg->url, url);
     reg->desc = sl_redis_url_describe(&reg->url);
-    reg->started_ms = sl_now_mono_ms();
     reg->timer = event_new(base, -1, EV_PERSIST, reg_on_tick, reg);
     SL_BUG_ON(reg->timer == NULL);
     event_add(reg->timer, &tv);
@@ -389,7 +406,8 @@ sl_registry_destroy(struct sl_registry **regp)
     if (reg == NULL)
         return;
     *regp = NULL;
-    event_free(reg->timer);
+    if (reg->timer != NULL)
+        event_free(reg->timer);
     if (reg->ac != NULL) {
         redisAsyncContext *ac = reg->ac;
         reg->ac = NULL;
@@ -397,7 +415,8 @@ sl_registry_destroy(struct sl_registry **regp)
         redisAsyncFree(ac);
     }
     /* A node that stops says so, rather than lingering until its TTL. */
-    if (reg->n_nodes > 0 && (c = sl_redis_connect_sync(&reg->url, 300, &error)) != NULL) {
+    if (reg->remote && reg->n_nodes > 0 &&
+        (c = sl_redis_connect_sync(&reg->url, 300, &error)) != NULL) {
         for (size_t i = 0; i < reg->n_nodes; i++) {
             redisReply *r = redisCommand(c, "DEL sluice:node:%s", reg->nodes[i].id);
             if (r != NULL)
@@ -413,8 +432,21 @@ sl_registry_destroy(struct sl_registry **regp)
     }
     free(reg->nodes);
     free(reg->desc);
-    sl_redis_url_free(&reg->url);
+    if (reg->remote)
+        sl_redis_url_free(&reg->url);
     free(reg);
+}
+
+void
+sl_registry_collect(const struct sl_registry *reg, sl_registry_record_fn *fn, void *ctx)
+{
+    for (size_t i = 0; i < reg->n_nodes; i++) {
+        struct sl_registry_rec rec = {0};
+
+        reg_record(reg, &reg->nodes[i], &rec);
+        fn(ctx, reg->nodes[i].id, (const char *const *)rec.argv, rec.argc / 2);
+        reg_rec_free(&rec);
+    }
 }
 
 char *

@@ -34,7 +34,9 @@ struct sl_registry_rec;
  * registry's loop once per interval. */
 typedef void sl_registry_fill_fn(void *ctx, struct sl_registry_rec *rec);
 
-/* url is copied. Connecting starts on the first tick. */
+/* url is copied. Connecting starts on the first tick. url NULL: a local
+ * registry, which publishes nothing and only answers
+ * sl_registry_collect() (a node without Redis, for its /status). */
 struct sl_registry *sl_registry_new(struct event_base *base, const struct sl_redis_url *url);
 /* Publishes a node: role ("frontend", "broker", "worker"), a cluster-wide
  * unique id, the address others know it by; fill may be NULL. */
@@ -42,6 +44,12 @@ void sl_registry_add_node(struct sl_registry *reg, const char *role, const char 
                           const char *address, sl_registry_fill_fn *fill, void *ctx);
 void sl_registry_put(struct sl_registry_rec *rec, const char *field, const char *fmt, ...)
     SL_PRINTF(3, 4);
+/* Each node's record as it would be published now: fields[2k] is a
+ * name, fields[2k + 1] its value (role, address, version, pid, uptime_s,
+ * then the node's own); valid during the call. On the registry's loop. */
+typedef void sl_registry_record_fn(void *ctx, const char *id, const char *const *fields,
+                                   size_t n_fields);
+void sl_registry_collect(const struct sl_registry *reg, sl_registry_record_fn *fn, void *ctx);
 /* True while the connection to Redis is up. */
 bool sl_registry_connected(const struct sl_registry *reg);
 /* Deletes the node keys (best effort, 300 ms) and frees. *regp may be NULL. */

@@ -62,6 +62,32 @@ header_name_ok(const char *s)
     return n > 0;
 }
 
+/* An address the frontend puts into RCPT TO and a notification's To:
+ * (RecipientVerdict.admin): "" or printable US-ASCII without blanks and
+ * without the characters that would end or split it. */
+static bool
+address_ok(const char *s)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)str_or_empty(s); *p != '\0'; p++, n++)
+        if (n >= 254 || *p < 33 || *p > 126 || strchr("<>,;\"\\", *p) != NULL)
+            return false;
+    return true;
+}
+
+/* RecipientVerdict.quarantine: amavis' quarantine types, or "" for none. */
+static bool
+quarantine_type_ok(const char *s)
+{
+    static const char *const types[] = {"", "virus", "banned", "spam", "badh"};
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(str_or_empty(s), types[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Each check returns the field's name (a static string) on failure. */
 #define CHECK(cond, msg)                                                                       \
     do {                                                                                       \
@@ -146,7 +172,7 @@ check_strv(char *const *v, size_t n, const char **error_r)
     return 0;
 }
 
-/* Per-recipient results and findings (scanning, issue 4). Indices are
+/* Per-recipient results and findings (scanning). Indices are
  * checked against the job by the frontend, which alone knows it. */
 static int
 check_verdict_scan(const Sluice__Verdict *v, const char **error_r)
@@ -161,6 +187,8 @@ check_verdict_scan(const Sluice__Verdict *v, const char **error_r)
               "verdict.rcpts.destiny: unknown");
         CHECK_STR(r->category, 1, 64, "verdict.rcpts.category");
         CHECK_STR(r->reason, 0, SL_WIRE_MAX_STR, "verdict.rcpts.reason");
+        CHECK(quarantine_type_ok(r->quarantine), "verdict.rcpts.quarantine: unknown type");
+        CHECK(address_ok(r->admin), "verdict.rcpts.admin: not an address");
         if (check_edits(r->edits, r->n_edits, error_r) < 0)
             return -1;
     }
@@ -354,4 +382,24 @@ sl_wire_kind_name(const Sluice__Frame *frame)
     default:
         return "unset";
     }
+}
+
+/* One range check serves both directions: the numbers are the same
+ * (sl_wire.h). */
+static bool
+header_op_known(int op)
+{
+    return op >= SLUICE__HEADER_EDIT__OP__PREPEND && op <= SLUICE__HEADER_EDIT__OP__DELETE;
+}
+
+int
+sl_wire_header_op_to_mail(Sluice__HeaderEdit__Op op)
+{
+    return header_op_known((int)op) ? (int)op : SLUICE__HEADER_EDIT__OP__PREPEND;
+}
+
+Sluice__HeaderEdit__Op
+sl_wire_header_op_from_mail(int op)
+{
+    return header_op_known(op) ? (Sluice__HeaderEdit__Op)op : SLUICE__HEADER_EDIT__OP__PREPEND;
 }

@@ -7,7 +7,7 @@
  *
  * Frames come from the network: nothing here asserts on their contents.
  * Invalid input gives -1 and a static error string ("job.job_id: not 12
- * base64url characters"), which the caller logs and counts (STYLE.md, 3).
+ * base64url characters"), which the caller logs and counts: input from other nodes is never asserted on.
  *
  * The same validation runs on the sending side (sl_wire_pack), so a sender
  * learns at once that a peer would drop its frame (e.g. a Job whose
@@ -42,6 +42,24 @@
 #define SL_WIRE_HEARTBEAT_MS 1000
 #define SL_WIRE_HEARTBEAT_LIVENESS 3    /* intervals of silence before a peer is dead */
 #define SL_WIRE_MAX_FAILURES 3          /* workers a job may take down before it fails */
+/* A node whose own loop turns are further apart than this was stalled
+ * (SIGSTOP, a VM migration, swapping): it could not hear its peers
+ * meanwhile, so it gives them a fresh liveness period before it judges
+ * their silence (docs/cluster.md, "Pauses and partitions"). Loops turn at
+ * least every 200 ms. */
+#define SL_WIRE_STALL_MS SL_WIRE_HEARTBEAT_MS
+
+/* A loop's turn at monotonic time now: how long the node was stalled (the
+ * time since its previous turn, *turn_ms) if that is more than
+ * SL_WIRE_STALL_MS, else 0. *turn_ms becomes now; 0 means no turn yet. */
+static inline unsigned long long
+sl_wire_stalled(unsigned long long *turn_ms, unsigned long long now)
+{
+    unsigned long long gap = *turn_ms != 0 && now > *turn_ms ? now - *turn_ms : 0;
+
+    *turn_ms = now;
+    return gap > SL_WIRE_STALL_MS ? gap : 0;
+}
 
 /* Sets frame->version = SL_WIRE_VERSION, validates the frame exactly as
  * sl_wire_unpack() would on the other side, and packs it into *msg_r
@@ -68,5 +86,17 @@ bool sl_wire_job_id_valid(const char *id);
 
 /* "ready", "job", ... for log lines; "unset" if none. */
 const char *sl_wire_kind_name(const Sluice__Frame *frame);
+
+/* Header edits: HeaderEdit.Op on the wire <-> enum sl_header_op
+ * (lib/mail/sl_message.h), both directions here. The mail side is a plain
+ * int because sl_net may not depend on lib/mail: the broker links sl_net
+ * without it (docs/architecture.md, "Layering"). To make an int enough,
+ * enum sl_header_op gives each operation the number HeaderEdit.Op gives it
+ * (proto/sluice.proto: numbers on the wire never change), and
+ * tests/unit/test_wire.c, which sees both, checks that at compile time.
+ * A number either side does not know maps to PREPEND, as before; a
+ * received frame cannot carry one (sl_wire_check refuses it). */
+int sl_wire_header_op_to_mail(Sluice__HeaderEdit__Op op);
+Sluice__HeaderEdit__Op sl_wire_header_op_from_mail(int op);
 
 #endif

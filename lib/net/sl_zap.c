@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include "net/sl_keys.h"
 #include "util/sl_log.h"
+#include "util/sl_metrics.h"
 
 #define REFUSAL_SLOTS 64
 #define REFUSAL_LOG_MS 60000
@@ -51,6 +52,8 @@ struct sl_zap {
     struct refusal refusals[REFUSAL_SLOTS];     /* thread only */
     unsigned long long n_admitted, n_refused;
 };
+
+static struct sl_metric *handshakes; /* sl_zap_metrics_register(); NULL: off */
 
 static const struct {
     const char *name;
@@ -336,6 +339,7 @@ zap_answer(struct sl_zap *z)
         return;
     if (n >= 7 && zmq_msg_size(&parts[0]) == 3 && memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0)
         refused = zap_decide(z, parts, n, user_id, sizeof(user_id));
+    sl_metric_inc(handshakes, refused == NULL ? 0 : 1);
     /* a REP socket must answer every request, even a broken one */
     zmq_send(z->rep, "1.0", 3, ZMQ_SNDMORE);
     if (n >= 2)
@@ -496,4 +500,17 @@ sl_zap_msg_roles(zmq_msg_t *msg, const char **user_id_r)
         p += l + 1;
     }
     return r;
+}
+
+void
+sl_zap_metrics_register(struct sl_metrics *reg)
+{
+    static const char *const results[] = {"admitted", "refused"};
+    struct sl_metric_dim result = SL_METRIC_DIM("result", results);
+
+    handshakes = sl_metrics_counter(reg, "sluice_curve_handshakes_total",
+                                    "CURVE handshakes the broker's ZAP handler answered: "
+                                    "admitted (a key on the allow-list, in a role admitted "
+                                    "here) or refused.",
+                                    &result, 1, 0);
 }

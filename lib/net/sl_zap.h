@@ -59,4 +59,9 @@ void sl_zap_stop(struct sl_zap **zapp);
  * none (inproc://, plain mode). *user_id_r: the User-Id or "". */
 unsigned sl_zap_msg_roles(zmq_msg_t *msg, const char **user_id_r);
 
+/* Counts every handshake answered, admitted or refused, in reg from now
+ * on (sluice_curve_handshakes_total, for the process's one broker). */
+struct sl_metrics;
+void sl_zap_metrics_register(struct sl_metrics *reg);
+
 #endif

@@ -35,8 +35,17 @@ sl_zsock_set_common(void *sock, size_t max_body)
      * heartbeats then take care of the jobs. */
     sl_zsock_set_int(sock, ZMQ_HEARTBEAT_IVL, 1000);
     sl_zsock_set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3000);
+    /* Reconnects every 100 ms, backing off to 250 ms (libzmq adds up to
+     * 100 ms of jitter), and a connect that gets no answer is given up after
+     * 500 ms and tried again: a broker that comes back, or a network that
+     * heals, is used within about half a second. A back-off to 2 s made
+     * every node wait up to 2 s after a broker's return (0.6-1.1 s
+     * measured, tests/bench/fault_latency.sh), and a connect into a
+     * partition waited for the kernel's SYN retries (1, 2, 4, 8 s apart).
+     * A down broker costs each socket a refused connect every 250-350 ms. */
     sl_zsock_set_int(sock, ZMQ_RECONNECT_IVL, 100);
-    sl_zsock_set_int(sock, ZMQ_RECONNECT_IVL_MAX, 2000);
+    sl_zsock_set_int(sock, ZMQ_RECONNECT_IVL_MAX, 250);
+    sl_zsock_set_int(sock, ZMQ_CONNECT_TIMEOUT, 500);
     ret = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &cap, sizeof(cap));
     SL_BUG_ON(ret != 0);
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <zmq.h>
 #include "sluice.pb-c.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_util.h"
 
 #define SL_ZSOCK_HWM 10000          /* messages; a job (frame + body) counts as one */

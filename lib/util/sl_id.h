@@ -1,5 +1,7 @@
 /* sl_id.h - job ids: 72 random bits as 12 base64url characters, like
- * amavisd-new's mail_id. Short enough to grep, long enough never to collide. */
+ * amavisd-new's mail_id, and like it beginning and ending with a letter or
+ * a digit (the quarantine's "virus-<id>" names depend on it). Short enough
+ * to grep, long enough never to collide. */
 #ifndef SL_ID_H
 #define SL_ID_H
 

@@ -1,19 +1,31 @@
-/* sl_log.c - syslog or stderr logging. */
+/* sl_log.c - syslog or stderr logging (sl_log.h). */
 #include "util/sl_log.h"
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum sl_log_target log_target = SL_LOG_STDERR;
-static int log_level = LOG_INFO;
-static const char *log_ident = "sluice";
+#define LOG_IDENT_MAX 64
+#define LOG_HOST_MAX 64
+
+/* Everything but the level changes under log_lock, and every line is
+ * written under it: syslog(3) keeps the ident pointer openlog() was
+ * given, so the ident buffer must not change while a line is written. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum sl_log_target log_target = SL_LOG_STDERR;
+static bool log_syslog_open;
+static bool log_journal;
+static char log_ident[LOG_IDENT_MAX] = "sluice";
+static char log_host[LOG_HOST_MAX] = "localhost";
+static atomic_int log_level = LOG_INFO;
 
 static const char *const level_names[] = {
     [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "fatal",
@@ -21,27 +33,79 @@ static const char *const level_names[] = {
     [LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
 };
 
+/* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected stdout
+ * and stderr to; it is inherited by children whose stderr went elsewhere,
+ * so it only counts when it still names our stderr. */
+static bool
+stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    char end;
+
+    if (env == NULL || sscanf(env, "%llu:%llu%c", &dev, &ino, &end) != 2)
+        return false;
+    return fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
+/* The short host name, as syslog daemons write it. */
+static void
+host_short(char *buf, size_t len)
+{
+    if (gethostname(buf, len) != 0)
+        snprintf(buf, len, "localhost");
+    buf[len - 1] = '\0';
+    buf[strcspn(buf, ".")] = '\0';
+    if (buf[0] == '\0')
+        snprintf(buf, len, "localhost");
+}
+
 void
 sl_log_open(const char *ident, enum sl_log_target target, int level)
 {
-    log_ident = ident;
+    pthread_mutex_lock(&log_lock);
+    if (log_syslog_open) {
+        closelog();
+        log_syslog_open = false;
+    }
+    snprintf(log_ident, sizeof(log_ident), "%s", ident);
+    host_short(log_host, sizeof(log_host));
     log_target = target;
-    log_level = level;
-    if (target == SL_LOG_SYSLOG)
-        openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    log_journal = target == SL_LOG_STDERR && stderr_is_journal();
+    atomic_store(&log_level, level);
+    if (target == SL_LOG_SYSLOG) {
+        openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+        log_syslog_open = true;
+    }
+    pthread_mutex_unlock(&log_lock);
 }
 
 void
 sl_log_close(void)
 {
-    if (log_target == SL_LOG_SYSLOG)
+    pthread_mutex_lock(&log_lock);
+    if (log_syslog_open)
         closelog();
+    log_syslog_open = false;
+    log_target = SL_LOG_STDERR;
+    pthread_mutex_unlock(&log_lock);
 }
 
 void
 sl_log_set_level(int level)
 {
-    log_level = level;
+    atomic_store(&log_level, level);
+}
+
+bool
+sl_log_journal(void)
+{
+    pthread_mutex_lock(&log_lock);
+    bool journal = log_journal;
+    pthread_mutex_unlock(&log_lock);
+    return journal;
 }
 
 int
@@ -62,29 +126,32 @@ sl_log_level_from_name(const char *name)
 void
 sl_log(int level, const char *fmt, ...)
 {
-    if (level > log_level)
+    if (level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     va_list ap;
     va_start(ap, fmt);
+    pthread_mutex_lock(&log_lock);
     if (log_target == SL_LOG_SYSLOG) {
         vsyslog(LOG_MAIL | level, fmt, ap);
     } else {
-        /* Postfix-like: "Nov 24 10:04:13 sluice[123]: warning: text" */
-        char stamp[64];
-        struct timeval tv;
-        struct tm tm;
-        gettimeofday(&tv, NULL);
-        localtime_r(&tv.tv_sec, &tm);
-        strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
-        pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s.%03ld %s[%d]: ", stamp, (long)(tv.tv_usec / 1000), log_ident,
-                (int)getpid());
+        if (log_journal) {
+            /* sd-daemon(3): the journal takes <N> as the priority */
+            fprintf(stderr, "<%d>", level);
+        } else {
+            /* a syslog file's line: "Nov 24 10:04:13 host sluice[123]: " */
+            char stamp[32];
+            time_t now = time(NULL);
+            struct tm tm;
+            localtime_r(&now, &tm);
+            strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+            fprintf(stderr, "%s %s %s[%d]: ", stamp, log_host, log_ident, (int)getpid());
+        }
         if (level != LOG_INFO && level >= 0 && level < (int)SL_N_ELEMENTS(level_names))
             fprintf(stderr, "%s: ", level_names[level]);
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         fflush(stderr);
-        pthread_mutex_unlock(&log_lock);
     }
+    pthread_mutex_unlock(&log_lock);
     va_end(ap);
 }

@@ -27,6 +27,13 @@ static bool child_mask_pending;
 static pid_t master_of_child;       /* set in the child */
 static int child_channel = -1;      /* the child's end of the socket pair */
 static unsigned child_heartbeat_ms; /* how often the child must say something */
+static unsigned restarts;           /* children that died and were replaced; a child inherits it */
+
+unsigned
+sl_master_restarts(void)
+{
+    return restarts;
+}
 
 long
 sl_master_node_pid(void)
@@ -433,6 +440,7 @@ sl_master_run(const struct sl_master_params *p)
             sd_notifyf(0, "STATUS=%s child pid %ld %s; restarting in %u ms", p->label, (long)pid,
                        why, delay);
             restart_at_ms = now + delay;
+            restarts++;
         }
     }
 }

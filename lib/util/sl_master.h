@@ -141,4 +141,9 @@ unsigned sl_stop_count_add(struct sl_stop_count *c, int sig);
  * in Redis, instead of leaving a "gone" node behind), else getpid(). */
 long sl_master_node_pid(void);
 
+/* In a master's child: how many children before it died and were
+ * restarted (0 in the first child and outside a master), for the
+ * metrics. */
+unsigned sl_master_restarts(void);
+
 #endif

@@ -1,6 +1,7 @@
 /* sl_util.c - allocation wrappers, bug checks, clocks. */
 #include "util/sl_util.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,16 @@ sl_free_and_clear(void *pp)
     *p = NULL;
 }
 
+void
+sl_strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static unsigned long long
 clock_ms(clockid_t id)
 {
@@ -154,6 +165,26 @@ sl_rfc5322_date(unsigned long long ms, char *buf, size_t len)
             strcat(buf, ")");
         }
     }
+}
+
+/* Not %g: it switches to an exponent for large scores ("1e+03"), which
+ * header readers and log parsers written for amavisd-new do not expect. */
+void
+sl_format_score(double score, char *buf, size_t len)
+{
+    if (!isfinite(score))
+        score = 0;
+    snprintf(buf, len, "%.3f", score);
+    char *dot = strchr(buf, '.');
+    if (dot != NULL) {
+        char *e = buf + strlen(buf) - 1;
+        while (e > dot && *e == '0')
+            *e-- = '\0';
+        if (e == dot)
+            *e = '\0';
+    }
+    if (strcmp(buf, "-0") == 0)
+        strcpy(buf, "0");
 }
 
 /* Well-formed UTF-8 (RFC 3629 4): no overlong forms, no surrogates,

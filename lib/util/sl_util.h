@@ -1,7 +1,7 @@
 /* sl_util.h - allocation wrappers and invariant checks used everywhere.
  *
  * Out of memory is not recoverable in a mail filter that holds connections
- * open: the wrappers abort, so callers never test for NULL (STYLE.md, 2).
+ * open: the wrappers abort, so callers never test for NULL.
  * SL_BUG_ON is for programming errors only, never for external input; it
  * stays on in release builds. */
 #ifndef SL_UTIL_H
@@ -35,6 +35,8 @@ char *sl_vasprintf(const char *fmt, va_list ap) SL_PRINTF(1, 0);
 
 /* Frees *p and clears it; *p may be NULL. */
 void sl_free_and_clear(void *pp);
+/* Frees the n strings of v, then v itself; v may be NULL (n is then 0). */
+void sl_strv_free(char **v, size_t n);
 
 /* Monotonic milliseconds (timeouts) and wall-clock milliseconds (deadlines
  * that travel between nodes). */
@@ -44,6 +46,11 @@ unsigned long long sl_now_wall_ms(void);
  * name as a comment as Postfix and amavisd-new write it:
  * "Tue, 21 Nov 2023 10:04:13 +0100 (CET)". len >= 40 holds any. */
 void sl_rfc5322_date(unsigned long long ms, char *buf, size_t len);
+/* A spam score as amavisd-new writes it in headers and logs: at most 3
+ * decimals, trailing zeros dropped, never an exponent ("6.31", "1000",
+ * "-0.5"); "-0" and non-finite values read "0". len >= 32 holds any
+ * score a scanner gives. */
+void sl_format_score(double score, char *buf, size_t len);
 
 /* Case-insensitive prefix test: returns the rest of s after prefix, or NULL. */
 const char *sl_strcase_prefix(const char *s, const char *prefix);

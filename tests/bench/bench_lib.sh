@@ -4,6 +4,10 @@
 #   now_us               the wall clock in microseconds
 #   cpu_ticks PID...     utime + stime of the processes, summed (clock ticks)
 #   us_per_msg TICKS N   TICKS of CPU spread over N messages, in microseconds
+#   bench_feed LABEL PORT SESSIONS N
+#                        smtp-source -L -s SESSIONS -d -m N -l 4096 into
+#                        127.0.0.1:PORT (to rcpt@bench.test); any error it
+#                        reports fails the run, named LABEL
 
 now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }
 
@@ -19,3 +23,9 @@ cpu_ticks() {
 }
 
 us_per_msg() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }'; }
+
+bench_feed() {
+    timeout 300 smtp-source -L -s "$3" -d -m "$4" -l 4096 -f bench@bench.test -t rcpt@bench.test \
+        "127.0.0.1:$2" >"$E2E_TMP/source.log" 2>&1 || fail "$1: smtp-source failed: $(head -c 300 "$E2E_TMP/source.log")"
+    [ ! -s "$E2E_TMP/source.log" ] || fail "$1: smtp-source: $(head -c 300 "$E2E_TMP/source.log")"
+}

@@ -74,9 +74,7 @@ run_one() {
     s0=$(cpu_ticks "$child")
     r0=$(cpu_ticks "$redis_pid")
     t0=$(now_us)
-    timeout 300 smtp-source -L -s "$S" -d -m "$N" -l 4096 -f bench@bench.test -t rcpt@bench.test \
-        "127.0.0.1:$port" >"$E2E_TMP/source.log" 2>&1 || fail "$side: smtp-source failed: $(head -c 300 "$E2E_TMP/source.log")"
-    [ ! -s "$E2E_TMP/source.log" ] || fail "$side: smtp-source: $(head -c 300 "$E2E_TMP/source.log")"
+    bench_feed "$side" "$port" "$S" "$N"
     t1=$(now_us)
     s1=$(cpu_ticks "$child")
     r1=$(cpu_ticks "$redis_pid")

@@ -97,6 +97,7 @@ main(int argc, char **argv)
     fd = socket(res->ai_family, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
         die("cannot connect");
+    freeaddrinfo(res);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (read_reply() != 220)
@@ -138,6 +139,8 @@ main(int argc, char **argv)
         int code = read_reply();
         if (code / 100 != 2) {
             fprintf(stderr, "lmtp_latency: message %d answered %d\n", i, code);
+            free(lat);
+            free(body);
             return 1;
         }
         lat[i] = now_us() - t0;
@@ -151,5 +154,7 @@ main(int argc, char **argv)
     printf("count=%d p50_us=%.0f p90_us=%.0f p99_us=%.0f mean_us=%.0f rate=%.0f\n", count,
            lat[count / 2], lat[count * 9 / 10], lat[count * 99 / 100], sum / count,
            count * 1e6 / total);
+    free(lat);
+    free(body);
     return 0;
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "util/sl_util.h"
 #include "workers/scan.h"
 

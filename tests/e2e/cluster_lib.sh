@@ -33,13 +33,23 @@
 # VARIABLES (after the start functions)
 #   CL_REDIS_URL, CL_REDIS_PORT; CL_BROKER_PORT[name]; CL_FE_PORT[name];
 #   CL_PF_CONF[o2] CL_PF_LOG[o2] CL_PF_VMAIL[o2] CL_PF_SMTP[o2] CL_PF_IP[o2]
-#   CL_PF_REINJECT[o2] CL_PF_CONC[o2]; CL_LOG[name] for every daemon.
+#   CL_PF_REINJECT[o2] CL_PF_CONC[o2]; CL_LOG[name] for every daemon;
+#   with CL_METRICS=1, CL_METRICS_PORT[name] for every sluice node.
+#
+# FAULTS
+#   cl_kill NAME [SIGNAL] signals a daemon's process group; cl_pause NAME
+#   SECONDS freezes it (SIGSTOP, then SIGCONT). cl_partition_init makes an
+#   iptables chain of the test's own (sluice-test-PID), jumped to from INPUT
+#   and OUTPUT on lo; cl_partition PORT drops every packet to or from a
+#   loopback port both ways, cl_refuse PORT answers them with resets (a
+#   peer that is down), cl_heal PORT lets them through again; the chain and
+#   its jumps are removed on exit, pass or fail.
 
 # shellcheck disable=SC2034
 
 declare -A CL_PID=() CL_LOG=() CL_CMD=() CL_BROKER_PORT=() CL_FE_PORT=()
 declare -A CL_PF_CONF=() CL_PF_LOG=() CL_PF_VMAIL=() CL_PF_SMTP=() CL_PF_IP=()
-declare -A CL_PF_REINJECT=() CL_PF_CONC=() CL_PF_QUEUE=()
+declare -A CL_PF_REINJECT=() CL_PF_CONC=() CL_PF_QUEUE=() CL_METRICS_PORT=()
 CL_ORIGINS=()
 CL_BROKERS=()
 CL_REDIS_URL=
@@ -122,7 +132,10 @@ cl_cleanup() {
             tail -n 25 "${CL_PF_LOG[$o]}" >&2
         done
     fi
+    cl_partition_cleanup
     for name in "${!CL_PID[@]}"; do
+        # a frozen daemon cannot act on SIGTERM
+        if [ -n "${CL_PID[$name]}" ]; then kill -CONT -- "-${CL_PID[$name]}" 2>/dev/null || true; fi
         if [ -n "${CL_PID[$name]}" ]; then e2e_kill_group "${CL_PID[$name]}" 3; fi
     done
     for o in "${CL_ORIGINS[@]}"; do
@@ -157,6 +170,82 @@ cl_kill() {
     say "$name: SIG$sig sent (pid $pid)"
 }
 cl_dead() { ! kill -0 "$1" 2>/dev/null; }
+
+# cl_pause NAME SECONDS: freeze NAME's process group (SIGSTOP) for SECONDS,
+# as a VM migration or a long stall would, then SIGCONT.
+cl_pause() {
+    local name=$1 secs=$2 pid=${CL_PID[$1]:-}
+    [ -n "$pid" ] || fail "cl_pause: $name is not running"
+    kill -STOP -- "-$pid" 2>/dev/null || kill -STOP "$pid"
+    say "$name: SIGSTOP (pid $pid) for $secs s"
+    sleep "$secs"
+    kill -CONT -- "-$pid" 2>/dev/null || kill -CONT "$pid" 2>/dev/null || true
+    say "$name: SIGCONT"
+}
+
+# ---------------------------------------------------------------------------
+# Partitions: iptables rules in a chain of this test's own on lo
+
+CL_IPT_CHAIN=
+declare -A CL_PARTED=()
+
+cl_partition_init() {
+    need_cmd iptables
+    CL_IPT_CHAIN=sluice-test-$$
+    iptables -N "$CL_IPT_CHAIN" || fail "iptables -N $CL_IPT_CHAIN failed"
+    iptables -I INPUT -i lo -j "$CL_IPT_CHAIN" || fail "iptables: cannot hook $CL_IPT_CHAIN into INPUT"
+    iptables -I OUTPUT -o lo -j "$CL_IPT_CHAIN" || fail "iptables: cannot hook $CL_IPT_CHAIN into OUTPUT"
+    say "iptables chain $CL_IPT_CHAIN on lo (INPUT and OUTPUT), removed on exit"
+}
+
+cl_partition_cleanup() {
+    [ -n "$CL_IPT_CHAIN" ] || return 0
+    iptables -D INPUT -i lo -j "$CL_IPT_CHAIN" 2>/dev/null || true
+    iptables -D OUTPUT -o lo -j "$CL_IPT_CHAIN" 2>/dev/null || true
+    iptables -F "$CL_IPT_CHAIN" 2>/dev/null || true
+    iptables -X "$CL_IPT_CHAIN" 2>/dev/null || true
+    CL_IPT_CHAIN=
+}
+
+# cl_partition PORT: every TCP packet to or from loopback PORT is dropped
+# (no reset: to both sides the peer just goes silent, as behind a broken
+# network).
+cl_partition() {
+    local port=$1
+    [ -n "$CL_IPT_CHAIN" ] || fail "cl_partition: call cl_partition_init first"
+    [ -z "${CL_PARTED[$port]:-}" ] || return 0
+    iptables -A "$CL_IPT_CHAIN" -p tcp --dport "$port" -j DROP
+    iptables -A "$CL_IPT_CHAIN" -p tcp --sport "$port" -j DROP
+    CL_PARTED[$port]=1
+    say "partition: port $port cut off both ways"
+}
+
+# cl_refuse PORT: every TCP packet to loopback PORT is answered by a reset
+# (the resets themselves must pass: no rule for the other way):
+# connections break at their next packet, connects are refused, and
+# nothing sent meanwhile ever arrives (a peer that is down).
+cl_refuse() {
+    local port=$1
+    [ -n "$CL_IPT_CHAIN" ] || fail "cl_refuse: call cl_partition_init first"
+    [ -z "${CL_PARTED[$port]:-}" ] || return 0
+    iptables -A "$CL_IPT_CHAIN" -p tcp --dport "$port" -j REJECT --reject-with tcp-reset
+    CL_PARTED[$port]=refuse
+    say "port $port refused (TCP resets)"
+}
+
+# cl_heal PORT: undoes cl_partition or cl_refuse.
+cl_heal() {
+    local port=$1
+    [ -n "${CL_PARTED[$port]:-}" ] || return 0
+    if [ "${CL_PARTED[$port]}" = refuse ]; then
+        iptables -D "$CL_IPT_CHAIN" -p tcp --dport "$port" -j REJECT --reject-with tcp-reset || true
+    else
+        iptables -D "$CL_IPT_CHAIN" -p tcp --dport "$port" -j DROP || true
+        iptables -D "$CL_IPT_CHAIN" -p tcp --sport "$port" -j DROP || true
+    fi
+    unset "CL_PARTED[$port]"
+    say "port $port reachable again"
+}
 
 # cl_child NAME: the pid of the child of NAME's master (sluice frontend and
 # all run as a master that holds the port and the child that works).
@@ -221,6 +310,16 @@ cl_sluice_common() {
     cl_security_args "$@"
 }
 
+# cl_add_metrics_args NAME: with CL_METRICS=1 (set before the start
+# functions), NAME serves metrics.listen on a loopback port of its own,
+# CL_METRICS_PORT[NAME] (the same across restarts); appended to the
+# caller's args.
+cl_add_metrics_args() {
+    [ "${CL_METRICS:-0}" = 1 ] || return 0
+    CL_METRICS_PORT[$1]=${CL_METRICS_PORT[$1]:-$(free_port)}
+    args+=(-o "metrics.listen=127.0.0.1:${CL_METRICS_PORT[$1]}")
+}
+
 cl_endpoints() {
     local b eps=""
     for b in "${CL_BROKERS[@]}"; do
@@ -229,26 +328,31 @@ cl_endpoints() {
     echo "$eps"
 }
 
-# cl_start_broker NAME: sluice broker on tcp://127.0.0.1:<free port>.
+# cl_start_broker NAME [EXTRA ARGS...]: sluice broker on tcp://127.0.0.1:<free port>.
 cl_start_broker() {
     local name=$1 port args=()
+    shift
     port=${CL_BROKER_PORT[$name]:-$(free_port)}
     CL_BROKER_PORT[$name]=$port
     case " ${CL_BROKERS[*]} " in *" $name "*) ;; *) CL_BROKERS+=("$name") ;; esac
     mapfile -t args < <(cl_sluice_common broker)
-    cl_spawn "$name" "$SLUICE_BIN" broker "${args[@]}" -o "broker.listen=tcp://127.0.0.1:$port"
+    cl_add_metrics_args "$name"
+    cl_spawn "$name" "$SLUICE_BIN" broker "${args[@]}" -o "broker.listen=tcp://127.0.0.1:$port" "$@"
     wait_port 127.0.0.1 "$port" 10 || fail "broker $name does not listen on :$port"
     say "broker $name started (pid ${CL_PID[$name]}, tcp://127.0.0.1:$port)"
 }
 
-# cl_start_worker NAME COUNT [KEYNAME]: a worker process with COUNT threads,
-# connected to every broker started so far, with key pair KEYNAME (default
-# the workers' shared one). SLUICE_TEST_WORKER_DELAY_MS is passed on.
+# cl_start_worker NAME COUNT [KEYNAME [EXTRA ARGS...]]: a worker process with
+# COUNT threads, connected to every broker started so far, with key pair
+# KEYNAME (default the workers' shared one). SLUICE_TEST_WORKER_DELAY_MS is
+# passed on.
 cl_start_worker() {
     local name=$1 count=$2 key=${3:-worker} args=()
+    shift $(($# < 3 ? $# : 3))
     mapfile -t args < <(cl_sluice_common worker "$key")
+    cl_add_metrics_args "$name"
     cl_spawn "$name" "$SLUICE_BIN" worker "${args[@]}" -o "broker.endpoints=$(cl_endpoints)" \
-        -o "workers.count=$count"
+        -o "workers.count=$count" "$@"
     say "worker $name started (pid ${CL_PID[$name]}, $count thread(s))"
 }
 
@@ -270,6 +374,7 @@ cl_start_frontend() {
     port=${CL_FE_PORT[$name]:-$(free_port)}
     CL_FE_PORT[$name]=$port
     mapfile -t args < <(cl_sluice_common frontend)
+    cl_add_metrics_args "$name"
     mapfile -t oargs < <(cl_origin_args)
     cl_spawn "$name" "$SLUICE_BIN" frontend "${args[@]}" "${oargs[@]}" \
         -o "frontend.listen=127.0.0.1:$port" -o "broker.endpoints=$(cl_endpoints)" \
@@ -291,17 +396,11 @@ cl_start_postfix() {
     CL_PF_IP[$name]=$ip
     CL_PF_CONC[$name]=$conc
     # lib.sh's writers work on the PF_* globals: point them at this instance
-    PF_DIR=$E2E_TMP/pf-$name
-    PF_CONF=$PF_DIR/etc
-    PF_QUEUE=$PF_DIR/spool
-    PF_DATA=$PF_DIR/data
-    PF_VMAIL=$PF_DIR/vmail
-    PF_LOG=$PF_DIR/maillog
+    pf_layout "$E2E_TMP/pf-$name"
     PF_SMTP_PORT=$(free_port)
     PF_REINJECT_PORT=$(free_port)
     PF_FILTER_PORT=9        # replaced by cl_point_postfix
     PF_REINJECT_ENABLED=1
-    mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$PF_VMAIL"
     chown postfix "$PF_DATA"
     chown nobody "$PF_VMAIL"
     pf_write_main_cf
@@ -475,6 +574,20 @@ cl_final_report() {
     fi
 }
 
+# cl_drain_report N SECONDS WHAT: wait up to SECONDS for N messages in every
+# origin and empty queues (fail, with each origin's figures, if not: "not
+# every message delivered within SECONDS s after WHAT"), then a few more
+# seconds for late extra copies, then cl_final_report N.
+cl_drain_report() {
+    local n=$1 secs=$2 what=$3 o
+    wait_for "$secs" cl_origin_done "$n" || {
+        for o in "${CL_ORIGINS[@]}"; do say "origin $o: $(cl_delivery_report "$o") queue $(cl_queue_count "$o")"; done
+        fail "not every message delivered within $secs s after $what"
+    }
+    sleep 3     # late extra copies would show up now
+    cl_final_report "$n"
+}
+
 # cl_duplicates_explained NAME: one line per Message-Id delivered more than
 # once in the instance's Maildirs: "window1 <id> (original QID)" when the
 # original's LMTP session was lost after end of data (a killed frontend
@@ -515,6 +628,18 @@ for mid, n in ids.items():
         print("%s: %d copies, originals %s, none lost after end of data" %
               (mid, n, ",".join(sorted(origs)) or "?"))
 ' "${CL_PF_LOG[$name]}"
+}
+
+# cl_self_refusals LOG: how many "is being reinjected by NODE; 451" lines in
+# a frontend's LOG name the very process that logs them (NODE ends in
+# "/<pid>"): a retry refused because of that process's own reservation.
+cl_self_refusals() {
+    awk '/is being reinjected by frontend:/ {
+        if (match($0, /sluice\[[0-9]+\]/)) pid = substr($0, RSTART + 7, RLENGTH - 8)
+        if (match($0, /reinjected by [^ ]+/)) node = substr($0, RSTART + 14, RLENGTH - 14)
+        n = split(node, part, "/")
+        if (part[n] == pid) c++
+    } END { print c + 0 }' "$1"
 }
 
 # ---------------------------------------------------------------------------
@@ -596,12 +721,7 @@ cl_kill_run() {
     wait "$p2" || fail "smtp-source into o2 failed: $(tail -n 3 "$E2E_TMP/inject.o2.log")"
     wait "$p3" || fail "smtp-source into o3 failed: $(tail -n 3 "$E2E_TMP/inject.o3.log")"
     ok "injected $n messages into each origin"
-    wait_for 150 cl_origin_done "$n" || {
-        for o in "${CL_ORIGINS[@]}"; do say "origin $o: $(cl_delivery_report "$o") queue $(cl_queue_count "$o")"; done
-        fail "not every message delivered within 150 s after the kill"
-    }
-    sleep 3     # late extra copies would show up now
-    cl_final_report "$n"
+    cl_drain_report "$n" 150 "the kill"
     CL_REFUSALS=0
     CL_DEFERRALS=0
     for o in "${CL_ORIGINS[@]}"; do

@@ -14,6 +14,8 @@
 #   pf_master_opt OLD NEW   replace an "-o OLD" option line in master.cf
 #                           with "-o NEW" and reload Postfix
 #   wait_sluice_dead SECS   the frontend killed itself (test hook)
+#   ledger_fields PREFIX    fields of every ledger key whose value starts
+#                           with PREFIX (pending:, done:)
 #
 # shellcheck source=lib.sh
 
@@ -33,6 +35,14 @@ start_redis() {
 }
 
 redis_cmd() { timeout 5 redis-cli -p "$REDIS_PORT" "$@"; }
+
+ledger_fields() {
+    local k n=0
+    for k in $(redis_cmd --scan --pattern 'sluice:ledger:*'); do
+        n=$((n + $(redis_cmd HVALS "$k" | { grep -c "^$1" || true; })))
+    done
+    echo "$n"
+}
 
 stop_redis() {
     [ -n "$REDIS_PID" ] || return 0

@@ -319,14 +319,15 @@ sluice_up_or_dead() {
 
 # start_sluice [ARGS...]: "$SLUICE_BIN" all -o log.target=stderr ARGS... in
 # the background, stderr to $E2E_TMP/sluice.log (appended across restarts),
-# then wait for the listen port (frontend.listen from ARGS, else 10024).
+# then wait for the listen port (frontend.listen from ARGS, else
+# $E2E_SLUICE_PORT for a port set in a -c file, else 10024).
 # The environment is passed on (e.g. SLUICE_TEST_WORKER_DELAY_MS).
 start_sluice() {
     local a rc=0
     [ -x "$SLUICE_BIN" ] || fail "SLUICE_BIN=$SLUICE_BIN is not an executable (build it: cmake --build build --target sluice)"
     [ -z "$E2E_SLUICE_PID" ] || fail "start_sluice: sluice already running (pid $E2E_SLUICE_PID)"
     SLUICE_LOG=$E2E_TMP/sluice.log
-    SLUICE_PORT=$STD_FILTER_PORT
+    SLUICE_PORT=${E2E_SLUICE_PORT:-$STD_FILTER_PORT}
     for a in "$@"; do
         case $a in frontend.listen=*:*) SLUICE_PORT=${a##*:} ;; esac
     done
@@ -592,6 +593,19 @@ ${c}     -o smtpd_authorized_xforward_hosts=127.0.0.0/8
 EOF
 }
 
+# pf_layout DIR: point the PF_* paths at a private instance under DIR
+# (configuration in DIR/etc, queue, data, Maildirs, maillog) and make the
+# directories; pf_write_main_cf and pf_write_master_cf write there.
+pf_layout() {
+    PF_DIR=$1
+    PF_CONF=$PF_DIR/etc
+    PF_QUEUE=$PF_DIR/spool
+    PF_DATA=$PF_DIR/data
+    PF_VMAIL=$PF_DIR/vmail
+    PF_LOG=$PF_DIR/maillog
+    mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$PF_VMAIL"
+}
+
 # start_postfix [--reinject-down]: create and start the private instance.
 # --reinject-down writes the :10025 listener commented out (pf_reinject_up
 # enables it later). Sets PF_* variables.
@@ -599,13 +613,7 @@ start_postfix() {
     local out
     [ "${1:-}" = --reinject-down ] && PF_REINJECT_ENABLED=0
     need_cmd postfix postconf postqueue swaks ss setsid
-    PF_DIR=$E2E_TMP/postfix
-    PF_CONF=$PF_DIR/etc
-    PF_QUEUE=$PF_DIR/spool
-    PF_DATA=$PF_DIR/data
-    PF_VMAIL=$PF_DIR/vmail
-    PF_LOG=$PF_DIR/maillog
-    mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$PF_VMAIL"
+    pf_layout "$E2E_TMP/postfix"
     chown postfix "$PF_DATA"
     chown nobody "$PF_VMAIL"
     PF_SMTP_PORT=$(free_port)

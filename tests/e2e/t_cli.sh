@@ -6,7 +6,8 @@
 # Proves: help, --help and -h print the same text on stdout (exit 0), no
 # command prints it on stderr (64); -h and --version win over any other
 # argument; unknown commands, options, stray arguments and -o without
-# '=' are usage errors (64); version names libzmq and libevent; keygen
+# '=' are usage errors (64), for drill and check-postfix too (their own
+# options come after their name); version names libzmq and libevent; keygen
 # needs a NAME (64), writes NAME.key/NAME.pub, never overwrites (73);
 # config and config -n print YAML, -o takes effect, a wrong key, value or
 # file is 78 naming it; status without redis.url is 78, with an
@@ -52,7 +53,7 @@ expect() {
 run help
 help_text=$out
 [ "$rc" -eq 0 ] && grep -q '^Usage: sluice \[-c FILE\]' <<<"$help_text" || fail "help: exit $rc: $out"
-for args in --help -h "-h bogus" "bogus -h" "keygen --help"; do
+for args in --help -h "-h bogus" "bogus -h" "keygen --help" "drill --help" "check-postfix -h"; do
     # shellcheck disable=SC2086
     run $args
     [ "$rc" -eq 0 ] && [ "$out" = "$help_text" ] && [ -z "$err" ] ||
@@ -74,6 +75,9 @@ expect 64 '' "invalid option -- 'x'" -x
 expect 64 '' "unrecognized option '--frob'" --frob
 expect 64 '' "^Try 'sluice --help'.$" --frob
 expect 64 '' '^sluice: -o foo: expected KEY=VALUE$' -o foo all
+expect 64 '' '^sluice: drill needs --via HOST:PORT' drill
+expect 64 '' "^sluice: drill: bad option '--frob'$" drill --frob
+expect 64 '' "^sluice: unexpected argument 'extra'$" check-postfix extra
 ok "version; unknown command, option, argument and -o without '=': exit 64"
 
 # ---- keygen

@@ -19,7 +19,7 @@ cl_init
 cl_kill_run worker "${E2E_CLUSTER_COUNT:-300}"
 [ "$CL_REFUSALS" -eq 0 ] || fail "Postfix logged $CL_REFUSALS refused connection/greeting line(s)"
 [ "$CL_DEFERRALS" -eq 0 ] || fail "Postfix deferred $CL_DEFERRALS message(s)"
-n=$(cat "${CL_LOG[b1]}" "${CL_LOG[b2]}" | grep -cE "worker vm:[0-9]+:p1w[01] removed \((silent for 3 heartbeats|connection gone|unreachable)" || true)
+n=$(cat "${CL_LOG[b1]}" "${CL_LOG[b2]}" | grep -cE "worker vm:[0-9]+:p1w[01]:[A-Za-z0-9_-]+ removed \((silent for 3 heartbeats|connection gone|unreachable)" || true)
 [ "$n" -ge 1 ] || fail "no broker logged the dead worker's removal"
 n=$(cat "${CL_LOG[b1]}" "${CL_LOG[b2]}" | grep -c "requeued after attempt" || true)
 ok "brokers removed the dead worker; $n job(s) requeued to the others; no refusal, no deferral"

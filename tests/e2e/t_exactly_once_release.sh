@@ -29,14 +29,6 @@ SINK_DIR=$E2E_TMP/sink
 start_sink "$SINK_PORT" "$SINK_DIR"
 start_redis
 
-# ledger_fields PREFIX: fields of every ledger key whose value starts with PREFIX
-ledger_fields() {
-    local k n=0
-    for k in $(redis_cmd --scan --pattern 'sluice:ledger:*'); do
-        n=$((n + $(redis_cmd HVALS "$k" | { grep -c "^$1" || true; })))
-    done
-    echo "$n"
-}
 pending_left() { ledger_fields pending:; }
 done_count() { ledger_fields done:; }
 

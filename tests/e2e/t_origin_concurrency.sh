@@ -3,10 +3,12 @@
 # simultaneous transactions without ever refusing a connection or greeting.
 #
 # Proves: with concurrency 2 and two messages held by a slow scan, a third
-# session is still greeted 220 and accepted at LHLO, gets "451 4.3.2" at MAIL
-# (so Postfix defers only that message, never marking the filter dead), and
-# sluice logs a warning that names amavisfeed_destination_concurrency_limit.
-# Once the first two are answered, the slot is free again: the retry passes.
+# session is still greeted 220 and accepted at LHLO and MAIL, and its message
+# gets "451 4.3.2" at the final "." (so Postfix defers only that message,
+# never marking the filter dead): a session counts against the concurrency
+# from its final "." on (docs/protocol.md), no longer from MAIL. sluice logs a
+# warning that names amavisfeed_destination_concurrency_limit. Once the
+# first two are answered, the slot is free again: the retry passes.
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
@@ -40,9 +42,12 @@ wait_for 10 two_in_flight || fail "the first two messages did not reach the scan
 send 3
 grep -q '^<-  220 ' "$E2E_TMP/swaks.3" || fail "session 3 was not greeted with 220: $(cat "$E2E_TMP/swaks.3")"
 grep -q '^<-  250 ' "$E2E_TMP/swaks.3" || fail "session 3's LHLO was not accepted"
+grep -q '^<-  250 2\.1\.0 ' "$E2E_TMP/swaks.3" || fail "session 3's MAIL was not accepted"
 grep -q '^<\*\* 451 4\.3\.2 ' "$E2E_TMP/swaks.3" ||
-    fail "session 3 did not get 451 4.3.2 at MAIL: $(grep -E '^(<-|<\*\*)' "$E2E_TMP/swaks.3")"
-ok "third session greeted 220, LHLO 250, MAIL 451 4.3.2 (over the origin's limit)"
+    fail "session 3 did not get 451 4.3.2 after its message: $(grep -E '^(<-|<\*\*)' "$E2E_TMP/swaks.3")"
+grep -B3 '^<\*\* 451 4\.3\.2 ' "$E2E_TMP/swaks.3" | grep -q '^ -> \.$' ||
+    fail "session 3's 451 4.3.2 was not the reply to its final dot: $(grep -E '^(<-|<\*\*| ->)' "$E2E_TMP/swaks.3")"
+ok "third session greeted 220, LHLO 250, MAIL 250, 451 4.3.2 after its final dot (over the origin's limit)"
 sluice_log_has 'warning: origin default: more than 2 concurrent.*amavisfeed_destination_concurrency_limit' ||
     fail "no warning naming amavisfeed_destination_concurrency_limit in the sluice log"
 ok "sluice warned and named amavisfeed_destination_concurrency_limit"

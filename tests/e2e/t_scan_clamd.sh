@@ -2,7 +2,8 @@
 # t_scan_clamd.sh - sluice with a real clamd (EICAR signature only), LMTP
 # from swaks, reinjection into smtp-sink.
 #
-# Proves: a clean message passes; EICAR is found plain, as a base64
+# Proves: a clean message passes, with X-Virus-Scanned (clamd scanned it;
+# sluice named clamd at start); EICAR is found plain, as a base64
 # attachment, inside a zip and inside a forwarded message/rfc822, and each
 # recipient gets amavis' "250 2.7.0 Ok, discarded, id=... - INFECTED:
 # Eicar-Test-Signature.UNOFFICIAL" with nothing reinjected and the log line
@@ -43,6 +44,12 @@ case $(reply_n 1) in 250\ 2.0.0\ from\ MTA*) ;; *) fail "clean: $(reply_n 1)" ;;
 wait_for 10 test "$(sink_count "$SINK_DIR")" -eq 1 || fail "clean message not reinjected"
 sluice_log_has 'Passed CLEAN \{RelayedInbound\}' || fail "no Passed CLEAN log line"
 ok "clean message passed: $(reply_n 1)"
+# clamd scanned it: X-Virus-Scanned (only then), and sluice named clamd at start
+f=$(newest_dump "$SINK_DIR")
+[ "$(header_count "$f" '^X-Virus-Scanned: sluice at ')" -eq 1 ] ||
+    { mail_headers "$f" >&2; fail "clean message scanned by clamd: no X-Virus-Scanned"; }
+sluice_log_has "workers: scanners: clamd at unix:$CLAMD_SOCK" || fail "sluice did not log its scanners at start"
+ok "X-Virus-Scanned after clamd's scan; at start: $(grep -E 'workers: scanners:' "$SLUICE_LOG" | head -n 1 | sed 's/.*: workers: //')"
 
 expect_discarded() {
     local what=$1 n

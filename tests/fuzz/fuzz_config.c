@@ -1,4 +1,4 @@
-/* fuzz_config.c - libFuzzer target for lib/util/sl_config: the YAML
+/* fuzz_config.c - libFuzzer target for lib/conf (sl_config.h): the YAML
  * configuration file and the -o overrides.
  *
  * INPUT
@@ -11,8 +11,8 @@
  *      error that names where it comes from ("fuzz.yaml:LINE..." or
  *      "-o KEY=VALUE: ...").
  *   2. A loaded configuration has the "default" origin, and
- *      sl_config_origin_for() answers for any address; values are in the
- *      documented ranges.
+ *      sl_config_origin_for() (lib/conf/conf_origin.c) answers for any
+ *      address; values are in the documented ranges.
  *   3. sl_config_print() writes YAML that loads again, and printing that in
  *      the same form gives the same text (full form and only-changed form).
  */
@@ -23,7 +23,8 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
+#include "conf/sl_config.h"
 
 #define NAME "fuzz.yaml"
 #define MAX_OVERRIDES 4

@@ -15,11 +15,13 @@
  *      from RFC 5321 and the header's contract: a command line ends at the
  *      first LF and is valid only as text CRLF without CR or NUL; a line
  *      whose LF is not within max_command_line bytes is "line too long" and
- *      skipped through its LF; data ends only at the first <CRLF>.<CRLF>
- *      (so never at <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR>); a leading dot is
- *      removed only from a real (CRLF-started) line that has more text;
- *      each bare CR or bare LF becomes CRLF; past max_message_size only a
- *      prefix is stored. In the whole run the bytes consumed after each
+ *      skipped through its LF; a refused line has the error kind of its
+ *      fault and that kind's text in the reply table; data ends only at
+ *      the first <CRLF>.<CRLF> (so never at <LF>.<LF>, <LF>.<CR><LF>,
+ *      <CR>.<CR>); a leading dot is removed only from a real
+ *      (CRLF-started) line that has more text before any bare LF;
+ *      each bare LF becomes CRLF, each bare CR a space; past
+ *      max_message_size only a prefix is stored. In the whole run the bytes consumed after each
  *      item (fed - sl_smtp_parser_pending()) also match the model.
  *   3. A stored message never holds a bare CR or LF (the truncated prefix
  *      of a too-big one may end in the CR of a cut CRLF), ends in CRLF,
@@ -77,9 +79,11 @@ put_cmd(struct sl_buf *t, int verb, const char *verb_text, size_t vlen, const ch
 }
 
 static void
-put_error(struct sl_buf *t, const char *error)
+put_error(struct sl_buf *t, enum sl_smtp_error kind, const char *error)
 {
+    int k = (int)kind;
     put_raw(t, "E", 1);
+    put_raw(t, &k, sizeof(k));
     put_bytes(t, error, strlen(error));
 }
 
@@ -269,14 +273,19 @@ drain(struct run *r)
 {
     for (;;) {
         struct sl_smtp_cmd cmd;
+        enum sl_smtp_error kind = SL_SMTP_ERR_COUNT;
         const char *error = NULL;
-        int ret = sl_smtp_parser_next(r->p, &cmd, &error);
+        int ret = sl_smtp_parser_next(r->p, &cmd, &kind, &error);
 
+        FUZZ_CHECK(ret < 0 || kind == SL_SMTP_ERR_NONE, "an error kind with %d", ret);
         if (ret == 0)
             return;
         if (ret < 0) {
-            FUZZ_CHECK(error != NULL, "-1 without an error");
-            put_error(&r->t, error);
+            FUZZ_CHECK(kind > SL_SMTP_ERR_NONE && kind < SL_SMTP_ERR_COUNT, "-1 with kind %d",
+                       (int)kind);
+            FUZZ_CHECK(error != NULL && strcmp(error, sl_smtp_error_reply(kind)->reason) == 0,
+                       "-1 without the text of its kind");
+            put_error(&r->t, kind, error);
         } else if (cmd.verb == SL_CMD_DATA_END) {
             const struct sl_smtp_data_info *in = sl_smtp_parser_data_info(r->p);
             FUZZ_CHECK(!sl_smtp_parser_in_data(r->p), "still in data after DATA_END");
@@ -371,15 +380,18 @@ model_message(const char *d, size_t n, size_t max_msg, struct sl_buf *t)
         while (!(d[e] == '\r' && d[e + 1] == '\n'))
             e++;
         size_t k = i;
-        if (d[i] == '.' && e - i >= 2 && d[i + 1] != '\r' && d[i + 1] != '\n')
+        if (d[i] == '.' && e - i >= 2 && d[i + 1] != '\n')
             k++; /* a stuffed dot */
         for (; k < e; k++) {
             unsigned char c = (unsigned char)d[k];
-            if (c == '\r' || c == '\n') {
-                if (c == '\r')
-                    in.bare_cr++;
-                else
-                    in.bare_lf++;
+            if (c == '\r') {
+                in.bare_cr++;
+                sl_buf_append(&m, " ", 1);
+                line++;
+                continue;
+            }
+            if (c == '\n') {
+                in.bare_lf++;
                 sl_buf_append(&m, "\r\n", 2);
                 if (line > in.longest_line)
                     in.longest_line = line;
@@ -421,7 +433,7 @@ model(const char *s, size_t n, size_t max_line, size_t max_msg, bool positions, 
         if (lf == NULL) {
             if (n - i < max_line)
                 break; /* an incomplete line: need more input */
-            put_error(t, "line too long");
+            put_error(t, SL_SMTP_ERR_LINE_TOO_LONG, "line too long");
             lf = find_lf(s, i + max_line, n);
             i = lf != NULL ? (size_t)(lf - s) + 1 : n;
             if (positions)
@@ -432,16 +444,22 @@ model(const char *s, size_t n, size_t max_line, size_t max_msg, bool positions, 
         size_t text = len > 0 && s[start + len - 1] == '\r' ? len - 1 : len;
         i = start + len + 1;
         const char *bad = NULL;
+        enum sl_smtp_error kind = SL_SMTP_ERR_NONE;
         for (size_t k = start; k < start + text && bad == NULL; k++) {
-            if (s[k] == '\r')
+            if (s[k] == '\r') {
                 bad = "bare CR in command";
-            else if (s[k] == '\0')
+                kind = SL_SMTP_ERR_BARE_CR;
+            } else if (s[k] == '\0') {
                 bad = "NUL in command";
+                kind = SL_SMTP_ERR_NUL;
+            }
         }
-        if (bad == NULL && text == len)
+        if (bad == NULL && text == len) {
             bad = "bare LF in command";
+            kind = SL_SMTP_ERR_BARE_LF;
+        }
         if (bad != NULL) {
-            put_error(t, bad);
+            put_error(t, kind, bad);
             if (positions)
                 put_pos(t, i);
             continue;

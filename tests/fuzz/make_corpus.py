@@ -60,6 +60,9 @@ def smtp_parser():
     s["smuggle-crlf-dot-lf"] = LIM_DEFAULT + b"DATA\r\nx\r\n.\nRSET\r\n\r\n.\r\n"
     s["data-bare-cr-lf-nul-8bit"] = LIM_DEFAULT + (
         b"DATA\r\nSubject: \xc3\xa9t\xc3\xa9\r\n\r\na\rb\nc\x00d\r\r\n\n\r.\r\n")
+    s["data-bare-cr-header"] = LIM_DEFAULT + (
+        b"DATA\r\nX-Note: hi\rFrom: ceo@victim.example\r\n\rX-Folded: y\r\n\r\n"
+        b".\rx\r\n.\r\r\n\r\r\n.\r\n")
     s["data-dots"] = LIM_DEFAULT + b"DATA\r\n.\r\n"
     s["data-dot-lines"] = LIM_DEFAULT + b"DATA\r\n..\r\n...\r\n.x\r\n.\n.\rx\r\n.\r\n"
     s["data-empty-lines"] = LIM_DEFAULT + b"data\r\n\r\n\r\n\r\n.\r\nnoop\r\n"
@@ -368,6 +371,39 @@ def message():
         "nul-8bit": edits_prefix([(2, b"Subject", b"\xc3\xa9")]) +
         b"Subject: a\x00b\r\nX: \xff\r\n\r\n\x00\r\n",
         "dot-only": edits_prefix([]) + b".",
+        "no-empty-line": edits_prefix([(0, b"Received", RECEIVED), (1, b"X-Virus-Scanned", b"s")])
+        + b"Subject: x\r\nX-A: 1\r\nThis is the body, no empty line\r\nY: 2\r\n",
+        "body-first-line": edits_prefix([(1, b"X-A", b"1"), (3, b"Y", b"")])
+        + b"Bad Name: a\r\nY: b\r\n\xc3\xbc: c\r\n",
+    }
+
+
+# ---- fuzz_status_json: the body of a node's GET /status ---------------------
+
+def status_json():
+    node = (b'{"state":"ok","reasons":[],"registry":{"url":"http://127.0.0.1:9100/status",'
+            b'"reachable":true},"nodes":[{"id":"broker:vm:7","role":"broker",'
+            b'"address":"inproc://sluice-broker","alive":true,"last_seen_seconds_ago":0,'
+            b'"version":"0.1.0","pid":8,"uptime_s":12,"queue_depth":0,"oldest_age_ms":0,'
+            b'"inflight":0,"workers":2,"slots_free":2},{"id":"frontend:vm:7","role":"frontend",'
+            b'"address":"127.0.0.1:10024","alive":true,"last_seen_seconds_ago":0,"sessions":1,'
+            b'"brokers":1,"brokers_alive":1,"origin.default.sessions":1,'
+            b'"origin.default.concurrency":2},{"id":"worker:vm:7","role":"worker",'
+            b'"address":"vm pid 8","alive":true,"last_seen_seconds_ago":0,"slots":2,'
+            b'"brokers":1}],"queue":{"depth":0,"oldest_age_seconds":0,"inflight":0},'
+            b'"workers":{"slots":2,"busy":0,"free":2},"origins":[{"name":"default",'
+            b'"sessions":1,"concurrency":2}],"provisioning":{"origin_concurrency":2,'
+            b'"worker_slots":2,"shortfall":0}}\n')
+    return {
+        "node-all": node,
+        "gone-node": b'{"nodes":[{"id":"worker:h:1","role":"worker","address":"","alive":false,'
+                     b'"last_seen_seconds_ago":8}]}',
+        "odd-values": b'{"nodes":[{"id":"x\\u0000y","role":"","alive":true,"last_seen_seconds_ago":-1,'
+                      b'"jobs":"0123","name":"a\\"b\\\\c\\n","n":9223372036854775807}]}',
+        "unreachable": b'{"state":"degraded","reasons":["node unreachable: status unknown"],'
+                       b'"registry":{"url":"http://127.0.0.1:9/status","reachable":false,'
+                       b'"error":"cannot connect"},"nodes":[],"queue":null,"origins":[]}',
+        "not-status": b'{"nodes":{"id":1}}',
     }
 
 
@@ -377,6 +413,7 @@ TARGETS = {
     "wire": wire,
     "config": config,
     "message": message,
+    "status_json": status_json,
 }
 
 

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "mime_check.h"
+#include "conf/sl_config.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
 #include "util/sl_util.h"
 #include "workers/checks.h"
 

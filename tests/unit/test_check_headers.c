@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "mime_check.h"
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
 #include "workers/checks.h"
 
 #define ALL (BH_MIME | BH_8BIT | BH_CONTROL | BH_LONG | BH_SYNTAX | BH_MISSING | BH_MULTIPLE)

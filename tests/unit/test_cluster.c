@@ -28,12 +28,12 @@
 #include <zmq.h>
 
 #include "broker/broker.h"
+#include "conf/sl_config.h"
 #include "frontend/broker_link.h"
 #include "net/sl_redis.h"
 #include "net/sl_wire.h"
 #include "net/sl_zsock.h"
 #include "util/sl_body.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 #include "util/sl_util.h"
 #include "workers/worker.h"
@@ -58,6 +58,8 @@ h_new(void)
     struct h *h = calloc(1, sizeof(*h));
     h->zctx = zmq_ctx_new();
     h->config.frontend.max_message_size = 1024 * 1024;
+    /* the harness's own reference: the pools' references never free it */
+    atomic_init(&h->config.refs, 1);
     h->base = event_base_new();
     h->body = sl_body_new(sl_strdup("Subject: x\r\n\r\nbody\r\n"), 21);
     return h;

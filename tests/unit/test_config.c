@@ -1,6 +1,9 @@
 /* test_config.c - the YAML configuration: defaults, a full file, every
  * error class (with its file:line and key), -o overrides, print -> load
- * round trips, -n printing and origin matching. */
+ * round trips, -n printing (sizes and durations in their units, secrets as
+ * references), origin matching, and what a reload relies on: references
+ * counted across threads, the keys that differ, the keys only a restart
+ * changes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,12 +11,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "util/sl_config.h"
+#include "conf/sl_config.h"
+#include "conf/sl_config.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -85,6 +90,15 @@ origin(const struct sl_config *c, const char *name)
     return NULL;
 }
 
+static const struct sl_policy_bank *
+bank(const struct sl_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_banks; i++)
+        if (strcmp(c->banks[i].name, name) == 0)
+            return &c->banks[i];
+    return NULL;
+}
+
 static void
 assert_cidr_equal(const struct sl_cidr_list *a, const struct sl_cidr_list *b)
 {
@@ -115,9 +129,12 @@ assert_config_equal(const struct sl_config *a, const struct sl_config *b)
     assert_int_equal(a->reinject.timeout_s, b->reinject.timeout_s);
     assert_string_equal(a->log.target, b->log.target);
     assert_string_equal(a->log.level, b->log.level);
-    /* printing masks the password (never a secret on stdout) */
+    assert_string_equal(a->log.ident, b->log.ident);
+    /* a password is never printed: the printed file reads the URL from
+     * SLUICE_REDIS_URL instead (never "***", which would load as one) */
     char *masked = sl_config_redis_url_masked(a->redis.url);
-    assert_string_equal(masked, b->redis.url);
+    assert_string_equal(strcmp(masked, a->redis.url) != 0 ? "env:SLUICE_REDIS_URL" : a->redis.url,
+                        b->redis.url);
     free(masked);
     assert_string_equal(a->dedup.enabled, b->dedup.enabled);
     assert_string_equal(a->dedup.on_unavailable, b->dedup.on_unavailable);
@@ -141,6 +158,7 @@ static void
 assert_defaults(const struct sl_config *c)
 {
     assert_string_equal(c->frontend.listen, "127.0.0.1:10024");
+    assert_string_equal(c->metrics.listen, ""); /* off */
     assert_string_equal(c->frontend.acl_text, "127.0.0.0/8, ::1");
     assert_int_equal(c->frontend.acl.n, 2);
     assert_true(sl_cidr_list_match_text(&c->frontend.acl, "127.0.0.1"));
@@ -158,6 +176,7 @@ assert_defaults(const struct sl_config *c)
     assert_int_equal(c->reinject.timeout_s, 300);
     assert_string_equal(c->log.target, "stderr");
     assert_string_equal(c->log.level, "info");
+    assert_string_equal(c->log.ident, "sluice");
     assert_string_equal(c->redis.url, "");
     assert_int_equal(c->n_origins, 1);
     assert_string_equal(c->origins[0].name, "default");
@@ -405,6 +424,9 @@ static const struct error_case error_cases[] = {
     /* addresses */
     {"frontend:\n  listen: foo\n", ":2: frontend.listen: expected host:port"},
     {"frontend:\n  listen: 127.0.0.1:0\n", ":2: frontend.listen: expected host:port"},
+    /* "" is off only for a key whose default is "" */
+    {"frontend:\n  listen: \"\"\n", ":2: frontend.listen: expected host:port"},
+    {"metrics:\n  listen: 9100\n", ":2: metrics.listen: expected host:port"},
     {"frontend:\n  acl: 127.0.0.0/8, 10.0.0.0/33\n",
      ":2: frontend.acl: \"10.0.0.0/33\": prefix length must be 0..32"},
     {"frontend:\n  acl:\n    - 127.0.0.0/8\n    - nonsense\n",
@@ -490,7 +512,7 @@ test_dedup_keys(void **state)
     assert_string_equal(c->dedup.on_unavailable, "deliver");
     sl_config_destroy(&c);
     c = load_ok("log:\n  level: info\n", NULL, 0);
-    assert_false(sl_config_dedup_on(c));    /* auto without Redis: off */
+    assert_false(sl_config_dedup_on(c));    /* no Redis: the single-node default */
     sl_config_destroy(&c);
 
     char *m = sl_config_redis_url_masked("redis://app:s3cret@h:6379/1");
@@ -557,6 +579,7 @@ test_overrides(void **state)
         "workers.count=4", /* later wins, as with postconf -o */
         "broker.endpoints=tcp://a:1 tcp://b:2",
         "frontend.hostname=",
+        "metrics.listen=[::1]:9100",
     };
     struct sl_config *c = load_ok("workers:\n  count: 1\nfrontend:\n  hostname: x.example\n", ov,
                                   sizeof(ov) / sizeof(ov[0]));
@@ -577,6 +600,7 @@ test_overrides(void **state)
     assert_int_equal(c->broker.n_endpoints, 2);
     assert_string_equal(c->broker.endpoints[1], "tcp://b:2");
     assert_string_equal(c->frontend.hostname, "");
+    assert_string_equal(c->metrics.listen, "[::1]:9100");
     sl_config_destroy(&c);
 }
 
@@ -745,7 +769,7 @@ test_print_only_changed(void **state)
     text = print_to_string(c, true);
     const char *body = strchr(text, '\n') + 1;
     assert_string_equal(body, "frontend:\n"
-                              "  timeout: 60\n"
+                              "  timeout: 1m\n"
                               "origins:\n"
                               "  default:\n"
                               "    concurrency: 10\n"
@@ -757,12 +781,302 @@ test_print_only_changed(void **state)
     text = print_to_string(c, false);
     assert_non_null(strstr(text, "  listen: \"127.0.0.1:10024\"\n"));
     assert_non_null(strstr(text, "  acl: \"127.0.0.0/8 ::1\"\n"));
-    assert_non_null(strstr(text, "  max_message_size: 52428800\n"));
+    assert_non_null(strstr(text, "  max_message_size: 50M\n"));
+    assert_non_null(strstr(text, "  ttl: 6d\n"));
+    assert_non_null(strstr(text, "  pending_timeout: 15m\n"));
+    assert_non_null(strstr(text, "  ident: \"sluice\"\n"));
     assert_non_null(strstr(text, "  endpoints: [\"inproc://sluice-broker\"]\n"));
     assert_non_null(strstr(text, "  o2:\n    match: \"127.0.0.2\"\n    reinject: \"client:10025\"\n"
                                  "    concurrency: 2\n"));
     free(text);
     sl_config_destroy(&c);
+}
+
+/* Sizes and durations in the largest unit that holds them exactly, as an
+ * operator writes them; each loads back to the same number. */
+static void
+test_print_units(void **state)
+{
+    static const struct {
+        const char *ov, *printed;
+    } cases[] = {
+        {"frontend.max_message_size=52428800", "  max_message_size: 50M\n"},
+        {"frontend.max_message_size=50M", "  max_message_size: 50M\n"},
+        {"frontend.max_message_size=1g", "  max_message_size: 1G\n"},
+        {"frontend.max_message_size=1536k", "  max_message_size: 1536k\n"},
+        {"frontend.max_message_size=1000", "  max_message_size: 1000\n"},
+        {"scanners.spamd.max_size=0", "    max_size: 0\n"},
+        {"dedup.ttl=518400", "  ttl: 6d\n"},
+        {"dedup.ttl=25h", "  ttl: 25h\n"},
+        {"job.timeout=480", "  timeout: 8m\n"},
+        {"job.timeout=45", "  timeout: 45s\n"},
+        {"reinject.timeout=3601", "  timeout: 3601s\n"},
+        {"reinject.timeout=1h", "  timeout: 1h\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *ov[] = {(char *)cases[i].ov};
+        struct sl_config *c = load_ok("", ov, 1);
+        char *text = print_to_string(c, false);
+        if (strstr(text, cases[i].printed) == NULL)
+            fail_msg("%s: expected \"%s\" in:\n%s", cases[i].ov, cases[i].printed, text);
+        free(text);
+        round_trip(c, false);
+        round_trip(c, true);
+        sl_config_destroy(&c);
+    }
+}
+
+/* redis.url: a reference is kept and printed as written and resolved only
+ * where it is used; a password written into the file is printed as a
+ * reference to SLUICE_REDIS_URL, never as itself nor as "***". */
+static void
+test_secret_references(void **state)
+{
+    char *value = NULL, *error = NULL;
+    char *ov[] = {"redis.url=redis://app:s3cret@127.0.0.1:6379/1"};
+    struct sl_config *c = load_ok("", ov, 1);
+    char *text = print_to_string(c, true);
+
+    assert_null(strstr(text, "s3cret"));
+    assert_null(strstr(text, "***"));
+    assert_non_null(strstr(text, "  url: \"env:SLUICE_REDIS_URL\"\n"));
+    /* the printed file loads; with the variable set it means the same URL */
+    struct sl_config *back = load_ok(text, NULL, 0);
+    assert_string_equal(back->redis.url, "env:SLUICE_REDIS_URL");
+    setenv("SLUICE_REDIS_URL", c->redis.url, 1);
+    assert_int_equal(sl_config_secret(back->redis.url, &value, &error), 0);
+    assert_string_equal(value, c->redis.url);
+    free(value);
+    unsetenv("SLUICE_REDIS_URL");
+    assert_int_equal(sl_config_secret(back->redis.url, &value, &error), -1);
+    assert_null(value);
+    assert_string_equal(error, "env:SLUICE_REDIS_URL: the environment variable SLUICE_REDIS_URL "
+                               "is not set");
+    free(error);
+    sl_config_destroy(&back);
+    sl_config_destroy(&c);
+    free(text);
+
+    /* file: the first line, without its end */
+    char *path = write_temp("redis://:pw@10.0.0.1:6380/3\nsecond line\n", 38);
+    char *ref = sl_asprintf("redis.url=file:%s", path);
+    char *ov2[] = {ref};
+    c = load_ok("", ov2, 1);
+    text = print_to_string(c, true);
+    char *want = sl_asprintf("  url: \"file:%s\"\n", path);
+    assert_non_null(strstr(text, want));
+    assert_int_equal(sl_config_secret(c->redis.url, &value, &error), 0);
+    assert_string_equal(value, "redis://:pw@10.0.0.1:6380/3");
+    free(value);
+    round_trip(c, false);
+    unlink(path);
+    assert_int_equal(sl_config_secret(c->redis.url, &value, &error), -1);
+    assert_non_null(strstr(error, ": cannot open: "));
+    assert_null(strstr(error, "pw"));
+    free(error);
+    sl_config_destroy(&c);
+    free(want);
+    free(text);
+    free(ref);
+    free(path);
+
+    /* not a regular file: never read (a FIFO would block) */
+    assert_int_equal(sl_config_secret("file:/dev/null", &value, &error), -1);
+    assert_string_equal(error, "file:/dev/null: not a regular file");
+    free(error);
+    /* a value that is no reference is itself */
+    assert_int_equal(sl_config_secret("redis://h:1", &value, &error), 0);
+    assert_string_equal(value, "redis://h:1");
+    free(value);
+
+    /* the syntax is checked at load time */
+    char *bad[] = {"redis.url=env:1X", "redis.url=file:relative"};
+    for (size_t i = 0; i < 2; i++) {
+        c = load_text("", &bad[i], 1, &error, NULL);
+        assert_null(c);
+        assert_non_null(strstr(error, "is not a Redis URL"));
+        free(error);
+    }
+}
+
+static void
+test_log_ident(void **state)
+{
+    char *error = NULL;
+    struct sl_config *c = load_ok("log:\n  ident: amavis\n", NULL, 0);
+
+    assert_string_equal(c->log.ident, "amavis");
+    sl_config_destroy(&c);
+    c = load_text("log:\n  ident: \"a b\"\n", NULL, 0, &error, NULL);
+    assert_null(c);
+    assert_non_null(strstr(error, ":2: log.ident: \"a b\" is not a program name"));
+    free(error);
+    char *ov[] = {"log.ident="};
+    c = load_text("", ov, 1, &error, NULL);
+    assert_null(c);
+    free(error);
+}
+
+/* ---- reloading -------------------------------------------------------- */
+
+#define REF_THREADS 4
+#define REF_ROUNDS 100000
+
+static void *
+ref_worker(void *arg)
+{
+    struct sl_config *c = arg;
+
+    for (int i = 0; i < REF_ROUNDS; i++) {
+        struct sl_config *mine = sl_config_ref(c);
+        assert_int_equal(mine->frontend.recipient_limit, 7);
+        sl_config_unref(&mine);
+        assert_null(mine);
+    }
+    return NULL;
+}
+
+/* References from several threads at once (the worker threads of `sluice
+ * all` take one per job); the last unref frees (LeakSanitizer and ASan in
+ * the sanitizer build tell a miscount). */
+static void
+test_refcount(void **state)
+{
+    char *ov[] = {"frontend.recipient_limit=7"};
+    struct sl_config *c = load_ok("", ov, 1);
+    pthread_t t[REF_THREADS];
+
+    for (int i = 0; i < REF_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, ref_worker, c), 0);
+    for (int i = 0; i < REF_THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    struct sl_config *other = sl_config_ref(c);
+    assert_ptr_equal(other, c);
+    sl_config_unref(&c);
+    assert_null(c);
+    assert_int_equal(other->frontend.recipient_limit, 7); /* still there */
+    sl_config_unref(&other);
+    sl_config_unref(&other); /* NULL: nothing */
+}
+
+struct keys {
+    char *v[32];
+    size_t n;
+};
+
+static void
+collect_key(void *ctx, const char *key)
+{
+    struct keys *k = ctx;
+    assert_true(k->n < 32);
+    k->v[k->n++] = sl_strdup(key);
+}
+
+static char *
+keys_join(struct keys *k)
+{
+    char *s = sl_strdup("");
+    for (size_t i = 0; i < k->n; i++) {
+        char *t = sl_asprintf("%s%s%s", s, i ? " " : "", k->v[i]);
+        free(s);
+        s = t;
+        free(k->v[i]);
+    }
+    k->n = 0;
+    return s;
+}
+
+static const char reload_before[] = "frontend:\n  listen: 127.0.0.1:10024\n"
+                                    "policy:\n  spam_kill_level: 6.31\n"
+                                    "origins:\n  o2:\n    match: 127.0.0.2\n"
+                                    "  o3:\n    match: 127.0.0.3\n"
+                                    "policy_banks:\n  B:\n    spam_kill_level: 5\n";
+
+static void
+test_reload_diff(void **state)
+{
+    struct sl_config *a = load_ok(reload_before, NULL, 0);
+    struct sl_config *b = load_ok(reload_before, NULL, 0);
+    struct keys k = {0};
+    char *s;
+
+    sl_config_diff(a, b, collect_key, &k);
+    assert_int_equal(k.n, 0);
+    sl_config_destroy(&b);
+    b = load_ok("frontend:\n  listen: 127.0.0.1:10026\n"
+                "policy:\n  spam_kill_level: 3\n"
+                "scanners:\n  spamd:\n    servers: 127.0.0.1:783\n"
+                "origins:\n  o2:\n    match: 127.0.0.2\n    concurrency: 5\n"
+                "  o4:\n    match: 127.0.0.4\n"
+                "policy_banks:\n  B:\n    spam_kill_level: 5\n  C: {}\n",
+                NULL, 0);
+    sl_config_diff(a, b, collect_key, &k);
+    s = keys_join(&k);
+    assert_string_equal(s, "frontend.listen scanners.spamd.servers policy.spam_kill_level "
+                           "origins.o2 origins.o3 origins.o4 policy_banks.C");
+    free(s);
+
+    assert_true(sl_config_key_needs_restart("frontend.listen"));
+    assert_true(sl_config_key_needs_restart("security.allow_dir"));
+    assert_true(sl_config_key_needs_restart("redis.url"));
+    assert_false(sl_config_key_needs_restart("frontend.acl"));
+    assert_false(sl_config_key_needs_restart("policy.spam_kill_level"));
+    assert_false(sl_config_key_needs_restart("origins.o2"));
+    assert_false(sl_config_key_needs_restart("log.ident"));
+
+    s = sl_config_value_text(b, "policy.spam_kill_level");
+    assert_string_equal(s, "3");
+    free(s);
+    s = sl_config_value_text(b, "frontend.max_message_size");
+    assert_string_equal(s, "50M");
+    free(s);
+    assert_null(sl_config_value_text(b, "origins.o2"));
+    sl_config_destroy(&b);
+    char *ov[] = {"redis.url=redis://:s3cret@h:1"};
+    b = load_ok("", ov, 1);
+    s = sl_config_value_text(b, "redis.url");
+    assert_string_equal(s, "redis://:***@h:1");
+    free(s);
+    sl_config_destroy(&b);
+    sl_config_destroy(&a);
+}
+
+/* What only a restart changes keeps its running value in the new
+ * configuration (and the keys resolved at start); the rest is the file's. */
+static void
+test_reload_keep_restart_keys(void **state)
+{
+    char *ov_a[] = {"security.allow_dir=/etc/a", "broker.endpoints=tcp://b1:5555, tcp://b2:5555"};
+    struct sl_config *a = load_ok(reload_before, ov_a, 2);
+    char *ov_b[] = {"security.allow_dir=/etc/b", "broker.endpoints=tcp://b3:5555",
+                    "frontend.max_message_size=10M", "frontend.acl=10.0.0.0/8"};
+    struct sl_config *b = load_ok("frontend:\n  listen: 127.0.0.1:10026\n"
+                                  "policy:\n  spam_kill_level: 3\n",
+                                  ov_b, 4);
+
+    a->security.curve = true;
+    memcpy(a->security.secret_key, "0123456789012345678901234567890123456789", 41);
+    assert_int_equal(sl_config_keep_restart_keys(b, a), 4);
+    assert_string_equal(b->frontend.listen, "127.0.0.1:10024");
+    assert_string_equal(b->security.allow_dir, "/etc/a");
+    assert_int_equal(b->broker.n_endpoints, 2);
+    assert_string_equal(b->broker.endpoints[1], "tcp://b2:5555");
+    assert_int_equal(b->frontend.max_message_size, 52428800);
+    assert_true(b->security.curve);
+    assert_string_equal(b->security.secret_key, a->security.secret_key);
+    /* reloadable: the new file's */
+    assert_true(b->policy.spam_kill_level == 3);
+    assert_string_equal(b->frontend.acl_text, "10.0.0.0/8");
+    assert_int_equal(b->n_origins, 1);
+    /* copies, not shared: a goes away, b stays whole (ASan) */
+    sl_config_destroy(&a);
+    assert_string_equal(b->frontend.listen, "127.0.0.1:10024");
+    assert_string_equal(b->broker.endpoints[0], "tcp://b1:5555");
+    struct sl_config *c = load_ok("", NULL, 0);
+    assert_int_equal(sl_config_keep_restart_keys(c, b), 2); /* allow_dir, endpoints */
+    sl_config_destroy(&c);
+    sl_config_destroy(&b);
 }
 
 /* ---- origin matching -------------------------------------------------- */
@@ -792,7 +1106,7 @@ test_origin_for(void **state)
     sl_config_destroy(&c);
 }
 
-/* ---- scanning and policy --------------------------------------------- */
+/* ---- scanning and policy ---------------------------------------------- */
 
 static void
 test_scanning_keys(void **state)
@@ -817,7 +1131,7 @@ test_scanning_keys(void **state)
     assert_int_equal(c->n_banks, 0);
     sl_config_destroy(&c);
 
-    /* the fixed names (scanners, banks) work with -o too */
+    /* the fixed names work with -o too */
     char *ov[] = { "scanners.clamd.servers=unix:/run/clamav/clamd.ctl",
                    "scanners.spamd.servers=127.0.0.1:783, [::1]:784",
                    "policy.spam_kill_level=-3.5", "policy_banks.ORIGINATING.originating=yes",
@@ -828,12 +1142,12 @@ test_scanning_keys(void **state)
     assert_int_equal(c->scanners.spamd.n_servers, 2);
     assert_string_equal(c->scanners.spamd.servers[1], "[::1]:784");
     assert_true(c->policy.spam_kill_level == -3.5);
-    const struct sl_policy_bank *b = sl_config_bank(c, "ORIGINATING");
+    const struct sl_policy_bank *b = bank(c, "ORIGINATING");
     assert_non_null(b);
     assert_true(b->p.originating);
     /* a bank applies only what it sets */
     struct sl_policy_config view = c->policy;
-    sl_policy_apply_bank(&view, b);
+    sl_config_bank_copy_set(&view, b);
     assert_true(view.spam_kill_level == 10);
     assert_true(view.originating);
     assert_string_equal(view.final_virus_destiny, "discard");
@@ -944,6 +1258,12 @@ main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_load_buffer),
         cmocka_unit_test(test_print_only_changed),
+        cmocka_unit_test(test_print_units),
+        cmocka_unit_test(test_secret_references),
+        cmocka_unit_test(test_log_ident),
+        cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_reload_diff),
+        cmocka_unit_test(test_reload_keep_restart_keys),
         cmocka_unit_test(test_origin_for),
         cmocka_unit_test(test_scanning_keys),
         cmocka_unit_test(test_scanning_errors),

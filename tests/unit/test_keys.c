@@ -13,10 +13,10 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "conf/sl_config.h"
 #include "net/sl_keys.h"
 #include "net/sl_zap.h"
 #include "net/sl_zsock.h"
-#include "util/sl_config.h"
 #include "util/sl_log.h"
 
 static char tmpdir[64];

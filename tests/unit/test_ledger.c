@@ -623,6 +623,23 @@ test_redis(void **state)
     assert_int_equal(w.e[0].state, FE_LEDGER_IN_FLIGHT);
     assert_string_equal(w.e[0].node, "frontend:a:1/200");
     waiter_reset(&w);
+    /* ... while a job of a2 works on the message (a Postfix retry during
+     * the first attempt gets 451). Once no job of a2 serves it (both ended;
+     * a release Redis never took), a2's own reservation is an orphan: the
+     * next retry takes it over at once instead of being refused for
+     * dedup.pending_timeout, and other nodes still see it in flight */
+    fe_ledger_serve_end(a2, key2);
+    fe_ledger_serve_end(a2, key2);
+    fe_ledger_reserve(a2, key2, rcpts, 1, on_reserved, &w);
+    wait_answer(&w, 3);
+    assert_null(w.error);
+    assert_int_equal(w.e[0].state, FE_LEDGER_TAKEN);
+    assert_string_equal(w.e[0].node, "frontend:a:1/200");
+    waiter_reset(&w);
+    fe_ledger_reserve(b, key2, rcpts, 1, on_reserved, &w);
+    wait_answer(&w, 3);
+    assert_int_equal(w.e[0].state, FE_LEDGER_IN_FLIGHT);
+    waiter_reset(&w);
     fe_ledger_destroy(&a1);
     fe_ledger_destroy(&a2);
 
@@ -633,6 +650,15 @@ test_redis(void **state)
     assert_non_null(w.error);
     waiter_reset(&w);
     fe_ledger_destroy(&bad);
+
+    /* a reservation to give back while Redis is away (below) */
+    char key6[FE_LEDGER_KEY_LEN + 1];
+    key_of("default", "Q6", "<m6@x>", body, key6);
+    fe_ledger_reserve(a, key6, rcpts, 1, on_reserved, &w);
+    wait_answer(&w, 3);
+    assert_int_equal(w.e[0].state, FE_LEDGER_RESERVED);
+    char *mine6 = sl_strdup(w.mine);
+    waiter_reset(&w);
 
     /* Redis frozen: the answer comes within redis.timeout (500 ms) */
     usleep(1100 * 1000); /* the start-up connect is no longer "recent" */
@@ -650,7 +676,13 @@ test_redis(void **state)
     assert_non_null(w.error);
     assert_string_equal(w.error, "Redis unavailable");
     waiter_reset(&w);
+    /* a release now is not sent either: it is kept and given back once
+     * Redis is there again (other nodes need not wait for it to go stale) */
+    fe_ledger_release(a, key6, mine6, rcpts, 1);
+    free(mine6);
+    run_loop_ms(base, 100);
     kill(redis_pid, SIGCONT);
+    assert_int_equal(hlen_after_loop(base, c, key6, 0), 0);
     sleep(1); /* past the reconnect pause */
     fe_ledger_reserve(a, key, rcpts, 1, on_reserved, &w);
     wait_answer(&w, 3);

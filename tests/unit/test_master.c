@@ -1,7 +1,8 @@
 /* test_master.c - the supervisor: restarts, backoff, hangs, stop, exit status.
  *
  * Each test forks a process that runs sl_master_run(); its children report
- * their pid (and the time they started) through a pipe. */
+ * their pid, the time they started and how many children were restarted
+ * before them through a pipe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,12 +29,13 @@ static int report_fd = -1; /* children write here */
 struct report {
     pid_t pid;
     unsigned long long ms;
+    unsigned restarts; /* sl_master_restarts() in the child */
 };
 
 static void
 child_report(void)
 {
-    struct report r = {.pid = getpid(), .ms = sl_now_mono_ms()};
+    struct report r = {.pid = getpid(), .ms = sl_now_mono_ms(), .restarts = sl_master_restarts()};
     if (write(report_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
         _exit(99);
 }
@@ -372,6 +374,9 @@ test_restart_after_sigkill(void **state)
     assert_int_equal(kill(a.pid, SIGKILL), 0);
     assert_true(read_report(m.fd, &b, 5000));
     assert_true(b.pid != a.pid);
+    /* the new child knows it replaces one (the metrics say so) */
+    assert_int_equal(a.restarts, 0);
+    assert_int_equal(b.restarts, 1);
     assert_int_equal(kill(m.pid, 0), 0); /* the master is the same */
     /* the new child is the master's, and gets the stop, passed on as
      * SL_MASTER_STOP_SIGNAL: it has no handler, so that kills it and the
@@ -386,8 +391,10 @@ test_backoff_grows(void **state)
 {
     struct master m = master_start(child_exits_1, 40, 160);
     struct report r[6];
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
         assert_true(read_report(m.fd, &r[i], 5000));
+        assert_int_equal(r[i].restarts, i);
+    }
     /* waits of at least 40, 80, 160, 160, 160 ms (lower bounds only: a
      * loaded machine may be slower, never faster) */
     const unsigned want[5] = {40, 80, 160, 160, 160};

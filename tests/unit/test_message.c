@@ -103,8 +103,28 @@ static const struct mcase cases[] = {
       { E(APPEND, "Bad:Name", "1"), E(APPEND, "Bad Name", "2"), E(APPEND, "", "3"),
         E(APPEND, NULL, "4") },
       4, "S: x\r\n\r\n" },
+    /* a first line that starts with a blank continues nothing: it is body
+     * text, and so is what follows (Postfix's cleanup reads it so) */
     { "continuation without a header", " lead\r\nS: x\r\n\r\nb\r\n", { E(DELETE, "S", NULL) }, 1,
-      " lead\r\n\r\nb\r\n" },
+      " lead\r\nS: x\r\n\r\nb\r\n" },
+    /* body text without the empty line: our fields go above it, and the
+     * empty line is put in, as cleanup does (not after the body's lines) */
+    { "body without the empty line", "Subject: x\r\nX-A: 1\r\nThis is the body\r\nline 2\r\n",
+      { E(APPEND, "X-V", "s") }, 1,
+      "Subject: x\r\nX-A: 1\r\nX-V: s\r\n\r\nThis is the body\r\nline 2\r\n" },
+    { "body without the empty line, prepend", "A: 1\r\nbody: no, a sentence\r\n",
+      { E(PREPEND, "X-P", "p") }, 1, "X-P: p\r\nA: 1\r\nbody: no, a sentence\r\n" },
+    { "body without the empty line, delete only", "A: 1\r\nB: 2\r\nthe body\r\n",
+      { E(DELETE, "A", NULL) }, 1, "B: 2\r\nthe body\r\n" },
+    { "no header at all", "hello world\r\nmore\r\n", { E(APPEND, "X", "1") }, 1,
+      "X: 1\r\n\r\nhello world\r\nmore\r\n" },
+    { "a field name with a blank or 8-bit octet is body", "A: 1\r\nBad Name: 2\r\nC: 3\r\n",
+      { E(APPEND, "X", "1"), E(DELETE, "C", NULL) }, 2,
+      "A: 1\r\nX: 1\r\n\r\nBad Name: 2\r\nC: 3\r\n" },
+    { "8-bit field name", "A: 1\r\nS\xc3\xbc" "bject: 2\r\n", { E(APPEND, "X", "1") }, 1,
+      "A: 1\r\nX: 1\r\n\r\nS\xc3\xbc" "bject: 2\r\n" },
+    { "folded field then body", "A: 1\r\n 2\r\nbody\r\n", { E(REPLACE, "A", "9") }, 1,
+      "A: 9\r\n\r\nbody\r\n" },
     { "empty message", "", { E(APPEND, "X", "1") }, 0, "" },
 };
 
@@ -117,12 +137,18 @@ test_cases(void **state)
 
         sl_buf_init(&out);
         sl_buf_append(&out, "PRE|", 4);    /* appends, never resets */
-        sl_message_write_stuffed(c->in, strlen(c->in), c->edits, c->n_edits, &out);
+        size_t dots = sl_message_write_stuffed(c->in, strlen(c->in), c->edits, c->n_edits, &out);
         if (strcmp(out.data + 4, c->expect) != 0)
             print_error("case %s:\n got: %s\nwant: %s\n", c->name, out.data + 4, c->expect);
         assert_memory_equal(out.data, "PRE|", 4);
         assert_string_equal(out.data + 4, c->expect);
         assert_int_equal(out.len, 4 + strlen(c->expect));
+        /* every output line that opens with a dot has one stuffing dot:
+         * the RFC 1870 size is the output less those */
+        size_t want_dots = c->expect[0] == '.';
+        for (const char *e = c->expect; (e = strstr(e, "\r\n.")) != NULL; e += 3)
+            want_dots++;
+        assert_int_equal(dots, want_dots);
         sl_buf_free(&out);
     }
 }
@@ -186,7 +212,8 @@ test_header_lookup(void **state)
         { "X-F: a\n b\n\n", "X-F", "a b" },
         { "", "X", NULL },
         { "NoColonLine\r\nX: 1\r\n\r\n", "NoColonLine", NULL },
-        { "NoColonLine\r\nX: 1\r\n\r\n", "X", "1" },
+        { "NoColonLine\r\nX: 1\r\n\r\n", "X", NULL }, /* the body starts at line 1 */
+        { "X: 1\r\nbody line\r\nY: 2\r\n", "Y", NULL },
     };
 
     for (size_t i = 0; i < SL_N_ELEMENTS(lookups); i++) {

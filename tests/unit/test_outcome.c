@@ -284,8 +284,8 @@ test_dsn(void **state)
 {
     static const char orig[] = "From: a@example.org\r\nSubject: hi\r\n\r\nX5O!P%@AP body\r\n";
     struct fe_dsn_rcpt r[2] = {
-        {"b@example.com", "rfc822;B@example.com", "554 5.7.0 Reject, id=j - INFECTED: E"},
-        {"c@example.com", NULL, "554 5.7.0 Reject, id=j - INFECTED: E"},
+        {"b@example.com", "rfc822;B@example.com", "554 5.7.0 Reject, id=j - INFECTED: E", NULL},
+        {"c@example.com", NULL, "554 5.7.0 Reject, id=j - INFECTED: E", NULL},
     };
     struct fe_dsn_info in = {.job_id = "jobjobjobjob",
                              .reporting_host = "filter.test",
@@ -321,6 +321,34 @@ test_dsn(void **state)
     for (size_t i = 0; i < len; i++) /* CRLF only */
         if (d[i] == '\n')
             assert_true(i > 0 && d[i - 1] == '\r');
+    free(d);
+
+    /* SMTP mode's report of :10025's refusals: its cause, its codes */
+    static const char no_separator[] =
+        "From: a@example.org\r\nSubject: hi\r\nbody, no empty line\r\n";
+    struct fe_dsn_rcpt refused = {"c@example.com", NULL,
+                                  "550 5.1.1 id=j, Rejected by next-hop MTA on relaying, from "
+                                  "MTA(smtp:[127.0.0.1]:10025) during fwd-rcpt-to: 550 5.1.1 "
+                                  "<c@example.com>: Recipient address rejected",
+                                  "5.1.1"};
+    struct fe_dsn_info in2 = {.job_id = "jobjobjobjob",
+                              .reporting_host = "filter.test",
+                              .sender = "a@example.org",
+                              .cause = "the next-hop mail server refused it",
+                              .original = no_separator,
+                              .original_len = strlen(no_separator),
+                              .rcpts = &refused,
+                              .n_rcpts = 1};
+    d = fe_dsn_build(&in2, &len);
+    assert_non_null(strstr(d, "Subject: Undeliverable mail\r\n"));
+    assert_non_null(
+        strstr(d, "  <c@example.com>\r\nbecause the next-hop mail server refused it\r\n"));
+    assert_null(strstr(d, "content filter blocked"));
+    assert_non_null(strstr(d, "Final-Recipient: rfc822; c@example.com\r\nAction: failed\r\n"
+                              "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 id=j, Rejected"));
+    /* only the header section goes back, even without the empty line */
+    assert_non_null(strstr(d, "\r\n\r\nFrom: a@example.org\r\nSubject: hi\r\n\r\n------------=_"));
+    assert_null(strstr(d, "body, no empty line"));
     free(d);
 
     assert_true(fe_dsn_notify_failure(NULL));

@@ -1,7 +1,13 @@
 /* test_policy.c - workers/policy.c: amavis' categories and their priority,
  * destinies (Debian defaults and configured), spam levels per recipient
  * and per domain, the DSN cut-off, header edits (X-Spam-*, subject tag,
- * X-Amavis-Alert) and policy banks (listener, origin, mynetworks). */
+ * X-Amavis-Alert) with the score format they use (sl_format_score),
+ * policy banks (listener, origin, mynetworks), and the quarantine and
+ * notifications (policy_quarantine.c): the type per category, per bank
+ * and per recipient (_quarantine_to maps), the administrators
+ * (banned_admin falling back to virus_admin), warnings for local
+ * recipients only, nothing for a tempfail. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/sl_config.h"
 #include "mail/sl_message.h"
-#include "util/sl_config.h"
 #include "workers/policy.h"
 
 static struct sl_config *
@@ -484,6 +490,16 @@ test_direction(void **state)
 static void
 test_names(void **state)
 {
+    /* the score in X-Spam-* headers, rspamd's symbols and the frontend's
+     * log lines: at most 3 decimals, no exponent, never "-0" */
+    static const struct {
+        double score;
+        const char *text;
+    } scores[] = {
+        {6.31, "6.31"}, {-0.0001, "0"},      {1000.001, "1000.001"}, {1000.0, "1000"},
+        {-0.0, "0"},    {-2.5, "-2.5"},      {0.1, "0.1"},           {1e9, "1000000000"},
+        {NAN, "0"},     {-INFINITY, "0"},
+    };
     char buf[32];
 
     (void)state;
@@ -491,12 +507,175 @@ test_names(void **state)
     assert_int_equal(policy_destiny_from_name("nonsense"), POLICY_D_TEMPFAIL);
     assert_string_equal(policy_destiny_name(POLICY_D_BOUNCE), "bounce");
     assert_string_equal(policy_ccat_name(CCAT_BAD_HEADER), "BAD-HEADER");
-    policy_fmt_score(buf, sizeof(buf), 6.31);
-    assert_string_equal(buf, "6.31");
-    policy_fmt_score(buf, sizeof(buf), -0.0001);
-    assert_string_equal(buf, "0");
-    policy_fmt_score(buf, sizeof(buf), 1000.001);
-    assert_string_equal(buf, "1000.001");
+    for (size_t i = 0; i < sizeof(scores) / sizeof(scores[0]); i++) {
+        sl_format_score(scores[i].score, buf, sizeof(buf));
+        assert_string_equal(buf, scores[i].text);
+    }
+}
+
+/* ---- quarantine and notifications (policy_quarantine.c) ------------------ */
+
+/* decide(), the message coming from origin (its policy banks). */
+static void
+decide_origin(const struct sl_config *c, const struct policy_facts *f, const char *origin,
+              const char *const *rcpts, size_t n, struct policy_result *res)
+{
+    struct policy_view view;
+
+    policy_select(c, origin, 10024, "192.0.2.1", &view);
+    policy_decide(&view, f, "s@example.org", rcpts, n, "Hello", res);
+}
+
+static char *q_viruses[] = {"Eicar-Test-Signature"};
+static char *q_banned[] = {"application/octet-stream,a.exe"};
+static char *q_bad[] = {"Duplicate header field: \"Subject\""};
+static char *q_why[] = {"clamd failed: connect: refused"};
+
+static void
+test_quarantine_types_by_category(void **state)
+{
+    struct sl_config *c = config_with(NULL, 0);
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_result res;
+    struct policy_facts clean = {.size = 10};
+    struct policy_facts virus = {.viruses = q_viruses, .n_viruses = 1, .size = 10};
+    struct policy_facts ban = {.banned = q_banned, .n_banned = 1, .size = 10};
+    struct policy_facts spam = {.spam_scanned = true, .spam_score = 1000, .size = 10};
+    struct policy_facts spammy = {.spam_scanned = true, .spam_score = 6.5, .size = 10};
+    struct policy_facts badh = {.bad_headers = q_bad, .n_bad_headers = 1, .size = 10};
+
+    (void)state;
+    decide(c, &clean, "s@example.org", rcpts, 1, &res);
+    assert_null(res.rcpts[0].quarantine);
+    assert_null(res.rcpts[0].admin);
+    policy_result_free(&res);
+    decide(c, &virus, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].quarantine, "virus");
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_DISCARD);
+    policy_result_free(&res);
+    decide(c, &ban, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].quarantine, "banned");
+    policy_result_free(&res);
+    /* passed spam and bad headers are kept too, as amavis keeps them */
+    decide(c, &spam, "s@example.org", rcpts, 1, &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS);
+    assert_string_equal(res.rcpts[0].quarantine, "spam");
+    policy_result_free(&res);
+    {
+        char *ov[] = {"policy.spam_kill_level=10"};
+        struct sl_config *c2 = config_with(ov, 1);
+        decide(c2, &spammy, "s@example.org", rcpts, 1, &res);
+        assert_string_equal(res.rcpts[0].category, "SPAMMY");
+        assert_null(res.rcpts[0].quarantine); /* no spammy quarantine in amavis */
+        policy_result_free(&res);
+        sl_config_destroy(&c2);
+    }
+    decide(c, &badh, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].quarantine, "badh");
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+static void
+test_quarantine_tempfail_and_off(void **state)
+{
+    char *ov[] = {"policy.final_virus_destiny=tempfail", "policy.banned_quarantine_to="};
+    struct sl_config *c = config_with(ov, 2);
+    const char *rcpts[] = {"a@example.com"};
+    struct policy_result res;
+    struct policy_facts virus = {.viruses = q_viruses, .n_viruses = 1, .size = 10};
+    struct policy_facts ban = {.banned = q_banned, .n_banned = 1, .size = 10};
+    struct policy_facts unchecked = {.unchecked = POLICY_UNCHECKED_FAILED,
+                                     .unchecked_reasons = q_why,
+                                     .n_unchecked_reasons = 1,
+                                     .size = 10};
+
+    (void)state;
+    decide(c, &virus, "s@example.org", rcpts, 1, &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_TEMPFAIL);
+    assert_null(res.rcpts[0].quarantine); /* it comes back: nothing kept now */
+    policy_result_free(&res);
+    decide(c, &ban, "s@example.org", rcpts, 1, &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_DISCARD);
+    assert_null(res.rcpts[0].quarantine); /* banned_quarantine_to "" */
+    policy_result_free(&res);
+    decide(c, &unchecked, "s@example.org", rcpts, 1, &res);
+    assert_null(res.rcpts[0].quarantine);
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* Per recipient: the map's most specific item wins, "" turns it off. */
+static void
+test_quarantine_per_recipient_map(void **state)
+{
+    char *ov[] = {"policy.virus_quarantine_to_map=boss@example.com= .example.org=virus-q"
+                  " .=virus-quarantine",
+                  "policy.virus_quarantine_to="};
+    struct sl_config *c = config_with(ov, 2);
+    const char *rcpts[] = {"boss@example.com", "x@sub.example.org", "y@example.net"};
+    struct policy_result res;
+    struct policy_facts virus = {.viruses = q_viruses, .n_viruses = 1, .size = 10};
+
+    (void)state;
+    decide(c, &virus, "s@example.org", rcpts, 3, &res);
+    assert_null(res.rcpts[0].quarantine);
+    assert_string_equal(res.rcpts[1].quarantine, "virus");
+    assert_string_equal(res.rcpts[2].quarantine, "virus"); /* "." */
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+/* Administrators and warnings, and a bank that changes them. */
+static void
+test_quarantine_admins_warnings_banks(void **state)
+{
+    char *ov[] = {"policy.virus_admin=postmaster@example.com",
+                  "policy.spam_admin=spamadmin@example.com",
+                  "policy.warn_virus_recip=yes",
+                  "policy.local_domains=example.com",
+                  "origins.o2.match=127.0.0.2",
+                  "policy_banks.B.match_origin=o2",
+                  "policy_banks.B.virus_quarantine_to=",
+                  "policy_banks.B.virus_admin=other@example.com"};
+    struct sl_config *c = config_with(ov, 8);
+    const char *rcpts[] = {"a@example.com", "b@elsewhere.test"};
+    struct policy_result res;
+    struct policy_facts virus = {.viruses = q_viruses, .n_viruses = 1, .size = 10};
+    struct policy_facts ban = {.banned = q_banned, .n_banned = 1, .size = 10};
+    struct policy_facts spam = {.spam_scanned = true, .spam_score = 1000, .size = 10};
+
+    (void)state;
+    decide(c, &virus, "s@example.org", rcpts, 2, &res);
+    assert_string_equal(res.rcpts[0].admin, "postmaster@example.com");
+    assert_true(res.rcpts[0].warn);
+    assert_false(res.rcpts[1].warn); /* not local: amavis' $warn_offsite */
+    policy_result_free(&res);
+    decide(c, &ban, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].admin, "postmaster@example.com"); /* banned_admin "" */
+    assert_false(res.rcpts[0].warn);
+    policy_result_free(&res);
+    decide(c, &spam, "s@example.org", rcpts, 1, &res);
+    assert_string_equal(res.rcpts[0].admin, "spamadmin@example.com");
+    policy_result_free(&res);
+    decide_origin(c, &virus, "o2", rcpts, 1, &res);
+    assert_null(res.rcpts[0].quarantine);
+    assert_string_equal(res.rcpts[0].admin, "other@example.com");
+    policy_result_free(&res);
+    sl_config_destroy(&c);
+}
+
+static void
+test_quarantine_map_checked_at_load(void **state)
+{
+    char *ov[] = {"policy.spam_quarantine_to_map=nokey"};
+    char *error = NULL;
+    struct sl_config *c = sl_config_load_buffer("test", "", 0, ov, 1, &error);
+
+    (void)state;
+    assert_null(c);
+    assert_non_null(strstr(error, "policy.spam_quarantine_to_map"));
+    free(error);
 }
 
 int
@@ -515,6 +694,11 @@ main(void)
         cmocka_unit_test(test_banks),
         cmocka_unit_test(test_direction),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_quarantine_types_by_category),
+        cmocka_unit_test(test_quarantine_tempfail_and_off),
+        cmocka_unit_test(test_quarantine_per_recipient_map),
+        cmocka_unit_test(test_quarantine_admins_warnings_banks),
+        cmocka_unit_test(test_quarantine_map_checked_at_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

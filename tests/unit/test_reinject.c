@@ -384,15 +384,14 @@ static const struct fe_reinject_rcpt three_rcpts[] = {
     {"c@example.net", NULL, NULL},
 };
 
-static const struct fe_xforward xfwd = {
-    .name = "mail.example.com",
-    .addr = "192.0.2.7",
-    .port = "40000",
-    .proto = "ESMTP",
-    .helo = "client.example.com",
-    .ident = "4XyzAbc123",
-    .source = "REMOTE",
-    .domain = NULL,
+static char *const xfwd[SL_XF_COUNT] = {
+    [SL_XF_NAME] = "mail.example.com",
+    [SL_XF_ADDR] = "192.0.2.7",
+    [SL_XF_PORT] = "40000",
+    [SL_XF_PROTO] = "ESMTP",
+    [SL_XF_HELO] = "client.example.com",
+    [SL_XF_IDENT] = "4XyzAbc123",
+    [SL_XF_SOURCE] = "REMOTE",
 };
 
 struct msg {
@@ -414,7 +413,7 @@ msg_init(struct msg *m, const struct sink *s, const char *text)
         .body_type = "8BITMIME",
         .rcpts = three_rcpts,
         .n_rcpts = 3,
-        .xforward = &xfwd,
+        .xforward = xfwd,
         .body = m->body,
     };
 }
@@ -839,7 +838,7 @@ static void
 test_xforward_split(void **state)
 {
     char name[301], helo[301];
-    struct fe_xforward x = {0};
+    char *x[SL_XF_COUNT] = {0};
     struct sink s;
     struct msg m;
     struct outcome o = {0};
@@ -850,14 +849,14 @@ test_xforward_split(void **state)
     name[300] = '\0';
     memset(helo, 'h', 300);
     helo[300] = '\0';
-    x.name = name;
-    x.addr = "192.0.2.7";
-    x.helo = helo;
-    x.proto = "ESMTP";
+    x[SL_XF_NAME] = name;
+    x[SL_XF_ADDR] = "192.0.2.7";
+    x[SL_XF_HELO] = helo;
+    x[SL_XF_PROTO] = "ESMTP";
     sink_start(&s, NULL);
     outcome_clear(&o);
     msg_init(&m, &s, simple_text);
-    m.req.xforward = &x;
+    m.req.xforward = x;
     start(&m, &o);
     assert_true(run_until(1, GUARD_S));
     assert_int_equal(o.codes[0], 250);

@@ -1,7 +1,8 @@
 /* test_scan_parse.c - the scanner clients' reply parsers (workers/scan_*.c),
  * no daemons: clamd's zINSTREAM answers, spamd's SPAMC/1.5 REPORT, rspamd's
  * HTTP + JSON. Each valid reply is also parsed after being cut short at
- * every length, which must fail cleanly or parse, never crash (ASan). */
+ * every length, which must fail cleanly or parse, never crash (ASan).
+ * Also what part of a message the spam scanners get (scan_spam_len). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -236,6 +237,36 @@ test_rspamd(void **state)
     }
 }
 
+/* spamd and rspamd get the head of a long message, cut at a line end */
+static void
+test_spam_len(void **state)
+{
+    static const struct {
+        const char *data;
+        size_t max_size;
+        size_t want;
+        bool truncated;
+    } cases[] = {
+        { "a\r\nbb\r\nccc\r\n", 0, 12, false },   /* no limit */
+        { "a\r\nbb\r\nccc\r\n", 12, 12, false },  /* exactly at it */
+        { "a\r\nbb\r\nccc\r\n", 100, 12, false },
+        { "a\r\nbb\r\nccc\r\n", 11, 7, true },    /* the last line, cut short, goes */
+        { "a\r\nbb\r\nccc\r\n", 7, 7, true },     /* the cut falls on a line end */
+        { "a\r\nbb\r\nccc\r\n", 6, 3, true },
+        { "a\r\nbb\r\nccc\r\n", 2, 2, true },     /* no LF within: cut at the limit */
+        { "abcdef", 4, 4, true },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct scan_input in = { .data = cases[i].data, .len = strlen(cases[i].data) };
+        bool truncated = !cases[i].truncated;
+
+        assert_int_equal(scan_spam_len(&in, cases[i].max_size, &truncated), cases[i].want);
+        assert_int_equal(truncated, cases[i].truncated);
+    }
+}
+
 int
 main(void)
 {
@@ -244,6 +275,7 @@ main(void)
         cmocka_unit_test(test_clamd_limits_and_errors),
         cmocka_unit_test(test_spamd),
         cmocka_unit_test(test_rspamd),
+        cmocka_unit_test(test_spam_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,8 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conf/sl_config.h"
 #include "util/sl_buf.h"
-#include "util/sl_config.h"
 #include "util/sl_util.h"
 #include "workers/scan.h"
 

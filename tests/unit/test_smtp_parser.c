@@ -2,7 +2,8 @@
  *
  * Every parser case runs fed whole, fed one byte per feed() call, and (for
  * short inputs) split in two at every offset; all runs must produce the
- * same transcript, and that transcript must be the expected one. */
+ * same transcript, and that transcript must be the expected one. A refused
+ * line shows in it as its error kind and text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,14 @@ static const char *const verb_names[] = {
     [SL_CMD_EXPN] = "EXPN",         [SL_CMD_HELP] = "HELP",         [SL_CMD_XFORWARD] = "XFORWARD",
     [SL_CMD_STARTTLS] = "STARTTLS", [SL_CMD_AUTH] = "AUTH",         [SL_CMD_ETRN] = "ETRN",
     [SL_CMD_DATA_END] = "DATA_END",
+};
+
+static const char *const error_names[] = {
+    [SL_SMTP_ERR_NONE] = "NONE",
+    [SL_SMTP_ERR_LINE_TOO_LONG] = "LINE_TOO_LONG",
+    [SL_SMTP_ERR_BARE_LF] = "BARE_LF",
+    [SL_SMTP_ERR_BARE_CR] = "BARE_CR",
+    [SL_SMTP_ERR_NUL] = "NUL",
 };
 
 static void
@@ -55,10 +64,12 @@ drain(struct sl_smtp_parser *p, struct sl_buf *t, struct sl_buf *sink, size_t ma
 {
     for (;;) {
         struct sl_smtp_cmd cmd;
-        const char *err = NULL;
-        int r = sl_smtp_parser_next(p, &cmd, &err);
+        enum sl_smtp_error kind = SL_SMTP_ERR_COUNT;
+    const char *err = NULL;
+        int r = sl_smtp_parser_next(p, &cmd, &kind, &err);
 
         if (r == 0) {
+            assert_int_equal(kind, SL_SMTP_ERR_NONE);
             /* memory bound: command mode keeps less than one line */
             if (sl_smtp_parser_in_data(p))
                 assert_int_equal(sl_smtp_parser_pending(p), 0);
@@ -67,10 +78,14 @@ drain(struct sl_smtp_parser *p, struct sl_buf *t, struct sl_buf *sink, size_t ma
             return;
         }
         if (r < 0) {
+            /* the kind, and the text that goes with it in the reply table */
+            assert_true(kind > SL_SMTP_ERR_NONE && kind < SL_SMTP_ERR_COUNT);
             assert_non_null(err);
-            sl_buf_printf(t, "E %s\n", err);
+            assert_string_equal(err, sl_smtp_error_reply(kind)->reason);
+            sl_buf_printf(t, "E %s %s\n", error_names[kind], err);
             continue;
         }
+        assert_int_equal(kind, SL_SMTP_ERR_NONE);
         assert_int_equal(r, 1);
         if (cmd.verb == SL_CMD_DATA_END) {
             const struct sl_smtp_data_info *di = sl_smtp_parser_data_info(p);
@@ -194,20 +209,28 @@ static const struct pcase command_cases[] = {
     /* limit 16 bytes including CRLF */
     { "line at the limit", IN("NOOP 012345678\r\n"), 16, 0, "C NOOP [NOOP] [012345678]\n" },
     { "line one over the limit", IN("NOOP 0123456789\r\nQUIT\r\n"), 16, 0,
-      "E line too long\nC QUIT [QUIT] []\n" },
+      "E LINE_TOO_LONG line too long\nC QUIT [QUIT] []\n" },
     { "long line skipped", IN("NOOP 0123456789abcdefghijklmnopqrstuvwxyz\r\nQUIT\r\n"), 16, 0,
-      "E line too long\nC QUIT [QUIT] []\n" },
+      "E LINE_TOO_LONG line too long\nC QUIT [QUIT] []\n" },
     { "long line ending in bare LF", IN("NOOP 0123456789abcdefghij\nQUIT\r\n"), 16, 0,
-      "E line too long\nC QUIT [QUIT] []\n" },
+      "E LINE_TOO_LONG line too long\nC QUIT [QUIT] []\n" },
     { "two long lines", IN("0123456789abcdefghij\r\n0123456789abcdefghij\r\nQUIT\r\n"), 16, 0,
-      "E line too long\nE line too long\nC QUIT [QUIT] []\n" },
-    { "bare LF", IN("NOOP\nQUIT\r\n"), 0, 0, "E bare LF in command\nC QUIT [QUIT] []\n" },
-    { "bare LF empty line", IN("\nQUIT\r\n"), 0, 0, "E bare LF in command\nC QUIT [QUIT] []\n" },
-    { "bare CR", IN("NOOP\rQUIT\r\nRSET\r\n"), 0, 0, "E bare CR in command\nC RSET [RSET] []\n" },
-    { "CR CR LF", IN("NOOP\r\r\nQUIT\r\n"), 0, 0, "E bare CR in command\nC QUIT [QUIT] []\n" },
-    { "NUL", IN("NO\0OP\r\nQUIT\r\n"), 0, 0, "E NUL in command\nC QUIT [QUIT] []\n" },
+      "E LINE_TOO_LONG line too long\nE LINE_TOO_LONG line too long\nC QUIT [QUIT] []\n" },
+    { "bare LF", IN("NOOP\nQUIT\r\n"), 0, 0,
+      "E BARE_LF bare LF in command\nC QUIT [QUIT] []\n" },
+    { "bare LF empty line", IN("\nQUIT\r\n"), 0, 0,
+      "E BARE_LF bare LF in command\nC QUIT [QUIT] []\n" },
+    { "bare CR", IN("NOOP\rQUIT\r\nRSET\r\n"), 0, 0,
+      "E BARE_CR bare CR in command\nC RSET [RSET] []\n" },
+    { "CR CR LF", IN("NOOP\r\r\nQUIT\r\n"), 0, 0,
+      "E BARE_CR bare CR in command\nC QUIT [QUIT] []\n" },
+    { "NUL", IN("NO\0OP\r\nQUIT\r\n"), 0, 0, "E NUL NUL in command\nC QUIT [QUIT] []\n" },
+    { "CR before NUL: the first bad byte decides", IN("NO\rO\0P\r\nQUIT\r\n"), 0, 0,
+      "E BARE_CR bare CR in command\nC QUIT [QUIT] []\n" },
+    { "NUL and bare LF: the NUL decides", IN("NO\0OP\nQUIT\r\n"), 0, 0,
+      "E NUL NUL in command\nC QUIT [QUIT] []\n" },
     { "smuggled command after bare LF", IN("NOOP\nMAIL FROM:<x@y>\r\n"), 0, 0,
-      "E bare LF in command\nC MAIL [MAIL] [FROM:<x@y>]\n" },
+      "E BARE_LF bare LF in command\nC MAIL [MAIL] [FROM:<x@y>]\n" },
 };
 
 static const struct pcase data_cases[] = {
@@ -228,7 +251,8 @@ static const struct pcase data_cases[] = {
     { "data not ended", IN("DATA\r\nhello\r\n"), 0, 0, "C DATA [DATA] []\n" },
     { "data not ended by dot without LF", IN("DATA\r\nhello\r\n.\r"), 0, 0, "C DATA [DATA] []\n" },
     /* SMTP smuggling (CVE-2023-51764/5/6): none of these end the data, the
-     * smuggled command stays in the body, with CRLF line ends. */
+     * smuggled command stays in the body, with CRLF line ends; a bare CR is
+     * no line end but a space (as Postfix makes it). */
     { "smuggling LF.LF", IN("DATA\r\nhello\n.\nMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=30 big=0 lf=2 cr=0 nul=0 8bit=0 longest=18 "
       "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
@@ -236,28 +260,35 @@ static const struct pcase data_cases[] = {
       "C DATA [DATA] []\nD size=30 big=0 lf=1 cr=0 nul=0 8bit=0 longest=18 "
       "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CR.CR", IN("DATA\r\nhello\r.\rMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=30 big=0 lf=0 cr=2 nul=0 8bit=0 longest=18 "
-      "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
+      "C DATA [DATA] []\nD size=28 big=0 lf=0 cr=2 nul=0 8bit=0 longest=26 "
+      "body=hello . MAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CRLF.LF", IN("DATA\r\nhello\r\n.\nMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=30 big=0 lf=1 cr=0 nul=0 8bit=0 longest=18 "
       "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CRLF.CR", IN("DATA\r\nhello\r\n.\rMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=30 big=0 lf=0 cr=1 nul=0 8bit=0 longest=18 "
-      "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
+      "C DATA [DATA] []\nD size=28 big=0 lf=0 cr=1 nul=0 8bit=0 longest=19 "
+      "body=hello\\r\\n MAIL FROM:<evil@x>\\r\\n\n" },
     { "smuggling CR.CRLF", IN("DATA\r\nhello\r.\r\nMAIL FROM:<evil@x>\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=30 big=0 lf=0 cr=1 nul=0 8bit=0 longest=18 "
-      "body=hello\\r\\n.\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
+      "C DATA [DATA] []\nD size=29 big=0 lf=0 cr=1 nul=0 8bit=0 longest=18 "
+      "body=hello .\\r\\nMAIL FROM:<evil@x>\\r\\n\n" },
     { "no unstuffing after a bare line end", IN("DATA\r\na\r..x\n..y\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=13 big=0 lf=1 cr=1 nul=0 8bit=0 longest=3 "
-      "body=a\\r\\n..x\\r\\n..y\\r\\n\n" },
+      "C DATA [DATA] []\nD size=12 big=0 lf=1 cr=1 nul=0 8bit=0 longest=5 "
+      "body=a ..x\\r\\n..y\\r\\n\n" },
     { "smuggling LF.LF alone never ends", IN("DATA\r\nhello\n.\nQUIT\r\n"), 0, 0,
       "C DATA [DATA] []\n" },
     { "smuggling first line .LF", IN("DATA\r\n.\nQUIT\r\n.\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=9 big=0 lf=1 cr=0 nul=0 8bit=0 longest=4 "
       "body=.\\r\\nQUIT\\r\\n\n" },
     { "bare CR before CRLF", IN("DATA\r\na\r\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=5 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
-      "body=a\\r\\n\\r\\n\n" },
+      "C DATA [DATA] []\nD size=4 big=0 lf=0 cr=1 nul=0 8bit=0 longest=2 "
+      "body=a \\r\\n\n" },
+    /* a bare CR in a header does not start a new one (Postfix: a space) */
+    { "bare CR in a header", IN("DATA\r\nX-Note: hi\rFrom: ceo@v\r\n\r\nb\rc\r\n.\r\n"), 0, 0,
+      "C DATA [DATA] []\nD size=31 big=0 lf=0 cr=2 nul=0 8bit=0 longest=22 "
+      "body=X-Note: hi From: ceo@v\\r\\n\\r\\nb c\\r\\n\n" },
+    { "bare CR at a line start folds", IN("DATA\r\nA: 1\r\n\rB: 2\r\n.\r\n"), 0, 0,
+      "C DATA [DATA] []\nD size=13 big=0 lf=0 cr=1 nul=0 8bit=0 longest=5 "
+      "body=A: 1\\r\\n B: 2\\r\\n\n" },
     { "too big", IN("DATA\r\n0123456789abcdef\r\nxy\r\n.\r\nQUIT\r\n"), 0, 10,
       "C DATA [DATA] []\nD size=22 big=1 lf=0 cr=0 nul=0 8bit=0 longest=16 body=0123456789\n"
       "C QUIT [QUIT] []\n" },
@@ -272,11 +303,12 @@ static const struct pcase data_cases[] = {
       "C DATA [DATA] []\nD size=3 big=0 lf=0 cr=0 nul=0 8bit=0 longest=1 body=x\\r\\n\n"
       "C MAIL [MAIL] [FROM:<>]\nC RCPT [RCPT] [TO:<a@b>]\nC DATA [DATA] []\n"
       "D size=3 big=0 lf=0 cr=0 nul=0 8bit=0 longest=1 body=y\\r\\n\nC QUIT [QUIT] []\n" },
-    /* more near misses: a dot line with an extra CR is text; after a bare
-     * LF an empty CRLF line gives a real line start again */
+    /* more near misses: a dot line with an extra CR is text (a stuffing
+     * dot and a space; Postfix 3.7's smtpd would take it for the end); after
+     * a bare LF an empty CRLF line gives a real line start again */
     { "dot CR CR LF is not the end", IN("DATA\r\na\r\n.\r\r\n.\r\n"), 0, 0,
-      "C DATA [DATA] []\nD size=8 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
-      "body=a\\r\\n.\\r\\n\\r\\n\n" },
+      "C DATA [DATA] []\nD size=6 big=0 lf=0 cr=1 nul=0 8bit=0 longest=1 "
+      "body=a\\r\\n \\r\\n\n" },
     { "end after a bare LF and a CRLF", IN("DATA\r\nx\n\r\n.\r\nQUIT\r\n"), 0, 0,
       "C DATA [DATA] []\nD size=5 big=0 lf=1 cr=0 nul=0 8bit=0 longest=1 "
       "body=x\\r\\n\\r\\n\nC QUIT [QUIT] []\n" },
@@ -342,23 +374,25 @@ test_long_line_not_buffered(void **state)
     struct sl_smtp_limits lim = { .max_command_line = 64 };
     struct sl_smtp_parser *p = sl_smtp_parser_new(&lim);
     struct sl_smtp_cmd cmd;
+    enum sl_smtp_error kind;
     const char *err = NULL;
     char junk[10000];
 
     memset(junk, 'x', sizeof(junk));
     sl_smtp_parser_feed(p, junk, sizeof(junk));
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), -1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), -1);
+    assert_int_equal(kind, SL_SMTP_ERR_LINE_TOO_LONG);
     assert_string_equal(err, "line too long");
     assert_int_equal(sl_smtp_parser_pending(p), 0);
     for (int i = 0; i < 100; i++) {
         sl_smtp_parser_feed(p, junk, sizeof(junk));
-        assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 0);
+        assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 0);
         assert_int_equal(sl_smtp_parser_pending(p), 0);
     }
     sl_smtp_parser_feed(p, "x\r\nQUIT\r\n", 9);
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 1);
     assert_int_equal(cmd.verb, SL_CMD_QUIT);
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 0);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 0);
     sl_smtp_parser_destroy(&p);
     sl_smtp_parser_destroy(&p);     /* NULL is fine */
 }
@@ -369,10 +403,11 @@ test_pending_after_data(void **state)
 {
     struct sl_smtp_parser *p = sl_smtp_parser_new(NULL);
     struct sl_smtp_cmd cmd;
+    enum sl_smtp_error kind;
     const char *err = NULL;
 
     sl_smtp_parser_feed(p, "DATA\r\nSubject", 13);
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 1);
     assert_int_equal(cmd.verb, SL_CMD_DATA);
     assert_int_equal(sl_smtp_parser_pending(p), 7);
     assert_false(sl_smtp_parser_in_data(p));
@@ -380,9 +415,9 @@ test_pending_after_data(void **state)
     sl_buf_init(&sink);
     sl_smtp_parser_begin_data(p, &sink);
     assert_true(sl_smtp_parser_in_data(p));
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 0);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 0);
     sl_smtp_parser_feed(p, ": x\r\n.\r\n", 8);
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 1);
     assert_int_equal(cmd.verb, SL_CMD_DATA_END);
     assert_false(sl_smtp_parser_in_data(p));
     assert_string_equal(sink.data, "Subject: x\r\n");
@@ -398,28 +433,29 @@ test_pending_data(void **state)
     static const char in[] = "LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT";
     struct sl_smtp_parser *p = sl_smtp_parser_new(NULL);
     struct sl_smtp_cmd cmd;
+    enum sl_smtp_error kind;
     const char *err = NULL;
 
     assert_int_equal(sl_smtp_parser_pending(p), 0);
     assert_string_equal(sl_smtp_parser_pending_data(p), "");     /* nothing fed yet */
     sl_smtp_parser_feed(p, in, sizeof(in) - 1);
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 1);
     assert_int_equal(cmd.verb, SL_CMD_LHLO);
     assert_int_equal(sl_smtp_parser_pending(p), strlen("MAIL FROM:<a@b>\r\nRCPT"));
     assert_memory_equal(sl_smtp_parser_pending_data(p), "MAIL FROM:<a@b>\r\nRCPT",
                         sl_smtp_parser_pending(p));
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 1);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 1);
     assert_int_equal(cmd.verb, SL_CMD_MAIL);
     assert_int_equal(sl_smtp_parser_pending(p), 4);
     assert_memory_equal(sl_smtp_parser_pending_data(p), "RCPT", 4);
-    assert_int_equal(sl_smtp_parser_next(p, &cmd, &err), 0);
+    assert_int_equal(sl_smtp_parser_next(p, &cmd, &kind, &err), 0);
     sl_smtp_parser_destroy(&p);
 
     /* trickled: after each complete line nothing is pending */
     p = sl_smtp_parser_new(NULL);
     for (size_t i = 0; i < sizeof(in) - 1; i++) {
         sl_smtp_parser_feed(p, in + i, 1);
-        int r = sl_smtp_parser_next(p, &cmd, &err);
+        int r = sl_smtp_parser_next(p, &cmd, &kind, &err);
         assert_true(r == 0 || r == 1);
         if (r == 1)
             assert_int_equal(sl_smtp_parser_pending(p), 0);
@@ -487,7 +523,7 @@ test_paths(void **state)
     for (size_t i = 0; i < SL_N_ELEMENTS(path_cases); i++) {
         const struct path_case *c = &path_cases[i];
         struct sl_smtp_path path;
-        const char *err = NULL;
+    const char *err = NULL;
         int r = sl_smtp_parse_path(c->arg, c->prefix, c->max_address, &path, &err);
 
         if (r != c->ret)
@@ -571,7 +607,7 @@ test_xforward(void **state)
     for (size_t i = 0; i < SL_N_ELEMENTS(xf_cases); i++) {
         const struct xf_case *c = &xf_cases[i];
         struct sl_buf out;
-        const char *err = NULL;
+    const char *err = NULL;
 
         sl_buf_init(&out);
         sl_buf_append(&out, "", 0);
@@ -587,6 +623,57 @@ test_xforward(void **state)
     }
 }
 
+/* The replies on the wire for each kind (tests/dialogue expects them, and
+ * docs/protocol.md lists them). */
+static void
+test_error_replies(void **state)
+{
+    static const struct {
+        enum sl_smtp_error kind;
+        const char *reply;
+    } replies[] = {
+        { SL_SMTP_ERR_LINE_TOO_LONG, "500 5.5.2 Error: line too long" },
+        { SL_SMTP_ERR_BARE_LF, "500 5.5.2 Error: bare LF in command" },
+        { SL_SMTP_ERR_BARE_CR, "500 5.5.2 Error: bare CR in command" },
+        { SL_SMTP_ERR_NUL, "500 5.5.2 Error: NUL in command" },
+    };
+
+    assert_int_equal(SL_N_ELEMENTS(replies), SL_SMTP_ERR_COUNT - 1); /* every kind */
+    for (size_t i = 0; i < SL_N_ELEMENTS(replies); i++) {
+        const struct sl_smtp_error_reply *r = sl_smtp_error_reply(replies[i].kind);
+        char line[128];
+
+        snprintf(line, sizeof(line), "%d %s %s", r->code, r->enhanced, r->text);
+        assert_string_equal(line, replies[i].reply);
+        assert_string_equal(r->text + strlen("Error: "), r->reason);
+    }
+}
+
+/* The attribute names the server accepts and the reinjector sends, in
+ * the order Postfix sends them. */
+static void
+test_xforward_attrs(void **state)
+{
+    static const char *const names[] = { "NAME", "ADDR", "PORT", "PROTO",
+                                         "HELO", "IDENT", "SOURCE", "DOMAIN" };
+
+    assert_int_equal(SL_N_ELEMENTS(names), SL_XF_COUNT);
+    for (int i = 0; i < SL_XF_COUNT; i++) {
+        char lower[16];
+        size_t k = 0;
+
+        assert_string_equal(sl_xforward_attr_names[i], names[i]);
+        assert_int_equal(sl_xforward_attr_lookup(names[i]), i);
+        for (; names[i][k] != '\0'; k++)
+            lower[k] = (char)(names[i][k] | 0x20);
+        lower[k] = '\0';
+        assert_int_equal(sl_xforward_attr_lookup(lower), i);
+    }
+    assert_int_equal(sl_xforward_attr_lookup("LOGIN"), -1);
+    assert_int_equal(sl_xforward_attr_lookup(""), -1);
+    assert_int_equal(sl_xforward_attr_lookup("NAMEX"), -1);
+}
+
 int
 main(void)
 {
@@ -599,7 +686,9 @@ main(void)
         cmocka_unit_test(test_pending_data),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_path_param),
+        cmocka_unit_test(test_error_replies),
         cmocka_unit_test(test_xforward),
+        cmocka_unit_test(test_xforward_attrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,9 @@
  *              write; then the limits on origins and named frontends;
  *   printers:  one registry printed as text and as JSON, compared whole
  *              (the JSON's keys are read by scripts);
+ *   one node:  the JSON read back (sluice status without Redis asks the node,
+ *              which prints it): the same records, printed again the same,
+ *              text included; what is not that JSON is refused;
  *   fetch:     against a fake Redis on a unix socket that plays canned
  *              replies (the way hiredis tests its reader without a
  *              server): records read, sorted and marked alive or gone; a
@@ -259,10 +262,8 @@ static const struct node_row print_rows[] = {
 };
 
 static char *
-print_to_string(void (*print)(FILE *, const struct sl_status_registry *,
-                              const struct sl_status_summary *, const char *))
+print_registry(const struct sl_status_registry *reg, sl_status_print_fn *print)
 {
-    struct sl_status_registry *reg = registry_from_rows(8500, print_rows);
     struct sl_status_summary *sum = sl_status_summary_new(reg);
     char *buf = NULL;
     size_t len = 0;
@@ -271,6 +272,15 @@ print_to_string(void (*print)(FILE *, const struct sl_status_registry *,
     print(fp, reg, sum, "r:6379/0");
     fclose(fp);
     sl_status_summary_destroy(&sum);
+    return buf;
+}
+
+static char *
+print_to_string(sl_status_print_fn *print)
+{
+    struct sl_status_registry *reg = registry_from_rows(8500, print_rows);
+    char *buf = print_registry(reg, print);
+
     sl_status_registry_destroy(&reg);
     return buf;
 }
@@ -334,6 +344,79 @@ test_print_json(void **state)
         "\"origins\":[{\"name\":\"mx1\",\"sessions\":3,\"concurrency\":10}],"
         "\"provisioning\":{\"origin_concurrency\":10,\"worker_slots\":4,\"shortfall\":6}}\n");
     free(out);
+}
+
+/* ---- one node: the JSON read back ------------------------------------- */
+
+static void
+test_from_json_round_trip(void **state)
+{
+    char *json = print_to_string(sl_status_print_json), *again, *text, *text_again;
+    struct sl_status_registry *reg = registry_from_rows(8500, print_rows), *back;
+    const char *error = NULL;
+
+    (void)state;
+    back = sl_status_registry_from_json(json, strlen(json), 8500, &error);
+    assert_non_null(back);
+    assert_int_equal(back->n_nodes, reg->n_nodes);
+    assert_string_equal(sl_status_node_get(&back->nodes[2], "jobs"), "0123"); /* a string */
+    assert_string_equal(sl_status_node_get(&back->nodes[2], "name"), "x\"y\\z");
+    assert_false(back->nodes[1].alive);
+    assert_int_equal(back->nodes[1].seen_ms, 500); /* 8 s before 8500 */
+    again = print_registry(back, sl_status_print_json);
+    assert_string_equal(again, json);
+    text = print_registry(reg, sl_status_print_text);
+    text_again = print_registry(back, sl_status_print_text);
+    assert_string_equal(text_again, text);
+    free(text_again);
+    free(text);
+    free(again);
+    free(json);
+    sl_status_registry_destroy(&back);
+    sl_status_registry_destroy(&reg);
+}
+
+static void
+test_from_json_refused(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[]",
+        "{\"nodes\":{}}",
+        "{\"nodes\":[1]}",
+        "{\"nodes\":[{\"alive\":true}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"alive\":true}]}", /* no role */
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":1}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,\"x\":1.5}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,\"x\":[]}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,\"x\":1,\"x\":2}]}",
+        "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true}]",
+    };
+    const char *error;
+
+    (void)state;
+    for (size_t i = 0; i < SL_N_ELEMENTS(bad); i++) {
+        error = NULL;
+        assert_null(sl_status_registry_from_json(bad[i], strlen(bad[i]), 1000, &error));
+        assert_non_null(error);
+    }
+    /* an age past the clock's start is as old as can be, not a wrap */
+    static const char odd[] = "{\"nodes\":[{\"id\":\"a\",\"role\":\"worker\",\"alive\":true,"
+                              "\"last_seen_seconds_ago\":99999999999},"
+                              "{\"id\":\"b\",\"role\":\"worker\",\"alive\":false,\"last_seen_seconds_ago\":-3}]}";
+    struct sl_status_registry *reg = sl_status_registry_from_json(odd, strlen(odd), 5000, &error);
+    assert_non_null(reg);
+    assert_int_equal(reg->nodes[0].seen_ms, 0);
+    assert_int_equal(reg->nodes[1].seen_ms, 5000);
+    sl_status_registry_destroy(&reg);
+
+    /* counts from other nodes never wrap a sum, nor turn negative */
+    assert_int_equal(sl_status_num("12abc"), 12);
+    assert_int_equal(sl_status_num("-12"), 0);
+    assert_int_equal(sl_status_num(" 7"), 0);
+    assert_int_equal(sl_status_num(NULL), 0);
+    assert_int_equal(sl_status_num("99999999999999999999999"), SL_STATUS_NUM_MAX);
 }
 
 /* ---- fetch, against a fake Redis --------------------------------------- */
@@ -542,6 +625,8 @@ main(void)
         cmocka_unit_test(test_summary_limits),
         cmocka_unit_test(test_print_text),
         cmocka_unit_test(test_print_json),
+        cmocka_unit_test(test_from_json_round_trip),
+        cmocka_unit_test(test_from_json_refused),
         cmocka_unit_test(test_fetch),
         cmocka_unit_test(test_fetch_connection_lost),
         cmocka_unit_test(test_fetch_wrong_type),

@@ -1,5 +1,6 @@
-/* test_wire.c - lib/net/sl_wire: pack/unpack round trips and the
- * validation of frames from the network (every reject path has a case). */
+/* test_wire.c - lib/net/sl_wire: pack/unpack round trips, the
+ * validation of frames from the network (every reject path has a case)
+ * and the header edit operations between the wire and lib/mail. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "mail/sl_message.h"
 #include "net/sl_wire.h"
 #include "sluice.pb-c.h"
 #include "util/sl_log.h"
@@ -529,6 +531,51 @@ test_verdict_scan_fields(void **state)
     assert_int_equal(sl_wire_check(&frame, &error), -1);
     f.spam_score = 1;
     assert_int_equal(sl_wire_check(&frame, &error), 0);
+    /* quarantine and notifications (docs/quarantine.md) */
+    r[0].quarantine = "virus";
+    r[0].admin = "postmaster@example.org";
+    r[0].warn = 1;
+    assert_int_equal(sl_wire_check(&frame, &error), 0);
+    r[0].quarantine = "archive";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    assert_non_null(strstr(error, "quarantine"));
+    r[0].quarantine = "badh";
+    r[0].admin = "a@b>\r\nRCPT TO:<x@y";
+    assert_int_equal(sl_wire_check(&frame, &error), -1);
+    assert_non_null(strstr(error, "admin"));
+    r[0].admin = "";
+    assert_int_equal(sl_wire_check(&frame, &error), 0);
+}
+
+/* sl_wire maps header edit operations by number (sl_wire.h): the two
+ * enums must agree, which only a file that sees both can check. */
+_Static_assert((int)SL_HDR_PREPEND == (int)SLUICE__HEADER_EDIT__OP__PREPEND, "PREPEND");
+_Static_assert((int)SL_HDR_APPEND == (int)SLUICE__HEADER_EDIT__OP__APPEND, "APPEND");
+_Static_assert((int)SL_HDR_REPLACE == (int)SLUICE__HEADER_EDIT__OP__REPLACE, "REPLACE");
+_Static_assert((int)SL_HDR_DELETE == (int)SLUICE__HEADER_EDIT__OP__DELETE, "DELETE");
+
+static void
+test_header_ops(void **state)
+{
+    static const struct {
+        enum sl_header_op mail;
+        Sluice__HeaderEdit__Op wire;
+    } ops[] = {
+        {SL_HDR_PREPEND, SLUICE__HEADER_EDIT__OP__PREPEND},
+        {SL_HDR_APPEND, SLUICE__HEADER_EDIT__OP__APPEND},
+        {SL_HDR_REPLACE, SLUICE__HEADER_EDIT__OP__REPLACE},
+        {SL_HDR_DELETE, SLUICE__HEADER_EDIT__OP__DELETE},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        assert_int_equal(sl_wire_header_op_from_mail(ops[i].mail), ops[i].wire);
+        assert_int_equal(sl_wire_header_op_to_mail(ops[i].wire), ops[i].mail);
+    }
+    /* numbers neither side knows: PREPEND, as the old switches did */
+    assert_int_equal(sl_wire_header_op_from_mail(4), SLUICE__HEADER_EDIT__OP__PREPEND);
+    assert_int_equal(sl_wire_header_op_from_mail(-1), SLUICE__HEADER_EDIT__OP__PREPEND);
+    assert_int_equal(sl_wire_header_op_to_mail((Sluice__HeaderEdit__Op)7), SL_HDR_PREPEND);
 }
 
 int
@@ -545,6 +592,7 @@ main(void)
         cmocka_unit_test(test_reject_bad_fields),
         cmocka_unit_test(test_reject_bad_field_numbers),
         cmocka_unit_test(test_verdict_scan_fields),
+        cmocka_unit_test(test_header_ops),
     };
 
     sl_log_open("test_wire", SL_LOG_STDERR, LOG_WARNING);

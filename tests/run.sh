@@ -10,7 +10,9 @@
 #   deployment step:
 #     1. default (build/): build, then ctest: unit and end-to-end tests;
 #     2. asan (build-asan/): ASan + UBSan with -fno-sanitize-recover=all,
-#        the same ctest; tests/CMakeLists.txt makes every test, and the
+#        the same ctest but for nine e2e scripts that mostly wait (the
+#        asan test preset's filter, docs/fuzzing.md); tests/CMakeLists.txt
+#        makes every test, and the
 #        sluice binary the e2e tests start, stop at the first sanitizer or
 #        leak report (tests/lsan.supp lists the tolerated third-party leaks);
 #     3. fuzz (build-fuzz/, clang): ctest replays every seed corpus, then each
@@ -45,7 +47,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 FUZZ_SECONDS=${SLUICE_FUZZ_SECONDS:-60}
-FUZZ_TARGETS=(smtp_parser smtp_reply wire config message)
+FUZZ_TARGETS=(smtp_parser smtp_reply wire config message status_json)
 case $FUZZ_SECONDS in '' | *[!0-9]*)
     echo "run.sh: SLUICE_FUZZ_SECONDS must be a number of seconds, not '$FUZZ_SECONDS'" >&2
     exit 1 ;;

@@ -41,7 +41,7 @@ cl_standard_cluster 2
 unset SLUICE_TEST_WORKER_DELAY_MS
 sleep 2
 
-# The schedule, from the seed: "SECONDS ACTION TARGET", sorted. Each fault
+# The schedule, drawn from CHAOS_SEED: "SECONDS ACTION TARGET", sorted. Each fault
 # takes a target that is up and untouched at that moment; each undoes
 # itself (cont, heal, restart) later in the schedule.
 python3 - "$SEED" "$FAULT_S" "$BATCH" >"$E2E_TMP/schedule" <<'PY'

@@ -716,6 +716,48 @@ virus_scanned(const struct scan_result *clamd)
     return clamd->status == SCAN_OK && clamd->unchecked != SCAN_UNCHECKED_OVERLIMIT;
 }
 
+/* One recipient's part of the Verdict; its edits are stored in *store_r
+ * (freed by the caller), the strings are r's. */
+static void
+rcpt_verdict_fill(Sluice__RecipientVerdict *rv, uint32_t index, const struct policy_rcpt *r,
+                  Sluice__HeaderEdit **store_r)
+{
+    sluice__recipient_verdict__init(rv);
+    rv->index = index;
+    rv->destiny = (Sluice__Destiny)r->destiny;
+    rv->category = r->category;
+    rv->reason = r->reason;
+    rv->tagged = r->tagged;
+    rv->dsn_suppressed = r->dsn_suppressed;
+    rv->remote = r->remote;
+    rv->quarantine = (char *)(r->quarantine != NULL ? r->quarantine : "");
+    rv->admin = (char *)(r->admin != NULL ? r->admin : "");
+    rv->warn = r->warn;
+    *store_r = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**store_r));
+    rv->edits = wire_edits(r->edits, r->n_edits, *store_r);
+    rv->n_edits = r->n_edits;
+}
+
+/* The scan's findings for the frontend's log and the quarantine; the
+ * strings stay js's and fs's. */
+static void
+wire_facts_fill(Sluice__ScanFacts *wf, const struct job_scan *js, const struct facts_store *fs)
+{
+    wf->spam_scanned = fs->pf.spam_scanned;
+    wf->spam_score = fs->pf.spam_score;
+    wf->spam_tests = fs->tests;
+    wf->n_spam_tests = fs->n_tests < SL_WIRE_MAX_FACTS ? fs->n_tests : SL_WIRE_MAX_FACTS;
+    wf->virus_names = js->clamd.viruses;
+    wf->n_virus_names = js->clamd.n_viruses;
+    wf->banned = js->findings.banned;
+    wf->n_banned = js->findings.n_banned;
+    wf->bad_headers = js->findings.bad_headers;
+    wf->n_bad_headers = js->findings.n_bad_headers;
+    wf->unchecked = fs->unchecked;
+    wf->n_unchecked = fs->n_unchecked;
+    wf->rspamd_action = js->rspamd.action != NULL ? js->rspamd.action : "";
+}
+
 static void
 process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_t *body)
 {
@@ -784,37 +826,10 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     Sluice__RecipientVerdict **rvp = sl_calloc(pr.n_rcpts > 0 ? pr.n_rcpts : 1, sizeof(*rvp));
     Sluice__HeaderEdit **rstores = sl_calloc(pr.n_rcpts > 0 ? pr.n_rcpts : 1, sizeof(*rstores));
     for (size_t i = 0; i < pr.n_rcpts; i++) {
-        const struct policy_rcpt *r = &pr.rcpts[i];
-        sluice__recipient_verdict__init(&rv[i]);
-        rv[i].index = (uint32_t)i;
-        rv[i].destiny = (Sluice__Destiny)r->destiny;
-        rv[i].category = r->category;
-        rv[i].reason = r->reason;
-        rv[i].tagged = r->tagged;
-        rv[i].dsn_suppressed = r->dsn_suppressed;
-        rv[i].remote = r->remote;
-        rv[i].quarantine = (char *)(r->quarantine != NULL ? r->quarantine : "");
-        rv[i].admin = (char *)(r->admin != NULL ? r->admin : "");
-        rv[i].warn = r->warn;
-        rstores[i] = sl_calloc(r->n_edits > 0 ? r->n_edits : 1, sizeof(**rstores));
-        rv[i].edits = wire_edits(r->edits, r->n_edits, rstores[i]);
-        rv[i].n_edits = r->n_edits;
+        rcpt_verdict_fill(&rv[i], (uint32_t)i, &pr.rcpts[i], &rstores[i]);
         rvp[i] = &rv[i];
     }
-
-    wf.spam_scanned = fs.pf.spam_scanned;
-    wf.spam_score = fs.pf.spam_score;
-    wf.spam_tests = fs.tests;
-    wf.n_spam_tests = fs.n_tests < SL_WIRE_MAX_FACTS ? fs.n_tests : SL_WIRE_MAX_FACTS;
-    wf.virus_names = js.clamd.viruses;
-    wf.n_virus_names = js.clamd.n_viruses;
-    wf.banned = js.findings.banned;
-    wf.n_banned = js.findings.n_banned;
-    wf.bad_headers = js.findings.bad_headers;
-    wf.n_bad_headers = js.findings.n_bad_headers;
-    wf.unchecked = fs.unchecked;
-    wf.n_unchecked = fs.n_unchecked;
-    wf.rspamd_action = js.rspamd.action != NULL ? js.rspamd.action : "";
+    wire_facts_fill(&wf, &js, &fs);
 
     v.ok = 1;
     v.category = pr.category;

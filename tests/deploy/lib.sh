@@ -65,6 +65,11 @@ wait_for() {
     done
 }
 
+# log_has PATTERN: whether standard input has a line matching PATTERN. Reads
+# all of it: with pipefail, "producer | grep -q" fails when grep exits at the
+# first match and the producer dies of SIGPIPE writing the rest.
+log_has() { grep -c -- "$1" >/dev/null; }
+
 # free_port: an unused TCP port on 127.0.0.1 between 33000 and 39999 (the
 # e2e tests use 20000-32000; both stay below the ephemeral range).
 free_port() {

@@ -98,7 +98,7 @@ sunk() { [ "$(find "$sink_dir" -type f | wc -l)" -ge 5 ]; }
 wait_for 30 sunk || fail "$(find "$sink_dir" -type f | wc -l) of 5 messages reached the sink"
 grep -l "(sluice [0-9]" "$sink_dir"/* >/dev/null || fail "the messages at the sink were not scanned"
 # (the sink has the message before sluice has the sink's reply and logs)
-logged() { podman logs "$name" 2>&1 | grep -q "Passed CLEAN"; }
+logged() { podman logs "$name" 2>&1 | log_has "Passed CLEAN"; }
 wait_for 15 logged || fail "no Passed CLEAN in the container's log"
 ok "5 messages over LMTP into the container reached smtp-sink on loopback, scanned"
 
@@ -108,6 +108,6 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 rc=$(podman inspect --format '{{.State.ExitCode}}' "$name")
 [ "$rc" = 0 ] || fail "exit code $rc after podman stop"
 [ "$ms" -lt 10000 ] || fail "podman stop took $ms ms: SIGTERM was not taken"
-stopped() { podman logs "$name" 2>&1 | grep -q "sluice stopped"; }
+stopped() { podman logs "$name" 2>&1 | log_has "sluice stopped"; }
 wait_for 10 stopped || fail "no orderly stop in the log"
 ok "podman stop: SIGTERM to PID 1, stopped cleanly in $ms ms, exit code 0"

@@ -119,7 +119,7 @@ timeout 300 podman kube play --network "$net" "$out/play.yaml" >"$out/play.log" 
 running=$(podman ps --format '{{.Names}}' | grep -cE '^(postfix-[01]|sluice-(broker-[01]|worker-[01]|redis))-' || true)
 ok "podman kube play: $running containers running (brokers, workers, Postfix with its frontend, Redis)"
 
-up() { podman logs "$1" 2>&1 | grep -q "$2"; }
+up() { podman logs "$1" 2>&1 | log_has "$2"; }
 wait_for 60 up sluice-broker-0-sluice "CURVE key .* (worker, worker-k8s.pub) admitted" ||
     fail "no worker was admitted by sluice-broker-0"
 wait_for 60 up postfix-0-sluice "broker tcp://sluice-broker-0:5555 is up" || fail "postfix-0's frontend has no broker"
@@ -130,7 +130,7 @@ podman exec postfix-0-postfix sh -c "printf 'From: root@localhost\nTo: root@loca
     fail "sendmail in postfix-0"
 scanned() { podman exec postfix-0-postfix grep -q '(sluice [0-9]' /var/mail/root; }
 wait_for 90 scanned || fail "the message did not come back scanned into postfix-0's mailbox"
-podman logs postfix-0-postfix 2>&1 | grep -q 'relay=127.0.0.1\[127.0.0.1\]:10024.*status=sent (250 2.0.0 from MTA(smtp:\[127.0.0.1\]:10025)' ||
+wait_for 15 up postfix-0-postfix 'relay=127.0.0.1\[127.0.0.1\]:10024.*status=sent (250 2.0.0 from MTA(smtp:\[127.0.0.1\]:10025)' ||
     fail "Postfix did not log the delivery through sluice"
 ok "a message handed to postfix-0 went frontend -> broker -> worker -> Postfix :10025 and into the mailbox, scanned"
 

@@ -85,7 +85,7 @@ ok "master $main and child $child run as sluice, with no capability at all, NoNe
 
 send_mail first
 wait_for 60 delivered first || fail "the first message did not come back through sluice into /var/mail/root"
-cx journalctl -u sluice@all --no-pager | grep -q "Passed CLEAN" || fail "no Passed CLEAN line in the journal"
+cx journalctl -u sluice@all --no-pager | log_has "Passed CLEAN" || fail "no Passed CLEAN line in the journal"
 ok "a message through Postfix -> sluice@all -> Postfix :$rport was delivered, scanned"
 
 # ---- reload

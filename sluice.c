@@ -9,6 +9,7 @@
  *   sluice [-c file] [-o key=value]... check-postfix [-c dir] [--origin name]
  *   sluice drill --via host:port[,...] --sink host:port [options]
  *   sluice [-c file] [-o key=value]... quarantine list|show|release|delete|expire ...
+ *   sluice [-c file] [-o key=value]... lookup RECIPIENT [--sender ADDR]...
  *   sluice version | help
  *
  * DESIGN
@@ -23,7 +24,7 @@
  *   The roles' run functions (all, frontend, broker, worker) are here
  *   because this file is the only code that may link the roles; the
  *   other commands (config, status, keygen, version, check-postfix,
- *   drill, quarantine) are in lib/cli. help is here with the text it
+ *   drill, quarantine, lookup) are in lib/cli. help is here with the text it
  *   prints. A command with options of its own (SL_CLI_ARGS) gets the
  *   words after its name: before the name -c is sluice's file, after it
  *   check-postfix's -c is Postfix's directory, as postconf -c.
@@ -159,6 +160,14 @@ static const char usage_text[] =
     "               quarantine.max_age (or --max-age) removed, unless another\n"
     "               node is at it. Exit 0 done, 1 no such entry, 69 the store\n"
     "               or Postfix unavailable, 78 no quarantine.store\n"
+    "  lookup RECIPIENT [--sender ADDR]...\n"
+    "               the recipient's policy as lookup.sql (amavisd-new's users,\n"
+    "               policy, mailaddr and wblist tables) or lookup.ldap.*\n"
+    "               (amavisAccount entries) give it, uncached: the record\n"
+    "               matched, each field it sets, and for each --sender the\n"
+    "               verdict of the recipient's sender lists (docs/lookups.md).\n"
+    "               Exit 0 answered, 75 the source unavailable, 78 no source\n"
+    "               configured\n"
     "  version      print the version and exit\n"
     "  help         print this text and exit\n"
     "\n"
@@ -739,6 +748,7 @@ static const struct sl_cli_command commands[] = {
     {"check-postfix", sl_cli_check_postfix, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
     {"drill", sl_cli_drill, SL_CLI_ARGS, NULL},
     {"quarantine", sl_cli_quarantine, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
+    {"lookup", sl_cli_lookup, SL_CLI_CONFIG | SL_CLI_ARGS, NULL},
     {"version", sl_cli_version, 0, NULL},
     {"help", run_help, 0, NULL},
 };

@@ -53,7 +53,8 @@ build_pkgs=(
     libmagic-dev          # real file type vs the declared one (one magic_t per thread)
     libpcre2-dev          # banned-name patterns
     libjansson-dev        # rspamd's JSON replies (docs/architecture.md, dependencies)
-    libpq-dev             # the quarantine's sql: store (PostgreSQL, amavisd-new's schema)
+    libpq-dev             # the quarantine's sql: store and lookup.sql (PostgreSQL, amavisd-new's schema)
+    libldap-dev           # lookup.ldap: each recipient's policy from amavisAccount entries (OpenLDAP)
     libcmocka-dev         # unit tests (CMake configures them with the build)
 )
 test_pkgs=(
@@ -66,7 +67,8 @@ test_pkgs=(
     logwatch              # its amavis service reads sluice's log: t_log_tools.sh
     procps iproute2 netcat-openbsd
     libczmq-dev           # CZMQ; not linked (lib/net/sl_zap.c is its own ZAP handler)
-    postgresql            # initdb, postgres: the sql: quarantine tests run a private one
+    postgresql            # initdb, postgres: the sql: quarantine and lookup tests run a private one
+    slapd ldap-utils      # slapd, slaptest, ldapadd: the LDAP lookup test runs a private one
     iptables              # partitions in the cluster tests (a chain of their own on lo)
 )
 # Scanners: the real daemons the scanner tests start on loopback. Debian
@@ -85,6 +87,7 @@ scanner_pkgs=(
 bench_pkgs=(
     amavisd-new           # amavisd-new 2.13 (Perl; SpamAssassin in-process when enabled);
                           # its amavisd-release is what the quarantine tests release with
+    libdbd-pg-perl        # amavisd-new's SQL lookups, compared with sluice's in t_lookup_amavis
 )
 # Fuzzing (tests/fuzz, docs/fuzzing.md): clang and libFuzzer's runtime for
 # the `fuzz` preset that tests/run.sh builds; ASan/UBSan come with gcc.
@@ -146,7 +149,7 @@ fi
 if [ "$with_test" -eq 1 ] && command -v service >/dev/null 2>&1; then
     # Debian starts these from their packages; the tests run their own
     # instances on loopback, and the system ones would hold the standard ports.
-    for svc in redis-server postfix clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis prometheus postgresql; do
+    for svc in redis-server postfix clamav-daemon clamav-freshclam spamd spamassassin rspamd amavis prometheus postgresql slapd; do
         service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

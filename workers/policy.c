@@ -161,27 +161,7 @@ policy_rcpt_level(char *const *map, size_t n, double dflt, const char *rcpt)
 bool
 policy_domain_is_local(char *const *local_domains, size_t n, const char *rcpt)
 {
-    const char *at = strrchr(rcpt, '@');
-    const char *dom = at != NULL ? at + 1 : "";
-    size_t dl = strlen(dom);
-
-    while (dl > 0 && dom[dl - 1] == '.') /* "example.com." */
-        dl--;
-    for (size_t i = 0; i < n; i++) {
-        const char *e = local_domains[i];
-        size_t el = strlen(e);
-        if (strcmp(e, ".") == 0)
-            return true;
-        if (e[0] == '.') {
-            /* ".example.com": example.com itself and any name ending in it */
-            if ((dl == el - 1 && strncasecmp(dom, e + 1, dl) == 0) ||
-                (dl > el && strncasecmp(dom + dl - el, e, el) == 0))
-                return true;
-        } else if (dl == el && strncasecmp(dom, e, dl) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return sl_addr_domain_listed(local_domains, n, rcpt);
 }
 
 /* ---- edits ------------------------------------------------------------ */
@@ -228,45 +208,47 @@ join(char *const *v, size_t n, const char *sep, size_t max_items)
 /* amavis' X-Spam-Status: "Yes, score=1000 tagged_above=2 required=6.31
  * tests=[GTUBE=1000, NO_RELAYS=-0.001]" */
 static char *
-spam_status(const struct policy_facts *f, const struct policy_rcpt *r)
+spam_status(const struct policy_facts *f, const struct policy_rcpt *r, double score, bool yes)
 {
-    char score[32], tag[32], tag2[32];
+    char sc[32], tag[32], tag2[32];
     char *tests = join(f->spam_tests, f->n_spam_tests, ", ", MAX_STATUS_TESTS);
     char *v;
 
-    sl_format_score(f->spam_score, score, sizeof(score));
+    sl_format_score(score, sc, sizeof(sc));
     sl_format_score(r->tag_level, tag, sizeof(tag));
     sl_format_score(r->tag2_level, tag2, sizeof(tag2));
-    v = sl_asprintf("%s, score=%s tagged_above=%s required=%s tests=[%s]",
-                    f->spam_score >= r->tag2_level ? "Yes" : "No", score, tag, tag2, tests);
+    v = sl_asprintf("%s, score=%s tagged_above=%s required=%s tests=[%s]", yes ? "Yes" : "No",
+                    sc, tag, tag2, tests);
     free(tests);
     return v;
 }
 
+/* The recipient's spam headers: do_tag at or above tag level (or
+ * blacklisted), do_tag2 at or above tag2 (or blacklisted; never
+ * whitelisted): X-Spam-Flag and the subject tag. */
 static void
-spam_edits(const struct policy_view *view, const struct policy_facts *f, const char *subject,
-           struct policy_rcpt *r)
+spam_edits(const struct sl_policy_config *p, const struct policy_facts *f, const char *subject,
+           double score, bool do_tag, bool do_tag2, struct policy_rcpt *r)
 {
-    char score[32];
+    char sc[32];
 
-    if (!f->spam_scanned || f->spam_score < r->tag_level)
+    if (!f->spam_scanned || !do_tag)
         return;
-    sl_format_score(f->spam_score, score, sizeof(score));
-    if (f->spam_score >= r->tag2_level)
+    sl_format_score(score, sc, sizeof(sc));
+    if (do_tag2)
         edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Flag", sl_strdup("YES"));
-    edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Score", sl_strdup(score));
-    int stars = f->spam_score >= MAX_STARS ? MAX_STARS
-                : f->spam_score >= 1       ? (int)floor(f->spam_score)
-                                           : 0;
+    edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Score", sl_strdup(sc));
+    int stars = score >= MAX_STARS ? MAX_STARS : score >= 1 ? (int)floor(score) : 0;
     if (stars > 0) {
         char *lvl = sl_calloc(1, (size_t)stars + 1);
         memset(lvl, '*', (size_t)stars);
         edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Level", lvl);
     }
-    edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Status", spam_status(f, r));
-    if (f->spam_score >= r->tag2_level) {
+    edit_add(&r->edits, &r->n_edits, SL_HDR_APPEND, "X-Spam-Status",
+             spam_status(f, r, score, do_tag2));
+    if (do_tag2) {
         r->tagged = true;
-        const char *tag = view->p.spam_subject_tag;
+        const char *tag = p->spam_subject_tag;
         if (tag != NULL && tag[0] != '\0')
             edit_add(&r->edits, &r->n_edits, SL_HDR_REPLACE, "Subject",
                      sl_asprintf("%s%s", tag, subject != NULL ? subject : ""));
@@ -311,7 +293,7 @@ category_name(enum policy_ccat c, enum policy_unchecked u)
 }
 
 static char *
-reason_for(enum policy_ccat c, const struct policy_facts *f, const struct policy_view *view,
+reason_for(enum policy_ccat c, const struct policy_facts *f, const struct sl_policy_config *p,
            const char *cat)
 {
     char score[32];
@@ -336,19 +318,196 @@ reason_for(enum policy_ccat c, const struct policy_facts *f, const struct policy
         return sl_asprintf("BAD-HEADER: %s", f->n_bad_headers > 0 ? f->bad_headers[0] : "?");
     case CCAT_OVERSIZED:
         return sl_asprintf("OVERSIZED: message size %zu above %zu", f->size,
-                           view->p.message_size_limit);
+                           p->message_size_limit);
     case CCAT_CLEAN:
     default:
         return sl_strdup("CLEAN");
     }
 }
 
-void
-policy_decide(const struct policy_view *view, const struct policy_facts *f, const char *mail_from,
-              const char *const *rcpts, size_t n_rcpts, const char *subject,
-              struct policy_result *res)
+/* ---- one recipient's policy ---------------------------------------------- */
+
+/* The view's policy with a lookup's answer over it. */
+struct rcpt_policy {
+    struct sl_policy_config p; /* shallow: strings are the config's or the answer's */
+    bool lover[CCAT_COUNT];
+    bool has_local, local;
+    const char *const *value; /* the answer's values, or NULL */
+};
+
+static void
+set_str(char **field, const char *looked_up, size_t *n_map_r)
 {
-    const struct sl_policy_config *p = &view->p;
+    if (looked_up == NULL)
+        return;
+    *field = (char *)looked_up;
+    if (n_map_r != NULL)
+        *n_map_r = 0; /* the answer is the recipient's own: no map item */
+}
+
+static void
+set_bool(bool *field, const char *looked_up)
+{
+    if (looked_up != NULL)
+        *field = sl_lookup_bool(looked_up);
+}
+
+static void
+rcpt_policy_make(const struct sl_policy_config *base, const struct policy_lookup *lk,
+                 struct rcpt_policy *rp)
+{
+    memset(rp, 0, sizeof(*rp));
+    rp->p = *base;
+    if (lk == NULL || lk->answer == NULL)
+        return;
+    char *const *v = lk->answer->value;
+    struct sl_policy_config *p = &rp->p;
+    rp->value = (const char *const *)v;
+    set_bool(&p->bypass_virus_checks, v[SL_LF_BYPASS_VIRUS_CHECKS]);
+    set_bool(&p->bypass_spam_checks, v[SL_LF_BYPASS_SPAM_CHECKS]);
+    set_bool(&p->bypass_banned_checks, v[SL_LF_BYPASS_BANNED_CHECKS]);
+    set_bool(&p->bypass_header_checks, v[SL_LF_BYPASS_HEADER_CHECKS]);
+    set_str(&p->virus_quarantine_to, v[SL_LF_VIRUS_QUARANTINE_TO], &p->n_virus_quarantine_to_map);
+    set_str(&p->spam_quarantine_to, v[SL_LF_SPAM_QUARANTINE_TO], &p->n_spam_quarantine_to_map);
+    set_str(&p->banned_quarantine_to, v[SL_LF_BANNED_QUARANTINE_TO],
+            &p->n_banned_quarantine_to_map);
+    set_str(&p->bad_header_quarantine_to, v[SL_LF_BAD_HEADER_QUARANTINE_TO],
+            &p->n_bad_header_quarantine_to_map);
+    set_str(&p->virus_admin, v[SL_LF_VIRUS_ADMIN], NULL);
+    set_str(&p->spam_admin, v[SL_LF_SPAM_ADMIN], NULL);
+    set_str(&p->banned_admin, v[SL_LF_BANNED_ADMIN], NULL);
+    set_str(&p->bad_header_admin, v[SL_LF_BAD_HEADER_ADMIN], NULL);
+    set_str(&p->spam_subject_tag, v[SL_LF_SPAM_SUBJECT_TAG2], NULL);
+    set_bool(&p->warn_virus_recip, v[SL_LF_WARN_VIRUS_RECIP]);
+    set_bool(&p->warn_banned_recip, v[SL_LF_WARN_BANNED_RECIP]);
+    if (v[SL_LF_MESSAGE_SIZE_LIMIT] != NULL) /* amavis: 0 = no limit */
+        p->message_size_limit = (size_t)strtoull(v[SL_LF_MESSAGE_SIZE_LIMIT], NULL, 10);
+    set_bool(&rp->lover[CCAT_INFECTED], v[SL_LF_VIRUS_LOVER]);
+    set_bool(&rp->lover[CCAT_BANNED], v[SL_LF_BANNED_FILES_LOVER]);
+    set_bool(&rp->lover[CCAT_UNCHECKED], v[SL_LF_UNCHECKED_LOVER]);
+    set_bool(&rp->lover[CCAT_SPAM], v[SL_LF_SPAM_LOVER]);
+    set_bool(&rp->lover[CCAT_BAD_HEADER], v[SL_LF_BAD_HEADER_LOVER]);
+    rp->has_local = v[SL_LF_LOCAL] != NULL;
+    rp->local = sl_lookup_bool(v[SL_LF_LOCAL]);
+}
+
+/* A level: the lookup's, else the _map item, else the policy's. */
+static double
+rcpt_level(const struct rcpt_policy *rp, enum sl_lookup_field field, char *const *map, size_t n,
+           double dflt, const char *rcpt)
+{
+    const char *v = rp->value != NULL ? rp->value[field] : NULL;
+    char *end;
+
+    if (v != NULL) {
+        double d = strtod(v, &end);
+        if (end != v)
+            return d;
+    }
+    return policy_rcpt_level(map, n, dflt, rcpt);
+}
+
+static void
+rcpt_levels(const struct rcpt_policy *rp, const char *rcpt, struct policy_rcpt *r)
+{
+    const struct sl_policy_config *p = &rp->p;
+
+    r->tag_level = rcpt_level(rp, SL_LF_SPAM_TAG_LEVEL, p->spam_tag_level_map,
+                              p->n_spam_tag_level_map, p->spam_tag_level, rcpt);
+    r->tag2_level = rcpt_level(rp, SL_LF_SPAM_TAG2_LEVEL, p->spam_tag2_level_map,
+                               p->n_spam_tag2_level_map, p->spam_tag2_level, rcpt);
+    r->kill_level = rcpt_level(rp, SL_LF_SPAM_KILL_LEVEL, p->spam_kill_level_map,
+                               p->n_spam_kill_level_map, p->spam_kill_level, rcpt);
+    r->dsn_cutoff_level =
+        rcpt_level(rp, SL_LF_SPAM_DSN_CUTOFF_LEVEL, p->spam_dsn_cutoff_level_map,
+                   p->n_spam_dsn_cutoff_level_map, p->spam_dsn_cutoff_level, rcpt);
+}
+
+/* amavis' blocking ccat: the first, by priority, not passed (a lover's
+ * category passes); else D_PASS with the highest category present. */
+static void
+rcpt_destiny(const struct rcpt_policy *rp, const bool pr[CCAT_COUNT], enum policy_unchecked u,
+             struct policy_rcpt *r)
+{
+    enum policy_ccat highest = CCAT_CLEAN, blocking = CCAT_COUNT;
+
+    for (int c = CCAT_COUNT - 1; c >= 0; c--) {
+        if (!pr[c])
+            continue;
+        if (highest == CCAT_CLEAN && c != CCAT_CLEAN)
+            highest = (enum policy_ccat)c;
+        if (blocking == CCAT_COUNT && !rp->lover[c] &&
+            policy_destiny_from_name(final_destiny(&rp->p, (enum policy_ccat)c, u)) !=
+                POLICY_D_PASS)
+            blocking = (enum policy_ccat)c;
+    }
+    r->ccat = blocking != CCAT_COUNT ? blocking : highest;
+    r->destiny = blocking != CCAT_COUNT
+                     ? policy_destiny_from_name(final_destiny(&rp->p, blocking, u))
+                     : POLICY_D_PASS;
+}
+
+static void
+decide_rcpt(const struct policy_view *view, const struct policy_facts *f, const char *mail_from,
+            const char *rcpt, const char *subject, const bool present[CCAT_COUNT],
+            const struct policy_lookup *lk, struct policy_rcpt *r)
+{
+    struct rcpt_policy rp;
+    bool pr[CCAT_COUNT];
+    bool black = lk != NULL && lk->wb.blacklisted, white = lk != NULL && lk->wb.whitelisted;
+    double score = f->spam_score + (lk != NULL ? lk->wb.score_boost : 0);
+    bool do_tag = false, do_tag2 = false;
+
+    rcpt_policy_make(&view->p, lk, &rp);
+    rcpt_levels(&rp, rcpt, r);
+    memcpy(pr, present, sizeof(pr));
+    pr[CCAT_INFECTED] = pr[CCAT_INFECTED] && !rp.p.bypass_virus_checks;
+    pr[CCAT_BANNED] = pr[CCAT_BANNED] && !rp.p.bypass_banned_checks;
+    pr[CCAT_BAD_HEADER] = pr[CCAT_BAD_HEADER] && !rp.p.bypass_header_checks;
+    pr[CCAT_OVERSIZED] = rp.p.message_size_limit > 0 && f->size > rp.p.message_size_limit;
+    if (!rp.p.bypass_spam_checks && (f->spam_scanned || black)) {
+        /* amavis: blacklisted is spam at any score, whitelisted never */
+        bool scanned = f->spam_scanned;
+        pr[CCAT_SPAM] = !white && (black || (scanned && score >= r->kill_level));
+        do_tag2 = !white && (black || (scanned && score >= r->tag2_level));
+        pr[CCAT_SPAMMY] = !pr[CCAT_SPAM] && do_tag2;
+        do_tag = black || (scanned && score + (white ? -10 : 0) >= r->tag_level);
+    }
+    rcpt_destiny(&rp, pr, f->unchecked, r);
+    /* amavis' recip_is_local: a lookup's answer, else local_domains; without
+     * a list the bank decides alone */
+    if (rp.has_local)
+        r->remote = !rp.local;
+    else if (rp.p.n_local_domains > 0)
+        r->remote = !policy_domain_is_local(rp.p.local_domains, rp.p.n_local_domains, rcpt);
+    else
+        r->remote = view->originating;
+    r->category = category_name(r->ccat, f->unchecked);
+    r->reason = reason_for(r->ccat, f, &rp.p, r->category);
+    spam_edits(&rp.p, f, subject, score, do_tag, do_tag2, r);
+    if (r->destiny == POLICY_D_BOUNCE &&
+        (mail_from == NULL || mail_from[0] == '\0' ||
+         (f->spam_scanned && score >= r->dsn_cutoff_level)))
+        r->dsn_suppressed = true;
+    if (lk != NULL && lk->answer != NULL && lk->answer->found)
+        r->lookup = lk->name;
+    if (lk != NULL && lk->failed != NULL) { /* never a default verdict */
+        r->destiny = POLICY_D_TEMPFAIL;
+        free(r->reason);
+        /* the reply (and Postfix's delayed-mail notices) says no more:
+         * the source's error, with its host names, is in our log */
+        r->reason = sl_strdup("policy lookup failed");
+        r->dsn_suppressed = false;
+    }
+    policy_quarantine_rcpt(&rp.p, rcpt, r);
+}
+
+void
+policy_decide_lookups(const struct policy_view *view, const struct policy_facts *f,
+                      const char *mail_from, const char *const *rcpts, size_t n_rcpts,
+                      const char *subject, const struct policy_lookup *lookups,
+                      struct policy_result *res)
+{
     bool present[CCAT_COUNT] = {false};
     enum policy_ccat top = CCAT_CLEAN;
 
@@ -358,7 +517,6 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
     present[CCAT_BANNED] = f->n_banned > 0;
     present[CCAT_UNCHECKED] = f->unchecked != POLICY_UNCHECKED_NONE;
     present[CCAT_BAD_HEADER] = f->n_bad_headers > 0;
-    present[CCAT_OVERSIZED] = p->message_size_limit > 0 && f->size > p->message_size_limit;
 
     /* For everyone: our X-Spam-* replace anybody else's; alerts. */
     if (f->spam_scanned) {
@@ -383,59 +541,22 @@ policy_decide(const struct policy_view *view, const struct policy_facts *f, cons
     res->rcpts = sl_calloc(n_rcpts > 0 ? n_rcpts : 1, sizeof(*res->rcpts));
     res->n_rcpts = n_rcpts;
     for (size_t i = 0; i < n_rcpts; i++) {
-        struct policy_rcpt *r = &res->rcpts[i];
-        bool pr[CCAT_COUNT];
-        memcpy(pr, present, sizeof(pr));
-        r->tag_level = policy_rcpt_level(p->spam_tag_level_map, p->n_spam_tag_level_map,
-                                         p->spam_tag_level, rcpts[i]);
-        r->tag2_level = policy_rcpt_level(p->spam_tag2_level_map, p->n_spam_tag2_level_map,
-                                          p->spam_tag2_level, rcpts[i]);
-        r->kill_level = policy_rcpt_level(p->spam_kill_level_map, p->n_spam_kill_level_map,
-                                          p->spam_kill_level, rcpts[i]);
-        r->dsn_cutoff_level =
-            policy_rcpt_level(p->spam_dsn_cutoff_level_map, p->n_spam_dsn_cutoff_level_map,
-                              p->spam_dsn_cutoff_level, rcpts[i]);
-        if (f->spam_scanned) {
-            pr[CCAT_SPAM] = f->spam_score >= r->kill_level;
-            pr[CCAT_SPAMMY] = !pr[CCAT_SPAM] && f->spam_score >= r->tag2_level;
-        }
-        /* amavis' blocking ccat: the first, by priority, not passed */
-        enum policy_ccat highest = CCAT_CLEAN, blocking = CCAT_COUNT;
-        for (int c = CCAT_COUNT - 1; c >= 0; c--) {
-            if (!pr[c])
-                continue;
-            if (highest == CCAT_CLEAN && c != CCAT_CLEAN)
-                highest = (enum policy_ccat)c;
-            if (blocking == CCAT_COUNT &&
-                policy_destiny_from_name(final_destiny(p, (enum policy_ccat)c, f->unchecked)) !=
-                    POLICY_D_PASS)
-                blocking = (enum policy_ccat)c;
-        }
-        if (blocking != CCAT_COUNT) {
-            r->ccat = blocking;
-            r->destiny = policy_destiny_from_name(final_destiny(p, blocking, f->unchecked));
-        } else {
-            r->ccat = highest;
-            r->destiny = POLICY_D_PASS;
-        }
-        /* amavis' recip_is_local; without a list the bank decides alone */
-        r->remote = p->n_local_domains > 0
-                        ? !policy_domain_is_local(p->local_domains, p->n_local_domains, rcpts[i])
-                        : view->originating;
-        r->category = category_name(r->ccat, f->unchecked);
-        r->reason = reason_for(r->ccat, f, view, r->category);
-        spam_edits(view, f, subject, r);
-        if (r->destiny == POLICY_D_BOUNCE &&
-            (mail_from == NULL || mail_from[0] == '\0' ||
-             (f->spam_scanned && f->spam_score >= r->dsn_cutoff_level)))
-            r->dsn_suppressed = true;
-        if (r->ccat > top)
-            top = r->ccat;
+        decide_rcpt(view, f, mail_from, rcpts[i], subject, present,
+                    lookups != NULL ? &lookups[i] : NULL, &res->rcpts[i]);
+        if (res->rcpts[i].ccat > top)
+            top = res->rcpts[i].ccat;
     }
     /* The message's category: the highest of any recipient (UNCHECKED
      * keeps its minor). */
     res->category = category_name(top, f->unchecked);
-    policy_quarantine_decide(view, rcpts, res);
+}
+
+void
+policy_decide(const struct policy_view *view, const struct policy_facts *f, const char *mail_from,
+              const char *const *rcpts, size_t n_rcpts, const char *subject,
+              struct policy_result *res)
+{
+    policy_decide_lookups(view, f, mail_from, rcpts, n_rcpts, subject, NULL, res);
 }
 
 void

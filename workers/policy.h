@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "conf/sl_config.h"
+#include "lookup/sl_lookup.h"
 
 /* Destinies, numbered as the wire's Destiny enum. */
 enum policy_destiny {
@@ -116,6 +117,7 @@ struct policy_rcpt {
     const char *quarantine; /* "virus", "banned", "spam", "badh"; NULL: not quarantined */
     const char *admin;      /* the category's administrator to notify, or NULL */
     bool warn;              /* a warning to the recipient (virus, banned) */
+    const char *lookup;     /* "sql:<policy name or key>" when a lookup matched; the caller's */
 };
 
 struct policy_result {
@@ -126,7 +128,28 @@ struct policy_result {
     size_t n_rcpts;
 };
 
-/* subject: the message's Subject (unfolded) or NULL. */
+/* One recipient's policy from lookup.sql or lookup.ldap (sl_lookup.h):
+ * what the answer sets replaces the view's value and the _map items for
+ * that recipient (amavis consults SQL and LDAP before its static maps);
+ * lovers pass their category; the sender lists' verdict blacklists
+ * (SPAM whatever the score), whitelists (never SPAM or SPAMMY, tagged at
+ * score - 10) or moves the score. failed: the source did not answer, so
+ * the recipient is tempfailed (never a default verdict). The strings stay
+ * the caller's and must outlive the result. */
+struct policy_lookup {
+    const struct sl_lookup_answer *answer; /* NULL: nothing looked up */
+    struct sl_lookup_wb_result wb;
+    const char *failed;                    /* the source's error, or NULL */
+    const char *name;                      /* for the log: "sql:<policy name>" */
+};
+
+/* subject: the message's Subject (unfolded) or NULL. lookups: one per
+ * recipient, or NULL. */
+void policy_decide_lookups(const struct policy_view *view, const struct policy_facts *facts,
+                           const char *mail_from, const char *const *rcpts, size_t n_rcpts,
+                           const char *subject, const struct policy_lookup *lookups,
+                           struct policy_result *result_r);
+/* The same without lookups. */
 void policy_decide(const struct policy_view *view, const struct policy_facts *facts,
                    const char *mail_from, const char *const *rcpts, size_t n_rcpts,
                    const char *subject, struct policy_result *result_r);
@@ -140,9 +163,9 @@ void policy_result_free(struct policy_result *result);
  * spam_admin for SPAM and SPAMMY, bad_header_admin) and the warning
  * (warn_virus_recip, warn_banned_recip; local recipients only, as amavis'
  * $warn_offsite = 0). A recipient tempfailed gets none: the message comes
- * back. policy_quarantine.c. */
-void policy_quarantine_decide(const struct policy_view *view, const char *const *rcpts,
-                              struct policy_result *result);
+ * back. p: the recipient's policy (lookups applied). policy_quarantine.c. */
+void policy_quarantine_rcpt(const struct sl_policy_config *p, const char *rcpt,
+                            struct policy_rcpt *r);
 
 /* The value of a recipient's item in map ("addr=v", "user@=v", "dom=v",
  * ".dom=v", ".=v"), most specific first, pointing into map; NULL when

@@ -69,24 +69,20 @@ quar_rule_for(const struct sl_policy_config *p, enum policy_ccat c, struct quar_
 }
 
 void
-policy_quarantine_decide(const struct policy_view *view, const char *const *rcpts,
-                         struct policy_result *res)
+policy_quarantine_rcpt(const struct sl_policy_config *p, const char *rcpt, struct policy_rcpt *r)
 {
-    for (size_t i = 0; i < res->n_rcpts; i++) {
-        struct policy_rcpt *r = &res->rcpts[i];
-        struct quar_rule rule;
+    struct quar_rule rule;
 
-        r->quarantine = NULL;
-        r->admin = NULL;
-        r->warn = false;
-        if (r->destiny == POLICY_D_TEMPFAIL || !quar_rule_for(&view->p, r->ccat, &rule))
-            continue;
-        if (rule.type != NULL) {
-            const char *to = policy_rcpt_map(rule.map, rule.n_map, rcpts[i]);
-            if (nonempty(to != NULL ? to : rule.to))
-                r->quarantine = rule.type;
-        }
-        r->admin = nonempty(rule.admin) ? rule.admin : NULL;
-        r->warn = rule.warn && !r->remote;
+    r->quarantine = NULL;
+    r->admin = NULL;
+    r->warn = false;
+    if (r->destiny == POLICY_D_TEMPFAIL || !quar_rule_for(p, r->ccat, &rule))
+        return;
+    if (rule.type != NULL) {
+        const char *to = policy_rcpt_map(rule.map, rule.n_map, rcpt);
+        if (nonempty(to != NULL ? to : rule.to))
+            r->quarantine = rule.type;
     }
+    r->admin = nonempty(rule.admin) ? rule.admin : NULL;
+    r->warn = rule.warn && !r->remote;
 }

@@ -41,6 +41,7 @@
 #include "mime_check.h"
 #include "policy.h"
 #include "scan.h"
+#include "worker_lookup.h"
 #include "worker_metrics.h"
 #include "conf/sl_config.h"
 #include "mail/sl_message.h"
@@ -80,6 +81,7 @@ struct wthread {
     unsigned long long n_jobs;
     magic_t magic;                  /* libmagic is not thread-safe: one per worker */
     struct scan_helpers *helpers;   /* this thread's scanner threads, reused */
+    struct sl_lookup_session *lookup; /* its connection to lookup.sql / ldap; NULL: none */
 };
 
 /* policy.banned_names_re compiled once per distinct list (the policy's and
@@ -111,6 +113,7 @@ struct worker_pool {
     struct sl_config *config;         /* the pool's start (a reference): the sockets' */
     pthread_mutex_t settings_lock;    /* guards settings: taking a reference, swapping */
     struct worker_settings *settings; /* the current ones */
+    struct sl_lookup *lookup;         /* lookup.*, its cache shared by the threads; NULL: none */
 };
 
 static atomic_uint pool_serial;
@@ -526,7 +529,7 @@ gather_facts(const Sluice__Job *job, struct job_scan *js, struct facts_store *fs
 /* Runs the scanners and checks the view asks for, concurrently. */
 static void
 scan_message(struct wthread *w, const struct worker_settings *ws, const Sluice__Job *job,
-             const char *data, size_t len, struct job_scan *js)
+             const char *data, size_t len, const struct job_lookups *jl, struct job_scan *js)
 {
     const struct sl_config *cfg = ws->config;
     const Sluice__Xforward *xf = job->xforward;
@@ -568,12 +571,19 @@ scan_message(struct wthread *w, const struct worker_settings *ws, const Sluice__
         .smtputf8 = job->smtputf8,
         .deadline_ms = js->in.deadline_ms,
     };
+    /* a scanner runs unless every recipient's policy bypasses it */
+    bool no_virus = job_lookups_all(jl, SL_LF_BYPASS_VIRUS_CHECKS, js->view.p.bypass_virus_checks);
+    bool no_spam = job_lookups_all(jl, SL_LF_BYPASS_SPAM_CHECKS, js->view.p.bypass_spam_checks);
+    js->cctx.banned = !job_lookups_all(jl, SL_LF_BYPASS_BANNED_CHECKS,
+                                       js->view.p.bypass_banned_checks);
+    js->cctx.headers = !job_lookups_all(jl, SL_LF_BYPASS_HEADER_CHECKS,
+                                        js->view.p.bypass_header_checks);
     tasks[n++] = (struct scan_task){ task_checks, js };
-    if (!js->view.p.bypass_virus_checks && cfg->scanners.clamd.n_servers > 0)
+    if (!no_virus && cfg->scanners.clamd.n_servers > 0)
         tasks[n++] = (struct scan_task){ task_clamd, js };
-    if (!js->view.p.bypass_spam_checks && cfg->scanners.spamd.n_servers > 0)
+    if (!no_spam && cfg->scanners.spamd.n_servers > 0)
         tasks[n++] = (struct scan_task){ task_spamd, js };
-    if (!js->view.p.bypass_spam_checks && cfg->scanners.rspamd.n_servers > 0)
+    if (!no_spam && cfg->scanners.rspamd.n_servers > 0)
         tasks[n++] = (struct scan_task){ task_rspamd, js };
     scan_parallel(w->helpers, tasks, n, keepalive_cb, w);
     worker_metrics_scan(&js->clamd);
@@ -772,7 +782,8 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     struct facts_store fs;
     struct policy_result pr;
     struct worker_settings *ws;
-    char *received_text, *scanned_text, *subject;
+    struct job_lookups jl;
+    char *received_text, *scanned_text, *subject, *banks;
 
     v.job_id = job->job_id;
     v.worker = w->id;
@@ -788,17 +799,20 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     if (w->pool->delay_ms > 0)
         worker_test_delay(w, w->pool->delay_ms);
 
-    scan_message(w, ws, job, data, len, &js);
+    job_lookups_run(w->lookup, ws->config, job, data, len, &jl);
+    scan_message(w, ws, job, data, len, &jl, &js);
     gather_facts(job, &js, &fs);
     subject = sl_message_header(data, len, "Subject");
     {
         const char **rcpts = sl_calloc(job->n_rcpts, sizeof(*rcpts));
         for (size_t i = 0; i < job->n_rcpts; i++)
             rcpts[i] = job->rcpts[i]->address;
-        policy_decide(&js.view, &fs.pf, job->mail_from, rcpts, job->n_rcpts, subject, &pr);
+        policy_decide_lookups(&js.view, &fs.pf, job->mail_from, rcpts, job->n_rcpts, subject,
+                              jl.pl, &pr);
         free(rcpts);
     }
     free(subject);
+    banks = job_lookups_banks(&jl, js.view.banks);
 
     /* Edits for everyone: our trace headers, then the policy's. */
     received_text = received_value(job);
@@ -841,7 +855,7 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     v.rcpts = rvp;
     v.facts = &wf;
     v.originating = js.view.originating;
-    v.policy_bank = js.view.banks;
+    v.policy_bank = banks;
     v.scan_ms = sl_now_mono_ms() - start;
     send_verdict(w, c, &v);
     w->n_jobs++;
@@ -868,6 +882,8 @@ process_job(struct wthread *w, struct wconn *c, const Sluice__Job *job, zmq_msg_
     free(received_text);
     free(scanned_text);
     policy_result_free(&pr);
+    free(banks);
+    job_lookups_free(&jl); /* after the verdict: the policy points into it */
     facts_store_free(&fs);
     job_scan_free(&js);
     settings_unref(&ws);
@@ -1061,6 +1077,17 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
     atomic_init(&pool->stop, false);
     pthread_mutex_init(&pool->settings_lock, NULL);
     pool->settings = settings_new(config);
+    {
+        char *error = NULL;
+        pool->lookup = sl_lookup_new(config, &error);
+        if (error != NULL) {
+            *error_r = sl_asprintf("workers: %s", error);
+            free(error);
+            pool->count = 0;
+            worker_pool_stop(&pool);
+            return NULL;
+        }
+    }
     pool->count = count;
     pool->threads = sl_calloc(count, sizeof(*pool->threads));
 
@@ -1083,6 +1110,8 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
             w->magic = NULL;
         }
         w->helpers = scan_helpers_new();
+        if (pool->lookup != NULL)
+            w->lookup = sl_lookup_session_new(pool->lookup);
         w->conns = sl_calloc(n_endpoints, sizeof(*w->conns));
         for (size_t i = 0; i < n_endpoints; i++) {
             char *error = NULL;
@@ -1106,6 +1135,10 @@ worker_pool_start(void *zctx, const struct sl_config *config, char *const *endpo
         w->started = true;
     }
     sl_info("workers: %u worker(s) connected to %zu broker(s)", count, n_endpoints);
+    if (pool->lookup != NULL)
+        sl_info("workers: each recipient's policy from %s lookups (cached %u s, %u recipients)",
+                sl_lookup_source(pool->lookup), config->lookup.cache_ttl_s,
+                config->lookup.cache_size);
     log_scanners(config);
     return pool;
 }
@@ -1147,7 +1180,9 @@ worker_pool_stop(struct worker_pool **poolp)
         if (w->magic != NULL)
             magic_close(w->magic);
         scan_helpers_destroy(&w->helpers);
+        sl_lookup_session_destroy(&w->lookup);
     }
+    sl_lookup_destroy(&pool->lookup);
     settings_unref(&pool->settings);
     pthread_mutex_destroy(&pool->settings_lock);
     sl_config_unref(&pool->config);

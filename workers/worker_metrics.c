@@ -20,8 +20,12 @@ static const char *const scan_results[] = {"ok", "failed"};
 static const double scan_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                      0.5,   1,      2.5,   5,    10,    30,   60,  120};
 
+static const char *const lookup_sources[] = {"sql", "ldap"};
+static const char *const lookup_results[] = {"cached", "queried", "failed"};
+
 static struct {
     struct sl_metric *scan_seconds, *scans, *scanner_errors, *job_seconds, *jobs, *slots, *busy;
+    struct sl_metric *lookups, *lookup_seconds;
 } m;
 
 static _Atomic unsigned long long heard_ms;
@@ -51,6 +55,8 @@ worker_metrics_register(struct sl_metrics *reg, unsigned slots)
     const struct sl_metric_dim scanner = SL_METRIC_DIM("scanner", scanners);
     const struct sl_metric_dim daemon = {"scanner", scanners, N_DAEMONS};
     const struct sl_metric_dim result[] = {daemon, SL_METRIC_DIM("result", scan_results)};
+    const struct sl_metric_dim lookup_dims[] = {SL_METRIC_DIM("source", lookup_sources),
+                                                SL_METRIC_DIM("result", lookup_results)};
     const struct sl_metric_def defs[] = {
         SL_HISTOGRAM_DEF(&m.scan_seconds, "sluice_scan_duration_seconds",
                          "Time of one message's scan by each scanner daemon (all its servers "
@@ -72,10 +78,29 @@ worker_metrics_register(struct sl_metrics *reg, unsigned slots)
                      "Worker threads, each scanning one message at a time.", NULL, 0),
         SL_GAUGE_DEF(&m.busy, "sluice_worker_slots_busy", "Worker threads scanning a message now.",
                      NULL, 0),
+        SL_COUNTER_DEF(&m.lookups, "sluice_lookups_total",
+                       "Recipients' policy lookups (lookup.sql, lookup.ldap): answered from the "
+                       "cache, queried from the source, or failed (the recipient tempfailed).",
+                       lookup_dims, 2, SL_METRIC_SPARSE),
+        SL_HISTOGRAM_DEF(&m.lookup_seconds, "sluice_lookup_duration_seconds",
+                         "Time of one recipient's query to the lookup source (cache misses).",
+                         lookup_dims, 1, scan_bounds, SL_METRIC_SPARSE),
     };
 
     sl_metrics_add(reg, defs, SL_N_ELEMENTS(defs));
     sl_metric_set(m.slots, 0, slots);
+}
+
+void
+worker_metrics_lookup(const char *source, const char *result, double seconds)
+{
+    if (m.lookups == NULL)
+        return;
+    size_t s = sl_metric_value_index(m.lookups, 0, source);
+    size_t r = sl_metric_value_index(m.lookups, 1, result);
+    sl_metric_inc(m.lookups, sl_metric_index(m.lookups, s, r, 0));
+    if (strcmp(result, "cached") != 0)
+        sl_metric_observe(m.lookup_seconds, sl_metric_index(m.lookup_seconds, s, 0, 0), seconds);
 }
 
 void

@@ -36,6 +36,11 @@ void worker_metrics_scanner_error(const char *scanner);
  * (worker_metrics_now()), are done. */
 void worker_metrics_checks(unsigned long long start_ms);
 
+/* One recipient's policy lookup (lookup.sql, lookup.ldap): source "sql"
+ * or "ldap"; result "cached", "queried" or "failed"; seconds: the time
+ * spent asking (queried, failed). */
+void worker_metrics_lookup(const char *source, const char *result, double seconds);
+
 /* Readiness: a broker answered within the liveness window (3 heartbeats),
  * and no scanner failed on every server within the last minute without
  * answering since. false with the reason in why. */

@@ -9,8 +9,8 @@
 --   psql -d mail_log -f deploy/sql/amavisd-pg.sql
 --
 -- The lookup tables of the same README (policy, users, mailaddr, wblist)
--- are amavisd-new's and not used by sluice. Grant sluice's role what
--- amavisd-new's needed:
+-- are in amavisd-pg-lookups.sql (sluice reads them for lookup.sql).
+-- Grant sluice's role what amavisd-new's needed:
 --   GRANT select,insert,update,delete ON maddr, msgs, msgrcpt, quarantine TO sluice;
 --   GRANT usage,update ON maddr_id_seq TO sluice;
 

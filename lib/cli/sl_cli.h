@@ -113,5 +113,9 @@ int sl_cli_drill(struct sl_cli *cli);
  * quarantine (quarantine.store, docs/quarantine.md); 0 done, 1 no such
  * entry, 69 the store or Postfix unavailable, 78 no store configured. */
 int sl_cli_quarantine(struct sl_cli *cli);
+/* sluice lookup RECIPIENT [--sender ADDR]...: the recipient's policy as
+ * lookup.sql or lookup.ldap.* give it (docs/lookups.md); 0 answered, 75
+ * the source unavailable, 78 no source configured. */
+int sl_cli_lookup(struct sl_cli *cli);
 
 #endif

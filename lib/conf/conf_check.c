@@ -118,11 +118,51 @@ check_bank_matches(struct conf_loader *ld, const struct sl_policy_bank *b)
     return 0;
 }
 
+/* lookup.*: one source at a time (amavis consults SQL, then LDAP; a
+ * cluster keeps its policy in one place), LDAP with a base, and the keys'
+ * placeholders where the lookups put them. */
+static int
+check_lookup(struct conf_loader *ld)
+{
+    const struct sl_config *c = ld->config;
+    bool sql = c->lookup.sql[0] != '\0', ldap = c->lookup.ldap.uri[0] != '\0';
+
+    if (sql && ldap)
+        return conf_fail_at(ld, conf_set_where(ld, "lookup.ldap.uri"), "lookup.ldap.uri",
+                            "lookup.sql is set too: one lookup source at a time");
+    if (ldap && c->lookup.ldap.base[0] == '\0')
+        return conf_fail_at(ld, conf_set_where(ld, "lookup.ldap.uri"), "lookup.ldap.base",
+                            "LDAP lookups need a search base (\"ou=people,dc=example,dc=com\")");
+    if (ldap && strstr(c->lookup.ldap.filter, "%m") == NULL)
+        return conf_fail_at(ld, conf_set_where(ld, "lookup.ldap.filter"), "lookup.ldap.filter",
+                            "\"%s\" has no %%m (where the recipient's keys go)",
+                            c->lookup.ldap.filter);
+    /* passwords stay out of the file (`sluice config` prints it) */
+    if (strstr(c->lookup.sql, "password") != NULL ||
+        (strstr(c->lookup.sql, "://") != NULL && strchr(c->lookup.sql, '@') != NULL &&
+         memchr(strstr(c->lookup.sql, "://") + 3, ':',
+                (size_t)(strchr(c->lookup.sql, '@') - strstr(c->lookup.sql, "://") - 3)) != NULL))
+        return conf_fail_at(ld, conf_set_where(ld, "lookup.sql"), "lookup.sql",
+                            "holds a password: give it in PGPASSWORD or a PGPASSFILE (libpq "
+                            "reads both), not in the configuration");
+    bool ok;
+    if (c->lookup.ldap.bind_password[0] != '\0' &&
+        (!conf_secret_ref(c->lookup.ldap.bind_password, &ok) || !ok))
+        return conf_fail_at(ld, conf_set_where(ld, "lookup.ldap.bind_password"),
+                            "lookup.ldap.bind_password",
+                            "expected env:NAME or file:/absolute/path, not the password itself");
+    if (strlen(c->lookup.recipient_delimiter) > 8)
+        return conf_fail_at(ld, conf_set_where(ld, "lookup.recipient_delimiter"),
+                            "lookup.recipient_delimiter", "at most 8 characters, not \"%s\"",
+                            c->lookup.recipient_delimiter);
+    return 0;
+}
+
 int
 conf_check(struct conf_loader *ld)
 {
     if (check_redis(ld) < 0 || check_origins(ld) < 0 || check_bad_header_tests(ld) < 0 ||
-        conf_check_quarantine(ld) < 0)
+        conf_check_quarantine(ld) < 0 || check_lookup(ld) < 0)
         return -1;
     for (size_t i = 0; i < ld->config->n_banks; i++)
         if (check_bank_matches(ld, &ld->config->banks[i]) < 0)

@@ -189,6 +189,18 @@ const struct conf_key conf_global_keys[] = {
      0, 0, NULL},
     {"quarantine.notify.recip_template", KT_STRING, "", G(quarantine.notify.recip_template), 0,
      0, 0, NULL},
+    /* checked across keys in conf_check.c */
+    {"lookup.sql", KT_STRING, "", G(lookup.sql), 0, 0, 0, NULL},
+    {"lookup.ldap.uri", KT_STRING, "", G(lookup.ldap.uri), 0, 0, 0, NULL},
+    {"lookup.ldap.base", KT_STRING, "", G(lookup.ldap.base), 0, 0, 0, NULL},
+    {"lookup.ldap.filter", KT_STRING, "(&(objectClass=amavisAccount)(mail=%m))",
+     G(lookup.ldap.filter), 0, 0, 0, NULL},
+    {"lookup.ldap.bind_dn", KT_STRING, "", G(lookup.ldap.bind_dn), 0, 0, 0, NULL},
+    {"lookup.ldap.bind_password", KT_STRING, "", G(lookup.ldap.bind_password), 0, 0, 0, NULL},
+    {"lookup.timeout", KT_DURATION, "5", G(lookup.timeout_s), 0, 1, 120, NULL},
+    {"lookup.cache_ttl", KT_DURATION, "60", G(lookup.cache_ttl_s), 0, 0, 3600, NULL},
+    {"lookup.cache_size", KT_UINT, "100000", G(lookup.cache_size), 0, 0, 10000000, NULL},
+    {"lookup.recipient_delimiter", KT_STRING, "+", G(lookup.recipient_delimiter), 0, 0, 0, NULL},
 };
 const size_t conf_n_global_keys = SL_N_ELEMENTS(conf_global_keys);
 
@@ -211,7 +223,7 @@ const size_t conf_n_origin_keys = SL_N_ELEMENTS(conf_origin_keys);
 const char *const conf_sections[] = {"frontend", "job",      "broker", "workers",
                                      "reinject", "log",      "metrics", "redis", "dedup",
                                      "security", "origins",
-                                     "scanners", "policy",   "policy_banks", "quarantine"};
+                                     "scanners", "policy",   "policy_banks", "quarantine", "lookup"};
 const size_t conf_n_sections = SL_N_ELEMENTS(conf_sections);
 
 /* What a reload cannot change (sl_config_key_needs_restart): a dotted key,
@@ -228,6 +240,7 @@ static const char *const restart_keys[] = {
     "security.",                 /* keys read and root given up at start */
     "metrics.",                  /* its socket bound by the master */
     "quarantine.",               /* stores, threads, release socket: opened at start */
+    "lookup.",                   /* the source and its cache, opened at start */
 };
 
 bool

@@ -235,6 +235,23 @@ struct sl_config {
         } notify;
     } quarantine;
 
+    /* lookup.*: each recipient's policy from SQL or LDAP, amavis' way
+     * (docs/lookups.md); both "" = off, the configuration alone decides. */
+    struct {
+        char *sql;                  /* libpq conninfo or URI; "env:NAME", "file:/path" */
+        struct {
+            char *uri;              /* "ldap://127.0.0.1:389" */
+            char *base;             /* search base; "%d" = the recipient's domain */
+            char *filter;           /* "%m" = the keys */
+            char *bind_dn;          /* "" = anonymous */
+            char *bind_password;    /* "env:NAME", "file:/path" or the text */
+        } ldap;
+        unsigned timeout_s;         /* one query, connecting included */
+        unsigned cache_ttl_s;       /* how long an answer is used; 0 = not cached */
+        unsigned cache_size;        /* recipients kept per process */
+        char *recipient_delimiter;  /* amavis' $recipient_delimiter: "+", "" = none */
+    } lookup;
+
     struct sl_policy_config policy;
     struct sl_cidr_list mynetworks;     /* policy.mynetworks: XFORWARD ADDR -> originating */
     char *mynetworks_text;

@@ -25,57 +25,31 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pg/sl_pg.h"
+
 #define CHUNK_MAX 16384 /* amavis' $sql_quarantine_chunksize_max */
 /* pg_try_advisory_xact_lock's key for the expiry: "sluiceQX" */
 #define EXPIRE_LOCK "8317991466113815384"
 
 /* ---- connection and statements ----------------------------------------- */
 
-/* libpq's message as ours: its first line ("ERROR:  ..."; LINE and
- * DETAIL do not fit an SMTP reply), trimmed. Always -1. */
 static int
-pg_fail(const char *raw, char **error_r)
+pg_fail(char *msg_owned, char **error_r)
 {
-    char *msg = sl_strdup(raw);
-    size_t n;
-
-    msg[strcspn(msg, "\n")] = '\0';
-    n = strlen(msg);
-    while (n > 0 && isspace((unsigned char)msg[n - 1]))
-        msg[--n] = '\0';
-    quar_fail(error_r, "PostgreSQL: %s", msg);
-    free(msg);
+    quar_fail(error_r, "%s", msg_owned);
+    free(msg_owned);
     return -1;
 }
 
 static PGconn *
 sql_conn(struct sl_quar_store *s, char **error_r)
 {
-    PGconn *c = s->conn;
-    char timeout[16], tcp_ms[24], options[64];
-
-    if (c != NULL && PQstatus(c) == CONNECTION_OK)
-        return c;
-    if (c != NULL)
-        PQfinish(c);
-    s->conn = NULL;
-    snprintf(timeout, sizeof(timeout), "%u", s->timeout_s);
-    snprintf(tcp_ms, sizeof(tcp_ms), "%u", s->timeout_s * 1000);
-    snprintf(options, sizeof(options), "-c statement_timeout=%u", s->timeout_s * 1000);
-    /* dbname first: the configured string is expanded there, and the
-     * keywords after it win */
-    const char *const keys[] = {
-        "dbname",          "connect_timeout",  "options", "tcp_user_timeout",
-        "keepalives_idle", "application_name", NULL};
-    const char *const vals[] = {s->where, timeout, options, tcp_ms, timeout, "sluice", NULL};
-    c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        pg_fail(PQerrorMessage(c), error_r);
-        PQfinish(c);
-        return NULL;
-    }
-    s->conn = c;
-    return c;
+    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+        return s->conn;
+    if (s->conn != NULL)
+        PQfinish(s->conn);
+    s->conn = sl_pg_connect(s->where, s->timeout_s, error_r);
+    return s->conn;
 }
 
 /* One statement, parameters as text except where lens[i] >= 0 (binary,
@@ -95,9 +69,7 @@ sql_exec(struct sl_quar_store *s, const char *sql, int n, const char *const *val
     res = PQexecParams(s->conn, sql, n, NULL, vals, lengths, fmts, binary_result);
     if (PQresultStatus(res) == want)
         return res;
-    pg_fail(PQresultErrorMessage(res)[0] != '\0' ? PQresultErrorMessage(res)
-                                                 : PQerrorMessage(s->conn),
-            error_r);
+    pg_fail(sl_pg_result_error(s->conn, res), error_r);
     PQclear(res);
     if (PQstatus(s->conn) != CONNECTION_OK) {
         PQfinish(s->conn); /* made again at the next call */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Longest element we accept: an IPv6 address in brackets plus "/128". */
 #define CIDR_ELEMENT_MAX (INET6_ADDRSTRLEN + 8)
@@ -310,4 +311,30 @@ sl_sockaddr_ip(const struct sockaddr *sa, char *buf, size_t len, unsigned *port_
         /* Unknown family (AF_UNIX) or buffer too small: never garbage. */
         snprintf(buf, len, "%s", addr == NULL ? "unknown" : "?");
     }
+}
+
+bool
+sl_addr_domain_listed(char *const *list, size_t n, const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    const char *dom = at != NULL ? at + 1 : "";
+    size_t dl = strlen(dom);
+
+    while (dl > 0 && dom[dl - 1] == '.') /* "example.com." */
+        dl--;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = list[i];
+        size_t el = strlen(e);
+        if (strcmp(e, ".") == 0)
+            return true;
+        if (e[0] == '.') {
+            /* ".example.com": example.com itself and any name ending in it */
+            if ((dl == el - 1 && strncasecmp(dom, e + 1, dl) == 0) ||
+                (dl > el && strncasecmp(dom + dl - el, e, el) == 0))
+                return true;
+        } else if (dl == el && strncasecmp(dom, e, dl) == 0) {
+            return true;
+        }
+    }
+    return false;
 }

@@ -34,6 +34,11 @@ bool sl_cidr_list_match_text(const struct sl_cidr_list *list, const char *ip);
 SL_WARN_UNUSED int sl_hostport_parse(const char *text, char **host_r, unsigned *port_r);
 
 /* Numeric text form of a socket address ("127.0.0.1", "::1"), and port. */
+/* Is addr's domain in list ("dom": that domain, ".dom": it and its
+ * subdomains, ".": every domain; case-insensitive; trailing dots of the
+ * address's domain ignored)? amavis' local_domains lists. */
+bool sl_addr_domain_listed(char *const *list, size_t n, const char *addr);
+
 void sl_sockaddr_ip(const struct sockaddr *sa, char *buf, size_t len, unsigned *port_r);
 
 #endif

@@ -7,7 +7,7 @@
 #                  PostgreSQL refuses to run as root), postgres on a free
 #                  loopback port, trust authentication, a database
 #                  mail_log with amavisd-new's schema
-#                  (deploy/sql/amavisd-pg.sql); sets PG_PORT, PG_PID,
+#                  (deploy/sql/amavisd-pg.sql, amavisd-pg-lookups.sql); sets PG_PORT, PG_PID,
 #                  PG_CONNINFO (for quarantine.store=sql:$PG_CONNINFO)
 #   stop_pg        fast shutdown (SIGINT), waits for it
 #   restart_pg     postgres again on the same port and data
@@ -57,7 +57,8 @@ start_pg() {
     timeout 20 psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc 'CREATE DATABASE mail_log' ||
         fail "CREATE DATABASE mail_log failed"
     timeout 20 psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d mail_log -q -v ON_ERROR_STOP=1 \
-        -f "$SLUICE_SRC/deploy/sql/amavisd-pg.sql" >/dev/null || fail "amavisd-new's schema does not load"
+        -f "$SLUICE_SRC/deploy/sql/amavisd-pg.sql" -f "$SLUICE_SRC/deploy/sql/amavisd-pg-lookups.sql" \
+        >/dev/null || fail "amavisd-new's schema does not load"
     PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=mail_log user=postgres"
     say "PostgreSQL started (pid $PG_PID, 127.0.0.1:$PG_PORT), database mail_log with amavisd-new's schema"
 }

@@ -632,6 +632,13 @@ static const struct override_error override_errors[] = {
     /* found by fuzz_config: accepted, then printed as a file that did not load */
     {"policy.mynetworks_bank=x\xc7\xc7", "-o policy.mynetworks_bank=x\xc7\xc7: not valid UTF-8"},
     {"frontend.hostname=\xed\xa0\x80", "-o frontend.hostname=\xed\xa0\x80: not valid UTF-8"},
+    {"lookup.ldap.uri=ldap://127.0.0.1", "-o lookup.ldap.uri=ldap://127.0.0.1: lookup.ldap.base: "
+                                         "LDAP lookups need a search base"},
+    {"lookup.sql=host=db password=x", "-o lookup.sql=host=db password=x: lookup.sql: holds a password"},
+    {"lookup.sql=postgresql://u:pw@db/x",
+     "-o lookup.sql=postgresql://u:pw@db/x: lookup.sql: holds a password"},
+    {"lookup.ldap.bind_password=secret",
+     "-o lookup.ldap.bind_password=secret: lookup.ldap.bind_password: expected env:NAME"},
 };
 
 static void

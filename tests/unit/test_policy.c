@@ -6,7 +6,10 @@
  * notifications (policy_quarantine.c): the type per category, per bank
  * and per recipient (_quarantine_to maps), the administrators
  * (banned_admin falling back to virus_admin), warnings for local
- * recipients only, nothing for a tempfail. */
+ * recipients only, nothing for a tempfail; and a lookup's answer per
+ * recipient (lib/lookup): levels over the maps, lovers, bypass,
+ * whitelisted and blacklisted senders, a failed lookup tempfailing that
+ * recipient only. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -678,6 +681,108 @@ test_quarantine_map_checked_at_load(void **state)
     free(error);
 }
 
+/* ---- lookups (lib/lookup): one recipient's answer over the policy ---- */
+
+static void
+answer_set(struct sl_lookup_answer *a, enum sl_lookup_field f, const char *v)
+{
+    a->found = true;
+    free(a->value[f]);
+    a->value[f] = strdup(v);
+}
+
+static void
+test_policy_three_recipients(void **state)
+{
+    char *ov[] = {"policy.final_spam_destiny=reject", "policy.spam_kill_level=6.31",
+                  "policy.spam_tag2_level=6.31"};
+    struct sl_config *c = config_with(ov, 3);
+    struct policy_view view;
+    struct policy_facts f = {.spam_scanned = true, .spam_score = 7.0};
+    struct sl_lookup_answer lover = {0}, low = {0};
+    struct policy_lookup pl[4] = {{0}};
+    const char *rcpts[] = {"lover@example.com", "low@example.com", "plain@example.com",
+                           "down@example.com"};
+    struct policy_result res;
+
+    (void)state;
+    policy_select(c, "default", 10024, NULL, &view);
+    answer_set(&lover, SL_LF_SPAM_LOVER, "Y");
+    answer_set(&low, SL_LF_SPAM_KILL_LEVEL, "10");
+    answer_set(&low, SL_LF_SPAM_TAG2_LEVEL, "8");
+    pl[0].answer = &lover;
+    pl[1].answer = &low;
+    pl[3].failed = "PostgreSQL: connection refused";
+    policy_decide_lookups(&view, &f, "s@example.org", rcpts, 4, "offer", pl, &res);
+
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS); /* a lover gets its spam */
+    assert_string_equal(res.rcpts[0].category, "SPAM");
+    assert_int_equal(res.rcpts[1].destiny, POLICY_D_PASS); /* 7 is under its kill level 10 */
+    assert_string_equal(res.rcpts[1].category, "CLEAN");
+    assert_false(res.rcpts[1].tagged);
+    assert_int_equal(res.rcpts[2].destiny, POLICY_D_REJECT);   /* the default */
+    assert_int_equal(res.rcpts[3].destiny, POLICY_D_TEMPFAIL); /* never a default verdict */
+    assert_string_equal(res.rcpts[3].reason, "policy lookup failed");
+    assert_null(res.rcpts[3].quarantine);
+    policy_result_free(&res);
+
+    /* the sender lists: blacklisted is spam at any score, whitelisted never */
+    struct policy_facts clean = {.spam_scanned = true, .spam_score = 0.5};
+    pl[3].failed = NULL;
+    pl[0].answer = NULL;
+    pl[1].answer = NULL;
+    pl[0].wb.blacklisted = true;
+    pl[2].wb.whitelisted = true;
+    policy_decide_lookups(&view, &clean, "s@example.org", rcpts, 3, "hi", pl, &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_REJECT);
+    assert_true(res.rcpts[0].tagged);
+    assert_int_equal(res.rcpts[1].destiny, POLICY_D_PASS);
+    policy_result_free(&res);
+    policy_decide_lookups(&view, &f, "s@example.org", rcpts, 3, "offer", pl, &res);
+    assert_int_equal(res.rcpts[2].destiny, POLICY_D_PASS); /* 7 >= 6.31, but whitelisted */
+    assert_false(res.rcpts[2].tagged);
+    policy_result_free(&res);
+
+    sl_lookup_answer_clear(&lover);
+    sl_lookup_answer_clear(&low);
+    sl_config_unref(&c);
+}
+
+static void
+test_policy_bypass_and_quarantine(void **state)
+{
+    char *ov[] = {"policy.final_virus_destiny=discard", "policy.virus_quarantine_to=virus-q"};
+    struct sl_config *c = config_with(ov, 2);
+    struct policy_view view;
+    char *found[] = {"Eicar-Test-Signature"};
+    struct policy_facts f = {.viruses = found, .n_viruses = 1};
+    struct sl_lookup_answer bypass = {0}, noquar = {0};
+    struct policy_lookup pl[3] = {{0}};
+    const char *rcpts[] = {"a@example.com", "b@example.com", "c@example.com"};
+    struct policy_result res;
+
+    (void)state;
+    policy_select(c, "default", 10024, NULL, &view);
+    answer_set(&bypass, SL_LF_BYPASS_VIRUS_CHECKS, "Y");
+    answer_set(&noquar, SL_LF_VIRUS_QUARANTINE_TO, "");
+    pl[0].answer = &bypass;
+    pl[1].answer = &noquar;
+    pl[1].name = "sql:no-quarantine";
+    policy_decide_lookups(&view, &f, "s@example.org", rcpts, 3, NULL, pl, &res);
+    assert_int_equal(res.rcpts[0].destiny, POLICY_D_PASS); /* bypassed: not INFECTED for it */
+    assert_string_equal(res.rcpts[0].category, "CLEAN");
+    assert_int_equal(res.rcpts[1].destiny, POLICY_D_DISCARD);
+    assert_null(res.rcpts[1].quarantine); /* its own virus_quarantine_to is empty */
+    assert_string_equal(res.rcpts[1].lookup, "sql:no-quarantine");
+    assert_int_equal(res.rcpts[2].destiny, POLICY_D_DISCARD);
+    assert_string_equal(res.rcpts[2].quarantine, "virus");
+    assert_null(res.rcpts[2].lookup);
+    policy_result_free(&res);
+    sl_lookup_answer_clear(&bypass);
+    sl_lookup_answer_clear(&noquar);
+    sl_config_unref(&c);
+}
+
 int
 main(void)
 {
@@ -699,6 +804,8 @@ main(void)
         cmocka_unit_test(test_quarantine_per_recipient_map),
         cmocka_unit_test(test_quarantine_admins_warnings_banks),
         cmocka_unit_test(test_quarantine_map_checked_at_load),
+        cmocka_unit_test(test_policy_three_recipients),
+        cmocka_unit_test(test_policy_bypass_and_quarantine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

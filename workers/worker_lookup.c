@@ -3,6 +3,7 @@
 #include "worker_lookup.h"
 
 #include <gmime/gmime.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,39 @@
 #include "util/sl_util.h"
 
 #define MAX_SENDERS 9 /* the envelope sender and up to 8 From: addresses */
+#define FAILURE_LOG_MS 10000 /* a source that is down is said once per 10 s, not per recipient */
+
+static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long long failure_logged_ms;
+static unsigned long failures_unlogged;
+
+/* The first failure, then one line per FAILURE_LOG_MS with the count of
+ * those not logged: the frontend logs each tempfailed message anyway. */
+static void
+log_failure(const char *job_id, const char *rcpt, const char *error)
+{
+    unsigned long long now = sl_now_mono_ms();
+    unsigned long more = 0;
+    bool say;
+
+    pthread_mutex_lock(&failure_lock);
+    say = failure_logged_ms == 0 || now - failure_logged_ms >= FAILURE_LOG_MS;
+    if (say) {
+        more = failures_unlogged;
+        failures_unlogged = 0;
+        failure_logged_ms = now;
+    } else {
+        failures_unlogged++;
+    }
+    pthread_mutex_unlock(&failure_lock);
+    if (!say)
+        return;
+    if (more > 0)
+        sl_warn("%s: policy lookup for <%s> failed: %s (and %lu more since the last such line)",
+                job_id, rcpt, error, more);
+    else
+        sl_warn("%s: policy lookup for <%s> failed: %s", job_id, rcpt, error);
+}
 
 /* amavis checks the envelope sender and the From: addresses (its
  * rfc2822_from) against a recipient's lists. */
@@ -76,7 +110,7 @@ job_lookups_run(struct sl_lookup_session *s, const struct sl_config *cfg, const 
         bool local = sl_addr_domain_listed(p->local_domains, p->n_local_domains, rcpt);
         struct sl_lookup_answer *a = &jl->answers[i];
         if (lookup_one(s, source, rcpt, local, a, &jl->errors[i]) < 0) {
-            sl_warn("%s: policy lookup for <%s> failed: %s", job->job_id, rcpt, jl->errors[i]);
+            log_failure(job->job_id, rcpt, jl->errors[i]);
             jl->pl[i].failed = jl->errors[i];
             continue;
         }

@@ -66,6 +66,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
 # shellcheck source=bench_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+# shellcheck source=../e2e/amavis_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../e2e/amavis_lib.sh"
 
 QUICK=0
 if [ "${1:-}" = --quick ]; then
@@ -99,7 +101,6 @@ esac
 e2e_init "${BENCH_TIME_LIMIT:-1800}"
 need_root
 need_cmd smtp-source smtp-sink ss setsid
-AMAVIS_BIN=$(command -v amavisd-new || command -v amavisd || true)
 
 declare -A RATE=()      # RATE[path,sessions,mode] = msg/s or "error"
 declare -A LAT=()       # LAT[path,p50|p99|rate] = ms or msg/s
@@ -174,99 +175,8 @@ scan_alone() {
     say "$sc alone ($4): $3 messages, $SCAN_S clients: ${SCAN[$sc,$4]} msg/s"
 }
 
-# amavis_start MODE SESSIONS SINK-PORT: a private amavisd-new listening on a
-# free loopback port (AMAVIS_PORT), $max_servers = SESSIONS, reinjecting and
-# notifying into 127.0.0.1:SINK-PORT. MODE:
-#   plain  no virus, spam, banned or header checks: amavisd-new's own cost
-#   clamd  @av_scanners = the bench's clamd (CONTSCAN over its unix socket,
-#          Debian's ClamAV-clamd entry); spam checks bypassed
-#   sa     SpamAssassin in-process (local tests only, as spamd -L); virus
-#          checks bypassed, so it does the work spamd does
-# Returns 1 (and says why) when it does not answer LHLO within 120 s.
-AMAVIS_PORT=
-AMAVIS_PID=
-AMAVIS_LOG=
-amavis_start() {
-    local mode=$1 s=$2 sink=$3 adir auser virus=1 spam=1 av=''
-    adir=$E2E_TMP/amavis.$mode.$s
-    mkdir -p "$adir/tmp" "$adir/db" "$adir/var"
-    auser=$(id -un amavis 2>/dev/null || echo nobody)
-    chown -R "$auser" "$adir"
-    # amavisd-new refuses a configuration in a directory it could write to
-    mkdir -p "$adir/etc"
-    AMAVIS_PORT=$(free_port)
-    AMAVIS_LOG=$adir/amavisd.log
-    case $mode in
-    clamd)
-        virus=0
-        av="['ClamAV-clamd', \\&ask_daemon, [\"CONTSCAN {}\\n\", '$CLAMD_SOCK'],
-    qr/\\bOK\$/m, qr/\\bFOUND\$/m, qr/^.*?: (?!Infected Archive)(.*) FOUND\$/m ]" ;;
-    sa) spam=0 ;;
-    esac
-    cat >"$adir/etc/amavisd.conf" <<EOF
-use strict;
-\$MYHOME = '$adir';
-\$TEMPBASE = '$adir/tmp';
-\$db_home = '$adir/db';
-\$helpers_home = '$adir/var';
-\$pid_file = '$adir/var/amavisd.pid';
-\$lock_file = '$adir/var/amavisd.lock';
-\$daemon_user = '$auser';
-\$daemon_group = '$(id -gn "$auser")';
-\$myhostname = 'localhost';
-\$mydomain = 'localdomain';
-\$max_servers = $s;
-\$inet_socket_bind = '127.0.0.1';
-\$inet_socket_port = $AMAVIS_PORT;
-@inet_acl = qw(127.0.0.1);
-\$forward_method = 'smtp:[127.0.0.1]:$sink';
-\$notify_method = \$forward_method;
-@local_domains_maps = (1);
-@bypass_virus_checks_maps = ($virus);
-@bypass_spam_checks_maps = ($spam);
-@bypass_banned_checks_maps = (1);
-@bypass_header_checks_maps = (1);
-@av_scanners = ($av);
-@av_scanners_backup = ();
-\$sa_local_tests_only = 1;
-\$sa_tag_level_deflt = 2.0;
-\$sa_tag2_level_deflt = 6.31;
-\$sa_kill_level_deflt = 6.31;
-\$final_spam_destiny = D_PASS;
-\$enable_db = 0;
-\$enable_global_cache = 0;
-\$do_syslog = 0;
-\$LOGFILE = '$AMAVIS_LOG';
-\$log_level = 0;
-1;
-EOF
-    e2e_spawn "$adir/amavisd.out" "$AMAVIS_BIN" -c "$adir/etc/amavisd.conf" foreground
-    AMAVIS_PID=$E2E_SPAWNED_PID
-    E2E_SINK_PIDS+=("$AMAVIS_PID")
-    # SpamAssassin compiles its rules at start-up: that can take a while
-    if ! wait_for 120 amavis_lhlo_ok; then
-        say "amavisd-new ($mode) did not answer LHLO on 127.0.0.1:$AMAVIS_PORT within 120 s (see $adir/amavisd.out, $AMAVIS_LOG)"
-        return 1
-    fi
-    say "amavisd-new ($mode, \$max_servers $s) answers LHLO on 127.0.0.1:$AMAVIS_PORT"
-}
-
-# amavis_lhlo_ok: the LHLO reply of AMAVIS_PORT ends with "250 ...".
-amavis_lhlo_ok() {
-    port_listening 127.0.0.1 "$AMAVIS_PORT" || return 1
-    local reply
-    # shellcheck disable=SC2016 # $1 and $l belong to the inner bash
-    reply=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$1; printf "LHLO bench.test\r\n" >&3
-        while IFS= read -r -t 8 l <&3; do printf "%s\n" "$l"; case $l in 250\ *) break ;; esac; done
-        printf "QUIT\r\n" >&3' _ "$AMAVIS_PORT" 2>/dev/null) || return 1
-    printf '%s' "$reply" | grep -q '^250 '
-}
-
-amavis_stop() {
-    [ -n "$AMAVIS_PID" ] || return 0
-    e2e_kill_group "$AMAVIS_PID" 10
-    AMAVIS_PID=
-}
+# amavis_start, amavis_stop: ../e2e/amavis_lib.sh (AMAVIS_PORT, AMAVIS_PID,
+# AMAVIS_LOG).
 
 # amavis_check_log MODE: did amavisd-new really scan? Its summary lines
 # ("Passed CLEAN {RelayedInbound}, ...", one per message) must say CLEAN

@@ -54,6 +54,7 @@
 #include "net/sl_http.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
+#include "net/sl_zsock.h"
 #include "conf/sl_config.h"
 #include "node_http.h"
 #include "util/sl_buf.h"
@@ -676,7 +677,7 @@ roles_run(struct sl_cli *cli, unsigned roles)
     struct run run = {.cli = cli, .config = sl_config_ref(cli->config)};
     int rc;
 
-    run.zctx = zmq_ctx_new();
+    run.zctx = sl_zsock_ctx_new();
     if (run.zctx == NULL) {
         sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
         sl_config_unref(&run.config);

@@ -43,7 +43,8 @@
  *   --delay-ms D [500]  --frontends F [4]  --inflight K [10000]
  *   --jobs J [100000]  --size B [4096]  --origins O [4]  --queue Q [0]
  *   --idle S [0]  --rate R jobs/s [0: no limit]  --broker-pid PID[,PID]
- *   --timeout SECONDS [300]
+ *   --timeout SECONDS [300]  --zmtp-ivl MS: the simulated workers' ZMTP
+ *   PING interval, 0 none [as sl_zsock_set_common sets it]
  *
  * The machine's limits: every simulated socket is a TCP connection and an
  * eventfd, so the process raises its descriptor limit to the hard limit
@@ -77,6 +78,7 @@ struct opts {
     unsigned workers, slots, procs, delay_ms, frontends, inflight, size, origins;
     unsigned long jobs, queue, rate;
     unsigned idle_s, timeout_s;
+    int zmtp_ivl_ms;
     char *endpoints[MAX_BROKERS];
     unsigned n_brokers;
     int broker_pids[MAX_BROKERS];
@@ -86,6 +88,7 @@ struct opts {
 static struct opts O = {
     .workers = 1000, .slots = 10, .procs = 2, .delay_ms = 500, .frontends = 4,
     .inflight = 10000, .size = 4096, .origins = 4, .jobs = 100000, .timeout_s = 300,
+    .zmtp_ivl_ms = -1,
 };
 
 struct hist {
@@ -229,8 +232,10 @@ ctx_for(unsigned n_sockets)
     return ctx;
 }
 
+/* zmtp_ivl_ms: ZMQ_HEARTBEAT_IVL if not negative (what another interval
+ * would cost the broker), else sl_zsock_set_common's. */
 static void *
-dealer(void *ctx, const char *endpoint, size_t max_body)
+dealer(void *ctx, const char *endpoint, size_t max_body, int zmtp_ivl_ms)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
 
@@ -238,6 +243,8 @@ dealer(void *ctx, const char *endpoint, size_t max_body)
         die("zmq_socket: ", zmq_strerror(errno));
     sl_zsock_set_common(s, max_body);
     sl_zsock_set_int(s, ZMQ_LINGER, 0);
+    if (zmtp_ivl_ms >= 0)
+        sl_zsock_set_int(s, ZMQ_HEARTBEAT_IVL, zmtp_ivl_ms);
     if (zmq_connect(s, endpoint) != 0)
         die("zmq_connect: ", zmq_strerror(errno));
     return s;
@@ -473,7 +480,7 @@ wproc_connect(struct wproc *wp, void *ctx, int ep, unsigned first, unsigned n,
             int fd;
             size_t fd_len = sizeof(fd);
             snprintf(ws->id, sizeof(ws->id), "fleet:%d:w%u", (int)getpid(), first + w);
-            ws->sock = dealer(ctx, O.endpoints[b], O.size);
+            ws->sock = dealer(ctx, O.endpoints[b], O.size, O.zmtp_ivl_ms);
             if (zmq_getsockopt(ws->sock, ZMQ_FD, &fd, &fd_len) != 0)
                 die("ZMQ_FD: ", zmq_strerror(errno));
             struct epoll_event sev = {.events = EPOLLIN, .data.u32 = i};
@@ -876,6 +883,8 @@ parse_args(int argc, char **argv)
             O.origins = (unsigned)num(v);
         else if (strcmp(k, "queue") == 0)
             O.queue = num(v);
+        else if (strcmp(k, "zmtp-ivl") == 0)
+            O.zmtp_ivl_ms = (int)num(v);
         else if (strcmp(k, "rate") == 0)
             O.rate = num(v);
         else if (strcmp(k, "idle") == 0)
@@ -1025,7 +1034,7 @@ main(int argc, char **argv)
     f->ctx = ctx_for(f->n_socks);
     f->socks = sl_calloc(f->n_socks, sizeof(*f->socks));
     for (unsigned i = 0; i < f->n_socks; i++) {
-        f->socks[i] = dealer(f->ctx, O.endpoints[i % O.n_brokers], 0);
+        f->socks[i] = dealer(f->ctx, O.endpoints[i % O.n_brokers], 0, -1);
         sl_zsock_set_int(f->socks[i], ZMQ_SNDHWM, 0); /* in flight is bounded by --inflight */
     }
     printf("workers=%u slots=%u worker_procs=%u brokers=%u frontends=%u inflight=%u size=%u "

@@ -54,6 +54,7 @@
 #include "net/sl_http.h"
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
+#include "net/sl_zsock.h"
 #include "conf/sl_config.h"
 #include "node_http.h"
 #include "util/sl_buf.h"
@@ -676,7 +677,7 @@ roles_run(struct sl_cli *cli, unsigned roles)
     struct run run = {.cli = cli, .config = sl_config_ref(cli->config)};
     int rc;
 
-    run.zctx = zmq_ctx_new();
+    run.zctx = sl_zsock_ctx_new();
     if (run.zctx == NULL) {
         sl_fatal("zmq_ctx_new: %s", zmq_strerror(errno));
         sl_config_unref(&run.config);
@@ -864,8 +865,22 @@ cli_parse(int argc, char **argv, struct sl_cli *cli)
  * soft limit goes up to the hard one, as nginx's worker_rlimit_nofile
  * would; the frontend also survives reaching it (frontend.c pauses
  * accepting). */
+#define FD_SPARE 64U    /* listeners, ZeroMQ's own, Redis, logs, scanners */
+
+/* The descriptors the configured concurrency can hold at once: each
+ * session one, and its reinjection connection another. */
+static unsigned long long
+fd_need(const struct sl_config *cfg)
+{
+    unsigned long long need = FD_SPARE;
+
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        need += 2ULL * cfg->origins[i].concurrency;
+    return need;
+}
+
 static void
-raise_fd_limit(void)
+raise_fd_limit(const struct sl_config *cfg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -883,6 +898,11 @@ raise_fd_limit(void)
                 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
     else
         sl_info("file descriptor limit: %llu", (unsigned long long)rl.rlim_cur);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < fd_need(cfg))
+        sl_warn("file descriptor limit %llu is below the %llu that the origins' concurrency "
+                "may hold (two a session, and %u spare): raise the hard limit "
+                "(LimitNOFILE= in the systemd unit)",
+                (unsigned long long)rl.rlim_cur, fd_need(cfg), FD_SPARE);
 }
 
 /* SL_CLI_SERVICE. redis.url is checked here, while a mistake still goes
@@ -907,7 +927,7 @@ service_open(struct sl_cli *cli)
     log_apply(cli, cfg);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
-    raise_fd_limit();
+    raise_fd_limit(cfg);
     if (cfg->path)
         sl_info("configuration from %s", cfg->path);
     else

@@ -45,6 +45,7 @@
 #include "net/sl_zap.h"
 #include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
+#include "util/sl_bytemap.h"
 #include "util/sl_id.h"
 #include "util/sl_idmap.h"
 #include "util/sl_log.h"
@@ -56,6 +57,7 @@
 #define BROKER_MAX_ORIGINS 1024     /* more origin names share one queue */
 #define BROKER_OVERFLOW_ORIGIN "(other)"
 #define BROKER_STATS_MS 100         /* snapshot refresh for broker_stats() */
+#define BROKER_EXPIRE_MS 100        /* how often silent workers are looked for */
 #define STRIDE_ONE (1ULL << 20)     /* a weight-1 origin's pass advance per hand-out */
 
 struct bworker;
@@ -98,6 +100,9 @@ struct bworker {
     struct jlist inflight;
     unsigned long long heard_ms;    /* monotonic, its latest message */
     unsigned long long expiry_ms;   /* monotonic; dead when passed */
+    unsigned long long hb_due_ms;   /* its next heartbeat (b->whead: soonest first) */
+    struct bworker *fprev, *fnext;  /* b->free: while it has a free slot */
+    bool in_free;
 };
 
 /* How a worker was lost (worker_remove). */
@@ -133,6 +138,9 @@ struct broker {
     struct sl_idmap *jobs;          /* id -> struct bjob, every job held */
     struct bworker *whead, *wtail;
     size_t n_workers;
+    struct sl_bytemap *by_ident;    /* routing id -> struct bworker */
+    struct bworker *fhead, *ftail;  /* workers with a free slot, least recently used first */
+    unsigned long long next_expire_ms;
     struct bclient *clients;
     unsigned n_clients;
     unsigned long long next_heartbeat_ms;
@@ -352,10 +360,51 @@ ident_eq(const unsigned char *a, size_t alen, const zmq_msg_t *ident)
 static struct bworker *
 worker_find(struct broker *b, const zmq_msg_t *ident)
 {
-    for (struct bworker *w = b->whead; w != NULL; w = w->next)
-        if (ident_eq(w->ident, w->ident_len, ident))
-            return w;
-    return NULL;
+    return sl_bytemap_find(b->by_ident, zmq_msg_data((zmq_msg_t *)ident),
+                           zmq_msg_size((zmq_msg_t *)ident));
+}
+
+/* ---- workers with a free slot ------------------------------------------ */
+
+/* dispatch() hands the next job to the first of them; one that took a job
+ * goes to the end (least recently used first: jobs spread over workers), or
+ * leaves the list when its slots are used up; a verdict or a Ready brings
+ * it back. With a thousand workers, most of them busy, no hand-out walks
+ * the busy ones. */
+static void
+free_unlink(struct broker *b, struct bworker *w)
+{
+    if (!w->in_free)
+        return;
+    if (w->fprev != NULL)
+        w->fprev->fnext = w->fnext;
+    else
+        b->fhead = w->fnext;
+    if (w->fnext != NULL)
+        w->fnext->fprev = w->fprev;
+    else
+        b->ftail = w->fprev;
+    w->fprev = w->fnext = NULL;
+    w->in_free = false;
+}
+
+/* After w's slots changed: on the list if it has one free (at the end
+ * when requeue or not there yet), off it otherwise. */
+static void
+free_update(struct broker *b, struct bworker *w, bool requeue)
+{
+    if (w->slots == 0 || requeue)
+        free_unlink(b, w);
+    if (w->slots == 0 || w->in_free)
+        return;
+    w->fnext = NULL;
+    w->fprev = b->ftail;
+    if (b->ftail != NULL)
+        b->ftail->fnext = w;
+    else
+        b->fhead = w;
+    b->ftail = w;
+    w->in_free = true;
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -585,6 +634,8 @@ worker_remove(struct broker *b, struct bworker *w, const char *why, enum wloss l
         b->n_requeued++;
     }
     workers_unlink(b, w);
+    free_unlink(b, w);
+    (void)sl_bytemap_remove(b->by_ident, w->ident, w->ident_len);
     free(w->name);
     free(w);
 }
@@ -629,13 +680,16 @@ worker_ready(struct broker *b, const zmq_msg_t *ident, const Sluice__Ready *read
         memcpy(w->ident, zmq_msg_data((zmq_msg_t *)ident), len);
         w->ident_len = len;
         w->name = sl_strdup(ready->worker_id);
+        w->hb_due_ms = now + SL_WIRE_HEARTBEAT_MS;
         workers_push_tail(b, w);
+        SL_BUG_ON(sl_bytemap_insert(b->by_ident, w->ident, w->ident_len, w) != 0);
         sl_info("broker: worker %s ready, %u slot(s)", w->name, (unsigned)ready->slots);
         jobs_absolve(b, w->name);
     }
     w->slots += ready->slots;
     if (w->slots > SL_WIRE_MAX_SLOTS)
         w->slots = SL_WIRE_MAX_SLOTS;
+    free_update(b, w, false);
     w->heard_ms = now;
     w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
 }
@@ -650,6 +704,7 @@ on_verdict(struct broker *b, struct bworker *w, zmq_msg_t *fmsg, const Sluice__V
         jlist_unlink(&w->inflight, j);
         j->origin->inflight--;
         w->slots++;         /* a verdict frees the slot (docs/protocol-wire.md) */
+        free_update(b, w, false);
     } else if (j != NULL && j->worker == NULL) {
         /* A worker we gave up on answered after all: the job waits in the
          * queue (requeued); take this answer rather than scan again. */
@@ -819,9 +874,7 @@ dispatch(struct broker *b)
         struct borigin *o;
         struct bjob *j;
 
-        for (w = b->whead; w != NULL && w->slots == 0; w = w->next)
-            ;
-        if (w == NULL)
+        if ((w = b->fhead) == NULL)
             return;
         o = queue_next_origin(b);
         SL_BUG_ON(o == NULL);       /* depth > 0 */
@@ -857,9 +910,7 @@ dispatch(struct broker *b)
         o->inflight++;
         jlist_push_tail(&w->inflight, j);
         w->slots--;
-        /* least recently used first: spread jobs over workers */
-        workers_unlink(b, w);
-        workers_push_tail(b, w);
+        free_update(b, w, true);
     }
 }
 
@@ -999,20 +1050,31 @@ heartbeat_and_expire(struct broker *b, unsigned long long now)
 {
     struct bworker *w, *next;
 
-    for (w = b->whead; w != NULL; w = next) {
-        next = w->next;
-        if (w->expiry_ms <= now)
-            worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
+    /* not at every wake-up: with a thousand workers the walk would cost
+     * more than the message that woke us */
+    if (now >= b->next_expire_ms) {
+        b->next_expire_ms = now + BROKER_EXPIRE_MS;
+        for (w = b->whead; w != NULL; w = next) {
+            next = w->next;
+            if (w->expiry_ms <= now)
+                worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
+        }
     }
-    if (now < b->next_heartbeat_ms)
-        return;
-    b->next_heartbeat_ms = now + SL_WIRE_HEARTBEAT_MS;
-    for (w = b->whead; w != NULL; w = next) {
-        next = w->next;
+    /* Each worker at its own second (from its registration), not all at
+     * once: a thousand heartbeats in one go held up the jobs behind them
+     * for milliseconds. The list stays in due order: the one sent goes to
+     * the end, due a full interval later. */
+    for (size_t n = b->n_workers; n > 0 && (w = b->whead) != NULL && w->hb_due_ms <= now; n--) {
+        w->hb_due_ms = now + SL_WIRE_HEARTBEAT_MS;
+        workers_unlink(b, w);
+        workers_push_tail(b, w);
         if (send_heartbeat(b, w->ident, w->ident_len) < 0 && errno == EHOSTUNREACH)
             worker_remove(b, w, "connection gone", WLOSS_CLOSED);
         /* EAGAIN: not reading (busy or hung); its own silence decides */
     }
+    if (now < b->next_heartbeat_ms)
+        return;
+    b->next_heartbeat_ms = now + SL_WIRE_HEARTBEAT_MS;
     clients_heartbeat(b, now);
     if (now >= b->next_purge_ms) {
         b->next_purge_ms = now + SL_WIRE_HEARTBEAT_MS;
@@ -1062,7 +1124,10 @@ broker_thread(void *arg)
     b->next_heartbeat_ms = sl_now_mono_ms() + SL_WIRE_HEARTBEAT_MS;
     for (;;) {
         unsigned long long now = sl_now_mono_ms();
-        long timeout = b->next_heartbeat_ms > now ? (long)(b->next_heartbeat_ms - now) : 0;
+        unsigned long long due = b->next_heartbeat_ms;
+        if (b->whead != NULL && b->whead->hb_due_ms < due)
+            due = b->whead->hb_due_ms;
+        long timeout = due > now ? (long)(due - now) : 0;
         zmq_pollitem_t items[2] = {
             { .socket = b->ctl_thread, .events = ZMQ_POLLIN },
             { .socket = b->router, .events = ZMQ_POLLIN },
@@ -1080,9 +1145,12 @@ broker_thread(void *arg)
             break;
         now = sl_now_mono_ms();
         check_own_stall(b, now);
+        /* a job goes out as soon as it is in, not after the batch: its
+         * wait for a hand-out is its own, not that of the messages behind it */
         if (items[1].revents & ZMQ_POLLIN)
             for (int i = 0; i < BROKER_RECV_BATCH && recv_one(b, now); i++)
-                ;
+                if (b->depth > 0 && b->fhead != NULL)
+                    dispatch(b);
         heartbeat_and_expire(b, now);
         dispatch(b);
         if (now >= b->next_stats_ms) {
@@ -1107,11 +1175,13 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
     b->endpoint = sl_strdup(endpoint);
     sl_id_new(b->instance);
     b->jobs = sl_idmap_new();
+    b->by_ident = sl_bytemap_new();
     pthread_mutex_init(&b->stats_lock, NULL);
     memcpy(b->stats.instance, b->instance, sizeof(b->instance));
     b->router = zmq_socket(zctx, ZMQ_ROUTER);
     SL_BUG_ON(b->router == NULL);
     sl_zsock_set_common(b->router, config->frontend.max_message_size);
+    sl_zsock_set_hub(b->router);
     sl_zsock_set_int(b->router, ZMQ_ROUTER_MANDATORY, 1);
     const char *zerror;
     int curve = sl_zsock_set_curve(b->router, config, endpoint, true, &zerror);
@@ -1161,6 +1231,7 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
 fail:
     pthread_mutex_destroy(&b->stats_lock);
     sl_idmap_destroy(&b->jobs);
+    sl_bytemap_destroy(&b->by_ident);
     free(b->endpoint);
     free(b);
     return NULL;
@@ -1232,6 +1303,7 @@ broker_stop(struct broker **brokerp)
     sl_zap_stop(&b->zap);
     pthread_mutex_destroy(&b->stats_lock);
     sl_idmap_destroy(&b->jobs);
+    sl_bytemap_destroy(&b->by_ident);
     free(b->endpoint);
     free(b);
 }

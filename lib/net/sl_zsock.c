@@ -8,8 +8,11 @@
 #include "net/sl_wire.h"
 #include "net/sl_zap.h"
 
-/* A draft option in libzmq 4.3 (zmq.h hides it without
- * ZMQ_BUILD_DRAFT_API); Debian 12's libzmq5 4.3.4 accepts it. */
+/* Draft options in libzmq 4.3 (zmq.h hides them without
+ * ZMQ_BUILD_DRAFT_API); Debian 12's libzmq5 4.3.4 accepts them. */
+#ifndef ZMQ_ZERO_COPY_RECV
+#define ZMQ_ZERO_COPY_RECV 10
+#endif
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93
 #endif
@@ -19,6 +22,18 @@ sl_zsock_set_int(void *sock, int option, int value)
 {
     int ret = zmq_setsockopt(sock, option, &value, sizeof(value));
     SL_BUG_ON(ret != 0);
+}
+
+void *
+sl_zsock_ctx_new(void)
+{
+    void *ctx = zmq_ctx_new();
+
+    /* a draft option: refused by a libzmq without it, and then the
+     * default stays (more memory per waiting job, nothing else) */
+    if (ctx != NULL)
+        (void)zmq_ctx_set(ctx, ZMQ_ZERO_COPY_RECV, 0);
+    return ctx;
 }
 
 void
@@ -48,6 +63,13 @@ sl_zsock_set_common(void *sock, size_t max_body)
     sl_zsock_set_int(sock, ZMQ_CONNECT_TIMEOUT, 500);
     ret = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &cap, sizeof(cap));
     SL_BUG_ON(ret != 0);
+}
+
+void
+sl_zsock_set_hub(void *sock)
+{
+    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_IVL, SL_ZSOCK_HUB_PING_MS);
+    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3 * SL_ZSOCK_HUB_PING_MS);
 }
 
 int

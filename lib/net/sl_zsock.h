@@ -16,6 +16,16 @@
 #define SL_ZSOCK_HWM 10000          /* messages; a job (frame + body) counts as one */
 #define SL_ZSOCK_LINGER_MS 200      /* a Disconnect can still leave; shutdown stays quick */
 
+/* zmq_ctx_new() with what every role wants of its context:
+ * ZMQ_ZERO_COPY_RECV off. With it on (libzmq's default) the tcp decoder
+ * reads into 8 KiB buffers and hands out messages that point into them,
+ * so a 4 KiB body held while its job waits keeps a whole buffer alive,
+ * and the buffers churn through malloc; off, each message larger than a
+ * small one gets an allocation of its own size (bodies larger than the
+ * buffer are read into theirs directly either way). The broker's memory
+ * per waiting job: docs/capacity.md. NULL as zmq_ctx_new(). */
+void *sl_zsock_ctx_new(void);
+
 /* Sets LINGER, SNDHWM/RCVHWM, TCP-level heartbeats (dead peers behind a
  * silent network) and ZMQ_MAXMSGSIZE = max_body + SL_WIRE_FRAME_MAX.
  * max_body is the largest body frame this socket may receive
@@ -23,6 +33,19 @@
  * (ZMQ_MAXMSGSIZE applies to tcp:// only; inproc:// peers are trusted
  * threads of the same process.) */
 void sl_zsock_set_common(void *sock, size_t max_body);
+
+/* After sl_zsock_set_common, on a socket with up to thousands of peers
+ * (the broker's ROUTER): its own ZMTP PINGs every SL_ZSOCK_HUB_PING_MS,
+ * a silent connection dropped after three. libzmq 4.3 keeps an I/O
+ * thread's timers in one ordered map and cancels one by walking the map
+ * (poller_base_t::cancel_timer), and every PONG cancels its PING's
+ * timeout: with N connections pinged every second the I/O thread walks N
+ * timers N times a second. The application heartbeats still run every second
+ * in both directions on every connection (SL_WIRE_HEARTBEAT_MS): they
+ * decide liveness; ZMTP's only job here is to free the connections of
+ * peers that vanished without a FIN. */
+#define SL_ZSOCK_HUB_PING_MS 10000
+void sl_zsock_set_hub(void *sock);
 
 /* CURVE on a socket that binds (server: the broker) or connects to
  * endpoint, as config->security says after sl_keys_resolve(): nothing for

@@ -9,10 +9,11 @@
 #      did not read them. Before this was fixed it declared them dead
 #      ("silent for 3 heartbeats, presumed dead") and resubmitted every job
 #      to the other broker, which scanned it a second time;
-#   2. the frontend is frozen for 5 s: the brokers give up on it meanwhile
-#      (ZMTP heartbeats drop its connections); it reconnects and sends its
-#      jobs again to the same brokers, which hold them and answer over the
-#      new connection: still one scan per message;
+#   2. the frontend is frozen for 5 s: still one scan per message, and no
+#      broker taken for dead. (The brokers' ZMTP heartbeats, every 10 s
+#      with a 30 s timeout, no longer drop its connections within 5 s; when
+#      they do, it reconnects and sends its jobs again to the same brokers,
+#      which hold them and answer over the new connection.)
 #   3. a broker is frozen for 2.8 s while its workers scan: when it resumes
 #      it gives them a fresh liveness period instead of removing them as
 #      "silent for 3 heartbeats" (which requeued their jobs).

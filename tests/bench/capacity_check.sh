@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# capacity_check.sh - the capacity model (docs/capacity.md) against a
+# cluster of several brokers, workers and frontends on loopback.
+#
+# SYNOPSIS
+#   tests/bench/capacity_check.sh [N [SESSIONS]]      (as root; defaults 6000, 20)
+#
+# WHAT IT RUNS
+#   1. calibration: one frontend, one broker, two worker processes of two
+#      threads (separate processes over tcp://127.0.0.1, security.mode
+#      plain, no ledger), N messages of 4 KiB (smtp-source -L -d, SESSIONS
+#      sessions): each role's CPU per message, from /proc;
+#   2. the check: two frontends, two brokers and three worker processes of
+#      two threads, every frontend and worker connected to both brokers,
+#      N/2 messages into each frontend at once. The model predicts each
+#      role's CPU as its calibrated cost per message times the messages;
+#      the script prints prediction, measurement and their ratio per role.
+#      (A broker's cost per message falls as its rate rises, more messages
+#      per wake-up; each broker of the check runs at half the rate of the
+#      calibration's.)
+#   Prints figures only: no speed or ratio is asserted.
+#
+# ENVIRONMENT
+#   SLUICE_BIN   the sluice binary (default: build/sluice)
+#
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=../e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+CL_SECURITY=plain
+# shellcheck source=../e2e/cluster_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../e2e/cluster_lib.sh"
+# shellcheck source=bench_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+
+N=${1:-6000}
+S=${2:-20}
+
+e2e_init 900
+need_root
+need_cmd smtp-source smtp-sink
+cl_trap
+cl_keys_init
+
+sink=$(free_port)
+e2e_spawn "$E2E_TMP/sink.log" smtp-sink -u nobody "127.0.0.1:$sink" 1024
+E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
+wait_port 127.0.0.1 "$sink" 10 || fail "smtp-sink does not listen on :$sink"
+
+quiet=(-o log.target=stderr -o log.level=warning -o security.mode=plain)
+
+# cluster_up PREFIX BROKERS WORKERS FRONTENDS: the processes, named
+# PREFIX-b1.., PREFIX-w1.., PREFIX-f1..; FPORTS the frontends' ports.
+FPORTS=()
+cluster_up() {
+    local p=$1 nb=$2 nw=$3 nf=$4 i eps="" port
+    for ((i = 1; i <= nb; i++)); do
+        port=$(free_port)
+        cl_spawn "$p-b$i" "$SLUICE_BIN" broker "${quiet[@]}" -o "broker.listen=tcp://127.0.0.1:$port"
+        wait_port 127.0.0.1 "$port" 10 || fail "$p-b$i does not listen"
+        eps="${eps:+$eps,}tcp://127.0.0.1:$port"
+    done
+    for ((i = 1; i <= nw; i++)); do
+        cl_spawn "$p-w$i" "$SLUICE_BIN" worker "${quiet[@]}" -o "broker.endpoints=$eps" \
+            -o workers.count=2
+    done
+    FPORTS=()
+    for ((i = 1; i <= nf; i++)); do
+        port=$(free_port)
+        cl_spawn "$p-f$i" "$SLUICE_BIN" frontend -F "${quiet[@]}" -o "frontend.listen=127.0.0.1:$port" \
+            -o "broker.endpoints=$eps" -o origins.default.concurrency="$S" \
+            -o "origins.default.reinject=127.0.0.1:$sink"
+        wait_port 127.0.0.1 "$port" 10 || fail "$p-f$i does not listen"
+        FPORTS+=("$port")
+    done
+    sleep 2 # the first heartbeats
+    for port in "${FPORTS[@]}"; do
+        timeout 60 smtp-source -L -s "$S" -d -m 200 -l 4096 "127.0.0.1:$port" >/dev/null 2>&1 ||
+            fail "$p: the warm-up into :$port failed"
+    done
+}
+
+# role_ticks PREFIX ROLE: CPU ticks of PREFIX's processes of ROLE (b, w, f).
+role_ticks() {
+    local name pids=()
+    for name in "${!CL_PID[@]}"; do
+        case $name in "$1-$2"[0-9]*) pids+=("${CL_PID[$name]}") ;; esac
+    done
+    cpu_ticks "${pids[@]}"
+}
+
+# feed PREFIX MESSAGES_PER_FRONTEND SESSIONS: into every frontend at once.
+feed() {
+    local port pids=() k=0 pid
+    for port in "${FPORTS[@]}"; do
+        timeout 300 smtp-source -L -s "$3" -d -m "$2" -l 4096 -f bench@bench.test -t rcpt@bench.test \
+            "127.0.0.1:$port" >"$E2E_TMP/src.$k.log" 2>&1 &
+        pids+=($!)
+        k=$((k + 1))
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || fail "$1: smtp-source failed"; done
+    cat "$E2E_TMP"/src.*.log | head -c 300 | grep . && fail "$1: smtp-source reported errors"
+    return 0
+}
+
+declare -A COST=()
+# measure PREFIX MESSAGES_PER_FRONTEND TOTAL SESSIONS: prints each role's
+# CPU; sets M[role] (ticks) and RATE (messages/s).
+measure() {
+    local p=$1 r t0 t1
+    declare -gA M=()
+    declare -A before=()
+    for r in f b w; do before[$r]=$(role_ticks "$p" "$r"); done
+    t0=$(now_us)
+    feed "$p" "$2" "$4"
+    t1=$(now_us)
+    RATE=$(awk -v n="$3" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
+    for r in f b w; do M[$r]=$(($(role_ticks "$p" "$r") - ${before[$r]})); done
+    say "$p: $3 messages in $(((t1 - t0) / 1000)) ms ($RATE msg/s); CPU per message (us): frontends $(us_per_msg "${M[f]}" "$3"), brokers $(us_per_msg "${M[b]}" "$3"), workers $(us_per_msg "${M[w]}" "$3")"
+}
+
+cluster_up cal 1 2 1
+measure cal "$N" "$N" "$S"
+for r in f b w; do COST[$r]=${M[$r]}; done
+for name in "${!CL_PID[@]}"; do case $name in cal-*) cl_kill "$name" TERM ;; esac; done
+sleep 1
+
+cluster_up chk 2 3 2
+measure chk $((N / 2)) "$N" "$S"
+for r in f b w; do
+    awk -v role="$r" -v pred="${COST[$r]}" -v got="${M[$r]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        name = role == "f" ? "frontends" : role == "b" ? "brokers" : "workers"
+        printf "model %s: predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",
+            name, pred / hz, got / hz, (pred > 0 ? got / pred : 0) }'
+done
+ok "capacity model checked on 2 frontends, 2 brokers, 3 workers"

@@ -992,10 +992,14 @@ workers_report(struct fleet *f, double secs)
     return bad;
 }
 
+/* A root for LeakSanitizer: the worker processes fork with it and exit()
+ * from their loop. */
+static struct fleet *the_fleet;
+
 int
 main(int argc, char **argv)
 {
-    struct fleet *f = sl_calloc(1, sizeof(*f));
+    struct fleet *f = the_fleet = sl_calloc(1, sizeof(*f));
     unsigned char rnd[4];
 
     parse_args(argc, argv);
@@ -1089,5 +1093,11 @@ main(int argc, char **argv)
     for (unsigned i = 0; i < f->n_socks; i++)
         zmq_close(f->socks[i]);
     zmq_ctx_term(f->ctx);
-    return ok && f->failed == 0 && bad == 0 && f->inflight == 0 ? 0 : 1;
+    int status = ok && f->failed == 0 && bad == 0 && f->inflight == 0 ? 0 : 1;
+    free(f->socks);
+    sl_idmap_destroy(&f->jobs);
+    free(f->body);
+    free(f);
+    the_fleet = NULL;
+    return status;
 }

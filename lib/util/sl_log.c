@@ -13,6 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A line of stderr output: PIPE_BUF, so that one write(2) of it is atomic
+ * on a pipe; longer messages are cut. */
+#define SL_LOG_LINE_MAX 4096
+
 #define LOG_IDENT_MAX 64
 #define LOG_HOST_MAX 64
 
@@ -123,6 +127,24 @@ sl_log_level_from_name(const char *name)
     return -1;
 }
 
+/* Appends to line at n (up to SL_LOG_LINE_MAX - 1, the newline's room);
+ * the new length. */
+static size_t SL_PRINTF(3, 4)
+line_add(char *line, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    int m;
+
+    if (n >= SL_LOG_LINE_MAX - 2)
+        return n;
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, SL_LOG_LINE_MAX - 1 - n, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return n;
+    return (size_t)m < SL_LOG_LINE_MAX - 1 - n ? n + (size_t)m : SL_LOG_LINE_MAX - 2;
+}
+
 void
 sl_log(int level, const char *fmt, ...)
 {
@@ -134,9 +156,14 @@ sl_log(int level, const char *fmt, ...)
     if (log_target == SL_LOG_SYSLOG) {
         vsyslog(LOG_MAIL | level, fmt, ap);
     } else {
+        /* one write(2) per line: the master and its child share the
+         * stream (a container's log, the journal), and a line written in
+         * pieces would interleave with the other's */
+        char line[SL_LOG_LINE_MAX];
+        size_t n = 0;
         if (log_journal) {
             /* sd-daemon(3): the journal takes <N> as the priority */
-            fprintf(stderr, "<%d>", level);
+            n = line_add(line, n, "<%d>", level);
         } else {
             /* a syslog file's line: "Nov 24 10:04:13 host sluice[123]: " */
             char stamp[32];
@@ -144,12 +171,15 @@ sl_log(int level, const char *fmt, ...)
             struct tm tm;
             localtime_r(&now, &tm);
             strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
-            fprintf(stderr, "%s %s %s[%d]: ", stamp, log_host, log_ident, (int)getpid());
+            n = line_add(line, n, "%s %s %s[%d]: ", stamp, log_host, log_ident, (int)getpid());
         }
         if (level != LOG_INFO && level >= 0 && level < (int)SL_N_ELEMENTS(level_names))
-            fprintf(stderr, "%s: ", level_names[level]);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+            n = line_add(line, n, "%s: ", level_names[level]);
+        int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+        if (m > 0)
+            n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+        line[n++] = '\n';
+        fwrite(line, 1, n, stderr);
         fflush(stderr);
     }
     pthread_mutex_unlock(&log_lock);

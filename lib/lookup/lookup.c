@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -243,25 +242,16 @@ struct sl_lookup {
     char *delimiter;
     unsigned ttl_ms;
     size_t max_entries;
-    pthread_mutex_t lock; /* the cache and the counters */
+    pthread_mutex_t lock; /* the cache */
     struct cache_entry **buckets;
     size_t n_buckets, n_entries;
     struct cache_entry *newest, *oldest;
-    struct sl_lookup_stats stats;
 };
 
 struct sl_lookup_session {
     struct sl_lookup *lk;
     void *conn;
 };
-
-static unsigned long long
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
-}
 
 static size_t
 hash_str(const char *s, size_t n_buckets)
@@ -498,38 +488,22 @@ sl_lookup_rcpt(struct sl_lookup_session *s, const char *rcpt, bool local,
     struct sl_lookup *lk = s->lk;
     char *ckey = sl_asprintf("%c%s", local ? 'L' : 'R', rcpt);
     bool hit;
-    unsigned long long t0;
     int ret;
 
     pthread_mutex_lock(&lk->lock);
     hit = cache_get(lk, ckey, answer_r);
-    if (hit)
-        lk->stats.hits++;
     pthread_mutex_unlock(&lk->lock);
     if (hit) {
         answer_r->cached = true;
         free(ckey);
         return 0;
     }
-    t0 = now_us();
     ret = query_source(s, rcpt, local, answer_r, error_r);
-    pthread_mutex_lock(&lk->lock);
-    lk->stats.query_us += now_us() - t0;
-    if (ret < 0) {
-        lk->stats.errors++;
-    } else {
-        lk->stats.misses++;
+    if (ret == 0) {
+        pthread_mutex_lock(&lk->lock);
         cache_put(lk, ckey, answer_r);
+        pthread_mutex_unlock(&lk->lock);
     }
-    pthread_mutex_unlock(&lk->lock);
     free(ckey);
     return ret;
-}
-
-void
-sl_lookup_stats(const struct sl_lookup *lk, struct sl_lookup_stats *stats_r)
-{
-    pthread_mutex_lock((pthread_mutex_t *)&lk->lock);
-    *stats_r = lk->stats;
-    pthread_mutex_unlock((pthread_mutex_t *)&lk->lock);
 }

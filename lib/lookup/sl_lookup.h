@@ -141,11 +141,4 @@ void sl_lookup_session_destroy(struct sl_lookup_session **sp);
 SL_WARN_UNUSED int sl_lookup_rcpt(struct sl_lookup_session *s, const char *rcpt, bool local,
                                   struct sl_lookup_answer *answer_r, char **error_r);
 
-/* Counters for the metrics and the benchmarks (totals since start). */
-struct sl_lookup_stats {
-    unsigned long long hits, misses, errors;
-    unsigned long long query_us; /* time spent in the source, microseconds */
-};
-void sl_lookup_stats(const struct sl_lookup *lk, struct sl_lookup_stats *stats_r);
-
 #endif

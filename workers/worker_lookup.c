@@ -98,7 +98,7 @@ job_lookups_run(struct sl_lookup_session *s, const struct sl_config *cfg, const 
     memset(jl, 0, sizeof(*jl));
     if (s == NULL)
         return;
-    source = cfg->lookup.sql[0] != '\0' ? "sql" : "ldap";
+    source = sl_lookup_session_source(s);
     n_senders = senders_of(job, data, len, senders);
     jl->n = job->n_rcpts;
     jl->pl = sl_calloc(jl->n > 0 ? jl->n : 1, sizeof(*jl->pl));
@@ -119,7 +119,7 @@ job_lookups_run(struct sl_lookup_session *s, const struct sl_config *cfg, const 
                           p->n_local_domains, cfg->lookup.recipient_delimiter, &jl->pl[i].wb);
         if (a->found) {
             const char *what = a->policy_name != NULL ? a->policy_name : a->matched_key;
-            jl->names[i] = sl_asprintf("%s:%s", a->ldap ? "ldap" : "sql", what);
+            jl->names[i] = sl_asprintf("%s:%s", source, what);
             jl->pl[i].name = jl->names[i];
         }
     }

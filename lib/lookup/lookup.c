@@ -434,6 +434,12 @@ sl_lookup_source(const struct sl_lookup *lk)
     return lk->ops->name;
 }
 
+const char *
+sl_lookup_session_source(const struct sl_lookup_session *s)
+{
+    return sl_lookup_source(s->lk);
+}
+
 struct sl_lookup_session *
 sl_lookup_session_new(struct sl_lookup *lk)
 {

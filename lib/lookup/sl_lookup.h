@@ -134,6 +134,8 @@ const char *sl_lookup_source(const struct sl_lookup *lk);
 /* One per thread; connects on first use and again after a failure. */
 struct sl_lookup_session *sl_lookup_session_new(struct sl_lookup *lk);
 void sl_lookup_session_destroy(struct sl_lookup_session **sp);
+/* sl_lookup_source() of the session's lookup */
+const char *sl_lookup_session_source(const struct sl_lookup_session *s);
 
 /* The answer for rcpt, from the cache or the source. local: rcpt's
  * domain is in policy.local_domains (bare-user keys). 0, or -1 with

@@ -8,16 +8,18 @@
 # WHAT IT RUNS
 #   1. calibration: one frontend, one broker, two worker processes of two
 #      threads (separate processes over tcp://127.0.0.1, security.mode
-#      plain, no ledger), N messages of 4 KiB (smtp-source -L -d, SESSIONS
-#      sessions): each role's CPU per message, from /proc;
+#      plain, no ledger), 4 KiB messages (smtp-source -L -d) at three
+#      rates: N messages over SESSIONS sessions, N/2 over half of them,
+#      N/5 over a fifth; twice each. Over the six runs, each role's CPU is
+#      fitted (least squares) as
+#          cost a message = fixed + per_wake / (messages in flight in the process)
+#      (messages that arrive together share a wake-up of the process, its
+#      system calls and its polls: the more in flight, the fewer each);
 #   2. the check: two frontends, two brokers and three worker processes of
 #      two threads, every frontend and worker connected to both brokers,
 #      N/2 messages into each frontend at once. The model predicts each
-#      role's CPU as its calibrated cost per message times the messages;
-#      the script prints prediction, measurement and their ratio per role.
-#      (A broker's cost per message falls as its rate rises, more messages
-#      per wake-up; each broker of the check runs at half the rate of the
-#      calibration's.)
+#      role's CPU from the fit at the check's messages in flight per
+#      process; the script prints prediction, measurement and their ratio.
 #   Prints figures only: no speed or ratio is asserted.
 #
 # ENVIRONMENT
@@ -102,7 +104,6 @@ feed() {
     return 0
 }
 
-declare -A COST=()
 # measure PREFIX MESSAGES_PER_FRONTEND TOTAL SESSIONS: prints each role's
 # CPU; sets M[role] (ticks) and RATE (messages/s).
 measure() {
@@ -118,18 +119,51 @@ measure() {
     say "$p: $3 messages in $(((t1 - t0) / 1000)) ms ($RATE msg/s); CPU per message (us): frontends $(us_per_msg "${M[f]}" "$3"), brokers $(us_per_msg "${M[b]}" "$3"), workers $(us_per_msg "${M[w]}" "$3")"
 }
 
+# Jobs in flight per process: frontends (sessions), brokers (all sessions
+# over the brokers), worker processes (all sessions over the processes).
+inflight() { # PROCS_OF_ROLE FRONTENDS SESSIONS
+    awk -v p="$1" -v f="$2" -v s="$3" 'BEGIN { printf "%.6g", f * s / p }'
+}
+declare -A PROCS_CAL=([f]=1 [b]=1 [w]=2) PROCS_CHK=([f]=2 [b]=2 [w]=3)
+declare -A FIXED=() PER_WAKE=() FIT=()
 cluster_up cal 1 2 1
-measure cal "$N" "$N" "$S"
-for r in f b w; do COST[$r]=${M[$r]}; done
+# Three concurrencies (all sessions, half, a fifth; fewer messages at the
+# lower ones), twice each, alternating: one run's noise weighs a sixth.
+for _ in 1 2; do
+    for div in 1 2 5; do
+        n=$((N / div)) s=$((S / div > 2 ? S / div : 2))
+        measure cal "$n" "$n" "$s"
+        for r in f b w; do FIT[$r]+="${M[$r]} $n $(inflight "${PROCS_CAL[$r]}" 1 "$s") "; done
+    done
+done
+# Least squares of the cost per message against 1/in-flight, per role;
+# when noise makes the slope negative, the mean cost alone.
+for r in f b w; do
+    read -r FIXED[$r] PER_WAKE[$r] < <(awk -v runs="${FIT[$r]}" 'BEGIN {
+        k = split(runs, v, " ")
+        for (i = 1; i <= k; i += 3) {
+            c = v[i] / v[i + 1]; x = 1 / v[i + 2]; j++
+            sx += x; sy += c; sxx += x * x; sxy += x * c
+        }
+        b = (j * sxy - sx * sy) / (j * sxx - sx * sx); a = (sy - b * sx) / j
+        if (b < 0) { b = 0; a = sy / j }
+        printf "%.9g %.9g\n", a, b }')
+    awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        name = role == "f" ? "frontend" : role == "b" ? "broker" : "worker process"
+        printf "model %s: %.0f us a message + %.0f us / (messages in flight in the process)\n",
+            name, a * 1e6 / hz, b * 1e6 / hz }'
+done
 for name in "${!CL_PID[@]}"; do case $name in cal-*) cl_kill "$name" TERM ;; esac; done
 sleep 1
 
 cluster_up chk 2 3 2
 measure chk $((N / 2)) "$N" "$S"
 for r in f b w; do
-    awk -v role="$r" -v pred="${COST[$r]}" -v got="${M[$r]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v n="$N" -v got="${M[$r]}" \
+        -v x="$(inflight "${PROCS_CHK[$r]}" 2 "$S")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
         name = role == "f" ? "frontends" : role == "b" ? "brokers" : "workers"
-        printf "model %s: predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",
-            name, pred / hz, got / hz, (pred > 0 ? got / pred : 0) }'
+        pred = (a + b / x) * n
+        printf "model %s: %g in flight a process, predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",
+            name, x, pred / hz, got / hz, (pred > 0 ? got / pred : 0) }'
 done
 ok "capacity model checked on 2 frontends, 2 brokers, 3 workers"

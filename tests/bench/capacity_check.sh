@@ -3,12 +3,12 @@
 # cluster of several brokers, workers and frontends on loopback.
 #
 # SYNOPSIS
-#   tests/bench/capacity_check.sh [N [SESSIONS]]      (as root; defaults 6000, 20)
+#   tests/bench/capacity_check.sh [N [SESSIONS [SIZE]]]   (as root; defaults 6000, 20, 4096)
 #
 # WHAT IT RUNS
 #   1. calibration: one frontend, one broker, two worker processes of two
-#      threads (separate processes over tcp://127.0.0.1, security.mode
-#      plain, no ledger), 4 KiB messages (smtp-source -L -d) at three
+#      threads (separate processes over tcp://127.0.0.1, CAPACITY_MODE
+#      below), SIZE-byte messages (smtp-source -L -d) at three
 #      rates: N messages over SESSIONS sessions, N/2 over half of them,
 #      N/5 over a fifth; twice each. Over the six runs, each role's CPU is
 #      fitted (least squares) as
@@ -23,12 +23,19 @@
 #   Prints figures only: no speed or ratio is asserted.
 #
 # ENVIRONMENT
-#   SLUICE_BIN   the sluice binary (default: build/sluice)
+#   SLUICE_BIN     the sluice binary (default: build/sluice)
+#   CAPACITY_MODE  open (default: security.mode plain, no ledger) or locked
+#                  (CURVE on every link, the ledger on a private Redis)
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
-CL_SECURITY=plain
+MODE=${CAPACITY_MODE:-open}
+case $MODE in
+open) CL_SECURITY=plain ;;
+locked) CL_SECURITY=curve ;;
+*) echo "capacity_check.sh: CAPACITY_MODE is open or locked, not $MODE" >&2; exit 2 ;;
+esac
 # shellcheck source=../e2e/cluster_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/cluster_lib.sh"
 # shellcheck source=bench_lib.sh
@@ -36,6 +43,7 @@ CL_SECURITY=plain
 
 N=${1:-6000}
 S=${2:-20}
+SIZE=${3:-4096}
 
 e2e_init 900
 need_root
@@ -48,27 +56,36 @@ e2e_spawn "$E2E_TMP/sink.log" smtp-sink -u nobody "127.0.0.1:$sink" 1024
 E2E_SINK_PIDS+=("$E2E_SPAWNED_PID")
 wait_port 127.0.0.1 "$sink" 10 || fail "smtp-sink does not listen on :$sink"
 
-quiet=(-o log.target=stderr -o log.level=warning -o security.mode=plain)
+[ "$MODE" = open ] || cl_start_redis
+# role_args ROLE: the node's arguments (security, Redis and the ledger).
+role_args() {
+    cl_sluice_common "$1"
+    printf '%s\n' -o log.level=warning
+    [ "$MODE" = open ] || printf '%s\n' -o dedup.enabled=yes
+}
 
 # cluster_up PREFIX BROKERS WORKERS FRONTENDS: the processes, named
 # PREFIX-b1.., PREFIX-w1.., PREFIX-f1..; FPORTS the frontends' ports.
 FPORTS=()
 cluster_up() {
-    local p=$1 nb=$2 nw=$3 nf=$4 i eps="" port
+    local p=$1 nb=$2 nw=$3 nf=$4 i eps="" port args=()
     for ((i = 1; i <= nb; i++)); do
         port=$(free_port)
-        cl_spawn "$p-b$i" "$SLUICE_BIN" broker "${quiet[@]}" -o "broker.listen=tcp://127.0.0.1:$port"
+        mapfile -t args < <(role_args broker)
+        cl_spawn "$p-b$i" "$SLUICE_BIN" broker "${args[@]}" -o "broker.listen=tcp://127.0.0.1:$port"
         wait_port 127.0.0.1 "$port" 10 || fail "$p-b$i does not listen"
         eps="${eps:+$eps,}tcp://127.0.0.1:$port"
     done
     for ((i = 1; i <= nw; i++)); do
-        cl_spawn "$p-w$i" "$SLUICE_BIN" worker "${quiet[@]}" -o "broker.endpoints=$eps" \
+        mapfile -t args < <(role_args worker)
+        cl_spawn "$p-w$i" "$SLUICE_BIN" worker "${args[@]}" -o "broker.endpoints=$eps" \
             -o workers.count=2
     done
     FPORTS=()
     for ((i = 1; i <= nf; i++)); do
         port=$(free_port)
-        cl_spawn "$p-f$i" "$SLUICE_BIN" frontend -F "${quiet[@]}" -o "frontend.listen=127.0.0.1:$port" \
+        mapfile -t args < <(role_args frontend)
+        cl_spawn "$p-f$i" "$SLUICE_BIN" frontend -F "${args[@]}" -o "frontend.listen=127.0.0.1:$port" \
             -o "broker.endpoints=$eps" -o origins.default.concurrency="$S" \
             -o "origins.default.reinject=127.0.0.1:$sink"
         wait_port 127.0.0.1 "$port" 10 || fail "$p-f$i does not listen"
@@ -76,7 +93,7 @@ cluster_up() {
     done
     sleep 2 # the first heartbeats
     for port in "${FPORTS[@]}"; do
-        timeout 60 smtp-source -L -s "$S" -d -m 200 -l 4096 "127.0.0.1:$port" >/dev/null 2>&1 ||
+        timeout 60 smtp-source -L -s "$S" -d -m 200 -l "$SIZE" "127.0.0.1:$port" >/dev/null 2>&1 ||
             fail "$p: the warm-up into :$port failed"
     done
 }
@@ -94,7 +111,7 @@ role_ticks() {
 feed() {
     local port pids=() k=0 pid
     for port in "${FPORTS[@]}"; do
-        timeout 300 smtp-source -L -s "$3" -d -m "$2" -l 4096 -f bench@bench.test -t rcpt@bench.test \
+        timeout 300 smtp-source -L -s "$3" -d -m "$2" -l "$SIZE" -f bench@bench.test -t rcpt@bench.test \
             "127.0.0.1:$port" >"$E2E_TMP/src.$k.log" 2>&1 &
         pids+=($!)
         k=$((k + 1))

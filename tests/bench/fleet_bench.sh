@@ -24,7 +24,8 @@
 #   BASE_BIN     a second sluice binary to run the same fleet against
 #   BASE_SIM_ARGS  fleet_sim options added for the BASE_BIN run only, so that
 #                the simulated workers behave as that version's did (workers
-#                before sl_zsock_set_hub: "--zmtp-ivl 1000")
+#                that heartbeat on their own timer with 1 s ZMTP PINGs:
+#                "--zmtp-ivl 1000 --worker-hb timer")
 #   CL_SECURITY  plain (default) or curve
 #   PIN          "B:S": the brokers on CPU B, the simulator on CPU S
 #                (taskset), so that the brokers' latency is not the

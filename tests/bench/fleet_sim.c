@@ -7,8 +7,9 @@
  * `sluice broker` processes, as many nodes would:
  *   - WORKERS simulated workers, spread over WORKER_PROCS processes, each a
  *     DEALER per broker with the options real workers set
- *     (sl_zsock_set_common, sl_zsock_set_hub): Ready{slots}, a Heartbeat
- *     every second (the broker answers each), and a
+ *     (sl_zsock_set_common, sl_zsock_set_hub): Ready{slots}, an answer to
+ *     each of the broker's heartbeats (one of its own only when those stop
+ *     coming, as workers/worker.c), and a
  *     Verdict (the shape a real worker sends: Received:, X-Virus-Scanned:,
  *     one recipient) DELAY_MS after each job arrived;
  *   - FRONTENDS simulated frontends in this process, each a DEALER per
@@ -21,8 +22,8 @@
  *      wait in the brokers. The brokers' resident memory (VmRSS, /proc)
  *      before and after, once their CPU time stands still, gives the
  *      memory per waiting job.
- *   2. the workers connect; each is registered once its broker answers
- *      a heartbeat (an older broker: sends one of its own). The queued jobs are handed out and answered.
+ *   2. the workers connect; each is registered once its broker heartbeats
+ *      it. The queued jobs are handed out and answered.
  *   3. idle (--idle S): S seconds with every worker connected and no job:
  *      the brokers' CPU is the cost of the heartbeats alone.
  *   4. load: INFLIGHT jobs kept in flight (a verdict makes room for the

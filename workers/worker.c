@@ -7,7 +7,8 @@
  * = one broker relation (docs/protocol-wire.md, "Several brokers").
  *
  * Per connection: Ready{slots=1} once, then every Verdict frees the slot
- * again on the broker's side. Heartbeat every SL_WIRE_HEARTBEAT_MS; a broker
+ * again on the broker's side. The broker's heartbeats are answered (our
+ * own go out only when it has not heard from us for a while); a broker
  * silent for SL_WIRE_HEARTBEAT_LIVENESS intervals (or one that says
  * Disconnect) gets a fresh socket and a new Ready.
  *
@@ -60,7 +61,7 @@ struct wconn {
     void *sock;                     /* DEALER, owned; NULL while it cannot be opened */
     const char *endpoint;           /* the pool's string */
     unsigned long long expiry_ms;   /* broker presumed dead when passed (monotonic) */
-    unsigned long long next_heartbeat_ms;
+    unsigned long long sent_ms;     /* our latest message to it (monotonic) */
     unsigned long long down_since_ms; /* first reconnect of this outage; 0 while answering */
     unsigned long long next_down_log_ms; /* reconnects are logged once a minute, not each */
 };
@@ -134,6 +135,7 @@ conn_send_simple(struct wthread *w, struct wconn *c, Sluice__Frame *frame)
                     error);
         return -1;
     }
+    c->sent_ms = sl_now_mono_ms();
     return 0;
 }
 
@@ -159,6 +161,7 @@ conn_send_heartbeat(struct wthread *w, struct wconn *c)
     frame.kind_case = SLUICE__FRAME__KIND_HEARTBEAT;
     frame.heartbeat = &hb;
     (void)conn_send_simple(w, c, &frame);
+    c->sent_ms = sl_now_mono_ms(); /* sent or not (EAGAIN), the next try an interval on */
 }
 
 static void
@@ -192,6 +195,7 @@ conn_open(struct wthread *w, struct wconn *c, char **error_r)
     }
     /* A worker receives whole messages: cap them like the broker does. */
     sl_zsock_set_common(c->sock, w->pool->max_body);
+    sl_zsock_set_hub(c->sock);
     const char *error;
     if (sl_zsock_set_curve(c->sock, w->pool->config, c->endpoint, false, &error) < 0) {
         *error_r = sl_asprintf("CURVE for %s: %s", c->endpoint, error);
@@ -206,7 +210,7 @@ conn_open(struct wthread *w, struct wconn *c, char **error_r)
         return -1;
     }
     c->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
-    c->next_heartbeat_ms = now + SL_WIRE_HEARTBEAT_MS;
+    c->sent_ms = now;
     conn_send_ready(w, c);
     return 0;
 }
@@ -239,14 +243,17 @@ conn_reopen(struct wthread *w, struct wconn *c, const char *why)
     }
 }
 
-/* Heartbeats that are due, on every connection. Safe to call from inside
- * a job: the thread owns all its sockets. Called at every turn of the
- * loop and every 100 ms of a scan: calls further apart than
- * SL_WIRE_STALL_MS mean the process was stalled (SIGSTOP, a VM migration),
- * and the brokers, which this thread could not hear meanwhile, get a
- * fresh liveness period before their silence is judged. */
+/* Heartbeats of our own that are due, on every connection: after ivl
+ * without a send (SL_WIRE_HEARTBEAT_IDLE_MS idle, when the broker's
+ * heartbeats are answered as they come; SL_WIRE_HEARTBEAT_MS in a scan,
+ * when they wait unread). Safe to call from inside a job: the thread owns
+ * all its sockets. Called at every turn of the loop and every 100 ms of a
+ * scan: calls further apart than SL_WIRE_STALL_MS mean the process was
+ * stalled (SIGSTOP, a VM migration), and the brokers, which this thread
+ * could not hear meanwhile, get a fresh liveness period before their
+ * silence is judged. */
 static void
-worker_keepalive(struct wthread *w)
+worker_beat(struct wthread *w, unsigned long long ivl)
 {
     unsigned long long now = sl_now_mono_ms();
     unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
@@ -262,11 +269,15 @@ worker_keepalive(struct wthread *w)
     }
     for (size_t i = 0; i < w->pool->n_endpoints; i++) {
         struct wconn *c = &w->conns[i];
-        if (c->sock != NULL && now >= c->next_heartbeat_ms) {
+        if (c->sock != NULL && now >= c->sent_ms + ivl)
             conn_send_heartbeat(w, c);
-            c->next_heartbeat_ms = now + SL_WIRE_HEARTBEAT_MS;
-        }
     }
+}
+
+static void
+worker_keepalive(struct wthread *w)
+{
+    worker_beat(w, SL_WIRE_HEARTBEAT_MS);
 }
 
 /* ---- a job ------------------------------------------------------------ */
@@ -336,8 +347,10 @@ send_verdict(struct wthread *w, struct wconn *c, Sluice__Verdict *v)
 
     frame.kind_case = SLUICE__FRAME__KIND_VERDICT;
     frame.verdict = v;
-    if (sl_zsock_send_frame(c->sock, &frame, ZMQ_DONTWAIT, &error) == 0)
+    if (sl_zsock_send_frame(c->sock, &frame, ZMQ_DONTWAIT, &error) == 0) {
+        c->sent_ms = sl_now_mono_ms();
         return;
+    }
     if (errno != EINVAL) {
         sl_error("%s: worker %s: cannot send verdict to %s: %s", v->job_id, w->id, c->endpoint,
                  error);
@@ -934,6 +947,11 @@ conn_recv_one(struct wthread *w, struct wconn *c)
         worker_metrics_job_done(job_start);
         break;
     case SLUICE__FRAME__KIND_HEARTBEAT:
+        /* answered at once: the broker sends a tenth of its workers'
+         * heartbeats together, and their answers then reach it together
+         * (docs/protocol-wire.md 5.1) */
+        if (sl_now_mono_ms() >= c->sent_ms + SL_WIRE_HEARTBEAT_ANSWERED_MS)
+            conn_send_heartbeat(w, c);
         break;
     case SLUICE__FRAME__KIND_DISCONNECT:
         sl_zsock_drain_more(c->sock);
@@ -982,10 +1000,11 @@ worker_thread(void *arg)
             struct wconn *c = &w->conns[i];
             if (c->sock == NULL)
                 continue;
-            if (c->next_heartbeat_ms <= now)
+            unsigned long long due = c->sent_ms + SL_WIRE_HEARTBEAT_IDLE_MS;
+            if (due <= now)
                 timeout = 0;
-            else if ((long)(c->next_heartbeat_ms - now) < timeout)
-                timeout = (long)(c->next_heartbeat_ms - now);
+            else if ((long)(due - now) < timeout)
+                timeout = (long)(due - now);
             items[nitems] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
             map[nitems++] = i;
         }
@@ -999,7 +1018,7 @@ worker_thread(void *arg)
                 while (c->sock != NULL && !atomic_load(&pool->stop) && conn_recv_one(w, c))
                     ;
             }
-        worker_keepalive(w);
+        worker_beat(w, SL_WIRE_HEARTBEAT_IDLE_MS);
         now = sl_now_mono_ms();
         for (size_t i = 0; i < n; i++) {
             struct wconn *c = &w->conns[i];

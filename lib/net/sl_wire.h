@@ -41,6 +41,14 @@
 /* Majordomo-style liveness (docs/protocol-wire.md, "Heartbeats"). */
 #define SL_WIRE_HEARTBEAT_MS 1000
 #define SL_WIRE_HEARTBEAT_LIVENESS 3    /* intervals of silence before a peer is dead */
+/* A worker answers each of its broker's heartbeats at once, unless it sent
+ * that broker something within the last SL_WIRE_HEARTBEAT_ANSWERED_MS (a
+ * verdict, or the answer to a heartbeat read late); on its own it
+ * heartbeats after SL_WIRE_HEARTBEAT_MS without a send while it scans
+ * (it cannot read then), after SL_WIRE_HEARTBEAT_IDLE_MS while idle: later
+ * than the broker's next heartbeat, which it answers instead. */
+#define SL_WIRE_HEARTBEAT_ANSWERED_MS (SL_WIRE_HEARTBEAT_MS / 2)
+#define SL_WIRE_HEARTBEAT_IDLE_MS (SL_WIRE_HEARTBEAT_MS * 3 / 2)
 #define SL_WIRE_MAX_FAILURES 3          /* workers a job may take down before it fails */
 /* A node whose own loop turns are further apart than this was stalled
  * (SIGSTOP, a VM migration, swapping): it could not hear its peers

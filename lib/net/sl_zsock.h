@@ -35,14 +35,15 @@ void *sl_zsock_ctx_new(void);
 void sl_zsock_set_common(void *sock, size_t max_body);
 
 /* After sl_zsock_set_common, on a socket with up to thousands of peers
- * (the broker's ROUTER): its own ZMTP PINGs every SL_ZSOCK_HUB_PING_MS,
- * a silent connection dropped after three. libzmq 4.3 keeps an I/O
- * thread's timers in one ordered map and cancels one by walking the map
- * (poller_base_t::cancel_timer), and every PONG cancels its PING's
- * timeout: with N connections pinged every second the I/O thread walks N
- * timers N times a second. The application heartbeats still run every second
- * in both directions on every connection (SL_WIRE_HEARTBEAT_MS): they
- * decide liveness; ZMTP's only job here is to free the connections of
+ * (the broker's ROUTER) and on a worker's socket (one of those peers):
+ * ZMTP PINGs every SL_ZSOCK_HUB_PING_MS, a silent connection dropped after
+ * three. libzmq 4.3 keeps an I/O thread's timers in one ordered map and
+ * cancels one by walking the map (poller_base_t::cancel_timer), and every
+ * PONG cancels its PING's timeout: with N connections pinged every second
+ * the I/O thread walks N timers N times a second; and each worker's PING
+ * and its PONG were two of the broker's four messages a worker a second.
+ * The application heartbeats (SL_WIRE_HEARTBEAT_MS) decide liveness in
+ * both directions; ZMTP's only job here is to free the connections of
  * peers that vanished without a FIN. */
 #define SL_ZSOCK_HUB_PING_MS 10000
 void sl_zsock_set_hub(void *sock);

@@ -22,6 +22,10 @@
 #   SLUICE_BIN   the sluice binary (default: build/sluice)
 #   FLEET_SIM    the simulator (default: next to SLUICE_BIN, tests/fleet_sim)
 #   BASE_BIN     a second sluice binary to run the same fleet against
+#   BASE_SIM_ARGS  fleet_sim options added for the BASE_BIN run only, so that
+#                the simulated workers behave as that version's did (workers
+#                that heartbeat on their own timer with 1 s ZMTP PINGs:
+#                "--zmtp-ivl 1000 --worker-hb timer")
 #   CL_SECURITY  plain (default) or curve
 #   PIN          "B:S": the brokers on CPU B, the simulator on CPU S
 #                (taskset), so that the brokers' latency is not the
@@ -69,6 +73,7 @@ fleet_run() {
 
 fleet_run "$SLUICE_BIN" new "$@"
 if [ -n "${BASE_BIN:-}" ]; then
-    fleet_run "$BASE_BIN" base "$@"
+    # shellcheck disable=SC2086 # options, split on blanks
+    fleet_run "$BASE_BIN" base "$@" ${BASE_SIM_ARGS:-}
 fi
 ok "fleet against $N_BROKERS broker(s)"

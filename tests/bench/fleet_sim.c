@@ -7,7 +7,9 @@
  * `sluice broker` processes, as many nodes would:
  *   - WORKERS simulated workers, spread over WORKER_PROCS processes, each a
  *     DEALER per broker with the options real workers set
- *     (sl_zsock_set_common): Ready{slots}, a Heartbeat every second, and a
+ *     (sl_zsock_set_common, sl_zsock_set_hub): Ready{slots}, an answer to
+ *     each of the broker's heartbeats (one of its own only when those stop
+ *     coming, as workers/worker.c), and a
  *     Verdict (the shape a real worker sends: Received:, X-Virus-Scanned:,
  *     one recipient) DELAY_MS after each job arrived;
  *   - FRONTENDS simulated frontends in this process, each a DEALER per
@@ -44,7 +46,11 @@
  *   --jobs J [100000]  --size B [4096]  --origins O [4]  --queue Q [0]
  *   --idle S [0]  --rate R jobs/s [0: no limit]  --broker-pid PID[,PID]
  *   --timeout SECONDS [300]  --zmtp-ivl MS: the simulated workers' ZMTP
- *   PING interval, 0 none [as sl_zsock_set_common sets it]
+ *   PING interval, 0 none, 1000 the workers before sl_zsock_set_hub
+ *   [as sl_zsock_set_hub sets it]  --worker-hb answer|timer: the simulated
+ *   workers answer the broker's heartbeats and send their own only when
+ *   those stop, as workers/worker.c [answer], or send one every second
+ *   and answer none, as workers did before
  *
  * The machine's limits: every simulated socket is a TCP connection and an
  * eventfd, so the process raises its descriptor limit to the hard limit
@@ -79,6 +85,7 @@ struct opts {
     unsigned long jobs, queue, rate;
     unsigned idle_s, timeout_s;
     int zmtp_ivl_ms;
+    bool hb_timer; /* --worker-hb timer: workers as before they answered heartbeats */
     char *endpoints[MAX_BROKERS];
     unsigned n_brokers;
     int broker_pids[MAX_BROKERS];
@@ -232,19 +239,25 @@ ctx_for(unsigned n_sockets)
     return ctx;
 }
 
-/* zmtp_ivl_ms: ZMQ_HEARTBEAT_IVL if not negative (what another interval
- * would cost the broker), else sl_zsock_set_common's. */
+/* A frontend's socket, or a worker's (the ZMTP PINGs of sl_zsock_set_hub,
+ * as workers/worker.c). zmtp_ivl_ms: ZMQ_HEARTBEAT_IVL if not negative
+ * (what another interval would cost the broker; 1000 is what workers
+ * did before they used sl_zsock_set_hub), timeout three of them. */
 static void *
-dealer(void *ctx, const char *endpoint, size_t max_body, int zmtp_ivl_ms)
+dealer(void *ctx, const char *endpoint, size_t max_body, bool worker, int zmtp_ivl_ms)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
 
     if (s == NULL)
         die("zmq_socket: ", zmq_strerror(errno));
     sl_zsock_set_common(s, max_body);
+    if (worker)
+        sl_zsock_set_hub(s);
     sl_zsock_set_int(s, ZMQ_LINGER, 0);
-    if (zmtp_ivl_ms >= 0)
+    if (zmtp_ivl_ms >= 0) {
         sl_zsock_set_int(s, ZMQ_HEARTBEAT_IVL, zmtp_ivl_ms);
+        sl_zsock_set_int(s, ZMQ_HEARTBEAT_TIMEOUT, 3 * zmtp_ivl_ms);
+    }
     if (zmq_connect(s, endpoint) != 0)
         die("zmq_connect: ", zmq_strerror(errno));
     return s;
@@ -303,7 +316,8 @@ recv_msg(void *sock, Sluice__Frame **frame_r, zmq_msg_t *body)
 struct wsock {
     void *sock;
     char id[SL_WIRE_MAX_WORKER_ID];
-    unsigned long long next_hb_ns;
+    unsigned long long next_hb_ns; /* --worker-hb timer */
+    unsigned long long sent_ns;    /* our latest message to the broker */
     bool registered;
 };
 
@@ -330,6 +344,7 @@ worker_ready(struct wsock *w, unsigned slots)
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     (void)send_frame(w->sock, &frame, 0);
+    w->sent_ns = mono_ns();
 }
 
 /* What a real worker answers for a clean message with one recipient. */
@@ -369,7 +384,10 @@ worker_verdict(struct wsock *w, const char *job_id)
     v.facts = &facts;
     frame.kind_case = SLUICE__FRAME__KIND_VERDICT;
     frame.verdict = &v;
-    return send_frame(w->sock, &frame, 0);
+    if (send_frame(w->sock, &frame, 0) < 0)
+        return -1;
+    w->sent_ns = mono_ns();
+    return 0;
 }
 
 /* A worker process's sockets and what it owes. One zmq_poll over hundreds
@@ -457,6 +475,12 @@ wproc_drain(struct wproc *wp, unsigned i, unsigned long long delay_ns)
                 w->registered = true;
                 wp->n_registered++;
             }
+            /* as workers/worker.c: answered at once unless we sent
+             * something just now */
+            if (!O.hb_timer && t >= w->sent_ns + SL_WIRE_HEARTBEAT_ANSWERED_MS * 1000000ULL) {
+                send_heartbeat(w->sock, false);
+                w->sent_ns = t;
+            }
         } else if (frame->kind_case == SLUICE__FRAME__KIND_DISCONNECT) {
             /* the broker forgot us (we were silent): register again */
             wp->rep->reready++;
@@ -480,7 +504,7 @@ wproc_connect(struct wproc *wp, void *ctx, int ep, unsigned first, unsigned n,
             int fd;
             size_t fd_len = sizeof(fd);
             snprintf(ws->id, sizeof(ws->id), "fleet:%d:w%u", (int)getpid(), first + w);
-            ws->sock = dealer(ctx, O.endpoints[b], O.size, O.zmtp_ivl_ms);
+            ws->sock = dealer(ctx, O.endpoints[b], O.size, true, O.zmtp_ivl_ms);
             if (zmq_getsockopt(ws->sock, ZMQ_FD, &fd, &fd_len) != 0)
                 die("ZMQ_FD: ", zmq_strerror(errno));
             struct epoll_event sev = {.events = EPOLLIN, .data.u32 = i};
@@ -510,12 +534,18 @@ wproc_tick(struct wproc *wp, bool connected)
     }
     if (!connected)
         return;
-    for (unsigned i = 0; i < wp->n_socks; i++)
-        if (wp->ws[i].next_hb_ns <= now) {
-            send_heartbeat(wp->ws[i].sock, false);
+    for (unsigned i = 0; i < wp->n_socks; i++) {
+        struct wsock *w = &wp->ws[i];
+        if (O.hb_timer ? w->next_hb_ns <= now
+                       : now >= w->sent_ns + SL_WIRE_HEARTBEAT_IDLE_MS * 1000000ULL) {
+            /* timer: every second, as workers did; else only when the
+             * broker's heartbeats stopped coming (workers/worker.c) */
+            send_heartbeat(w->sock, false);
             wproc_after_send(wp, i);
-            wp->ws[i].next_hb_ns += 1000000000ULL;
+            w->next_hb_ns += 1000000000ULL;
+            w->sent_ns = now;
         }
+    }
 }
 
 /* A worker process: workers [first, first + n) of the fleet. Commands on
@@ -885,6 +915,9 @@ parse_args(int argc, char **argv)
             O.queue = num(v);
         else if (strcmp(k, "zmtp-ivl") == 0)
             O.zmtp_ivl_ms = (int)num(v);
+        else if (strcmp(k, "worker-hb") == 0 &&
+                 (strcmp(v, "timer") == 0 || strcmp(v, "answer") == 0))
+            O.hb_timer = strcmp(v, "timer") == 0;
         else if (strcmp(k, "rate") == 0)
             O.rate = num(v);
         else if (strcmp(k, "idle") == 0)
@@ -1038,7 +1071,7 @@ main(int argc, char **argv)
     f->ctx = ctx_for(f->n_socks);
     f->socks = sl_calloc(f->n_socks, sizeof(*f->socks));
     for (unsigned i = 0; i < f->n_socks; i++) {
-        f->socks[i] = dealer(f->ctx, O.endpoints[i % O.n_brokers], 0, -1);
+        f->socks[i] = dealer(f->ctx, O.endpoints[i % O.n_brokers], 0, false, -1);
         sl_zsock_set_int(f->socks[i], ZMQ_SNDHWM, 0); /* in flight is bounded by --inflight */
     }
     printf("workers=%u slots=%u worker_procs=%u brokers=%u frontends=%u inflight=%u size=%u "

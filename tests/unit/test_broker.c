@@ -15,6 +15,9 @@
  *   paused_worker_back: a worker that goes silent holding a job and comes
  *                  back under its name takes its count back: 3 pauses do
  *                  not fail the job;
+ *   heartbeats_answered: a worker that only answers the broker's heartbeats
+ *                  keeps its job past the liveness period; once silent it
+ *                  is removed after 3 s, its job requeued;
  *   deadline:      a queued job past its deadline is dropped, not run;
  *   reconfigure:   a reload swaps the pool's configuration: a job already
  *                  taken finishes with the old one, the next gets the new.
@@ -836,6 +839,117 @@ test_paused_worker_back_not_counted(void **state)
         fail_msg("the job was given up: %s", h->error[0]);
 }
 
+/* What a fake worker heard in ms: the broker's heartbeats (answered at
+ * once if answer, as workers/worker.c does), Disconnects, jobs (the last
+ * one's index and attempt). The frontend's loop runs every 100 ms
+ * meanwhile, and talking (NULL: none) heartbeats every 500 ms on its own
+ * without reading, as workers did before they answered. */
+struct heard {
+    unsigned beats, disconnects, jobs;
+    int job;
+    unsigned attempt;
+};
+
+static void
+fake_listen(struct harness *h, void *sock, unsigned ms, bool answer, void *talking,
+            struct heard *r)
+{
+    unsigned long long end = sl_now_mono_ms() + ms, talk = 0;
+
+    memset(r, 0, sizeof(*r));
+    r->job = -1;
+    for (;;) {
+        unsigned long long now = sl_now_mono_ms();
+        zmq_pollitem_t item = { .socket = sock, .events = ZMQ_POLLIN };
+
+        if (talking != NULL && now >= talk) {
+            fake_heartbeat(talking);
+            talk = now + 500;
+        }
+        if (now >= end)
+            return;
+        if (zmq_poll(&item, 1, end - now < 100 ? (long)(end - now) : 100) > 0) {
+            zmq_msg_t msg;
+            Sluice__Frame *frame;
+            const char *error;
+
+            zmq_msg_init(&msg);
+            assert_true(zmq_msg_recv(&msg, sock, 0) >= 0);
+            assert_int_equal(sl_wire_unpack_msg(&msg, &frame, &error), 0);
+            zmq_msg_close(&msg);
+            if (frame->kind_case == SLUICE__FRAME__KIND_HEARTBEAT) {
+                r->beats++;
+                if (answer)
+                    fake_heartbeat(sock);
+            } else if (frame->kind_case == SLUICE__FRAME__KIND_DISCONNECT) {
+                r->disconnects++;
+            } else if (frame->kind_case == SLUICE__FRAME__KIND_JOB) {
+                r->jobs++;
+                r->job = job_index(frame->job->job_id);
+                r->attempt = frame->job->attempt;
+            }
+            sl_zsock_drain_more(sock);
+            sl_wire_frame_free(&frame);
+        }
+        event_base_loop(h->base, EVLOOP_NONBLOCK);
+    }
+}
+
+/* The broker heartbeats each worker every second and the worker only
+ * answers (docs/protocol-wire.md 5.1): a worker that answers holds its
+ * job past the liveness period, heartbeated all along; one that falls
+ * silent is removed after the liveness period, its job handed out again,
+ * and its next heartbeat is told to register again. The other worker
+ * heartbeats on its own, unasked, as workers did before: it stays too. */
+static void
+test_heartbeats_answered(void **state)
+{
+    struct harness *h = *state;
+    void *talker = h->fakes[0] = fake_worker_new(h, 1); /* closed by teardown */
+    void *other = h->fakes[1] = fake_worker_new(h, 1);
+    const unsigned long long liveness =
+        (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned attempt = 0;
+    struct heard r;
+    unsigned long long silent_at;
+
+    h->check_clean = false;
+    assert_int_equal(submit(h, 0, 0), 0);
+    /* whichever took it is the talker */
+    if (fake_wait_job(h, talker, 2000, &attempt, other) != 0) {
+        void *t = talker;
+        talker = other;
+        other = t;
+        assert_int_equal(fake_wait_job(h, talker, 3000, &attempt, other), 0);
+    }
+    assert_int_equal(attempt, 1);
+
+    /* answering only, for longer than the liveness period */
+    fake_listen(h, talker, (unsigned)(liveness + 2000), true, other, &r);
+    assert_int_equal(r.disconnects, 0);
+    assert_int_equal(r.jobs, 0);
+    if (r.beats < (liveness + 2000) / SL_WIRE_HEARTBEAT_MS - 1)
+        fail_msg("%u heartbeats from the broker in %llu ms", r.beats, liveness + 2000);
+
+    /* silent from here; the other worker keeps talking and takes the job
+     * once the talker is removed */
+    silent_at = sl_now_mono_ms();
+    assert_int_equal(fake_wait_job(h, other, (unsigned)liveness + 3000, &attempt, other), 0);
+    assert_int_equal(attempt, 2);
+    if (sl_now_mono_ms() - silent_at < liveness - SL_WIRE_HEARTBEAT_MS)
+        fail_msg("the silent worker was removed %llu ms into its silence",
+                 sl_now_mono_ms() - silent_at);
+    /* heartbeated while silent (they wait unread), then unknown: its next
+     * heartbeat is told to register again */
+    fake_listen(h, talker, 100, false, NULL, &r);
+    assert_true(r.beats >= 1);
+    assert_int_equal(r.disconnects, 0);
+    fake_heartbeat(talker);
+    fake_listen(h, talker, 1000, false, NULL, &r);
+    assert_int_equal(r.disconnects, 1);
+    assert_int_equal(r.beats, 0);
+}
+
 static void
 test_deadline_drops_queued_job(void **state)
 {
@@ -971,6 +1085,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_poison_job_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_with_everyone_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_worker_back_not_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeats_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsendable_job_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconfigure_next_job, setup, teardown),

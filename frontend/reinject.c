@@ -587,8 +587,9 @@ txn_build(struct rj_conn *c, struct fe_reinject_op *op)
                                               op->n_edits, &op->wire, &op->body_off);
         /* SIZE= before the body is stuffed: a pass that only counts */
         sl_stuffer_init(&count);
-        sl_stuffer_feed(&count, op->body->data + op->body_off, op->body->len - op->body_off,
-                        NULL);
+        if (op->body_off < op->body->len)
+            sl_stuffer_feed(&count, op->body->data + op->body_off,
+                            op->body->len - op->body_off, NULL);
         sl_stuffer_finish(&count, NULL);
         op->size = op->wire.len - op->wire_dots + count.out_len - count.dots;
         op->wire_ready = true;
@@ -721,7 +722,8 @@ body_write_more(struct rj_conn *c)
     if (n > RJ_BODY_CHUNK)
         n = RJ_BODY_CHUNK;
     sl_buf_reset(&op->chunk);
-    sl_stuffer_feed(&op->stuff, op->body->data + op->body_pos, n, &op->chunk);
+    if (n > 0)
+        sl_stuffer_feed(&op->stuff, op->body->data + op->body_pos, n, &op->chunk);
     op->body_pos += n;
     if (op->body_pos == op->body->len) {
         sl_stuffer_finish(&op->stuff, &op->chunk);

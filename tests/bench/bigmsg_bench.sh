@@ -14,18 +14,20 @@
 #   the LMTP reply. KIND: base64 (a base64 attachment: the MIME check's
 #   decoding path) or text (one 7bit body). With CLUSTER=1, also a round
 #   per binary of frontend, broker and worker as separate processes over
-#   tcp://127.0.0.1 (security.mode plain), each node's peak reported.
+#   tcp://127.0.0.1 (security.mode plain; CL_SECURITY=curve for CURVE),
+#   each node's peak reported.
 #   Fails when a message is not answered 250, never on a size.
 #
 # ENVIRONMENT
 #   SLUICE_BIN   the sluice binary (default: build/sluice)
 #   BASE_BIN     a second binary, run alternately with the first
 #   CLUSTER=1    the cluster rounds too
+#   TRACE_DIR    where to write each all-in-one run's RSS samples (bigmsg_send.py)
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
-CL_SECURITY=plain
+CL_SECURITY=${CL_SECURITY:-plain}
 # shellcheck source=../e2e/cluster_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/cluster_lib.sh"
 
@@ -61,7 +63,7 @@ one_all() {
     SLUICE_BIN=$bin start_sluice -o log.level=warning -o "frontend.listen=127.0.0.1:$port" \
         -o frontend.max_message_size=60000000 -o "origins.default.reinject=127.0.0.1:$sink"
     sleep 1
-    python3 "$SEND" 127.0.0.1 "$port" "$SIZE" "$KIND" "$E2E_SLUICE_PID" >"$E2E_TMP/out.$label" 2>&1 ||
+    TRACE=${TRACE_DIR:+$TRACE_DIR/all.$label} python3 "$SEND" 127.0.0.1 "$port" "$SIZE" "$KIND" "$E2E_SLUICE_PID" >"$E2E_TMP/out.$label" 2>&1 ||
         fail "$label: bigmsg_send.py failed: $(tail -n 5 "$E2E_TMP/out.$label")"
     report "$label all" "$E2E_TMP/out.$label"
     stop_sluice || true

@@ -12,7 +12,9 @@ through /proc/PID/task/*/children) is sampled every 2 ms; prints one
 key=value line per process: its role (NAME of a NAME=PID argument, or
 "process"; child-of-PID for a child), VmHWM and the largest
 VmRSS seen, and the RSS before the message (kB), then reply=... and
-seconds=...
+seconds=... With TRACE=FILE in the environment, every sample also goes to
+FILE ("ms pid rss_kb", ms from the connection; "ms sent" when the last
+byte of DATA is written).
 """
 import os, random, socket, sys, threading, time
 
@@ -91,6 +93,8 @@ for r in roots.split(","):
 before = {p: status(p) for p in pids}
 peak = {p: 0 for p in pids}
 stop = False
+trace = open(os.environ["TRACE"], "w") if os.environ.get("TRACE") else None
+t0 = time.time()
 
 
 def sampler():
@@ -99,12 +103,13 @@ def sampler():
             s = status(p)
             if s and s.get("VmRSS", 0) > peak[p]:
                 peak[p] = s["VmRSS"]
+            if s and trace:
+                trace.write("%.0f %d %d\n" % ((time.time() - t0) * 1000, p, s.get("VmRSS", 0)))
         time.sleep(0.002)
 
 
 th = threading.Thread(target=sampler)
 th.start()
-t0 = time.time()
 s = socket.create_connection((host, port))
 f = s.makefile("rb")
 
@@ -129,11 +134,15 @@ for cmd in (hello + " bench.test", "MAIL FROM:<big@bench.test> SIZE=%d" % size, 
 s.sendall(msg)
 del msg
 s.sendall(b".\r\n")
+if trace:
+    trace.write("%.0f sent\n" % ((time.time() - t0) * 1000))
 final = reply()
 secs = time.time() - t0
 time.sleep(0.3)     # the reinjection is finished before the reply; let sampling settle
 stop = True
 th.join()
+if trace:
+    trace.close()
 s.sendall(b"QUIT\r\n")
 s.close()
 for p in pids:

@@ -494,11 +494,13 @@ put(struct sl_stuffer *st, struct sl_buf *out, const char *s, size_t n)
 
 /* The same lines as line_next() cuts (CRLF, bare LF, bare CR), but a line
  * may span calls: whether a line is open and whether the last byte was a
- * CR (whose LF may come in the next chunk) carry over. */
+ * CR (whose LF may come in the next chunk) carry over. Bytes that need no
+ * change (CRLF lines without a leading dot: nearly all) are copied in
+ * runs, one append per run, as emit_range() does. */
 void
 sl_stuffer_feed(struct sl_stuffer *st, const char *p, size_t n, struct sl_buf *out)
 {
-    const char *end = p + n, *lf = NULL;
+    const char *end = p + n, *run = p, *lf = NULL;
     bool searched = false;
 
     while (p < end) {
@@ -506,12 +508,16 @@ sl_stuffer_feed(struct sl_stuffer *st, const char *p, size_t n, struct sl_buf *o
             st->cr = false;
             put(st, out, "\r\n", 2);
             st->bol = true;
-            if (*p == '\n' && ++p == end)
-                break;
+            if (*p == '\n')
+                p++;
+            run = p;
+            continue;
         }
         if (st->bol && *p == '.') {
+            put(st, out, run, (size_t)(p - run));
             put(st, out, ".", 1);
             st->dots++;
+            run = p;
         }
         if (!searched || (lf != NULL && lf < p)) {
             lf = memchr(p, '\n', (size_t)(end - p));     /* cached: bare CRs stay O(n) */
@@ -519,21 +525,25 @@ sl_stuffer_feed(struct sl_stuffer *st, const char *p, size_t n, struct sl_buf *o
         }
         const char *stop = lf != NULL ? lf : end;
         const char *cr = memchr(p, '\r', (size_t)(stop - p));
-        if (cr != NULL)
-            stop = cr;
-        put(st, out, p, (size_t)(stop - p));
-        if (stop == end) {
+        if (cr == NULL && lf == NULL) {     /* the line goes on in the next chunk */
             st->bol = false;
-            break;
-        }
-        if (stop == cr) {
+            p = end;
+        } else if (cr != NULL && cr + 1 == lf) {    /* CRLF: as it is */
+            st->bol = true;
+            p = lf + 1;
+        } else if (cr != NULL && cr + 1 == end) {   /* its LF may come next */
+            put(st, out, run, (size_t)(cr - run));
             st->cr = true;
-        } else {
+            p = run = end;
+        } else {                                    /* a bare CR or LF */
+            const char *t = cr != NULL ? cr : lf;
+            put(st, out, run, (size_t)(t - run));
             put(st, out, "\r\n", 2);
             st->bol = true;
+            p = run = t + 1;
         }
-        p = stop + 1;
     }
+    put(st, out, run, (size_t)(end - run));
 }
 
 void

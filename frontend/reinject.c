@@ -121,10 +121,19 @@ struct fe_reinject_op {
     /* the transaction in progress */
     struct rj_cmd *cmds;
     size_t n_cmds, cmd_sent, cmd_replied;
-    struct sl_buf wire; /* the message edited and stuffed */
+    /* The message goes out as the edited, stuffed header section (wire)
+     * and then the body stuffed from op->body a chunk at a time (chunk),
+     * never as a second whole copy of the message. */
+    struct sl_buf wire; /* the header section, edited and stuffed */
     size_t wire_dots;   /* the stuffing dots in it */
+    size_t size;        /* the message's size as RFC 1870 counts it */
+    size_t body_off;    /* where the body starts in op->body */
     bool wire_ready;
     size_t wire_off;
+    size_t body_pos;    /* the next body byte to stuff */
+    bool body_end;      /* the body's last chunk is written */
+    struct sl_stuffer stuff;
+    struct sl_buf chunk;
     enum rcpt_state *rstate;
     size_t n_accepted;
 
@@ -245,7 +254,12 @@ op_txn_clear(struct fe_reinject_op *op)
         free(op->cmds[i].line);
     sl_free_and_clear(&op->cmds);
     op->n_cmds = op->cmd_sent = op->cmd_replied = 0;
+    /* a retry sends the message again from its first byte */
     op->wire_off = 0;
+    op->body_pos = op->body_off;
+    op->body_end = false;
+    sl_stuffer_init(&op->stuff);
+    sl_buf_free(&op->chunk);
 }
 
 static void
@@ -280,6 +294,7 @@ op_free(struct fe_reinject_op *op)
     }
     free(op->edits);
     sl_buf_free(&op->wire);
+    sl_buf_free(&op->chunk);
     free(op->mta);
     free(op->queued_as);
     free(op);
@@ -565,19 +580,27 @@ txn_build(struct rj_conn *c, struct fe_reinject_op *op)
     struct sl_buf line;
     size_t cap = 0;
 
-    op_txn_clear(op);
     if (!op->wire_ready) {
+        struct sl_stuffer count;
         sl_buf_init(&op->wire);
-        op->wire_dots = sl_message_write_stuffed(op->body->data, op->body->len, op->edits,
-                                                 op->n_edits, &op->wire);
+        op->wire_dots = sl_message_write_head(op->body->data, op->body->len, op->edits,
+                                              op->n_edits, &op->wire, &op->body_off);
+        /* SIZE= before the body is stuffed: a pass that only counts */
+        sl_stuffer_init(&count);
+        if (op->body_off < op->body->len)
+            sl_stuffer_feed(&count, op->body->data + op->body_off,
+                            op->body->len - op->body_off, NULL);
+        sl_stuffer_finish(&count, NULL);
+        op->size = op->wire.len - op->wire_dots + count.out_len - count.dots;
         op->wire_ready = true;
     }
+    op_txn_clear(op);
     txn_build_xforward(c, op, &cap);
 
     sl_buf_init(&line);
     sl_buf_printf(&line, "MAIL FROM:<%s>", op->mail_from);
     if (c->size) /* RFC 1870 4: without the stuffing dots */
-        sl_buf_printf(&line, " SIZE=%zu", op->wire.len - op->wire_dots);
+        sl_buf_printf(&line, " SIZE=%zu", op->size);
     if (op->body_type && c->eightbitmime)
         sl_buf_printf(&line, " BODY=%s", op->body_type);
     if (op->ret && c->dsn)
@@ -672,17 +695,45 @@ txn_abort_conn(struct rj_conn *c, bool outstanding)
     return 0;
 }
 
-static void
+static int body_done(struct rj_conn *c);
+
+/* Writes the next piece of the message: the header section, then the body
+ * stuffed RJ_BODY_CHUNK bytes at a time, the next only once the last has
+ * left the output buffer (conn_write_cb), so what is held besides op->body
+ * stays about a chunk. After the last piece, body_done(). Returns -1 if c
+ * was closed. */
+static int
 body_write_more(struct rj_conn *c)
 {
     struct fe_reinject_op *op = c->op;
     size_t n = op->wire.len - op->wire_off;
 
+    if (n > 0) {
+        if (n > RJ_BODY_CHUNK)
+            n = RJ_BODY_CHUNK;
+        conn_write(c, op->wire.data + op->wire_off, n);
+        op->wire_off += n;
+        timer_arm(c, c->t->r->timeout_s);
+        return 0;
+    }
+    if (op->body_end)
+        return body_done(c);
+    n = op->body->len - op->body_pos;
     if (n > RJ_BODY_CHUNK)
         n = RJ_BODY_CHUNK;
-    conn_write(c, op->wire.data + op->wire_off, n);
-    op->wire_off += n;
+    sl_buf_reset(&op->chunk);
+    if (n > 0)
+        sl_stuffer_feed(&op->stuff, op->body->data + op->body_pos, n, &op->chunk);
+    op->body_pos += n;
+    if (op->body_pos == op->body->len) {
+        sl_stuffer_finish(&op->stuff, &op->chunk);
+        op->body_end = true;
+    }
+    if (op->chunk.len == 0) /* an empty body */
+        return body_done(c);
+    conn_write(c, op->chunk.data, op->chunk.len);
     timer_arm(c, c->t->r->timeout_s);
+    return 0;
 }
 
 /* The body has left our buffer: ask whether it is still wanted, then "." */
@@ -718,6 +769,7 @@ body_done(struct rj_conn *c)
         return -1;
     }
     sl_buf_free(&op->wire);
+    sl_buf_free(&op->chunk);
     op->wire_ready = false;
     c->state = CONN_DOT;
     conn_write(c, ".\r\n", 3);
@@ -825,10 +877,7 @@ txn_on_reply(struct rj_conn *c, const struct sl_smtp_reply *reply, const char *l
                 return -1;
             }
             c->state = CONN_BODY;
-            if (op->wire.len == 0)
-                return body_done(c);
-            body_write_more(c);
-            return 0;
+            return body_write_more(c);
         }
         if (op->n_accepted > 0)
             op_fail_unanswered(op, fail_code(reply->code), "fwd-data-cmd", line, true);
@@ -1111,10 +1160,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 
     if (c->state != CONN_BODY)
         return;
-    if (c->op->wire_off < c->op->wire.len)
-        body_write_more(c);
-    else
-        (void)body_done(c);
+    (void)body_write_more(c);
 }
 
 static void
@@ -1429,6 +1475,7 @@ fe_reinject_start(struct fe_reinjector *r, const struct fe_reinject_request *req
     SL_BUG_ON(!op->done_ev);
     op->mta = sl_strdup(op->t->mta);
     sl_buf_init(&op->wire);
+    sl_buf_init(&op->chunk);
     TAILQ_INSERT_TAIL(&r->ops, op, all_entry);
 
     if (!envelope_ok(op->mail_from) || !envelope_ok(op->ret) || !envelope_ok(op->envid) ||

@@ -16,7 +16,9 @@
  * SIZE/BODY/RET/ENVID/SMTPUTF8 where advertised; RCPT TO with
  * NOTIFY/ORCPT where DSN is advertised; with PIPELINING, MAIL, all RCPTs and
  * DATA go in one write (RFC 2920). The message is written with edits
- * applied and dot-stuffed (sl_message_write_stuffed). Any failure (connect,
+ * applied and dot-stuffed: the header section (sl_message_write_head), then
+ * the body stuffed a chunk at a time straight from the received body
+ * (sl_stuffer), so no second copy of the message is held. Any failure (connect,
  * greeting, timeout, disconnect, unparseable reply) yields a 4xx for every
  * recipient not yet answered; never a 2xx that the server did not send.
  */

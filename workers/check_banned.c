@@ -8,8 +8,10 @@
  * Windows executable is still application/x-dosexec), and operator
  * patterns (PCRE2, caseless) matched against names and both types.
  *
- * Archives are opened with libarchive from memory and walked entry by
- * entry, recursing into archives inside archives up to archive_max_depth.
+ * Archives are opened with libarchive and walked entry by entry: from
+ * memory when the part is whole in memory, else through read and seek
+ * callbacks over the part's decoder (mime_reader), so that a large encoded
+ * archive is never held decoded in full; recursing into archives inside archives up to archive_max_depth.
  * Budgets are per message: archive_max_entries entries, archive_max_size
  * expanded bytes, and an expansion ratio (expanded : outermost archive
  * bytes, checked once past 1 MiB). Any limit hit is an "overlimit"
@@ -21,6 +23,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@
 
 #define BANNED_NAME_MAX 512
 #define MAGIC_HEAD (256 * 1024)      /* bytes given to libmagic */
+_Static_assert(MAGIC_HEAD <= MIME_LEAF_HEAD, "libmagic sees a leaf's head only");
 #define RATIO_FLOOR (1024ULL * 1024) /* the ratio applies past this many bytes */
 #define READ_CHUNK (64 * 1024)
 
@@ -372,28 +376,48 @@ check_entry(struct banned_state *st, struct archive *a, const char *chain, const
     sl_buf_free(&buf);
 }
 
+static struct archive *
+archive_new(void)
+{
+    struct archive *a = archive_read_new();
+
+    archive_read_support_filter_all(a);
+    archive_read_support_format_all(a);
+    archive_read_support_format_raw(a); /* lone .gz / .bz2 / .xz files */
+    return a;
+}
+
+static void archive_walk(struct banned_state *st, struct archive *a, const char *chain,
+                         const char *outer_name, unsigned depth);
+
 static void
 check_archive(struct banned_state *st, const char *chain, const char *outer_name, const char *data,
               size_t len, unsigned depth)
 {
     struct archive *a;
-    struct archive_entry *entry;
-    bool first = true;
 
     if (depth > st->ctx->p->archive_max_depth) {
         overlimit(st, chain, "archives nested deeper than archive_max_depth (%u)",
                   st->ctx->p->archive_max_depth);
         return;
     }
-    a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
-    archive_read_support_format_raw(a); /* lone .gz / .bz2 / .xz files */
+    a = archive_new();
     if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
         sl_debug("archive %s: %s", chain, archive_error_string(a));
         archive_read_free(a);
         return;
     }
+    archive_walk(st, a, chain, outer_name, depth);
+}
+
+/* Walks an opened archive's entries, then frees it. */
+static void
+archive_walk(struct banned_state *st, struct archive *a, const char *chain,
+             const char *outer_name, unsigned depth)
+{
+    struct archive_entry *entry;
+    bool first = true;
+
     while (!st->stopped) {
         int r = archive_read_next_header(a, &entry);
         if (r == ARCHIVE_EOF)
@@ -456,13 +480,112 @@ plain_text_body(const char *name, const char *declared_type, const char *data, s
     return true;
 }
 
-void
-banned_check_part(struct banned_state *st, const char *name, const char *declared_type,
-                  const char *data, size_t len)
+/* An outermost archive read through its part's decoder: libarchive asks
+ * for bytes, skips and seeks (a zip's central directory is at the end);
+ * a seek backwards decodes again from the start. */
+struct arc_stream {
+    struct banned_state *st;
+    struct mime_reader *r;
+    la_int64_t pos, size;
+    char buf[READ_CHUNK];
+};
+
+static la_ssize_t
+arc_read(struct archive *a, void *arg, const void **buf_r)
 {
-    const char *real = plain_text_body(name, declared_type, data, len)
+    struct arc_stream *s = arg;
+    long k = mime_reader_read(s->r, s->buf, sizeof(s->buf));
+
+    if (k < 0) {
+        archive_set_error(a, EIO, "decoding the MIME part failed");
+        return -1;
+    }
+    s->pos += k;
+    *buf_r = s->buf;
+    return k;
+}
+
+/* Reads and drops up to n bytes; returns how many. */
+static la_int64_t
+arc_forward(struct arc_stream *s, la_int64_t n)
+{
+    la_int64_t done = 0;
+
+    while (done < n) {
+        size_t want = n - done < (la_int64_t)sizeof(s->buf) ? (size_t)(n - done) : sizeof(s->buf);
+        long k = mime_reader_read(s->r, s->buf, want);
+        if (k <= 0)
+            break;
+        done += k;
+    }
+    s->pos += done;
+    return done;
+}
+
+static la_int64_t
+arc_skip(struct archive *a, void *arg, la_int64_t request)
+{
+    (void)a;
+    return arc_forward(arg, request);
+}
+
+static la_int64_t
+arc_seek(struct archive *a, void *arg, la_int64_t offset, int whence)
+{
+    struct arc_stream *s = arg;
+    la_int64_t to = whence == SEEK_SET ? offset : whence == SEEK_CUR ? s->pos + offset
+                                                                     : s->size + offset;
+
+    if (to < 0 || past_deadline(s->st)) {
+        archive_set_error(a, EINVAL, "seek refused");
+        return ARCHIVE_FATAL;
+    }
+    if (to > s->size)
+        to = s->size;
+    if (to < s->pos) {
+        mime_reader_rewind(s->r);
+        s->pos = 0;
+    }
+    arc_forward(s, to - s->pos);
+    return s->pos;
+}
+
+static void
+check_archive_stream(struct banned_state *st, const char *chain, const char *outer_name,
+                     const struct mime_leaf *leaf)
+{
+    struct arc_stream *s = sl_calloc(1, sizeof(*s));
+    struct archive *a;
+
+    s->st = st;
+    s->r = mime_reader_new(leaf);
+    s->size = arc_forward(s, INT64_MAX); /* the decoded size, for seeks from the end */
+    mime_reader_rewind(s->r);
+    s->pos = 0;
+    st->input += (unsigned long long)s->size;
+    a = archive_new();
+    archive_read_set_callback_data(a, s);
+    archive_read_set_read_callback(a, arc_read);
+    archive_read_set_skip_callback(a, arc_skip);
+    archive_read_set_seek_callback(a, arc_seek);
+    if (archive_read_open1(a) != ARCHIVE_OK) {
+        sl_debug("archive %s: %s", chain, archive_error_string(a));
+        archive_read_free(a);
+    } else {
+        archive_walk(st, a, chain, outer_name, 1);
+    }
+    mime_reader_free(s->r);
+    free(s);
+}
+
+void
+banned_check_part(struct banned_state *st, const struct mime_leaf *leaf)
+{
+    /* the tests below need only the part's head (MAGIC_HEAD, 1 KiB) */
+    const char *name = leaf->filename, *declared_type = leaf->type;
+    const char *real = plain_text_body(name, declared_type, leaf->data, leaf->len)
                            ? "text/plain"
-                           : real_type(st->ctx, data, len);
+                           : real_type(st->ctx, leaf->data, leaf->len);
     char *chain = sl_asprintf("%s,%s", declared_type != NULL ? declared_type : "?",
                               name != NULL && name[0] != '\0' ? name : "-");
     char *real_copy = real != NULL ? sl_strdup(real) : NULL; /* magic reuses its buffer */
@@ -471,8 +594,12 @@ banned_check_part(struct banned_state *st, const char *name, const char *declare
     /* archive_max_depth 0: archives are not opened at all */
     if (!st->stopped && st->ctx->p->archive_max_depth > 0 &&
         (is_archive_type(real_copy) || (real_copy == NULL && is_archive_type(declared_type)))) {
-        st->input += len;
-        check_archive(st, chain, name, data, len, 1);
+        if (leaf->whole) {
+            st->input += leaf->len;
+            check_archive(st, chain, name, leaf->data, leaf->len, 1);
+        } else {
+            check_archive_stream(st, chain, name, leaf);
+        }
     }
     free(real_copy);
     free(chain);

@@ -34,7 +34,7 @@ on_leaf(void *arg, const struct mime_leaf *leaf)
         return;
     }
     if (w->ctx->banned)
-        banned_check_part(&w->banned, leaf->filename, leaf->type, leaf->data, leaf->len);
+        banned_check_part(&w->banned, leaf);
 }
 
 /* GMime's critical parser warnings, as amavis words MIME trouble. */

@@ -27,6 +27,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "mime_check.h"
+
 struct sl_policy_config;
 
 /* What the checks found. Strings are owned; checks_findings_free(). */
@@ -74,8 +76,7 @@ struct banned_state {
 
 /* Checks one MIME leaf: its name, declared type, real type, and what is
  * inside if it is an archive. chain describes where it is ("" at top). */
-void banned_check_part(struct banned_state *st, const char *name, const char *declared_type,
-                       const char *data, size_t len);
+void banned_check_part(struct banned_state *st, const struct mime_leaf *leaf);
 
 /* Why name is banned ("banned extension .exe", "double extension"), or
  * NULL. Exposed for unit tests. */

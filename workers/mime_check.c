@@ -67,14 +67,124 @@ lower_type(GMimeContentType *ct)
     return out;
 }
 
-/* Hands one part to the callback, its content decoded into memory. */
+struct mime_reader {
+    GMimeDataWrapper *content;  /* NULL: reading leaf data (a whole leaf) */
+    const char *data;
+    size_t len, off;
+    GMimeStream *filtered;      /* the part's stream through its decoder */
+};
+
+static bool
+needs_decoding(GMimeContentEncoding enc)
+{
+    /* what g_mime_data_wrapper_write_to_stream() decodes; the rest is as sent */
+    return enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+           enc == GMIME_CONTENT_ENCODING_UUENCODE;
+}
+
+static void
+reader_open(struct mime_reader *r)
+{
+    GMimeStream *raw = g_mime_data_wrapper_get_stream(r->content);
+    GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(r->content);
+
+    g_mime_stream_reset(raw);
+    r->filtered = g_mime_stream_filter_new(raw);
+    if (needs_decoding(enc)) {
+        GMimeFilter *f = g_mime_filter_basic_new(enc, FALSE);
+        g_mime_stream_filter_add(GMIME_STREAM_FILTER(r->filtered), f);
+        g_object_unref(f);
+    }
+}
+
+struct mime_reader *
+mime_reader_new(const struct mime_leaf *leaf)
+{
+    struct mime_reader *r = sl_calloc(1, sizeof(*r));
+
+    if (leaf->whole || leaf->content == NULL) {
+        r->data = leaf->data;
+        r->len = leaf->len;
+        return r;
+    }
+    r->content = g_object_ref(GMIME_DATA_WRAPPER(leaf->content));
+    reader_open(r);
+    return r;
+}
+
+long
+mime_reader_read(struct mime_reader *r, char *buf, size_t n)
+{
+    if (r->content == NULL) {
+        size_t k = r->len - r->off < n ? r->len - r->off : n;
+        memcpy(buf, r->data + r->off, k);
+        r->off += k;
+        return (long)k;
+    }
+    for (;;) {
+        ssize_t k = g_mime_stream_read(r->filtered, buf, n);
+        /* a filter stream also returns 0 when a block decoded to nothing
+         * (base64 line breaks only): the end is only where eos says so */
+        if (k != 0 || n == 0 || g_mime_stream_eos(r->filtered))
+            return k < 0 ? -1 : (long)k;
+    }
+}
+
+void
+mime_reader_rewind(struct mime_reader *r)
+{
+    if (r->content == NULL) {
+        r->off = 0;
+        return;
+    }
+    g_object_unref(r->filtered);
+    reader_open(r);
+}
+
+void
+mime_reader_free(struct mime_reader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->content != NULL) {
+        g_object_unref(r->filtered);
+        g_object_unref(r->content);
+    }
+    free(r);
+}
+
+/* Where a part sent as is lies in the message, if GMime gave a window on
+ * the message's own bytes (a persistent memory stream). */
+static bool
+content_in_place(GMimeDataWrapper *content, const char **data_r, size_t *len_r)
+{
+    GMimeStream *s = g_mime_data_wrapper_get_stream(content);
+    GByteArray *a;
+    gint64 end;
+
+    if (needs_decoding(g_mime_data_wrapper_get_encoding(content)) || !GMIME_IS_STREAM_MEM(s))
+        return false;
+    a = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+    if (a == NULL)
+        return false;
+    end = s->bound_end < 0 ? (gint64)a->len : s->bound_end;
+    if (s->bound_start < 0 || s->bound_start > end || end > (gint64)a->len)
+        return false;
+    *data_r = (const char *)a->data + s->bound_start;
+    *len_r = (size_t)(end - s->bound_start);
+    return true;
+}
+
+/* Hands one part to the callback: a part sent as is in place, an encoded
+ * one decoded up to MIME_LEAF_HEAD (whole if it is no longer). */
 static void
 visit_leaf(GMimeObject *obj, unsigned depth, struct walk_ctx *wc, bool encrypted)
 {
-    struct mime_leaf leaf = { .index = wc->info->parts, .depth = depth, .encrypted = encrypted };
+    struct mime_leaf leaf = { .index = wc->info->parts, .depth = depth, .encrypted = encrypted,
+                              .whole = true };
     GMimeContentType *ct = g_mime_object_get_content_type(obj);
     char *type = lower_type(ct);
-    GByteArray *bytes = NULL;
+    char *head = NULL;
 
     leaf.type = type;
     if (ct != NULL)
@@ -83,24 +193,26 @@ visit_leaf(GMimeObject *obj, unsigned depth, struct walk_ctx *wc, bool encrypted
         GMimePart *part = GMIME_PART(obj);
         GMimeDataWrapper *content = g_mime_part_get_content(part);
         leaf.filename = g_mime_part_get_filename(part);
-        if (content != NULL) {
-            GMimeStream *mem = g_mime_stream_mem_new();
-            /* Decodes base64/quoted-printable/uuencode; the result is never
-             * larger than the encoded part, so bounded by the message. The
-             * array is taken from the stream (which would empty it). */
-            g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
-            g_mime_data_wrapper_write_to_stream(content, mem);
-            bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-            g_object_unref(mem);
-            leaf.data = (const char *)bytes->data;
-            leaf.len = bytes->len;
+        leaf.content = content;
+        if (content != NULL && !content_in_place(content, &leaf.data, &leaf.len)) {
+            struct mime_leaf src = { .whole = false, .content = content };
+            struct mime_reader *r = mime_reader_new(&src);
+            char one;
+            long k = 0;
+            head = sl_malloc(MIME_LEAF_HEAD);
+            while (leaf.len < MIME_LEAF_HEAD &&
+                   (k = mime_reader_read(r, head + leaf.len, MIME_LEAF_HEAD - leaf.len)) > 0)
+                leaf.len += (size_t)k;
+            /* a part of exactly MIME_LEAF_HEAD bytes is still whole */
+            leaf.whole = k <= 0 || mime_reader_read(r, &one, 1) <= 0;
+            mime_reader_free(r);
+            leaf.data = head;
         }
     }
     if (leaf.data == NULL)
         leaf.data = "";
     wc->fn(wc->ctx, &leaf);
-    if (bytes != NULL)
-        g_byte_array_free(bytes, TRUE);
+    free(head);
     free(type);
 }
 

@@ -16,6 +16,7 @@
 
 #define MIME_CHECK_MAX_DEPTH 256    /* walk depth (GMime's own parser stops at 1024) */
 #define MIME_CHECK_MAX_PARTS 100000 /* parts counted; the walk stops there */
+#define MIME_LEAF_HEAD (256 * 1024) /* decoded bytes of a part held at once */
 
 struct mime_info {
     bool parsed;            /* GMime built a message */
@@ -35,9 +36,17 @@ struct mime_leaf {
     const char *filename;       /* decoded (RFC 2231/2047), UTF-8, or NULL */
     const char *type;           /* "application/zip", lowercase */
     const char *smime_type;     /* application/pkcs7-mime's smime-type, or NULL */
-    const char *data;           /* content with Content-Transfer-Encoding undone */
+    /* The content with Content-Transfer-Encoding undone: all of it when
+     * whole, else its first len bytes (MIME_LEAF_HEAD), the rest read
+     * through mime_reader_new(). A part sent as 7bit, 8bit or binary is
+     * always whole and points into the message; a base64, quoted-printable
+     * or uuencoded part is decoded here only up to MIME_LEAF_HEAD, so no
+     * part is ever held decoded in full. */
+    const char *data;
     size_t len;
+    bool whole;
     bool encrypted;             /* multipart/encrypted, S/MIME enveloped-data */
+    void *content;              /* the part's GMimeDataWrapper, for mime_reader_new() */
 };
 typedef void mime_leaf_fn(void *ctx, const struct mime_leaf *leaf);
 
@@ -52,10 +61,21 @@ void mime_check_init(void);
 int mime_check(const char *data, size_t len, struct mime_info *info_r);
 
 /* mime_check() that also calls fn for every leaf part, embedded
- * messages' parts included (fn may be NULL). Decoded content is held one
- * part at a time. */
+ * messages' parts included (fn may be NULL). At most MIME_LEAF_HEAD
+ * decoded bytes are held, one part at a time. */
 int mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
                     void *ctx);
+
+/* A leaf's decoded content from its start, in chunks of the caller's
+ * size: the whole of a part that is not whole in memory. Valid only
+ * during the leaf's callback. */
+struct mime_reader;
+struct mime_reader *mime_reader_new(const struct mime_leaf *leaf);
+/* Up to n bytes; 0 at the end of the content, -1 on a read error. */
+long mime_reader_read(struct mime_reader *r, char *buf, size_t n);
+/* Back to the start of the content (decoding starts over). */
+void mime_reader_rewind(struct mime_reader *r);
+void mime_reader_free(struct mime_reader *r);
 
 /* Frees what *info owns; info may then be reused. */
 void mime_info_free(struct mime_info *info);

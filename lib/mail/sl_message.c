@@ -426,15 +426,14 @@ apply_edit(struct out_list *l, const struct sl_header_edit *e)
 }
 
 size_t
-sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
-                         size_t n_edits, struct sl_buf *out)
+sl_message_write_head(const char *msg, size_t len, const struct sl_header_edit *edits,
+                      size_t n_edits, struct sl_buf *out, size_t *body_off_r)
 {
     struct hdr_section hs;
     struct out_list l = { NULL, 0, 0 };
     size_t dots = 0;
 
     header_section_parse(msg, len, &hs);
-    sl_buf_reserve(out, len + len / 64 + 256);
 
     for (size_t i = 0; i < hs.n; i++)
         out_insert(&l, l.n)->orig = &hs.h[i];
@@ -458,9 +457,100 @@ sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edi
     }
     if (added && hs.no_empty_line)
         sl_buf_append(out, "\r\n", 2);   /* the section closed, as cleanup does */
-    dots += emit_range(out, msg, hs.body_off, len);
 
+    *body_off_r = hs.body_off;
     free(l.v);
     free(hs.h);
     return dots;
+}
+
+size_t
+sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
+                         size_t n_edits, struct sl_buf *out)
+{
+    size_t body_off, dots;
+
+    sl_buf_reserve(out, len + len / 64 + 256);
+    dots = sl_message_write_head(msg, len, edits, n_edits, out, &body_off);
+    return dots + emit_range(out, msg, body_off, len);
+}
+
+/* ---- the body in chunks ---- */
+
+void
+sl_stuffer_init(struct sl_stuffer *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->bol = true;     /* the body starts a line */
+}
+
+static void
+put(struct sl_stuffer *st, struct sl_buf *out, const char *s, size_t n)
+{
+    if (out != NULL)
+        sl_buf_append(out, s, n);
+    st->out_len += n;
+}
+
+/* The same lines as line_next() cuts (CRLF, bare LF, bare CR), but a line
+ * may span calls: whether a line is open and whether the last byte was a
+ * CR (whose LF may come in the next chunk) carry over. Bytes that need no
+ * change (CRLF lines without a leading dot: nearly all) are copied in
+ * runs, one append per run, as emit_range() does. */
+void
+sl_stuffer_feed(struct sl_stuffer *st, const char *p, size_t n, struct sl_buf *out)
+{
+    const char *end = p + n, *run = p, *lf = NULL;
+    bool searched = false;
+
+    while (p < end) {
+        if (st->cr) {
+            st->cr = false;
+            put(st, out, "\r\n", 2);
+            st->bol = true;
+            if (*p == '\n')
+                p++;
+            run = p;
+            continue;
+        }
+        if (st->bol && *p == '.') {
+            put(st, out, run, (size_t)(p - run));
+            put(st, out, ".", 1);
+            st->dots++;
+            run = p;
+        }
+        if (!searched || (lf != NULL && lf < p)) {
+            lf = memchr(p, '\n', (size_t)(end - p));     /* cached: bare CRs stay O(n) */
+            searched = true;
+        }
+        const char *stop = lf != NULL ? lf : end;
+        const char *cr = memchr(p, '\r', (size_t)(stop - p));
+        if (cr == NULL && lf == NULL) {     /* the line goes on in the next chunk */
+            st->bol = false;
+            p = end;
+        } else if (cr != NULL && cr + 1 == lf) {    /* CRLF: as it is */
+            st->bol = true;
+            p = lf + 1;
+        } else if (cr != NULL && cr + 1 == end) {   /* its LF may come next */
+            put(st, out, run, (size_t)(cr - run));
+            st->cr = true;
+            p = run = end;
+        } else {                                    /* a bare CR or LF */
+            const char *t = cr != NULL ? cr : lf;
+            put(st, out, run, (size_t)(t - run));
+            put(st, out, "\r\n", 2);
+            st->bol = true;
+            p = run = t + 1;
+        }
+    }
+    put(st, out, run, (size_t)(end - run));
+}
+
+void
+sl_stuffer_finish(struct sl_stuffer *st, struct sl_buf *out)
+{
+    if (st->cr || !st->bol)
+        put(st, out, "\r\n", 2);  /* a last line without CRLF gets one */
+    st->cr = false;
+    st->bol = true;
 }

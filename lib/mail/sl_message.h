@@ -9,6 +9,7 @@
 #ifndef SL_MESSAGE_H
 #define SL_MESSAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "util/sl_buf.h"
 
@@ -38,6 +39,27 @@ struct sl_header_edit {
  * counts it (for SIZE=) is what was appended less that. */
 size_t sl_message_write_stuffed(const char *msg, size_t len, const struct sl_header_edit *edits,
                               size_t n_edits, struct sl_buf *out);
+
+/* The streamed form of sl_message_write_stuffed(): appends the header
+ * section with edits applied and stuffed (and the empty line it may need),
+ * sets *body_off_r to where the body starts in msg, and returns the
+ * stuffing dots appended. The body then goes through an sl_stuffer in
+ * chunks of any size; the two together give the same bytes. */
+size_t sl_message_write_head(const char *msg, size_t len, const struct sl_header_edit *edits,
+                             size_t n_edits, struct sl_buf *out, size_t *body_off_r);
+
+struct sl_stuffer {
+    bool bol;           /* at the start of a line */
+    bool cr;            /* the last byte fed was a CR */
+    size_t dots;        /* stuffing dots added */
+    size_t out_len;     /* bytes produced (also when out is NULL) */
+};
+
+void sl_stuffer_init(struct sl_stuffer *st);
+/* Appends p[0, n) stuffed, CRLF line ends, to out; out NULL only counts. */
+void sl_stuffer_feed(struct sl_stuffer *st, const char *p, size_t n, struct sl_buf *out);
+/* The end of the body: a last line without its CRLF gets one. */
+void sl_stuffer_finish(struct sl_stuffer *st, struct sl_buf *out);
 
 /* Where the header section of msg ends (see above): the offset of the
  * empty line, of the first body line, or len. */

@@ -318,8 +318,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sl_buf out, un;
     sl_buf_init(&out);
     sl_buf_init(&un);
-    sl_message_write_stuffed(msg, len, edits, n_edits, &out);
+    size_t dots = sl_message_write_stuffed(msg, len, edits, n_edits, &out);
     unstuff(out.data ? out.data : "", out.len, &un);
+
+    /* the streamed form (header section, then the body in chunks) gives
+     * the same bytes; chunk sizes taken from the input's first byte */
+    struct sl_buf st_out;
+    struct sl_stuffer st;
+    size_t body_off, step = 1 + (data[0] >> 3), st_dots;
+    sl_buf_init(&st_out);
+    st_dots = sl_message_write_head(msg, len, edits, n_edits, &st_out, &body_off);
+    sl_stuffer_init(&st);
+    for (size_t at = body_off; at < len; at += step)
+        sl_stuffer_feed(&st, msg + at, len - at < step ? len - at : step, &st_out);
+    sl_stuffer_finish(&st, &st_out);
+    FUZZ_CHECK(st_dots + st.dots == dots && st_out.len == out.len &&
+                   (out.len == 0 || memcmp(st_out.data, out.data, out.len) == 0),
+               "the streamed stuffing differs from the whole-buffer one");
+    sl_buf_free(&st_out);
 
     if (n_edits == 0) {
         struct sl_buf want;

@@ -481,6 +481,40 @@ test_forwarded(void **state)
     free(inner);
 }
 
+/* An archive larger than a leaf's head (MIME_LEAF_HEAD): read through the
+ * part's decoder with seeks, never decoded whole; what is found is what a
+ * small archive gives. */
+static void
+test_big_archive_streamed(void **state)
+{
+    size_t n = MIME_LEAF_HEAD * 3 + 123, len;
+    char *noise = malloc(n);
+    unsigned x = 7;
+
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        noise[i] = (char)(x >> 16);
+    }
+    struct entry e[] = {{"noise.bin", noise, n, 0}, {"docs/invoice.pdf.exe", "MZ", 2, 0}};
+    const char *formats[][2] = {{"zip", NULL}, {"tar", "gzip"}};
+    for (size_t k = 0; k < SL_N_ELEMENTS(formats); k++) {
+        struct check_findings f;
+        char *arc = make_archive(formats[k][0], formats[k][1], NULL, e, 2, &len);
+        char *msg = message_with("application/octet-stream", "big.bin", arc, len);
+        assert_true(len > MIME_LEAF_HEAD);
+        run(msg, &f);
+        assert_int_equal(f.n_banned, 1);
+        assert_non_null(strstr(f.banned[0], "big.bin | docs/invoice.pdf.exe"));
+        assert_int_equal(f.n_overlimit, 0);
+        assert_true(f.expanded >= n);
+        checks_findings_free(&f);
+        free(msg);
+        free(arc);
+    }
+    free(noise);
+}
+
 int
 main(void)
 {
@@ -489,7 +523,7 @@ main(void)
         cmocka_unit_test(test_patterns),      cmocka_unit_test(test_double_extension_in_zip),
         cmocka_unit_test(test_zip_bomb),      cmocka_unit_test(test_too_many_entries),
         cmocka_unit_test(test_encrypted_zip), cmocka_unit_test(test_archive_formats),
-        cmocka_unit_test(test_forwarded),
+        cmocka_unit_test(test_forwarded),     cmocka_unit_test(test_big_archive_streamed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -249,6 +249,112 @@ test_large_and_hostile(void **state)
     sl_buf_free(&out);
 }
 
+/* The header section whole, then the body through an sl_stuffer cut at
+ * the given offsets (relative to the body); also counts without output. */
+static size_t
+streamed(const char *msg, size_t len, const struct sl_header_edit *edits, size_t n_edits,
+         const size_t *cuts, size_t n_cuts, struct sl_buf *out)
+{
+    struct sl_stuffer st, count;
+    size_t body_off, dots = sl_message_write_head(msg, len, edits, n_edits, out, &body_off);
+    size_t head_len = out->len, at = body_off;
+
+    sl_stuffer_init(&st);
+    sl_stuffer_init(&count);
+    for (size_t i = 0; i <= n_cuts; i++) {
+        size_t to = i < n_cuts ? body_off + cuts[i] : len;
+        if (to > len)
+            to = len;
+        if (to < at)
+            continue;
+        sl_stuffer_feed(&st, msg + at, to - at, out);
+        sl_stuffer_feed(&count, msg + at, to - at, NULL);
+        at = to;
+    }
+    sl_stuffer_finish(&st, out);
+    sl_stuffer_finish(&count, NULL);
+    assert_int_equal(st.out_len, out->len - head_len);
+    assert_int_equal(count.out_len, st.out_len);
+    assert_int_equal(count.dots, st.dots);
+    return dots + st.dots;
+}
+
+static void
+check_same(const char *msg, size_t len, const struct sl_header_edit *e, size_t n_e,
+           const size_t *cuts, size_t n_cuts)
+{
+    struct sl_buf whole, parts;
+    size_t d1, d2;
+
+    sl_buf_init(&whole);
+    sl_buf_init(&parts);
+    d1 = sl_message_write_stuffed(msg, len, e, n_e, &whole);
+    d2 = streamed(msg, len, e, n_e, cuts, n_cuts, &parts);
+    assert_int_equal(d1, d2);
+    assert_int_equal(whole.len, parts.len);
+    assert_memory_equal(whole.data, parts.data, whole.len);
+    sl_buf_free(&whole);
+    sl_buf_free(&parts);
+}
+
+/* Streamed stuffing gives the whole-buffer bytes, wherever the chunks end:
+ * a CRLF "." cut between CR and LF or LF and ".", bare CRs and LFs, a last
+ * line without its CRLF. */
+static void
+test_streamed_stuffing(void **state)
+{
+    static const char *const msgs[] = {
+        "Subject: x\r\n\r\nline\r\n.dot\r\n..two\r\n.\r\nend",
+        "Subject: x\r\nno empty line\r\n.a\r\n",
+        "S: y\r\n\r\n\r\r\n.\n.\r.x\r",
+        "S: y\r\n\r\n.",
+        "S: y\r\n\r\n",
+        "",
+        ".starts with a dot\r\n",
+    };
+    struct sl_header_edit e[] = {{SL_HDR_PREPEND, "X-A", "1"}, {SL_HDR_APPEND, "X-B", "2"}};
+
+    (void)state;
+    for (size_t m = 0; m < sizeof(msgs) / sizeof(msgs[0]); m++) {
+        size_t len = strlen(msgs[m]);
+        for (size_t n_e = 0; n_e <= 2; n_e++) {
+            check_same(msgs[m], len, e, n_e, NULL, 0);
+            for (size_t a = 0; a <= len; a++) {
+                check_same(msgs[m], len, e, n_e, &a, 1);         /* one cut anywhere */
+                for (size_t b = a; b <= len; b++) {
+                    size_t cuts[] = {a, b};
+                    check_same(msgs[m], len, e, n_e, cuts, 2);
+                }
+            }
+        }
+    }
+
+    /* random bodies over the bytes that matter, random cuts */
+    static const char alphabet[] = ".\r\na: ";
+    unsigned x = 12345;
+    for (int round = 0; round < 3000; round++) {
+        char msg[200];
+        size_t len = 0, cuts[8];
+        len = (size_t)(x % sizeof(msg));
+        for (size_t i = 0; i < len; i++) {
+            x = x * 1103515245u + 12345u;
+            msg[i] = alphabet[(x >> 16) % (sizeof(alphabet) - 1)];
+        }
+        for (size_t i = 0; i < 8; i++) {
+            x = x * 1103515245u + 12345u;
+            cuts[i] = len > 0 ? (x >> 16) % (len + 1) : 0;
+        }
+        for (size_t i = 1; i < 8; i++)   /* ascending */
+            for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+                size_t t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        check_same(msg, len, e, (size_t)round % 3, cuts, 8);
+        x = x * 1103515245u + 12345u;
+    }
+}
+
 int
 main(void)
 {
@@ -257,6 +363,7 @@ main(void)
         cmocka_unit_test(test_fold_properties),
         cmocka_unit_test(test_header_lookup),
         cmocka_unit_test(test_large_and_hostile),
+        cmocka_unit_test(test_streamed_stuffing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -594,6 +594,109 @@ test_dot_stuffing(void **state)
     assert_true(sink_stop(&s));
 }
 
+/* A body of several write chunks (256 KiB each, counted from the body's
+ * start) with a CRLF "." cut between CR and LF at the first chunk's end
+ * and between LF and "." at the second's; *want: what the sink stores of
+ * it (LF line ends, unstuffed). */
+static void
+big_text(struct sl_buf *text, struct sl_buf *want)
+{
+    static const char head[] = "Subject: big\r\n\r\n";
+    const size_t chunk = 256 * 1024, hl = sizeof(head) - 1;
+
+    sl_buf_init(text);
+    sl_buf_append_str(text, head);
+    while (text->len - hl < chunk - 100)
+        sl_buf_printf(text, "%.98s\r\n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    while (text->len - hl < chunk - 1)
+        sl_buf_append_str(text, "b");
+    sl_buf_append_str(text, "\r\n.dot at the first cut\r\n");
+    while (text->len - hl < 2 * chunk - 2)
+        sl_buf_append_str(text, "c");
+    sl_buf_append_str(text, "\r\n.dot at the second cut\r\n..two\r\n");
+    while (text->len - hl < 3 * chunk + 5000)
+        sl_buf_append_str(text, ".d\r\n");
+    sl_buf_append_str(text, "last line without CRLF");
+    sl_buf_init(want);
+    for (size_t i = 0; i < text->len; i++)
+        if (text->data[i] != '\r')
+            sl_buf_append(want, &text->data[i], 1);
+    sl_buf_append_str(want, "\n");
+}
+
+/* The body stuffed as it is sent, chunk by chunk. */
+static void
+test_big_body_in_chunks(void **state)
+{
+    struct sl_buf text, want;
+    struct sink s;
+    struct msg m;
+    struct outcome o = {0};
+    char *dump;
+    int n;
+
+    (void)state;
+    big_text(&text, &want);
+    sink_start(&s, NULL);
+    outcome_clear(&o);
+    msg_init(&m, &s, text.data);
+    start(&m, &o);
+    assert_true(run_until(1, GUARD_S));
+    assert_int_equal(o.codes[0], 250);
+    dump = sink_dumps(&s, &n);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(dump, want.data));
+    free(dump);
+    msg_free(&m);
+    outcome_clear(&o);
+    assert_true(sink_stop(&s));
+    sl_buf_free(&text);
+    sl_buf_free(&want);
+}
+
+/* A big message whose pooled connection turns out closed is sent again on a
+ * new one from its first byte: one whole copy arrives. */
+static void
+test_big_body_retried(void **state)
+{
+    const char *const opts[] = {"-t", "2", NULL};
+    struct sl_buf text, want;
+    struct sink s;
+    struct msg m1, m2;
+    struct outcome o1 = {0}, o2 = {0};
+    char *dump;
+    int n;
+
+    (void)state;
+    big_text(&text, &want);
+    sink_start(&s, opts);
+    outcome_clear(&o1);
+    outcome_clear(&o2);
+    msg_init(&m1, &s, simple_text);
+    start(&m1, &o1);
+    assert_true(run_until(1, GUARD_S));
+    assert_int_equal(o1.codes[0], 250);
+    sleep_ms(2500);     /* the sink drops the pooled connection meanwhile */
+    msg_init(&m2, &s, text.data);
+    start(&m2, &o2);
+    assert_true(run_until(2, GUARD_S));
+    assert_int_equal(o2.codes[0], 250);
+    assert_int_equal(sink_connects(&s), 2);
+    dump = sink_dumps(&s, &n);
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(dump, want.data));
+    assert_null(strstr(strstr(dump, want.data) + 1, want.data));
+    free(dump);
+    msg_free(&m1);
+    msg_free(&m2);
+    outcome_clear(&o1);
+    outcome_clear(&o2);
+    assert_true(sink_stop(&s));
+    sl_buf_free(&text);
+    sl_buf_free(&want);
+}
+
 static void
 test_edits_applied(void **state)
 {
@@ -1166,6 +1269,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_three_recipients_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dot_stuffing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_body_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_body_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edits_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_down, setup, teardown),

@@ -1,0 +1,240 @@
+/* test_mime_check.c - the MIME walk's leaves: parts sent as is handed in
+ * place, encoded parts decoded in chunks (mime_reader) to the same bytes as
+ * GMime's whole-part decoding, across its block boundaries. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <gmime/gmime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "workers/mime_check.h"
+#include "util/sl_buf.h"
+#include "util/sl_util.h"
+
+static const size_t sizes[] = {0, 1, 57, 4095, 4096, 4097, MIME_LEAF_HEAD - 1, MIME_LEAF_HEAD,
+                               MIME_LEAF_HEAD + 1, 700001};
+
+struct seen {
+    const char *msg;
+    size_t msg_len;
+    const unsigned char *want;
+    size_t want_len;
+    unsigned leaves;
+    bool in_place;      /* the leaf pointed into the message */
+};
+
+static unsigned char *
+random_bytes(size_t n, unsigned seed)
+{
+    unsigned char *b = sl_malloc(n + 1);
+    unsigned x = seed * 2654435761u + 1;
+
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        b[i] = (unsigned char)(x >> 16);
+    }
+    return b;
+}
+
+/* Everything the reader gives, read n bytes at a time. */
+static GByteArray *
+read_all(const struct mime_leaf *leaf, size_t n)
+{
+    struct mime_reader *r = mime_reader_new(leaf);
+    GByteArray *out = g_byte_array_new();
+    char *buf = sl_malloc(n);
+    long k;
+
+    while ((k = mime_reader_read(r, buf, n)) > 0)
+        g_byte_array_append(out, (guint8 *)buf, (guint)k);
+    assert_int_equal(k, 0);
+    /* a rewind starts the decoding over */
+    mime_reader_rewind(r);
+    k = mime_reader_read(r, buf, n);
+    assert_true(k >= 0 && (size_t)k <= n && (size_t)k <= out->len && (k > 0) == (out->len > 0));
+    assert_memory_equal(buf, out->data, (size_t)k);
+    mime_reader_free(r);
+    free(buf);
+    return out;
+}
+
+/* GMime's own decoding of the whole part, as the walk did before. */
+static GByteArray *
+decode_whole(const struct mime_leaf *leaf)
+{
+    GMimeStream *mem = g_mime_stream_mem_new();
+    GByteArray *out;
+
+    g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+    g_mime_data_wrapper_write_to_stream(GMIME_DATA_WRAPPER(leaf->content), mem);
+    out = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+    g_object_unref(mem);
+    return out;
+}
+
+static void
+on_leaf(void *arg, const struct mime_leaf *leaf)
+{
+    static const size_t chunks[] = {1, 3, 4096, 65536};
+    struct seen *s = arg;
+    GByteArray *whole;
+
+    if (strcmp(leaf->type, "application/octet-stream") != 0)
+        return;
+    s->leaves++;
+    s->in_place = leaf->data >= s->msg && leaf->data <= s->msg + s->msg_len;
+    if (!leaf->whole)
+        assert_int_equal(leaf->len, MIME_LEAF_HEAD);
+    else if (!s->in_place)
+        assert_true(leaf->len <= MIME_LEAF_HEAD);
+    whole = decode_whole(leaf);
+    if (s->want != NULL) {
+        assert_int_equal(whole->len, s->want_len);
+        assert_memory_equal(whole->data, s->want, s->want_len);
+    }
+    assert_int_equal(leaf->whole, s->in_place || whole->len <= MIME_LEAF_HEAD);
+    assert_memory_equal(leaf->data, whole->data, leaf->len);
+    for (size_t i = 0; i < SL_N_ELEMENTS(chunks); i++) {
+        if (chunks[i] == 1 && whole->len > 5000)
+            continue;   /* byte by byte only where it stays quick */
+        GByteArray *got = read_all(leaf, chunks[i]);
+        assert_int_equal(got->len, whole->len);
+        assert_memory_equal(got->data, whole->data, whole->len);
+        g_byte_array_free(got, TRUE);
+    }
+    g_byte_array_free(whole, TRUE);
+}
+
+static char *
+message(const char *cte, const char *body, size_t *len_r)
+{
+    struct sl_buf m;
+
+    sl_buf_init(&m);
+    sl_buf_printf(&m, "From: a@example.org\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+                      "--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+                      "--BB\r\nContent-Type: application/octet-stream\r\n"
+                      "Content-Transfer-Encoding: %s\r\n\r\n",
+                  cte);
+    sl_buf_append_str(&m, body);
+    sl_buf_append_str(&m, "\r\n--BB--\r\n");
+    return sl_buf_steal(&m, len_r);
+}
+
+static void
+walk(const char *msg, size_t len, struct seen *s)
+{
+    struct mime_info info;
+
+    s->msg = msg;
+    s->msg_len = len;
+    s->leaves = 0;
+    assert_int_equal(mime_check_walk(msg, len, &info, on_leaf, s), 0);
+    assert_int_equal(s->leaves, 1);
+    mime_info_free(&info);
+}
+
+static void
+test_base64(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < SL_N_ELEMENTS(sizes); i++) {
+        unsigned char *want = random_bytes(sizes[i], (unsigned)i);
+        gchar *b64 = g_base64_encode(want, sizes[i]);
+        struct sl_buf body;
+        size_t len;
+
+        sl_buf_init(&body);
+        for (size_t o = 0, n = strlen(b64); o < n; o += 76)
+            sl_buf_printf(&body, "%.76s\r\n", b64 + o);
+        sl_buf_append(&body, "", 1);
+        char *msg = message("base64", body.data, &len);
+        struct seen s = {.want = want, .want_len = sizes[i]};
+        walk(msg, len, &s);
+        assert_false(s.in_place && sizes[i] > 0);
+        free(msg);
+        sl_buf_free(&body);
+        g_free(b64);
+        free(want);
+    }
+}
+
+/* Quoted-printable with soft breaks, escapes and hard breaks, so that
+ * "=XX" and "=\r\n" fall across GMime's 4 KiB read blocks. */
+static void
+test_quoted_printable(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < SL_N_ELEMENTS(sizes); i++) {
+        unsigned char *raw = random_bytes(sizes[i], (unsigned)i + 100);
+        struct sl_buf body;
+        size_t len, col = 0;
+
+        sl_buf_init(&body);
+        for (size_t k = 0; k < sizes[i]; k++) {
+            unsigned char c = raw[k];
+            if (c % 7 == 0 && col > 0) {
+                sl_buf_append_str(&body, "\r\n"); /* a hard break */
+                col = 0;
+            } else if (c >= 33 && c <= 126 && c != '=') {
+                sl_buf_append(&body, &c, 1);
+                col++;
+            } else {
+                sl_buf_printf(&body, "=%02X", c);
+                col += 3;
+            }
+            if (col >= 72) {
+                sl_buf_append_str(&body, "=\r\n");
+                col = 0;
+            }
+        }
+        sl_buf_append(&body, "", 1);
+        char *msg = message("quoted-printable", body.data, &len);
+        struct seen s = {0};
+        walk(msg, len, &s);
+        free(msg);
+        sl_buf_free(&body);
+        free(raw);
+    }
+}
+
+/* 7bit, 8bit, binary: no decoding, the leaf is the message's own bytes. */
+static void
+test_in_place(void **state)
+{
+    static const char *const ctes[] = {"7bit", "8bit", "binary"};
+
+    (void)state;
+    for (size_t i = 0; i < SL_N_ELEMENTS(ctes); i++) {
+        struct sl_buf body;
+        size_t len;
+
+        sl_buf_init(&body);
+        while (body.len < MIME_LEAF_HEAD + 1000)
+            sl_buf_append_str(&body, "a line of text, nothing to decode\r\n");
+        sl_buf_append(&body, "", 1);
+        char *msg = message(ctes[i], body.data, &len);
+        struct seen s = {0};
+        walk(msg, len, &s);
+        assert_true(s.in_place);
+        free(msg);
+        sl_buf_free(&body);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_quoted_printable),
+        cmocka_unit_test(test_in_place),
+    };
+
+    mime_check_init();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -63,7 +63,7 @@
 #define SESSION_MIN_DATA_RATE 500           /* bytes/s, Postfix smtpd_min_data_rate */
 #define SESSION_MAX_OUTPUT (256 * 1024)     /* unsent replies before we stop reading */
 #define SESSION_SYNC_LOG_MAX 100            /* bytes of unexpected input logged */
-#define SESSION_LIBEVENT_READ 4096          /* libevent 2.1's most in one read (EVBUFFER_MAX_READ) */
+#define SESSION_LIBEVENT_READ 4096          /* libevent 2.1's most a read (EVBUFFER_MAX_READ) */
 #define SESSION_READ_MORE (64 * 1024)       /* read past it per turn during DATA */
 
 static void session_free(struct session *s);

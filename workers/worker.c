@@ -55,7 +55,7 @@
 
 #define WORKER_POLL_MS 100          /* how quickly a thread notices worker_pool_stop() */
 #define WORKER_MAX_DELAY_MS 600000  /* SLUICE_TEST_WORKER_DELAY_MS cap */
-#define WORKER_INLINE_CHECKS_MAX ((size_t)256 * 1024) /* built-in checks on this thread up to this size */
+#define WORKER_INLINE_CHECKS_MAX ((size_t)256 * 1024) /* checks alone on this thread up to */
 
 struct wconn {
     void *sock;                     /* DEALER, owned; NULL while it cannot be opened */

@@ -34,10 +34,14 @@
 #include "broker_metrics.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "conf/sl_config.h"
 #include "net/sl_keys.h"
@@ -126,8 +130,7 @@ struct broker {
     struct sl_zap *zap;             /* CURVE: the allow-list; NULL for inproc:// or plain */
     unsigned long long next_role_warn_ms;
     unsigned long long n_role_refused;      /* frames from a key of the wrong role */
-    void *ctl_thread;               /* PAIR, broker thread side */
-    void *ctl_main;                 /* PAIR, broker_stop() side */
+    int stop_fd;                    /* eventfd, written by broker_stop() */
     char *endpoint;
     pthread_t thread;
     char instance[SL_ID_LEN + 1];
@@ -1133,11 +1136,41 @@ stats_update(struct broker *b, unsigned long long now)
     pthread_mutex_unlock(&b->stats_lock);
 }
 
+#define WAIT_STOP 1
+#define WAIT_ROUTER 2
+
+/* Waits up to timeout ms for the router's input or broker_stop(). Not
+ * zmq_poll(): for two sockets it asks each one's ZMQ_EVENTS twice a call
+ * and polls once without waiting first, six system calls a wait; a stop
+ * signal on an eventfd costs none of those, and the router's ZMQ_EVENTS,
+ * asked before sleeping on its edge-triggered ZMQ_FD and after waking,
+ * makes three. */
+static int
+broker_wait(struct broker *b, int router_fd, long timeout)
+{
+    struct pollfd p[2] = {
+        { .fd = b->stop_fd, .events = POLLIN },
+        { .fd = router_fd, .events = POLLIN },
+    };
+
+    if (sl_zsock_readable(b->router))
+        timeout = 0;    /* still look at the stop signal */
+    if (poll(p, 2, (int)timeout) < 0)
+        return errno == EINTR ? 0 : -1;
+    if (p[0].revents != 0)
+        return WAIT_STOP;
+    return sl_zsock_readable(b->router) ? WAIT_ROUTER : 0;
+}
+
 static void *
 broker_thread(void *arg)
 {
     struct broker *b = arg;
+    int router_fd;
+    size_t fd_len = sizeof(router_fd);
 
+    if (zmq_getsockopt(b->router, ZMQ_FD, &router_fd, &fd_len) != 0)
+        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
     b->next_heartbeat_ms = sl_now_mono_ms() + SL_WIRE_HEARTBEAT_MS;
     for (;;) {
         unsigned long long now = sl_now_mono_ms();
@@ -1146,26 +1179,21 @@ broker_thread(void *arg)
             due = b->whead->hb_due_ms > b->next_hb_tick_ms ? b->whead->hb_due_ms
                                                            : b->next_hb_tick_ms;
         long timeout = due > now ? (long)(due - now) : 0;
-        zmq_pollitem_t items[2] = {
-            { .socket = b->ctl_thread, .events = ZMQ_POLLIN },
-            { .socket = b->router, .events = ZMQ_POLLIN },
-        };
 
         if (timeout > BROKER_STATS_MS)
             timeout = BROKER_STATS_MS;
-        if (zmq_poll(items, 2, timeout) < 0) {
-            if (errno == EINTR)
-                continue;
-            sl_error("broker: zmq_poll: %s", zmq_strerror(errno));
+        int ready = broker_wait(b, router_fd, timeout);
+        if (ready < 0) {
+            sl_error("broker: poll: %s", strerror(errno));
             break;
         }
-        if (items[0].revents & ZMQ_POLLIN)
+        if (ready & WAIT_STOP)
             break;
         now = sl_now_mono_ms();
         check_own_stall(b, now);
         /* a job goes out as soon as it is in, not after the batch: its
          * wait for a hand-out is its own, not that of the messages behind it */
-        if (items[1].revents & ZMQ_POLLIN)
+        if (ready & WAIT_ROUTER)
             for (int i = 0; i < BROKER_RECV_BATCH && recv_one(b, now); i++)
                 if (b->depth > 0 && b->fhead != NULL)
                     dispatch(b);
@@ -1185,7 +1213,6 @@ struct broker *
 broker_start(void *zctx, const struct sl_config *config, const char *endpoint, char **error_r)
 {
     struct broker *b = sl_calloc(1, sizeof(*b));
-    char ctl[64];
     int ret;
 
     SL_BUG_ON(zctx == NULL || config == NULL || endpoint == NULL);
@@ -1223,21 +1250,17 @@ broker_start(void *zctx, const struct sl_config *config, const char *endpoint, c
         sl_zap_stop(&b->zap);
         goto fail;
     }
-    snprintf(ctl, sizeof(ctl), "inproc://sluice-broker-ctl-%p", (void *)b);
-    b->ctl_thread = zmq_socket(zctx, ZMQ_PAIR);
-    b->ctl_main = zmq_socket(zctx, ZMQ_PAIR);
-    SL_BUG_ON(b->ctl_thread == NULL || b->ctl_main == NULL);
-    sl_zsock_set_int(b->ctl_thread, ZMQ_LINGER, 0);
-    sl_zsock_set_int(b->ctl_main, ZMQ_LINGER, 0);
-    ret = zmq_bind(b->ctl_thread, ctl);
-    SL_BUG_ON(ret != 0);
-    ret = zmq_connect(b->ctl_main, ctl);
-    SL_BUG_ON(ret != 0);
+    b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->stop_fd < 0) {
+        *error_r = sl_asprintf("broker: eventfd: %s", strerror(errno));
+        zmq_close(b->router);
+        sl_zap_stop(&b->zap);
+        goto fail;
+    }
     ret = pthread_create(&b->thread, NULL, broker_thread, b);
     if (ret != 0) {
         *error_r = sl_asprintf("broker: pthread_create: %s", strerror(ret));
-        zmq_close(b->ctl_thread);
-        zmq_close(b->ctl_main);
+        close(b->stop_fd);
         zmq_close(b->router);
         sl_zap_stop(&b->zap);
         goto fail;
@@ -1280,8 +1303,9 @@ broker_stop(struct broker **brokerp)
     if (b == NULL)
         return;
     *brokerp = NULL;
-    if (zmq_send(b->ctl_main, "", 0, 0) < 0)
-        sl_bug(__FILE__, __LINE__, "broker control socket");
+    uint64_t one = 1;
+    if (write(b->stop_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+        sl_bug(__FILE__, __LINE__, "broker stop eventfd");
     pthread_join(b->thread, NULL);
 
     /* Jobs still held are resubmitted by their frontends to another broker,
@@ -1315,8 +1339,7 @@ broker_stop(struct broker **brokerp)
             "%llu failed, %llu resubmitted duplicates, %llu bad frames, %llu wrong-role frames",
             b->endpoint, b->n_jobs, b->n_verdicts, b->n_requeued, b->n_expired, b->n_failed,
             b->n_duplicates, b->n_bad_frames, b->n_role_refused);
-    zmq_close(b->ctl_thread);
-    zmq_close(b->ctl_main);
+    close(b->stop_fd);
     zmq_close(b->router);
     sl_zap_stop(&b->zap);
     pthread_mutex_destroy(&b->stats_lock);

@@ -107,6 +107,9 @@ struct fe_ledger {
     struct ledger_orphan *orphans;  /* releases to try again */
     size_t n_orphans;
     struct event *orphan_ev;        /* every LEDGER_RECONNECT_MS while there are orphans */
+    struct event *write_ev;         /* writes queued commands from the loop (ledger_add_write) */
+    bool write_pending;
+    bool writing;                   /* in ledger_write_now() */
 };
 
 /* Releases, of rcpts[0..n), those entries[] says we hold. */
@@ -240,6 +243,8 @@ ledger_on_time(redisAsyncContext *ac, void *r, void *privdata)
 
 /* A connection, or NULL when Redis was found down less than a second ago
  * (fail fast: mail must not wait on a dead Redis message after message). */
+static void ledger_add_write(void *privdata);
+
 static redisAsyncContext *
 ledger_conn(struct fe_ledger *l)
 {
@@ -264,6 +269,7 @@ ledger_conn(struct fe_ledger *l)
         ledger_mark_down(l, "cannot attach to the event loop");
         return NULL;
     }
+    ac->ev.addWrite = ledger_add_write;
     l->ac = ac;
     l->clock_known = false; /* after a Sentinel failover, another server's clock */
     redisAsyncSetConnectCallback(ac, ledger_on_connect);
@@ -397,16 +403,56 @@ op_answer_reserve(struct fe_ledger_op *op, const redisReply *reply)
 
 static void ledger_on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
+static void
+ledger_write_now(struct fe_ledger *l)
+{
+    l->writing = true;
+    redisAsyncHandleWrite(l->ac);   /* what the socket does not take: ledger_add_write */
+    l->writing = false;
+}
+
 /* Writes what is queued now rather than on the loop's next turn (one
- * wakeup and two epoll changes less). Not from inside a hiredis callback:
- * there hiredis writes when the callback returns. */
+ * wakeup less). Not from inside a hiredis callback: there the commands are
+ * written from the loop once it returns (ledger_add_write). */
 static void
 ledger_flush(struct fe_ledger *l)
 {
     redisAsyncContext *ac = l->ac;
 
     if (ac != NULL && (ac->c.flags & REDIS_CONNECTED) && !(ac->c.flags & REDIS_IN_CALLBACK))
-        redisAsyncHandleWrite(ac);
+        ledger_write_now(l);
+}
+
+static void
+ledger_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct fe_ledger *l = arg;
+
+    (void)fd;
+    (void)what;
+    l->write_pending = false;
+    if (l->ac != NULL && (l->ac->c.flags & REDIS_CONNECTED))
+        ledger_write_now(l);
+}
+
+/* hiredis adds its write event for every command and removes it once the
+ * command is written: two epoll_ctl a command, though ledger_flush() or
+ * ledger_on_write() writes it within the same loop turn. Once connected,
+ * the write event is added only for what the socket could not take. */
+static void
+ledger_add_write(void *privdata)
+{
+    redisLibeventEvents *e = privdata;
+    struct fe_ledger *l = e->context->data;
+
+    if (!(e->context->c.flags & REDIS_CONNECTED) || l->writing) {
+        redisLibeventAddWrite(privdata);
+        return;
+    }
+    if (!l->write_pending) {
+        l->write_pending = true;
+        event_active(l->write_ev, EV_WRITE, 0);
+    }
 }
 
 /* Queues one command of op (argv: C strings); false if hiredis refused it. */
@@ -918,7 +964,9 @@ fe_ledger_new(struct event_base *base, const struct sl_redis_url *url, const cha
     l->idle_ev = evtimer_new(base, ledger_on_idle, l);
     l->idle_deadline_ev = evtimer_new(base, ledger_on_idle, l);
     l->orphan_ev = evtimer_new(base, ledger_on_orphans, l);
-    SL_BUG_ON(l->idle_ev == NULL || l->idle_deadline_ev == NULL || l->orphan_ev == NULL);
+    l->write_ev = event_new(base, -1, 0, ledger_on_write, l);
+    SL_BUG_ON(l->idle_ev == NULL || l->idle_deadline_ev == NULL || l->orphan_ev == NULL ||
+              l->write_ev == NULL);
     sl_info("ledger: exactly-once reinjection through Redis %s (node %s, kept %u s)", l->desc,
             node, ttl_s);
     (void)ledger_conn(l); /* connect now; the first message need not wait for it */
@@ -947,6 +995,7 @@ fe_ledger_destroy(struct fe_ledger **lp)
         orphan_free(o);
     }
     event_free(l->orphan_ev);
+    event_free(l->write_ev);
     free(l->claims);
     event_free(l->idle_ev);
     event_free(l->idle_deadline_ev);

@@ -149,6 +149,8 @@ struct rj_conn {
     TAILQ_ENTRY(rj_conn) idle_entry; /* t->idle while CONN_IDLE */
     struct bufferevent *bev;
     struct event *timer;
+    struct event *flush_ev; /* writes what conn_write() queued (conn_flush_cb) */
+    bool flush_pending;
     struct sl_smtp_reply_parser *parser;
     enum conn_state state;
     bool in_idle;      /* on t->idle */
@@ -238,11 +240,20 @@ timer_arm(struct rj_conn *c, unsigned secs)
     evtimer_add(c->timer, &tv);
 }
 
+/* Once connected, what is queued is written from the loop when the current
+ * callback is done, straight to the socket (conn_flush_cb): the
+ * bufferevent's write event, three system calls a write (an epoll_ctl to
+ * add it, a loop turn for it to fire, an epoll_ctl to remove it), is
+ * enabled only while the socket cannot take it all. */
 static void
 conn_write(struct rj_conn *c, const char *s, size_t len)
 {
     if (bufferevent_write(c->bev, s, len) != 0)
         sl_error("reinject: %s: bufferevent_write failed", c->t->mta); /* out of memory */
+    if (!c->flush_pending && !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+        c->flush_pending = true;
+        event_active(c->flush_ev, EV_WRITE, 0);
+    }
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -1158,6 +1169,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct rj_conn *c = arg;
 
+    if (c->state != CONN_CONNECTING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE); /* written: back to conn_flush_cb */
     if (c->state != CONN_BODY)
         return;
     (void)body_write_more(c);
@@ -1174,6 +1187,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
          * plus delayed ACKs would add ~40 ms per message */
         int one = 1;
         (void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        bufferevent_disable(bev, EV_WRITE); /* conn_write() */
         c->state = CONN_GREETING;
         timer_arm(c, c->t->r->timeout_s);
         return;
@@ -1187,6 +1201,31 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
                            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     (void)conn_fail(c, text, false);
     free(text);
+}
+
+static void
+conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rj_conn *c = arg;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    (void)fd;
+    (void)what;
+    c->flush_pending = false;
+    if (bufferevent_get_enabled(c->bev) & EV_WRITE)
+        return; /* the bufferevent writes, and calls conn_write_cb */
+    /* the bufferevent keeps its output's front frozen but while it writes */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, bufferevent_getfd(c->bev)) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) {
+        /* the socket is full, or an error: the bufferevent deals with both
+         * (conn_event_cb) */
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
+    conn_write_cb(c->bev, c);
 }
 
 static void
@@ -1300,8 +1339,9 @@ conn_new(struct rj_target *t, struct fe_reinject_op *op)
     c->state = CONN_CONNECTING;
     c->parser = sl_smtp_reply_parser_new();
     c->timer = evtimer_new(r->base, conn_timer_cb, c);
+    c->flush_ev = event_new(r->base, -1, 0, conn_flush_cb, c);
     c->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    SL_BUG_ON(!c->timer || !c->bev);
+    SL_BUG_ON(!c->timer || !c->flush_ev || !c->bev);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&t->conns, c, entry);
@@ -1337,6 +1377,7 @@ conn_free(struct rj_conn *c)
     t->n_conns--;
     bufferevent_free(c->bev);
     event_free(c->timer);
+    event_free(c->flush_ev);
     sl_smtp_reply_parser_destroy(&c->parser);
     free(c->pending_err);
     free(c);

@@ -63,11 +63,27 @@
 #define SESSION_MIN_DATA_RATE 500           /* bytes/s, Postfix smtpd_min_data_rate */
 #define SESSION_MAX_OUTPUT (256 * 1024)     /* unsent replies before we stop reading */
 #define SESSION_SYNC_LOG_MAX 100            /* bytes of unexpected input logged */
+#define SESSION_LIBEVENT_READ 4096          /* libevent 2.1's most a read (EVBUFFER_MAX_READ) */
+#define SESSION_READ_MORE (64 * 1024)       /* read past it per turn during DATA */
 
 static void session_free(struct session *s);
 static void session_on_read(struct bufferevent *bev, void *ctx);
 
 /* ---------------------------------------------------------------- replies */
+
+/* Replies are written from the loop once the current callback is done, in
+ * one write(2) for all of them, straight to the socket: the bufferevent's
+ * write event (an epoll_ctl to add it, a loop turn for it to fire, an
+ * epoll_ctl to remove it: three system calls a reply) is enabled only when
+ * the socket cannot take them all. */
+static void
+session_schedule_flush(struct session *s)
+{
+    if (s->flush_pending || (bufferevent_get_enabled(s->bev) & EV_WRITE))
+        return;
+    s->flush_pending = true;
+    event_active(s->flush_ev, EV_WRITE, 0);
+}
 
 static void
 session_vreply(struct session *s, const char *fmt, va_list ap)
@@ -88,6 +104,7 @@ session_vreply(struct session *s, const char *fmt, va_list ap)
     fe_metrics_reply(line);
     evbuffer_add(out, line, (size_t)n);
     evbuffer_add(out, "\r\n", 2);
+    session_schedule_flush(s);
 }
 
 void
@@ -119,6 +136,7 @@ session_close_after_reply(struct session *s)
 {
     s->state = SESSION_CLOSING;
     bufferevent_disable(s->bev, EV_READ);
+    session_schedule_flush(s);  /* closes once the output is empty */
 }
 
 /* So a confused client cannot loop forever, as Postfix's
@@ -388,6 +406,28 @@ session_process(struct session *s)
 
 /* ----------------------------------------------------- libevent glue */
 
+/* libevent reads at most SESSION_LIBEVENT_READ octets a turn, so a message
+ * would cost a loop turn, an epoll_wait and an ioctl for every 4 KiB of it.
+ * During DATA, after a read that full, the rest waiting on the socket is
+ * read here. EOF and errors are left to the bufferevent's next read. */
+static size_t
+session_read_more(struct session *s)
+{
+    char buf[16384];
+    size_t got = 0;
+
+    while (got < SESSION_READ_MORE) {
+        ssize_t n = recv(bufferevent_getfd(s->bev), buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        sl_smtp_parser_feed(s->parser, buf, (size_t)n);
+        got += (size_t)n;
+        if ((size_t)n < sizeof(buf))
+            break;  /* the socket had no more */
+    }
+    return got;
+}
+
 static void
 session_on_read(struct bufferevent *bev, void *ctx)
 {
@@ -409,6 +449,8 @@ session_on_read(struct bufferevent *bev, void *ctx)
         total += vec[i].iov_len;
     }
     evbuffer_drain(in, total);
+    if (s->state == SESSION_DATA && total >= SESSION_LIBEVENT_READ)
+        total += session_read_more(s);
     if (s->state == SESSION_DATA && total > 0)
         session_extend_data_deadline(s, total);
     if (s->state != SESSION_WAIT)
@@ -419,6 +461,8 @@ static void
 session_on_write(struct bufferevent *bev, void *ctx)
 {
     struct session *s = ctx;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);  /* written: back to session_on_flush */
     if (s->state == SESSION_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         session_free(s);
         return;
@@ -430,6 +474,31 @@ session_on_write(struct bufferevent *bev, void *ctx)
             bufferevent_enable(bev, EV_READ);
         session_on_read(bev, s);
     }
+}
+
+static void
+session_on_flush(evutil_socket_t fd, short what, void *ctx)
+{
+    struct session *s = ctx;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    (void)fd;
+    (void)what;
+    s->flush_pending = false;
+    if (bufferevent_get_enabled(s->bev) & EV_WRITE)
+        return;     /* the bufferevent writes, and calls session_on_write */
+    /* the bufferevent keeps its output's front frozen but while it writes */
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, bufferevent_getfd(s->bev)) > 0)
+        ;
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) {
+        /* the socket is full, or an error: the bufferevent deals with both
+         * (the write timeout, session_on_event) */
+        bufferevent_enable(s->bev, EV_WRITE);
+        return;
+    }
+    session_on_write(s->bev, s);
 }
 
 /* Idle (per read), command or DATA deadline passed: RFC 5321 4.5.3.2
@@ -491,6 +560,7 @@ session_free(struct session *s)
 
     fe_job_detach(&s->job);
     event_free(s->io_timer);
+    event_free(s->flush_ev);
     session_reset_transaction(s);
     fe_settings_unref(&s->settings); /* after the slot went back into its table */
     free(s->env.rcpts);
@@ -531,11 +601,14 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
     sl_buf_init(&s->data);
     s->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->io_timer = evtimer_new(fe->base, session_on_io_timer, s);
-    SL_BUG_ON(s->bev == NULL || s->io_timer == NULL);
+    s->flush_ev = event_new(fe->base, -1, 0, session_on_flush, s);
+    SL_BUG_ON(s->bev == NULL || s->io_timer == NULL || s->flush_ev == NULL);
     bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
     session_set_idle_timeout(s, true);
     session_arm_command_deadline(s);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    /* EV_WRITE (on by default) only when the socket is full: session_on_flush */
+    bufferevent_disable(s->bev, EV_WRITE);
+    bufferevent_enable(s->bev, EV_READ);
 
     s->next = fe->sessions;
     if (fe->sessions)

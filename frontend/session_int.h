@@ -46,6 +46,8 @@ struct session {
     struct event *io_timer;  /* command or DATA deadline */
     unsigned long long data_deadline_ms;
     bool output_blocked; /* reading paused until the client reads its replies */
+    struct event *flush_ev;  /* writes this turn's replies (session_on_flush) */
+    bool flush_pending;
 
     struct fe_envelope env; /* the transaction being collected (XFORWARD too) */
     struct sl_buf data;     /* the message, during DATA */

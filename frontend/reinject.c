@@ -45,6 +45,7 @@
 #include <event2/bufferevent.h>
 #include <event2/util.h>
 
+#include "bev_out.h"
 #include "fe_metrics.h"
 #include "mail/sl_smtp_parser.h" /* XFORWARD attribute names */
 #include "mail/sl_smtp_reply.h"
@@ -241,10 +242,7 @@ timer_arm(struct rj_conn *c, unsigned secs)
 }
 
 /* Once connected, what is queued is written from the loop when the current
- * callback is done, straight to the socket (conn_flush_cb): the
- * bufferevent's write event, three system calls a write (an epoll_ctl to
- * add it, a loop turn for it to fire, an epoll_ctl to remove it), is
- * enabled only while the socket cannot take it all. */
+ * callback is done, straight to the socket (conn_flush_cb, bev_out.h). */
 static void
 conn_write(struct rj_conn *c, const char *s, size_t len)
 {
@@ -1207,25 +1205,14 @@ static void
 conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rj_conn *c = arg;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
 
     (void)fd;
     (void)what;
     c->flush_pending = false;
-    if (bufferevent_get_enabled(c->bev) & EV_WRITE)
-        return; /* the bufferevent writes, and calls conn_write_cb */
-    /* the bufferevent keeps its output's front frozen but while it writes */
-    evbuffer_unfreeze(out, 1);
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, bufferevent_getfd(c->bev)) > 0)
-        ;
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0) {
-        /* the socket is full, or an error: the bufferevent deals with both
-         * (conn_event_cb) */
-        bufferevent_enable(c->bev, EV_WRITE);
-        return;
-    }
-    conn_write_cb(c->bev, c);
+    /* not all written: the bufferevent writes the rest (conn_write_cb) or
+     * reports the error (conn_event_cb) */
+    if (fe_bev_write_out(c->bev))
+        conn_write_cb(c->bev, c);
 }
 
 static void

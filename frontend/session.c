@@ -48,6 +48,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <event2/buffer.h>
+
+#include "bev_out.h"
 #include "context.h"
 #include "fe_metrics.h"
 #include "origins.h"
@@ -72,10 +74,7 @@ static void session_on_read(struct bufferevent *bev, void *ctx);
 /* ---------------------------------------------------------------- replies */
 
 /* Replies are written from the loop once the current callback is done, in
- * one write(2) for all of them, straight to the socket: the bufferevent's
- * write event (an epoll_ctl to add it, a loop turn for it to fire, an
- * epoll_ctl to remove it: three system calls a reply) is enabled only when
- * the socket cannot take them all. */
+ * one write(2) for all of them, straight to the socket (bev_out.h). */
 static void
 session_schedule_flush(struct session *s)
 {
@@ -480,25 +479,14 @@ static void
 session_on_flush(evutil_socket_t fd, short what, void *ctx)
 {
     struct session *s = ctx;
-    struct evbuffer *out = bufferevent_get_output(s->bev);
 
     (void)fd;
     (void)what;
     s->flush_pending = false;
-    if (bufferevent_get_enabled(s->bev) & EV_WRITE)
-        return;     /* the bufferevent writes, and calls session_on_write */
-    /* the bufferevent keeps its output's front frozen but while it writes */
-    evbuffer_unfreeze(out, 1);
-    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, bufferevent_getfd(s->bev)) > 0)
-        ;
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0) {
-        /* the socket is full, or an error: the bufferevent deals with both
-         * (the write timeout, session_on_event) */
-        bufferevent_enable(s->bev, EV_WRITE);
-        return;
-    }
-    session_on_write(s->bev, s);
+    /* not all written: the bufferevent writes the rest (session_on_write)
+     * or reports the error (the write timeout, session_on_event) */
+    if (fe_bev_write_out(s->bev))
+        session_on_write(s->bev, s);
 }
 
 /* Idle (per read), command or DATA deadline passed: RFC 5321 4.5.3.2

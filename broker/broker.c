@@ -34,6 +34,7 @@
 #include "broker_metrics.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -80,6 +81,7 @@ struct bjob {
     struct bworker *worker;         /* NULL while queued */
     struct borigin *origin;
     unsigned long long queued_ms;   /* monotonic, first arrival (the queue's age) */
+    unsigned long long handed_ms;   /* monotonic, its latest hand-out to a worker */
 };
 
 struct jlist {
@@ -105,7 +107,8 @@ struct bworker {
     struct jlist inflight;
     unsigned long long heard_ms;    /* monotonic, its latest message */
     unsigned long long expiry_ms;   /* monotonic; dead when passed */
-    unsigned long long hb_due_ms;   /* its next heartbeat (b->whead: soonest first) */
+    unsigned long long hb_due_ms;   /* its next heartbeat (monotonic) */
+    unsigned idle_hb_ms;            /* heartbeat interval while it holds no job */
     struct bworker *fprev, *fnext;  /* b->free: while it has a free slot */
     bool in_free;
 };
@@ -149,6 +152,7 @@ struct broker {
     unsigned n_clients;
     unsigned long long next_heartbeat_ms;
     unsigned long long next_hb_tick_ms;
+    unsigned long long hb_soonest_ms; /* no worker's heartbeat is due before this */
     unsigned long long next_purge_ms;
     unsigned long long next_stats_ms;
     unsigned long long now_ms;      /* monotonic time of this turn of the loop */
@@ -369,6 +373,28 @@ worker_find(struct broker *b, const zmq_msg_t *ident)
                            zmq_msg_size((zmq_msg_t *)ident));
 }
 
+/* w was heard at now: dead after 3 s more of silence while it holds a job
+ * (it heartbeats every second as it scans), after 3 of its idle intervals
+ * while it holds none (9 s; docs/protocol-wire.md 5.1). */
+static void
+worker_heard(struct bworker *w, unsigned long long now)
+{
+    w->heard_ms = now;
+    w->expiry_ms = now + (w->inflight.n > 0 ? SL_WIRE_LIVENESS_MS
+                                            : (unsigned long long)w->idle_hb_ms *
+                                                  SL_WIRE_HEARTBEAT_LIVENESS);
+}
+
+/* w's next heartbeat at due, unless one is due sooner. */
+static void
+worker_hb_due(struct broker *b, struct bworker *w, unsigned long long due)
+{
+    if (w->hb_due_ms == 0 || due < w->hb_due_ms)
+        w->hb_due_ms = due;
+    if (w->hb_due_ms < b->hb_soonest_ms)
+        b->hb_soonest_ms = w->hb_due_ms;
+}
+
 /* ---- workers with a free slot ------------------------------------------ */
 
 /* dispatch() hands the next job to the first of them; one that took a job
@@ -575,12 +601,16 @@ clients_heartbeat(struct broker *b, unsigned long long now)
  *     process died, or dropped its socket, under the job;
  *   - silence (a hang, a pause, a partition), or a connection closed
  *     after one, counts only while other workers keep talking (heard
- *     within 2 heartbeats): a broker that lost touch with every worker at
- *     once is cut off itself.
+ *     within 2 s): a broker that lost touch with every worker at once is
+ *     cut off itself. Workers without a job are heard only every 3 s, so
+ *     in a small cluster the evidence may be missing: then nothing
+ *     counts, the safe side (a poison message takes a few more tries).
  * A worker counted here that comes back under its own name (the same
  * process: names carry a random tag per process life) was paused or cut
  * off, not killed, and takes its count back (jobs_absolve). NULL: not
  * counted; else the evidence, for the log. */
+static const char LOSS_CLOSED_TALKING[] = "its connection closed while it was talking";
+
 static const char *
 worker_loss_counts(const struct broker *b, const struct bworker *w, enum wloss loss)
 {
@@ -592,7 +622,7 @@ worker_loss_counts(const struct broker *b, const struct bworker *w, enum wloss l
         if (o != w && strcmp(o->name, w->name) == 0)
             return NULL; /* the same process, back on a new connection */
     if (loss == WLOSS_CLOSED && now < w->expiry_ms)
-        return "its connection closed while it was talking";
+        return LOSS_CLOSED_TALKING;
     for (const struct bworker *o = b->whead; o != NULL; o = o->next)
         if (o != w && now < o->heard_ms + recent)
             return "other workers keep talking";
@@ -612,10 +642,16 @@ worker_remove(struct broker *b, struct bworker *w, const char *why, enum wloss l
     sl_notice("broker: worker %s removed (%s), %zu job(s) in flight", w->name, why,
               w->inflight.n);
     while ((j = w->inflight.tail) != NULL) {
+        /* Silence counts only if the worker was heard within a second
+         * before the hand-out or after it: a worker acknowledges a job
+         * that reaches it after a quiet second (workers/worker.c), so one
+         * silent since before was gone before the job came. */
+        bool counted = counts != NULL && (counts == LOSS_CLOSED_TALKING ||
+                                          w->heard_ms + SL_WIRE_HEARTBEAT_MS >= j->handed_ms);
         jlist_unlink(&w->inflight, j);
         j->worker = NULL;
         j->origin->inflight--;
-        if (counts != NULL)
+        if (counted)
             j->charged[j->failures++] = sl_strdup(w->name);
         if (j->failures >= SL_WIRE_MAX_FAILURES) {
             sl_error("%s: job failed on %u workers, giving up (poison message?): %s, %s, %s",
@@ -626,11 +662,15 @@ worker_remove(struct broker *b, struct bworker *w, const char *why, enum wloss l
             bjob_destroy(b, &j);
             continue;
         }
-        if (counts != NULL)
+        if (counted)
             sl_notice("%s: requeued after attempt %u (worker %s %s; counted against the "
                       "message, %u of %u: %s)",
                       j->id, (unsigned)j->frame->job->attempt, w->name, why, j->failures,
                       SL_WIRE_MAX_FAILURES, counts);
+        else if (counts != NULL)
+            sl_notice("%s: requeued after attempt %u (worker %s %s; not counted against the "
+                      "message: silent since before it got the job)",
+                      j->id, (unsigned)j->frame->job->attempt, w->name, why);
         else
             sl_notice("%s: requeued after attempt %u (worker %s %s; not counted against the "
                       "message)",
@@ -685,7 +725,13 @@ worker_ready(struct broker *b, const zmq_msg_t *ident, const Sluice__Ready *read
         memcpy(w->ident, zmq_msg_data((zmq_msg_t *)ident), len);
         w->ident_len = len;
         w->name = sl_strdup(ready->worker_id);
-        w->hb_due_ms = now + SL_WIRE_HEARTBEAT_MS;
+        /* as often as it asks while idle, within our bounds; a worker that
+         * does not ask (an earlier version) judges us by 3 s of silence */
+        w->idle_hb_ms = ready->idle_heartbeat_ms < SL_WIRE_HEARTBEAT_MS ? SL_WIRE_HEARTBEAT_MS
+                        : ready->idle_heartbeat_ms > SL_WIRE_WORKER_HEARTBEAT_MS
+                            ? SL_WIRE_WORKER_HEARTBEAT_MS
+                            : ready->idle_heartbeat_ms;
+        worker_hb_due(b, w, now + w->idle_hb_ms);
         workers_push_tail(b, w);
         SL_BUG_ON(sl_bytemap_insert(b->by_ident, w->ident, w->ident_len, w) != 0);
         sl_info("broker: worker %s ready, %u slot(s)", w->name, (unsigned)ready->slots);
@@ -695,8 +741,7 @@ worker_ready(struct broker *b, const zmq_msg_t *ident, const Sluice__Ready *read
     if (w->slots > SL_WIRE_MAX_SLOTS)
         w->slots = SL_WIRE_MAX_SLOTS;
     free_update(b, w, false);
-    w->heard_ms = now;
-    w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    worker_heard(w, now);
 }
 
 static void
@@ -710,6 +755,8 @@ on_verdict(struct broker *b, struct bworker *w, zmq_msg_t *fmsg, const Sluice__V
         j->origin->inflight--;
         w->slots++;         /* a verdict frees the slot (docs/protocol-wire.md) */
         free_update(b, w, false);
+        if (w->inflight.n == 0)
+            worker_heard(w, w->heard_ms);   /* idle again: the longer liveness */
     } else if (j != NULL && j->worker == NULL) {
         /* A worker we gave up on answered after all: the job waits in the
          * queue (requeued); take this answer rather than scan again. */
@@ -912,7 +959,15 @@ dispatch(struct broker *b)
         sl_debug("%s: broker: attempt %u to worker %s (origin %s)", j->id,
                  (unsigned)j->frame->job->attempt, w->name, o->name);
         j->worker = w;
+        j->handed_ms = b->now_ms;
         o->inflight++;
+        /* busy from here: it heartbeats every second while it scans, and
+         * is heartbeated every second */
+        if (w->inflight.n == 0) {
+            if (w->expiry_ms > b->now_ms + SL_WIRE_LIVENESS_MS)
+                w->expiry_ms = b->now_ms + SL_WIRE_LIVENESS_MS;
+            worker_hb_due(b, w, b->now_ms + SL_WIRE_HEARTBEAT_MS);
+        }
         jlist_push_tail(&w->inflight, j);
         w->slots--;
         free_update(b, w, true);
@@ -990,10 +1045,8 @@ recv_one(struct broker *b, unsigned long long now)
         goto out;
     }
     w = worker_find(b, &ident);
-    if (w != NULL) {    /* any traffic proves the worker alive */
-        w->heard_ms = now;
-        w->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
-    }
+    if (w != NULL)      /* any traffic proves the worker alive */
+        worker_heard(w, now);
     switch (frame->kind_case) {
     case SLUICE__FRAME__KIND_READY:
         worker_ready(b, &ident, frame->ready, now);
@@ -1050,19 +1103,33 @@ check_own_stall(struct broker *b, unsigned long long now)
             c->expiry_ms = now + grace;
 }
 
+/* The workers' heartbeats due by now: each worker at its own time from its
+ * registration, every 3 s while it holds no job and every second while it
+ * holds one (a send to a worker whose process died finds its connection
+ * gone, and its jobs go back to the queue at once). Walking every worker
+ * on a tick that has some due costs less than one heartbeat message. */
 static void
 workers_heartbeat(struct broker *b, unsigned long long now)
 {
-    struct bworker *w;
+    struct bworker *w, *next;
+    unsigned long long soonest = ULLONG_MAX;
 
-    for (size_t n = b->n_workers; n > 0 && (w = b->whead) != NULL && w->hb_due_ms <= now; n--) {
-        w->hb_due_ms = now + SL_WIRE_HEARTBEAT_MS;
-        workers_unlink(b, w);
-        workers_push_tail(b, w);
-        if (send_heartbeat(b, w->ident, w->ident_len) < 0 && errno == EHOSTUNREACH)
-            worker_remove(b, w, "connection gone", WLOSS_CLOSED);
-        /* EAGAIN: not reading (busy or hung); its own silence decides */
+    if (now < b->hb_soonest_ms)
+        return;
+    for (w = b->whead; w != NULL; w = next) {
+        next = w->next;
+        if (w->hb_due_ms <= now) {
+            w->hb_due_ms = now + (w->inflight.n > 0 ? SL_WIRE_HEARTBEAT_MS : w->idle_hb_ms);
+            if (send_heartbeat(b, w->ident, w->ident_len) < 0 && errno == EHOSTUNREACH) {
+                worker_remove(b, w, "connection gone", WLOSS_CLOSED);
+                continue;
+            }
+            /* EAGAIN: not reading (busy or hung); its own silence decides */
+        }
+        if (w->hb_due_ms < soonest)
+            soonest = w->hb_due_ms;
     }
+    b->hb_soonest_ms = soonest;
 }
 
 static void
@@ -1080,14 +1147,12 @@ heartbeat_and_expire(struct broker *b, unsigned long long now)
                 worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
         }
     }
-    /* Each worker at its own second (from its registration), not all at
+    /* Each worker at its own time (from its registration), not all at
      * once: a thousand heartbeats in one go held up the jobs behind them
-     * for milliseconds. But on a 100 ms tick, a tenth of them together:
-     * the workers answer at once (docs/protocol-wire.md 5.1), so their
+     * for milliseconds. But on a 100 ms tick, those due together: the
+     * workers answer at once (docs/protocol-wire.md 5.1), so their
      * answers arrive together too, and the ZeroMQ I/O thread and this one
-     * wake up a few times a tick instead of three times a heartbeat. The
-     * list stays in due order: the one sent goes to the end, due a full
-     * interval later. */
+     * wake up a few times a tick instead of three times a heartbeat. */
     if (now >= b->next_hb_tick_ms) {
         b->next_hb_tick_ms = now + BROKER_HB_TICK_MS;
         workers_heartbeat(b, now);
@@ -1175,9 +1240,8 @@ broker_thread(void *arg)
     for (;;) {
         unsigned long long now = sl_now_mono_ms();
         unsigned long long due = b->next_heartbeat_ms;
-        if (b->whead != NULL && b->whead->hb_due_ms < due)
-            due = b->whead->hb_due_ms > b->next_hb_tick_ms ? b->whead->hb_due_ms
-                                                           : b->next_hb_tick_ms;
+        if (b->whead != NULL && b->hb_soonest_ms < due)
+            due = b->hb_soonest_ms > b->next_hb_tick_ms ? b->hb_soonest_ms : b->next_hb_tick_ms;
         long timeout = due > now ? (long)(due - now) : 0;
 
         if (timeout > BROKER_STATS_MS)

@@ -165,11 +165,7 @@ conn_close(struct link_conn *c)
     if (c->mon_ev != NULL)
         event_free(c->mon_ev);
     c->mon_ev = NULL;
-    if (c->mon != NULL)
-        zmq_close(c->mon);
-    c->mon = NULL;
-    if (c->sock != NULL)
-        zmq_socket_monitor(c->sock, NULL, 0);
+    sl_zsock_monitor_close(c->sock, &c->mon);
     if (c->ev != NULL)
         event_free(c->ev);
     c->ev = NULL;
@@ -178,49 +174,38 @@ conn_close(struct link_conn *c)
     c->sock = NULL;
 }
 
-/* Monitor events: [uint16 event, uint32 value][endpoint]. A broker killed
- * outright (its TCP connection reset) is noticed here at once instead of
- * after 3 s of silence; the tick does the fail-over (never from inside a
- * callback of the socket being replaced). A failed handshake (CURVE key
- * refused, wrong broker key, plain against CURVE) is logged once. */
+/* A broker killed outright (its TCP connection reset) is noticed here at
+ * once instead of after 3 s of silence; the tick does the fail-over
+ * (never from inside a callback of the socket being replaced). A failed
+ * handshake (CURVE key refused, wrong broker key, plain against CURVE) is
+ * logged once. */
 static void
 link_on_monitor(evutil_socket_t fd, short what, void *arg)
 {
     struct link_conn *c = arg;
-    zmq_msg_t msg;
+    int event;
 
     (void)fd;
     (void)what;
-    while (c->mon != NULL && sl_zsock_readable(c->mon)) {
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, c->mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
-            break;
+    while (c->mon != NULL && (event = sl_zsock_monitor_event(c->mon)) != 0) {
+        if (event == ZMQ_EVENT_DISCONNECTED && !c->dropped) {
+            c->dropped = true;
+            sl_info("frontend: connection to broker %s lost", c->endpoint);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            c->connected = true;
+        } else if (event != ZMQ_EVENT_DISCONNECTED && !c->handshake_warned) {
+            /* libzmq retries a failed handshake forever and silently:
+             * say once why this broker is never heard from */
+            c->handshake_warned = true;
+            sl_warn("frontend: broker %s: ZMTP handshake failed (%s); jobs go to other "
+                    "brokers",
+                    c->endpoint,
+                    event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                        ? "our CURVE key was refused: is it in the broker's "
+                          "security.allow_dir/frontend/?"
+                        : "security.mode or security.broker_public_key differs from "
+                          "the broker's");
         }
-        if (zmq_msg_size(&msg) >= 2) {
-            uint16_t event;
-            memcpy(&event, zmq_msg_data(&msg), sizeof(event));
-            if (event == ZMQ_EVENT_DISCONNECTED && !c->dropped) {
-                c->dropped = true;
-                sl_info("frontend: connection to broker %s lost", c->endpoint);
-            } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-                c->connected = true;
-            } else if (event != ZMQ_EVENT_DISCONNECTED && !c->handshake_warned) {
-                /* libzmq retries a failed handshake forever and silently:
-                 * say once why this broker is never heard from */
-                c->handshake_warned = true;
-                sl_warn("frontend: broker %s: ZMTP handshake failed (%s); jobs go to other "
-                        "brokers",
-                        c->endpoint,
-                        event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                            ? "our CURVE key was refused: is it in the broker's "
-                              "security.allow_dir/frontend/?"
-                            : "security.mode or security.broker_public_key differs from "
-                              "the broker's");
-            }
-        }
-        zmq_msg_close(&msg);
-        sl_zsock_drain_more(c->mon);
     }
     if (c->connected && c->sock != NULL) {
         c->connected = false;
@@ -231,26 +216,16 @@ link_on_monitor(evutil_socket_t fd, short what, void *arg)
 static void
 conn_monitor(struct link_conn *c)
 {
-    char name[96];
     int fd;
     size_t fd_len = sizeof(fd);
 
-    snprintf(name, sizeof(name), "inproc://sluice-link-monitor-%p", (void *)c);
-    if (zmq_socket_monitor(c->sock, name,
-                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+    c->mon = sl_zsock_monitor_open(c->link->zctx, c->sock,
+                                   ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
+    if (c->mon == NULL)
         return;     /* only an optimisation: heartbeats still decide */
-    c->mon = zmq_socket(c->link->zctx, ZMQ_PAIR);
-    SL_BUG_ON(c->mon == NULL);
-    sl_zsock_set_int(c->mon, ZMQ_LINGER, 0);
-    if (zmq_connect(c->mon, name) != 0) {
-        zmq_close(c->mon);
-        c->mon = NULL;
-        zmq_socket_monitor(c->sock, NULL, 0);
-        return;
-    }
     if (zmq_getsockopt(c->mon, ZMQ_FD, &fd, &fd_len) != 0)
         sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
     c->mon_ev = event_new(c->link->base, fd, EV_READ | EV_PERSIST, link_on_monitor, c);

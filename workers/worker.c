@@ -9,8 +9,11 @@
  * Per connection: Ready{slots=1} once, then every Verdict frees the slot
  * again on the broker's side. The broker's heartbeats are answered (our
  * own go out only when it has not heard from us for a while); a broker
- * silent for SL_WIRE_HEARTBEAT_LIVENESS intervals (or one that says
- * Disconnect) gets a fresh socket and a new Ready.
+ * silent for SL_WIRE_WORKER_LIVENESS_MS (or one that says Disconnect)
+ * gets a fresh socket and a new Ready. A reconnection libzmq made on its
+ * own (a handshake after the first) is greeted with a heartbeat at once:
+ * a broker restarted meanwhile does not know us and answers Disconnect,
+ * and we register again without waiting for our next heartbeat.
  *
  * A job runs to completion on the thread; anything slow inside a job must
  * call worker_keepalive() so the brokers do not take the worker for dead.
@@ -60,6 +63,8 @@
 
 struct wconn {
     void *sock;                     /* DEALER, owned; NULL while it cannot be opened */
+    void *mon;                      /* its handshakes (sl_zsock_monitor_open); NULL: none */
+    unsigned handshakes;            /* since it was opened: all but the first are reconnects */
     const char *endpoint;           /* the pool's string */
     unsigned long long expiry_ms;   /* broker presumed dead when passed (monotonic) */
     unsigned long long sent_ms;     /* our latest message to it (monotonic) */
@@ -148,6 +153,7 @@ conn_send_ready(struct wthread *w, struct wconn *c)
 
     ready.worker_id = w->id;
     ready.slots = 1;
+    ready.idle_heartbeat_ms = SL_WIRE_WORKER_HEARTBEAT_MS;
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     (void)conn_send_simple(w, c, &frame);
@@ -177,6 +183,7 @@ conn_close(struct wthread *w, struct wconn *c, bool say_goodbye)
         frame.disconnect = &d;
         (void)conn_send_simple(w, c, &frame);
     }
+    sl_zsock_monitor_close(c->sock, &c->mon);
     zmq_close(c->sock);
     c->sock = NULL;
 }
@@ -204,13 +211,17 @@ conn_open(struct wthread *w, struct wconn *c, char **error_r)
         c->sock = NULL;
         return -1;
     }
+    /* before the connect: the first handshake must be counted */
+    c->mon = sl_zsock_monitor_open(w->pool->zctx, c->sock, ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+    c->handshakes = 0;
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         *error_r = sl_asprintf("cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
+        sl_zsock_monitor_close(c->sock, &c->mon);
         zmq_close(c->sock);
         c->sock = NULL;
         return -1;
     }
-    c->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    c->expiry_ms = now + SL_WIRE_WORKER_LIVENESS_MS;
     c->sent_ms = now;
     conn_send_ready(w, c);
     return 0;
@@ -257,7 +268,7 @@ static void
 worker_beat(struct wthread *w, unsigned long long ivl)
 {
     unsigned long long now = sl_now_mono_ms();
-    unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long grace = SL_WIRE_WORKER_LIVENESS_MS;
     unsigned long long stalled = sl_wire_stalled(&w->turn_ms, now);
 
     if (stalled != 0) {
@@ -928,8 +939,7 @@ conn_recv_one(struct wthread *w, struct wconn *c)
     }
     /* any traffic proves the broker alive */
     worker_metrics_heard();
-    c->expiry_ms =
-        sl_now_mono_ms() + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    c->expiry_ms = sl_now_mono_ms() + SL_WIRE_WORKER_LIVENESS_MS;
     if (c->down_since_ms != 0) {
         sl_notice("worker %s: broker %s answers again after %llu s", w->id, c->endpoint,
                   (sl_now_mono_ms() - c->down_since_ms) / 1000);
@@ -949,6 +959,11 @@ conn_recv_one(struct wthread *w, struct wconn *c)
             sl_warn("%s: worker %s: job with extra frames dropped", frame->job->job_id, w->id);
             break;
         }
+        /* after a quiet second, say at once that the job arrived: the
+         * broker counts a worker's later silence against the message
+         * only if it heard the worker since shortly before the hand-out
+         * (docs/protocol-wire.md 5.3) */
+        worker_keepalive(w);
         job_start = worker_metrics_job_start();
         process_job(w, c, frame->job, &body);
         worker_metrics_job_done(job_start);
@@ -982,14 +997,30 @@ out:
     return again;
 }
 
+/* Handshakes on c since the last look: each one after the first is a
+ * reconnection, and the broker may be a new one that does not know us. */
+static void
+conn_on_monitor(struct wthread *w, struct wconn *c)
+{
+    int event;
+    bool reconnected = false;
+
+    while (c->mon != NULL && (event = sl_zsock_monitor_event(c->mon)) != 0)
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && c->handshakes++ > 0)
+            reconnected = true;
+    if (reconnected && c->sock != NULL)
+        conn_send_heartbeat(w, c);
+}
+
 static void *
 worker_thread(void *arg)
 {
     struct wthread *w = arg;
     struct worker_pool *pool = w->pool;
     size_t n = pool->n_endpoints;
-    zmq_pollitem_t *items = sl_calloc(n, sizeof(*items));
-    size_t *map = sl_calloc(n, sizeof(*map));     /* poll item -> connection */
+    /* each connection's socket, then its monitor if it has one */
+    zmq_pollitem_t *items = sl_calloc(2 * n, sizeof(*items));
+    size_t *map = sl_calloc(2 * n, sizeof(*map)); /* poll item -> connection */
     /* A broker that refuses our CURVE key looks exactly like a dead one
      * from here (libzmq retries the handshake silently): name both. */
     char *silent_why = pool->config->security.curve
@@ -1014,17 +1045,26 @@ worker_thread(void *arg)
                 timeout = (long)(due - now);
             items[nitems] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
             map[nitems++] = i;
+            if (c->mon != NULL) {
+                items[nitems] = (zmq_pollitem_t){ .socket = c->mon, .events = ZMQ_POLLIN };
+                map[nitems++] = i;
+            }
         }
         if (zmq_poll(items, nitems, timeout) < 0 && errno != EINTR) {
             sl_error("worker %s: zmq_poll: %s", w->id, zmq_strerror(errno));
             break;
         }
-        for (int k = 0; k < nitems; k++)
-            if (items[k].revents & ZMQ_POLLIN) {
-                struct wconn *c = &w->conns[map[k]];
-                while (c->sock != NULL && !atomic_load(&pool->stop) && conn_recv_one(w, c))
+        for (int k = 0; k < nitems; k++) {
+            struct wconn *c = &w->conns[map[k]];
+            if (!(items[k].revents & ZMQ_POLLIN))
+                continue;
+            if (items[k].socket == c->mon)
+                conn_on_monitor(w, c);
+            else
+                while (c->sock == items[k].socket && !atomic_load(&pool->stop) &&
+                       conn_recv_one(w, c))
                     ;
-            }
+        }
         worker_beat(w, SL_WIRE_HEARTBEAT_IDLE_MS);
         now = sl_now_mono_ms();
         for (size_t i = 0; i < n; i++) {

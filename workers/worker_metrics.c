@@ -183,10 +183,9 @@ worker_metrics_ready(char *why, size_t len)
     /* a thread busy with a job got it from a broker: registered, even if
      * no thread has read a heartbeat lately */
     if (atomic_load_explicit(&busy, memory_order_relaxed) == 0 &&
-        (heard == 0 ||
-         now - heard > (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)) {
-        snprintf(why, len, "worker: no broker heard from within %u s (not registered)",
-                 SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS / 1000);
+        (heard == 0 || now - heard > SL_WIRE_WORKER_LIVENESS_MS)) {
+        snprintf(why, len, "worker: no broker heard from within %llu s (not registered)",
+                 SL_WIRE_WORKER_LIVENESS_MS / 1000);
         return false;
     }
     for (size_t s = 0; s < N_DAEMONS; s++) {

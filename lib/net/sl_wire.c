@@ -239,6 +239,7 @@ check_ready(const Sluice__Ready *r, const char **error_r)
     CHECK(r != NULL, "ready: missing");
     CHECK_STR(r->worker_id, 1, SL_WIRE_MAX_WORKER_ID, "ready.worker_id");
     CHECK(r->slots >= 1 && r->slots <= SL_WIRE_MAX_SLOTS, "ready.slots: out of range");
+    CHECK(r->idle_heartbeat_ms <= SL_WIRE_MAX_HEARTBEAT_MS, "ready.idle_heartbeat_ms: out of range");
     return 0;
 }
 

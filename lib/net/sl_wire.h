@@ -38,9 +38,18 @@
 #define SL_WIRE_MAX_ATTEMPT 1000
 #define SL_WIRE_MAX_FACTS 1000          /* items in each list of Verdict.facts */
 
-/* Majordomo-style liveness (docs/protocol-wire.md, "Heartbeats"). */
+/* Majordomo-style liveness (docs/protocol-wire.md, "Heartbeats").
+ * Frontends and brokers hear each other every SL_WIRE_HEARTBEAT_MS. A
+ * worker without a job is heartbeated every SL_WIRE_WORKER_HEARTBEAT_MS
+ * (it asks for it in Ready.idle_heartbeat_ms; workers that do not ask get
+ * SL_WIRE_HEARTBEAT_MS): it has nothing at stake, and a thousand of them
+ * heard every second cost their broker 4% of a core. A worker given a job
+ * is held to SL_WIRE_HEARTBEAT_MS again from the hand-out: it heartbeats
+ * every second while it scans. */
 #define SL_WIRE_HEARTBEAT_MS 1000
+#define SL_WIRE_WORKER_HEARTBEAT_MS 3000
 #define SL_WIRE_HEARTBEAT_LIVENESS 3    /* intervals of silence before a peer is dead */
+#define SL_WIRE_MAX_HEARTBEAT_MS 600000 /* Ready.idle_heartbeat_ms */
 /* A worker answers each of its broker's heartbeats at once, unless it sent
  * that broker something within the last SL_WIRE_HEARTBEAT_ANSWERED_MS (a
  * verdict, or the answer to a heartbeat read late); on its own it
@@ -48,7 +57,14 @@
  * (it cannot read then), after SL_WIRE_HEARTBEAT_IDLE_MS while idle: later
  * than the broker's next heartbeat, which it answers instead. */
 #define SL_WIRE_HEARTBEAT_ANSWERED_MS (SL_WIRE_HEARTBEAT_MS / 2)
-#define SL_WIRE_HEARTBEAT_IDLE_MS (SL_WIRE_HEARTBEAT_MS * 3 / 2)
+#define SL_WIRE_HEARTBEAT_IDLE_MS (SL_WIRE_WORKER_HEARTBEAT_MS * 3 / 2)
+/* Silence after which a peer is dead: SL_WIRE_LIVENESS_MS for a frontend,
+ * a broker as its frontends see it and a worker holding a job;
+ * SL_WIRE_WORKER_LIVENESS_MS for a worker holding none and a broker as
+ * its workers see it. */
+#define SL_WIRE_LIVENESS_MS ((unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
+#define SL_WIRE_WORKER_LIVENESS_MS \
+    ((unsigned long long)SL_WIRE_WORKER_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
 #define SL_WIRE_MAX_FAILURES 3          /* workers a job may take down before it fails */
 /* A node whose own loop turns are further apart than this was stalled
  * (SIGSTOP, a VM migration, swapping): it could not hear its peers

@@ -2,7 +2,9 @@
 #include "net/sl_zsock.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include "net/sl_keys.h"
 #include "net/sl_wire.h"
@@ -172,4 +174,63 @@ sl_zsock_set_curve(void *sock, const struct sl_config *config, const char *endpo
 fail:
     *error_r = zmq_strerror(errno);
     return -1;
+}
+
+void *
+sl_zsock_monitor_open(void *zctx, void *sock, int events)
+{
+    static atomic_uint seq; /* names never reused, even by a socket at the same address */
+    char name[80];
+    void *mon;
+
+    snprintf(name, sizeof(name), "inproc://sluice-monitor-%p-%u", sock,
+             atomic_fetch_add(&seq, 1));
+    if (zmq_socket_monitor(sock, name, events) != 0)
+        return NULL;
+    mon = zmq_socket(zctx, ZMQ_PAIR);
+    if (mon == NULL) {
+        zmq_socket_monitor(sock, NULL, 0);
+        return NULL;
+    }
+    sl_zsock_set_int(mon, ZMQ_LINGER, 0);
+    if (zmq_connect(mon, name) != 0) {
+        zmq_close(mon);
+        zmq_socket_monitor(sock, NULL, 0);
+        return NULL;
+    }
+    return mon;
+}
+
+/* Monitor events: [uint16 event, uint32 value][endpoint]. */
+int
+sl_zsock_monitor_event(void *mon)
+{
+    while (sl_zsock_readable(mon)) {
+        zmq_msg_t msg;
+        uint16_t event = 0;
+
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return 0;
+        }
+        if (zmq_msg_size(&msg) >= sizeof(event))
+            memcpy(&event, zmq_msg_data(&msg), sizeof(event));
+        zmq_msg_close(&msg);
+        sl_zsock_drain_more(mon);
+        if (event != 0)
+            return event;   /* a malformed one is skipped */
+    }
+    return 0;
+}
+
+void
+sl_zsock_monitor_close(void *sock, void **mon)
+{
+    if (*mon == NULL)
+        return;
+    zmq_close(*mon);
+    *mon = NULL;
+    if (sock != NULL)
+        zmq_socket_monitor(sock, NULL, 0);
 }

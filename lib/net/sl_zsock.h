@@ -79,4 +79,17 @@ size_t sl_zsock_drain_more(void *sock);
 /* ZMQ_EVENTS has ZMQ_POLLIN: a whole message can be received now. */
 bool sl_zsock_readable(void *sock);
 
+/* Starts monitoring sock for events (ZMQ_EVENT_*) on an inproc PAIR of
+ * zctx, returned: poll it (its ZMQ_FD is edge-triggered: read every
+ * event with sl_zsock_monitor_event until 0), then end both with
+ * sl_zsock_monitor_close before closing sock. NULL if libzmq refused: a
+ * monitor only hastens what heartbeats find out anyway. */
+void *sl_zsock_monitor_open(void *zctx, void *sock, int events);
+
+/* The next event waiting on mon (a ZMQ_EVENT_* value), 0 if none. */
+int sl_zsock_monitor_event(void *mon);
+
+/* Stops the monitor of sock and closes *mon (NULL after; NULL is fine). */
+void sl_zsock_monitor_close(void *sock, void **mon);
+
 #endif

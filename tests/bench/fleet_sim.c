@@ -48,9 +48,10 @@
  *   --timeout SECONDS [300]  --zmtp-ivl MS: the simulated workers' ZMTP
  *   PING interval, 0 none, 1000 the workers before sl_zsock_set_hub
  *   [as sl_zsock_set_hub sets it]  --worker-hb answer|timer: the simulated
- *   workers answer the broker's heartbeats and send their own only when
- *   those stop, as workers/worker.c [answer], or send one every second
- *   and answer none, as workers did before
+ *   workers ask to be heartbeated every 3 s while idle, answer the
+ *   broker's heartbeats and send their own only when those stop, as
+ *   workers/worker.c [answer], or ask nothing, send one every second and
+ *   answer none, as workers did before
  *
  * The machine's limits: every simulated socket is a TCP connection and an
  * eventfd, so the process raises its descriptor limit to the hard limit
@@ -341,6 +342,7 @@ worker_ready(struct wsock *w, unsigned slots)
 
     ready.worker_id = w->id;
     ready.slots = slots;
+    ready.idle_heartbeat_ms = O.hb_timer ? 0 : SL_WIRE_WORKER_HEARTBEAT_MS;
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     (void)send_frame(w->sock, &frame, 0);

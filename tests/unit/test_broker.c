@@ -372,6 +372,10 @@ assert_all_once(struct harness *h, unsigned n)
 
 /* A Ready for the worker named name on sock (a worker says it once per
  * connection). */
+/* What fake workers ask for in Ready.idle_heartbeat_ms: as workers/worker.c
+ * does, or 0 as workers before that field. */
+static unsigned fake_idle_heartbeat_ms = SL_WIRE_WORKER_HEARTBEAT_MS;
+
 static void
 fake_worker_ready(void *sock, const char *name, unsigned slots)
 {
@@ -381,6 +385,7 @@ fake_worker_ready(void *sock, const char *name, unsigned slots)
 
     ready.worker_id = (char *)name;
     ready.slots = slots;
+    ready.idle_heartbeat_ms = fake_idle_heartbeat_ms;
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     assert_int_equal(sl_zsock_send_frame(sock, &frame, 0, &error), 0);
@@ -895,59 +900,105 @@ fake_listen(struct harness *h, void *sock, unsigned ms, bool answer, void *talki
     }
 }
 
-/* The broker heartbeats each worker every second and the worker only
- * answers (docs/protocol-wire.md 5.1): a worker that answers holds its
- * job past the liveness period, heartbeated all along; one that falls
- * silent is removed after the liveness period, its job handed out again,
- * and its next heartbeat is told to register again. The other worker
- * heartbeats on its own, unasked, as workers did before: it stays too. */
+/* The broker heartbeats each worker every 3 s and the worker only answers
+ * (docs/protocol-wire.md 5.1): a worker without a job that answers stays
+ * registered past the 9 s it may be silent, heartbeated about every 3 s.
+ * Given a job it is held to 3 s again: silent from there, it is removed
+ * well before 9 s, its job handed to the other worker (which heartbeats
+ * on its own, unasked, as workers did before), and its next heartbeat is
+ * told to register again. A worker that does not ask for 3 s (one of an
+ * earlier version, which judges its broker by 3 s of silence) is
+ * heartbeated every second. */
 static void
 test_heartbeats_answered(void **state)
 {
     struct harness *h = *state;
-    void *talker = h->fakes[0] = fake_worker_new(h, 1); /* closed by teardown */
-    void *other = h->fakes[1] = fake_worker_new(h, 1);
-    const unsigned long long liveness =
-        (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    void *idle, *other, *earlier;
+    const unsigned listen_ms = (unsigned)SL_WIRE_WORKER_LIVENESS_MS + 2000;
     unsigned attempt = 0;
     struct heard r;
-    unsigned long long silent_at;
+    unsigned long long given_at;
+
+    fake_idle_heartbeat_ms = 0;
+    earlier = fake_worker_new(h, 1);
+    fake_idle_heartbeat_ms = SL_WIRE_WORKER_HEARTBEAT_MS;
+    fake_listen(h, earlier, 3500, true, NULL, &r);
+    zmq_close(earlier);
+    if (r.beats < 2)
+        fail_msg("%u heartbeats in 3.5 s for a worker that asks for none", r.beats);
+    idle = h->fakes[0] = fake_worker_new(h, 1); /* closed by teardown */
 
     h->check_clean = false;
+    /* no job: answering only, for longer than an idle worker's liveness */
+    fake_listen(h, idle, listen_ms, true, NULL, &r);
+    assert_int_equal(r.disconnects, 0);
+    if (r.beats < listen_ms / SL_WIRE_WORKER_HEARTBEAT_MS - 1 ||
+        r.beats > listen_ms / SL_WIRE_WORKER_HEARTBEAT_MS + 1)
+        fail_msg("%u heartbeats from the broker in %u ms, one each %u ms expected", r.beats,
+                 listen_ms, SL_WIRE_WORKER_HEARTBEAT_MS);
+
+    /* given a job, it falls silent; the other worker takes the job once
+     * the silent one is removed, 3 s after the hand-out, not 9 */
     assert_int_equal(submit(h, 0, 0), 0);
-    /* whichever took it is the talker */
-    if (fake_wait_job(h, talker, 2000, &attempt, other) != 0) {
-        void *t = talker;
-        talker = other;
-        other = t;
-        assert_int_equal(fake_wait_job(h, talker, 3000, &attempt, other), 0);
-    }
+    assert_int_equal(fake_wait_job(h, idle, 3000, &attempt, NULL), 0);
     assert_int_equal(attempt, 1);
-
-    /* answering only, for longer than the liveness period */
-    fake_listen(h, talker, (unsigned)(liveness + 2000), true, other, &r);
-    assert_int_equal(r.disconnects, 0);
-    assert_int_equal(r.jobs, 0);
-    if (r.beats < (liveness + 2000) / SL_WIRE_HEARTBEAT_MS - 1)
-        fail_msg("%u heartbeats from the broker in %llu ms", r.beats, liveness + 2000);
-
-    /* silent from here; the other worker keeps talking and takes the job
-     * once the talker is removed */
-    silent_at = sl_now_mono_ms();
-    assert_int_equal(fake_wait_job(h, other, (unsigned)liveness + 3000, &attempt, other), 0);
+    given_at = sl_now_mono_ms();
+    other = h->fakes[1] = fake_worker_new(h, 1);
+    assert_int_equal(fake_wait_job(h, other, (unsigned)SL_WIRE_LIVENESS_MS + 3000, &attempt,
+                                   other),
+                     0);
     assert_int_equal(attempt, 2);
-    if (sl_now_mono_ms() - silent_at < liveness - SL_WIRE_HEARTBEAT_MS)
+    if (sl_now_mono_ms() - given_at < SL_WIRE_LIVENESS_MS - SL_WIRE_HEARTBEAT_MS)
         fail_msg("the silent worker was removed %llu ms into its silence",
-                 sl_now_mono_ms() - silent_at);
-    /* heartbeated while silent (they wait unread), then unknown: its next
-     * heartbeat is told to register again */
-    fake_listen(h, talker, 100, false, NULL, &r);
-    assert_true(r.beats >= 1);
+                 sl_now_mono_ms() - given_at);
+    /* unknown now: its next heartbeat is told to register again */
+    fake_listen(h, idle, 100, false, NULL, &r);
     assert_int_equal(r.disconnects, 0);
-    fake_heartbeat(talker);
-    fake_listen(h, talker, 1000, false, NULL, &r);
+    fake_heartbeat(idle);
+    fake_listen(h, idle, 1000, false, NULL, &r);
     assert_int_equal(r.disconnects, 1);
     assert_int_equal(r.beats, 0);
+}
+
+/* Workers that froze while idle are removed only 9 s into their silence,
+ * and a job handed to one meanwhile waits 3 s before it is requeued. Their
+ * silence began before the job came: it says nothing about the message,
+ * even with another worker talking. Three such hand-outs in a row do not
+ * make a poison message. */
+static void
+test_silent_before_job_not_counted(void **state)
+{
+    struct harness *h = *state;
+    void *other = h->fakes[0] = fake_worker_new(h, 1); /* all closed by teardown */
+    unsigned attempt = 0, attempts = 0;
+    struct heard r;
+    char *error = NULL;
+
+    h->check_clean = false;
+    /* job 1 keeps the other worker busy (it never answers, but talks) */
+    assert_int_equal(submit(h, 1, 0), 0);
+    assert_int_equal(fake_wait_job(h, other, 5000, &attempt, NULL), 1);
+    for (unsigned k = 1; k <= SL_WIRE_MAX_FAILURES; k++)
+        h->fakes[k] = fake_worker_new(h, 1); /* registered, then frozen */
+    fake_listen(h, other, 1500, true, other, &r);
+    assert_int_equal(submit(h, 0, 0), 0);
+    /* handed to each frozen worker in turn, 3 s each (the last one's 9 s
+     * run out first) */
+    fake_listen(h, other, (unsigned)SL_WIRE_WORKER_LIVENESS_MS, true, other, &r);
+    for (unsigned k = 1; k <= SL_WIRE_MAX_FAILURES; k++) {
+        fake_listen(h, h->fakes[k], 100, false, NULL, &r);
+        assert_int_equal(r.jobs, 1);
+        assert_int_equal(r.job, 0);
+        attempts |= 1u << r.attempt;
+    }
+    assert_int_equal(attempts, 0x0e); /* attempts 1, 2 and 3 */
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 1, &error);
+    assert_non_null(h->pool);
+    if (!run_until(h, 1, 15000))
+        fail_msg("no verdict for the job after its frozen workers");
+    if (!h->ok[0])
+        fail_msg("the job was given up: %s", h->error[0]);
+    worker_pool_stop(&h->pool);
 }
 
 static void
@@ -1086,6 +1137,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lost_with_everyone_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_worker_back_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeats_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_before_job_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsendable_job_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconfigure_next_job, setup, teardown),

@@ -62,7 +62,6 @@
 #define BROKER_MAX_ORIGINS 1024     /* more origin names share one queue */
 #define BROKER_OVERFLOW_ORIGIN "(other)"
 #define BROKER_STATS_MS 100         /* snapshot refresh for broker_stats() */
-#define BROKER_EXPIRE_MS 100        /* how often silent workers are looked for */
 #define BROKER_HB_TICK_MS 100       /* workers' heartbeats go out together on this tick */
 #define STRIDE_ONE (1ULL << 20)     /* a weight-1 origin's pass advance per hand-out */
 
@@ -99,16 +98,17 @@ struct borigin {
 };
 
 struct bworker {
+    /* what the tick's walk of every worker reads, in one cache line */
     struct bworker *prev, *next;
+    unsigned long long expiry_ms;   /* monotonic; dead when passed */
+    unsigned long long hb_due_ms;   /* its next heartbeat (monotonic) */
+    unsigned long long heard_ms;    /* monotonic, its latest message */
+    unsigned idle_hb_ms;            /* heartbeat interval while it holds no job */
+    unsigned slots;                 /* jobs it can take now */
+    struct jlist inflight;
     unsigned char ident[BROKER_IDENT_MAX];
     size_t ident_len;
     char *name;                     /* Ready.worker_id, for logs */
-    unsigned slots;                 /* jobs it can take now */
-    struct jlist inflight;
-    unsigned long long heard_ms;    /* monotonic, its latest message */
-    unsigned long long expiry_ms;   /* monotonic; dead when passed */
-    unsigned long long hb_due_ms;   /* its next heartbeat (monotonic) */
-    unsigned idle_hb_ms;            /* heartbeat interval while it holds no job */
     struct bworker *fprev, *fnext;  /* b->free: while it has a free slot */
     bool in_free;
 };
@@ -147,12 +147,11 @@ struct broker {
     size_t n_workers;
     struct sl_bytemap *by_ident;    /* routing id -> struct bworker */
     struct bworker *fhead, *ftail;  /* workers with a free slot, least recently used first */
-    unsigned long long next_expire_ms;
     struct bclient *clients;
     unsigned n_clients;
     unsigned long long next_heartbeat_ms;
     unsigned long long next_hb_tick_ms;
-    unsigned long long hb_soonest_ms; /* no worker's heartbeat is due before this */
+    unsigned long long walk_due_ms; /* no worker's heartbeat or expiry is due before this */
     unsigned long long next_purge_ms;
     unsigned long long next_stats_ms;
     unsigned long long now_ms;      /* monotonic time of this turn of the loop */
@@ -391,8 +390,8 @@ worker_hb_due(struct broker *b, struct bworker *w, unsigned long long due)
 {
     if (w->hb_due_ms == 0 || due < w->hb_due_ms)
         w->hb_due_ms = due;
-    if (w->hb_due_ms < b->hb_soonest_ms)
-        b->hb_soonest_ms = w->hb_due_ms;
+    if (w->hb_due_ms < b->walk_due_ms)
+        b->walk_due_ms = w->hb_due_ms;
 }
 
 /* ---- workers with a free slot ------------------------------------------ */
@@ -966,6 +965,8 @@ dispatch(struct broker *b)
         if (w->inflight.n == 0) {
             if (w->expiry_ms > b->now_ms + SL_WIRE_LIVENESS_MS)
                 w->expiry_ms = b->now_ms + SL_WIRE_LIVENESS_MS;
+            if (w->expiry_ms < b->walk_due_ms)
+                b->walk_due_ms = w->expiry_ms;
             worker_hb_due(b, w, b->now_ms + SL_WIRE_HEARTBEAT_MS);
         }
         jlist_push_tail(&w->inflight, j);
@@ -1103,21 +1104,27 @@ check_own_stall(struct broker *b, unsigned long long now)
             c->expiry_ms = now + grace;
 }
 
-/* The workers' heartbeats due by now: each worker at its own time from its
- * registration, every 3 s while it holds no job and every second while it
- * holds one (a send to a worker whose process died finds its connection
- * gone, and its jobs go back to the queue at once). Walking every worker
- * on a tick that has some due costs less than one heartbeat message. */
+/* The walk of every worker, on a tick when one is due (b->walk_due_ms):
+ * the silent ones are removed, and the heartbeats due go out, each worker
+ * at its own time from its registration: every 3 s while it holds no job
+ * and every second while it holds one (a send to a worker whose process
+ * died finds its connection gone, and its jobs go back to the queue at
+ * once). Renewals only move a worker's times later, so walk_due_ms, the
+ * soonest of them at the last walk, may come early but never late. */
 static void
-workers_heartbeat(struct broker *b, unsigned long long now)
+workers_walk(struct broker *b, unsigned long long now)
 {
     struct bworker *w, *next;
     unsigned long long soonest = ULLONG_MAX;
 
-    if (now < b->hb_soonest_ms)
+    if (now < b->walk_due_ms)
         return;
     for (w = b->whead; w != NULL; w = next) {
         next = w->next;
+        if (w->expiry_ms <= now) {
+            worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
+            continue;
+        }
         if (w->hb_due_ms <= now) {
             w->hb_due_ms = now + (w->inflight.n > 0 ? SL_WIRE_HEARTBEAT_MS : w->idle_hb_ms);
             if (send_heartbeat(b, w->ident, w->ident_len) < 0 && errno == EHOSTUNREACH) {
@@ -1128,34 +1135,26 @@ workers_heartbeat(struct broker *b, unsigned long long now)
         }
         if (w->hb_due_ms < soonest)
             soonest = w->hb_due_ms;
+        if (w->expiry_ms < soonest)
+            soonest = w->expiry_ms;
     }
-    b->hb_soonest_ms = soonest;
+    b->walk_due_ms = soonest;
 }
 
 static void
 heartbeat_and_expire(struct broker *b, unsigned long long now)
 {
-    struct bworker *w, *next;
-
-    /* not at every wake-up: with a thousand workers the walk would cost
-     * more than the message that woke us */
-    if (now >= b->next_expire_ms) {
-        b->next_expire_ms = now + BROKER_EXPIRE_MS;
-        for (w = b->whead; w != NULL; w = next) {
-            next = w->next;
-            if (w->expiry_ms <= now)
-                worker_remove(b, w, "silent for 3 heartbeats", WLOSS_SILENT);
-        }
-    }
     /* Each worker at its own time (from its registration), not all at
      * once: a thousand heartbeats in one go held up the jobs behind them
      * for milliseconds. But on a 100 ms tick, those due together: the
      * workers answer at once (docs/protocol-wire.md 5.1), so their
      * answers arrive together too, and the ZeroMQ I/O thread and this one
-     * wake up a few times a tick instead of three times a heartbeat. */
+     * wake up a few times a tick instead of three times a heartbeat. Not
+     * at every wake-up: with a thousand workers the walk would cost more
+     * than the message that woke us. */
     if (now >= b->next_hb_tick_ms) {
         b->next_hb_tick_ms = now + BROKER_HB_TICK_MS;
-        workers_heartbeat(b, now);
+        workers_walk(b, now);
     }
     if (now < b->next_heartbeat_ms)
         return;
@@ -1240,8 +1239,8 @@ broker_thread(void *arg)
     for (;;) {
         unsigned long long now = sl_now_mono_ms();
         unsigned long long due = b->next_heartbeat_ms;
-        if (b->whead != NULL && b->hb_soonest_ms < due)
-            due = b->hb_soonest_ms > b->next_hb_tick_ms ? b->hb_soonest_ms : b->next_hb_tick_ms;
+        if (b->whead != NULL && b->walk_due_ms < due)
+            due = b->walk_due_ms > b->next_hb_tick_ms ? b->walk_due_ms : b->next_hb_tick_ms;
         long timeout = due > now ? (long)(due - now) : 0;
 
         if (timeout > BROKER_STATS_MS)

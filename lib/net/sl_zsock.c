@@ -70,8 +70,12 @@ sl_zsock_set_common(void *sock, size_t max_body)
 void
 sl_zsock_set_hub(void *sock)
 {
-    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_IVL, SL_ZSOCK_HUB_PING_MS);
-    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3 * SL_ZSOCK_HUB_PING_MS);
+    sl_zsock_set_int(sock, ZMQ_HEARTBEAT_IVL, 0);
+    sl_zsock_set_int(sock, ZMQ_TCP_KEEPALIVE, 1);
+    sl_zsock_set_int(sock, ZMQ_TCP_KEEPALIVE_IDLE, SL_ZSOCK_HUB_IDLE_S);
+    sl_zsock_set_int(sock, ZMQ_TCP_KEEPALIVE_INTVL, SL_ZSOCK_HUB_IDLE_S / 3);
+    sl_zsock_set_int(sock, ZMQ_TCP_KEEPALIVE_CNT, 3);
+    sl_zsock_set_int(sock, ZMQ_TCP_MAXRT, SL_ZSOCK_HUB_MAXRT_MS);
 }
 
 int

@@ -35,17 +35,19 @@ void *sl_zsock_ctx_new(void);
 void sl_zsock_set_common(void *sock, size_t max_body);
 
 /* After sl_zsock_set_common, on a socket with up to thousands of peers
- * (the broker's ROUTER) and on a worker's socket (one of those peers):
- * ZMTP PINGs every SL_ZSOCK_HUB_PING_MS, a silent connection dropped after
- * three. libzmq 4.3 keeps an I/O thread's timers in one ordered map and
- * cancels one by walking the map (poller_base_t::cancel_timer), and every
- * PONG cancels its PING's timeout: with N connections pinged every second
- * the I/O thread walks N timers N times a second; and each worker's PING
- * and its PONG were two of the broker's four messages a worker a second.
- * The application heartbeats (SL_WIRE_HEARTBEAT_MS) decide liveness in
- * both directions; ZMTP's only job here is to free the connections of
- * peers that vanished without a FIN. */
-#define SL_ZSOCK_HUB_PING_MS 10000
+ * (the broker's ROUTER) and on a worker's socket (one of those peers): no
+ * ZMTP PINGs; the kernel frees the connection of a peer that vanished
+ * without a FIN (TCP keepalive probes after SL_ZSOCK_HUB_IDLE_S idle,
+ * and unacknowledged data given up after SL_ZSOCK_HUB_MAXRT_MS). The
+ * application heartbeats decide liveness in both directions. ZMTP PINGs
+ * cost more than they were worth here: libzmq 4.3 keeps an I/O thread's
+ * timers in one ordered map and cancels one by walking the map
+ * (poller_base_t::cancel_timer), the first message after each PING
+ * cancels its timeout, and a worker's PING and the broker's PONG, and the
+ * broker's PING and the worker's PONG, were four of the frames a worker
+ * cost its broker (docs/capacity.md). */
+#define SL_ZSOCK_HUB_IDLE_S 30
+#define SL_ZSOCK_HUB_MAXRT_MS 60000
 void sl_zsock_set_hub(void *sock);
 
 /* CURVE on a socket that binds (server: the broker) or connects to

@@ -25,7 +25,8 @@
 #   BASE_SIM_ARGS  fleet_sim options added for the BASE_BIN run only, so that
 #                the simulated workers behave as that version's did (workers
 #                that heartbeat on their own timer with 1 s ZMTP PINGs:
-#                "--zmtp-ivl 1000 --worker-hb timer")
+#                "--zmtp-ivl 1000 --worker-hb timer"; workers that answer
+#                heartbeats with 10 s ZMTP PINGs: "--zmtp-ivl 10000")
 #   CL_SECURITY  plain (default) or curve
 #   PIN          "B:S": the brokers on CPU B, the simulator on CPU S
 #                (taskset), so that the brokers' latency is not the

@@ -46,8 +46,8 @@
  *   --jobs J [100000]  --size B [4096]  --origins O [4]  --queue Q [0]
  *   --idle S [0]  --rate R jobs/s [0: no limit]  --broker-pid PID[,PID]
  *   --timeout SECONDS [300]  --zmtp-ivl MS: the simulated workers' ZMTP
- *   PING interval, 0 none, 1000 the workers before sl_zsock_set_hub
- *   [as sl_zsock_set_hub sets it]  --worker-hb answer|timer: the simulated
+ *   PING interval, 0 none, 1000 or 10000 as workers of earlier versions
+ *   [as sl_zsock_set_hub sets it: none]  --worker-hb answer|timer: the simulated
  *   workers ask to be heartbeated every 3 s while idle, answer the
  *   broker's heartbeats and send their own only when those stop, as
  *   workers/worker.c [answer], or ask nothing, send one every second and
@@ -240,10 +240,10 @@ ctx_for(unsigned n_sockets)
     return ctx;
 }
 
-/* A frontend's socket, or a worker's (the ZMTP PINGs of sl_zsock_set_hub,
- * as workers/worker.c). zmtp_ivl_ms: ZMQ_HEARTBEAT_IVL if not negative
- * (what another interval would cost the broker; 1000 is what workers
- * did before they used sl_zsock_set_hub), timeout three of them. */
+/* A frontend's socket, or a worker's (sl_zsock_set_hub, as workers/worker.c:
+ * no ZMTP PINGs). zmtp_ivl_ms: ZMQ_HEARTBEAT_IVL if not negative (what
+ * PINGs would cost the broker; workers of earlier versions sent them
+ * every 1000, then every 10000 ms), timeout three of them. */
 static void *
 dealer(void *ctx, const char *endpoint, size_t max_body, bool worker, int zmtp_ivl_ms)
 {

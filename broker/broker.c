@@ -394,6 +394,19 @@ worker_hb_due(struct broker *b, struct bworker *w, unsigned long long due)
         b->walk_due_ms = w->hb_due_ms;
 }
 
+/* w, idle until now, is handed a job: from here it heartbeats every
+ * second while it scans, is heartbeated every second, and is dead after
+ * 3 s of silence at the latest. */
+static void
+worker_busy(struct broker *b, struct bworker *w)
+{
+    if (w->expiry_ms > b->now_ms + SL_WIRE_LIVENESS_MS)
+        w->expiry_ms = b->now_ms + SL_WIRE_LIVENESS_MS;
+    if (w->expiry_ms < b->walk_due_ms)
+        b->walk_due_ms = w->expiry_ms;
+    worker_hb_due(b, w, b->now_ms + SL_WIRE_HEARTBEAT_MS);
+}
+
 /* ---- workers with a free slot ------------------------------------------ */
 
 /* dispatch() hands the next job to the first of them; one that took a job
@@ -534,7 +547,7 @@ client_seen(struct broker *b, const zmq_msg_t *ident, unsigned long long now)
         /* at once, so the frontend learns our instance without waiting a tick */
         (void)send_heartbeat(b, c->ident, c->ident_len);
     }
-    c->expiry_ms = now + (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    c->expiry_ms = now + SL_WIRE_LIVENESS_MS;
 }
 
 /* The frontend's connection is gone (ZeroMQ cannot route to it): nobody
@@ -960,15 +973,8 @@ dispatch(struct broker *b)
         j->worker = w;
         j->handed_ms = b->now_ms;
         o->inflight++;
-        /* busy from here: it heartbeats every second while it scans, and
-         * is heartbeated every second */
-        if (w->inflight.n == 0) {
-            if (w->expiry_ms > b->now_ms + SL_WIRE_LIVENESS_MS)
-                w->expiry_ms = b->now_ms + SL_WIRE_LIVENESS_MS;
-            if (w->expiry_ms < b->walk_due_ms)
-                b->walk_due_ms = w->expiry_ms;
-            worker_hb_due(b, w, b->now_ms + SL_WIRE_HEARTBEAT_MS);
-        }
+        if (w->inflight.n == 0)
+            worker_busy(b, w);
         jlist_push_tail(&w->inflight, j);
         w->slots--;
         free_update(b, w, true);
@@ -1087,7 +1093,7 @@ out:
 static void
 check_own_stall(struct broker *b, unsigned long long now)
 {
-    unsigned long long grace = (unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS;
+    unsigned long long grace = SL_WIRE_LIVENESS_MS;
     unsigned long long gap = sl_wire_stalled(&b->now_ms, now);
 
     if (gap == 0)

@@ -52,7 +52,6 @@
 
 #define LINK_DRAIN_BATCH 256    /* messages per wake-up before other events get a turn */
 #define LINK_TICK_MS 200        /* heartbeats, liveness, pending jobs */
-#define LINK_LIVENESS_MS ((unsigned long long)SL_WIRE_HEARTBEAT_MS * SL_WIRE_HEARTBEAT_LIVENESS)
 
 struct fe_broker_link;
 
@@ -147,7 +146,7 @@ static void conn_on_connected(struct link_conn *c);
 static bool
 conn_alive(const struct link_conn *c, unsigned long long now)
 {
-    return c->heard_ms != 0 && now < c->heard_ms + LINK_LIVENESS_MS;
+    return c->heard_ms != 0 && now < c->heard_ms + SL_WIRE_LIVENESS_MS;
 }
 
 /* After any operation on the socket: if a message is waiting, make sure
@@ -645,8 +644,8 @@ link_check_stall(struct fe_broker_link *link, unsigned long long now)
         return;
     sl_warn("frontend: this process was stalled for %llu ms (paused?); brokers get %llu ms before "
             "their silence is judged",
-            gap, LINK_LIVENESS_MS);
-    link->grace_until_ms = now + LINK_LIVENESS_MS;
+            gap, SL_WIRE_LIVENESS_MS);
+    link->grace_until_ms = now + SL_WIRE_LIVENESS_MS;
     for (size_t i = 0; i < link->n_conns; i++) {
         struct link_conn *c = &link->conns[i];
         if (c->heard_ms != 0)
@@ -694,7 +693,7 @@ link_on_tick(evutil_socket_t fd, short what, void *arg)
         c->dropped = false;     /* holds nothing: ZeroMQ reconnects by itself */
         /* A broker that never answered and holds nothing is simply down:
          * ZeroMQ keeps reconnecting; nothing to do until it answers. */
-        if (now >= since + LINK_LIVENESS_MS && (c->heard_ms != 0 || c->n_jobs > 0))
+        if (now >= since + SL_WIRE_LIVENESS_MS && (c->heard_ms != 0 || c->n_jobs > 0))
             conn_fail(link, (int)i, c->heard_ms != 0 ? "silent for 3 heartbeats"
                                                      : "never answered");
         conn_rearm(c);

@@ -22,10 +22,12 @@
  *             restarted broker within 3 s and resubmits its jobs elsewhere.
  *   jobs      every job held (waiting or in flight) by id: a job resubmitted
  *             by its frontend is recognised and not run twice here.
- * A job's body is a zmq_msg_t received from the frontend and never copied:
- * each hand-out sends a zmq_msg_copy() of it (a reference on the same
- * buffer), and the broker keeps its own reference until the verdict is
- * forwarded, so a job can be requeued when its worker dies.
+ * A job's body is the frame or frames received from the frontend, never
+ * copied: each hand-out sends a zmq_msg_copy() of each (a reference on the
+ * same buffer), and the broker keeps its own references until the verdict
+ * is forwarded, so a job can be requeued when its worker dies. Only a
+ * worker that does not take a body in pieces (an earlier version) gets
+ * the pieces joined into a copy.
  *
  * Postfix's queue is the durable store (docs/design.md): a job lost here
  * (broker killed, unreachable frontend) is resubmitted by its frontend or
@@ -74,7 +76,7 @@ struct bjob {
     unsigned char fe_ident[BROKER_IDENT_MAX];
     size_t fe_ident_len;
     Sluice__Frame *frame;           /* the Job frame as received; attempt updated per hand-out */
-    zmq_msg_t body;                 /* our reference on the body bytes */
+    struct sl_wire_body body;       /* our references on the body frames */
     unsigned failures;              /* workers it is counted to have taken down (worker_remove) */
     char *charged[SL_WIRE_MAX_FAILURES]; /* their names: one that comes back takes its count back */
     struct bworker *worker;         /* NULL while queued */
@@ -111,6 +113,7 @@ struct bworker {
     char *name;                     /* Ready.worker_id, for logs */
     struct bworker *fprev, *fnext;  /* b->free: while it has a free slot */
     bool in_free;
+    bool body_pieces;               /* Ready.body_pieces: it takes a body in several frames */
 };
 
 /* How a worker was lost (worker_remove). */
@@ -242,7 +245,7 @@ bjob_destroy(struct broker *b, struct bjob **jobp)
     for (unsigned i = 0; i < j->failures; i++)
         free(j->charged[i]);
     sl_wire_frame_free(&j->frame);
-    zmq_msg_close(&j->body);
+    sl_wire_body_close(&j->body);
     free(j);
 }
 
@@ -518,6 +521,7 @@ send_heartbeat(struct broker *b, const unsigned char *ident, size_t ident_len)
     const char *error;
 
     hb.instance = b->instance;
+    hb.body_pieces = 1;
     frame.kind_case = SLUICE__FRAME__KIND_HEARTBEAT;
     frame.heartbeat = &hb;
     return send_to(b, ident, ident_len, &frame, &error);
@@ -737,6 +741,7 @@ worker_ready(struct broker *b, const zmq_msg_t *ident, const Sluice__Ready *read
         memcpy(w->ident, zmq_msg_data((zmq_msg_t *)ident), len);
         w->ident_len = len;
         w->name = sl_strdup(ready->worker_id);
+        w->body_pieces = ready->body_pieces;
         /* as often as it asks while idle, within our bounds; a worker that
          * does not ask (an earlier version) judges us by 3 s of silence */
         w->idle_hb_ms = ready->idle_heartbeat_ms < SL_WIRE_HEARTBEAT_MS ? SL_WIRE_HEARTBEAT_MS
@@ -804,28 +809,17 @@ on_job(struct broker *b, zmq_msg_t *ident, Sluice__Frame **framep, unsigned long
     Sluice__Job *job = frame->job;
     size_t ident_len = zmq_msg_size(ident);
     struct bjob *j;
-    zmq_msg_t body;
+    struct sl_wire_body body;
+    const char *error;
 
     if (ident_len == 0 || ident_len > BROKER_IDENT_MAX)
         return;
     client_seen(b, ident, now);
-    if (!sl_zsock_more(b->router)) {
-        sl_warn("%s: broker: job without body frame, rejected", job->job_id);
-        send_error_verdict(b, zmq_msg_data(ident), ident_len, job->job_id,
-                           "protocol error: job without body frame");
-        return;
-    }
-    zmq_msg_init(&body);
-    if (zmq_msg_recv(&body, b->router, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&body);
-        return;
-    }
-    if (sl_zsock_drain_more(b->router) > 0 || zmq_msg_size(&body) != job->size) {
-        sl_warn("%s: broker: body frame does not match job.size %llu, rejected", job->job_id,
+    if (sl_wire_body_recv(b->router, job->size, &body, &error) < 0) {
+        sl_warn("%s: broker: %s (job.size %llu), rejected", job->job_id, error,
                 (unsigned long long)job->size);
         send_error_verdict(b, zmq_msg_data(ident), ident_len, job->job_id,
                            "protocol error: bad body frame");
-        zmq_msg_close(&body);
         return;
     }
     j = job_find(b, job->job_id);
@@ -838,22 +832,20 @@ on_job(struct broker *b, zmq_msg_t *ident, Sluice__Frame **framep, unsigned long
         b->n_duplicates++;
         sl_info("%s: broker: resubmitted job already held (%s), not queued twice", j->id,
                 j->worker != NULL ? "in flight" : "waiting");
-        zmq_msg_close(&body);
+        sl_wire_body_close(&body);
         return;
     }
     if (b->depth >= BROKER_MAX_QUEUE) {
         sl_warn("%s: broker: queue full (%zu jobs), rejected", job->job_id, b->depth);
         send_error_verdict(b, zmq_msg_data(ident), ident_len, job->job_id, "broker queue full");
-        zmq_msg_close(&body);
+        sl_wire_body_close(&body);
         return;
     }
     j = sl_calloc(1, sizeof(*j));
     memcpy(j->id, job->job_id, SL_ID_LEN + 1);
     memcpy(j->fe_ident, zmq_msg_data(ident), ident_len);
     j->fe_ident_len = ident_len;
-    zmq_msg_init(&j->body);
-    zmq_msg_move(&j->body, &body);
-    zmq_msg_close(&body);
+    sl_wire_body_move(&j->body, &body);
     j->frame = frame;
     *framep = NULL;
     j->origin = origin_get(b, job->origin, job->origin_concurrency);
@@ -891,7 +883,7 @@ purge_expired(struct broker *b)
     }
 }
 
-/* [ident][frame with attempt][body reference]. 0; -1 if the worker
+/* [ident][frame with attempt][body references]. 0; -1 if the worker
  * cannot be reached (nothing was sent); -2 with *error_r if the job cannot
  * be sent at all (nothing was sent, attempt unchanged). */
 static int
@@ -899,7 +891,7 @@ send_job(struct broker *b, struct bworker *w, struct bjob *j, const char **error
 {
     Sluice__Job *job = j->frame->job;
     uint32_t old_attempt = job->attempt;
-    zmq_msg_t fmsg, body;
+    zmq_msg_t fmsg;
 
     /* The frame was validated on receipt, but it came from another node:
      * with attempt + 1 it can fail validation (a frontend sent attempt
@@ -915,15 +907,12 @@ send_job(struct broker *b, struct bworker *w, struct bjob *j, const char **error
         zmq_msg_close(&fmsg);
         return -1;
     }
-    zmq_msg_init(&body);
-    zmq_msg_copy(&body, &j->body);      /* a reference, not a copy of the bytes */
     if (zmq_msg_send(&fmsg, b->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(&body, b->router, ZMQ_DONTWAIT) < 0) {
+        sl_wire_body_send(b->router, &j->body, w->body_pieces) < 0) {
         /* cannot happen once the routing part is accepted; be safe */
         sl_error("%s: broker: send to worker %s failed mid-message: %s", j->id, w->name,
                  zmq_strerror(errno));
         zmq_msg_close(&fmsg);
-        zmq_msg_close(&body);
     }
     return 0;
 }

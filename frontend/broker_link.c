@@ -73,6 +73,8 @@ struct link_conn {
     bool resend;                /* dropped after our own stall: send its jobs again over
                                  * the new connection (link_after_stall) */
     bool handshake_warned;      /* a failed handshake was logged; cleared when heard from */
+    bool body_pieces;           /* the broker takes a body in pieces (its heartbeat says so),
+                                 * and the link is not inproc://: cut big bodies */
 };
 
 struct fe_link_job {
@@ -241,6 +243,7 @@ conn_open(struct link_conn *c, char **error_r)
     size_t fd_len = sizeof(fd);
 
     SL_BUG_ON(c->sock != NULL);
+    c->body_pieces = false;     /* until this connection's broker says so */
     c->sock = zmq_socket(c->link->zctx, ZMQ_DEALER);
     if (c->sock == NULL) {
         *error_r = sl_asprintf("frontend: zmq_socket: %s", zmq_strerror(errno));
@@ -301,11 +304,51 @@ conn_send_heartbeat(struct link_conn *c)
         sl_warn("frontend: heartbeat to broker %s: %s", c->endpoint, error);
 }
 
+/* The body's frames after the Job frame: one, or pieces of
+ * SL_WIRE_BODY_PIECE when the broker takes them (lib/net/sl_wire.h), each
+ * a reference on the body. 0, or -1 with errno. */
+static int
+conn_send_body(struct link_conn *c, struct sl_body *body)
+{
+    size_t piece = body->len;
+    size_t off = 0;
+
+    if (c->body_pieces && body->len > SL_WIRE_BODY_PIECE) {
+        piece = SL_WIRE_BODY_PIECE;
+        /* a body past SL_WIRE_BODY_PIECES_MAX pieces of the usual size
+         * gets bigger pieces, never more of them */
+        if (body->len / piece >= SL_WIRE_BODY_PIECES_MAX)
+            piece = body->len / SL_WIRE_BODY_PIECES_MAX + 1;
+    }
+    do {
+        size_t len = body->len - off < piece ? body->len - off : piece;
+        bool last = off + len == body->len;
+        zmq_msg_t m;
+
+        if (len == 0) {
+            zmq_msg_init(&m);
+        } else if (zmq_msg_init_data(&m, body->data + off, len, sl_body_zmq_free,
+                                     sl_body_ref(body)) != 0) {
+            sl_bug(__FILE__, __LINE__, "zmq_msg_init_data: out of memory");
+        }
+        /* The first part was accepted, so the high-water mark cannot
+         * refuse the rest of the message. */
+        if (zmq_msg_send(&m, c->sock, (last ? 0 : ZMQ_SNDMORE) | ZMQ_DONTWAIT) < 0) {
+            int saved = errno;
+            zmq_msg_close(&m);  /* drops the reference it took */
+            errno = saved;
+            return -1;
+        }
+        off += len;
+    } while (off < body->len);
+    return 0;
+}
+
 /* [frame][body] on c. 0, or -1 if ZeroMQ cannot take it now. */
 static int
 conn_send_job(struct link_conn *c, struct fe_link_job *j)
 {
-    zmq_msg_t fmsg, bmsg;
+    zmq_msg_t fmsg;
 
     zmq_msg_init(&fmsg);
     zmq_msg_copy(&fmsg, &j->frame);     /* shares the bytes */
@@ -318,18 +361,9 @@ conn_send_job(struct link_conn *c, struct fe_link_job *j)
         conn_rearm(c);
         return -1;
     }
-    if (j->body->len == 0) {
-        zmq_msg_init(&bmsg);
-    } else if (zmq_msg_init_data(&bmsg, j->body->data, j->body->len, sl_body_zmq_free,
-                                 sl_body_ref(j->body)) != 0) {
-        sl_bug(__FILE__, __LINE__, "zmq_msg_init_data: out of memory");
-    }
-    /* The first part was accepted, so the high-water mark cannot refuse
-     * the rest of the message. */
-    if (zmq_msg_send(&bmsg, c->sock, ZMQ_DONTWAIT) < 0) {
+    if (conn_send_body(c, j->body) < 0) {
         sl_error("%s: cannot send job body to broker %s: %s", j->id, c->endpoint,
                  zmq_strerror(errno));
-        zmq_msg_close(&bmsg);   /* drops the reference it took */
         conn_rearm(c);
         return -1;
     }
@@ -513,6 +547,7 @@ conn_on_heartbeat(struct link_conn *c, const Sluice__Heartbeat *hb)
 
     if (inst[0] == '\0')
         return;
+    c->body_pieces = hb->body_pieces && strncmp(c->endpoint, "inproc://", 9) != 0;
     if (c->instance[0] != '\0' && strcmp(c->instance, inst) != 0) {
         sl_warn("frontend: broker %s restarted (instance %s, was %s)", c->endpoint, inst,
                 c->instance);

@@ -154,6 +154,7 @@ conn_send_ready(struct wthread *w, struct wconn *c)
     ready.worker_id = w->id;
     ready.slots = 1;
     ready.idle_heartbeat_ms = SL_WIRE_WORKER_HEARTBEAT_MS;
+    ready.body_pieces = 1;
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     (void)conn_send_simple(w, c, &frame);
@@ -926,6 +927,7 @@ static bool
 conn_recv_one(struct wthread *w, struct wconn *c)
 {
     zmq_msg_t fmsg, body;
+    struct sl_wire_body pieces;
     Sluice__Frame *frame = NULL;
     const char *error;
     bool again = true;
@@ -951,12 +953,18 @@ conn_recv_one(struct wthread *w, struct wconn *c)
     }
     switch (frame->kind_case) {
     case SLUICE__FRAME__KIND_JOB:
-        if (!sl_zsock_more(c->sock) || zmq_msg_recv(&body, c->sock, ZMQ_DONTWAIT) < 0) {
-            sl_warn("%s: worker %s: job without body frame dropped", frame->job->job_id, w->id);
+        if (sl_wire_body_recv(c->sock, frame->job->size, &pieces, &error) < 0) {
+            sl_warn("%s: worker %s: %s, job dropped", frame->job->job_id, w->id, error);
             break;
         }
-        if (sl_zsock_drain_more(c->sock) > 0) {
-            sl_warn("%s: worker %s: job with extra frames dropped", frame->job->job_id, w->id);
+        /* one frame is used in place; pieces are joined, each freed once
+         * copied (ZeroMQ hands over a message only whole) */
+        zmq_msg_close(&body);
+        if (sl_wire_body_join(&pieces, &body) < 0) {
+            sl_error("%s: worker %s: no memory for a body of %llu bytes, job dropped",
+                     frame->job->job_id, w->id, (unsigned long long)frame->job->size);
+            sl_wire_body_close(&pieces);
+            zmq_msg_init(&body);
             break;
         }
         /* after a quiet second, say at once that the job arrived: the

@@ -6,7 +6,10 @@
  * in the worker's Received: line). Bytes >= 0x80 are allowed (SMTPUTF8). */
 #include "net/sl_wire.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include "net/sl_zsock.h"
 #include "util/sl_id.h"
 
 /* protobuf-c leaves unset strings pointing at protobuf_c_empty_string, but a
@@ -363,6 +366,154 @@ sl_wire_frame_free(Sluice__Frame **framep)
     if (*framep != NULL)
         sluice__frame__free_unpacked(*framep, NULL);
     *framep = NULL;
+}
+
+/* ---- the body frames -------------------------------------------------- */
+
+static zmq_msg_t *
+body_frame(const struct sl_wire_body *body, size_t i)
+{
+    return i == 0 ? (zmq_msg_t *)&body->first : &body->more[i - 1];
+}
+
+int
+sl_wire_body_recv(void *sock, uint64_t size, struct sl_wire_body *body, const char **error_r)
+{
+    size_t cap = 0;
+
+    memset(body, 0, sizeof(*body));
+    zmq_msg_init(&body->first);
+    if (!sl_zsock_more(sock)) {
+        *error_r = "job without body frame";
+        return -1;
+    }
+    while (body->n == 0 || sl_zsock_more(sock)) {
+        zmq_msg_t *m;
+
+        if (body->n == SL_WIRE_BODY_PIECES_MAX) {
+            *error_r = "too many body frames";
+            goto bad;
+        }
+        if (body->n > 0 && body->n - 1 == cap) {
+            cap = cap == 0 ? 16 : cap * 2;
+            body->more = sl_realloc(body->more, cap * sizeof(*body->more));
+        }
+        m = body_frame(body, body->n);
+        if (body->n > 0)
+            zmq_msg_init(m);
+        /* the message arrived whole, so its parts are all here */
+        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
+            if (body->n > 0)
+                zmq_msg_close(m);
+            *error_r = "body frame not received";
+            goto bad;
+        }
+        body->n++;
+        body->size += zmq_msg_size(m);
+        if (body->size > size) {
+            *error_r = "body frames do not add up to job.size";
+            goto bad;
+        }
+    }
+    if (body->size != size) {
+        *error_r = "body frames do not add up to job.size";
+        goto bad;
+    }
+    return 0;
+bad:
+    sl_zsock_drain_more(sock);
+    sl_wire_body_close(body);
+    return -1;
+}
+
+void
+sl_wire_body_move(struct sl_wire_body *to, struct sl_wire_body *from)
+{
+    *to = *from;
+    /* a zmq_msg_t is moved with zmq_msg_move, not by copying its bytes */
+    zmq_msg_init(&to->first);
+    zmq_msg_move(&to->first, &from->first);
+    zmq_msg_close(&from->first);
+    memset(from, 0, sizeof(*from));
+    zmq_msg_init(&from->first);
+}
+
+void
+sl_wire_body_close(struct sl_wire_body *body)
+{
+    for (size_t i = 0; i < body->n; i++)
+        zmq_msg_close(body_frame(body, i));
+    if (body->n == 0)
+        zmq_msg_close(&body->first);
+    free(body->more);
+    memset(body, 0, sizeof(*body));
+    zmq_msg_init(&body->first);
+}
+
+int
+sl_wire_body_join(struct sl_wire_body *body, zmq_msg_t *out)
+{
+    size_t off = 0;
+
+    if (body->n <= 1) {
+        zmq_msg_init(out);
+        zmq_msg_move(out, &body->first);
+        sl_wire_body_close(body);
+        return 0;
+    }
+    if (zmq_msg_init_size(out, body->size) != 0)
+        return -1;
+    for (size_t i = 0; i < body->n; i++) {
+        zmq_msg_t *m = body_frame(body, i);
+        size_t len = zmq_msg_size(m);
+
+        memcpy((char *)zmq_msg_data(out) + off, zmq_msg_data(m), len);
+        off += len;
+        zmq_msg_close(m);           /* one piece at a time: at most the body and a piece */
+        zmq_msg_init(m);
+    }
+    sl_wire_body_close(body);
+    return 0;
+}
+
+int
+sl_wire_body_send(void *sock, const struct sl_wire_body *body, bool pieces)
+{
+    zmq_msg_t m;
+    size_t n = body->n == 0 ? 1 : body->n;
+
+    if (!pieces && n > 1) {
+        size_t off = 0;
+
+        if (zmq_msg_init_size(&m, body->size) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            zmq_msg_t *piece = body_frame(body, i);
+
+            memcpy((char *)zmq_msg_data(&m) + off, zmq_msg_data(piece), zmq_msg_size(piece));
+            off += zmq_msg_size(piece);
+        }
+        n = 1;
+    } else {
+        zmq_msg_init(&m);
+        zmq_msg_copy(&m, body_frame(body, 0));  /* a reference, not a copy of the bytes */
+    }
+    for (size_t i = 0;;) {
+        bool last = i + 1 == n;
+
+        if (zmq_msg_send(&m, sock, (last ? 0 : ZMQ_SNDMORE) | ZMQ_DONTWAIT) < 0) {
+            int saved = errno;
+            zmq_msg_close(&m);
+            errno = saved;
+            return -1;
+        }
+        if (last)
+            return 0;
+        zmq_msg_init(&m);
+        zmq_msg_copy(&m, body_frame(body, ++i));
+    }
 }
 
 const char *

@@ -85,6 +85,43 @@ sl_wire_stalled(unsigned long long *turn_ms, unsigned long long now)
     return gap > SL_WIRE_STALL_MS ? gap : 0;
 }
 
+/* A job's body on the wire (proto/sluice.proto): one frame, or pieces to
+ * a peer that said it takes them. A sender over TCP cuts a body longer
+ * than SL_WIRE_BODY_PIECE: libzmq's CURVE encrypts a frame whole, in
+ * buffers of the frame's size, so one 50 MB frame briefly cost its sender
+ * the body three times. Pieces are never cut over inproc:// (no
+ * encryption there, and the receiver would have to join them: a copy). */
+#define SL_WIRE_BODY_PIECE ((size_t)1024 * 1024)
+#define SL_WIRE_BODY_PIECES_MAX 4096
+
+/* A received body: its first frame, and the pieces after it if any. */
+struct sl_wire_body {
+    zmq_msg_t first;
+    zmq_msg_t *more;                    /* n - 1 of them; NULL if n == 1 */
+    size_t n;                           /* 0: nothing received */
+    size_t size;                        /* bytes of all frames */
+};
+
+/* Receives the body frames that follow a Job frame (the part last
+ * received on sock had more parts): all remaining parts of the message.
+ * 0; -1 with *error_r (static) if there is none, more than
+ * SL_WIRE_BODY_PIECES_MAX, or they do not add up to size (the rest of the
+ * message is drained and *body is empty). */
+SL_WARN_UNUSED int sl_wire_body_recv(void *sock, uint64_t size, struct sl_wire_body *body,
+                                     const char **error_r);
+/* Moves *from into *to (which needs no closing); *from is left empty. */
+void sl_wire_body_move(struct sl_wire_body *to, struct sl_wire_body *from);
+/* Frees the frames; the body is left empty. */
+void sl_wire_body_close(struct sl_wire_body *body);
+/* The body as one message in *out (initialised here): the first frame
+ * itself when there is one frame, else the pieces copied into a new one,
+ * each freed once copied. *body is left empty. -1 if out of memory. */
+SL_WARN_UNUSED int sl_wire_body_join(struct sl_wire_body *body, zmq_msg_t *out);
+/* Sends the body as the last part(s) of a message: references on its
+ * frames if pieces, else one frame (the pieces joined into a copy when
+ * there are several). 0, or -1 with errno. */
+SL_WARN_UNUSED int sl_wire_body_send(void *sock, const struct sl_wire_body *body, bool pieces);
+
 /* Sets frame->version = SL_WIRE_VERSION, validates the frame exactly as
  * sl_wire_unpack() would on the other side, and packs it into *msg_r
  * (initialised here; the caller sends or closes it). -1 with *error_r (a

@@ -4,6 +4,8 @@
 #   now_us               the wall clock in microseconds
 #   cpu_ticks PID...     utime + stime of the processes, summed (clock ticks)
 #   us_per_msg TICKS N   TICKS of CPU spread over N messages, in microseconds
+#   ctx_switches PID...  context switches of every thread of the processes,
+#                        voluntary and not, summed (each a wake-up or a preemption)
 #   bench_feed LABEL PORT SESSIONS N
 #                        smtp-source -L -s SESSIONS -d -m N -l 4096 into
 #                        127.0.0.1:PORT (to rcpt@bench.test); any error it
@@ -19,6 +21,18 @@ cpu_ticks() {
         # shellcheck disable=SC2086 # split the fields after "(comm) "
         set -- ${line##*) }
         sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+
+ctx_switches() {
+    local pid f key val sum=0
+    for pid in "$@"; do
+        for f in /proc/"$pid"/task/*/status; do
+            while read -r key val; do
+                case $key in *ctxt_switches:) sum=$((sum + val)) ;; esac
+            done <"$f" 2>/dev/null
+        done
     done
     echo "$sum"
 }

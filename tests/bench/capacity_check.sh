@@ -20,6 +20,8 @@
 #      N/2 messages into each frontend at once. The model predicts each
 #      role's CPU from the fit at the check's messages in flight per
 #      process; the script prints prediction, measurement and their ratio.
+#   Each run also prints the context switches a message of each role (every
+#   thread, voluntary and not): how many wake-ups the messages share.
 #   Prints figures only: no speed or ratio is asserted.
 #
 # ENVIRONMENT
@@ -98,14 +100,16 @@ cluster_up() {
     done
 }
 
-# role_ticks PREFIX ROLE: CPU ticks of PREFIX's processes of ROLE (b, w, f).
-role_ticks() {
-    local name pids=()
+# role_pids PREFIX ROLE: PREFIX's processes of ROLE (b, w, f).
+role_pids() {
+    local name
     for name in "${!CL_PID[@]}"; do
-        case $name in "$1-$2"[0-9]*) pids+=("${CL_PID[$name]}") ;; esac
+        case $name in "$1-$2"[0-9]*) echo "${CL_PID[$name]}" ;; esac
     done
-    cpu_ticks "${pids[@]}"
 }
+# role_ticks PREFIX ROLE: their CPU ticks; role_switches: their context switches.
+role_ticks() { local pids; mapfile -t pids < <(role_pids "$1" "$2"); cpu_ticks "${pids[@]}"; }
+role_switches() { local pids; mapfile -t pids < <(role_pids "$1" "$2"); ctx_switches "${pids[@]}"; }
 
 # feed PREFIX MESSAGES_PER_FRONTEND SESSIONS: into every frontend at once.
 feed() {
@@ -125,15 +129,21 @@ feed() {
 # CPU; sets M[role] (ticks) and RATE (messages/s).
 measure() {
     local p=$1 r t0 t1
-    declare -gA M=()
-    declare -A before=()
-    for r in f b w; do before[$r]=$(role_ticks "$p" "$r"); done
+    declare -gA M=() CS=()
+    declare -A before=() cs0=()
+    for r in f b w; do
+        before[$r]=$(role_ticks "$p" "$r")
+        cs0[$r]=$(role_switches "$p" "$r")
+    done
     t0=$(now_us)
     feed "$p" "$2" "$4"
     t1=$(now_us)
     RATE=$(awk -v n="$3" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
-    for r in f b w; do M[$r]=$(($(role_ticks "$p" "$r") - ${before[$r]})); done
-    say "$p: $3 messages in $(((t1 - t0) / 1000)) ms ($RATE msg/s); CPU per message (us): frontends $(us_per_msg "${M[f]}" "$3"), brokers $(us_per_msg "${M[b]}" "$3"), workers $(us_per_msg "${M[w]}" "$3")"
+    for r in f b w; do
+        M[$r]=$(($(role_ticks "$p" "$r") - ${before[$r]}))
+        CS[$r]=$(awk -v c="$(($(role_switches "$p" "$r") - ${cs0[$r]}))" -v n="$3" 'BEGIN { printf "%.2f", c / n }')
+    done
+    say "$p: $3 messages in $(((t1 - t0) / 1000)) ms ($RATE msg/s); CPU per message (us): frontends $(us_per_msg "${M[f]}" "$3"), brokers $(us_per_msg "${M[b]}" "$3"), workers $(us_per_msg "${M[w]}" "$3"); context switches a message: ${CS[f]}, ${CS[b]}, ${CS[w]}"
 }
 
 # Jobs in flight per process: frontends (sessions), brokers (all sessions

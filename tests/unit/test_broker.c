@@ -61,6 +61,7 @@ struct harness {
     struct worker_pool *pool;       /* stopped by teardown if a test failed */
     void *fake;                     /* a raw worker socket, ditto */
     void *fakes[4];                 /* more of them, ditto */
+    struct fe_broker_link *extra_link;  /* a test's own, ditto */
 
     /* verdict bookkeeping */
     unsigned n_jobs;                /* submitted */
@@ -231,6 +232,7 @@ teardown(void **state)
     for (size_t i = 0; i < SL_N_ELEMENTS(h->fakes); i++)
         if (h->fakes[i] != NULL)
             zmq_close(h->fakes[i]);
+    fe_broker_link_destroy(&h->extra_link);
     fe_broker_link_destroy(&h->link);
     broker_stop(&h->broker);
     event_base_free(h->base);
@@ -375,6 +377,8 @@ assert_all_once(struct harness *h, unsigned n)
 /* What fake workers ask for in Ready.idle_heartbeat_ms: as workers/worker.c
  * does, or 0 as workers before that field. */
 static unsigned fake_idle_heartbeat_ms = SL_WIRE_WORKER_HEARTBEAT_MS;
+/* What they say in Ready.body_pieces: as workers/worker.c, or not at all. */
+static bool fake_body_pieces = true;
 
 static void
 fake_worker_ready(void *sock, const char *name, unsigned slots)
@@ -386,6 +390,7 @@ fake_worker_ready(void *sock, const char *name, unsigned slots)
     ready.worker_id = (char *)name;
     ready.slots = slots;
     ready.idle_heartbeat_ms = fake_idle_heartbeat_ms;
+    ready.body_pieces = fake_body_pieces;
     frame.kind_case = SLUICE__FRAME__KIND_READY;
     frame.ready = &ready;
     assert_int_equal(sl_zsock_send_frame(sock, &frame, 0, &error), 0);
@@ -504,6 +509,30 @@ fake_wait_job(struct harness *h, void *sock, unsigned timeout_ms, unsigned *atte
             return idx;
         event_base_loop(h->base, EVLOOP_NONBLOCK);
     }
+}
+
+/* Waits up to timeout_ms for a verdict on a raw frontend. */
+static Sluice__Frame *
+raw_wait_verdict(void *fe, unsigned timeout_ms)
+{
+    for (unsigned long long end = sl_now_mono_ms() + timeout_ms; sl_now_mono_ms() < end;) {
+        zmq_pollitem_t item = {.socket = fe, .events = ZMQ_POLLIN};
+        zmq_msg_t msg;
+        Sluice__Frame *in;
+        const char *error;
+
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        zmq_msg_init(&msg);
+        assert_true(zmq_msg_recv(&msg, fe, 0) >= 0);
+        assert_int_equal(sl_wire_unpack_msg(&msg, &in, &error), 0);
+        zmq_msg_close(&msg);
+        sl_zsock_drain_more(fe);
+        if (in->kind_case == SLUICE__FRAME__KIND_VERDICT)
+            return in;
+        sl_wire_frame_free(&in);
+    }
+    return NULL;
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -1034,9 +1063,9 @@ test_unsendable_job_fails(void **state)
     Sluice__Job job = SLUICE__JOB__INIT;
     Sluice__Recipient r = SLUICE__RECIPIENT__INIT;
     Sluice__Recipient *rp[1] = {&r};
+    Sluice__Frame *v;
     const char *error;
     unsigned attempt;
-    bool got = false;
 
     sl_zsock_set_common(fe, h->config.frontend.max_message_size);
     assert_int_equal(zmq_connect(fe, h->endpoint), 0);
@@ -1054,28 +1083,247 @@ test_unsendable_job_fails(void **state)
     assert_int_equal(sl_zsock_send_frame(fe, &frame, ZMQ_SNDMORE, &error), 0);
     assert_int_equal(zmq_send(fe, "body", 4, 0), 4);
 
-    for (unsigned long long end = sl_now_mono_ms() + 10000; !got && sl_now_mono_ms() < end;) {
-        zmq_pollitem_t item = {.socket = fe, .events = ZMQ_POLLIN};
+    v = raw_wait_verdict(fe, 10000);
+    assert_non_null(v);
+    assert_string_equal(v->verdict->job_id, "job000000007");
+    assert_false(v->verdict->ok);
+    assert_string_equal(v->verdict->error, "protocol error: job cannot be handed out");
+    sl_wire_frame_free(&v);
+    assert_int_equal(fake_worker_take(h->fake, 300, &attempt), -1);
+    zmq_close(fe);
+}
+
+/* ---- a body in pieces ------------------------------------------------- */
+
+/* A raw frontend's job i, its body text cut into n pieces. */
+static void
+raw_send_job_pieces(void *fe, unsigned i, const struct sl_body *body, size_t n)
+{
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Job job = SLUICE__JOB__INIT;
+    Sluice__Recipient r = SLUICE__RECIPIENT__INIT;
+    Sluice__Recipient *rp[1] = {&r};
+    const char *error;
+    char id[16];
+    size_t off = 0;
+
+    snprintf(id, sizeof(id), "job%09u", i);
+    r.address = "user@example.org";
+    job.job_id = id;
+    job.origin = "default";
+    job.client_addr = "192.0.2.1";
+    job.deadline_ms = sl_now_wall_ms() + 60000;
+    job.mail_from = "alice@example.net";
+    job.n_rcpts = 1;
+    job.rcpts = rp;
+    job.helo = "mx.example.org";
+    job.proto = "LMTP";
+    job.received_ms = sl_now_wall_ms();
+    job.by_host = "filter.example.org";
+    job.by_port = 10024;
+    job.size = body->len;
+    frame.kind_case = SLUICE__FRAME__KIND_JOB;
+    frame.job = &job;
+    assert_int_equal(sl_zsock_send_frame(fe, &frame, ZMQ_SNDMORE, &error), 0);
+    for (size_t k = 0; k < n; k++) {
+        size_t len = k + 1 < n ? body->len / n : body->len - off;
+        assert_int_equal(zmq_send(fe, body->data + off, len, k + 1 < n ? ZMQ_SNDMORE : 0),
+                         (int)len);
+        off += len;
+    }
+}
+
+/* Waits up to timeout_ms for a job on a fake worker; its body frames are
+ * checked against body and counted. The job's index, or -1. */
+static int
+fake_take_body(void *sock, unsigned timeout_ms, const struct sl_body *body, size_t *parts_r)
+{
+    unsigned long long end = sl_now_mono_ms() + timeout_ms;
+
+    while (sl_now_mono_ms() < end) {
+        zmq_pollitem_t item = { .socket = sock, .events = ZMQ_POLLIN };
         zmq_msg_t msg;
-        Sluice__Frame *in;
+        Sluice__Frame *frame;
+        const char *error;
+        size_t off = 0;
+        int idx;
+
         if (zmq_poll(&item, 1, 100) <= 0)
             continue;
         zmq_msg_init(&msg);
-        assert_true(zmq_msg_recv(&msg, fe, 0) >= 0);
-        assert_int_equal(sl_wire_unpack_msg(&msg, &in, &error), 0);
+        assert_true(zmq_msg_recv(&msg, sock, 0) >= 0);
+        assert_int_equal(sl_wire_unpack_msg(&msg, &frame, &error), 0);
         zmq_msg_close(&msg);
-        sl_zsock_drain_more(fe);
-        if (in->kind_case == SLUICE__FRAME__KIND_VERDICT) {
-            assert_string_equal(in->verdict->job_id, "job000000007");
-            assert_false(in->verdict->ok);
-            assert_string_equal(in->verdict->error, "protocol error: job cannot be handed out");
-            got = true;
+        if (frame->kind_case != SLUICE__FRAME__KIND_JOB) {
+            sl_wire_frame_free(&frame);
+            continue;
         }
-        sl_wire_frame_free(&in);
+        idx = job_index(frame->job->job_id);
+        *parts_r = 0;
+        while (sl_zsock_more(sock)) {
+            zmq_msg_init(&msg);
+            assert_true(zmq_msg_recv(&msg, sock, 0) >= 0);
+            assert_true(off + zmq_msg_size(&msg) <= body->len);
+            assert_memory_equal(zmq_msg_data(&msg), body->data + off, zmq_msg_size(&msg));
+            off += zmq_msg_size(&msg);
+            ++*parts_r;
+            zmq_msg_close(&msg);
+        }
+        assert_int_equal(off, body->len);
+        assert_int_equal(frame->job->size, body->len);
+        sl_wire_frame_free(&frame);
+        return idx;
     }
-    assert_true(got);
-    assert_int_equal(fake_worker_take(h->fake, 300, &attempt), -1);
-    zmq_close(fe);
+    return -1;
+}
+
+/* A body that comes in pieces is handed out in pieces to a worker that
+ * takes them, joined for one that does not (an earlier version), and a
+ * real worker scans the pieces as the message. */
+static void
+test_body_in_pieces(void **state)
+{
+    struct harness *h = *state;
+    void *fe = h->fakes[1] = zmq_socket(h->zctx, ZMQ_DEALER);
+    Sluice__Frame *v;
+    char *error = NULL;
+    size_t parts = 0;
+
+    sl_zsock_set_common(fe, h->config.frontend.max_message_size);
+    assert_int_equal(zmq_connect(fe, h->endpoint), 0);
+    for (unsigned i = 0; i < 3; i++)
+        h->bodies[i] = make_body(i);
+    h->n_jobs = 3;
+
+    /* a worker that takes pieces gets the three frames, unchanged */
+    h->fake = fake_worker_new(h, 1);
+    raw_send_job_pieces(fe, 0, h->bodies[0], 3);
+    assert_int_equal(fake_take_body(h->fake, 5000, h->bodies[0], &parts), 0);
+    assert_int_equal(parts, 3);
+    fake_verdict(h->fake, 0);
+    v = raw_wait_verdict(fe, 5000);
+    assert_non_null(v);
+    assert_string_equal(v->verdict->job_id, "job000000000");
+    sl_wire_frame_free(&v);
+    zmq_close(h->fake);
+    h->fake = NULL;
+
+    /* one that does not gets them joined into one frame */
+    fake_body_pieces = false;
+    h->fakes[0] = fake_worker_new(h, 1);
+    fake_body_pieces = true;
+    raw_send_job_pieces(fe, 1, h->bodies[1], 4);
+    assert_int_equal(fake_take_body(h->fakes[0], 5000, h->bodies[1], &parts), 1);
+    assert_int_equal(parts, 1);
+    fake_verdict(h->fakes[0], 1);
+    v = raw_wait_verdict(fe, 5000);
+    assert_non_null(v);
+    sl_wire_frame_free(&v);
+    zmq_close(h->fakes[0]);
+    h->fakes[0] = NULL;
+
+    /* a real worker joins them and scans the message */
+    h->pool = worker_pool_start(h->zctx, &h->config, h->endpoints, 1, 1, &error);
+    if (h->pool == NULL)
+        fail_msg("worker_pool_start: %s", error);
+    raw_send_job_pieces(fe, 2, h->bodies[2], 5);
+    v = raw_wait_verdict(fe, 10000);
+    assert_non_null(v);
+    assert_string_equal(v->verdict->job_id, "job000000002");
+    assert_true(v->verdict->ok);
+    assert_string_equal(v->verdict->category, "CLEAN");
+    assert_string_equal(v->verdict->message_id, "msg2@example.org");
+    assert_int_equal(v->verdict->mime_parts, 3);
+    sl_wire_frame_free(&v);
+    worker_pool_stop(&h->pool);
+}
+
+/* Receives a job on a raw broker, skipping the frontend's heartbeats: the
+ * number of its body frames and their sizes (up to 8); *ident
+ * (initialised) the sender's routing id. */
+static size_t
+raw_broker_take(void *router, zmq_msg_t *ident, size_t *sizes)
+{
+    zmq_pollitem_t item = { .socket = router, .events = ZMQ_POLLIN };
+    Sluice__Frame *frame = NULL;
+    const char *error;
+    zmq_msg_t m;
+    size_t n = 0;
+
+    zmq_msg_init(&m);
+    for (int skipped = 0; frame == NULL || frame->kind_case != SLUICE__FRAME__KIND_JOB;
+         skipped++) {
+        assert_true(skipped < 20);
+        sl_wire_frame_free(&frame);
+        sl_zsock_drain_more(router);
+        assert_int_equal(zmq_poll(&item, 1, 5000), 1);
+        assert_true(zmq_msg_recv(ident, router, 0) >= 0);
+        assert_true(sl_zsock_more(router));
+        assert_true(zmq_msg_recv(&m, router, 0) >= 0);
+        assert_int_equal(sl_wire_unpack_msg(&m, &frame, &error), 0);
+    }
+    sl_wire_frame_free(&frame);
+    while (sl_zsock_more(router)) {
+        assert_true(zmq_msg_recv(&m, router, 0) >= 0);
+        if (n < 8)
+            sizes[n] = zmq_msg_size(&m);
+        n++;
+    }
+    zmq_msg_close(&m);
+    return n;
+}
+
+/* A frontend cuts a body longer than SL_WIRE_BODY_PIECE into pieces over
+ * TCP once the broker said it takes them, and only then; each piece holds
+ * a reference on the body (teardown checks they are all dropped). */
+static void
+test_link_cuts_big_body(void **state)
+{
+    struct harness *h = *state;
+    char endpoint[96], *error = NULL, *eps[1] = { endpoint };
+    void *router = h->fakes[0] = zmq_socket(h->zctx, ZMQ_ROUTER);
+    struct fe_broker_link *link;
+    size_t len = SL_WIRE_BODY_PIECE * 5 / 2, sizes[8], endpoint_len = sizeof(endpoint);
+    Sluice__Frame frame = SLUICE__FRAME__INIT;
+    Sluice__Heartbeat hb = SLUICE__HEARTBEAT__INIT;
+    const char *werror;
+    zmq_msg_t ident;
+
+    h->check_clean = false;
+    sl_zsock_set_common(router, h->config.frontend.max_message_size);
+    assert_int_equal(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_len), 0);
+    link = h->extra_link = fe_broker_link_new(h->base, h->zctx, eps, 1, NULL, on_verdict, &error);
+    assert_non_null(link);
+    for (unsigned i = 0; i < 2; i++) {
+        char *data = sl_malloc(len);
+        for (size_t k = 0; k < len; k++)
+            data[k] = (char)('a' + (k * 7 + i) % 26);
+        h->bodies[i] = sl_body_new(data, len);
+    }
+    run_for(h, 100);    /* the TCP handshake */
+
+    /* nothing heard from the broker yet: one frame */
+    assert_int_equal(submit_on(h, link, 0), 0);
+    zmq_msg_init(&ident);
+    assert_int_equal(raw_broker_take(router, &ident, sizes), 1);
+    assert_int_equal(sizes[0], len);
+
+    /* the broker says it takes pieces: 1 MiB, 1 MiB and the rest */
+    hb.instance = "instance0001";
+    hb.body_pieces = 1;
+    frame.kind_case = SLUICE__FRAME__KIND_HEARTBEAT;
+    frame.heartbeat = &hb;
+    assert_true(zmq_msg_send(&ident, router, ZMQ_SNDMORE) >= 0);
+    assert_int_equal(sl_zsock_send_frame(router, &frame, 0, &werror), 0);
+    run_for(h, 200);
+    assert_int_equal(submit_on(h, link, 1), 0);
+    zmq_msg_init(&ident);
+    assert_int_equal(raw_broker_take(router, &ident, sizes), 3);
+    assert_int_equal(sizes[0], SL_WIRE_BODY_PIECE);
+    assert_int_equal(sizes[1], SL_WIRE_BODY_PIECE);
+    assert_int_equal(sizes[2], len - 2 * SL_WIRE_BODY_PIECE);
+    zmq_msg_close(&ident);
 }
 
 static struct sl_config *
@@ -1140,6 +1388,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_silent_before_job_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsendable_job_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_in_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_cuts_big_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconfigure_next_job, setup, teardown),
     };
 

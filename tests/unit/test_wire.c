@@ -1,6 +1,7 @@
 /* test_wire.c - lib/net/sl_wire: pack/unpack round trips, the
- * validation of frames from the network (every reject path has a case)
- * and the header edit operations between the wire and lib/mail. */
+ * validation of frames from the network (every reject path has a case),
+ * a body in one frame or in pieces, and the header edit operations
+ * between the wire and lib/mail. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "mail/sl_message.h"
 #include "net/sl_wire.h"
+#include "net/sl_zsock.h"
 #include "sluice.pb-c.h"
 #include "util/sl_log.h"
 
@@ -578,6 +580,171 @@ test_header_ops(void **state)
     assert_int_equal(sl_wire_header_op_to_mail((Sluice__HeaderEdit__Op)7), SL_HDR_PREPEND);
 }
 
+/* ---- the body frames -------------------------------------------------- */
+
+/* A PAIR of inproc sockets; the message "head" followed by the parts. */
+struct pair {
+    void *ctx, *tx, *rx;
+};
+
+static void
+pair_open(struct pair *p)
+{
+    p->ctx = zmq_ctx_new();
+    p->tx = zmq_socket(p->ctx, ZMQ_PAIR);
+    p->rx = zmq_socket(p->ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(p->rx, "inproc://test-wire-body"), 0);
+    assert_int_equal(zmq_connect(p->tx, "inproc://test-wire-body"), 0);
+}
+
+static void
+pair_close(struct pair *p)
+{
+    zmq_close(p->tx);
+    zmq_close(p->rx);
+    zmq_ctx_term(p->ctx);
+}
+
+/* Sends "head" and then n parts of the given lengths, cut from text. */
+static void
+send_parts(struct pair *p, const char *text, const size_t *lens, size_t n)
+{
+    size_t off = 0;
+
+    assert_int_equal(zmq_send(p->tx, "head", 4, n > 0 ? ZMQ_SNDMORE : 0), 4);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(zmq_send(p->tx, text + off, lens[i], i + 1 < n ? ZMQ_SNDMORE : 0),
+                         (int)lens[i]);
+        off += lens[i];
+    }
+}
+
+/* Receives the "head" part, as the roles receive the Job frame. */
+static void
+recv_head(struct pair *p)
+{
+    char head[8];
+
+    assert_int_equal(zmq_recv(p->rx, head, sizeof(head), 0), 4);
+}
+
+static void
+test_body_pieces(void **state)
+{
+    static const char text[] = "Subject: pieces\r\n\r\nfirst, second and the third.\r\n";
+    const size_t len = sizeof(text) - 1;
+    const size_t lens[3] = {10, 20, len - 30};
+    struct pair p;
+    struct sl_wire_body body;
+    const char *error = NULL;
+    zmq_msg_t joined;
+
+    (void)state;
+    pair_open(&p);
+
+    /* three pieces: kept as three, joined into the text */
+    send_parts(&p, text, lens, 3);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, len, &body, &error), 0);
+    assert_int_equal(body.n, 3);
+    assert_int_equal(body.size, len);
+    /* sent on as pieces: the same three frames */
+    assert_int_equal(zmq_send(p.rx, "head", 4, ZMQ_SNDMORE), 4);
+    assert_int_equal(sl_wire_body_send(p.rx, &body, true), 0);
+    /* sent on to a peer that takes one frame: the three joined */
+    assert_int_equal(zmq_send(p.rx, "head", 4, ZMQ_SNDMORE), 4);
+    assert_int_equal(sl_wire_body_send(p.rx, &body, false), 0);
+    assert_int_equal(sl_wire_body_join(&body, &joined), 0);
+    assert_int_equal(body.n, 0);
+    assert_int_equal(zmq_msg_size(&joined), len);
+    assert_memory_equal(zmq_msg_data(&joined), text, len);
+    zmq_msg_close(&joined);
+    for (int round = 0; round < 2; round++) {
+        zmq_msg_t m;
+        size_t off = 0, parts = 0;
+        char head[8];
+
+        assert_int_equal(zmq_recv(p.tx, head, sizeof(head), 0), 4);
+        while (sl_zsock_more(p.tx)) {
+            zmq_msg_init(&m);
+            assert_true(zmq_msg_recv(&m, p.tx, 0) >= 0);
+            assert_true(off + zmq_msg_size(&m) <= len);
+            assert_memory_equal(zmq_msg_data(&m), text + off, zmq_msg_size(&m));
+            off += zmq_msg_size(&m);
+            parts++;
+            zmq_msg_close(&m);
+        }
+        assert_int_equal(off, len);
+        assert_int_equal(parts, round == 0 ? 3 : 1);
+    }
+
+    /* one frame: used as it is */
+    send_parts(&p, text, &len, 1);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, len, &body, &error), 0);
+    assert_int_equal(body.n, 1);
+    assert_int_equal(sl_wire_body_join(&body, &joined), 0);
+    assert_memory_equal(zmq_msg_data(&joined), text, len);
+    zmq_msg_close(&joined);
+
+    /* an empty body is one empty frame */
+    send_parts(&p, "", (const size_t[]){0}, 1);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, 0, &body, &error), 0);
+    assert_int_equal(body.n, 1);
+    sl_wire_body_close(&body);
+    pair_close(&p);
+}
+
+static void
+test_body_refused(void **state)
+{
+    static const char text[] = "0123456789abcdefghij";
+    const size_t lens[2] = {10, 10};
+    struct pair p;
+    struct sl_wire_body body;
+    const char *error = NULL;
+    size_t one = 1;
+
+    (void)state;
+    pair_open(&p);
+
+    /* no body at all */
+    send_parts(&p, text, lens, 0);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, 20, &body, &error), -1);
+    assert_string_equal(error, "job without body frame");
+
+    /* pieces longer than job.size, and shorter */
+    send_parts(&p, text, lens, 2);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, 15, &body, &error), -1);
+    assert_string_equal(error, "body frames do not add up to job.size");
+    assert_false(sl_zsock_more(p.rx));  /* the rest of the message was drained */
+    send_parts(&p, text, lens, 2);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, 21, &body, &error), -1);
+    assert_string_equal(error, "body frames do not add up to job.size");
+
+    /* more pieces than SL_WIRE_BODY_PIECES_MAX */
+    assert_int_equal(zmq_send(p.tx, "head", 4, ZMQ_SNDMORE), 4);
+    for (size_t i = 0; i <= SL_WIRE_BODY_PIECES_MAX; i++)
+        assert_int_equal(zmq_send(p.tx, "x", one, i < SL_WIRE_BODY_PIECES_MAX ? ZMQ_SNDMORE : 0),
+                         1);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, SL_WIRE_BODY_PIECES_MAX + 1, &body, &error), -1);
+    assert_string_equal(error, "too many body frames");
+    assert_false(sl_zsock_more(p.rx));
+
+    /* the socket is in step afterwards: the next message is whole */
+    send_parts(&p, text, lens, 2);
+    recv_head(&p);
+    assert_int_equal(sl_wire_body_recv(p.rx, 20, &body, &error), 0);
+    assert_int_equal(body.n, 2);
+    sl_wire_body_close(&body);
+    pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -593,6 +760,8 @@ main(void)
         cmocka_unit_test(test_reject_bad_field_numbers),
         cmocka_unit_test(test_verdict_scan_fields),
         cmocka_unit_test(test_header_ops),
+        cmocka_unit_test(test_body_pieces),
+        cmocka_unit_test(test_body_refused),
     };
 
     sl_log_open("test_wire", SL_LOG_STDERR, LOG_WARNING);

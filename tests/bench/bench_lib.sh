@@ -5,7 +5,8 @@
 #   cpu_ticks PID...     utime + stime of the processes, summed (clock ticks)
 #   us_per_msg TICKS N   TICKS of CPU spread over N messages, in microseconds
 #   ctx_switches PID...  context switches of every thread of the processes,
-#                        voluntary and not, summed (each a wake-up or a preemption)
+#                        summed: "VOLUNTARY INVOLUNTARY" (waits for work, and
+#                        preemptions by other runnable threads)
 #   bench_feed LABEL PORT SESSIONS N
 #                        smtp-source -L -s SESSIONS -d -m N -l 4096 into
 #                        127.0.0.1:PORT (to rcpt@bench.test); any error it
@@ -26,15 +27,18 @@ cpu_ticks() {
 }
 
 ctx_switches() {
-    local pid f key val sum=0
+    local pid f key val vol=0 invol=0
     for pid in "$@"; do
         for f in /proc/"$pid"/task/*/status; do
             while read -r key val; do
-                case $key in *ctxt_switches:) sum=$((sum + val)) ;; esac
+                case $key in
+                voluntary_ctxt_switches:) vol=$((vol + val)) ;;
+                nonvoluntary_ctxt_switches:) invol=$((invol + val)) ;;
+                esac
             done <"$f" 2>/dev/null
         done
     done
-    echo "$sum"
+    echo "$vol $invol"
 }
 
 us_per_msg() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }'; }

@@ -21,13 +21,15 @@
 #      role's CPU from the fit at the check's messages in flight per
 #      process; the script prints prediction, measurement and their ratio.
 #   Each run also prints the context switches a message of each role (every
-#   thread, voluntary and not): how many wake-ups the messages share.
+#   thread), voluntary+involuntary: the wake-ups the messages share, and
+#   the preemptions by other processes.
 #   Prints figures only: no speed or ratio is asserted.
 #
 # ENVIRONMENT
 #   SLUICE_BIN     the sluice binary (default: build/sluice)
 #   CAPACITY_MODE  open (default: security.mode plain, no ledger) or locked
 #                  (CURVE on every link, the ledger on a private Redis)
+#   CAPACITY_CHECK "BROKERS WORKERS FRONTENDS" of the check (default "2 3 2")
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../e2e/lib.sh
@@ -141,7 +143,9 @@ measure() {
     RATE=$(awk -v n="$3" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e6 / us }')
     for r in f b w; do
         M[$r]=$(($(role_ticks "$p" "$r") - ${before[$r]}))
-        CS[$r]=$(awk -v c="$(($(role_switches "$p" "$r") - ${cs0[$r]}))" -v n="$3" 'BEGIN { printf "%.2f", c / n }')
+        CS[$r]=$(awk -v a="${cs0[$r]}" -v b="$(role_switches "$p" "$r")" -v n="$3" 'BEGIN {
+            split(a, x, " "); split(b, y, " ")
+            printf "%.2f+%.2f", (y[1] - x[1]) / n, (y[2] - x[2]) / n }')
     done
     say "$p: $3 messages in $(((t1 - t0) / 1000)) ms ($RATE msg/s); CPU per message (us): frontends $(us_per_msg "${M[f]}" "$3"), brokers $(us_per_msg "${M[b]}" "$3"), workers $(us_per_msg "${M[w]}" "$3"); context switches a message: ${CS[f]}, ${CS[b]}, ${CS[w]}"
 }
@@ -151,7 +155,8 @@ measure() {
 inflight() { # PROCS_OF_ROLE FRONTENDS SESSIONS
     awk -v p="$1" -v f="$2" -v s="$3" 'BEGIN { printf "%.6g", f * s / p }'
 }
-declare -A PROCS_CAL=([f]=1 [b]=1 [w]=2) PROCS_CHK=([f]=2 [b]=2 [w]=3)
+read -r CHK_B CHK_W CHK_F <<<"${CAPACITY_CHECK:-2 3 2}"
+declare -A PROCS_CAL=([f]=1 [b]=1 [w]=2) PROCS_CHK=([f]=$CHK_F [b]=$CHK_B [w]=$CHK_W)
 declare -A FIXED=() PER_WAKE=() FIT=()
 cluster_up cal 1 2 1
 # Three concurrencies (all sessions, half, a fifth; fewer messages at the
@@ -183,14 +188,15 @@ done
 for name in "${!CL_PID[@]}"; do case $name in cal-*) cl_kill "$name" TERM ;; esac; done
 sleep 1
 
-cluster_up chk 2 3 2
-measure chk $((N / 2)) "$N" "$S"
+cluster_up chk "$CHK_B" "$CHK_W" "$CHK_F"
+NCHK=$((N / CHK_F * CHK_F))
+measure chk $((N / CHK_F)) "$NCHK" "$S"
 for r in f b w; do
-    awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v n="$N" -v got="${M[$r]}" \
-        -v x="$(inflight "${PROCS_CHK[$r]}" 2 "$S")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v n="$NCHK" -v got="${M[$r]}" \
+        -v x="$(inflight "${PROCS_CHK[$r]}" "$CHK_F" "$S")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
         name = role == "f" ? "frontends" : role == "b" ? "brokers" : "workers"
         pred = (a + b / x) * n
         printf "model %s: %g in flight a process, predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",
             name, x, pred / hz, got / hz, (pred > 0 ? got / pred : 0) }'
 done
-ok "capacity model checked on 2 frontends, 2 brokers, 3 workers"
+ok "capacity model checked on $CHK_F frontends, $CHK_B brokers, $CHK_W workers"

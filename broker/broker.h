@@ -2,12 +2,12 @@
  * scanner workers (Majordomo-style, zguide ch. 4 / rfc.zeromq.org spec 7).
  *
  * One ROUTER socket bound to an endpoint; frontends (DEALER) send Job
- * frames (+ body frame) and client Heartbeats, workers (DEALER) send Ready
+ * frames (+ the body's frames) and client Heartbeats, workers (DEALER) send Ready
  * / Verdict / Heartbeat. The broker hands each job to a worker with a free
  * slot, choosing among origins in proportion to their concurrency (fair
  * scheduling, docs/cluster.md), forwards the verdict to the frontend that
  * sent the job, heartbeats workers and frontends, and never touches the
- * body bytes (zero-copy forwarding of the zmq_msg_t).
+ * body bytes (zero-copy forwarding of its zmq_msg_t frames).
  *
  * Runs in its own thread; the caller keeps the ZeroMQ context alive. */
 #ifndef SLUICE_BROKER_H

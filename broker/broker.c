@@ -64,7 +64,8 @@
 #define BROKER_MAX_ORIGINS 1024     /* more origin names share one queue */
 #define BROKER_OVERFLOW_ORIGIN "(other)"
 #define BROKER_STATS_MS 100         /* snapshot refresh for broker_stats() */
-#define BROKER_HB_TICK_MS 100       /* workers' heartbeats go out together on this tick */
+#define BROKER_HB_TICK_MS 100       /* workers' heartbeats go out together on this tick, */
+#define BROKER_HB_TICK_BUSY_MS 10   /* on this one while any job is held */
 #define STRIDE_ONE (1ULL << 20)     /* a weight-1 origin's pass advance per hand-out */
 
 struct bworker;
@@ -967,6 +968,9 @@ dispatch(struct broker *b)
         jlist_push_tail(&w->inflight, j);
         w->slots--;
         free_update(b, w, true);
+        /* a hand-out is as good as a heartbeat: a worker renews us on any
+         * frame. Under load this leaves few heartbeats to send. */
+        w->hb_due_ms = b->now_ms + SL_WIRE_HEARTBEAT_MS;
     }
 }
 
@@ -1136,19 +1140,30 @@ workers_walk(struct broker *b, unsigned long long now)
     b->walk_due_ms = soonest;
 }
 
+/* A tick's heartbeats go out in one burst, and their answers come back in
+ * one: a job that arrives meanwhile waits behind both. With a thousand
+ * busy workers a 100 ms tick's burst was a hundred heartbeats, and it put
+ * the 99th percentile of hand-outs at 3-5 ms (docs/capacity.md). While
+ * nothing is held nobody waits, and the longer tick costs less idle. */
+static unsigned long long
+hb_tick_ms(const struct broker *b)
+{
+    return sl_idmap_count(b->jobs) > 0 ? BROKER_HB_TICK_BUSY_MS : BROKER_HB_TICK_MS;
+}
+
 static void
 heartbeat_and_expire(struct broker *b, unsigned long long now)
 {
     /* Each worker at its own time (from its registration), not all at
      * once: a thousand heartbeats in one go held up the jobs behind them
-     * for milliseconds. But on a 100 ms tick, those due together: the
+     * for milliseconds. But on a tick (hb_tick_ms), those due together: the
      * workers answer at once (docs/protocol-wire.md 5.1), so their
      * answers arrive together too, and the ZeroMQ I/O thread and this one
      * wake up a few times a tick instead of three times a heartbeat. Not
      * at every wake-up: with a thousand workers the walk would cost more
      * than the message that woke us. */
     if (now >= b->next_hb_tick_ms) {
-        b->next_hb_tick_ms = now + BROKER_HB_TICK_MS;
+        b->next_hb_tick_ms = now + hb_tick_ms(b);
         workers_walk(b, now);
     }
     if (now < b->next_heartbeat_ms)
@@ -1225,11 +1240,8 @@ static void *
 broker_thread(void *arg)
 {
     struct broker *b = arg;
-    int router_fd;
-    size_t fd_len = sizeof(router_fd);
+    int router_fd = sl_zsock_fd(b->router);
 
-    if (zmq_getsockopt(b->router, ZMQ_FD, &router_fd, &fd_len) != 0)
-        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
     b->next_heartbeat_ms = sl_now_mono_ms() + SL_WIRE_HEARTBEAT_MS;
     for (;;) {
         unsigned long long now = sl_now_mono_ms();

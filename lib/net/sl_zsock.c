@@ -146,6 +146,17 @@ sl_zsock_readable(void *sock)
 }
 
 int
+sl_zsock_fd(void *sock)
+{
+    int fd;
+    size_t len = sizeof(fd);
+
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0)
+        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
+    return fd;
+}
+
+int
 sl_zsock_set_curve(void *sock, const struct sl_config *config, const char *endpoint, bool server,
                    const char **error_r)
 {

@@ -81,6 +81,12 @@ size_t sl_zsock_drain_more(void *sock);
 /* ZMQ_EVENTS has ZMQ_POLLIN: a whole message can be received now. */
 bool sl_zsock_readable(void *sock);
 
+/* sock's ZMQ_FD, to poll(2) with other descriptors. It is edge-triggered:
+ * it says only that the socket's state changed, and any operation on the
+ * socket (a send too) may take that signal, so ask sl_zsock_readable()
+ * before sleeping on it and after waking (docs/design.md). */
+int sl_zsock_fd(void *sock);
+
 /* Starts monitoring sock for events (ZMQ_EVENT_*) on an inproc PAIR of
  * zctx, returned: poll it (its ZMQ_FD is edge-triggered: read every
  * event with sl_zsock_monitor_event until 0), then end both with

@@ -31,6 +31,11 @@
 #   PIN          "B:S": the brokers on CPU B, the simulator on CPU S
 #                (taskset), so that the brokers' latency is not the
 #                simulator's scheduling
+#   RT           "sim": the simulator runs SCHED_FIFO (chrt -f 10), so that a
+#                simulated node woken by a message runs at once instead of
+#                waiting out another's time slice on its CPU; "all": the
+#                brokers too. The dispatch latency then shows less of the
+#                kernel's scheduling of a shared CPU (docs/capacity.md)
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../e2e/lib.sh
@@ -45,7 +50,7 @@ FLEET_SIM=${FLEET_SIM:-$(dirname "$SLUICE_BIN")/tests/fleet_sim}
 
 e2e_init 1500
 [ -x "$FLEET_SIM" ] || fail "no simulator at $FLEET_SIM (cmake --build ... --target fleet_sim)"
-[ "$N_BROKERS" -ge 1 ] && [ "$N_BROKERS" -le 8 ] || fail "BROKERS: 1 to 8"
+if [ "$N_BROKERS" -lt 1 ] || [ "$N_BROKERS" -gt 8 ]; then fail "BROKERS: 1 to 8"; fi
 cl_trap
 cl_keys_init
 [ "$CL_SECURITY" != curve ] || fail "fleet_sim speaks plain ZeroMQ only: CL_SECURITY=plain"
@@ -55,12 +60,19 @@ fleet_run() {
     local bin=$1 label=$2 i pids="" rc=0 pin=()
     shift 2
     [ -z "${PIN:-}" ] || pin=(taskset -c "${PIN#*:}")
+    case ${RT:-} in
+    "") ;;
+    sim | all) pin+=(chrt -f 10) ;;
+    *) fail "RT: sim or all" ;;
+    esac
     CL_BROKERS=()
     for ((i = 1; i <= N_BROKERS; i++)); do
         SLUICE_BIN=$bin cl_start_broker "$label$i" -o log.level=warning
         pids="${pids:+$pids,}${CL_PID[$label$i]}"
         [ -z "${PIN:-}" ] || taskset -a -p -c "${PIN%%:*}" "${CL_PID[$label$i]}" >/dev/null ||
             fail "taskset ${PIN%%:*} failed"
+        [ "${RT:-}" != all ] || chrt -a -f -p 10 "${CL_PID[$label$i]}" >/dev/null ||
+            fail "chrt for the broker failed"
     done
     say "$label: $bin, $N_BROKERS broker(s), fleet_sim $*"
     echo "binary=$label"

@@ -989,6 +989,32 @@ test_heartbeats_answered(void **state)
     assert_int_equal(r.beats, 0);
 }
 
+/* A hand-out renews the broker in the worker's eyes as a heartbeat does,
+ * so a worker handed a job every 200 ms is not heartbeated as well: under
+ * load the heartbeats no longer come in bursts that jobs wait behind. */
+static void
+test_hand_out_is_heartbeat(void **state)
+{
+    struct harness *h = *state;
+    void *w = h->fakes[0] = fake_worker_new(h, 20); /* closed by teardown */
+    unsigned beats = 0, jobs = 0;
+    struct heard r;
+
+    h->check_clean = false;
+    /* registered, and past its first heartbeat */
+    fake_listen(h, w, (unsigned)SL_WIRE_WORKER_HEARTBEAT_MS + 500, true, NULL, &r);
+    assert_true(r.beats >= 1);
+    for (unsigned i = 0; i < 15; i++) {
+        assert_int_equal(submit(h, i, 0), 0);
+        fake_listen(h, w, 200, false, w, &r); /* it talks on its own, as it scans */
+        beats += r.beats;
+        jobs += r.jobs;
+    }
+    assert_int_equal(jobs, 15);
+    if (beats != 0)
+        fail_msg("%u heartbeats in 3 s to a worker handed a job every 200 ms", beats);
+}
+
 /* Workers that froze while idle are removed only 9 s into their silence,
  * and a job handed to one meanwhile waits 3 s before it is requeued. Their
  * silence began before the job came: it says nothing about the message,
@@ -1386,6 +1412,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_paused_worker_back_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeats_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_before_job_not_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hand_out_is_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_drops_queued_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsendable_job_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_in_pieces, setup, teardown),

@@ -706,46 +706,55 @@ txn_abort_conn(struct rj_conn *c, bool outstanding)
 
 static int body_done(struct rj_conn *c);
 
-/* Writes the next piece of the message: the header section, then the body
- * stuffed RJ_BODY_CHUNK bytes at a time, the next only once the last has
- * left the output buffer (conn_write_cb), so what is held besides op->body
- * stays about a chunk. After the last piece, body_done(). Returns -1 if c
- * was closed. */
+static size_t
+min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Writes the next pieces of the message: the header section, then the
+ * body stuffed as it goes, until the output buffer holds RJ_BODY_CHUNK
+ * bytes; the rest once that has left it (conn_write_cb), so what is held
+ * besides op->body stays about a chunk. After the last piece, body_done():
+ * a message under a chunk goes out with its "." in one write, where a
+ * write each for header, body and "." cost two more system calls and two
+ * more deliveries on the connection. Returns -1 if c was closed. */
 static int
 body_write_more(struct rj_conn *c)
 {
     struct fe_reinject_op *op = c->op;
-    size_t n = op->wire.len - op->wire_off;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t room;
 
-    if (n > 0) {
-        if (n > RJ_BODY_CHUNK)
-            n = RJ_BODY_CHUNK;
-        conn_write(c, op->wire.data + op->wire_off, n);
-        op->wire_off += n;
-        timer_arm(c, c->t->r->timeout_s);
-        return 0;
+    while ((room = RJ_BODY_CHUNK - min_size(evbuffer_get_length(out), RJ_BODY_CHUNK)) > 0) {
+        size_t n = op->wire.len - op->wire_off;
+
+        if (n > 0) {
+            n = min_size(n, room);
+            conn_write(c, op->wire.data + op->wire_off, n);
+            op->wire_off += n;
+            continue;
+        }
+        if (op->body_end)
+            return body_done(c);
+        n = min_size(op->body->len - op->body_pos, room);
+        sl_buf_reset(&op->chunk);
+        if (n > 0)
+            sl_stuffer_feed(&op->stuff, op->body->data + op->body_pos, n, &op->chunk);
+        op->body_pos += n;
+        if (op->body_pos == op->body->len) {
+            sl_stuffer_finish(&op->stuff, &op->chunk);
+            op->body_end = true;
+        }
+        if (op->chunk.len > 0)
+            conn_write(c, op->chunk.data, op->chunk.len);
     }
-    if (op->body_end)
-        return body_done(c);
-    n = op->body->len - op->body_pos;
-    if (n > RJ_BODY_CHUNK)
-        n = RJ_BODY_CHUNK;
-    sl_buf_reset(&op->chunk);
-    if (n > 0)
-        sl_stuffer_feed(&op->stuff, op->body->data + op->body_pos, n, &op->chunk);
-    op->body_pos += n;
-    if (op->body_pos == op->body->len) {
-        sl_stuffer_finish(&op->stuff, &op->chunk);
-        op->body_end = true;
-    }
-    if (op->chunk.len == 0) /* an empty body */
-        return body_done(c);
-    conn_write(c, op->chunk.data, op->chunk.len);
     timer_arm(c, c->t->r->timeout_s);
     return 0;
 }
 
-/* The body has left our buffer: ask whether it is still wanted, then "." */
+/* The body is written or on its way: ask whether it is still wanted, then
+ * "." (without it, what was sent delivers nothing). */
 static int
 body_done(struct rj_conn *c)
 {

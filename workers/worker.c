@@ -31,6 +31,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1020,6 +1021,64 @@ conn_on_monitor(struct wthread *w, struct wconn *c)
         conn_send_heartbeat(w, c);
 }
 
+/* What one poll(2) entry of worker_wait() stands for. */
+struct wpoll {
+    size_t conn; /* index in w->conns */
+    bool mon;    /* the connection's monitor, not its socket */
+    bool ready;  /* the socket had a message before we slept */
+};
+
+/* Waits up to timeout ms for w's sockets and monitors, and serves what
+ * came. Not zmq_poll(): it polls once without waiting first and asks
+ * every socket's ZMQ_EVENTS before and after, each a system call. Here a
+ * socket is asked before sleeping (a send may have taken its ZMQ_FD's
+ * signal), and read after waking only if it was ready or its descriptor
+ * fired; a monitor, which nothing but conn_on_monitor() touches and which
+ * that reads to the end, only if its descriptor fired. pfd and wp hold 2
+ * entries per connection. -1 if poll(2) failed. */
+static int
+worker_wait(struct wthread *w, long timeout, struct pollfd *pfd, struct wpoll *wp)
+{
+    struct worker_pool *pool = w->pool;
+    nfds_t nfds = 0;
+
+    for (size_t i = 0; i < pool->n_endpoints; i++) {
+        struct wconn *c = &w->conns[i];
+        if (c->sock == NULL)
+            continue;
+        wp[nfds] = (struct wpoll){.conn = i, .ready = sl_zsock_readable(c->sock)};
+        if (wp[nfds].ready)
+            timeout = 0;
+        pfd[nfds++] = (struct pollfd){.fd = sl_zsock_fd(c->sock), .events = POLLIN};
+        if (c->mon != NULL) {
+            wp[nfds] = (struct wpoll){.conn = i, .mon = true};
+            pfd[nfds++] = (struct pollfd){.fd = sl_zsock_fd(c->mon), .events = POLLIN};
+        }
+    }
+    if (poll(pfd, nfds, (int)timeout) < 0) {
+        if (errno != EINTR)
+            return -1;
+        for (nfds_t k = 0; k < nfds; k++)
+            pfd[k].revents = 0;
+    }
+    for (nfds_t k = 0; k < nfds; k++) {
+        struct wconn *c = &w->conns[wp[k].conn];
+        void *sock = c->sock;
+
+        if (pfd[k].revents == 0 && !wp[k].ready)
+            continue;
+        if (wp[k].mon) {
+            if (c->mon != NULL)
+                conn_on_monitor(w, c);
+            continue;
+        }
+        /* until it is empty; conn_recv_one may replace the socket */
+        while (sock != NULL && c->sock == sock && !atomic_load(&pool->stop) && conn_recv_one(w, c))
+            ;
+    }
+    return 0;
+}
+
 static void *
 worker_thread(void *arg)
 {
@@ -1027,8 +1086,8 @@ worker_thread(void *arg)
     struct worker_pool *pool = w->pool;
     size_t n = pool->n_endpoints;
     /* each connection's socket, then its monitor if it has one */
-    zmq_pollitem_t *items = sl_calloc(2 * n, sizeof(*items));
-    size_t *map = sl_calloc(2 * n, sizeof(*map)); /* poll item -> connection */
+    struct pollfd *pfd = sl_calloc(2 * n, sizeof(*pfd));
+    struct wpoll *wp = sl_calloc(2 * n, sizeof(*wp));
     /* A broker that refuses our CURVE key looks exactly like a dead one
      * from here (libzmq retries the handshake silently): name both. */
     char *silent_why = pool->config->security.curve
@@ -1040,7 +1099,6 @@ worker_thread(void *arg)
     while (!atomic_load(&pool->stop)) {
         unsigned long long now = sl_now_mono_ms();
         long timeout = WORKER_POLL_MS;
-        int nitems = 0;
 
         for (size_t i = 0; i < n; i++) {
             struct wconn *c = &w->conns[i];
@@ -1051,27 +1109,10 @@ worker_thread(void *arg)
                 timeout = 0;
             else if ((long)(due - now) < timeout)
                 timeout = (long)(due - now);
-            items[nitems] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
-            map[nitems++] = i;
-            if (c->mon != NULL) {
-                items[nitems] = (zmq_pollitem_t){ .socket = c->mon, .events = ZMQ_POLLIN };
-                map[nitems++] = i;
-            }
         }
-        if (zmq_poll(items, nitems, timeout) < 0 && errno != EINTR) {
-            sl_error("worker %s: zmq_poll: %s", w->id, zmq_strerror(errno));
+        if (worker_wait(w, timeout, pfd, wp) < 0) {
+            sl_error("worker %s: poll: %s", w->id, strerror(errno));
             break;
-        }
-        for (int k = 0; k < nitems; k++) {
-            struct wconn *c = &w->conns[map[k]];
-            if (!(items[k].revents & ZMQ_POLLIN))
-                continue;
-            if (items[k].socket == c->mon)
-                conn_on_monitor(w, c);
-            else
-                while (c->sock == items[k].socket && !atomic_load(&pool->stop) &&
-                       conn_recv_one(w, c))
-                    ;
         }
         worker_beat(w, SL_WIRE_HEARTBEAT_IDLE_MS);
         now = sl_now_mono_ms();
@@ -1091,8 +1132,8 @@ worker_thread(void *arg)
     for (size_t i = 0; i < n; i++)
         conn_close(w, &w->conns[i], true);
     free(silent_why);
-    free(items);
-    free(map);
+    free(pfd);
+    free(wp);
     sl_debug("worker %s: stopped after %llu job(s)", w->id, w->n_jobs);
     return NULL;
 }

@@ -208,7 +208,15 @@ amavis_check_log() {
 # writing MAIL to reading its final reply. A C client with TCP_NODELAY, so
 # the figure is the path's and not the client's (an earlier bash client added
 # ~1 ms of its own). WARMUP messages first, not counted.
-LMTP_LATENCY=${LMTP_LATENCY:-$(dirname "$SLUICE_BIN_REAL")/tests/lmtp_latency}
+# bench_tool NAME: a test tool, next to SLUICE_BIN or else in this tree's
+# build (a SLUICE_BIN of another version, copied elsewhere, has none beside it)
+bench_tool() {
+    local t
+    t=$(dirname "$SLUICE_BIN_REAL")/tests/$1
+    [ -x "$t" ] || t=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/tests/$1
+    echo "$t"
+}
+LMTP_LATENCY=${LMTP_LATENCY:-$(bench_tool lmtp_latency)}
 run_latency() {
     local path=$1 port=$2 out=$E2E_TMP/latency.$1 line
     if [ ! -x "$LMTP_LATENCY" ] ||
@@ -339,7 +347,7 @@ fi
 # The daemons are the tests' own (tests/e2e/scan_lib.sh).
 declare -A SCAN=()      # SCAN[scanner,alone|sluice|amavisd] = msg/s
 SCAN_S=4
-SCAN_RATE=${SCAN_RATE:-$(dirname "$SLUICE_BIN_REAL")/tests/scan_rate}
+SCAN_RATE=${SCAN_RATE:-$(bench_tool scan_rate)}
 if [ "${BENCH_SCANNERS:-1}" != 0 ] && [ -x "$SLUICE_BIN" ] && [ -x "$SCAN_RATE" ]; then
     # shellcheck source=../e2e/scan_lib.sh
     . "$(dirname "${BASH_SOURCE[0]}")/../e2e/scan_lib.sh"

@@ -399,8 +399,8 @@ worker_hb_due(struct broker *b, struct bworker *w, unsigned long long due)
 }
 
 /* w, idle until now, is handed a job: from here it heartbeats every
- * second while it scans, is heartbeated every second, and is dead after
- * 3 s of silence at the latest. */
+ * second while it scans, is heartbeated every second (worker_handed), and
+ * is dead after 3 s of silence at the latest. */
 static void
 worker_busy(struct broker *b, struct bworker *w)
 {
@@ -408,7 +408,17 @@ worker_busy(struct broker *b, struct bworker *w)
         w->expiry_ms = b->now_ms + SL_WIRE_LIVENESS_MS;
     if (w->expiry_ms < b->walk_due_ms)
         b->walk_due_ms = w->expiry_ms;
-    worker_hb_due(b, w, b->now_ms + SL_WIRE_HEARTBEAT_MS);
+}
+
+/* w was handed a job. A hand-out is as good as a heartbeat (a worker
+ * renews us on any frame), so its next heartbeat is due a second from
+ * now: under load few heartbeats are left to send. */
+static void
+worker_handed(struct broker *b, struct bworker *w)
+{
+    w->hb_due_ms = b->now_ms + SL_WIRE_HEARTBEAT_MS;
+    if (w->hb_due_ms < b->walk_due_ms)
+        b->walk_due_ms = w->hb_due_ms;
 }
 
 /* ---- workers with a free slot ------------------------------------------ */
@@ -968,9 +978,7 @@ dispatch(struct broker *b)
         jlist_push_tail(&w->inflight, j);
         w->slots--;
         free_update(b, w, true);
-        /* a hand-out is as good as a heartbeat: a worker renews us on any
-         * frame. Under load this leaves few heartbeats to send. */
-        w->hb_due_ms = b->now_ms + SL_WIRE_HEARTBEAT_MS;
+        worker_handed(b, w);
     }
 }
 

@@ -217,9 +217,6 @@ link_on_monitor(evutil_socket_t fd, short what, void *arg)
 static void
 conn_monitor(struct link_conn *c)
 {
-    int fd;
-    size_t fd_len = sizeof(fd);
-
     c->mon = sl_zsock_monitor_open(c->link->zctx, c->sock,
                                    ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                                        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
@@ -227,9 +224,8 @@ conn_monitor(struct link_conn *c)
                                        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
     if (c->mon == NULL)
         return;     /* only an optimisation: heartbeats still decide */
-    if (zmq_getsockopt(c->mon, ZMQ_FD, &fd, &fd_len) != 0)
-        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
-    c->mon_ev = event_new(c->link->base, fd, EV_READ | EV_PERSIST, link_on_monitor, c);
+    c->mon_ev =
+        event_new(c->link->base, sl_zsock_fd(c->mon), EV_READ | EV_PERSIST, link_on_monitor, c);
     SL_BUG_ON(c->mon_ev == NULL);
     event_add(c->mon_ev, NULL);
     event_active(c->mon_ev, EV_READ, 0);
@@ -239,9 +235,6 @@ conn_monitor(struct link_conn *c)
 static int
 conn_open(struct link_conn *c, char **error_r)
 {
-    int fd;     /* ZMQ_FD is an int on POSIX */
-    size_t fd_len = sizeof(fd);
-
     SL_BUG_ON(c->sock != NULL);
     c->body_pieces = false;     /* until this connection's broker says so */
     c->sock = zmq_socket(c->link->zctx, ZMQ_DEALER);
@@ -269,9 +262,7 @@ conn_open(struct link_conn *c, char **error_r)
         c->sock = NULL;
         return -1;
     }
-    if (zmq_getsockopt(c->sock, ZMQ_FD, &fd, &fd_len) != 0)
-        sl_bug(__FILE__, __LINE__, "zmq_getsockopt(ZMQ_FD)");
-    c->ev = event_new(c->link->base, fd, EV_READ | EV_PERSIST, link_on_event, c);
+    c->ev = event_new(c->link->base, sl_zsock_fd(c->sock), EV_READ | EV_PERSIST, link_on_event, c);
     SL_BUG_ON(c->ev == NULL);
     if (event_add(c->ev, NULL) != 0)
         sl_bug(__FILE__, __LINE__, "event_add(broker link)");

@@ -503,14 +503,10 @@ wproc_connect(struct wproc *wp, void *ctx, int ep, unsigned first, unsigned n,
         for (unsigned b = 0; b < O.n_brokers; b++) {
             unsigned i = w * O.n_brokers + b;
             struct wsock *ws = &wp->ws[i];
-            int fd;
-            size_t fd_len = sizeof(fd);
             snprintf(ws->id, sizeof(ws->id), "fleet:%d:w%u", (int)getpid(), first + w);
             ws->sock = dealer(ctx, O.endpoints[b], O.size, true, O.zmtp_ivl_ms);
-            if (zmq_getsockopt(ws->sock, ZMQ_FD, &fd, &fd_len) != 0)
-                die("ZMQ_FD: ", zmq_strerror(errno));
             struct epoll_event sev = {.events = EPOLLIN, .data.u32 = i};
-            if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &sev) != 0)
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, sl_zsock_fd(ws->sock), &sev) != 0)
                 die("epoll_ctl: ", strerror(errno));
             worker_ready(ws, wp->per_sock);
             wproc_mark(wp, i);

@@ -12,9 +12,10 @@
  * A connection goes CONNECTING -> GREETING -> EHLO (-> HELO) -> ready; ready
  * means it starts the transaction of the op bound to it or joins the idle
  * pool. A transaction is a list of commands (XFORWARD..., MAIL, RCPT...,
- * DATA) sent in groups: with PIPELINING the XFORWARD lines in one write and
- * MAIL + RCPTs + DATA in the next (RFC 2920 3.1: XFORWARD must precede MAIL
- * and we want its answer first); without, one by one. After 354 the
+ * DATA): with PIPELINING all of them in one write, as Postfix's own SMTP
+ * client sends them (RFC 2920 3.1: only DATA must end a group; a refused
+ * XFORWARD fails the op, and the connection is closed before any body is
+ * sent); without, one by one. After 354 the
  * message goes out in chunks (each chunk restarts the timeout); when it has
  * left our buffer, wanted() is asked and only then is the final "." sent.
  *
@@ -672,17 +673,9 @@ txn_send_more(struct rj_conn *c)
     }
     sl_buf_init(&out);
     do {
-        enum cmd_kind kind = op->cmds[op->cmd_sent].kind;
-
         sl_buf_append_str(&out, op->cmds[op->cmd_sent].line);
         op->cmd_sent++;
-        if (!c->pipelining)
-            break;
-        /* XFORWARD's answer before MAIL; the rest in one write */
-        if (kind == CMD_XFORWARD && op->cmd_sent < op->n_cmds &&
-            op->cmds[op->cmd_sent].kind != CMD_XFORWARD)
-            break;
-    } while (op->cmd_sent < op->n_cmds);
+    } while (c->pipelining && op->cmd_sent < op->n_cmds);
     conn_write(c, out.data, out.len);
     sl_buf_free(&out);
     timer_arm(c, c->t->r->timeout_s);

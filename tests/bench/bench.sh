@@ -203,9 +203,9 @@ amavis_check_log() {
 #
 # How: tests/bench/lmtp_latency.c (built as build/tests/lmtp_latency) opens
 # one LMTP connection and sends the messages strictly one after the other, as
-# Postfix's LMTP client does on a cached connection: MAIL, RCPT and DATA
-# pipelined, the message after the 354. A message's latency is the time from
-# writing MAIL to reading its final reply. A C client with TCP_NODELAY, so
+# Postfix's LMTP client does on a cached connection: XFORWARD, MAIL, RCPT and
+# DATA pipelined, the message after the 354. A message's latency is the time
+# from that write to reading its final reply. A C client with TCP_NODELAY, so
 # the figure is the path's and not the client's (an earlier bash client added
 # ~1 ms of its own). WARMUP messages first, not counted.
 # bench_tool NAME: a test tool, next to SLUICE_BIN or else in this tree's

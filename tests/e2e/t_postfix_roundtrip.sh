@@ -69,6 +69,10 @@ esac
 maillog_has "postfix/smtpd\[[0-9]+\]: $qid2: client=.*orig_queue_id=$qre" ||
     fail "reinjected $qid2 has no orig_queue_id=$qid (XFORWARD IDENT not passed on): $(maillog_grep "$qid2: client=")"
 ok "reinjected as $qid2 with XFORWARD: $(maillog_grep "$qid2: client=" | sed 's/.*: client=/client=/')"
+# XFORWARD, MAIL, RCPT and DATA came in one write; Postfix's smtpd names a
+# command sent ahead where it must end a group.
+[ "$(maillog_count "improper command pipelining")" -eq 0 ] ||
+    fail "Postfix saw improper pipelining: $(maillog_grep "improper command pipelining" | head -n 3)"
 maillog_has "$qid2: to=<$(ere_quote "$E2E_RCPT")>, relay=virtual, .*status=sent \(delivered to maildir\)" ||
     fail "no virtual(8) delivery line for $qid2"
 ok "$qid2 delivered to maildir by virtual(8)"

@@ -815,6 +815,9 @@ struct fault_case {
 };
 
 static const struct fault_case faults[] = {
+    /* a refused XFORWARD is our relay's configuration: 4xx, never a bounce */
+    {"-r", "XFORWARD", 450, "450 4.3.0 Error: command failed", true, "fwd-xforward", false},
+    {"-f", "XFORWARD", 451, "500 5.3.0 Error: command failed", true, "fwd-xforward", false},
     {"-r", "MAIL", 450, "450 4.3.0 Error: command failed", true, "fwd-mail-from", false},
     {"-f", "MAIL", 500, "500 5.3.0 Error: command failed", true, "fwd-mail-from", false},
     {"-r", "RCPT", 450, "450 4.3.0 Error: command failed", true, "fwd-rcpt-to", false},
@@ -825,6 +828,7 @@ static const struct fault_case faults[] = {
     {"-f", ".", 500, "500 5.3.0 Error: command failed", true, "fwd-end-data", true},
     /* disconnects: a 4xx, never the 250 the sink did not send */
     {"-q", ".", 451, "lost connection", false, "fwd-end-data", true},
+    {"-q", "XFORWARD", 451, "lost connection", false, "fwd-xforward", false},
     {"-q", "MAIL", 451, "lost connection", false, "fwd-mail-from", false},
     {"-q", "RCPT", 451, "lost connection", false, "fwd-mail-from", false},
     {"-Q", "RCPT", 421, "421 4.0.0 Server closing connection", true, "fwd-rcpt-to", false},
@@ -856,11 +860,15 @@ test_fault_modes(void **state)
             assert_int_equal(o.from_mta[i], fc->from_mta);
         }
         assert_non_null(o.stage);
-        /* "-q RCPT": pipelined, the sink drops us after MAIL's 250 is on its
-         * way; whether we read it first is a race: either stage is right */
+        /* "-q MAIL" and "-q RCPT": pipelined, the sink drops us after the
+         * previous command's 250 is on its way; whether we read it first is
+         * a race: either stage is right */
         if (strcmp(fc->opt, "-q") == 0 && strcmp(fc->cmd, "RCPT") == 0)
             assert_true(strcmp(o.stage, "fwd-mail-from") == 0 ||
                         strcmp(o.stage, "fwd-rcpt-to") == 0);
+        else if (strcmp(fc->opt, "-q") == 0 && strcmp(fc->cmd, "MAIL") == 0)
+            assert_true(strcmp(o.stage, "fwd-xforward") == 0 ||
+                        strcmp(o.stage, "fwd-mail-from") == 0);
         else
             assert_string_equal(o.stage, fc->stage);
         assert_int_equal(o.wanted_calls, fc->dot_sent ? 1 : 0);

@@ -7,8 +7,9 @@
  * does over a cached connection to a filter that offers XFORWARD: XFORWARD
  * (the original client's name, address, protocol and HELO), MAIL, RCPT and
  * DATA pipelined, the body after the 354. The latency of a message is the
- * time from that write to the final reply. Prints p50, p90, p99 and mean in microseconds. No I/O
- * beyond the socket, so the figure is the filter's and not the client's. */
+ * time from that write to the final reply. Prints p50, p90, p99 and mean in
+ * microseconds. No I/O beyond the socket, so the figure is the filter's and
+ * not the client's. */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

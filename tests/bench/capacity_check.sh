@@ -6,20 +6,29 @@
 #   tests/bench/capacity_check.sh [N [SESSIONS [SIZE]]]   (as root; defaults 6000, 20, 4096)
 #
 # WHAT IT RUNS
-#   1. calibration: one frontend, one broker, two worker processes of two
-#      threads (separate processes over tcp://127.0.0.1, CAPACITY_MODE
-#      below), SIZE-byte messages (smtp-source -L -d) at three
-#      rates: N messages over SESSIONS sessions, N/2 over half of them,
-#      N/5 over a fifth; twice each. Over the six runs, each role's CPU is
+#   1. calibration: three clusters of separate processes over
+#      tcp://127.0.0.1 (CAPACITY_MODE below), every frontend and worker
+#      connected to every broker: one frontend, one broker and two worker
+#      processes of two threads; the same with two brokers; two frontends,
+#      one broker and four worker processes. Into each, SIZE-byte messages (smtp-source -L -d) at
+#      three rates: N messages over SESSIONS sessions a frontend, N/2 over
+#      half of them, N/5 over a fifth. Over these runs, each role's CPU is
 #      fitted (least squares) as
-#          cost a message = fixed + per_wake / (messages in flight in the process)
+#          cost a message = fixed + per_wake / (messages a second a process)
 #      (messages that arrive together share a wake-up of the process, its
-#      system calls and its polls: the more in flight, the fewer each);
+#      system calls and its polls: the more a process carries, the more
+#      arrive while it is busy and the fewer wake-ups each). The three
+#      shapes give every role rates that differ by about half at the same
+#      sessions, which gives the fit its lever;
 #   2. the check: two frontends, two brokers and three worker processes of
 #      two threads, every frontend and worker connected to both brokers,
 #      N/2 messages into each frontend at once. The model predicts each
-#      role's CPU from the fit at the check's messages in flight per
-#      process; the script prints prediction, measurement and their ratio.
+#      role's CPU from the fit at the check's own rate over the role's
+#      processes (a sizing starts from the rate it must carry); the
+#      script prints prediction, measurement and their ratio.
+#   The calibration runs twice and the check after each round: the idle
+#   clusters only heartbeat, and a drift of the machine's speed weighs on
+#   the fit and the check alike.
 #   Each run also prints the context switches a message of each role (every
 #   thread), voluntary+involuntary: the wake-ups the messages share, and
 #   the preemptions by other processes.
@@ -69,8 +78,8 @@ role_args() {
 }
 
 # cluster_up PREFIX BROKERS WORKERS FRONTENDS: the processes, named
-# PREFIX-b1.., PREFIX-w1.., PREFIX-f1..; FPORTS the frontends' ports.
-FPORTS=()
+# PREFIX-b1.., PREFIX-w1.., PREFIX-f1..; FPORTS[PREFIX] the frontends' ports.
+declare -A FPORTS=()
 cluster_up() {
     local p=$1 nb=$2 nw=$3 nf=$4 i eps="" port args=()
     for ((i = 1; i <= nb; i++)); do
@@ -85,7 +94,7 @@ cluster_up() {
         cl_spawn "$p-w$i" "$SLUICE_BIN" worker "${args[@]}" -o "broker.endpoints=$eps" \
             -o workers.count=2
     done
-    FPORTS=()
+    FPORTS[$p]=""
     for ((i = 1; i <= nf; i++)); do
         port=$(free_port)
         mapfile -t args < <(role_args frontend)
@@ -93,10 +102,10 @@ cluster_up() {
             -o "broker.endpoints=$eps" -o origins.default.concurrency="$S" \
             -o "origins.default.reinject=127.0.0.1:$sink"
         wait_port 127.0.0.1 "$port" 10 || fail "$p-f$i does not listen"
-        FPORTS+=("$port")
+        FPORTS[$p]+="$port "
     done
     sleep 2 # the first heartbeats
-    for port in "${FPORTS[@]}"; do
+    for port in ${FPORTS[$p]}; do
         timeout 60 smtp-source -L -s "$S" -d -m 200 -l "$SIZE" "127.0.0.1:$port" >/dev/null 2>&1 ||
             fail "$p: the warm-up into :$port failed"
     done
@@ -116,7 +125,7 @@ role_switches() { local pids; mapfile -t pids < <(role_pids "$1" "$2"); ctx_swit
 # feed PREFIX MESSAGES_PER_FRONTEND SESSIONS: into every frontend at once.
 feed() {
     local port pids=() k=0 pid
-    for port in "${FPORTS[@]}"; do
+    for port in ${FPORTS[$1]}; do
         timeout 300 smtp-source -L -s "$3" -d -m "$2" -l "$SIZE" -f bench@bench.test -t rcpt@bench.test \
             "127.0.0.1:$port" >"$E2E_TMP/src.$k.log" 2>&1 &
         pids+=($!)
@@ -150,25 +159,38 @@ measure() {
     say "$p: $3 messages in $(((t1 - t0) / 1000)) ms ($RATE msg/s); CPU per message (us): frontends $(us_per_msg "${M[f]}" "$3"), brokers $(us_per_msg "${M[b]}" "$3"), workers $(us_per_msg "${M[w]}" "$3"); context switches a message: ${CS[f]}, ${CS[b]}, ${CS[w]}"
 }
 
-# Jobs in flight per process: frontends (sessions), brokers (all sessions
-# over the brokers), worker processes (all sessions over the processes).
-inflight() { # PROCS_OF_ROLE FRONTENDS SESSIONS
-    awk -v p="$1" -v f="$2" -v s="$3" 'BEGIN { printf "%.6g", f * s / p }'
+# A process's load (the header above): the run's rate over the processes
+# of its role.
+load() { # ROLE BROKERS WORKERS FRONTENDS
+    awk -v r="$1" -v b="$2" -v w="$3" -v f="$4" -v rate="$RATE" 'BEGIN {
+        printf "%.6g", rate / (r == "f" ? f : r == "b" ? b : w) }'
 }
 read -r CHK_B CHK_W CHK_F <<<"${CAPACITY_CHECK:-2 3 2}"
-declare -A PROCS_CAL=([f]=1 [b]=1 [w]=2) PROCS_CHK=([f]=$CHK_F [b]=$CHK_B [w]=$CHK_W)
 declare -A FIXED=() PER_WAKE=() FIT=()
-cluster_up cal 1 2 1
-# Three concurrencies (all sessions, half, a fifth; fewer messages at the
-# lower ones), twice each, alternating: one run's noise weighs a sixth.
-for _ in 1 2; do
-    for div in 1 2 5; do
-        n=$((N / div)) s=$((S / div > 2 ? S / div : 2))
-        measure cal "$n" "$n" "$s"
-        for r in f b w; do FIT[$r]+="${M[$r]} $n $(inflight "${PROCS_CAL[$r]}" 1 "$s") "; done
-    done
+SHAPES=("1 2 1" "2 2 1" "1 4 2")
+for k in "${!SHAPES[@]}"; do
+    read -r cb cw cf <<<"${SHAPES[$k]}"
+    cluster_up "cal$k" "$cb" "$cw" "$cf"
 done
-# Least squares of the cost per message against 1/in-flight, per role;
+cluster_up chk "$CHK_B" "$CHK_W" "$CHK_F"
+# Twice: each calibration shape at three concurrencies (all sessions,
+# half, a fifth; fewer messages at the lower ones), then the check.
+NCHK=$((N / CHK_F * CHK_F))
+CHK_TICKS=(0 0 0) CHK_RATE=0
+for _ in 1 2; do
+    for k in "${!SHAPES[@]}"; do
+        read -r cb cw cf <<<"${SHAPES[$k]}"
+        for div in 1 2 5; do
+            n=$((N / div / cf * cf)) s=$((S / div > 2 ? S / div : 2))
+            measure "cal$k" $((n / cf)) "$n" "$s"
+            for r in f b w; do FIT[$r]+="${M[$r]} $n $(load "$r" "$cb" "$cw" "$cf") "; done
+        done
+    done
+    measure chk $((N / CHK_F)) "$NCHK" "$S"
+    CHK_TICKS=($((CHK_TICKS[0] + M[f])) $((CHK_TICKS[1] + M[b])) $((CHK_TICKS[2] + M[w])))
+    CHK_RATE=$((CHK_RATE + RATE))
+done
+# Least squares of the cost per message against 1/load, per role;
 # when noise makes the slope negative, the mean cost alone.
 for r in f b w; do
     read -r FIXED[$r] PER_WAKE[$r] < <(awk -v runs="${FIT[$r]}" 'BEGIN {
@@ -181,22 +203,19 @@ for r in f b w; do
         if (b < 0) { b = 0; a = sy / j }
         printf "%.9g %.9g\n", a, b }')
     awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
-        name = role == "f" ? "frontend" : role == "b" ? "broker" : "worker process"
-        printf "model %s: %.0f us a message + %.0f us / (messages in flight in the process)\n",
-            name, a * 1e6 / hz, b * 1e6 / hz }'
+        printf "model %s: %.0f us a message + %.0f us x 1,000 / (its messages a second)\n",
+            role == "f" ? "frontend" : role == "b" ? "broker" : "worker process",
+            a * 1e6 / hz, b * 1e3 / hz }'
 done
-for name in "${!CL_PID[@]}"; do case $name in cal-*) cl_kill "$name" TERM ;; esac; done
-sleep 1
-
-cluster_up chk "$CHK_B" "$CHK_W" "$CHK_F"
-NCHK=$((N / CHK_F * CHK_F))
-measure chk $((N / CHK_F)) "$NCHK" "$S"
+# The check's two runs together, at their mean rate.
+RATE=$((CHK_RATE / 2))
+declare -A GOT=([f]=${CHK_TICKS[0]} [b]=${CHK_TICKS[1]} [w]=${CHK_TICKS[2]})
 for r in f b w; do
-    awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v n="$NCHK" -v got="${M[$r]}" \
-        -v x="$(inflight "${PROCS_CHK[$r]}" "$CHK_F" "$S")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v n=$((2 * NCHK)) -v got="${GOT[$r]}" \
+        -v x="$(load "$r" "$CHK_B" "$CHK_W" "$CHK_F")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
         name = role == "f" ? "frontends" : role == "b" ? "brokers" : "workers"
         pred = (a + b / x) * n
-        printf "model %s: %g in flight a process, predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",
+        printf "model %s: %.0f messages a second each, predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",
             name, x, pred / hz, got / hz, (pred > 0 ? got / pred : 0) }'
 done
 ok "capacity model checked on $CHK_F frontends, $CHK_B brokers, $CHK_W workers"

@@ -10,10 +10,10 @@
 #      tcp://127.0.0.1 (CAPACITY_MODE below), every frontend and worker
 #      connected to every broker: one frontend, one broker and two worker
 #      processes of two threads; the same with two brokers; two frontends,
-#      one broker and four worker processes. Into each, SIZE-byte messages (smtp-source -L -d) at
-#      three rates: N messages over SESSIONS sessions a frontend, N/2 over
-#      half of them, N/5 over a fifth. Over these runs, each role's CPU is
-#      fitted (least squares) as
+#      one broker and four worker processes. Into each, SIZE-byte messages
+#      (smtp-source -L -d) at three rates: N messages over SESSIONS
+#      sessions a frontend, N/2 over half of them, N/5 over a fifth. Over
+#      these runs, each role's CPU is fitted (least squares) as
 #          cost a message = fixed + per_wake / (messages a second a process)
 #      (messages that arrive together share a wake-up of the process, its
 #      system calls and its polls: the more a process carries, the more
@@ -21,8 +21,9 @@
 #      shapes give every role rates that differ by about half at the same
 #      sessions, which gives the fit its lever;
 #   2. the check: two frontends, two brokers and three worker processes of
-#      two threads, every frontend and worker connected to both brokers,
-#      N/2 messages into each frontend at once. The model predicts each
+#      two threads (CAPACITY_CHECK below), every frontend and worker
+#      connected to every broker, N messages spread over the frontends at
+#      once. The model predicts each
 #      role's CPU from the fit at the check's own rate over the role's
 #      processes (a sizing starts from the rate it must carry); the
 #      script prints prediction, measurement and their ratio.

@@ -162,8 +162,8 @@ measure() {
 
 # A process's load (the header above): the run's rate over the processes
 # of its role.
-load() { # ROLE BROKERS WORKERS FRONTENDS
-    awk -v r="$1" -v b="$2" -v w="$3" -v f="$4" -v rate="$RATE" 'BEGIN {
+load() { # ROLE BROKERS WORKERS FRONTENDS RATE
+    awk -v r="$1" -v b="$2" -v w="$3" -v f="$4" -v rate="$5" 'BEGIN {
         printf "%.6g", rate / (r == "f" ? f : r == "b" ? b : w) }'
 }
 read -r CHK_B CHK_W CHK_F <<<"${CAPACITY_CHECK:-2 3 2}"
@@ -177,18 +177,19 @@ cluster_up chk "$CHK_B" "$CHK_W" "$CHK_F"
 # Twice: each calibration shape at three concurrencies (all sessions,
 # half, a fifth; fewer messages at the lower ones), then the check.
 NCHK=$((N / CHK_F * CHK_F))
-CHK_TICKS=(0 0 0) CHK_RATE=0
+declare -A GOT=([f]=0 [b]=0 [w]=0)
+CHK_RATE=0
 for _ in 1 2; do
     for k in "${!SHAPES[@]}"; do
         read -r cb cw cf <<<"${SHAPES[$k]}"
         for div in 1 2 5; do
             n=$((N / div / cf * cf)) s=$((S / div > 2 ? S / div : 2))
             measure "cal$k" $((n / cf)) "$n" "$s"
-            for r in f b w; do FIT[$r]+="${M[$r]} $n $(load "$r" "$cb" "$cw" "$cf") "; done
+            for r in f b w; do FIT[$r]+="${M[$r]} $n $(load "$r" "$cb" "$cw" "$cf" "$RATE") "; done
         done
     done
     measure chk $((N / CHK_F)) "$NCHK" "$S"
-    CHK_TICKS=($((CHK_TICKS[0] + M[f])) $((CHK_TICKS[1] + M[b])) $((CHK_TICKS[2] + M[w])))
+    for r in f b w; do GOT[$r]=$((GOT[$r] + M[$r])); done
     CHK_RATE=$((CHK_RATE + RATE))
 done
 # Least squares of the cost per message against 1/load, per role;
@@ -209,11 +210,9 @@ for r in f b w; do
             a * 1e6 / hz, b * 1e3 / hz }'
 done
 # The check's two runs together, at their mean rate.
-RATE=$((CHK_RATE / 2))
-declare -A GOT=([f]=${CHK_TICKS[0]} [b]=${CHK_TICKS[1]} [w]=${CHK_TICKS[2]})
 for r in f b w; do
     awk -v role="$r" -v a="${FIXED[$r]}" -v b="${PER_WAKE[$r]}" -v n=$((2 * NCHK)) -v got="${GOT[$r]}" \
-        -v x="$(load "$r" "$CHK_B" "$CHK_W" "$CHK_F")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        -v x="$(load "$r" "$CHK_B" "$CHK_W" "$CHK_F" $((CHK_RATE / 2)))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
         name = role == "f" ? "frontends" : role == "b" ? "brokers" : "workers"
         pred = (a + b / x) * n
         printf "model %s: %.0f messages a second each, predicted %.2f s of CPU, measured %.2f s, measured/predicted %.2f\n",

@@ -202,6 +202,8 @@ job_log_summary(const struct fe_job *j, const char *action, const char *queued_a
     const char *port = j->env.xforward[SL_XF_PORT];
     bool passed = strstr(action, "Relayed") != NULL;
 
+    if (!sl_log_enabled(LOG_INFO))
+        return;
     sl_buf_init(&line);
     sl_buf_printf(&line, "(%s) %s %s {%s},%s [%s]", j->id, passed ? "Passed" : "Blocked",
                   j->category ? j->category : "CLEAN", action, j->log_bank ? j->log_bank : "",

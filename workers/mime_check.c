@@ -11,11 +11,53 @@
 #define MIME_CHECK_MAX_ID 255       /* Message-ID bytes kept for the log line */
 
 static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
+static pthread_key_t mime_thread_key;
+
+/* A parser and its stream per thread, kept from one message to the next:
+ * making them cost about as much as parsing a small message. Between
+ * messages the stream reads an empty array, never the last message. */
+struct mime_thread {
+    GMimeParser *parser;
+    GMimeStream *stream;
+    GByteArray *empty;
+};
+
+static void
+mime_thread_free(void *p)
+{
+    struct mime_thread *t = p;
+
+    g_object_unref(t->parser);
+    g_object_unref(t->stream);
+    g_byte_array_free(t->empty, TRUE);
+    free(t);
+}
 
 static void
 mime_init_once(void)
 {
     g_mime_init();
+    if (pthread_key_create(&mime_thread_key, mime_thread_free) != 0)
+        sl_bug(__FILE__, __LINE__, "pthread_key_create failed");
+}
+
+static struct mime_thread *
+mime_thread_get(void)
+{
+    struct mime_thread *t;
+
+    pthread_once(&mime_once, mime_init_once);
+    t = pthread_getspecific(mime_thread_key);
+    if (t == NULL) {
+        t = sl_calloc(1, sizeof(*t));
+        t->empty = g_byte_array_new();
+        t->stream = g_mime_stream_mem_new_with_byte_array(t->empty);
+        g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(t->stream), FALSE);
+        t->parser = g_mime_parser_new_with_stream(t->stream);
+        if (pthread_setspecific(mime_thread_key, t) != 0)
+            sl_bug(__FILE__, __LINE__, "pthread_setspecific failed");
+    }
+    return t;
 }
 
 void
@@ -272,10 +314,9 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
                 void *ctx)
 {
     struct walk_ctx wc = { .info = info_r, .fn = fn, .ctx = ctx };
+    struct mime_thread *t;
     GMimeParserOptions *options;
     GByteArray *array;
-    GMimeStream *stream;
-    GMimeParser *parser;
     GMimeMessage *message;
     const char *id;
 
@@ -288,14 +329,15 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
      * Parts keep references on the stream (persist-stream mode), so the
      * message is released before the bytes can go. */
     array = g_byte_array_new_take((guint8 *)data, len);
-    stream = g_mime_stream_mem_new_with_byte_array(array);
-    g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+    t = mime_thread_get();
+    g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(t->stream), array);
+    g_mime_parser_init_with_stream(t->parser, t->stream);
+    g_mime_parser_set_format(t->parser, GMIME_FORMAT_MESSAGE);
 
     options = g_mime_parser_options_new();
     g_mime_parser_options_set_warning_callback(options, on_parser_warning, info_r);
-    parser = g_mime_parser_new_with_stream(stream);
-    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-    message = g_mime_parser_construct_message(parser, options);
+    message = g_mime_parser_construct_message(t->parser, options);
+    g_mime_parser_options_free(options);
 
     if (message != NULL) {
         info_r->parsed = true;
@@ -305,16 +347,17 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
             info_r->message_id = sanitize_id(id);
         g_object_unref(message);
     }
-    g_object_unref(parser);
-    g_mime_parser_options_free(options);
-    /* Nothing else may hold the stream now: it points into bytes we do
-     * not own. Should GMime keep a reference after all, leak the stream
-     * rather than let it outlive the bytes in a usable state. */
-    if (G_OBJECT(stream)->ref_count != 1) {
-        sl_error("mime_check: GMime still holds the message stream; leaking it");
-        return info_r->parsed ? 0 : -1;
+    /* The stream lets go of the caller's bytes whoever holds it. Only the
+     * thread and the parser should: else start afresh next time, and leave
+     * the old stream, now empty, to whatever kept it. */
+    g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(t->stream), t->empty);
+    if (G_OBJECT(t->stream)->ref_count != 2) {
+        sl_error("mime_check: GMime still holds the message stream; leaving it");
+        g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(t->stream), g_byte_array_new());
+        if (pthread_setspecific(mime_thread_key, NULL) != 0)
+            sl_bug(__FILE__, __LINE__, "pthread_setspecific failed");
+        mime_thread_free(t);
     }
-    g_object_unref(stream);
     guint8 *ours = g_byte_array_free(array, FALSE);     /* the shell only */
     (void)ours;                                         /* the caller's bytes */
     return info_r->parsed ? 0 : -1;

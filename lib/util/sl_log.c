@@ -145,6 +145,12 @@ line_add(char *line, size_t n, const char *fmt, ...)
     return (size_t)m < SL_LOG_LINE_MAX - 1 - n ? n + (size_t)m : SL_LOG_LINE_MAX - 2;
 }
 
+bool
+sl_log_enabled(int level)
+{
+    return level <= atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
 void
 sl_log(int level, const char *fmt, ...)
 {

@@ -32,6 +32,8 @@ int sl_log_level_from_name(const char *name);  /* -1 if unknown */
 bool sl_log_journal(void);
 
 void sl_log(int level, const char *fmt, ...) SL_PRINTF(2, 3);
+/* Would a line of this level be written? For lines costly to build. */
+bool sl_log_enabled(int level);
 
 #define sl_fatal(...) (sl_log(LOG_CRIT, __VA_ARGS__))
 #define sl_error(...) sl_log(LOG_ERR, __VA_ARGS__)

@@ -226,6 +226,55 @@ test_in_place(void **state)
     }
 }
 
+/* The parser is kept from one message to the next on a thread: each
+ * message's result is its own, whatever came before, and no message's
+ * bytes are read after the call (each lives on the heap only during its
+ * call, for ASan to see). */
+static void
+parse_copy(const char *text, struct mime_info *info_r)
+{
+    size_t len = strlen(text);
+    char *copy = sl_malloc(len);
+
+    memcpy(copy, text, len);
+    (void)mime_check(copy, len, info_r);
+    free(copy);
+}
+
+static void
+test_parser_reused(void **state)
+{
+    static const char good[] = "Message-ID: <first@example.test>\r\n"
+                               "MIME-Version: 1.0\r\n"
+                               "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                               "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+                               "--b\r\nContent-Type: application/octet-stream; name=a.exe\r\n\r\n"
+                               "MZ\r\n--b--\r\n";
+    static const char bad[] = "Subject: no boundary\r\n"
+                              "Content-Type: multipart/mixed\r\n\r\n"
+                              "--b\r\nnot a part";
+    struct mime_info first, broken, again;
+
+    (void)state;
+    parse_copy(good, &first);
+    parse_copy(bad, &broken);
+    parse_copy(good, &again);
+    assert_true(first.parsed && broken.parsed && again.parsed);
+    assert_int_equal(first.parts, 3);
+    assert_string_equal(first.message_id, "first@example.test");
+    assert_null(broken.message_id);
+    assert_true(broken.criticals > 0);
+    assert_int_equal(first.criticals, 0);
+    assert_int_equal(again.parts, first.parts);
+    assert_int_equal(again.warnings, first.warnings);
+    assert_int_equal(again.criticals, first.criticals);
+    assert_true(again.issue_mask == first.issue_mask);
+    assert_string_equal(again.message_id, first.message_id);
+    mime_info_free(&first);
+    mime_info_free(&broken);
+    mime_info_free(&again);
+}
+
 int
 main(void)
 {
@@ -233,6 +282,7 @@ main(void)
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_quoted_printable),
         cmocka_unit_test(test_in_place),
+        cmocka_unit_test(test_parser_reused),
     };
 
     mime_check_init();

@@ -15,11 +15,13 @@ static pthread_key_t mime_thread_key;
 
 /* A parser and its stream per thread, kept from one message to the next:
  * making them cost about as much as parsing a small message. Between
- * messages the stream reads an empty array, never the last message. */
+ * messages the stream reads an empty array, never the last message; the
+ * parser keeps its buffers (the last message's longest header at most). */
 struct mime_thread {
     GMimeParser *parser;
     GMimeStream *stream;
     GByteArray *empty;
+    bool busy; /* a walk runs on it: a nested one takes its own */
 };
 
 static void
@@ -42,21 +44,36 @@ mime_init_once(void)
 }
 
 static struct mime_thread *
-mime_thread_get(void)
+mime_thread_new(void)
+{
+    struct mime_thread *t = sl_calloc(1, sizeof(*t));
+
+    t->empty = g_byte_array_new();
+    t->stream = g_mime_stream_mem_new_with_byte_array(t->empty);
+    g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(t->stream), FALSE);
+    t->parser = g_mime_parser_new_with_stream(t->stream);
+    return t;
+}
+
+/* The thread's parser, or a new one the caller frees (*own_r) when the
+ * thread's is busy or cannot be kept. */
+static struct mime_thread *
+mime_thread_take(bool *own_r)
 {
     struct mime_thread *t;
 
     pthread_once(&mime_once, mime_init_once);
     t = pthread_getspecific(mime_thread_key);
+    *own_r = false;
     if (t == NULL) {
-        t = sl_calloc(1, sizeof(*t));
-        t->empty = g_byte_array_new();
-        t->stream = g_mime_stream_mem_new_with_byte_array(t->empty);
-        g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(t->stream), FALSE);
-        t->parser = g_mime_parser_new_with_stream(t->stream);
+        t = mime_thread_new();
         if (pthread_setspecific(mime_thread_key, t) != 0)
-            sl_bug(__FILE__, __LINE__, "pthread_setspecific failed");
+            *own_r = true;
+    } else if (t->busy) {
+        t = mime_thread_new();
+        *own_r = true;
     }
+    t->busy = true;
     return t;
 }
 
@@ -315,6 +332,7 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
 {
     struct walk_ctx wc = { .info = info_r, .fn = fn, .ctx = ctx };
     struct mime_thread *t;
+    bool own;
     GMimeParserOptions *options;
     GByteArray *array;
     GMimeMessage *message;
@@ -329,7 +347,7 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
      * Parts keep references on the stream (persist-stream mode), so the
      * message is released before the bytes can go. */
     array = g_byte_array_new_take((guint8 *)data, len);
-    t = mime_thread_get();
+    t = mime_thread_take(&own);
     g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(t->stream), array);
     g_mime_parser_init_with_stream(t->parser, t->stream);
     g_mime_parser_set_format(t->parser, GMIME_FORMAT_MESSAGE);
@@ -351,13 +369,16 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
      * thread and the parser should: else start afresh next time, and leave
      * the old stream, now empty, to whatever kept it. */
     g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(t->stream), t->empty);
+    t->busy = false;
     if (G_OBJECT(t->stream)->ref_count != 2) {
         sl_error("mime_check: GMime still holds the message stream; leaving it");
         g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(t->stream), g_byte_array_new());
-        if (pthread_setspecific(mime_thread_key, NULL) != 0)
+        if (!own && pthread_setspecific(mime_thread_key, NULL) != 0)
             sl_bug(__FILE__, __LINE__, "pthread_setspecific failed");
-        mime_thread_free(t);
+        own = true;
     }
+    if (own)
+        mime_thread_free(t);
     guint8 *ours = g_byte_array_free(array, FALSE);     /* the shell only */
     (void)ours;                                         /* the caller's bytes */
     return info_r->parsed ? 0 : -1;

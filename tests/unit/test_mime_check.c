@@ -275,6 +275,50 @@ test_parser_reused(void **state)
     mime_info_free(&again);
 }
 
+/* A walk started from inside another's callback parses on its own: the
+ * outer walk's later leaves are still its own message's bytes. */
+struct nested {
+    unsigned leaves;
+    char second[32];
+    char *inner_id;
+};
+
+static void
+on_nested_leaf(void *ctx, const struct mime_leaf *leaf)
+{
+    static const char inner[] = "Message-ID: <inner@example.test>\r\n\r\nbody\r\n";
+    struct nested *n = ctx;
+    struct mime_info info;
+
+    if (++n->leaves == 1) {
+        parse_copy(inner, &info);
+        n->inner_id = info.message_id;
+    } else if (leaf->len < sizeof(n->second)) {
+        memcpy(n->second, leaf->data, leaf->len);
+    }
+}
+
+static void
+test_nested_walk(void **state)
+{
+    static const char outer[] = "Message-ID: <outer@example.test>\r\n"
+                                "MIME-Version: 1.0\r\n"
+                                "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                                "--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+                                "--b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n";
+    struct nested n = {0};
+    struct mime_info info;
+
+    (void)state;
+    assert_int_equal(mime_check_walk(outer, strlen(outer), &info, on_nested_leaf, &n), 0);
+    assert_int_equal(n.leaves, 2);
+    assert_string_equal(n.inner_id, "inner@example.test");
+    assert_string_equal(n.second, "second");
+    assert_string_equal(info.message_id, "outer@example.test");
+    free(n.inner_id);
+    mime_info_free(&info);
+}
+
 int
 main(void)
 {
@@ -283,6 +327,7 @@ main(void)
         cmocka_unit_test(test_quoted_printable),
         cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_parser_reused),
+        cmocka_unit_test(test_nested_walk),
     };
 
     mime_check_init();

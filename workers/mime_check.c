@@ -16,7 +16,8 @@ static pthread_key_t mime_thread_key;
 /* A parser and its stream per thread, kept from one message to the next:
  * making them cost about as much as parsing a small message. Between
  * messages the stream reads an empty array, never the last message; the
- * parser keeps its buffers (the last message's longest header at most). */
+ * parser keeps its buffers and its copy of the last message's header
+ * fields until the next message. */
 struct mime_thread {
     GMimeParser *parser;
     GMimeStream *stream;

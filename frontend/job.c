@@ -197,13 +197,14 @@ static void
 job_log_summary(const struct fe_job *j, const char *action, const char *queued_as,
                 const char *detail, const char *quarantine)
 {
+    if (!sl_log_enabled(LOG_INFO))
+        return;
+
     struct sl_buf line;
     const char *ip = j->env.xforward[SL_XF_ADDR] ? j->env.xforward[SL_XF_ADDR] : j->peer_ip;
     const char *port = j->env.xforward[SL_XF_PORT];
     bool passed = strstr(action, "Relayed") != NULL;
 
-    if (!sl_log_enabled(LOG_INFO))
-        return;
     sl_buf_init(&line);
     sl_buf_printf(&line, "(%s) %s %s {%s},%s [%s]", j->id, passed ? "Passed" : "Blocked",
                   j->category ? j->category : "CLEAN", action, j->log_bank ? j->log_bank : "",

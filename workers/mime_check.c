@@ -84,13 +84,40 @@ mime_check_init(void)
     pthread_once(&mime_once, mime_init_once);
 }
 
+/* RFC 5322 3.6's fields that may occur once: at the top level of a
+ * message, GMime reports a repeated one, or a repeated Content-* field,
+ * and no other (a second Received: is the normal case). */
+static bool
+repeat_reported_at_top(const char *name)
+{
+    static const char *const once[] = {"bcc",        "cc",         "date",     "from",
+                                       "in-reply-to", "message-id", "references", "reply-to",
+                                       "sender",     "subject",    "to"};
+
+    if (name == NULL || g_ascii_strncasecmp(name, "Content-", 8) == 0)
+        return true;
+    for (size_t i = 0; i < SL_N_ELEMENTS(once); i++)
+        if (g_ascii_strcasecmp(name, once[i]) == 0)
+            return true;
+    return false;
+}
+
+struct parse_ctx {
+    struct mime_info *info;
+    gint64 top_end; /* where the top-level header section ends; -1: parsed as a message */
+};
+
 static void
 on_parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer user_data)
 {
-    struct mime_info *info = user_data;
+    struct parse_ctx *pc = user_data;
+    struct mime_info *info = pc->info;
 
-    (void)offset;
-    (void)item;
+    /* Parsed as a part, every repeated top-level field is reported: keep
+     * only what the parse as a message reports (repeat_reported_at_top). */
+    if ((code == GMIME_CRIT_CONFLICTING_HEADER || code == GMIME_WARN_DUPLICATED_HEADER) &&
+        offset >= 0 && offset < pc->top_end && !repeat_reported_at_top(item))
+        return;
     switch (code) {
     case GMIME_CRIT_INVALID_HEADER_NAME:
     case GMIME_CRIT_CONFLICTING_HEADER:
@@ -321,27 +348,79 @@ sanitize_id(const char *id)
     return out;
 }
 
-int
-mime_check(const char *data, size_t len, struct mime_info *info_r)
+/* Where GMime ends the top-level header section: at the first empty line
+ * (LF or CRLF alone), else at the end. */
+static gint64
+top_header_end(const char *data, size_t len)
 {
-    return mime_check_walk(data, len, info_r, NULL, NULL);
+    size_t pos = 0;
+
+    while (pos < len) {
+        if (data[pos] == '\n' || (data[pos] == '\r' && (pos + 1 == len || data[pos + 1] == '\n')))
+            return (gint64)pos;
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        if (nl == NULL)
+            break;
+        pos = (size_t)(nl - data) + 1;
+    }
+    return (gint64)len;
 }
 
-int
-mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
-                void *ctx)
+/* An mbox separator ("From ...", or ">From ...") on the first line: the
+ * parse as a message skips it, the parse as a part stops there. */
+static bool
+starts_with_from_line(const char *data, size_t len)
 {
-    struct walk_ctx wc = { .info = info_r, .fn = fn, .ctx = ctx };
+    if (len > 0 && data[0] == '>') {
+        data++;
+        len--;
+    }
+    return len >= 5 && memcmp(data, "From ", 5) == 0;
+}
+
+/* The Message-ID as GMime's message object takes it: the value of the
+ * last such field, decoded; g_free() it. */
+static char *
+top_message_id(GMimeObject *top)
+{
+    GMimeHeaderList *headers = g_mime_object_get_header_list(top);
+
+    for (int i = g_mime_header_list_get_count(headers) - 1; i >= 0; i--) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
+        if (g_ascii_strcasecmp(g_mime_header_get_name(h), "Message-Id") == 0) {
+            const char *value = g_mime_header_get_value(h);
+            return value != NULL ? g_mime_utils_decode_message_id(value) : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* The top level is parsed as a MIME part rather than a GMimeMessage: the
+ * message object parses every address field and the date into objects of
+ * their own, about half of GMime's work on a small message, and nothing
+ * here reads them. What the two parses report differently is evened out:
+ * the warnings (on_parser_warning), the Message-ID (top_message_id), and
+ * a leading mbox separator, for which the message parse is kept. */
+static int
+walk_message(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn, void *ctx,
+             bool as_message)
+{
+    struct walk_ctx wc = {.info = info_r, .fn = fn, .ctx = ctx};
+    struct parse_ctx pc = {.info = info_r, .top_end = -1};
     struct mime_thread *t;
     bool own;
     GMimeParserOptions *options;
     GByteArray *array;
-    GMimeMessage *message;
-    const char *id;
+    GMimeMessage *message = NULL;
+    GMimeObject *top = NULL;
+    char *id = NULL;
 
     memset(info_r, 0, sizeof(*info_r));
     if (len == 0 || len > G_MAXUINT)    /* nothing to parse; GByteArray's limit */
         return -1;
+    as_message = as_message || starts_with_from_line(data, len);
+    if (!as_message)
+        pc.top_end = top_header_end(data, len);
 
     /* Zero-copy: the stream reads the caller's bytes through a GByteArray
      * it does not own; the array's shell is freed below without its data.
@@ -354,18 +433,30 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
     g_mime_parser_set_format(t->parser, GMIME_FORMAT_MESSAGE);
 
     options = g_mime_parser_options_new();
-    g_mime_parser_options_set_warning_callback(options, on_parser_warning, info_r);
-    message = g_mime_parser_construct_message(t->parser, options);
-    g_mime_parser_options_free(options);
-
-    if (message != NULL) {
+    g_mime_parser_options_set_warning_callback(options, on_parser_warning, &pc);
+    if (as_message) {
+        message = g_mime_parser_construct_message(t->parser, options);
+        if (message != NULL) {
+            top = g_mime_message_get_mime_part(message);
+            id = g_strdup(g_mime_message_get_message_id(message));
+        }
+    } else {
+        top = g_mime_parser_construct_part(t->parser, options);
+        if (top != NULL)
+            id = top_message_id(top);
+    }
+    if (message != NULL || top != NULL) {
         info_r->parsed = true;
-        walk(g_mime_message_get_mime_part(message), 0, &wc);
-        id = g_mime_message_get_message_id(message);
+        walk(top, 0, &wc);
         if (id != NULL && id[0] != '\0')
             info_r->message_id = sanitize_id(id);
-        g_object_unref(message);
     }
+    g_free(id);
+    if (message != NULL)
+        g_object_unref(message);
+    else if (top != NULL)
+        g_object_unref(top);
+    g_mime_parser_options_free(options);
     /* The stream lets go of the caller's bytes whoever holds it. Only the
      * thread and the parser should: else start afresh next time, and leave
      * the old stream, now empty, to whatever kept it. */
@@ -383,6 +474,26 @@ mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_lea
     guint8 *ours = g_byte_array_free(array, FALSE);     /* the shell only */
     (void)ours;                                         /* the caller's bytes */
     return info_r->parsed ? 0 : -1;
+}
+
+int
+mime_check(const char *data, size_t len, struct mime_info *info_r)
+{
+    return walk_message(data, len, info_r, NULL, NULL, false);
+}
+
+int
+mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
+                void *ctx)
+{
+    return walk_message(data, len, info_r, fn, ctx, false);
+}
+
+int
+mime_check_walk_as_message(const char *data, size_t len, struct mime_info *info_r,
+                           mime_leaf_fn *fn, void *ctx)
+{
+    return walk_message(data, len, info_r, fn, ctx, true);
 }
 
 void

@@ -66,6 +66,12 @@ int mime_check(const char *data, size_t len, struct mime_info *info_r);
 int mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
                     void *ctx);
 
+/* mime_check_walk() over GMime's message object (GMimeMessage) instead of
+ * a top-level part: slower, and the same results. The tests hold the two
+ * side by side. */
+int mime_check_walk_as_message(const char *data, size_t len, struct mime_info *info_r,
+                               mime_leaf_fn *fn, void *ctx);
+
 /* A leaf's decoded content from its start, in chunks of the caller's
  * size: the whole of a part that is not whole in memory. Valid only
  * during the leaf's callback. */

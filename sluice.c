@@ -45,6 +45,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <sodium.h>
 #include <zmq.h>
 #include "broker.h"
 #include "cli/sl_cli.h"
@@ -55,7 +56,6 @@
 #include "net/sl_redis.h"
 #include "net/sl_registry.h"
 #include "net/sl_zsock.h"
-#include "conf/sl_config.h"
 #include "node_http.h"
 #include "util/sl_buf.h"
 #include "util/sl_listen.h"
@@ -1092,6 +1092,12 @@ main(int argc, char **argv)
     struct sl_cli cli = {.usage = usage_text, .metrics_fd = -1};
     int rc;
 
+    /* before any other libsodium call, as its documentation asks: it picks
+     * the code for this CPU and readies the random source of job ids */
+    if (sodium_init() < 0) {
+        fprintf(stderr, "sluice: fatal: libsodium cannot be initialised\n");
+        return EX_SOFTWARE;
+    }
     if ((rc = cli_parse(argc, argv, &cli)) == 0 && (rc = cli_prepare(&cli)) == 0)
         rc = cli_run(&cli);
     cli_cleanup(&cli);

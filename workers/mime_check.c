@@ -90,9 +90,9 @@ mime_check_init(void)
 static bool
 repeat_reported_at_top(const char *name)
 {
-    static const char *const once[] = {"bcc",        "cc",         "date",     "from",
+    static const char *const once[] = {"bcc",         "cc",         "date",       "from",
                                        "in-reply-to", "message-id", "references", "reply-to",
-                                       "sender",     "subject",    "to"};
+                                       "sender",      "subject",    "to"};
 
     if (name == NULL || g_ascii_strncasecmp(name, "Content-", 8) == 0)
         return true;
@@ -483,15 +483,14 @@ mime_check(const char *data, size_t len, struct mime_info *info_r)
 }
 
 int
-mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
-                void *ctx)
+mime_check_walk(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn, void *ctx)
 {
     return walk_message(data, len, info_r, fn, ctx, false);
 }
 
 int
-mime_check_walk_as_message(const char *data, size_t len, struct mime_info *info_r,
-                           mime_leaf_fn *fn, void *ctx)
+mime_check_walk_as_message(const char *data, size_t len, struct mime_info *info_r, mime_leaf_fn *fn,
+                           void *ctx)
 {
     return walk_message(data, len, info_r, fn, ctx, true);
 }

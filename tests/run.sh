@@ -47,7 +47,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 FUZZ_SECONDS=${SLUICE_FUZZ_SECONDS:-60}
-FUZZ_TARGETS=(smtp_parser smtp_reply wire config message status_json)
+FUZZ_TARGETS=(smtp_parser smtp_reply wire config message status_json mime)
 case $FUZZ_SECONDS in '' | *[!0-9]*)
     echo "run.sh: SLUICE_FUZZ_SECONDS must be a number of seconds, not '$FUZZ_SECONDS'" >&2
     exit 1 ;;

@@ -407,6 +407,66 @@ def status_json():
     }
 
 
+# ---- fuzz_mime: the message as the worker gets it ---------------------------
+
+MIME_HEAD = (b"Received: from mx.example.org (mx.example.org [192.0.2.1])\r\n"
+             b"\tby example.org (Postfix) with ESMTP id 4SbXyZ1234\r\n"
+             b"Received: from client.example.net by mx.example.org\r\n"
+             b"From: Alice <alice@example.net>\r\n"
+             b"To: <user@example.org>\r\n"
+             b"Subject: files\r\n"
+             b"Message-ID: <2@example.net>\r\n"
+             b"MIME-Version: 1.0\r\n")
+
+
+def mime():
+    return {
+        "multipart-attachment": MIME_HEAD + (
+            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+            b"preamble\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+            b"--b\r\nContent-Type: application/octet-stream; name=\"a.exe\"\r\n"
+            b"Content-Disposition: attachment; filename=\"a.exe\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAA==\r\n"
+            b"--b--\r\nepilogue\r\n"),
+        "nested-rfc822": MIME_HEAD + (
+            b"Content-Type: message/rfc822\r\n\r\n"
+            b"Subject: inner\r\nSubject: again\r\nMessage-ID: <inner@example.net>\r\n"
+            b"Content-Type: multipart/alternative; boundary=i\r\n\r\n"
+            b"--i\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+            b"--i\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--i--\r\n"),
+        "mbox-from-line": b"From alice@example.net Sun Dec  6 12:00:00 2026\r\n" + MIME_HEAD
+        + b"\r\nbody\r\n",
+        "repeated-fields": (b"Received: a\r\nReceived: b\r\nSubject: one\r\nsubject: two\r\n"
+                            b"X-Dup: 1\r\nX-Dup: 1\r\nMessage-ID: <1@x>\r\nMessage-Id: <2@x>\r\n"
+                            b"Content-Type: multipart/mixed; boundary=b\r\n"
+                            b"Content-Type: text/plain\r\n\r\n"
+                            b"--b\r\nReceived: c\r\nReceived: d\r\nContent-Type: text/plain\r\n\r\nx\r\n"
+                            b"--b--\r\n"),
+        "encrypted": MIME_HEAD + (
+            b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+            b"boundary=e\r\n\r\n--e\r\nContent-Type: application/pgp-encrypted\r\n\r\n"
+            b"Version: 1\r\n--e\r\nContent-Type: application/octet-stream\r\n\r\nxx\r\n--e--\r\n"),
+        "smime": MIME_HEAD + (
+            b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQAx\r\n"),
+        "no-boundary": b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\n--b\r\nnot a part",
+        "uuencode": MIME_HEAD + (
+            b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+            b"begin 644 a.exe\r\n#35H`\r\n`\r\nend\r\n"),
+        "rfc2231-name": MIME_HEAD + (
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Disposition: attachment; filename*0*=utf-8''%E2%82%AC; filename*1=.exe\r\n"
+            b"Content-Type: application/x-msdownload\r\n\r\nMZ\r\n--b--\r\n"),
+        "digest": MIME_HEAD + (
+            b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"
+            b"Subject: one\r\n\r\nfirst\r\n--d\r\n\r\nSubject: two\r\n\r\nsecond\r\n--d--\r\n"),
+        "invalid-lines": (b"Subject: x\r\nno colon here\r\n folded\r\nBad Name: y\r\n"
+                          b"X-Ctl: a\x01b\r\nSubject: =?utf-8?B?w6k=?=\r\n\r\nbody"),
+        "bare-line-ends": b"Subject: a\rContent-Type: multipart/mixed; boundary=b\n\n--b\r\r\nx\n--b--",
+        "no-empty-line": b"Subject: no empty line and no end",
+    }
+
+
 TARGETS = {
     "smtp_parser": smtp_parser,
     "smtp_reply": smtp_reply,
@@ -414,6 +474,7 @@ TARGETS = {
     "config": config,
     "message": message,
     "status_json": status_json,
+    "mime": mime,
 }
 
 

@@ -22,8 +22,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "mime_check.h"
-#include "util/sl_buf.h"
+#include "../mime_trace.h"
 
 struct trace {
     const char *msg;
@@ -46,10 +45,7 @@ on_leaf(void *ctx, const struct mime_leaf *leaf)
     FUZZ_CHECK(in_place || leaf->len <= MIME_LEAF_HEAD, "leaf of %zu bytes held", leaf->len);
     FUZZ_CHECK(leaf->whole || leaf->len == MIME_LEAF_HEAD, "a partial leaf of %zu bytes",
                leaf->len);
-    sl_buf_printf(&t->b, "[%u %u %s %s %s %d %d %zu %llx]", leaf->index, leaf->depth, leaf->type,
-                  leaf->filename != NULL ? leaf->filename : "-",
-                  leaf->smime_type != NULL ? leaf->smime_type : "-", leaf->whole, leaf->encrypted,
-                  leaf->len, (unsigned long long)fuzz_hash((const uint8_t *)leaf->data, leaf->len));
+    mime_trace_leaf(&t->b, leaf);
 }
 
 static char *
@@ -69,11 +65,7 @@ walk(const char *msg, size_t len, bool as_message)
             FUZZ_CHECK(info.message_id[i] > 0x20 && info.message_id[i] < 0x7f,
                        "Message-ID byte 0x%02x", (unsigned char)info.message_id[i]);
     }
-    sl_buf_printf(&t.b, " r=%d parsed=%d parts=%u crit=%u mask=%llx trunc=%d id=%s", r, info.parsed,
-                  info.parts, info.criticals,
-                  info.issue_mask & ~(1ULL << GMIME_WARN_INVALID_ADDRESS_LIST |
-                                      1ULL << GMIME_WARN_MALFORMED_MESSAGE),
-                  info.truncated_walk, info.message_id != NULL ? info.message_id : "-");
+    mime_trace_result(&t.b, r, &info);
     mime_info_free(&info);
     return sl_buf_steal(&t.b, NULL);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "workers/mime_check.h"
+#include "../mime_trace.h"
 #include "util/sl_buf.h"
 #include "util/sl_util.h"
 
@@ -320,8 +321,7 @@ test_nested_walk(void **state)
 }
 
 /* The walk parses the top level as a MIME part; GMime's message object
- * must give the same results on any input, hostile input above all. A
- * leaf's record: everything the checks read of it. */
+ * must give the same results on any input, hostile input above all. */
 struct trace {
     struct sl_buf b;
 };
@@ -330,14 +330,8 @@ static void
 on_trace_leaf(void *ctx, const struct mime_leaf *leaf)
 {
     struct trace *t = ctx;
-    unsigned long long h = 1469598103934665603ull; /* FNV-1a over the bytes held */
 
-    for (size_t i = 0; i < leaf->len; i++)
-        h = (h ^ (unsigned char)leaf->data[i]) * 1099511628211ull;
-    sl_buf_printf(&t->b, "[%u %u %s %s %s %d %d %zu %llx]", leaf->index, leaf->depth, leaf->type,
-                  leaf->filename != NULL ? leaf->filename : "-",
-                  leaf->smime_type != NULL ? leaf->smime_type : "-", leaf->whole, leaf->encrypted,
-                  leaf->len, h);
+    mime_trace_leaf(&t->b, leaf);
 }
 
 static char *
@@ -350,13 +344,7 @@ trace_walk(const char *msg, size_t len, bool as_message)
     sl_buf_init(&t.b);
     r = as_message ? mime_check_walk_as_message(msg, len, &info, on_trace_leaf, &t)
                    : mime_check_walk(msg, len, &info, on_trace_leaf, &t);
-    /* every parser finding but two warnings only the message parse makes
-     * (address lists, a malformed message) and nothing here reads */
-    sl_buf_printf(&t.b, " r=%d parsed=%d parts=%u crit=%u mask=%llx trunc=%d id=%s", r, info.parsed,
-                  info.parts, info.criticals,
-                  info.issue_mask & ~(1ULL << GMIME_WARN_INVALID_ADDRESS_LIST |
-                                      1ULL << GMIME_WARN_MALFORMED_MESSAGE),
-                  info.truncated_walk, info.message_id != NULL ? info.message_id : "-");
+    mime_trace_result(&t.b, r, &info);
     mime_info_free(&info);
     return sl_buf_steal(&t.b, NULL);
 }

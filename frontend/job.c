@@ -349,8 +349,8 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
         .client = j->peer_ip,
         .client_addr = j->env.xforward[SL_XF_ADDR],
     };
-    p.record = &j->record;
-    p.record_key = j->key;
+    p.record = j->record.ops != NULL ? &j->record : NULL;
+    p.record_key = j->record.ops != NULL ? j->key : NULL;
     p.record_answer = j->reserved;
     p.tempfail_unavailable = fe->dedup_tempfail;
     j->delivery = fe_delivery_start(&p, job_on_delivered, job_client_connected, j, &error);
@@ -402,7 +402,7 @@ fe_job_on_verdict(void *ctx, const Sluice__Verdict *v)
     }
     fe_verdict_log_parts(v, &j->category, &j->hits);
     j->log_bank = fe_verdict_log_bank(v);
-    if (!j->record.ops->finish_detached && !job_client_connected(j)) {
+    if ((j->record.ops == NULL || !j->record.ops->finish_detached) && !job_client_connected(j)) {
         sl_info("%s: client left while the message was scanned; not reinjected "
                 "(Postfix keeps it and retries)",
                 j->id);
@@ -589,9 +589,16 @@ fe_job_start(struct fe_context *fe, const struct fe_job_params *p)
     evtimer_add(j->deadline, &tv);
     /* the Redis ledger when dedup is on, else this process's own record:
      * either way a retry reinjects no recipient twice (record.h) */
-    j->record =
-        fe->ledger != NULL ? fe_record_of_ledger(fe->ledger) : fe_record_of_local(fe->local_record);
-    job_record_start(j);
+    if (fe->ledger != NULL)
+        j->record = fe_record_of_ledger(fe->ledger);
+    else if (!j->lmtp || fe_local_record_count(fe->local_record) > 0)
+        j->record = fe_record_of_local(fe->local_record);
+    /* else none: an LMTP reply per recipient means Postfix never sends
+     * an accepted recipient again, so a local record that holds nothing
+     * has nothing to give this message and would keep nothing of it (and
+     * the message needs no name: no digest of its body) */
+    if (j->record.ops != NULL)
+        job_record_start(j);
     sl_debug("%s: queued for scanning, %zu bytes, %zu recipient(s), Queue-ID %s", j->id,
              j->body->len, j->env.n_rcpts,
              j->env.xforward[SL_XF_IDENT] ? j->env.xforward[SL_XF_IDENT] : "-");

@@ -312,27 +312,24 @@ static char *
 received_value(const Sluice__Job *job)
 {
     char date[80];
-    char *from_addr, *for_clause, *value;
     const char *addr = job->client_addr != NULL ? job->client_addr : "";
+    const char *addr_open = " ([";
+    bool for_one = job->n_rcpts == 1;
+    char *value;
 
-    sl_rfc5322_date(job->received_ms != 0 ? job->received_ms : sl_now_wall_ms(), date, sizeof(date));
     if (addr[0] == '\0')
-        from_addr = sl_strdup("");
+        addr_open = "";
     else if (strchr(addr, ':') != NULL && strncasecmp(addr, "IPv6:", 5) != 0)
-        from_addr = sl_asprintf(" ([IPv6:%s])", addr);
-    else
-        from_addr = sl_asprintf(" ([%s])", addr);
-    if (job->n_rcpts == 1)
-        for_clause = sl_asprintf(" for <%s>", job->rcpts[0]->address);
-    else
-        for_clause = sl_strdup("");
-    value = sl_asprintf("from %s%s by %s (sluice %s, port %u) with %s id %s%s; %s",
-                        or_unknown(job->helo), from_addr, or_unknown(job->by_host), SLUICE_VERSION,
-                        (unsigned)job->by_port, job->proto != NULL && job->proto[0] != '\0'
-                                                    ? job->proto : "LMTP",
-                        job->job_id, for_clause, date);
-    free(from_addr);
-    free(for_clause);
+        addr_open = " ([IPv6:";
+    sl_rfc5322_date(job->received_ms != 0 ? job->received_ms : sl_now_wall_ms(), date,
+                    sizeof(date));
+    /* one formatting call a message: this runs for every message */
+    value = sl_asprintf("from %s%s%s%s by %s (sluice %s, port %u) with %s id %s%s%s%s; %s",
+                        or_unknown(job->helo), addr_open, addr, addr[0] != '\0' ? "])" : "",
+                        or_unknown(job->by_host), SLUICE_VERSION, (unsigned)job->by_port,
+                        job->proto != NULL && job->proto[0] != '\0' ? job->proto : "LMTP",
+                        job->job_id, for_one ? " for <" : "", for_one ? job->rcpts[0]->address : "",
+                        for_one ? ">" : "", date);
     return value;
 }
 

@@ -15,6 +15,11 @@
 #      user@ keeps exactly one copy (the local record gives it the stored
 #      reply); once :10025 takes temp@, it gets its one copy and the queue
 #      empties.
+#   3. that last retry comes over LMTP (the feed switched back): while the
+#      local record holds something, an LMTP transaction asks it too, so
+#      user@ still gets the stored reply, not a second copy. (Only while it
+#      holds nothing does an LMTP transaction skip it: an LMTP reply per
+#      recipient means Postfix never sends an accepted one again.)
 #
 # shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2119 # lib helpers take optional arguments
@@ -92,6 +97,12 @@ ok "the retries reinjected <$TEMP> only; <$E2E_RCPT> still has one copy (the loc
 # would go on with the map it loaded (sluice keeps running: the local
 # record lives in it)
 pf_stop
+sed -i -e 's|^\(amavisfeed unix .*\)smtp$|\1lmtp|' \
+    -e 's|-o smtp_data_done_timeout=|-o lmtp_data_done_timeout=|' \
+    -e 's|-o smtp_send_xforward_command=|-o lmtp_send_xforward_command=|' \
+    -e 's|-o smtp_tls_note_starttls_offer=|-o lmtp_tls_note_starttls_offer=|' "$PF_CONF/master.cf"
+grep -qE '^amavisfeed unix .* lmtp$' "$PF_CONF/master.cf" || fail "could not make amavisfeed an lmtp transport again"
+stored_before=$(sluice_log_count 'local record: 1 recipient\(s\) already reinjected or reported; stored reply given')
 out=$(timeout 60 postfix -c "$PF_CONF" start 2>&1) || fail "postfix start failed: $out"
 E2E_POSTFIX_UP=1
 wait_port 127.0.0.1 "$PF_REINJECT_PORT" 20 || fail "Postfix :$PF_REINJECT_PORT smtpd does not listen"
@@ -103,3 +114,9 @@ n2=$(mbox_count_msgid "$TEMP" "$msgid")
 [ "$n1" -eq 1 ] && [ "$n2" -eq 1 ] ||
     fail "expected exactly 1 copy per recipient, found $n1 for <$E2E_RCPT> and $n2 for <$TEMP>"
 ok "once :10025 took <$TEMP>: one copy each, the queue is empty"
+maillog_has "/lmtp\[[0-9]+\]: $qre: to=<$(ere_quote "$TEMP")>.* relay=127\.0\.0\.1\[127\.0\.0\.1\]:$PF_FILTER_PORT,.* status=sent \(250 " ||
+    fail "the last retry to sluice was not an LMTP delivery ending in 250: $(maillog_grep "$qre: to=<$(ere_quote "$TEMP")>" | tail -n 1)"
+stored_after=$(sluice_log_count 'local record: 1 recipient\(s\) already reinjected or reported; stored reply given')
+[ "$stored_after" -gt "$stored_before" ] ||
+    fail "the LMTP retry did not take <$E2E_RCPT>'s reply from the local record ($stored_before stored replies before, $stored_after after)"
+ok "the last retry came over LMTP and still took <$E2E_RCPT>'s stored reply from the local record"

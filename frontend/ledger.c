@@ -688,7 +688,10 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     }
     const char *expire[] = {"EXPIRE", key, ttl};
     op_send(ac, op, 3, expire);
-    ledger_flush(l);
+    /* not flushed now: written at the end of this turn of the loop (the
+     * write event), or with a record flushed before that, so the
+     * reservations of the messages this turn ended go out in one write;
+     * the answer is wanted only when the verdict comes */
     return op;
 }
 

@@ -94,6 +94,7 @@ fe_envelope_clear(struct fe_envelope *e)
     sl_free_and_clear(&e->envid);
     sl_free_and_clear(&e->body_type);
     e->smtputf8 = false;
+    e->size = 0;
     for (size_t i = 0; i < e->n_rcpts; i++) {
         free(e->rcpts[i].address);
         free(e->rcpts[i].notify);

@@ -12,7 +12,8 @@
  * flight elsewhere: the ledger only) and take records and releases alike,
  * so the job (job.c) and the delivery (outcome.c) run the same code
  * whichever is behind it. The one difference they ask about is
- * finish_detached. */
+ * finish_detached. An LMTP job uses neither while the local record holds
+ * nothing (job.c): the delivery then sends to every recipient. */
 #ifndef SLUICE_FRONTEND_RECORD_H
 #define SLUICE_FRONTEND_RECORD_H
 

@@ -267,31 +267,31 @@ edit_name_ok(const char *name)
 static char *
 edit_value_clean(const char *value)
 {
-    struct sl_buf v;
+    const unsigned char *s = (const unsigned char *)(value ? value : "");
+    /* one pass into one buffer: the result is never longer than the value
+     * (a line break gives at most one space) */
+    char *r = sl_malloc(strlen((const char *)s) + 1), *o = r, *a;
     bool pending_space = false;
 
-    sl_buf_init(&v);
-    sl_buf_append(&v, "", 0);
-    for (const unsigned char *s = (const unsigned char *)(value ? value : ""); *s; s++) {
-        unsigned char c = *s;
+    for (; *s; s++) {
+        char c = (char)*s;
         if (c == '\r' || c == '\n') {
             pending_space = true;
             continue;
         }
-        if (c != '\t' && (c < 32 || c == 127))
+        if (c != '\t' && (*s < 32 || *s == 127))
             c = ' ';
-        if (pending_space && !is_wsp((char)c) && v.len > 0 && !is_wsp(v.data[v.len - 1]))
-            sl_buf_append(&v, " ", 1);
+        if (pending_space && !is_wsp(c) && o > r && !is_wsp(o[-1]))
+            *o++ = ' ';
         pending_space = false;
-        sl_buf_append(&v, &c, 1);
+        *o++ = c;
     }
-    size_t a = 0, b = v.len;
-    while (a < b && is_wsp(v.data[a]))
-        a++;
-    while (b > a && is_wsp(v.data[b - 1]))
-        b--;
-    char *r = sl_strndup(v.data + a, b - a);
-    sl_buf_free(&v);
+    for (a = r; a < o && is_wsp(*a); a++)
+        ;
+    while (o > a && is_wsp(o[-1]))
+        o--;
+    memmove(r, a, (size_t)(o - a));
+    r[o - a] = '\0';
     return r;
 }
 

@@ -53,7 +53,7 @@ struct fe_envelope {
     char *mail_from;               /* without <>, "" for the null sender; NULL before MAIL */
     char *ret, *envid, *body_type; /* DSN RET=, ENVID=, BODY=; NULL when absent */
     bool smtputf8;
-    unsigned long long size;       /* MAIL's SIZE=, 0 when absent: the body's first room */
+    unsigned long long size; /* MAIL's SIZE=, 0 when absent: the body's first room */
     struct fe_rcpt *rcpts;
     size_t n_rcpts, cap_rcpts;
     char *xforward[SL_XF_COUNT]; /* by enum sl_xforward_attr; NULL when not given */

@@ -36,12 +36,18 @@ PERM=perm@$E2E_DOMAIN
 TEMP=temp@$E2E_DOMAIN
 pf_choose_ports
 start_postfix
-# the feed to sluice over SMTP instead of LMTP, as docs/postfix.md allows
-sed -i -e 's|^\(amavisfeed unix .*\)lmtp$|\1smtp|' \
-    -e 's|-o lmtp_data_done_timeout=|-o smtp_data_done_timeout=|' \
-    -e 's|-o lmtp_send_xforward_command=|-o smtp_send_xforward_command=|' \
-    -e 's|-o lmtp_tls_note_starttls_offer=|-o smtp_tls_note_starttls_offer=|' "$PF_CONF/master.cf"
-grep -qE '^amavisfeed unix .* smtp$' "$PF_CONF/master.cf" || fail "could not make amavisfeed an smtp transport"
+# feed_over FROM TO: the amavisfeed transport and its -o settings from
+# client FROM to client TO (lmtp, smtp), as docs/postfix.md allows
+feed_over() {
+    sed -i -e "s|^\(amavisfeed unix .*\)$1\$|\1$2|" \
+        -e "s|-o $1_data_done_timeout=|-o $2_data_done_timeout=|" \
+        -e "s|-o $1_send_xforward_command=|-o $2_send_xforward_command=|" \
+        -e "s|-o $1_tls_note_starttls_offer=|-o $2_tls_note_starttls_offer=|" "$PF_CONF/master.cf"
+    grep -qE "^amavisfeed unix .* $2\$" "$PF_CONF/master.cf" || fail "could not make amavisfeed an $2 transport"
+}
+STORED_REPLY_RE='local record: 1 recipient\(s\) already reinjected or reported; stored reply given'
+# the feed to sluice over SMTP instead of LMTP
+feed_over lmtp smtp
 printf '%s 550 5.1.1 no such user here (e2e)\n%s 451 4.7.1 try again later (e2e)\n' "$PERM" "$TEMP" \
     >"$PF_CONF/refuse"
 pf_master_opt smtpd_recipient_restrictions=permit_mynetworks,reject \
@@ -89,7 +95,7 @@ maillog_has "$qre: to=<$(ere_quote "$TEMP")>.* status=deferred \(host 127\.0\.0\
 ok "Postfix tried twice and got sluice's 451 both times: $(maillog_grep "$qre: to=<$(ere_quote "$TEMP")>" | sed 's/.*said: //' | tail -n 1)"
 n=$(mbox_count_msgid "$E2E_RCPT" "$msgid")
 [ "$n" -eq 1 ] || fail "<$E2E_RCPT> has $n copies of <$msgid> after the retries, expected exactly 1"
-sluice_log_has 'local record: 1 recipient\(s\) already reinjected or reported; stored reply given' ||
+sluice_log_has "$STORED_REPLY_RE" ||
     fail "the retry did not take <$E2E_RCPT>'s reply from the local record"
 ok "the retries reinjected <$TEMP> only; <$E2E_RCPT> still has one copy (the local record)"
 : >"$PF_CONF/refuse"
@@ -97,12 +103,8 @@ ok "the retries reinjected <$TEMP> only; <$E2E_RCPT> still has one copy (the loc
 # would go on with the map it loaded (sluice keeps running: the local
 # record lives in it)
 pf_stop
-sed -i -e 's|^\(amavisfeed unix .*\)smtp$|\1lmtp|' \
-    -e 's|-o smtp_data_done_timeout=|-o lmtp_data_done_timeout=|' \
-    -e 's|-o smtp_send_xforward_command=|-o lmtp_send_xforward_command=|' \
-    -e 's|-o smtp_tls_note_starttls_offer=|-o lmtp_tls_note_starttls_offer=|' "$PF_CONF/master.cf"
-grep -qE '^amavisfeed unix .* lmtp$' "$PF_CONF/master.cf" || fail "could not make amavisfeed an lmtp transport again"
-stored_before=$(sluice_log_count 'local record: 1 recipient\(s\) already reinjected or reported; stored reply given')
+feed_over smtp lmtp
+stored_before=$(sluice_log_count "$STORED_REPLY_RE")
 out=$(timeout 60 postfix -c "$PF_CONF" start 2>&1) || fail "postfix start failed: $out"
 E2E_POSTFIX_UP=1
 wait_port 127.0.0.1 "$PF_REINJECT_PORT" 20 || fail "Postfix :$PF_REINJECT_PORT smtpd does not listen"
@@ -116,7 +118,7 @@ n2=$(mbox_count_msgid "$TEMP" "$msgid")
 ok "once :10025 took <$TEMP>: one copy each, the queue is empty"
 maillog_has "/lmtp\[[0-9]+\]: $qre: to=<$(ere_quote "$TEMP")>.* relay=127\.0\.0\.1\[127\.0\.0\.1\]:$PF_FILTER_PORT,.* status=sent \(250 " ||
     fail "the last retry to sluice was not an LMTP delivery ending in 250: $(maillog_grep "$qre: to=<$(ere_quote "$TEMP")>" | tail -n 1)"
-stored_after=$(sluice_log_count 'local record: 1 recipient\(s\) already reinjected or reported; stored reply given')
+stored_after=$(sluice_log_count "$STORED_REPLY_RE")
 [ "$stored_after" -gt "$stored_before" ] ||
     fail "the LMTP retry did not take <$E2E_RCPT>'s reply from the local record ($stored_before stored replies before, $stored_after after)"
 ok "the last retry came over LMTP and still took <$E2E_RCPT>'s stored reply from the local record"

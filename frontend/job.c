@@ -350,8 +350,8 @@ job_deliver(struct fe_job *j, const Sluice__Verdict *v)
         .client = j->peer_ip,
         .client_addr = j->env.xforward[SL_XF_ADDR],
     };
-    p.record = j->record.ops != NULL ? &j->record : NULL;
-    p.record_key = j->record.ops != NULL ? j->key : NULL;
+    p.record = j->record.ops != NULL ? &j->record : NULL; /* none: everyone is sent */
+    p.record_key = j->key;
     p.record_answer = j->reserved;
     p.tempfail_unavailable = fe->dedup_tempfail;
     j->delivery = fe_delivery_start(&p, job_on_delivered, job_client_connected, j, &error);

@@ -393,6 +393,14 @@ quar_text_parse(const char *text, size_t len, const unsigned char *key, bool wan
     while (p < end) {
         size_t fl = field_len(p, end, &next);
         char *v;
+        /* sluice writes its field on one line; what follows it is the
+         * message, and a sealed one starts with a random nonce that may
+         * begin with SP or HT: never a folded continuation of the field */
+        if (fl > 20 && strncasecmp(p, "X-Sluice-Quarantine:", 20) == 0) {
+            const char *lf = memchr(p, '\n', (size_t)(end - p));
+            fl = lf != NULL ? (size_t)(lf - p) : (size_t)(end - p);
+            next = lf != NULL ? lf + 1 : end;
+        }
         if (fl == 0 || (fl == 1 && p[0] == '\r') || !amavis_skips(p, fl)) {
             if ((v = field_value(p, fl, "X-Sluice-Quarantine")) != NULL) {
                 sealed = sluice_fields(v, e);

@@ -153,6 +153,7 @@ struct rj_conn {
     struct event *timer;
     struct event *flush_ev; /* writes what conn_write() queued (conn_flush_cb) */
     bool flush_pending;
+    struct event *read_ev; /* once connected: reads replies (conn_on_readable) */
     struct sl_smtp_reply_parser *parser;
     enum conn_state state;
     bool in_idle;      /* on t->idle */
@@ -1118,19 +1119,15 @@ conn_go_idle(struct rj_conn *c)
     timer_arm(c, RJ_IDLE_TIMEOUT_S);
 }
 
+/* Acts on the replies the parser holds. */
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_take_replies(struct rj_conn *c)
 {
-    struct rj_conn *c = arg;
     struct rj_target *t = c->t;
-    struct evbuffer *in = bufferevent_get_input(bev);
     struct sl_smtp_reply reply;
     const char *error;
-    char buf[4096];
-    int n, ret;
+    int ret;
 
-    while ((n = evbuffer_remove(in, buf, sizeof(buf))) > 0)
-        sl_smtp_reply_parser_feed(c->parser, buf, (size_t)n);
     for (;;) {
         ret = sl_smtp_reply_parser_next(c->parser, &reply, &error);
         if (ret == 0)
@@ -1164,6 +1161,50 @@ conn_read_cb(struct bufferevent *bev, void *arg)
     target_dispatch(t); /* may hand c a new op */
 }
 
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Until connected, the bufferevent reads (its connect needs it). */
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct rj_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char buf[4096];
+    int n;
+
+    while ((n = evbuffer_remove(in, buf, sizeof(buf))) > 0)
+        sl_smtp_reply_parser_feed(c->parser, buf, (size_t)n);
+    conn_take_replies(c);
+}
+
+/* Once connected, replies go from recv(2) straight into the parser: the
+ * bufferevent would ask the kernel how much is waiting (ioctl FIONREAD)
+ * before every read and stage it in an evbuffer. */
+static void
+conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct rj_conn *c = arg;
+    char buf[4096];
+    size_t got = 0;
+    ssize_t n;
+
+    (void)what;
+    do {
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) {
+            sl_smtp_reply_parser_feed(c->parser, buf, (size_t)n);
+            got += (size_t)n;
+        }
+    } while (n == (ssize_t)sizeof(buf));
+    if (got > 0) {
+        conn_take_replies(c); /* EOF or an error after them: the next turn's */
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    conn_event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+}
+
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -1187,7 +1228,11 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
          * plus delayed ACKs would add ~40 ms per message */
         int one = 1;
         (void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        bufferevent_disable(bev, EV_WRITE); /* conn_write() */
+        bufferevent_disable(bev, EV_READ | EV_WRITE); /* conn_write(), conn_on_readable() */
+        c->read_ev = event_new(c->t->r->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+                               conn_on_readable, c);
+        SL_BUG_ON(c->read_ev == NULL);
+        event_add(c->read_ev, NULL);
         c->state = CONN_GREETING;
         timer_arm(c, c->t->r->timeout_s);
         return;
@@ -1364,6 +1409,8 @@ conn_free(struct rj_conn *c)
     }
     TAILQ_REMOVE(&t->conns, c, entry);
     t->n_conns--;
+    if (c->read_ev != NULL)
+        event_free(c->read_ev);
     bufferevent_free(c->bev);
     event_free(c->timer);
     event_free(c->flush_ev);

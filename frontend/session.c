@@ -65,11 +65,14 @@
 #define SESSION_MIN_DATA_RATE 500           /* bytes/s, Postfix smtpd_min_data_rate */
 #define SESSION_MAX_OUTPUT (256 * 1024)     /* unsent replies before we stop reading */
 #define SESSION_SYNC_LOG_MAX 100            /* bytes of unexpected input logged */
-#define SESSION_LIBEVENT_READ 4096          /* libevent 2.1's most a read (EVBUFFER_MAX_READ) */
-#define SESSION_READ_MORE (64 * 1024)       /* read past it per turn during DATA */
+#define SESSION_READ_BUF 16384              /* octets a recv(2) */
+#define SESSION_READ_MORE (64 * 1024)       /* most read a turn during DATA */
 
 static void session_free(struct session *s);
-static void session_on_read(struct bufferevent *bev, void *ctx);
+static void session_take_input(struct session *s, size_t got);
+static void session_read_enable(struct session *s);
+static void session_read_disable(struct session *s);
+static void session_on_event(struct bufferevent *bev, short what, void *ctx);
 
 /* ---------------------------------------------------------------- replies */
 
@@ -134,7 +137,7 @@ void
 session_close_after_reply(struct session *s)
 {
     s->state = SESSION_CLOSING;
-    bufferevent_disable(s->bev, EV_READ);
+    session_read_disable(s);
     session_schedule_flush(s);  /* closes once the output is empty */
 }
 
@@ -188,11 +191,17 @@ session_client_connected(void *ctx)
     return true;
 }
 
+/* The idle timeout is the read event's (session_read_enable); writes
+ * always have one: a client that does not read its replies is dropped. */
 static void
 session_set_idle_timeout(struct session *s, bool on)
 {
     struct timeval tv = {.tv_sec = s->config->frontend.timeout_s};
-    bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
+
+    s->idle_timeout = on;
+    bufferevent_set_timeouts(s->bev, NULL, &tv);
+    if (event_pending(s->read_ev, EV_READ, NULL))
+        session_read_enable(s); /* again, with the new timeout */
 }
 
 static void
@@ -266,9 +275,9 @@ session_on_job_done(void *ctx, const char *const *replies, size_t n)
     }
     session_set_idle_timeout(s, true);
     session_arm_command_deadline(s);
-    bufferevent_enable(s->bev, EV_READ);
+    session_read_enable(s);
     /* input that arrived while we waited (pipelined or held back) */
-    session_on_read(s->bev, s);
+    session_take_input(s, 0);
 }
 
 void
@@ -326,8 +335,7 @@ session_hand_off(struct session *s, const char *job_id)
 static bool
 session_input_pending(struct session *s)
 {
-    if (sl_smtp_parser_pending(s->parser) > 0 ||
-        evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+    if (sl_smtp_parser_pending(s->parser) > 0)
         return true;
     char c;
     return recv(bufferevent_getfd(s->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
@@ -374,7 +382,7 @@ session_process(struct session *s)
             /* the client does not read its replies: neither do we read its
              * commands until it has (session_on_write resumes) */
             s->output_blocked = true;
-            bufferevent_disable(s->bev, EV_READ);
+            session_read_disable(s);
             break;
         }
         enum sl_smtp_error kind;
@@ -405,55 +413,70 @@ session_process(struct session *s)
 
 /* ----------------------------------------------------- libevent glue */
 
-/* libevent reads at most SESSION_LIBEVENT_READ octets a turn, so a message
- * would cost a loop turn, an epoll_wait and an ioctl for every 4 KiB of it.
- * During DATA, after a read that full, the rest waiting on the socket is
- * read here. EOF and errors are left to the bufferevent's next read. */
-static size_t
-session_read_more(struct session *s)
+/* The client's input goes from recv(2) straight into the parser, on the
+ * session's own read event: a bufferevent would stage it in an evbuffer
+ * and ask the kernel how much is waiting (ioctl FIONREAD) before every
+ * read. The bufferevent keeps the writing (bev_out.h). */
+static void
+session_read_enable(struct session *s)
 {
-    char buf[16384];
-    size_t got = 0;
+    struct timeval tv = {.tv_sec = s->config->frontend.timeout_s};
 
-    while (got < SESSION_READ_MORE) {
-        ssize_t n = recv(bufferevent_getfd(s->bev), buf, sizeof(buf), MSG_DONTWAIT);
-        if (n <= 0)
-            break;
-        sl_smtp_parser_feed(s->parser, buf, (size_t)n);
-        got += (size_t)n;
-        if ((size_t)n < sizeof(buf))
-            break;  /* the socket had no more */
-    }
-    return got;
+    event_add(s->read_ev, s->idle_timeout ? &tv : NULL);
 }
 
 static void
-session_on_read(struct bufferevent *bev, void *ctx)
+session_read_disable(struct session *s)
+{
+    event_del(s->read_ev);
+}
+
+/* What was read (got octets, 0: only what the parser held) is used. */
+static void
+session_take_input(struct session *s, size_t got)
+{
+    if (s->state == SESSION_DATA && got > 0)
+        session_extend_data_deadline(s, got);
+    if (s->state != SESSION_WAIT)
+        session_process(s);
+}
+
+static void
+session_on_readable(evutil_socket_t fd, short what, void *ctx)
 {
     struct session *s = ctx;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    char buf[SESSION_READ_BUF];
+    size_t got = 0;
+    ssize_t n;
 
+    if (what & EV_TIMEOUT) {
+        session_on_event(s->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, s);
+        return;
+    }
     if (s->state == SESSION_WAIT &&
         sl_smtp_parser_pending(s->parser) > SESSION_MAX_PENDING_WHILE_WAITING) {
         /* A client that keeps talking while we hold its message gets no more
          * of our memory; it is read again once the message is answered. */
-        bufferevent_disable(bev, EV_READ);
+        session_read_disable(s);
         return;
     }
-    struct evbuffer_iovec vec[8];
-    int n = evbuffer_peek(in, -1, NULL, vec, SL_N_ELEMENTS(vec));
-    size_t total = 0;
-    for (int i = 0; i < n && i < (int)SL_N_ELEMENTS(vec); i++) {
-        sl_smtp_parser_feed(s->parser, vec[i].iov_base, vec[i].iov_len);
-        total += vec[i].iov_len;
+    /* During DATA, what a full read leaves on the socket is read in the
+     * same turn, up to SESSION_READ_MORE. EOF and errors after some input
+     * are the next turn's. */
+    do {
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) {
+            sl_smtp_parser_feed(s->parser, buf, (size_t)n);
+            got += (size_t)n;
+        }
+    } while (n == (ssize_t)sizeof(buf) && s->state == SESSION_DATA && got < SESSION_READ_MORE);
+    if (got == 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        session_on_event(s->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
+        return;
     }
-    evbuffer_drain(in, total);
-    if (s->state == SESSION_DATA && total >= SESSION_LIBEVENT_READ)
-        total += session_read_more(s);
-    if (s->state == SESSION_DATA && total > 0)
-        session_extend_data_deadline(s, total);
-    if (s->state != SESSION_WAIT)
-        session_process(s);
+    session_take_input(s, got);
 }
 
 static void
@@ -470,8 +493,8 @@ session_on_write(struct bufferevent *bev, void *ctx)
         /* the client caught up with its replies: on with its commands */
         s->output_blocked = false;
         if (s->state != SESSION_WAIT)
-            bufferevent_enable(bev, EV_READ);
-        session_on_read(bev, s);
+            session_read_enable(s);
+        session_take_input(s, 0);
     }
 }
 
@@ -549,6 +572,7 @@ session_free(struct session *s)
     fe_job_detach(&s->job);
     event_free(s->io_timer);
     event_free(s->flush_ev);
+    event_free(s->read_ev);
     session_reset_transaction(s);
     fe_settings_unref(&s->settings); /* after the slot went back into its table */
     free(s->env.rcpts);
@@ -590,13 +614,14 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
     s->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->io_timer = evtimer_new(fe->base, session_on_io_timer, s);
     s->flush_ev = event_new(fe->base, -1, 0, session_on_flush, s);
-    SL_BUG_ON(s->bev == NULL || s->io_timer == NULL || s->flush_ev == NULL);
-    bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
+    s->read_ev = event_new(fe->base, fd, EV_READ | EV_PERSIST, session_on_readable, s);
+    SL_BUG_ON(s->bev == NULL || s->io_timer == NULL || s->flush_ev == NULL || s->read_ev == NULL);
+    bufferevent_setcb(s->bev, NULL, session_on_write, session_on_event, s);
     session_set_idle_timeout(s, true);
     session_arm_command_deadline(s);
     /* EV_WRITE (on by default) only when the socket is full: session_on_flush */
     bufferevent_disable(s->bev, EV_WRITE);
-    bufferevent_enable(s->bev, EV_READ);
+    session_read_enable(s);
 
     s->next = fe->sessions;
     if (fe->sessions)

@@ -48,6 +48,8 @@ struct session {
     bool output_blocked; /* reading paused until the client reads its replies */
     struct event *flush_ev;  /* writes this turn's replies (session_on_flush) */
     bool flush_pending;
+    struct event *read_ev; /* reads the client into the parser (session_on_readable) */
+    bool idle_timeout;     /* read_ev has frontend.timeout_s */
 
     struct fe_envelope env; /* the transaction being collected (XFORWARD too) */
     struct sl_buf data;     /* the message, during DATA */

@@ -278,6 +278,15 @@ job_client_connected(void *ctx)
     return j->done != NULL && j->connected(j->ctx);
 }
 
+static void
+job_test_kill(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    raise(SIGKILL);
+}
+
 /* Per-recipient destinies done (outcome.h): replies in RCPT order, the
  * summary line. */
 static void
@@ -293,8 +302,11 @@ job_on_delivered(void *ctx, const struct fe_delivery_result *res)
         return;
     }
     if (j->fe->test_kill_after_reinject && res->reinjected) {
+        /* from the loop: after the record's write, queued before this
+         * event, and in place of the replies, which would come after it */
         sl_warn("%s: SLUICE_TEST_KILL_AFTER_REINJECT: killing myself before the reply", j->id);
-        raise(SIGKILL);
+        event_active(event_new(j->fe->base, -1, 0, job_test_kill, NULL), EV_TIMEOUT, 0);
+        return;
     }
     if (j->done == NULL)
         sl_info("%s: finished after the client left; the %s holds the result for its retry", j->id,

@@ -411,18 +411,6 @@ ledger_write_now(struct fe_ledger *l)
     l->writing = false;
 }
 
-/* Writes what is queued now rather than on the loop's next turn (one
- * wakeup less). Not from inside a hiredis callback: there the commands are
- * written from the loop once it returns (ledger_add_write). */
-static void
-ledger_flush(struct fe_ledger *l)
-{
-    redisAsyncContext *ac = l->ac;
-
-    if (ac != NULL && (ac->c.flags & REDIS_CONNECTED) && !(ac->c.flags & REDIS_IN_CALLBACK))
-        ledger_write_now(l);
-}
-
 static void
 ledger_on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -436,9 +424,9 @@ ledger_on_write(evutil_socket_t fd, short what, void *arg)
 }
 
 /* hiredis adds its write event for every command and removes it once the
- * command is written: two epoll_ctl a command, though ledger_flush() or
- * ledger_on_write() writes it within the same loop turn. Once connected,
- * the write event is added only for what the socket could not take. */
+ * command is written: two epoll_ctl a command, though ledger_on_write()
+ * writes it within the same loop turn. Once connected, the write event is
+ * added only for what the socket could not take. */
 static void
 ledger_add_write(void *privdata)
 {
@@ -688,10 +676,9 @@ fe_ledger_reserve(struct fe_ledger *l, const char *key, const char *const *rcpts
     }
     const char *expire[] = {"EXPIRE", key, ttl};
     op_send(ac, op, 3, expire);
-    /* not flushed now: written at the end of this turn of the loop (the
-     * write event), or with a record flushed before that, so the
-     * reservations of the messages this turn ended go out in one write;
-     * the answer is wanted only when the verdict comes */
+    /* written at the end of this turn of the loop (the write event), so
+     * the reservations of the messages this turn ended go out in one
+     * write; the answer is wanted only when the verdict comes */
     return op;
 }
 
@@ -752,9 +739,9 @@ fe_ledger_record_nowait(struct fe_ledger *l, const char *label, const char *key,
     struct fe_ledger_op *op = fe_ledger_record(l, key, mine, rcpts, replies, n, NULL, NULL);
 
     op->label = sl_strdup(label);
-    /* the record is in the kernel before the caller writes Postfix's
-     * replies: a crash after a reply cannot leave it in our buffer */
-    ledger_flush(l);
+    /* written when this turn of the loop ends, with the other records and
+     * reservations of the turn, and before Postfix's replies: they are
+     * queued after it, and the loop runs its write event first */
 }
 
 /* fe_ledger_release, first tried at since_ms. */

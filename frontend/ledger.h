@@ -136,8 +136,9 @@ struct fe_ledger_op *fe_ledger_record(struct fe_ledger *l, const char *key, cons
                                       const char *const *rcpts, const char *const *replies,
                                       size_t n, fe_ledger_recorded_fn *cb, void *ctx);
 /* fe_ledger_record sent without waiting (Postfix's replies do not wait
- * for it, docs/exactly-once.md); a failure is logged with label, the job
- * id. */
+ * for it, docs/exactly-once.md): written when this turn of the loop ends,
+ * before any event activated after the call runs (the replies' flush); a
+ * failure is logged with label, the job id. */
 void fe_ledger_record_nowait(struct fe_ledger *l, const char *label, const char *key,
                              const char *mine, const char *const *rcpts,
                              const char *const *replies, size_t n);

@@ -345,8 +345,9 @@ note_failure(struct fe_delivery *d, const struct fe_reinject_result *res, size_t
 /* ---- the record of what was reinjected (record.h) --------------------- */
 
 /* Records what happened to the group's reserved recipients: done with our
- * reply for a 2xx, released otherwise (a retry reinjects those). Sent
- * before Postfix's replies, not waited for: a retry comes only when a reply
+ * reply for a 2xx, released otherwise (a retry reinjects those). Written
+ * before Postfix's replies (queued after it, at the end of the same loop
+ * turn), not waited for: a retry comes only when a reply
  * was lost or was a 4xx, long after this reached Redis
  * (docs/exactly-once.md); the local record has it at once. */
 static void

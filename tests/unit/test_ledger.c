@@ -342,6 +342,33 @@ on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
+/* A callback queued after a record: is it in Redis by now? Asks for up
+ * to 3 s while the loop waits, then ends the loop. */
+struct after_record {
+    redisContext *c;
+    const char *key;
+    struct event_base *base;
+    bool ran, seen;
+};
+
+static void
+on_after_record(evutil_socket_t fd, short what, void *arg)
+{
+    struct after_record *ar = arg;
+
+    (void)fd;
+    (void)what;
+    ar->ran = true;
+    for (int i = 0; i < 300 && !ar->seen; i++) {
+        redisReply *r = redisCommand(ar->c, "HGET %s a@example.com", ar->key);
+        ar->seen = r->type == REDIS_REPLY_STRING && strncmp(r->str, "done:", 5) == 0;
+        freeReplyObject(r);
+        if (!ar->seen)
+            usleep(10000);
+    }
+    event_base_loopbreak(ar->base);
+}
+
 /* Runs the loop until the callback or max_s. A timer of its own, deleted
  * after: a loopexit left pending would end a later wait at once. */
 static void
@@ -560,10 +587,11 @@ test_redis(void **state)
     fe_ledger_answer_release(a, key4, rcpts, &kept);
     assert_null(kept);
 
-    /* the record Postfix's replies do not wait for: written before the
-     * call returns (the loop never runs here, so only that write can have
-     * put it in Redis), and the shutdown's idle hook fires once it is
-     * answered */
+    /* the record Postfix's replies do not wait for: written when this turn
+     * of the loop ends, before anything queued after it runs (the replies'
+     * flush): a callback activated after the call finds it in Redis while
+     * the loop waits for that callback; the shutdown's idle hook fires once
+     * it is answered */
     char key5[FE_LEDGER_KEY_LEN + 1];
     key_of("default", "Q5", "<m5@x>", body, key5);
     fe_ledger_reserve(a, key5, rcpts, 1, on_reserved, &w);
@@ -573,15 +601,13 @@ test_redis(void **state)
     waiter_reset(&w);
     fe_ledger_record_nowait(a, "JOB5", key5, mine5, rcpts, replies, 1);
     free(mine5);
-    bool seen = false;
-    for (int i = 0; i < 300 && !seen; i++) {
-        r = redisCommand(c, "HGET %s a@example.com", key5);
-        seen = r->type == REDIS_REPLY_STRING && strncmp(r->str, "done:", 5) == 0;
-        freeReplyObject(r);
-        if (!seen)
-            usleep(10000);
-    }
-    assert_true(seen);
+    struct after_record ar = {.c = c, .key = key5, .base = w.base};
+    struct event *reply = event_new(w.base, -1, 0, on_after_record, &ar);
+    event_active(reply, EV_WRITE, 0);
+    run_loop_ms(w.base, 5000); /* on_after_record ends it */
+    event_free(reply);
+    assert_true(ar.ran);
+    assert_true(ar.seen);
     fe_ledger_when_idle(a, on_idle, &w);
     wait_answer(&w, 3);
     waiter_reset(&w);

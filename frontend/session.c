@@ -192,14 +192,12 @@ session_client_connected(void *ctx)
 }
 
 /* The idle timeout is the read event's (session_read_enable); writes
- * always have one: a client that does not read its replies is dropped. */
+ * always have one (session_new): a client that does not read its replies
+ * is dropped. */
 static void
 session_set_idle_timeout(struct session *s, bool on)
 {
-    struct timeval tv = {.tv_sec = s->config->frontend.timeout_s};
-
     s->idle_timeout = on;
-    bufferevent_set_timeouts(s->bev, NULL, &tv);
     if (event_pending(s->read_ev, EV_READ, NULL))
         session_read_enable(s); /* again, with the new timeout */
 }
@@ -617,6 +615,8 @@ session_new(struct fe_context *fe, evutil_socket_t fd, const char *peer_ip, unsi
     s->read_ev = event_new(fe->base, fd, EV_READ | EV_PERSIST, session_on_readable, s);
     SL_BUG_ON(s->bev == NULL || s->io_timer == NULL || s->flush_ev == NULL || s->read_ev == NULL);
     bufferevent_setcb(s->bev, NULL, session_on_write, session_on_event, s);
+    bufferevent_set_timeouts(s->bev, NULL,
+                             &(struct timeval){.tv_sec = s->config->frontend.timeout_s});
     session_set_idle_timeout(s, true);
     session_arm_command_deadline(s);
     /* EV_WRITE (on by default) only when the socket is full: session_on_flush */

@@ -69,6 +69,17 @@ field_len(const char *p, const char *end, const char **next_r)
     }
 }
 
+#define SLUICE_FIELD "X-Sluice-Quarantine"
+
+/* Is p..p+len a field named name? */
+static bool
+field_is(const char *p, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+
+    return len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':';
+}
+
 /* The value of a field p..p+len named name (unfolded, trimmed), or NULL. */
 static char *
 field_value(const char *p, size_t len, const char *name)
@@ -76,7 +87,7 @@ field_value(const char *p, size_t len, const char *name)
     size_t nl = strlen(name);
     struct sl_buf b;
 
-    if (len <= nl || strncasecmp(p, name, nl) != 0 || p[nl] != ':')
+    if (!field_is(p, len, name))
         return NULL;
     sl_buf_init(&b);
     for (size_t i = nl + 1; i < len; i++) {
@@ -396,13 +407,13 @@ quar_text_parse(const char *text, size_t len, const unsigned char *key, bool wan
         /* sluice writes its field on one line; what follows it is the
          * message, and a sealed one starts with a random nonce that may
          * begin with SP or HT: never a folded continuation of the field */
-        if (fl > 20 && strncasecmp(p, "X-Sluice-Quarantine:", 20) == 0) {
+        if (field_is(p, fl, SLUICE_FIELD)) {
             const char *lf = memchr(p, '\n', (size_t)(end - p));
             fl = lf != NULL ? (size_t)(lf - p) : (size_t)(end - p);
             next = lf != NULL ? lf + 1 : end;
         }
         if (fl == 0 || (fl == 1 && p[0] == '\r') || !amavis_skips(p, fl)) {
-            if ((v = field_value(p, fl, "X-Sluice-Quarantine")) != NULL) {
+            if ((v = field_value(p, fl, SLUICE_FIELD)) != NULL) {
                 sealed = sluice_fields(v, e);
                 ours = true;
                 free(v);
